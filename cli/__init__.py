@@ -1,0 +1,1 @@
+"""The `rbdvm` command: parses, calls rbdvm.helpers, prints."""

@@ -1,0 +1,52 @@
+"""Entry point of the `rbdvm` command."""
+
+import sys
+from importlib.metadata import version
+
+import click
+
+from rbdvm.helpers.errors import EXIT_CODES, RbdvmError
+from rbdvm.helpers.settings import DEFAULT_CEPH_CONF, DEFAULT_CEPH_ID, DEFAULT_POOL
+
+
+def _epilog() -> str:
+    codes = "\n".join(f"  {code}  {meaning}" for code, meaning in sorted(EXIT_CODES.items()))
+    return (
+        "\b\nCeph defaults (no flags needed on a configured hypervisor):\n"
+        f"  config {DEFAULT_CEPH_CONF}, client {DEFAULT_CEPH_ID} "
+        f"(keyring /etc/ceph/ceph.client.{DEFAULT_CEPH_ID}.keyring), pool {DEFAULT_POOL};\n"
+        "  override with RBDVM_CEPH_CONF, RBDVM_CEPH_ID, RBDVM_POOL, RBDVM_NAMESPACE.\n"
+        f"\b\nExit codes:\n{codes}"
+    )
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=_epilog())
+@click.version_option(version("rbdvm"), prog_name="rbdvm")
+def cli():
+    """Highly available virtual machines on Ceph RBD, libvirt/QEMU and Pacemaker.
+
+    Each VM is an RBD group holding its disks; its libvirt definition lives in the
+    metadata of its system disk, so no hypervisor needs a local XML file.
+    """
+
+
+def main(argv=None):
+    """Run the CLI; an RbdvmError becomes its message on stderr and its exit code, never a traceback."""
+    try:
+        cli.main(args=argv, prog_name="rbdvm", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except RbdvmError as exc:
+        click.echo(f"Error: {exc.message}", err=True)
+        sys.exit(exc.exit_code)
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

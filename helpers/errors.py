@@ -1,0 +1,56 @@
+"""The project's error types: each carries a message an operator can act on."""
+
+
+class RbdvmError(Exception):
+    """Base of every error rbdvm reports to an operator.
+
+    `exit_code` is what the CLI exits with; the table lives in EXIT_CODES so that
+    `rbdvm --help` documents exactly what the code does.
+    """
+
+    exit_code = 1
+
+    def __init__(self, what: str, why: str = "", fix: str = ""):
+        self.what, self.why, self.fix = what, why, fix
+        super().__init__(self.message)
+
+    @property
+    def message(self) -> str:
+        parts = [self.what]
+        if self.why:
+            parts.append(self.why)
+        if self.fix:
+            parts.append(self.fix)
+        return ": ".join(parts[:2]) + (f". {parts[2]}" if len(parts) == 3 else "")
+
+
+class UsageError(RbdvmError):
+    """Bad input from the operator: a name, a file, an option."""
+
+    exit_code = 2
+
+
+class NotFound(RbdvmError):
+    exit_code = 3
+
+
+class Conflict(RbdvmError):
+    """The object exists already, is busy, or is in a state that forbids the operation."""
+
+    exit_code = 4
+
+
+class ClusterUnavailable(RbdvmError):
+    """Ceph, libvirt or Pacemaker could not be reached or refused us."""
+
+    exit_code = 5
+
+
+EXIT_CODES = {
+    0: "success",
+    RbdvmError.exit_code: "operation failed (the message says why)",
+    UsageError.exit_code: "bad usage: invalid name, option or file",
+    NotFound.exit_code: "the VM, snapshot or key does not exist",
+    Conflict.exit_code: "conflict: already exists, busy, or in use",
+    ClusterUnavailable.exit_code: "Ceph, libvirt or Pacemaker unreachable or permission denied",
+}

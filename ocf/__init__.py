@@ -1,0 +1,1 @@
+"""The Pacemaker resource agent ocf:rbdvm:VirtualDomain (see docs/agent.md)."""

@@ -1,0 +1,229 @@
+"""Configuration files of the lab, rendered from layout.py (pure functions, unit-tested)."""
+
+import xml.etree.ElementTree as ET
+
+from . import layout as L
+
+_CEPH_CLIENT_SETTINGS = {
+    # Fail fast instead of Ceph's defaults (300 s mount timeout, ops that wait forever).
+    "client mount timeout": "10",
+    "rados mon op timeout": "10",
+}
+
+
+def _ini(sections) -> str:
+    out = []
+    for name, values in sections:
+        out.append(f"[{name}]")
+        out.extend(f"{k} = {v}" for k, v in values.items())
+        out.append("")
+    return "\n".join(out)
+
+
+def ceph_conf(fsid: str) -> str:
+    """The lab's own ceph.conf: daemons and the admin client, state under $STATE/ceph."""
+    d = L.CEPH_DIR
+    daemon_files = {  # only in daemon sections: clients would collide on them
+        "admin socket": f"{d}/run/$cluster-$name.asok",
+        "pid file": f"{d}/run/$cluster-$name.pid",
+        "log file": f"{d}/log/$cluster-$name.log",
+    }
+    return _ini([
+        ("global", {
+            "fsid": fsid,
+            "mon host": L.MON_ADDR,
+            "mon initial members": "a",
+            "public network": f"{L.NET}.0/24",
+            "public addr": L.IP["ceph"],
+            "cluster addr": L.IP["ceph"],
+            "ms bind ipv4": "true",
+            "ms bind ipv6": "false",
+            "auth cluster required": "cephx",
+            "auth service required": "cephx",
+            "auth client required": "cephx",
+            "auth allow insecure global id reclaim": "false",
+            "run dir": f"{d}/run",
+            "crash dir": f"{d}/crash",
+            "mon cluster log file": f"{d}/log/$cluster.log",
+            "osd pool default size": "1",
+            "osd pool default min size": "1",
+            "osd pool default pg num": "8",
+            "osd pool default pgp num": "8",
+            "osd pool default pg autoscale mode": "off",
+            "osd crush chooseleaf type": "0",
+            "mon allow pool size one": "true",
+            "mon allow pool delete": "true",
+            "mon warn on pool no redundancy": "false",
+            "mon data avail warn": "1",
+            "mon data avail crit": "0",
+            "mgr initial modules": "",
+            **_CEPH_CLIENT_SETTINGS,
+        }),
+        # 1 s by default: bring-up would take ~10 s of proposals
+        ("mon", {**daemon_files, "paxos propose interval": "0.05",
+                 "mon data": f"{d}/mon/$cluster-$id"}),
+        ("mgr", {**daemon_files, "mgr data": f"{d}/mgr/$cluster-$id",
+                 "keyring": f"{d}/mgr/$cluster-$id/keyring"}),
+        ("osd", {**daemon_files, "osd data": f"{d}/osd/$cluster-$id",
+                 "keyring": f"{d}/osd/$cluster-$id/keyring",
+                 "osd objectstore": "memstore",
+                 "memstore device bytes": str(L.MEMSTORE_BYTES),
+                 "osd memory target": "939524096"}),
+        ("client", {"keyring": f"{d}/keyring"}),
+    ])
+
+
+def node_ceph_conf(fsid: str) -> str:
+    """/etc/ceph/ceph.conf of a hypervisor: where the cluster is, nothing more."""
+    return _ini([("global", {
+        "fsid": fsid,
+        "mon host": L.MON_ADDR,
+        "auth cluster required": "cephx",
+        "auth service required": "cephx",
+        "auth client required": "cephx",
+        **_CEPH_CLIENT_SETTINGS,
+    })])
+
+
+def client_keyring(key: str) -> str:
+    return f"[client.{L.CEPH_USER}]\n\tkey = {key}\n"
+
+
+def corosync_conf() -> str:
+    nodes = "".join(
+        f"    node {{\n        name: {n}\n        nodeid: {i}\n        ring0_addr: {L.IP[n]}\n    }}\n"
+        for i, n in enumerate(L.NODES, 1))
+    # knet pings every 250 ms (default token/4 = 750 ms) so the link is up in ~0.5 s
+    return f"""totem {{
+    version: 2
+    cluster_name: {L.CLUSTER_NAME}
+    transport: knet
+    crypto_cipher: aes256
+    crypto_hash: sha256
+    interface {{
+        linknumber: 0
+        knet_ping_interval: 250
+        knet_ping_timeout: 1500
+    }}
+}}
+nodelist {{
+{nodes}}}
+quorum {{
+    provider: corosync_votequorum
+    two_node: 1
+}}
+logging {{
+    to_logfile: yes
+    logfile: /var/log/corosync/corosync.log
+    to_stderr: no
+    to_syslog: no
+    timestamp: on
+}}
+"""
+
+
+def _conf_value(v) -> str:
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, list):
+        return "[ " + ", ".join(f'"{x}"' for x in v) + " ]"
+    return f'"{v}"'
+
+
+def _libvirt_conf(values: dict) -> str:
+    return "".join(f"{k} = {_conf_value(v)}\n" for k, v in values.items())
+
+
+def libvirtd_conf(node: str) -> str:
+    index = L.NODES.index(node) + 1
+    return _libvirt_conf({
+        "listen_tls": 0,
+        "listen_tcp": 1,
+        "listen_addr": L.IP[node],
+        "auth_tcp": "none",
+        "auth_unix_rw": "none",
+        "unix_sock_group": "root",
+        "unix_sock_rw_perms": "0770",
+        # libvirt refuses to migrate between hosts with the same UUID
+        "host_uuid": f"6c0a1e2b-5d3f-4e7a-9b1c-{index:012d}",
+        "log_level": 3,
+        "log_outputs": "3:file:/var/log/libvirt/libvirtd.log",
+    })
+
+
+def qemu_conf(node: str) -> str:
+    # No systemd, virtlogd, cgroups or per-domain mount namespaces here; two libvirtd
+    # instances on one kernel would collide on cgroup paths.
+    return _libvirt_conf({
+        "user": "root",
+        "group": "root",
+        "dynamic_ownership": 0,
+        "remember_owner": 0,
+        "security_driver": "none",
+        "stdio_handler": "file",
+        "namespaces": [],
+        "cgroup_controllers": [],
+        "migration_address": L.IP[node],
+        "migration_host": L.IP[node],
+        "vnc_listen": "127.0.0.1",
+        "spice_listen": "127.0.0.1",
+    })
+
+
+def libvirt_secret_xml() -> str:
+    secret = ET.Element("secret", ephemeral="no", private="yes")
+    ET.SubElement(secret, "uuid").text = L.SECRET_UUID
+    usage = ET.SubElement(secret, "usage", type="ceph")
+    ET.SubElement(usage, "name").text = f"client.{L.CEPH_USER}"
+    return ET.tostring(secret, encoding="unicode") + "\n"
+
+
+def hosts() -> str:
+    lines = ["127.0.0.1 localhost"] + [f"{L.IP[n]} {n}" for n in (*L.NODES, "ceph")]
+    return "\n".join(lines) + "\n"
+
+
+CLUSTER_PROPERTIES = {
+    "stonith-enabled": "true",
+    "dc-deadtime": "1s",              # default 20 s dominates start-up
+    "cluster-recheck-interval": "1min",
+    "stonith-timeout": "30s",
+}
+RESOURCE_DEFAULTS = {"resource-stickiness": "100"}
+
+
+def _nvpairs(parent, prefix: str, values: dict) -> None:
+    for k, v in values.items():
+        ET.SubElement(parent, "nvpair", id=f"{prefix}-{k}", name=k, value=v)
+
+
+def cib_seed(empty_cib: str) -> str:
+    """The first CIB of both nodes: properties, defaults and one fence device per node.
+
+    `empty_cib` is what `cibadmin --empty` prints (so the schema version is Pacemaker's own).
+    """
+    cib = ET.fromstring(empty_cib)
+    conf = cib.find("configuration")
+    crm_config = conf.find("crm_config")
+    props = ET.SubElement(crm_config, "cluster_property_set", id="cib-bootstrap-options")
+    _nvpairs(props, "cib-bootstrap-options", CLUSTER_PROPERTIES)
+    defaults = conf.find("rsc_defaults")
+    if defaults is None:
+        defaults = ET.SubElement(conf, "rsc_defaults")
+    _nvpairs(ET.SubElement(defaults, "meta_attributes", id="rsc-options"), "rsc-options",
+             RESOURCE_DEFAULTS)
+    resources, constraints = conf.find("resources"), conf.find("constraints")
+    for n in L.NODES:
+        prim = ET.SubElement(resources, "primitive", id=f"fence-{n}", type=L.FENCE_AGENT)
+        prim.set("class", "stonith")
+        _nvpairs(ET.SubElement(prim, "instance_attributes", id=f"fence-{n}-ia"), f"fence-{n}", {
+            "pcmk_host_list": n,
+            "pcmk_delay_base": L.FENCE_DELAY[n],
+            "state_dir": str(L.STATE),
+        })
+        ops = ET.SubElement(prim, "operations")
+        ET.SubElement(ops, "op", id=f"fence-{n}-monitor", name="monitor", interval="60s")
+        # a node never runs the device that fences itself
+        ET.SubElement(constraints, "rsc_location", id=f"ban-fence-{n}", rsc=f"fence-{n}",
+                      node=n, score="-INFINITY")
+    return ET.tostring(cib, encoding="unicode") + "\n"

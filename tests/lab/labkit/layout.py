@@ -1,0 +1,79 @@
+"""Names, addresses and paths of the lab: declared here once, used by every other module."""
+
+import os
+from pathlib import Path
+
+# Daemons and admin tools live in sbin; a login shell of a non-root user may lack it.
+_SBIN = ("/usr/local/sbin", "/usr/sbin", "/sbin")
+os.environ["PATH"] = ":".join(
+    [d for d in _SBIN if d not in os.environ.get("PATH", "").split(":")] + [os.environ.get("PATH", "/usr/bin:/bin")])
+
+REPO = Path(__file__).resolve().parents[3]
+LAB_SRC = REPO / "tests" / "lab"
+LAB_DIR = Path(os.environ.get("RBDVM_LAB_DIR", "/tmp/rbdvm-lab"))
+STATE = LAB_DIR / "state"
+PIDS = STATE / "pids"
+SHARED = STATE / "shared"          # visible from every node (serial logs, images)
+CEPH_DIR = STATE / "ceph"
+CEPH_CONF = CEPH_DIR / "ceph.conf"  # the lab's admin view; nodes get their own
+VENV = Path(os.environ.get("RBDVM_VENV", REPO / ".venv"))
+SYSTEM_PYTHON = "/usr/bin/python3"  # the only interpreter with the rados/rbd bindings
+
+# 10.77.0.0/24 exists only inside the lab's network namespaces: nothing is added to the
+# root namespace and no namespace has a default route.
+NET = "10.77.0"
+NODES = ("node1", "node2")
+IP = {"node1": f"{NET}.1", "node2": f"{NET}.2", "ceph": f"{NET}.10"}
+NETNS_PREFIX = "rbdvmlab-"
+SWITCH_NS = NETNS_PREFIX + "sw"
+BRIDGE = "br0"
+
+
+def netns(part: str) -> str:
+    """Network namespace of a node or of 'ceph'."""
+    return NETNS_PREFIX + part
+
+
+def switch_port(part: str) -> str:
+    """The bridge port (in the switch namespace) that plugs `part` in."""
+    return "sw-" + part
+
+
+# Every network namespace of the lab; the switch last because it holds the bridge.
+ALL_NETNS = tuple(netns(p) for p in (*NODES, "ceph")) + (SWITCH_NS,)
+
+MON_V2, MON_V1 = 3300, 6789
+MON_ADDR = f"[v2:{IP['ceph']}:{MON_V2},v1:{IP['ceph']}:{MON_V1}]"
+CEPH_USER = "rbdvm"                 # least-privilege client used by rbdvm, tests and demo
+POOL = "rbd"
+SECRET_UUID = "5b1d7c0e-2a43-4f9e-9c1d-3e7a0b6c9d01"  # libvirt secret (ceph, client.rbdvm)
+CLUSTER_NAME = "rbdvmlab"
+FENCE_AGENT = "fence_rbdvmlab"
+FENCE_DELAY = {"node1": "3s", "node2": "0s"}  # node1 wins a fence race: no mutual shooting
+MEMSTORE_BYTES = 1 << 30
+
+CLEAN_ENV = ("env", "-i", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+             "LANG=C.UTF-8", "HOME=/root")
+
+
+def node_dir(node: str) -> Path:
+    return STATE / node
+
+
+# Private directories of a node: (folder under node_dir, mount point inside the node).
+NODE_BINDS = (
+    ("etc-corosync", "/etc/corosync"),
+    ("var-lib-corosync", "/var/lib/corosync"),
+    ("var-lib-pacemaker", "/var/lib/pacemaker"),
+    ("log-corosync", "/var/log/corosync"),
+    ("log-pacemaker", "/var/log/pacemaker"),
+    ("etc-libvirt", "/etc/libvirt"),
+    ("lib-libvirt", "/var/lib/libvirt"),
+    ("log-libvirt", "/var/log/libvirt"),
+    ("cache-libvirt", "/var/cache/libvirt"),
+    ("etc-ceph", "/etc/ceph"),
+    ("usr-local-bin", "/usr/local/bin"),
+    ("hosts", "/etc/hosts"),
+)
+# Volatile file systems of a node: lost on a "power cut" (crash / fence).
+NODE_TMPFS = (("/run", "0755"), ("/dev/shm", "1777"))
