@@ -1,0 +1,113 @@
+"""The lab's test guest: a 512-byte boot sector that prints READY on the serial port and
+powers off on the ACPI power button, so "the guest runs" and "graceful shutdown works" are
+observable for real, with no OS image to download.
+
+The boot sector is hand-assembled below (16-bit real mode, loaded at 0x7c00 by SeaBIOS on
+QEMU's i440fx 'pc' machine): each instruction is its machine code beside its mnemonic, so it
+is produced and reviewed without an assembler.
+"""
+
+import struct
+
+ORG = 0x7C00
+MSG_READY = b"READY\r\n\0"
+MSG_POWEROFF = b"POWEROFF\r\n\0"
+CODE_SIZE = 0x53          # the messages follow the code
+
+
+def _le16(value: int) -> str:
+    return struct.pack("<H", value).hex()
+
+
+def _program():
+    ready, poweroff = ORG + CODE_SIZE, ORG + CODE_SIZE + len(MSG_READY)
+    return [
+        # -- 0x00: set up segments and stack, say READY
+        ("fa", "cli"),
+        ("31c0", "xor ax, ax"),
+        ("8ed8", "mov ds, ax"),
+        ("8ed0", "mov ss, ax"),
+        ("bc007c", "mov sp, 0x7c00"),
+        ("be" + _le16(ready), "mov si, msg_ready"),
+        ("e83700", "call puts                 ; rel16 -> 0x47"),
+        # -- 0x10: PM I/O base = PCI config (bus 0, dev 1, fn 3 = PIIX4 ACPI), reg 0x40
+        ("66b8400b0080", "mov eax, 0x80000b40"),
+        ("baf80c", "mov dx, 0xcf8"),
+        ("66ef", "out dx, eax"),
+        ("bafc0c", "mov dx, 0xcfc"),
+        ("66ed", "in eax, dx"),
+        ("83e0c0", "and ax, 0xffc0"),
+        ("89c3", "mov bx, ax                ; bx = PM base"),
+        ("8d5702", "lea dx, [bx+2]            ; PM1a_EN"),
+        ("b80001", "mov ax, 0x0100            ; PWRBTN_EN"),
+        ("ef", "out dx, ax"),
+        ("fb", "sti"),
+        # -- 0x2d: sleep until an interrupt, then poll PWRBTN_STS
+        ("f4", "wait: hlt"),
+        ("89da", "mov dx, bx                ; PM1a_STS"),
+        ("ed", "in ax, dx"),
+        ("a90001", "test ax, 0x0100           ; PWRBTN_STS"),
+        ("74f7", "jz wait                   ; rel8 -> 0x2d"),
+        # -- 0x36: power button pressed: say POWEROFF, enter S5
+        ("be" + _le16(poweroff), "mov si, msg_poweroff"),
+        ("e80b00", "call puts                 ; rel16 -> 0x47"),
+        ("8d5704", "lea dx, [bx+4]            ; PM1a_CNT"),
+        ("b80020", "mov ax, 0x2000            ; SLP_EN | SLP_TYP=0 (S5 soft-off)"),
+        ("ef", "out dx, ax"),
+        ("fa", "dead: cli"),
+        ("f4", "hlt"),
+        ("ebfc", "jmp dead                  ; rel8 -> 0x43"),
+        # -- 0x47: puts: write the NUL-terminated string at ds:si to COM1
+        ("baf803", "puts: mov dx, 0x3f8"),
+        ("ac", "next: lodsb"),
+        ("84c0", "test al, al"),
+        ("7403", "jz done                   ; rel8 -> 0x52"),
+        ("ee", "out dx, al"),
+        ("ebf8", "jmp next                  ; rel8 -> 0x4a"),
+        ("c3", "done: ret"),
+    ]
+
+
+def boot_sector() -> bytes:
+    code = b"".join(bytes.fromhex(hexcode) for hexcode, _ in _program())
+    if len(code) != CODE_SIZE:
+        raise AssertionError(f"boot code is {len(code)} bytes, the layout expects {CODE_SIZE}")
+    return (code + MSG_READY + MSG_POWEROFF).ljust(510, b"\0") + b"\x55\xaa"
+
+
+def disk_image(size: int = 1 << 20) -> bytes:
+    """A raw disk whose first sector is the boot sector; the rest is zeros."""
+    return boot_sector().ljust(size, b"\0")
+
+
+def domain_xml(name: str, uuid: str, rbd_image: str, serial_path: str, memory_mib: int = 64) -> str:
+    """A TCG domain booting from an RBD disk as client.rbdvm (key from the libvirt secret)."""
+    from lxml import etree  # only the tests and the demo build domains; the lab itself does not
+
+    from . import layout as L
+
+    E = etree.Element
+    dom = E("domain", type="qemu")   # TCG: SeaBIOS under KVM takes 5-8 s here
+    etree.SubElement(dom, "name").text = name
+    etree.SubElement(dom, "uuid").text = uuid
+    etree.SubElement(dom, "memory", unit="MiB").text = str(memory_mib)
+    etree.SubElement(dom, "vcpu").text = "1"
+    os_ = etree.SubElement(dom, "os")
+    etree.SubElement(os_, "type", arch="x86_64", machine="pc").text = "hvm"
+    etree.SubElement(os_, "boot", dev="hd")
+    etree.SubElement(etree.SubElement(dom, "features"), "acpi")
+    etree.SubElement(dom, "on_poweroff").text = "destroy"
+    etree.SubElement(dom, "on_crash").text = "destroy"
+    devices = etree.SubElement(dom, "devices")
+    disk = etree.SubElement(devices, "disk", type="network", device="disk")
+    etree.SubElement(disk, "driver", name="qemu", type="raw", cache="none")
+    auth = etree.SubElement(disk, "auth", username=L.CEPH_USER)
+    etree.SubElement(auth, "secret", type="ceph", usage=f"client.{L.CEPH_USER}")
+    source = etree.SubElement(disk, "source", protocol="rbd", name=f"{L.POOL}/{rbd_image}")
+    etree.SubElement(source, "host", name=L.IP["ceph"], port=str(L.MON_V1))
+    etree.SubElement(disk, "target", dev="vda", bus="virtio")
+    serial = etree.SubElement(devices, "serial", type="file")
+    etree.SubElement(serial, "source", path=serial_path, append="on")
+    etree.SubElement(serial, "target", port="0")
+    etree.SubElement(devices, "memballoon", model="none")
+    return etree.tostring(dom, pretty_print=True, encoding="unicode")

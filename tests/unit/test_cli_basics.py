@@ -1,0 +1,43 @@
+"""The rbdvm command's surface: version, help, exit codes (no lab)."""
+
+import subprocess
+import sys
+
+import pytest
+from rbdvm.helpers.errors import EXIT_CODES, NotFound, RbdvmError
+from rbdvm.helpers.settings import ceph_target_from_env
+
+pytestmark = pytest.mark.unit
+
+RBDVM = [sys.executable, "-m", "rbdvm.cli.main"]
+
+
+def test_version():
+    res = subprocess.run(RBDVM + ["--version"], capture_output=True, text=True)
+    assert res.returncode == 0 and res.stdout.startswith("rbdvm, version ")
+
+
+def test_help_documents_exit_codes_and_ceph_defaults():
+    res = subprocess.run(RBDVM + ["--help"], capture_output=True, text=True)
+    assert res.returncode == 0
+    for code, meaning in EXIT_CODES.items():
+        assert f"{code}  {meaning}" in res.stdout
+    assert "/etc/ceph/ceph.client.rbdvm.keyring" in res.stdout
+
+
+def test_unknown_command_is_a_usage_error_without_traceback():
+    res = subprocess.run(RBDVM + ["frobnicate"], capture_output=True, text=True)
+    assert res.returncode == 2 and "No such command" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_error_message_says_what_why_and_what_to_do():
+    err = NotFound("VM does not exist", "no RBD group vm1 in rbd", "Check the name with `rbdvm list`")
+    assert err.message == "VM does not exist: no RBD group vm1 in rbd. Check the name with `rbdvm list`"
+    assert isinstance(err, RbdvmError) and err.exit_code == 3
+
+
+def test_ceph_target_defaults_env_then_flags():
+    assert ceph_target_from_env({}).client_id == "rbdvm"
+    env = {"RBDVM_CEPH_ID": "other", "RBDVM_POOL": "vms"}
+    t = ceph_target_from_env(env, pool="override", namespace=None)
+    assert (t.client_id, t.pool, t.namespace) == ("other", "override", "")
