@@ -1,0 +1,36 @@
+# rbdvm - see README.md. Every target installs what it needs first (Debian 12, root).
+VENV  ?= .venv
+PY    := $(VENV)/bin/python
+LAB   := tests/lab/lab
+STAMP := $(VENV)/.installed
+
+.PHONY: deps lab-up lab-down lab-status demo test unit bench
+
+deps: $(STAMP)
+
+$(STAMP): pyproject.toml tests/lab/install-deps tests/lab/packages.txt
+	tests/lab/install-deps
+	touch $@
+
+lab-up: deps
+	$(LAB) up
+
+lab-down:
+	$(LAB) down
+
+lab-status:
+	$(LAB) status
+
+# brings the lab up (and leaves it up: `make lab-down` when done)
+demo: lab-up
+	$(PY) tests/lab/demo.py
+
+# the whole suite; a lab it had to start is taken down at the end
+test: deps
+	$(PY) -m pytest
+
+unit: deps
+	$(PY) -m pytest -m unit
+
+bench: lab-up
+	$(PY) bench/lab_bringup.py
