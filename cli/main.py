@@ -1,5 +1,6 @@
 """Entry point of the `rbdvm` command."""
 
+import os
 import sys
 from importlib.metadata import version
 
@@ -30,6 +31,17 @@ def cli():
     """
 
 
+def _register():
+    from . import metadata, snapshot, vms
+
+    for command in (vms.create, vms.clone, vms.remove, vms.list_, vms.info,
+                    snapshot.snapshot, metadata.metadata):
+        cli.add_command(command)
+
+
+_register()
+
+
 def main(argv=None):
     """Run the CLI; an RbdvmError becomes its message on stderr and its exit code, never a traceback."""
     try:
@@ -45,6 +57,12 @@ def main(argv=None):
     except RbdvmError as exc:
         click.echo(f"Error: {exc.message}", err=True)
         sys.exit(exc.exit_code)
+    except Exception as exc:  # noqa: BLE001 - an operator gets a message, never a traceback
+        if os.environ.get("RBDVM_DEBUG") == "1":
+            raise
+        click.echo(f"Error: unexpected {type(exc).__name__}: {exc} "
+                   "(RBDVM_DEBUG=1 shows where; please report it)", err=True)
+        sys.exit(1)
     sys.exit(0)
 
 

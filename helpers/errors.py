@@ -16,12 +16,8 @@ class RbdvmError(Exception):
 
     @property
     def message(self) -> str:
-        parts = [self.what]
-        if self.why:
-            parts.append(self.why)
-        if self.fix:
-            parts.append(self.fix)
-        return ": ".join(parts[:2]) + (f". {parts[2]}" if len(parts) == 3 else "")
+        text = self.what + (f": {self.why}" if self.why else "")
+        return text + (f". {self.fix}" if self.fix else "")
 
 
 class UsageError(RbdvmError):

@@ -80,16 +80,14 @@ def disk_image(size: int = 1 << 20) -> bytes:
     return boot_sector().ljust(size, b"\0")
 
 
-def domain_xml(name: str, uuid: str, rbd_image: str, serial_path: str, memory_mib: int = 64) -> str:
-    """A TCG domain booting from an RBD disk as client.rbdvm (key from the libvirt secret)."""
+def base_xml(name: str, serial_path: str, uuid=None, memory_mib: int = 64, interface: bool = False) -> str:
+    """A TCG domain without disks: what an operator gives `rbdvm create --xml`."""
     from lxml import etree  # only the tests and the demo build domains; the lab itself does not
 
-    from . import layout as L
-
-    E = etree.Element
-    dom = E("domain", type="qemu")   # TCG: SeaBIOS under KVM takes 5-8 s here
+    dom = etree.Element("domain", type="qemu")   # TCG: SeaBIOS under KVM takes 5-8 s here
     etree.SubElement(dom, "name").text = name
-    etree.SubElement(dom, "uuid").text = uuid
+    if uuid:
+        etree.SubElement(dom, "uuid").text = uuid
     etree.SubElement(dom, "memory", unit="MiB").text = str(memory_mib)
     etree.SubElement(dom, "vcpu").text = "1"
     os_ = etree.SubElement(dom, "os")
@@ -99,15 +97,30 @@ def domain_xml(name: str, uuid: str, rbd_image: str, serial_path: str, memory_mi
     etree.SubElement(dom, "on_poweroff").text = "destroy"
     etree.SubElement(dom, "on_crash").text = "destroy"
     devices = etree.SubElement(dom, "devices")
-    disk = etree.SubElement(devices, "disk", type="network", device="disk")
+    if interface:
+        iface = etree.SubElement(devices, "interface", type="user")
+        etree.SubElement(iface, "model", type="virtio")
+    serial = etree.SubElement(devices, "serial", type="file")
+    etree.SubElement(serial, "source", path=serial_path, append="on")
+    etree.SubElement(serial, "target", port="0")
+    etree.SubElement(devices, "memballoon", model="none")
+    return etree.tostring(dom, pretty_print=True, encoding="unicode")
+
+
+def domain_xml(name: str, uuid: str, rbd_image: str, serial_path: str, memory_mib: int = 64) -> str:
+    """The base domain plus one RBD disk, as client.rbdvm (key from the libvirt secret)."""
+    from lxml import etree
+
+    from . import layout as L
+
+    dom = etree.fromstring(base_xml(name, serial_path, uuid, memory_mib))
+    devices = dom.find("devices")
+    disk = etree.Element("disk", type="network", device="disk")
+    devices.insert(0, disk)
     etree.SubElement(disk, "driver", name="qemu", type="raw", cache="none")
     auth = etree.SubElement(disk, "auth", username=L.CEPH_USER)
     etree.SubElement(auth, "secret", type="ceph", usage=f"client.{L.CEPH_USER}")
     source = etree.SubElement(disk, "source", protocol="rbd", name=f"{L.POOL}/{rbd_image}")
     etree.SubElement(source, "host", name=L.IP["ceph"], port=str(L.MON_V1))
     etree.SubElement(disk, "target", dev="vda", bus="virtio")
-    serial = etree.SubElement(devices, "serial", type="file")
-    etree.SubElement(serial, "source", path=serial_path, append="on")
-    etree.SubElement(serial, "target", port="0")
-    etree.SubElement(devices, "memballoon", model="none")
     return etree.tostring(dom, pretty_print=True, encoding="unicode")

@@ -21,9 +21,10 @@ def holder(node: str) -> int:
     return pid
 
 
-def enter(node: str) -> list:
-    """argv prefix that runs a command inside the node's namespaces."""
-    return ["nsenter", "-t", str(holder(node)), "-n", "-m", "-u", "--"]
+def enter(node: str, cwd=None) -> list:
+    """argv prefix that runs a command inside the node's namespaces (in `cwd` if given)."""
+    wd = [f"--wd={cwd}"] if cwd else []
+    return ["nsenter", "-t", str(holder(node)), "-n", "-m", "-u", *wd, "--"]
 
 
 def sh(node: str, argv, **kw):

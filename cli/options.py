@@ -1,0 +1,82 @@
+"""Options every storage command shares, and how results are printed."""
+
+import functools
+import json
+import sys
+
+import click
+
+from rbdvm.helpers.settings import ceph_target_from_env
+
+
+def ceph_command(func):
+    """Adds --pool/--namespace/--conf/--id/--json; passes `target` and `as_json`."""
+    @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+    @click.option("--id", "client_id", metavar="USER",
+                  help="Ceph client name without 'client.' [default: rbdvm, or RBDVM_CEPH_ID]")
+    @click.option("--conf", metavar="FILE",
+                  help="ceph.conf of the cluster [default: /etc/ceph/ceph.conf, or RBDVM_CEPH_CONF]")
+    @click.option("--namespace", "-N", metavar="NS",
+                  help="RBD namespace (isolation per cluster or tenant) [default: none, or RBDVM_NAMESPACE]")
+    @click.option("--pool", "-p", metavar="POOL", help="RBD pool [default: rbd, or RBDVM_POOL]")
+    @functools.wraps(func)
+    def wrapper(*args, pool, namespace, conf, client_id, **kwargs):
+        target = ceph_target_from_env(pool=pool, namespace=namespace, conf=conf, client_id=client_id)
+        return func(*args, target=target, **kwargs)
+    return wrapper
+
+
+def emit(as_json: bool, result, text) -> None:
+    """Print `result` as JSON, or `text(result)` (a string or lines) for people."""
+    if as_json:
+        click.echo(json.dumps(result, indent=2, sort_keys=True, default=str))
+        return
+    out = text(result) if callable(text) else text
+    if isinstance(out, (list, tuple)):
+        out = "\n".join(out)
+    if out:
+        click.echo(out)
+
+
+def table(rows, columns) -> list:
+    """Left-aligned columns: rows are dicts, columns (header, key or callable)."""
+    cells = [[h for h, _ in columns]]
+    for r in rows:
+        cells.append([str(k(r) if callable(k) else (r.get(k) if r.get(k) is not None else "-"))
+                      for _, k in columns])
+    widths = [max(len(c[i]) for c in cells) for i in range(len(columns))]
+    return ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
+
+
+def human_bytes(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+class Progress:
+    """One progress bar per disk on stderr (stdout stays clean for --json)."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled and sys.stderr.isatty()
+        self.bar, self.disk, self.done = None, None, 0
+
+    def __call__(self, disk: str, fraction: float) -> None:
+        if not self.enabled:
+            return
+        if disk != self.disk:
+            self.close()
+            self.disk, self.done = disk, 0
+            self.bar = click.progressbar(length=1000, label=f"importing {disk}", file=sys.stderr)
+            self.bar.__enter__()
+        step = int(fraction * 1000) - self.done
+        if step > 0:
+            self.bar.update(step)
+            self.done += step
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+            self.bar = None

@@ -1,0 +1,106 @@
+"""rbdvm snapshot create | list | remove | rollback | purge."""
+
+from datetime import datetime
+
+import click
+
+from rbdvm.helpers import snapshots
+from rbdvm.helpers.ceph import Session
+from rbdvm.helpers.errors import UsageError
+
+from .options import ceph_command, emit, table
+
+
+@click.group()
+def snapshot():
+    """Snapshots of a VM's disks, all disks at one instant.
+
+    A snapshot is an RBD group snapshot: crash-consistent across every disk of the VM, and
+    it may be taken while the VM runs. Per-disk snapshots made by vm_manager are listed and
+    handled too.
+    """
+
+
+@snapshot.command()
+@click.argument("name")
+@click.argument("snap")
+@ceph_command
+def create(name, snap, target, as_json):
+    """Snapshot every disk of VM NAME at once as SNAP."""
+    with Session(target) as s:
+        result = snapshots.create_snapshot(s, name, snap)
+    emit(as_json, result, lambda r: f"snapshot {r['name']} of VM {r['vm']} created at {r['time']} "
+                                    f"({len(r['disks'])} disks)")
+
+
+@snapshot.command("list")
+@click.argument("name")
+@ceph_command
+def list_(name, target, as_json):
+    """List the snapshots of VM NAME, oldest first."""
+    with Session(target) as s:
+        result = snapshots.list_snapshots(s, name)
+    emit(as_json, result, lambda r: table(r, [
+        ("NAME", "name"), ("TIME", "time"), ("KIND", "kind"),
+        ("DISKS", lambda x: ",".join(x["disks"])),
+        ("NOTE", lambda x: ("incomplete " if not x["complete"] else "")
+         + (f"clones: {','.join(x['clones'])}" if x["clones"] else ""))]) if r else f"VM {name} has no snapshots")
+
+
+@snapshot.command()
+@click.argument("name")
+@click.argument("snap")
+@ceph_command
+def remove(name, snap, target, as_json):
+    """Remove snapshot SNAP of VM NAME."""
+    with Session(target) as s:
+        result = snapshots.remove_snapshot(s, name, snap)
+    emit(as_json, result, lambda r: f"snapshot {r['name']} of VM {r['vm']} removed")
+
+
+@snapshot.command()
+@click.argument("name")
+@click.argument("snap")
+@ceph_command
+def rollback(name, snap, target, as_json):
+    """Restore every disk of VM NAME to snapshot SNAP (the snapshot stays).
+
+    Refused while any disk is open, i.e. while the VM runs anywhere.
+    """
+    with Session(target) as s:
+        result = snapshots.rollback(s, name, snap)
+    emit(as_json, result, lambda r: f"VM {r['vm']} rolled back to snapshot {r['name']} "
+                                    f"({', '.join(r['disks'])})")
+
+
+def _date(value):
+    if value is None:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise UsageError(f"--before {value!r} is not a date",
+                         "use ISO 8601: 2026-11-21 or 2026-11-21T13:00:00+01:00 (UTC if no offset)") from None
+
+
+@snapshot.command()
+@click.argument("name")
+@click.option("--all", "everything", is_flag=True, help="Remove every snapshot.")
+@click.option("--oldest", type=int, metavar="N", help="Remove the N oldest snapshots.")
+@click.option("--before", metavar="DATE", help="Remove snapshots older than DATE (ISO 8601; UTC if no offset).")
+@ceph_command
+def purge(name, everything, oldest, before, target, as_json):
+    """Remove many snapshots of VM NAME at once.
+
+    A snapshot that copy-on-write clones still depend on is kept and reported. Not
+    transactional: if interrupted, run it again.
+    """
+    with Session(target) as s:
+        result = snapshots.purge(s, name, everything=everything, oldest=oldest, before=_date(before))
+
+    def text(r):
+        lines = [f"removed {len(r['removed'])} snapshot(s) of VM {r['vm']}"
+                 + (f": {', '.join(r['removed'])}" if r["removed"] else "")]
+        lines += [f"kept {k['name']}: {k['reason']}" for k in r["kept"]]
+        return lines
+    emit(as_json, result, text)

@@ -1,0 +1,160 @@
+"""rbdvm create | clone | remove | list | info."""
+
+from pathlib import Path
+
+import click
+
+from rbdvm.helpers import names, provision, vmsettings
+from rbdvm.helpers.ceph import Session
+from rbdvm.helpers.errors import UsageError
+
+from .options import Progress, ceph_command, emit, human_bytes, table
+
+
+def _read_xml(path):
+    if path is None:
+        return None
+    try:
+        return Path(path).read_text()
+    except FileNotFoundError:
+        raise UsageError(f"XML file {path} does not exist", "", "Check the path") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read XML file {path}", exc.strerror or str(exc)) from None
+
+
+def settings_options(func):
+    """One CLI option per VM setting, derived from rbdvm.helpers.vmsettings.SETTINGS."""
+    for s in reversed(vmsettings.SETTINGS):
+        flag = "--" + s.name.replace("_", "-")
+        if s.kind == "bool":
+            opt = click.option(f"{flag}/--no-{flag[2:]}", s.name, default=None, help=s.help)
+        elif s.kind == "map":
+            opt = click.option(flag, s.name, multiple=True, metavar="KEY=VALUE", help=s.help)
+        elif s.kind == "choice":
+            opt = click.option(flag, s.name, type=click.Choice(s.choices), help=s.help)
+        else:
+            opt = click.option(flag, s.name, type=int if s.kind == "int" else str, help=s.help)
+        func = opt(func)
+    return func
+
+
+def _settings(kwargs) -> dict:
+    out = {}
+    for s in vmsettings.SETTINGS:
+        value = kwargs.pop(s.name)
+        out[s.name] = vmsettings.parse_pairs(value, f"--{s.name.replace('_', '-')}") if s.kind == "map" else value
+    return out
+
+
+@click.command()
+@click.argument("name")
+@click.option("--image", "-i", required=True, metavar="FILE",
+              help="System disk: a qcow2 or raw file (the format is read from the content).")
+@click.option("--xml", "-x", "xml_file", required=True, metavar="FILE",
+              help="Base libvirt domain XML; rbdvm adds the RBD disks, a UUID if it has none, MACs.")
+@click.option("--data-disk", "-d", multiple=True, metavar="FILE",
+              help="An additional disk (repeatable): data_NAME_0, data_NAME_1, ...")
+@click.option("--metadata", "-m", multiple=True, metavar="KEY=VALUE", help="User metadata (repeatable).")
+@click.option("--force", is_flag=True, help="Replace an existing VM of this name (its data is lost).")
+@settings_options
+@ceph_command
+def create(name, image, xml_file, data_disk, metadata, force, target, as_json, **kwargs):
+    """Create VM NAME from disk image files and a base libvirt XML.
+
+    The disks are imported into RBD (no zero block is written), grouped in the RBD group
+    NAME, and the VM's libvirt XML is stored in the metadata of system_NAME. Interrupted,
+    the same command resumes where it stopped.
+    """
+    names.check_name(name, "VM name")   # before touching any file
+    settings = _settings(kwargs)
+    base = _read_xml(xml_file)
+    progress = Progress(not as_json)
+    with Session(target) as s:
+        try:
+            result = provision.create(s, name, image, base, data_images=data_disk,
+                                      metadata=vmsettings.parse_pairs(metadata, "--metadata"),
+                                      settings=settings, force=force, progress=progress)
+        finally:
+            progress.close()
+    emit(as_json, result, lambda r: f"VM {r['name']} created: disks {', '.join(r['disks'])} "
+                                    f"(from {', '.join(r['formats'])}), UUID {r['uuid']}")
+
+
+@click.command()
+@click.argument("src")
+@click.argument("dst")
+@click.option("--full", is_flag=True, help="An independent deep copy instead of a copy-on-write clone.")
+@click.option("--xml", "-x", "xml_file", metavar="FILE", help="Base XML for the clone [default: the source's].")
+@click.option("--metadata", "-m", multiple=True, metavar="KEY=VALUE",
+              help="User metadata overriding the source's (repeatable).")
+@settings_options
+@ceph_command
+def clone(src, dst, full, xml_file, metadata, target, as_json, **kwargs):
+    """Clone VM SRC into a new VM DST (SRC may keep running).
+
+    Copy-on-write by default: constant time whatever the disk size, DST's disks share
+    SRC's data until written (SRC cannot be removed while such clones exist). DST gets a
+    new UUID and new MAC addresses, and a copy of SRC's metadata and settings.
+    """
+    names.check_name(dst, "VM name")
+    settings = _settings(kwargs)
+    with Session(target) as s:
+        result = provision.clone(s, src, dst, full=full, base_xml=_read_xml(xml_file),
+                                 metadata=vmsettings.parse_pairs(metadata, "--metadata"),
+                                 settings=settings)
+    emit(as_json, result, lambda r: f"VM {r['name']} cloned from {r['source']} ({r['mode']}): "
+                                    f"disks {', '.join(r['disks'])}, UUID {r['uuid']}")
+
+
+@click.command()
+@click.argument("name")
+@ceph_command
+def remove(name, target, as_json):
+    """Remove VM NAME: its disks, snapshots and group.
+
+    Refused while the VM is enabled in the cluster, while any disk is open, or while
+    copy-on-write clones depend on it. Interrupted, run it again.
+    """
+    with Session(target) as s:
+        result = provision.remove(s, name)
+    emit(as_json, result, lambda r: f"VM {r['name']} removed ({', '.join(r['removed_disks']) or 'no disks'})")
+
+
+@click.command("list")
+@ceph_command
+def list_(target, as_json):
+    """List the VMs of the pool (and namespace), complete or not."""
+    with Session(target) as s:
+        result = provision.list_vms(s)
+    emit(as_json, result, lambda r: table(r, [("NAME", "name"), ("STATE", "state"),
+                                              ("DISKS", "disks"), ("UUID", "uuid")]) if r else "no VMs")
+
+
+@click.command()
+@click.argument("name")
+@ceph_command
+def info(name, target, as_json):
+    """Show VM NAME: disks, settings, metadata, snapshots, clones."""
+    with Session(target) as s:
+        result = provision.info(s, name)
+
+    def text(r):
+        lines = [f"VM {r['name']} ({r['state']}) in pool {r['pool']}"
+                 + (f", namespace {r['namespace']}" if r['namespace'] else ""),
+                 f"  uuid: {r['uuid'] or '-'}", f"  created: {r['created'] or '-'}"]
+        if r["cloned_from"]:
+            lines.append(f"  cloned from: {r['cloned_from']['vm']} ({r['cloned_from']['mode']})")
+        lines.append("  disks:")
+        lines += ["    " + row for row in table(r["disks"], [
+            ("NAME", "name"), ("SIZE", lambda d: human_bytes(d["size"])),
+            ("USED", lambda d: human_bytes(d["used"])), ("PARENT", "parent"),
+            ("OPEN BY", lambda d: ", ".join(d["open_by"]) or "-")])]
+        if r["settings"]:
+            lines.append("  settings: " + ", ".join(f"{k}={v}" for k, v in r["settings"].items()))
+        if r["metadata"]:
+            lines.append("  metadata: " + ", ".join(f"{k}={v}" for k, v in r["metadata"].items()))
+        lines.append("  snapshots: " + (", ".join(s["name"] for s in r["snapshots"]) or "none"))
+        if r["clones"]:
+            lines.append("  clones: " + ", ".join(r["clones"]))
+        return lines
+    emit(as_json, result, text)

@@ -1,0 +1,125 @@
+"""A connection to the Ceph cluster as rbdvm's client, and Ceph errors turned into
+messages an operator can act on."""
+
+import contextlib
+import errno
+
+import rados
+import rbd
+
+from .errors import ClusterUnavailable, Conflict, NotFound, RbdvmError
+from .settings import CephTarget
+
+CONNECT_TIMEOUT = 10      # seconds: an unreachable cluster fails within this
+OSD_OP_TIMEOUT = 60       # a down OSD makes I/O wait forever without it
+
+
+class Session:
+    """One client connection and an I/O context on the target pool and namespace."""
+
+    def __init__(self, target: CephTarget):
+        self.target = target
+        self.cluster = None
+        self.ioctx = None
+
+    def __enter__(self):
+        t = self.target
+        try:
+            self.cluster = rados.Rados(conffile=t.conf, rados_id=t.client_id)
+        except (rados.Error, OSError) as exc:
+            raise ClusterUnavailable(f"cannot read the Ceph configuration {t.conf}", str(exc),
+                                     "Point --conf (or RBDVM_CEPH_CONF) at the cluster's ceph.conf") from exc
+        for key, value in (("client_mount_timeout", CONNECT_TIMEOUT),
+                           ("rados_mon_op_timeout", CONNECT_TIMEOUT),
+                           ("rados_osd_op_timeout", OSD_OP_TIMEOUT)):
+            self.cluster.conf_set(key, str(value))
+        try:
+            self.cluster.connect(timeout=CONNECT_TIMEOUT)
+        except rados.Error as exc:
+            raise self._connect_error(exc) from exc
+        try:
+            self.ioctx = self.cluster.open_ioctx(t.pool)
+        except rados.ObjectNotFound as exc:
+            self.close()
+            raise NotFound(f"pool {t.pool} does not exist", "",
+                           "Choose the pool with --pool (or RBDVM_POOL)") from exc
+        except rados.Error as exc:
+            self.close()
+            raise translate(exc, f"opening pool {t.pool}", t) from exc
+        # a namespace that does not exist yet reads as empty; create makes it
+        self.ioctx.set_namespace(t.namespace)
+        return self
+
+    def _connect_error(self, exc) -> RbdvmError:
+        t = self.target
+        try:
+            mons = self.cluster.conf_get("mon_host")
+        except rados.Error:
+            mons = "?"
+        if isinstance(exc, rados.TimedOut) or getattr(exc, "errno", None) in (errno.ETIMEDOUT, errno.EINTR):
+            return ClusterUnavailable("cannot reach the Ceph cluster",
+                                      f"no monitor answered within {CONNECT_TIMEOUT} s (tried {mons})",
+                                      "Check the network to the monitors and `mon host` in " + t.conf)
+        if isinstance(exc, (rados.PermissionDeniedError, rados.PermissionError)) or \
+                getattr(exc, "errno", None) in (errno.EACCES, errno.EPERM):
+            return ClusterUnavailable(f"Ceph refused client.{t.client_id}",
+                                      f"authentication failed against {mons}: {exc}",
+                                      f"Check /etc/ceph/ceph.client.{t.client_id}.keyring and the user's key")
+        if isinstance(exc, rados.ObjectNotFound) or getattr(exc, "errno", None) == errno.ENOENT:
+            return ClusterUnavailable(f"no keyring for client.{t.client_id}", str(exc),
+                                      f"Install /etc/ceph/ceph.client.{t.client_id}.keyring or pass --id")
+        return ClusterUnavailable("cannot connect to the Ceph cluster", f"{exc} (monitors {mons})")
+
+    def namespace_exists(self) -> bool:
+        return not self.target.namespace or rbd.RBD().namespace_exists(self.ioctx, self.target.namespace)
+
+    def ensure_namespace(self) -> None:
+        """Create the RBD namespace on first use (creating a VM in it)."""
+        if not self.namespace_exists():
+            with self.cluster.open_ioctx(self.target.pool) as root:
+                with ceph_errors(f"creating namespace {self.target.namespace}", self.target):
+                    try:
+                        rbd.RBD().namespace_create(root, self.target.namespace)
+                    except rbd.ImageExists:
+                        pass
+
+    def close(self) -> None:
+        if self.ioctx is not None:
+            self.ioctx.close()
+            self.ioctx = None
+        if self.cluster is not None:
+            self.cluster.shutdown()
+            self.cluster = None
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def translate(exc: Exception, doing: str, target: CephTarget) -> RbdvmError:
+    """A Ceph exception as an operator-facing error about `doing`."""
+    code = getattr(exc, "errno", None)
+    if isinstance(exc, (rbd.PermissionError, rados.PermissionError)) or code in (errno.EPERM, errno.EACCES):
+        return ClusterUnavailable(
+            f"permission denied {doing}",
+            f"client.{target.client_id} lacks the capability for it",
+            f"Grant it: ceph auth caps client.{target.client_id} mon 'profile rbd' "
+            f"osd 'profile rbd pool={target.pool}'")
+    if isinstance(exc, (rbd.Timeout, rados.TimedOut)) or code == errno.ETIMEDOUT:
+        return ClusterUnavailable(f"Ceph timed out {doing}", "an OSD or monitor did not answer",
+                                  "Check `ceph -s` for down OSDs")
+    if isinstance(exc, (rbd.ImageNotFound, rados.ObjectNotFound)) or code == errno.ENOENT:
+        return NotFound(f"not found while {doing}", str(exc))
+    if isinstance(exc, (rbd.ImageExists, rados.ObjectExists)) or code == errno.EEXIST:
+        return Conflict(f"already exists while {doing}", str(exc))
+    if isinstance(exc, rbd.ImageBusy) or code == errno.EBUSY:
+        return Conflict(f"busy while {doing}", str(exc))
+    return RbdvmError(f"Ceph error while {doing}", str(exc))
+
+
+@contextlib.contextmanager
+def ceph_errors(doing: str, target: CephTarget):
+    """Turn any rados/rbd error raised inside into an RbdvmError about `doing`."""
+    try:
+        yield
+    except (rados.Error, rbd.Error) as exc:
+        raise translate(exc, doing, target) from exc

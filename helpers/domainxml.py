@@ -1,0 +1,113 @@
+"""The libvirt XML a VM runs with: the operator's base XML plus its RBD disks.
+
+Base XML comes from outside, so it is parsed with entity resolution and network access off.
+"""
+
+import random
+import uuid as uuidlib
+
+from lxml import etree
+
+from .errors import UsageError
+
+_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, remove_blank_text=True,
+                          huge_tree=False, load_dtd=False)
+# device name prefix per disk bus, as libvirt names them
+_DEV_PREFIX = {"virtio": "vd", "scsi": "sd", "sata": "sd", "usb": "sd", "ide": "hd"}
+DISK_BUSES = tuple(_DEV_PREFIX)
+
+
+def parse(text: str, source: str = "the XML") -> etree._Element:
+    try:
+        root = etree.fromstring(text.encode() if isinstance(text, str) else text, _PARSER)
+    except etree.XMLSyntaxError as exc:
+        raise UsageError(f"{source} is not valid XML", str(exc), "Fix the libvirt domain XML") from None
+    if root.tag != "domain":
+        raise UsageError(f"{source} is not a libvirt domain", f"its root element is <{root.tag}>",
+                         "Give a <domain> definition")
+    return root
+
+
+def to_string(root) -> str:
+    return etree.tostring(root, pretty_print=True, encoding="unicode")
+
+
+def uuid_of(text: str):
+    uid = parse(text).findtext("uuid")
+    return uid.strip().lower() if uid else None
+
+
+def _random_mac() -> str:
+    # 52:54:00 is QEMU/KVM's locally administered prefix
+    return "52:54:00:" + ":".join(f"{random.randrange(256):02x}" for _ in range(3))
+
+
+def _device_names(bus: str, taken, count: int) -> list:
+    prefix = _DEV_PREFIX[bus]
+    names, i = [], 0
+    while len(names) < count:
+        n, letters = i, ""
+        while True:   # a..z, aa..az, ... as the kernel names disks
+            letters = chr(ord("a") + n % 26) + letters
+            n = n // 26 - 1
+            if n < 0:
+                break
+        dev = prefix + letters
+        if dev not in taken:
+            names.append(dev)
+        i += 1
+    return names
+
+
+def build(base_xml: str, *, vm: str, images, pool: str, namespace: str, monitors,
+          client_id: str, bus: str = "virtio", new_identity: bool = False) -> str:
+    """The `xml` of a VM: base + one RBD disk per image (in order: vda, vdb, ...).
+
+    Keeps the base's UUID and MAC addresses unless `new_identity` (a clone); fills in what is
+    missing, so the VM keeps the same identity on every node it ever starts on.
+    """
+    if bus not in _DEV_PREFIX:
+        raise UsageError(f"unknown disk bus {bus!r}", f"choose one of {', '.join(DISK_BUSES)}")
+    root = parse(base_xml, "the base XML")
+    name = root.find("name")
+    if name is None:
+        name = etree.Element("name")
+        root.insert(0, name)
+    name.text = vm
+    uid = root.find("uuid")
+    if new_identity and uid is not None:
+        root.remove(uid)
+        uid = None
+    if uid is None:
+        uid = etree.Element("uuid")
+        name.addnext(uid)
+        uid.text = str(uuidlib.uuid4())
+    devices = root.find("devices")
+    if devices is None:
+        devices = etree.SubElement(root, "devices")
+    for iface in devices.findall("interface"):
+        mac = iface.find("mac")
+        if mac is None:
+            mac = etree.Element("mac")
+            iface.insert(0, mac)
+        if new_identity or not mac.get("address"):
+            mac.set("address", _random_mac())
+    taken = {t.get("dev") for t in devices.findall("disk/target")}
+    for image, dev in zip(images, _device_names(bus, taken, len(images))):
+        devices.append(_rbd_disk(image, dev, pool=pool, namespace=namespace, monitors=monitors,
+                                 client_id=client_id, bus=bus))
+    return to_string(root)
+
+
+def _rbd_disk(image, dev, *, pool, namespace, monitors, client_id, bus):
+    disk = etree.Element("disk", type="network", device="disk")
+    etree.SubElement(disk, "driver", name="qemu", type="raw", cache="writeback", discard="unmap")
+    auth = etree.SubElement(disk, "auth", username=client_id)
+    # by usage, not UUID: every node's libvirt secret for this client matches, whatever its UUID
+    etree.SubElement(auth, "secret", type="ceph", usage=f"client.{client_id}")
+    path = "/".join(p for p in (pool, namespace, image) if p)
+    source = etree.SubElement(disk, "source", protocol="rbd", name=path)
+    for host, port in monitors:
+        etree.SubElement(source, "host", name=host, port=str(port))
+    etree.SubElement(disk, "target", dev=dev, bus=bus)
+    return disk

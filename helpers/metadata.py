@@ -1,0 +1,26 @@
+"""A VM's metadata: the key/value pairs on its system disk."""
+
+from . import names, vmstore
+from .ceph import Session
+from .errors import NotFound
+from .lease import Lease
+
+
+def list_metadata(session: Session, vm: str, include_reserved: bool = False) -> dict:
+    rec = vmstore.require_complete(session, vm)
+    return {k: v for k, v in sorted(rec.metadata.items()) if include_reserved or names.is_user_key(k)}
+
+
+def get_metadata(session: Session, vm: str, key: str) -> str:
+    rec = vmstore.require_complete(session, vm)
+    if key not in rec.metadata:
+        raise NotFound("No metadata for image", f"{names.system_disk(vm)} has no key {key!r}",
+                       f"List the keys with `rbdvm metadata list {vm}`")
+    return rec.metadata[key]
+
+
+def set_metadata(session: Session, vm: str, key: str, value: str) -> None:
+    names.check_user_key(key)
+    with Lease(session, vm, f"metadata set {key}"):
+        vmstore.require_complete(session, vm)
+        vmstore.set_metadata(session, names.system_disk(vm), {key: value})

@@ -1,0 +1,61 @@
+"""Names of VMs, snapshots and metadata keys, and the RBD names a VM is laid out with.
+
+The layout is SEAPATH vm_manager's, so VMs it created are managed by rbdvm unchanged:
+group <vm>; system disk system_<vm>; additional disks data_<vm>_<i>.
+"""
+
+import re
+
+from .errors import UsageError
+
+_NAME = re.compile(r"[A-Za-z0-9]+")
+SYSTEM_PREFIX = "system_"
+DATA_PREFIX = "data_"
+# keys with a meaning for rbdvm or vm_manager; `_`-prefixed keys are all rbdvm's
+RESERVED_KEYS = frozenset({"vm_name", "xml", "_base_xml"})
+# per-image snapshots rbdvm makes for its own use carry this prefix: a user snapshot name
+# (letters and digits only) can never collide with one
+INTERNAL_SNAP_PREFIX = "rbdvm-"
+
+
+def check_name(name: str, what: str = "name") -> str:
+    """Letters and digits only, as vm_manager demands (its error message, kept verbatim)."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise UsageError("Parameter must not contain spaces or special chars",
+                         f"{what} {name!r} is not letters and digits only",
+                         f"Choose a {what} made of letters and digits")
+    return name
+
+
+def check_user_key(key: str) -> str:
+    check_name(key, "metadata key")
+    if key in RESERVED_KEYS:
+        raise UsageError("Parameter must not contain spaces or special chars",
+                         f"metadata key {key!r} is reserved for rbdvm",
+                         "Choose another key")
+    return key
+
+
+def is_user_key(key: str) -> bool:
+    return key not in RESERVED_KEYS and not key.startswith("_")
+
+
+def system_disk(vm: str) -> str:
+    return SYSTEM_PREFIX + vm
+
+
+def data_disk(vm: str, index: int) -> str:
+    return f"{DATA_PREFIX}{vm}_{index}"
+
+
+def disk_names(vm: str, data_disks: int) -> list:
+    return [system_disk(vm)] + [data_disk(vm, i) for i in range(data_disks)]
+
+
+def clone_base_snapshot(dst_vm: str) -> str:
+    """The per-disk snapshot of a source VM that a copy-on-write clone dst_vm hangs on."""
+    return f"{INTERNAL_SNAP_PREFIX}clone-{dst_vm}"
+
+
+def lease_object(vm: str) -> str:
+    return f"rbdvm_lease.{vm}"

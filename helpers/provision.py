@@ -1,0 +1,434 @@
+"""Creating, cloning and removing VMs, and reading what exists.
+
+Every mutating operation runs under the VM's lease and is written as steps that each check
+what is already there, so re-running an interrupted command finishes it: nothing that
+exists correctly is deleted and recreated.
+"""
+
+import json
+from datetime import datetime, timezone
+
+import rados
+import rbd
+
+from . import cib, diskimage, domainxml, names, vmsettings, vmstore
+from .ceph import Session, ceph_errors
+from .errors import Conflict, NotFound, UsageError
+from .lease import Lease
+from .monitors import monitor_hosts
+from .vmstore import COMPLETE, CREATING, REMOVING, STATE_KEY, where
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _user_metadata(metadata) -> dict:
+    return {names.check_user_key(k): v for k, v in (metadata or {}).items()}
+
+
+# ------------------------------------------------------------------ create
+def create(session: Session, name: str, image: str, base_xml: str, *, data_images=(),
+           metadata=None, settings=None, force=False, progress=None) -> dict:
+    """Import the disk files into a new VM `name` and store its definition.
+
+    progress(disk, fraction) follows each import.
+    """
+    names.check_name(name, "VM name")
+    user_md = _user_metadata(metadata)
+    settings = dict(settings or {})
+    stored = vmsettings.encode(settings)
+    bus = settings.get("disk_bus") or vmsettings.DEFAULT_DISK_BUS
+    files = [diskimage.inspect(image)] + [diskimage.inspect(p) for p in data_images]
+    base_uuid = domainxml.uuid_of(base_xml)
+    session.ensure_namespace()
+    with Lease(session, name, "create") as lease:
+        rec = vmstore.record(session, name)
+        if rec.state == COMPLETE:
+            if not force:
+                raise Conflict("VM already exists", f"VM {name} exists in {where(session)}",
+                               "Choose another name, or add --force to replace it "
+                               "(its disks and snapshots are deleted)")
+            _remove(session, rec, lease)
+        elif rec.state == REMOVING:
+            raise Conflict(f"VM {name} is being removed", "a remove of it was interrupted",
+                           f"Run `rbdvm remove {name}` to finish it first")
+        if base_uuid:
+            _check_uuid_free(session, base_uuid, name)
+        disks = names.disk_names(name, len(data_images))
+        system = disks[0]
+        fresh = set()
+        for disk, f in zip(disks, files):
+            lease.check()
+            if _ensure_image(session, disk, f.virtual_size):
+                fresh.add(disk)
+            if disk == system:
+                vmstore.set_metadata(session, system, {STATE_KEY: CREATING, "vm_name": name})
+        _ensure_group(session, name, disks)
+        for disk, f in zip(disks, files):
+            lease.check()
+            if vmstore.read_metadata(session, disk).get("_imported") == f.fingerprint:
+                continue
+            if disk not in fresh:
+                _zero(session, disk)   # an import must start on an all-zero image
+            diskimage.import_into(f, session.target, disk,
+                                  progress=(lambda x, d=disk: progress(d, x)) if progress else None)
+            vmstore.set_metadata(session, disk, {"_imported": f.fingerprint})
+        xml = domainxml.build(base_xml, vm=name, images=disks, pool=session.target.pool,
+                              namespace=session.target.namespace, monitors=monitor_hosts(session),
+                              client_id=session.target.client_id, bus=bus)
+        values = {"vm_name": name, "_base_xml": base_xml, "xml": xml, "_disk_bus": bus,
+                  "_created": _now(), **stored, **user_md}
+        if data_images:
+            values["_additional_disks"] = str(len(data_images))
+        for disk in disks[1:]:
+            vmstore.set_metadata(session, disk, {}, remove=["_imported"])
+        lease.check()
+        # the commit point: _state goes last
+        vmstore.set_metadata(session, system, values, remove=["_imported", STATE_KEY])
+    return {"name": name, "disks": disks, "uuid": domainxml.uuid_of(xml),
+            "formats": [f.format for f in files]}
+
+
+def _ensure_image(session: Session, image: str, size: int) -> bool:
+    """Create the image if missing (True), or grow it to `size`."""
+    with ceph_errors(f"creating image {image}", session.target):
+        try:
+            rbd.RBD().create(session.ioctx, image, size)
+            return True
+        except rbd.ImageExists:
+            with rbd.Image(session.ioctx, image) as img:
+                if img.size() < size:
+                    img.resize(size)
+            return False
+
+
+def _zero(session: Session, image: str) -> None:
+    with ceph_errors(f"clearing image {image}", session.target):
+        with rbd.Image(session.ioctx, image) as img:
+            img.discard(0, img.size())
+
+
+def _ensure_group(session: Session, vm: str, disks) -> None:
+    r = rbd.RBD()
+    with ceph_errors(f"creating group {vm}", session.target):
+        try:
+            r.group_create(session.ioctx, vm)
+        except (rbd.ImageExists, rbd.ObjectExists):
+            pass
+        group = rbd.Group(session.ioctx, vm)
+        members = {i["name"] for i in group.list_images()}
+        for disk in disks:
+            if disk in members:
+                continue
+            try:
+                group.add_image(session.ioctx, disk)
+            except (rbd.ImageExists, rbd.ObjectExists):
+                raise Conflict(f"image {disk} belongs to another group", "",
+                               f"Remove it from that group (rbd group image rm) or remove the VM owning it") from None
+
+
+def _check_uuid_free(session: Session, uid: str, name: str) -> None:
+    for other in vmstore.list_groups(session):
+        if other == name:
+            continue
+        try:
+            xml = vmstore.read_metadata(session, names.system_disk(other)).get("xml")
+        except NotFound:
+            continue
+        if xml and domainxml.uuid_of(xml) == uid:
+            raise Conflict(f"UUID {uid} is already used by VM {other}",
+                           "two VMs with one UUID cannot both run in a libvirt cluster",
+                           "Remove <uuid> from the base XML (rbdvm generates one) or choose another")
+
+
+# ------------------------------------------------------------------ clone
+_NOT_INHERITED = ("vm_name", "xml", "_base_xml", "_additional_disks") + vmstore.INTERNAL_KEYS
+
+
+def clone(session: Session, src: str, dst: str, *, full=False, base_xml=None, metadata=None,
+          settings=None) -> dict:
+    """Make VM `dst` from VM `src`: copy-on-write (default) or an independent full copy.
+
+    The clone gets a new UUID and new MAC addresses; it inherits the source's metadata and
+    settings unless given here. The source may keep running.
+    """
+    names.check_name(src, "VM name")
+    names.check_name(dst, "VM name")
+    if src == dst:
+        raise UsageError("src_name and name cannot be the same", f"both are {src}",
+                         "Give the clone another name")
+    user_md = _user_metadata(metadata)
+    settings = dict(settings or {})
+    stored = vmsettings.encode(settings)
+    if base_xml is not None:
+        domainxml.parse(base_xml, "the base XML")
+    with Lease(session, src, f"clone to {dst}"), Lease(session, dst, f"clone from {src}") as lease:
+        srec = vmstore.require_complete(session, src)
+        drec = vmstore.record(session, dst)
+        if drec.state == COMPLETE:
+            raise Conflict("VM already exists", f"VM {dst} exists in {where(session)}",
+                           "Choose another name for the clone")
+        if drec.state == REMOVING:
+            raise Conflict(f"VM {dst} is being removed", "", f"Run `rbdvm remove {dst}` to finish it first")
+        src_disks = srec.disks
+        dst_disks = names.disk_names(dst, len(src_disks) - 1)
+        snap = names.clone_base_snapshot(dst)
+        resuming = drec.state == CREATING
+        # all source snapshots first, back to back: as close to one instant as per-disk
+        # snapshots get (a clone hangs on image snapshots; group snapshots cannot be cloned)
+        for disk in src_disks:
+            _ensure_base_snapshot(session, disk, snap, reuse=resuming)
+        for s, d in zip(src_disks, dst_disks):
+            lease.check()
+            (_full_copy if full else _cow_clone)(session, s, snap, d)
+            if d == dst_disks[0]:
+                vmstore.set_metadata(session, d, {STATE_KEY: CREATING})
+        _ensure_group(session, dst, dst_disks)
+        inherited = {k: v for k, v in srec.metadata.items()
+                     if k not in _NOT_INHERITED and not k.startswith(vmstore.SNAP_TIME_PREFIX)}
+        base = base_xml if base_xml is not None else srec.metadata["_base_xml"]
+        bus = settings.get("disk_bus") or srec.metadata.get("_disk_bus", vmsettings.DEFAULT_DISK_BUS)
+        xml = domainxml.build(base, vm=dst, images=dst_disks, pool=session.target.pool,
+                              namespace=session.target.namespace, monitors=monitor_hosts(session),
+                              client_id=session.target.client_id, bus=bus, new_identity=True)
+        values = {**inherited, **stored, **user_md, "vm_name": dst, "_base_xml": base, "xml": xml,
+                  "_disk_bus": bus, "_created": _now(),
+                  "_cloned_from": json.dumps({"vm": src, "mode": "full" if full else "cow"})}
+        if len(dst_disks) > 1:
+            values["_additional_disks"] = str(len(dst_disks) - 1)
+        for disk in dst_disks[1:]:
+            stale = [k for k in vmstore.read_metadata(session, disk)]
+            vmstore.set_metadata(session, disk, {}, remove=stale)
+        current = vmstore.read_metadata(session, dst_disks[0])
+        stale = [k for k in current if k not in values and k != STATE_KEY]
+        lease.check()
+        vmstore.set_metadata(session, dst_disks[0], values, remove=stale + [STATE_KEY])
+        if full:
+            for disk in src_disks:
+                _remove_snapshot_quietly(session, disk, snap)
+    return {"name": dst, "source": src, "mode": "full" if full else "cow", "disks": dst_disks,
+            "uuid": domainxml.uuid_of(xml)}
+
+
+def _ensure_base_snapshot(session: Session, disk: str, snap: str, reuse: bool) -> None:
+    with ceph_errors(f"snapshotting {disk} for the clone", session.target):
+        with rbd.Image(session.ioctx, disk) as img:
+            exists = any(s["name"] == snap for s in img.list_snaps())
+            if exists and not reuse and not list(img.list_children2()):
+                # left by an earlier clone of the same name that was removed: stale data
+                if img.is_protected_snap(snap):
+                    img.unprotect_snap(snap)
+                img.remove_snap(snap)
+                exists = False
+            if not exists:
+                img.create_snap(snap)
+
+
+def _cow_clone(session: Session, src_disk: str, snap: str, dst_disk: str) -> None:
+    with ceph_errors(f"cloning {src_disk} into {dst_disk}", session.target):
+        with rbd.Image(session.ioctx, src_disk) as img:
+            if not img.is_protected_snap(snap):
+                img.protect_snap(snap)
+        try:
+            rbd.RBD().clone(session.ioctx, src_disk, snap, session.ioctx, dst_disk)
+        except rbd.ImageExists:
+            with rbd.Image(session.ioctx, dst_disk, read_only=True) as img:
+                try:
+                    parent = img.get_parent_image_spec()
+                except rbd.ImageNotFound:
+                    parent = {}
+            if (parent.get("image_name"), parent.get("snap_name")) != (src_disk, snap):
+                raise Conflict(f"image {dst_disk} already exists and is not a clone of {src_disk}",
+                               "", f"Remove it, or choose another name for the clone") from None
+
+
+def _full_copy(session: Session, src_disk: str, snap: str, dst_disk: str) -> None:
+    with ceph_errors(f"copying {src_disk} into {dst_disk}", session.target):
+        with rbd.Image(session.ioctx, src_disk, snapshot=snap, read_only=True) as src:
+            marker = f"{src_disk}@{src.snap_get_id(snap)}"
+            if vmstore.image_exists(session, dst_disk):
+                if vmstore.read_metadata(session, dst_disk).get("_copied") == marker:
+                    return
+                # a copy cut short: its content is not the source's, so it is redone
+                rbd.RBD().remove(session.ioctx, dst_disk)
+            src.copy(session.ioctx, dst_disk)
+        vmstore.set_metadata(session, dst_disk, {"_copied": marker})
+
+
+def _remove_snapshot_quietly(session: Session, disk: str, snap: str) -> None:
+    with ceph_errors(f"removing snapshot {snap} of {disk}", session.target):
+        with rbd.Image(session.ioctx, disk) as img:
+            if any(s["name"] == snap for s in img.list_snaps()) and not list(img.list_children2()):
+                if img.is_protected_snap(snap):
+                    img.unprotect_snap(snap)
+                img.remove_snap(snap)
+
+
+# ------------------------------------------------------------------ remove
+def remove(session: Session, name: str) -> dict:
+    names.check_name(name, "VM name")
+    with Lease(session, name, "remove") as lease:
+        rec = vmstore.record(session, name)
+        if rec.state == "absent":
+            raise NotFound("VM does not exist", f"no VM {name} in {where(session)}",
+                           "List the VMs with `rbdvm list`")
+        removed = _remove(session, rec, lease)
+        with ceph_errors(f"removing the lease of {name}", session.target):
+            try:
+                session.ioctx.remove_object(names.lease_object(name))
+            except rados.ObjectNotFound:
+                pass
+    return {"name": name, "removed_disks": removed}
+
+
+def _remove(session: Session, rec, lease) -> list:
+    name = rec.name
+    if cib.is_enabled(name):
+        raise Conflict(f"VM {name} is enabled in the cluster", "removing it would pull its disks "
+                       "from under Pacemaker", f"Disable it first: rbdvm disable {name}")
+    vmstore.refuse_if_open(session, name, rec.disks, "remove")
+    clones = dependent_clones(session, rec.disks)
+    if clones:
+        raise Conflict(f"VM {name} has copy-on-write clones", f"{', '.join(clones)} depend on its disks",
+                       "Remove those clones first (or make them independent with `rbd flatten`)")
+    system = names.system_disk(name)
+    if system in rec.disks:
+        vmstore.set_metadata(session, system, {STATE_KEY: REMOVING})
+    parents = set()
+    with ceph_errors(f"removing VM {name}", session.target):
+        if rec.in_group:
+            group = rbd.Group(session.ioctx, name)
+            for snap in list(group.list_snaps()):
+                group.remove_snap(snap["name"])
+        # data disks first, the system disk (which says "removing") last
+        for disk in [d for d in rec.disks if d != system] + [system]:
+            lease.check()
+            if disk == system and rec.in_group:
+                _remove_group(session, name, rec.disks)
+            parent = _delete_image(session, disk, name if rec.in_group else None)
+            if parent:
+                parents.add(parent)
+        if rec.in_group:
+            _remove_group(session, name, rec.disks)
+    for image, snap in parents:
+        _remove_snapshot_quietly(session, image, snap)
+    return rec.disks
+
+
+def _remove_group(session: Session, name: str, disks) -> None:
+    if name not in vmstore.list_groups(session):
+        return
+    group = rbd.Group(session.ioctx, name)
+    for member in [i["name"] for i in group.list_images()]:
+        group.remove_image(session.ioctx, member)
+    rbd.RBD().group_remove(session.ioctx, name)
+
+
+def _delete_image(session: Session, disk: str, group_name):
+    """Delete a disk with its snapshots; returns (parent image, parent snapshot) of a clone."""
+    try:
+        img = rbd.Image(session.ioctx, disk)
+    except rbd.ImageNotFound:
+        return None
+    with img:
+        try:
+            spec = img.get_parent_image_spec()
+            parent = (spec["image_name"], spec["snap_name"])
+        except rbd.ImageNotFound:
+            parent = None
+        for s in list(img.list_snaps()):
+            if s.get("namespace", rbd.RBD_SNAP_NAMESPACE_TYPE_USER) != rbd.RBD_SNAP_NAMESPACE_TYPE_USER:
+                continue
+            if img.is_protected_snap(s["name"]):
+                img.unprotect_snap(s["name"])
+            img.remove_snap(s["name"])
+    if group_name and group_name in vmstore.list_groups(session):
+        try:
+            rbd.Group(session.ioctx, group_name).remove_image(session.ioctx, disk)
+        except (rbd.ImageNotFound, rbd.ObjectNotFound):
+            pass
+    try:
+        rbd.RBD().remove(session.ioctx, disk)
+    except rbd.ImageNotFound:
+        pass
+    return parent
+
+
+def dependent_clones(session: Session, disks) -> list:
+    """Names of the VMs (or images) that are copy-on-write clones of these disks."""
+    found = set()
+    for disk in disks:
+        with ceph_errors(f"listing the clones of {disk}", session.target):
+            with rbd.Image(session.ioctx, disk, read_only=True) as img:
+                for child in img.list_children2():
+                    found.add(_vm_of_image(child["image"]))
+    return sorted(found)
+
+
+def _vm_of_image(image: str) -> str:
+    if image.startswith(names.SYSTEM_PREFIX):
+        return image[len(names.SYSTEM_PREFIX):]
+    if image.startswith(names.DATA_PREFIX):
+        return image[len(names.DATA_PREFIX):].rsplit("_", 1)[0]
+    return image
+
+
+# ------------------------------------------------------------------ read
+def list_vms(session: Session) -> list:
+    """Every VM in the pool/namespace, complete or not: one listing of groups and images."""
+    groups = vmstore.list_groups(session)
+    images = vmstore.list_images(session)
+    candidates = set(groups) | {i[len(names.SYSTEM_PREFIX):] for i in images
+                                if i.startswith(names.SYSTEM_PREFIX)}
+    out = []
+    for vm in sorted(candidates):
+        rec = vmstore.record(session, vm, groups=groups, images=images)
+        xml = rec.metadata.get("xml")
+        out.append({"name": vm, "state": rec.state, "disks": len(rec.disks),
+                    "uuid": domainxml.uuid_of(xml) if xml else None})
+    return out
+
+
+def info(session: Session, name: str) -> dict:
+    names.check_name(name, "VM name")
+    rec = vmstore.record(session, name)
+    if rec.state == "absent":
+        raise NotFound("VM does not exist", f"no VM {name} in {where(session)}",
+                       "List the VMs with `rbdvm list`")
+    from .snapshots import list_snapshots   # snapshots imports provision's neighbours only
+
+    disks = [_disk_info(session, d) for d in rec.disks]
+    md = rec.metadata
+    xml = md.get("xml")
+    return {
+        "name": name, "state": rec.state, "pool": session.target.pool,
+        "namespace": session.target.namespace,
+        "uuid": domainxml.uuid_of(xml) if xml else None,
+        "created": md.get("_created"),
+        "cloned_from": json.loads(md["_cloned_from"]) if "_cloned_from" in md else None,
+        "disks": disks,
+        "settings": vmsettings.decode(md),
+        "metadata": {k: v for k, v in sorted(md.items()) if names.is_user_key(k)},
+        "snapshots": list_snapshots(session, name) if rec.state == COMPLETE else [],
+        "clones": dependent_clones(session, rec.disks),
+    }
+
+
+def _disk_info(session: Session, disk: str) -> dict:
+    with ceph_errors(f"reading disk {disk}", session.target):
+        with rbd.Image(session.ioctx, disk, read_only=True) as img:
+            size = img.size()
+            used = [0]
+
+            def count(offset, length, exists):
+                if exists:
+                    used[0] += length
+            img.diff_iterate(0, size, None, count, include_parent=False, whole_object=True)
+            try:
+                spec = img.get_parent_image_spec()
+                parent = f"{spec['image_name']}@{spec['snap_name']}"
+            except rbd.ImageNotFound:
+                parent = None
+            watchers = [w["addr"] for w in img.watchers_list()]
+    return {"name": disk, "size": size, "used": used[0], "parent": parent, "open_by": watchers}

@@ -1,0 +1,184 @@
+"""VM snapshots: one atomic RBD group snapshot across all disks of a VM (crash-consistent,
+allowed while it runs), and vm_manager's per-disk snapshots, listed and handled alike."""
+
+from datetime import datetime, timezone
+
+import rbd
+
+from . import names, vmstore
+from .ceph import Session, ceph_errors
+from .errors import Conflict, NotFound, UsageError
+from .lease import Lease
+from .vmstore import SNAP_TIME_PREFIX
+
+GROUP, PER_DISK = "group", "per-disk"
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc).replace(microsecond=0)
+
+
+def _iso(t) -> str:
+    return t.isoformat() if t else None
+
+
+def _parse_time(text):
+    try:
+        t = datetime.fromisoformat(text)
+    except (TypeError, ValueError):
+        return None
+    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+
+
+def _snapshots(session: Session, rec) -> dict:
+    """{name: {"kind", "time", "disks", "complete", "children"}} of a VM, oldest first."""
+    system = names.system_disk(rec.name)
+    out = {}
+    group_times = {}
+    with ceph_errors(f"listing the snapshots of VM {rec.name}", session.target):
+        if rec.in_group:
+            for s in rbd.Group(session.ioctx, rec.name).list_snaps():
+                out[s["name"]] = {"kind": GROUP, "disks": list(rec.disks), "children": [],
+                                  "complete": s["state"] == rbd.RBD_GROUP_SNAP_STATE_COMPLETE,
+                                  "time": _parse_time(rec.metadata.get(SNAP_TIME_PREFIX + s["name"]))}
+        for disk in rec.disks:
+            with rbd.Image(session.ioctx, disk, read_only=True) as img:
+                for s in img.list_snaps():
+                    ns = s.get("namespace", rbd.RBD_SNAP_NAMESPACE_TYPE_USER)
+                    if ns == rbd.RBD_SNAP_NAMESPACE_TYPE_GROUP and disk == system:
+                        g = img.snap_get_group_namespace(s["id"])
+                        group_times[g.get("group_snap_name")] = img.get_snap_timestamp(s["id"])
+                    if ns != rbd.RBD_SNAP_NAMESPACE_TYPE_USER or s["name"].startswith(names.INTERNAL_SNAP_PREFIX):
+                        continue
+                    entry = out.setdefault(s["name"], {"kind": PER_DISK, "disks": [], "children": [],
+                                                       "complete": True, "time": None})
+                    if entry["kind"] != PER_DISK:
+                        continue
+                    entry["disks"].append(disk)
+                    if entry["time"] is None:
+                        entry["time"] = img.get_snap_timestamp(s["id"]).replace(tzinfo=timezone.utc)
+                    if img.is_protected_snap(s["name"]):
+                        with rbd.Image(session.ioctx, disk, snapshot=s["name"], read_only=True) as at:
+                            entry["children"] += [c["image"] for c in at.list_children2()]
+    for name, entry in out.items():
+        if entry["time"] is None and name in group_times:
+            # the group snapshot's creation time was not recorded (interrupted): the time
+            # librbd gave the system disk's member snapshot is the same instant
+            entry["time"] = group_times[name].replace(tzinfo=timezone.utc)
+    far_past = datetime.min.replace(tzinfo=timezone.utc)
+    return dict(sorted(out.items(), key=lambda kv: (kv[1]["time"] or far_past, kv[0])))
+
+
+def list_snapshots(session: Session, vm: str) -> list:
+    rec = vmstore.require_complete(session, vm)
+    return [{"name": n, "kind": e["kind"], "time": _iso(e["time"]), "disks": e["disks"],
+             "complete": e["complete"], "clones": e["children"]}
+            for n, e in _snapshots(session, rec).items()]
+
+
+def _require(session, rec, snap):
+    snaps = _snapshots(session, rec)
+    if snap not in snaps:
+        raise NotFound("Snapshot does not exist on VM", f"VM {rec.name} has no snapshot {snap}",
+                       f"List them with `rbdvm snapshot list {rec.name}`")
+    return snaps[snap]
+
+
+def create_snapshot(session: Session, vm: str, snap: str) -> dict:
+    names.check_name(snap, "snapshot name")
+    with Lease(session, vm, f"snapshot create {snap}"):
+        rec = vmstore.require_complete(session, vm)
+        snaps = _snapshots(session, rec)
+        time_key = SNAP_TIME_PREFIX + snap
+        if snap in snaps:
+            entry = snaps[snap]
+            if entry["kind"] == GROUP and time_key not in rec.metadata:
+                # this very command was interrupted after the snapshot: finish it
+                when = entry["time"] or _now()
+                vmstore.set_metadata(session, names.system_disk(vm), {time_key: _iso(when)})
+                return {"vm": vm, "name": snap, "time": _iso(when), "disks": rec.disks}
+            raise Conflict("Snapshot already exists", f"VM {vm} already has a snapshot {snap}",
+                           "Choose another snapshot name")
+        when = _now()
+        with ceph_errors(f"creating snapshot {snap} of VM {vm}", session.target):
+            rbd.Group(session.ioctx, vm).create_snap(snap)
+        vmstore.set_metadata(session, names.system_disk(vm), {time_key: _iso(when)})
+    return {"vm": vm, "name": snap, "time": _iso(when), "disks": rec.disks}
+
+
+def remove_snapshot(session: Session, vm: str, snap: str) -> dict:
+    names.check_name(snap, "snapshot name")
+    with Lease(session, vm, f"snapshot remove {snap}"):
+        rec = vmstore.require_complete(session, vm)
+        entry = _require(session, rec, snap)
+        _remove_one(session, rec, snap, entry)
+    return {"vm": vm, "name": snap}
+
+
+def _remove_one(session: Session, rec, snap: str, entry) -> None:
+    if entry["children"]:
+        raise Conflict(f"snapshot {snap} of VM {rec.name} has clones",
+                       f"{', '.join(entry['children'])} depend on it",
+                       "Remove those clones first (or flatten them with `rbd flatten`)")
+    with ceph_errors(f"removing snapshot {snap} of VM {rec.name}", session.target):
+        if entry["kind"] == GROUP:
+            rbd.Group(session.ioctx, rec.name).remove_snap(snap)
+        else:
+            for disk in entry["disks"]:
+                with rbd.Image(session.ioctx, disk) as img:
+                    if img.is_protected_snap(snap):
+                        img.unprotect_snap(snap)
+                    img.remove_snap(snap)
+    vmstore.set_metadata(session, names.system_disk(rec.name), {}, remove=[SNAP_TIME_PREFIX + snap])
+
+
+def rollback(session: Session, vm: str, snap: str) -> dict:
+    """Every disk back to the snapshot; refused while any client has a disk open."""
+    names.check_name(snap, "snapshot name")
+    with Lease(session, vm, f"snapshot rollback {snap}"):
+        rec = vmstore.require_complete(session, vm)
+        entry = _require(session, rec, snap)
+        if not entry["complete"]:
+            raise Conflict(f"snapshot {snap} of VM {vm} is incomplete",
+                           "its creation was interrupted: it does not hold every disk",
+                           f"Remove it: rbdvm snapshot remove {vm} {snap}")
+        vmstore.refuse_if_open(session, vm, rec.disks, "roll back")
+        with ceph_errors(f"rolling VM {vm} back to snapshot {snap}", session.target):
+            if entry["kind"] == GROUP:
+                rbd.Group(session.ioctx, vm).rollback_to_snap(snap)
+            else:
+                for disk in entry["disks"]:
+                    with rbd.Image(session.ioctx, disk) as img:
+                        img.rollback_to_snap(snap)
+    return {"vm": vm, "name": snap, "disks": entry["disks"]}
+
+
+def purge(session: Session, vm: str, *, everything=False, oldest=None, before=None) -> dict:
+    """Remove all snapshots, the N oldest, or those older than `before` (a datetime).
+
+    A snapshot that still has clones is kept and reported; the others go on regardless.
+    Not transactional, by nature: re-running after an interruption removes the rest.
+    """
+    chosen = [everything, oldest is not None, before is not None]
+    if sum(chosen) != 1:
+        raise UsageError("purge needs exactly one of --all, --oldest N, --before DATE")
+    if oldest is not None and oldest < 0:
+        raise UsageError("--oldest must not be negative", f"got {oldest}")
+    if before is not None and before.tzinfo is None:
+        before = before.replace(tzinfo=timezone.utc)
+    with Lease(session, vm, "snapshot purge") as lease:
+        rec = vmstore.require_complete(session, vm)
+        snaps = list(_snapshots(session, rec).items())
+        if oldest is not None:
+            snaps = snaps[:oldest]
+        elif before is not None:
+            snaps = [(n, e) for n, e in snaps if e["time"] is not None and e["time"] < before]
+        removed, kept = [], []
+        for name, entry in snaps:
+            lease.check()
+            if entry["children"]:
+                kept.append({"name": name, "reason": f"clones depend on it: {', '.join(entry['children'])}"})
+                continue
+            _remove_one(session, rec, name, entry)
+            removed.append(name)
+    return {"vm": vm, "removed": removed, "kept": kept}

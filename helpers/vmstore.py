@@ -1,0 +1,173 @@
+"""How a VM is stored in RBD: its group, disks, metadata and state, read in one place."""
+
+import json
+import socket
+from dataclasses import dataclass, field
+
+import rbd
+
+from . import names
+from .ceph import Session, ceph_errors
+from .errors import Conflict, NotFound
+
+# _state on the system disk while a create/clone or a remove is under way; absent when done
+CREATING, REMOVING = "creating", "removing"
+COMPLETE = "complete"
+STATE_KEY = "_state"
+SNAP_TIME_PREFIX = "_snapshot_"
+# rbdvm's bookkeeping keys: never copied to a clone, never shown as settings
+INTERNAL_KEYS = (STATE_KEY, "_created", "_imported", "_copied", "_cloned_from")
+
+
+@dataclass
+class VmRecord:
+    name: str
+    state: str                          # complete | creating | removing | absent
+    disks: list = field(default_factory=list)
+    metadata: dict = field(default_factory=dict)   # of the system disk
+    in_group: bool = False
+
+
+def group_exists(session: Session, vm: str) -> bool:
+    return vm in list_groups(session)
+
+
+def list_groups(session: Session) -> list:
+    if not session.namespace_exists():
+        return []
+    with ceph_errors("listing RBD groups", session.target):
+        return sorted(rbd.RBD().group_list(session.ioctx))
+
+
+def list_images(session: Session) -> list:
+    if not session.namespace_exists():
+        return []
+    with ceph_errors("listing RBD images", session.target):
+        return rbd.RBD().list(session.ioctx)
+
+
+def image_exists(session: Session, image: str) -> bool:
+    try:
+        with rbd.Image(session.ioctx, image, read_only=True):
+            return True
+    except rbd.ImageNotFound:
+        return False
+
+
+def read_metadata(session: Session, image: str) -> dict:
+    with ceph_errors(f"reading the metadata of {image}", session.target):
+        with rbd.Image(session.ioctx, image, read_only=True) as img:
+            return dict(img.metadata_list())
+
+
+def group_images(session: Session, vm: str) -> list:
+    with ceph_errors(f"listing the disks of VM {vm}", session.target):
+        return [i["name"] for i in rbd.Group(session.ioctx, vm).list_images()]
+
+
+def disk_order(vm: str, disks) -> list:
+    """System disk first, then data disks by index, then anything else by name."""
+    def key(d):
+        if d == names.system_disk(vm):
+            return (0, 0, d)
+        prefix = f"{names.DATA_PREFIX}{vm}_"
+        if d.startswith(prefix) and d[len(prefix):].isdigit():
+            return (1, int(d[len(prefix):]), d)
+        return (2, 0, d)
+    return sorted(disks, key=key)
+
+
+def record(session: Session, vm: str, groups=None, images=None) -> VmRecord:
+    """Everything about a VM's storage; state 'absent' if there is nothing at all."""
+    groups = list_groups(session) if groups is None else groups
+    images = set(list_images(session) if images is None else images)
+    system = names.system_disk(vm)
+    rec = VmRecord(vm, "absent", in_group=vm in groups)
+    disks = set(group_images(session, vm)) if rec.in_group else set()
+    if system in images:
+        disks.add(system)
+        rec.metadata = read_metadata(session, system)
+        count = rec.metadata.get("_additional_disks")
+        if count and count.isdigit():
+            disks.update(names.data_disk(vm, i) for i in range(int(count))
+                         if names.data_disk(vm, i) in images)
+    rec.disks = disk_order(vm, disks)
+    if not rec.in_group and system not in images:
+        return rec
+    state = rec.metadata.get(STATE_KEY)
+    if state in (CREATING, REMOVING):
+        rec.state = state
+    elif system in images and "xml" in rec.metadata and rec.in_group:
+        rec.state = COMPLETE
+    else:
+        rec.state = CREATING   # a create or clone that stopped before it could say so
+    return rec
+
+
+def require_complete(session: Session, vm: str) -> VmRecord:
+    rec = record(session, vm)
+    if rec.state == "absent":
+        raise NotFound("VM does not exist", f"no VM {vm} in {where(session)}",
+                       "List the VMs with `rbdvm list`")
+    if rec.state == CREATING:
+        raise Conflict(f"VM {vm} is only partly created", "a create or clone of it was interrupted",
+                       f"Run that create/clone again to finish it, or `rbdvm remove {vm}`")
+    if rec.state == REMOVING:
+        raise Conflict(f"VM {vm} is being removed", "a remove of it was interrupted",
+                       f"Run `rbdvm remove {vm}` again to finish it")
+    return rec
+
+
+def where(session: Session) -> str:
+    t = session.target
+    return f"pool {t.pool}" + (f", namespace {t.namespace}" if t.namespace else "")
+
+
+def set_metadata(session: Session, image: str, values: dict, remove=()) -> None:
+    with ceph_errors(f"writing the metadata of {image}", session.target):
+        with rbd.Image(session.ioctx, image) as img:
+            for k, v in values.items():
+                img.metadata_set(k, v)
+            for k in remove:
+                try:
+                    img.metadata_remove(k)
+                except KeyError:
+                    pass
+
+
+def watchers(session: Session, disks) -> list:
+    """[(disk, address, host name or None)] of every client holding a disk open."""
+    found = []
+    for disk in disks:
+        with ceph_errors(f"listing the clients of {disk}", session.target):
+            with rbd.Image(session.ioctx, disk, read_only=True) as img:
+                for w in img.watchers_list():
+                    addr = w["addr"].split("/")[0].rsplit(":", 1)[0]
+                    found.append((disk, addr, host_of(addr)))
+    return found
+
+
+def host_of(addr: str):
+    try:
+        return socket.gethostbyaddr(addr.strip("[]"))[0]
+    except OSError:
+        return None
+
+
+def describe_watchers(found) -> str:
+    return "; ".join(f"{disk} is open by the client at {addr}" + (f" ({host})" if host else "")
+                     for disk, addr, host in found)
+
+
+def refuse_if_open(session: Session, vm: str, disks, doing: str) -> None:
+    found = watchers(session, disks)
+    if found:
+        raise Conflict(f"cannot {doing} VM {vm} while it runs", describe_watchers(found),
+                       f"Stop the VM first (rbdvm stop {vm} when it is enabled in the cluster)")
+
+
+def additional_disks(rec: VmRecord) -> int:
+    try:
+        return int(json.loads(rec.metadata.get("_additional_disks", "0")))
+    except ValueError:
+        return 0
