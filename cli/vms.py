@@ -18,6 +18,8 @@ def _read_xml(path):
         return Path(path).read_text()
     except FileNotFoundError:
         raise UsageError(f"XML file {path} does not exist", "", "Check the path") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"XML file {path} is not UTF-8 text", "", "Give the libvirt domain XML") from None
     except OSError as exc:
         raise UsageError(f"cannot read XML file {path}", exc.strerror or str(exc)) from None
 

@@ -3,6 +3,7 @@ messages an operator can act on."""
 
 import contextlib
 import errno
+import os
 
 import rados
 import rbd
@@ -27,7 +28,8 @@ class Session:
         try:
             self.cluster = rados.Rados(conffile=t.conf, rados_id=t.client_id)
         except (rados.Error, OSError) as exc:
-            raise ClusterUnavailable(f"cannot read the Ceph configuration {t.conf}", str(exc),
+            why = "the file does not exist" if not os.path.exists(t.conf) else str(exc)
+            raise ClusterUnavailable(f"cannot read the Ceph configuration {t.conf}", why,
                                      "Point --conf (or RBDVM_CEPH_CONF) at the cluster's ceph.conf") from exc
         for key, value in (("client_mount_timeout", CONNECT_TIMEOUT),
                            ("rados_mon_op_timeout", CONNECT_TIMEOUT),
@@ -66,8 +68,9 @@ class Session:
                                       f"authentication failed against {mons}: {exc}",
                                       f"Check /etc/ceph/ceph.client.{t.client_id}.keyring and the user's key")
         if isinstance(exc, rados.ObjectNotFound) or getattr(exc, "errno", None) == errno.ENOENT:
-            return ClusterUnavailable(f"no keyring for client.{t.client_id}", str(exc),
-                                      f"Install /etc/ceph/ceph.client.{t.client_id}.keyring or pass --id")
+            return ClusterUnavailable(f"no keyring for client.{t.client_id}",
+                                      "none in the keyring paths of " + t.conf,
+                                      f"Install /etc/ceph/ceph.client.{t.client_id}.keyring, or pass --id")
         return ClusterUnavailable("cannot connect to the Ceph cluster", f"{exc} (monitors {mons})")
 
     def namespace_exists(self) -> bool:

@@ -6,8 +6,10 @@ writes out of order with several coroutines, and, told the new RBD image is zero
 writes a zero block, so a 1 GiB disk holding 10 MiB of data stores about 10 MiB.
 """
 
+import ctypes
 import os
 import re
+import signal
 import struct
 import subprocess
 from dataclasses import dataclass
@@ -65,6 +67,11 @@ def inspect(path: str) -> DiskFile:
     return DiskFile(path, "raw", size)
 
 
+def _die_with_parent() -> None:
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
 _PROGRESS = re.compile(rb"\((\d+(?:\.\d+)?)/100%\)")
 
 
@@ -79,7 +86,10 @@ def import_into(disk: DiskFile, target: CephTarget, image: str, progress=None) -
     argv = ["qemu-img", "convert", "-p", "-n", "--target-is-zero", "-W", "-m", "16",
             "-f", disk.format, disk.path, "--target-image-opts", opts]
     try:
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        # qemu-img dies with us: an orphan import still writing while a re-run starts over
+        # would interleave two writers on the image
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                preexec_fn=_die_with_parent)
     except FileNotFoundError:
         raise RbdvmError("qemu-img is not installed", "it imports disk images into RBD",
                          "apt-get install qemu-utils qemu-block-extra") from None

@@ -10,18 +10,22 @@ from lxml import etree
 
 from .errors import UsageError
 
-_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, remove_blank_text=True,
-                          huge_tree=False, load_dtd=False)
 # device name prefix per disk bus, as libvirt names them
 _DEV_PREFIX = {"virtio": "vd", "scsi": "sd", "sata": "sd", "usb": "sd", "ide": "hd"}
 DISK_BUSES = tuple(_DEV_PREFIX)
 
 
 def parse(text: str, source: str = "the XML") -> etree._Element:
+    # a new parser each time: an lxml parser keeps state (entities, errors) between documents
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, remove_blank_text=True,
+                             load_dtd=False, huge_tree=False)
     try:
-        root = etree.fromstring(text.encode() if isinstance(text, str) else text, _PARSER)
+        root = etree.fromstring(text.encode() if isinstance(text, str) else text, parser)
     except etree.XMLSyntaxError as exc:
         raise UsageError(f"{source} is not valid XML", str(exc), "Fix the libvirt domain XML") from None
+    if root.getroottree().docinfo.doctype:
+        raise UsageError(f"{source} has a DOCTYPE", "libvirt XML needs none, and rbdvm accepts no "
+                         "entity declarations from outside", "Remove the <!DOCTYPE ...> line")
     if root.tag != "domain":
         raise UsageError(f"{source} is not a libvirt domain", f"its root element is <{root.tag}>",
                          "Give a <domain> definition")
@@ -32,9 +36,17 @@ def to_string(root) -> str:
     return etree.tostring(root, pretty_print=True, encoding="unicode")
 
 
-def uuid_of(text: str):
-    uid = parse(text).findtext("uuid")
+def uuid_of(text: str, source: str = "the XML"):
+    uid = parse(text, source).findtext("uuid")
     return uid.strip().lower() if uid else None
+
+
+def stored_uuid(text):
+    """UUID of a VM's stored XML for listings; None if absent or unreadable (never fails a list)."""
+    try:
+        return uuid_of(text) if text else None
+    except UsageError:
+        return None
 
 
 def _random_mac() -> str:

@@ -20,7 +20,8 @@ from .ceph import Session, ceph_errors
 from .errors import Conflict, RbdvmError
 from .names import lease_object
 
-LEASE_SECONDS = 30
+# how long a killed command's lease blocks the VM; RBDVM_LEASE_SECONDS shortens it (tests)
+LEASE_SECONDS = int(os.environ.get("RBDVM_LEASE_SECONDS", "30"))
 LOCK_NAME = "rbdvm-lease"
 LOCK_FLAG_RENEW = 1          # LIBRADOS_LOCK_FLAG_MAY_RENEW
 HOLDER_XATTR = "rbdvm.holder"

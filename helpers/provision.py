@@ -12,6 +12,7 @@ import rados
 import rbd
 
 from . import cib, diskimage, domainxml, names, vmsettings, vmstore
+from .faults import checkpoint
 from .ceph import Session, ceph_errors
 from .errors import Conflict, NotFound, UsageError
 from .lease import Lease
@@ -40,7 +41,7 @@ def create(session: Session, name: str, image: str, base_xml: str, *, data_image
     stored = vmsettings.encode(settings)
     bus = settings.get("disk_bus") or vmsettings.DEFAULT_DISK_BUS
     files = [diskimage.inspect(image)] + [diskimage.inspect(p) for p in data_images]
-    base_uuid = domainxml.uuid_of(base_xml)
+    base_uuid = domainxml.uuid_of(base_xml, "the base XML")
     session.ensure_namespace()
     with Lease(session, name, "create") as lease:
         rec = vmstore.record(session, name)
@@ -64,7 +65,9 @@ def create(session: Session, name: str, image: str, base_xml: str, *, data_image
                 fresh.add(disk)
             if disk == system:
                 vmstore.set_metadata(session, system, {STATE_KEY: CREATING, "vm_name": name})
+        checkpoint("create:images")
         _ensure_group(session, name, disks)
+        checkpoint("create:group")
         for disk, f in zip(disks, files):
             lease.check()
             if vmstore.read_metadata(session, disk).get("_imported") == f.fingerprint:
@@ -74,6 +77,7 @@ def create(session: Session, name: str, image: str, base_xml: str, *, data_image
             diskimage.import_into(f, session.target, disk,
                                   progress=(lambda x, d=disk: progress(d, x)) if progress else None)
             vmstore.set_metadata(session, disk, {"_imported": f.fingerprint})
+            checkpoint("create:imported")
         xml = domainxml.build(base_xml, vm=name, images=disks, pool=session.target.pool,
                               namespace=session.target.namespace, monitors=monitor_hosts(session),
                               client_id=session.target.client_id, bus=bus)
@@ -83,6 +87,7 @@ def create(session: Session, name: str, image: str, base_xml: str, *, data_image
             values["_additional_disks"] = str(len(data_images))
         for disk in disks[1:]:
             vmstore.set_metadata(session, disk, {}, remove=["_imported"])
+        checkpoint("create:commit")
         lease.check()
         # the commit point: _state goes last
         vmstore.set_metadata(session, system, values, remove=["_imported", STATE_KEY])
@@ -136,7 +141,7 @@ def _check_uuid_free(session: Session, uid: str, name: str) -> None:
             xml = vmstore.read_metadata(session, names.system_disk(other)).get("xml")
         except NotFound:
             continue
-        if xml and domainxml.uuid_of(xml) == uid:
+        if domainxml.stored_uuid(xml) == uid:
             raise Conflict(f"UUID {uid} is already used by VM {other}",
                            "two VMs with one UUID cannot both run in a libvirt cluster",
                            "Remove <uuid> from the base XML (rbdvm generates one) or choose another")
@@ -179,12 +184,15 @@ def clone(session: Session, src: str, dst: str, *, full=False, base_xml=None, me
         # snapshots get (a clone hangs on image snapshots; group snapshots cannot be cloned)
         for disk in src_disks:
             _ensure_base_snapshot(session, disk, snap, reuse=resuming)
+        checkpoint("clone:snapshots")
         for s, d in zip(src_disks, dst_disks):
             lease.check()
             (_full_copy if full else _cow_clone)(session, s, snap, d)
             if d == dst_disks[0]:
                 vmstore.set_metadata(session, d, {STATE_KEY: CREATING})
+            checkpoint("clone:disk")
         _ensure_group(session, dst, dst_disks)
+        checkpoint("clone:group")
         inherited = {k: v for k, v in srec.metadata.items()
                      if k not in _NOT_INHERITED and not k.startswith(vmstore.SNAP_TIME_PREFIX)}
         base = base_xml if base_xml is not None else srec.metadata["_base_xml"]
@@ -200,13 +208,14 @@ def clone(session: Session, src: str, dst: str, *, full=False, base_xml=None, me
         for disk in dst_disks[1:]:
             stale = [k for k in vmstore.read_metadata(session, disk)]
             vmstore.set_metadata(session, disk, {}, remove=stale)
-        current = vmstore.read_metadata(session, dst_disks[0])
-        stale = [k for k in current if k not in values and k != STATE_KEY]
-        lease.check()
-        vmstore.set_metadata(session, dst_disks[0], values, remove=stale + [STATE_KEY])
-        if full:
+        if full:   # a full copy needs its source snapshots no more
             for disk in src_disks:
                 _remove_snapshot_quietly(session, disk, snap)
+        current = vmstore.read_metadata(session, dst_disks[0])
+        stale = [k for k in current if k not in values and k != STATE_KEY]
+        checkpoint("clone:commit")
+        lease.check()
+        vmstore.set_metadata(session, dst_disks[0], values, remove=stale + [STATE_KEY])
     return {"name": dst, "source": src, "mode": "full" if full else "cow", "disks": dst_disks,
             "uuid": domainxml.uuid_of(xml)}
 
@@ -250,8 +259,9 @@ def _full_copy(session: Session, src_disk: str, snap: str, dst_disk: str) -> Non
             if vmstore.image_exists(session, dst_disk):
                 if vmstore.read_metadata(session, dst_disk).get("_copied") == marker:
                     return
-                # a copy cut short: its content is not the source's, so it is redone
-                rbd.RBD().remove(session.ioctx, dst_disk)
+                # a copy cut short, or of a snapshot since replaced: it is not the source's
+                # content, so it is redone
+                _delete_image(session, dst_disk)
             src.copy(session.ioctx, dst_disk)
         vmstore.set_metadata(session, dst_disk, {"_copied": marker})
 
@@ -295,6 +305,7 @@ def _remove(session: Session, rec, lease) -> list:
     system = names.system_disk(name)
     if system in rec.disks:
         vmstore.set_metadata(session, system, {STATE_KEY: REMOVING})
+    checkpoint("remove:marked")
     parents = set()
     with ceph_errors(f"removing VM {name}", session.target):
         if rec.in_group:
@@ -306,9 +317,10 @@ def _remove(session: Session, rec, lease) -> list:
             lease.check()
             if disk == system and rec.in_group:
                 _remove_group(session, name, rec.disks)
-            parent = _delete_image(session, disk, name if rec.in_group else None)
+            parent = _delete_image(session, disk)
             if parent:
                 parents.add(parent)
+            checkpoint("remove:disk")
         if rec.in_group:
             _remove_group(session, name, rec.disks)
     for image, snap in parents:
@@ -325,8 +337,9 @@ def _remove_group(session: Session, name: str, disks) -> None:
     rbd.RBD().group_remove(session.ioctx, name)
 
 
-def _delete_image(session: Session, disk: str, group_name):
-    """Delete a disk with its snapshots; returns (parent image, parent snapshot) of a clone."""
+def _delete_image(session: Session, disk: str):
+    """Delete a disk with its snapshots, out of its group first; returns (parent image,
+    parent snapshot) if it was a clone."""
     try:
         img = rbd.Image(session.ioctx, disk)
     except rbd.ImageNotFound:
@@ -343,7 +356,8 @@ def _delete_image(session: Session, disk: str, group_name):
             if img.is_protected_snap(s["name"]):
                 img.unprotect_snap(s["name"])
             img.remove_snap(s["name"])
-    if group_name and group_name in vmstore.list_groups(session):
+        group_name = img.group().get("name") or None
+    if group_name:
         try:
             rbd.Group(session.ioctx, group_name).remove_image(session.ioctx, disk)
         except (rbd.ImageNotFound, rbd.ObjectNotFound):
@@ -384,9 +398,8 @@ def list_vms(session: Session) -> list:
     out = []
     for vm in sorted(candidates):
         rec = vmstore.record(session, vm, groups=groups, images=images)
-        xml = rec.metadata.get("xml")
         out.append({"name": vm, "state": rec.state, "disks": len(rec.disks),
-                    "uuid": domainxml.uuid_of(xml) if xml else None})
+                    "uuid": domainxml.stored_uuid(rec.metadata.get("xml"))})
     return out
 
 
@@ -400,11 +413,10 @@ def info(session: Session, name: str) -> dict:
 
     disks = [_disk_info(session, d) for d in rec.disks]
     md = rec.metadata
-    xml = md.get("xml")
     return {
         "name": name, "state": rec.state, "pool": session.target.pool,
         "namespace": session.target.namespace,
-        "uuid": domainxml.uuid_of(xml) if xml else None,
+        "uuid": domainxml.stored_uuid(md.get("xml")),
         "created": md.get("_created"),
         "cloned_from": json.loads(md["_cloned_from"]) if "_cloned_from" in md else None,
         "disks": disks,

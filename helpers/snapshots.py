@@ -8,6 +8,7 @@ import rbd
 from . import names, vmstore
 from .ceph import Session, ceph_errors
 from .errors import Conflict, NotFound, UsageError
+from .faults import checkpoint
 from .lease import Lease
 from .vmstore import SNAP_TIME_PREFIX
 
@@ -102,6 +103,7 @@ def create_snapshot(session: Session, vm: str, snap: str) -> dict:
         when = _now()
         with ceph_errors(f"creating snapshot {snap} of VM {vm}", session.target):
             rbd.Group(session.ioctx, vm).create_snap(snap)
+        checkpoint("snapshot:created")
         vmstore.set_metadata(session, names.system_disk(vm), {time_key: _iso(when)})
     return {"vm": vm, "name": snap, "time": _iso(when), "disks": rec.disks}
 

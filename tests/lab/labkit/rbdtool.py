@@ -1,0 +1,69 @@
+"""Direct RBD I/O for tests, run on a node as client.rbdvm: python3 rbdtool.py CMD ...
+
+  write NS IMAGE OFFSET BYTE LENGTH    fill LENGTH bytes at OFFSET with BYTE (0-255)
+  read NS IMAGE OFFSET LENGTH          print the bytes as hex
+  writer NS PROGRESS STOP IMAGE...     loop: write counter n (8 bytes) to offset 0 of each
+                                       image in turn, then n to PROGRESS; until STOP exists
+  hold-lease NS VM SECONDS READY       hold rbdvm's lease of VM (lock expiry SECONDS) forever,
+                                       touching READY once held
+NS is the RBD namespace ('-' for none). Uses /usr/bin/python3's rados/rbd bindings.
+"""
+
+import os
+import struct
+import sys
+import time
+
+import rados
+import rbd
+
+
+def ioctx(ns):
+    cluster = rados.Rados(conffile="/etc/ceph/ceph.conf", rados_id="rbdvm")
+    cluster.connect(timeout=10)
+    io = cluster.open_ioctx("rbd")
+    io.set_namespace("" if ns == "-" else ns)
+    return io
+
+
+def main(argv):
+    cmd, ns, *args = argv
+    if cmd == "write":
+        image, offset, byte, length = args[0], int(args[1]), int(args[2]), int(args[3])
+        with rbd.Image(ioctx(ns), image) as img:
+            img.write(bytes([byte]) * length, offset)
+    elif cmd == "read":
+        image, offset, length = args[0], int(args[1]), int(args[2])
+        with rbd.Image(ioctx(ns), image, read_only=True) as img:
+            print(img.read(offset, length).hex())
+    elif cmd == "writer":
+        progress, stop, images = args[0], args[1], args[2:]
+        io = ioctx(ns)
+        opened = [rbd.Image(io, i) for i in images]
+        n = 0
+        while not os.path.exists(stop):
+            n += 1
+            for img in opened:
+                img.write(struct.pack(">Q", n), 0)
+            with open(progress + ".tmp", "w") as f:
+                f.write(str(n))
+            os.replace(progress + ".tmp", progress)
+        for img in opened:
+            img.close()
+    elif cmd == "hold-lease":
+        from rbdvm.helpers.ceph import Session
+        from rbdvm.helpers.lease import Lease
+        from rbdvm.helpers.settings import ceph_target_from_env
+
+        vm, seconds, ready = args[0], int(args[1]), args[2]
+        with Session(ceph_target_from_env(namespace="" if ns == "-" else ns)) as s:
+            with Lease(s, vm, "test hold", seconds=seconds):
+                open(ready, "w").close()
+                while True:
+                    time.sleep(1)
+    else:
+        sys.exit(__doc__)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,114 @@
+"""What the storage and cluster tests do on the lab: run rbdvm on a node, make disk files,
+read and write RBD images directly (as client.rbdvm, like every rbdvm command)."""
+
+import json
+import subprocess
+import uuid
+from pathlib import Path
+
+from labkit import guest, ops
+from labkit import layout as L
+
+FILES = L.SHARED / "files"
+RBDTOOL = str(L.LAB_SRC / "labkit" / "rbdtool.py")
+PYTHON = str(L.VENV / "bin" / "python")
+
+
+def unique(prefix: str = "t") -> str:
+    """A VM or snapshot name (letters and digits) no other test uses."""
+    return prefix + uuid.uuid4().hex[:8]
+
+
+def rbdvm(*args, node: str = "node1", env=None, check: bool = True) -> subprocess.CompletedProcess:
+    """`rbdvm ARGS` on a node, exactly as an operator types it there."""
+    prefix = ["env"] + [f"{k}={v}" for k, v in (env or {}).items()] if env else []
+    res = ops.on(node, *prefix, "rbdvm", *map(str, args), check=False, timeout=300)
+    if check and res.returncode != 0:
+        raise AssertionError(f"rbdvm {' '.join(map(str, args))} failed ({res.returncode}): {res.stderr}")
+    return res
+
+
+def rbdvm_json(*args, node: str = "node1"):
+    return json.loads(rbdvm(*args, "--json", node=node).stdout)
+
+
+def rbdvm_error(code: int, *args, node: str = "node1") -> str:
+    """Run a command that must fail with exit code `code`; return its message."""
+    res = rbdvm(*args, node=node, check=False)
+    assert res.returncode == code, f"expected exit {code}, got {res.returncode}: {res.stdout} {res.stderr}"
+    assert "Traceback" not in res.stderr, res.stderr
+    assert res.stderr.startswith("Error: "), res.stderr
+    return res.stderr
+
+
+def rbdtool(*args, node: str = "node1", ns: str = "-") -> str:
+    return ops.on(node, PYTHON, RBDTOOL, args[0], ns, *map(str, args[1:])).stdout.strip()
+
+
+def read_bytes(image: str, offset: int, length: int, ns: str = "-") -> bytes:
+    return bytes.fromhex(rbdtool("read", image, offset, length, ns=ns))
+
+
+def write_bytes(image: str, offset: int, byte: int, length: int, ns: str = "-") -> None:
+    rbdtool("write", image, offset, byte, length, ns=ns)
+
+
+def files_dir() -> Path:
+    FILES.mkdir(parents=True, exist_ok=True)
+    return FILES
+
+
+def boot_disk(name: str = "boot.raw") -> str:
+    path = files_dir() / name
+    if not path.exists():
+        path.write_bytes(guest.disk_image())
+    return str(path)
+
+
+def base_xml(vm: str, uuid_: str = None, interface: bool = True) -> str:
+    path = files_dir() / f"{vm}.base.xml"
+    path.write_text(guest.base_xml("ignored", str(ops.serial_path(vm)), uuid_, interface=interface))
+    return str(path)
+
+
+def qcow2(name: str, size: str, writes=()) -> str:
+    """A qcow2 file of virtual `size` with (offset, length, byte) data written by qemu-io."""
+    path = files_dir() / name
+    path.unlink(missing_ok=True)
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(path), size], check=True)
+    cmds = []
+    for offset, length, byte in writes:
+        cmds += ["-c", f"write -P {byte} {offset} {length}"]
+    if cmds:
+        subprocess.run(["qemu-io", "-f", "qcow2", *cmds, str(path)], check=True, capture_output=True)
+    return str(path)
+
+
+def raw_file(name: str, size: int, writes=()) -> str:
+    path = files_dir() / name
+    with open(path, "wb") as f:
+        f.truncate(size)
+        for offset, length, byte in writes:
+            f.seek(offset)
+            f.write(bytes([byte]) * length)
+    return str(path)
+
+
+def force_remove(vm: str, ns: str = None) -> None:
+    """Cleanup after a test: stop the guest wherever it runs, remove the VM if it exists."""
+    for n in L.NODES:
+        if vm in ops.running(n):
+            ops.virsh(n, "destroy", vm, check=False)
+    extra = ["--namespace", ns] if ns else []
+    rbdvm("remove", vm, *extra, check=False)
+
+
+def start_vm(vm: str, node: str = "node1", ns: str = None) -> None:
+    """Run the VM's stored XML on a node with libvirt (the agent's job, later)."""
+    extra = ["--namespace", ns] if ns else []
+    xml = rbdvm("metadata", "get", vm, "xml", *extra, node=node).stdout
+    path = files_dir() / f"{vm}.run.xml"
+    path.write_text(xml)
+    ops.serial_path(vm).unlink(missing_ok=True)
+    ops.virsh(node, "create", str(path))
+    ops.wait_serial(vm, "READY")
