@@ -34,3 +34,4 @@ unit: deps
 
 bench: lab-up
 	$(PY) bench/lab_bringup.py
+	$(PY) bench/storage.py

@@ -10,7 +10,6 @@ import argparse
 import collections
 import os
 import platform
-import re
 import statistics
 import subprocess
 import sys
@@ -19,13 +18,13 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "lab"))
+sys.path.insert(0, str(REPO / "bench"))
 
 from labkit import layout as L  # noqa: E402
 from labkit.procs import comm, kill_pids, pids_in_netns, rss_kib, wait_for  # noqa: E402
+from report import write_section  # noqa: E402
 
 LAB = str(REPO / "tests" / "lab" / "lab")
-DOC = REPO / "docs" / "benchmarks.md"
-BEGIN, END = "<!-- bench:lab_bringup begin -->", "<!-- bench:lab_bringup end -->"
 
 
 def timed(*args) -> float:
@@ -60,7 +59,6 @@ def main() -> int:
     total_mib = sum(r for _, (_, r) in mem) / 1024
     med = statistics.median
     lines = [
-        BEGIN,
         "## Lab bring-up and idle memory",
         "",
         f"Command: `make bench` (`bench/lab_bringup.py --runs {runs}`), {time.strftime('%Y-%m-%d')}, "
@@ -76,16 +74,8 @@ def main() -> int:
         f"| idle RSS, all lab processes | {total_mib:.0f} MiB | — | ≤ 1536 MiB |",
         "",
         "Idle RSS by command: " + ", ".join(f"{n} ×{c} {r / 1024:.0f} MiB" for n, (c, r) in mem) + ".",
-        END,
     ]
-    section = "\n".join(lines)
-    print(section)
-    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    if BEGIN in text:
-        text = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: section, text, flags=re.S)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    DOC.write_text(text)
+    write_section("lab_bringup", "\n".join(lines))
     return 0
 
 

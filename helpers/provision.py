@@ -169,29 +169,43 @@ def clone(session: Session, src: str, dst: str, *, full=False, base_xml=None, me
     if base_xml is not None:
         domainxml.parse(base_xml, "the base XML")
     with Lease(session, src, f"clone to {dst}"), Lease(session, dst, f"clone from {src}") as lease:
-        srec = vmstore.require_complete(session, src)
-        drec = vmstore.record(session, dst)
-        if drec.state == COMPLETE:
-            raise Conflict("VM already exists", f"VM {dst} exists in {where(session)}",
-                           "Choose another name for the clone")
-        if drec.state == REMOVING:
-            raise Conflict(f"VM {dst} is being removed", "", f"Run `rbdvm remove {dst}` to finish it first")
-        src_disks = srec.disks
-        dst_disks = names.disk_names(dst, len(src_disks) - 1)
+        groups, images = vmstore.list_groups(session), vmstore.list_images(session)
+        if names.system_disk(src) not in images:
+            vmstore.require_complete(session, src, groups, images)   # says what is missing
         snap = names.clone_base_snapshot(dst)
-        resuming = drec.state == CREATING
-        # all source snapshots first, back to back: as close to one instant as per-disk
-        # snapshots get (a clone hangs on image snapshots; group snapshots cannot be cloned)
-        for disk in src_disks:
-            _ensure_base_snapshot(session, disk, snap, reuse=resuming)
+        # the source's system disk is opened once: its metadata (the source must be complete)
+        # and its snapshot come from the same handle
+        with ceph_errors(f"opening the system disk of VM {src}", session.target):
+            system = rbd.Image(session.ioctx, names.system_disk(src))
+        with system:
+            srec = vmstore.require_complete(session, src, groups, images,
+                                            metadata=dict(system.metadata_list()))
+            drec = vmstore.record(session, dst, groups, images)
+            if drec.state == COMPLETE:
+                raise Conflict("VM already exists", f"VM {dst} exists in {where(session)}",
+                               "Choose another name for the clone")
+            if drec.state == REMOVING:
+                raise Conflict(f"VM {dst} is being removed", "", f"Run `rbdvm remove {dst}` to finish it first")
+            src_disks = srec.disks
+            dst_disks = names.disk_names(dst, len(src_disks) - 1)
+            resuming = drec.state == CREATING
+            # all source snapshots first, back to back: as close to one instant as per-disk
+            # snapshots get (a clone hangs on image snapshots; group snapshots cannot be cloned)
+            for disk in src_disks:
+                if disk == src_disks[0]:
+                    _ensure_base_snapshot(session, system, snap, resuming, not full)
+                    continue
+                with ceph_errors(f"opening {disk}", session.target):
+                    img = rbd.Image(session.ioctx, disk)
+                with img:
+                    _ensure_base_snapshot(session, img, snap, resuming, not full)
         checkpoint("clone:snapshots")
         for s, d in zip(src_disks, dst_disks):
             lease.check()
             (_full_copy if full else _cow_clone)(session, s, snap, d)
-            if d == dst_disks[0]:
-                vmstore.set_metadata(session, d, {STATE_KEY: CREATING})
             checkpoint("clone:disk")
-        _ensure_group(session, dst, dst_disks)
+        # the data disks join the group now, the system disk last (the commit point)
+        _ensure_group(session, dst, dst_disks[1:])
         checkpoint("clone:group")
         inherited = {k: v for k, v in srec.metadata.items()
                      if k not in _NOT_INHERITED and not k.startswith(vmstore.SNAP_TIME_PREFIX)}
@@ -206,39 +220,38 @@ def clone(session: Session, src: str, dst: str, *, full=False, base_xml=None, me
         if len(dst_disks) > 1:
             values["_additional_disks"] = str(len(dst_disks) - 1)
         for disk in dst_disks[1:]:
-            stale = [k for k in vmstore.read_metadata(session, disk)]
-            vmstore.set_metadata(session, disk, {}, remove=stale)
+            vmstore.replace_metadata(session, disk, {})   # what the copy brought from the source
         if full:   # a full copy needs its source snapshots no more
             for disk in src_disks:
                 _remove_snapshot_quietly(session, disk, snap)
-        current = vmstore.read_metadata(session, dst_disks[0])
-        stale = [k for k in current if k not in values and k != STATE_KEY]
+        vmstore.replace_metadata(session, dst_disks[0], values)
         checkpoint("clone:commit")
         lease.check()
-        vmstore.set_metadata(session, dst_disks[0], values, remove=stale + [STATE_KEY])
+        _ensure_group(session, dst, dst_disks[:1])
     return {"name": dst, "source": src, "mode": "full" if full else "cow", "disks": dst_disks,
             "uuid": domainxml.uuid_of(xml)}
 
 
-def _ensure_base_snapshot(session: Session, disk: str, snap: str, reuse: bool) -> None:
-    with ceph_errors(f"snapshotting {disk} for the clone", session.target):
-        with rbd.Image(session.ioctx, disk) as img:
-            exists = any(s["name"] == snap for s in img.list_snaps())
-            if exists and not reuse and not list(img.list_children2()):
-                # left by an earlier clone of the same name that was removed: stale data
-                if img.is_protected_snap(snap):
-                    img.unprotect_snap(snap)
-                img.remove_snap(snap)
-                exists = False
-            if not exists:
-                img.create_snap(snap)
+def _ensure_base_snapshot(session: Session, img, snap: str, reuse: bool, protect: bool) -> None:
+    """The snapshot of an open source disk a clone is made from (protected for copy-on-write)."""
+    with ceph_errors(f"snapshotting {img.get_name()} for the clone", session.target):
+        exists = any(s["name"] == snap for s in img.list_snaps())
+        if exists and not reuse and not list(img.list_children2()):
+            # left by an earlier clone of the same name that was removed: stale data
+            if img.is_protected_snap(snap):
+                img.unprotect_snap(snap)
+            img.remove_snap(snap)
+            exists = False
+        if not exists:
+            img.create_snap(snap)
+            if protect:
+                img.protect_snap(snap)
+        elif protect and not img.is_protected_snap(snap):
+            img.protect_snap(snap)
 
 
 def _cow_clone(session: Session, src_disk: str, snap: str, dst_disk: str) -> None:
     with ceph_errors(f"cloning {src_disk} into {dst_disk}", session.target):
-        with rbd.Image(session.ioctx, src_disk) as img:
-            if not img.is_protected_snap(snap):
-                img.protect_snap(snap)
         try:
             rbd.RBD().clone(session.ioctx, src_disk, snap, session.ioctx, dst_disk)
         except rbd.ImageExists:

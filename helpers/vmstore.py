@@ -77,16 +77,20 @@ def disk_order(vm: str, disks) -> list:
     return sorted(disks, key=key)
 
 
-def record(session: Session, vm: str, groups=None, images=None) -> VmRecord:
-    """Everything about a VM's storage; state 'absent' if there is nothing at all."""
+def record(session: Session, vm: str, groups=None, images=None, metadata=None) -> VmRecord:
+    """Everything about a VM's storage; state 'absent' if there is nothing at all.
+
+    `groups`, `images` (listings) and `metadata` (of the system disk) may be passed in by a
+    caller that already has them."""
     groups = list_groups(session) if groups is None else groups
     images = set(list_images(session) if images is None else images)
     system = names.system_disk(vm)
     rec = VmRecord(vm, "absent", in_group=vm in groups)
-    disks = set(group_images(session, vm)) if rec.in_group else set()
+    members = set(group_images(session, vm)) if rec.in_group else set()
+    disks = set(members)
     if system in images:
         disks.add(system)
-        rec.metadata = read_metadata(session, system)
+        rec.metadata = read_metadata(session, system) if metadata is None else metadata
         count = rec.metadata.get("_additional_disks")
         if count and count.isdigit():
             disks.update(names.data_disk(vm, i) for i in range(int(count))
@@ -97,15 +101,16 @@ def record(session: Session, vm: str, groups=None, images=None) -> VmRecord:
     state = rec.metadata.get(STATE_KEY)
     if state in (CREATING, REMOVING):
         rec.state = state
-    elif system in images and "xml" in rec.metadata and rec.in_group:
+    elif system in members and "xml" in rec.metadata:
+        # the system disk joins the group last: membership is a create/clone's commit point
         rec.state = COMPLETE
     else:
         rec.state = CREATING   # a create or clone that stopped before it could say so
     return rec
 
 
-def require_complete(session: Session, vm: str) -> VmRecord:
-    rec = record(session, vm)
+def require_complete(session: Session, vm: str, groups=None, images=None, metadata=None) -> VmRecord:
+    rec = record(session, vm, groups, images, metadata)
     if rec.state == "absent":
         raise NotFound("VM does not exist", f"no VM {vm} in {where(session)}",
                        "List the VMs with `rbdvm list`")
@@ -133,6 +138,20 @@ def set_metadata(session: Session, image: str, values: dict, remove=()) -> None:
                     img.metadata_remove(k)
                 except KeyError:
                     pass
+
+
+def replace_metadata(session: Session, image: str, values: dict, keep=()) -> None:
+    """Make the image's metadata exactly `values` (plus the keys in `keep`), in one open,
+    writing only what differs."""
+    with ceph_errors(f"writing the metadata of {image}", session.target):
+        with rbd.Image(session.ioctx, image) as img:
+            current = dict(img.metadata_list())
+            for k, v in values.items():
+                if current.get(k) != v:
+                    img.metadata_set(k, v)
+            for k in current:
+                if k not in values and k not in keep:
+                    img.metadata_remove(k)
 
 
 def watchers(session: Session, disks) -> list:

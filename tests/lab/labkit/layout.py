@@ -50,7 +50,7 @@ SECRET_UUID = "5b1d7c0e-2a43-4f9e-9c1d-3e7a0b6c9d01"  # libvirt secret (ceph, cl
 CLUSTER_NAME = "rbdvmlab"
 FENCE_AGENT = "fence_rbdvmlab"
 FENCE_DELAY = {"node1": "3s", "node2": "0s"}  # node1 wins a fence race: no mutual shooting
-MEMSTORE_BYTES = 1 << 30
+MEMSTORE_BYTES = 4 << 30   # capacity only: memstore takes RAM as data is written
 
 CLEAN_ENV = ("env", "-i", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
              "LANG=C.UTF-8", "HOME=/root")
