@@ -69,5 +69,5 @@ def test_down_leaves_nothing_then_up_over_stale_state():
     res = _lab("up")
     assert res.returncode == 0, res.stdout + res.stderr
     assert "lab up in" in res.stdout
-    assert lifecycle.healthy()
+    assert [p for p in lifecycle.health() if not p[1]] == []
     assert not any(p in victims for p in pids_in_netns(L.ALL_NETNS))

@@ -139,6 +139,11 @@ def _up(clock: Clock) -> None:
     dead = [name for name in REG.names() if not REG.alive(name)]
     if dead:
         raise LabError(f"not running after bring-up: {', '.join(dead)}")
+    # `up` returns when `status` says healthy (the mgr reports available a few seconds late)
+    if not wait_for(60, healthy, 0.5):
+        broken = [f"{part}: {detail}" for part, ok, detail in health() if not ok]
+        raise LabError(f"not healthy 60 s after bring-up: {'; '.join(broken)}")
+    clock("every part healthy")
 
 
 def _nodes_up(clock: Clock) -> None:
