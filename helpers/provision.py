@@ -114,15 +114,16 @@ def _zero(session: Session, image: str) -> None:
             img.discard(0, img.size())
 
 
-def _ensure_group(session: Session, vm: str, disks) -> None:
-    r = rbd.RBD()
+def _ensure_group(session: Session, vm: str, disks, exists: bool = False) -> None:
+    """The group `vm` with `disks` as members (`exists`: the caller just made sure of it)."""
     with ceph_errors(f"creating group {vm}", session.target):
-        try:
-            r.group_create(session.ioctx, vm)
-        except (rbd.ImageExists, rbd.ObjectExists):
-            pass
+        if not exists:
+            try:
+                rbd.RBD().group_create(session.ioctx, vm)
+            except (rbd.ImageExists, rbd.ObjectExists):
+                pass
         group = rbd.Group(session.ioctx, vm)
-        members = {i["name"] for i in group.list_images()}
+        members = {i["name"] for i in group.list_images()} if not exists else set()
         for disk in disks:
             if disk in members:
                 continue
@@ -215,8 +216,8 @@ def clone(session: Session, src: str, dst: str, *, full=False, base_xml=None, me
                               namespace=session.target.namespace, monitors=monitor_hosts(session),
                               client_id=session.target.client_id, bus=bus, new_identity=True)
         values = {**inherited, **stored, **user_md, "vm_name": dst, "_base_xml": base, "xml": xml,
-                  "_disk_bus": bus, "_created": _now(),
-                  "_cloned_from": json.dumps({"vm": src, "mode": "full" if full else "cow"})}
+                  "_disk_bus": bus,
+                  "_cloned_from": json.dumps({"vm": src, "mode": "full" if full else "cow", "at": _now()})}
         if len(dst_disks) > 1:
             values["_additional_disks"] = str(len(dst_disks) - 1)
         for disk in dst_disks[1:]:
@@ -227,7 +228,7 @@ def clone(session: Session, src: str, dst: str, *, full=False, base_xml=None, me
         vmstore.replace_metadata(session, dst_disks[0], values)
         checkpoint("clone:commit")
         lease.check()
-        _ensure_group(session, dst, dst_disks[:1])
+        _ensure_group(session, dst, dst_disks[:1], exists=True)
     return {"name": dst, "source": src, "mode": "full" if full else "cow", "disks": dst_disks,
             "uuid": domainxml.uuid_of(xml)}
 
@@ -430,7 +431,7 @@ def info(session: Session, name: str) -> dict:
         "name": name, "state": rec.state, "pool": session.target.pool,
         "namespace": session.target.namespace,
         "uuid": domainxml.stored_uuid(md.get("xml")),
-        "created": md.get("_created"),
+        "created": md.get("_created") or json.loads(md.get("_cloned_from", "{}")).get("at"),
         "cloned_from": json.loads(md["_cloned_from"]) if "_cloned_from" in md else None,
         "disks": disks,
         "settings": vmsettings.decode(md),
