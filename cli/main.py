@@ -32,10 +32,10 @@ def cli():
 
 
 def _register():
-    from . import metadata, snapshot, vms
+    from . import agent, metadata, snapshot, vms
 
     for command in (vms.create, vms.clone, vms.remove, vms.list_, vms.info,
-                    snapshot.snapshot, metadata.metadata):
+                    snapshot.snapshot, metadata.metadata, agent.install_agent):
         cli.add_command(command)
 
 

@@ -46,3 +46,14 @@ def lab():
     yield LAB_CMD
     if started and os.environ.get("RBDVM_LAB_KEEP") != "1":
         subprocess.run([LAB_CMD, "down"], check=False)
+
+
+@pytest.fixture(scope="session")
+def agent_installed(lab):
+    """`rbdvm install-agent` on every node, as an operator installs it."""
+    from labkit import layout as L
+    from labkit import ops
+
+    for n in L.NODES:
+        ops.on(n, "rbdvm", "install-agent")
+    return "/usr/lib/ocf/resource.d/rbdvm/VirtualDomain"

@@ -112,3 +112,41 @@ def start_vm(vm: str, node: str = "node1", ns: str = None) -> None:
     ops.serial_path(vm).unlink(missing_ok=True)
     ops.virsh(node, "create", str(path))
     ops.wait_serial(vm, "READY")
+
+
+AGENT = "/usr/lib/ocf/resource.d/rbdvm/VirtualDomain"
+
+
+def agent(node: str, action: str, timeout_ms: int = None, **params) -> subprocess.CompletedProcess:
+    """Run the installed agent on a node the way Pacemaker does (OCF_RESKEY_*), by hand."""
+    env = ["OCF_ROOT=/usr/lib/ocf"] + [f"OCF_RESKEY_{k}={v}" for k, v in params.items()]
+    if timeout_ms:
+        env.append(f"OCF_RESKEY_CRM_meta_timeout={timeout_ms}")
+    return ops.on(node, "env", *env, AGENT, action, check=False, timeout=300)
+
+
+def qemu_pids(node: str, vm: str) -> list:
+    """PIDs of the QEMU processes of domain `vm` running on `node`."""
+    from labkit import node as labnode
+
+    net = Path(f"/proc/{labnode.holder(node)}/ns/net").readlink()
+    found = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            args = (d / "cmdline").read_bytes().split(b"\0")
+            if b"qemu" in args[0] and f"guest={vm},".encode() in b" ".join(args) \
+                    and (d / "ns" / "net").readlink() == net:
+                found.append(int(d.name))
+        except OSError:
+            continue
+    return found
+
+
+def make_vm(vm: str, **opts) -> None:
+    """A stopped VM booting the lab's guest, created with rbdvm on node1."""
+    extra = []
+    for k, v in opts.items():
+        extra += [f"--{k.replace('_', '-')}"] + ([] if v is True else [str(v)])
+    rbdvm("create", vm, "--image", boot_disk(), "--xml", base_xml(vm), *extra)

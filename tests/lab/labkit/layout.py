@@ -73,6 +73,7 @@ NODE_BINDS = (
     ("cache-libvirt", "/var/cache/libvirt"),
     ("etc-ceph", "/etc/ceph"),
     ("usr-local-bin", "/usr/local/bin"),
+    ("ocf-rbdvm", "/usr/lib/ocf/resource.d/rbdvm"),   # where `rbdvm install-agent` writes
     ("hosts", "/etc/hosts"),
 )
 # Volatile file systems of a node: lost on a "power cut" (crash / fence).

@@ -1,0 +1,26 @@
+"""rbdvm install-agent."""
+
+import click
+
+from rbdvm.ocf import install as agent_install
+
+from .options import emit
+
+
+@click.command("install-agent")
+@click.option("--dir", "directory", default=agent_install.DEFAULT_DIR, show_default=True,
+              help="Where Pacemaker looks for the rbdvm provider's agents.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def install_agent(directory, as_json):
+    """Install the Pacemaker resource agent ocf:rbdvm:VirtualDomain on this node.
+
+    Run it on every cluster node (again after moving or upgrading rbdvm). Then, for example:
+    pcs resource create vm1 ocf:rbdvm:VirtualDomain vm=vm1 meta allow-migrate=true
+    """
+    try:
+        path = agent_install.install(directory)
+    except PermissionError as exc:
+        from rbdvm.helpers.errors import UsageError
+
+        raise UsageError(f"cannot write {directory}", exc.strerror or str(exc), "Run it as root") from None
+    emit(as_json, {"path": path}, f"installed {path} (ocf:rbdvm:VirtualDomain)")

@@ -1,0 +1,208 @@
+"""The agent's actions run by hand on lab nodes, as Pacemaker runs them (real libvirtd, Ceph)."""
+
+import os
+import signal
+import time
+
+import pytest
+from lab_helpers import AGENT, agent, force_remove, make_vm, qemu_pids, rbdvm, unique
+from labkit import ceph, node, ops
+from labkit import layout as L
+from labkit.procs import wait_for
+
+pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("agent_installed")]
+
+
+@pytest.fixture
+def vm():
+    name = unique()
+    make_vm(name)
+    yield name
+    force_remove(name)
+
+
+def reason(res) -> str:
+    lines = [line for line in res.stderr.splitlines() if line.startswith("ocf-exit-reason:")]
+    assert lines, f"no exit reason in: {res.stderr}"
+    return lines[-1]
+
+
+def test_start_monitor_stop_is_transient_and_graceful(vm):
+    assert agent("node1", "monitor", vm=vm).returncode == 7
+    assert agent("node1", "start", vm=vm).returncode == 0
+    ops.wait_serial(vm, "READY")
+    assert agent("node1", "start", vm=vm).returncode == 0, "start of a running VM succeeds"
+    assert agent("node1", "monitor", vm=vm).returncode == 0
+    assert agent("node1", "status", vm=vm).returncode == 0
+    assert ops.virsh("node1", "list", "--persistent", "--name") == "", "nothing defined on the node"
+    assert agent("node1", "stop", vm=vm).returncode == 0
+    assert "POWEROFF" in ops.serial_text(vm), "stop shut the guest down gracefully (ACPI)"
+    assert agent("node1", "monitor", vm=vm).returncode == 7
+    assert agent("node1", "stop", vm=vm).returncode == 0, "stop of a stopped VM succeeds"
+
+
+def test_force_stop_destroys_at_once(vm):
+    assert agent("node1", "start", vm=vm).returncode == 0
+    ops.wait_serial(vm, "READY")
+    assert agent("node1", "stop", vm=vm, force_stop="true").returncode == 0
+    assert "POWEROFF" not in ops.serial_text(vm)
+    assert not qemu_pids("node1", vm)
+
+
+def test_parameter_and_absent_vm_contract():
+    ghost = unique("ghost")
+    res = agent("node1", "validate-all")
+    assert res.returncode == 6 and "exactly one" in reason(res)
+    assert agent("node1", "validate-all", vm="bad-name").returncode == 6
+    assert agent("node1", "start", vm=ghost, force_stop="perhaps").returncode == 6
+    res = agent("node1", "start", vm=ghost)
+    assert res.returncode == 6 and "does not exist in Ceph" in reason(res)
+    assert agent("node1", "validate-all", vm=ghost).returncode == 6
+    assert agent("node1", "monitor", vm=ghost).returncode == 7, "a probe of an absent VM: not running"
+    assert agent("node1", "stop", vm=ghost).returncode == 0
+    assert ops.on("node1", AGENT, "frobnicate", check=False).returncode == 3
+    assert ops.on("node1", AGENT, "usage", check=False).returncode == 0
+
+
+def test_validate_all_of_an_existing_vm(vm):
+    assert agent("node1", "validate-all", vm=vm).returncode == 0
+
+
+def test_config_file_mode_like_virtualdomain(vm):
+    xml = L.SHARED / "files" / f"{vm}.config.xml"
+    xml.write_text(rbdvm("metadata", "get", vm, "xml").stdout)
+    assert agent("node2", "validate-all", config=xml).returncode == 0
+    assert agent("node2", "start", config=xml).returncode == 0
+    ops.wait_serial(vm, "READY")
+    assert agent("node2", "monitor", config=xml).returncode == 0
+    assert agent("node2", "stop", config=xml).returncode == 0
+    res = agent("node2", "start", config="/nonexistent/vm.xml")
+    assert res.returncode == 5 and "/nonexistent/vm.xml" in reason(res)
+    assert agent("node2", "monitor", config="/nonexistent/vm.xml").returncode in (5, 7)
+
+
+def test_guard_refuses_a_second_writer_naming_disk_and_client(vm):
+    assert agent("node1", "start", vm=vm).returncode == 0
+    try:
+        t0 = time.monotonic()
+        res = agent("node2", "start", timeout_ms=8000, vm=vm)
+        assert res.returncode == 1
+        r = reason(res)
+        assert f"system_{vm}" in r and L.IP["node1"] in r and "node1" in r and "second writer" in r
+        assert time.monotonic() - t0 < 12, "gives up within the start budget"
+        assert not qemu_pids("node2", vm), "no second QEMU"
+    finally:
+        agent("node1", "stop", vm=vm)
+
+
+def test_guard_waits_for_a_writer_that_goes(vm):
+    assert agent("node1", "start", vm=vm).returncode == 0
+    ops.wait_serial(vm, "READY")
+    import threading
+
+    stopper = threading.Timer(3, lambda: agent("node1", "stop", vm=vm, force_stop="true"))
+    stopper.start()
+    t0 = time.monotonic()
+    res = agent("node2", "start", timeout_ms=30000, vm=vm)
+    stopper.join()
+    assert res.returncode == 0, res.stderr
+    assert time.monotonic() - t0 >= 2.5, "it waited for node1's QEMU to go"
+    assert "split-brain guard" in res.stderr
+    agent("node2", "stop", vm=vm)
+
+
+def test_monitor_without_libvirtd_answers_from_the_process_table(vm):
+    assert agent("node1", "start", vm=vm).returncode == 0
+    lv = node.REG.pid("libvirtd-node1")
+    os.kill(lv, signal.SIGTERM)
+    assert wait_for(10, lambda: not node.libvirt_up("node1") or not node.REG.alive("libvirtd-node1"))
+    try:
+        assert wait_for(10, lambda: not node.REG.alive("libvirtd-node1"))
+        assert agent("node1", "monitor", vm=vm).returncode == 0
+        assert agent("node1", "monitor", vm=unique("other")).returncode == 7
+        res = agent("node1", "stop", vm=vm)
+        assert res.returncode == 1 and "fences" in reason(res), "stop must not guess without libvirtd"
+    finally:
+        ops.on("node1", "rm", "-f", "/run/libvirt/libvirt-sock", "/run/libvirt/libvirtd.pid", check=False)
+        node.start_libvirtd("node1")
+        assert wait_for(20, lambda: node.libvirt_up("node1"))
+    assert wait_for(10, lambda: agent("node1", "monitor", vm=vm).returncode == 0), "libvirtd found QEMU again"
+    assert agent("node1", "stop", vm=vm).returncode == 0
+
+
+def test_monitor_needs_no_ceph(vm):
+    assert agent("node1", "start", vm=vm).returncode == 0
+    mon = ceph.REG.pid("ceph-mon")
+    os.kill(mon, signal.SIGSTOP)   # the monitor hangs: any Ceph call would time out
+    try:
+        t0 = time.monotonic()
+        assert agent("node1", "monitor", vm=vm).returncode == 0
+        assert time.monotonic() - t0 < 5
+    finally:
+        os.kill(mon, signal.SIGCONT)
+    assert agent("node1", "stop", vm=vm).returncode == 0
+
+
+def test_migrate_to_and_from_live(vm):
+    assert agent("node1", "start", vm=vm).returncode == 0
+    ops.wait_serial(vm, "READY")
+    res = ops.on("node1", "env", "OCF_ROOT=/usr/lib/ocf", f"OCF_RESKEY_vm={vm}", "OCF_RESKEY_migration_transport=tcp",
+                 "OCF_RESKEY_migration_downtime=300", "OCF_RESKEY_migration_speed=100",
+                 "OCF_RESKEY_migration_auto_converge=true", "OCF_RESKEY_CRM_meta_migrate_target=node2",
+                 AGENT, "migrate_to", check=False)
+    assert res.returncode == 0, res.stderr
+    assert agent("node2", "migrate_from", vm=vm).returncode == 0
+    assert qemu_pids("node2", vm) and not qemu_pids("node1", vm)
+    assert ops.serial_text(vm).count("READY") == 1
+    assert agent("node2", "stop", vm=vm).returncode == 0
+
+
+def test_migration_that_cannot_finish_is_aborted_and_the_vm_stays(vm):
+    """The target's QEMU freezes mid-migration (SIGSTOP): the transfer stalls and migrate_to
+    must abort it before its timeout, leaving the VM running on the source."""
+    assert agent("node1", "start", vm=vm).returncode == 0
+    ops.wait_serial(vm, "READY")
+    frozen = []
+
+    def freeze_target():
+        if wait_for(10, lambda: qemu_pids("node2", vm), 0.05):
+            for pid in qemu_pids("node2", vm):
+                os.kill(pid, signal.SIGSTOP)
+                frozen.append(pid)
+
+    import threading
+
+    freezer = threading.Thread(target=freeze_target)
+    freezer.start()
+    t0 = time.monotonic()
+    res = ops.on("node1", "env", "OCF_ROOT=/usr/lib/ocf", f"OCF_RESKEY_vm={vm}", "OCF_RESKEY_migration_transport=tcp",
+                 "OCF_RESKEY_migration_speed=1", "OCF_RESKEY_migrate_margin=3", "OCF_RESKEY_CRM_meta_timeout=12000",
+                 "OCF_RESKEY_CRM_meta_migrate_target=node2", AGENT, "migrate_to", check=False)
+    took = time.monotonic() - t0
+    freezer.join()
+    try:
+        assert frozen, "the target's QEMU was frozen"
+        assert res.returncode == 1 and "keeps running here" in reason(res), res.stderr
+        assert took < 12, "done before the operation's timeout"
+        assert agent("node1", "monitor", vm=vm).returncode == 0
+    finally:
+        for pid in frozen:
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+    assert wait_for(15, lambda: not qemu_pids("node2", vm)), "the target's half-migrated QEMU is gone"
+    assert agent("node1", "stop", vm=vm).returncode == 0
+
+
+def test_ocf_tester_passes_on_a_real_vm(vm):
+    res = ops.on("node1", "ocf-tester", "-n", vm, "-o", f"vm={vm}", AGENT, check=False, timeout=300)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "passed all tests" in res.stdout
+
+
+def test_meta_data_validates_against_the_resource_agents_schema():
+    md = ops.on("node1", "crm_resource", "--show-metadata", "ocf:rbdvm:VirtualDomain").stdout
+    path = L.SHARED / "files" / "agent-metadata.xml"
+    path.write_text(md)
+    ops.on("node1", "xmllint", "--noout", "--relaxng", "/usr/share/resource-agents/metadata.rng", str(path))
