@@ -43,4 +43,6 @@ def metadata_xml() -> str:
         if a.depth is not None:
             attrs["depth"] = str(a.depth)
         etree.SubElement(actions, "action", **attrs)
-    return etree.tostring(root, pretty_print=True, xml_declaration=True, encoding="UTF-8").decode()
+    # ocf-tester validates against ra-api-1.dtd, which it finds through this DOCTYPE
+    return etree.tostring(root, pretty_print=True, xml_declaration=True, encoding="UTF-8",
+                          doctype='<!DOCTYPE resource-agent SYSTEM "ra-api-1.dtd">').decode()

@@ -56,3 +56,23 @@ def partitioned() -> bool:
 def set_port(part: str, up: bool) -> None:
     """Unplug (or plug back) one part's cable."""
     run(["ip", "-n", L.SWITCH_NS, "link", "set", L.switch_port(part), "up" if up else "down"])
+
+
+# QEMU's migration stream uses ports 49152-49215 (libvirt's default range): 49152/0xffc0
+_MIGRATION_PORTS = ("49152", "0xffc0")
+
+
+def set_migration_throttle(node: str, on: bool) -> None:
+    """Throttle (or free) the live-migration data a node sends to ~1 KB/s, leaving every
+    other packet alone (corosync, libvirt, Ceph): a migration that cannot finish in time."""
+    ns = ["ip", "netns", "exec", L.netns(node), "tc"]
+    run(ns + ["qdisc", "del", "dev", "eth0", "root"], check=False)
+    if not on:
+        return
+    # htb (this kernel has no prio qdisc): everything in an unthrottled class but migration
+    run(ns + ["qdisc", "add", "dev", "eth0", "root", "handle", "1:", "htb", "default", "10"])
+    run(ns + ["class", "add", "dev", "eth0", "parent", "1:", "classid", "1:10", "htb", "rate", "10gbit"])
+    run(ns + ["class", "add", "dev", "eth0", "parent", "1:", "classid", "1:30", "htb",
+              "rate", "8kbit", "ceil", "8kbit"])
+    run(ns + ["filter", "add", "dev", "eth0", "parent", "1:", "protocol", "ip", "u32",
+              "match", "ip", "dport", *_MIGRATION_PORTS, "flowid", "1:30"])
