@@ -1,0 +1,138 @@
+"""ocf:rbdvm:VirtualDomain under the lab's real two-node Pacemaker cluster (fencing on)."""
+
+import time
+
+import pytest
+from lab_helpers import force_remove, make_vm, qemu_pids, unique
+from labkit import node, ops
+from labkit import layout as L
+from labkit.procs import run, wait_for
+
+pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("agent_installed")]
+N1, N2 = L.NODES
+LAB = str(L.LAB_SRC / "lab")
+
+
+def other(n):
+    return N2 if n == N1 else N1
+
+
+def where(rsc):
+    return ops.resource_node(N1, rsc) or ops.resource_node(N2, rsc)
+
+
+def history(rsc):
+    return ops.operations(N1 if node.REG.alive(f"pacemakerd-{N1}") else N2, rsc)
+
+
+def fail_count(rsc, on):
+    res = ops.on(N1, "crm_failcount", "--query", "-r", rsc, "-N", on, check=False)
+    value = res.stdout.strip().rsplit("value=", 1)[-1]
+    return 0 if value in ("", "0", "(null)") else int(value) if value.isdigit() else value
+
+
+def readies(vm):
+    return ops.serial_text(vm).count("READY")
+
+
+@pytest.fixture
+def cluster_vm():
+    """A VM made with rbdvm and put under Pacemaker with pcs, as the README shows."""
+    vm = unique()
+    make_vm(vm, live_migration=True)
+    ops.on(N1, "pcs", "resource", "create", vm, "ocf:rbdvm:VirtualDomain", f"vm={vm}",
+           "migration_transport=tcp", "meta", "allow-migrate=true",
+           "op", "monitor", "interval=5s", "timeout=30s", "start", "timeout=90s")
+    assert wait_for(60, lambda: where(vm) is not None), "Pacemaker started the VM"
+    ops.wait_serial(vm, "READY")
+    yield vm
+    live = N1 if node.REG.alive(f"pacemakerd-{N1}") else N2
+    ops.on(live, "crm_resource", "--clear", "-r", vm, check=False)
+    ops.on(live, "crm_resource", "--meta", "-r", vm, "-p", "target-role", "-v", "Stopped", check=False)
+    wait_for(60, lambda: where(vm) is None)
+    ops.on(live, "pcs", "resource", "delete", vm, "--force", check=False)
+    ops.on(live, "crm_resource", "--cleanup", "-r", vm, check=False)
+    force_remove(vm)
+
+
+def test_started_recovered_after_qemu_dies_and_live_migrated_without_reboot(cluster_vm):
+    vm = cluster_vm
+    x = where(vm)
+    assert qemu_pids(x, vm) and not qemu_pids(other(x), vm)
+    util = ops.on(N1, "crm_resource", "-r", vm, "--utilization", "-g", "cpu", check=False).stdout.strip()
+    assert util == "1", "cpu utilization set from the definition"
+
+    # the guest's QEMU dies: Pacemaker's monitor notices, and recovers it
+    for pid in qemu_pids(x, vm):
+        import os
+        import signal
+
+        os.kill(pid, signal.SIGKILL)
+    assert wait_for(60, lambda: fail_count(vm, x) == 1), f"fail-count on {x}: {fail_count(vm, x)}"
+    assert wait_for(60, lambda: where(vm) is not None and readies(vm) == 2), "recovered and booted again"
+    x = where(vm)
+
+    # a move is a live migration: migrate_to + migrate_from, no stop/start, no reboot
+    y = other(x)
+    ops.on(N1, "crm_resource", "--move", "-r", vm, "-N", y)
+    assert wait_for(60, lambda: where(vm) == y)
+    ops.on(N1, "crm_resource", "--clear", "-r", vm)
+    ops_after = history(vm)
+    assert (x, "migrate_to", "0") in ops_after and (y, "migrate_from", "0") in ops_after
+    assert readies(vm) == 2, "the guest did not reboot"
+    assert qemu_pids(y, vm) and not qemu_pids(x, vm)
+    assert ops.watchers(y, f"system_{vm}") == [L.IP[y]], "only the new node has the disk open"
+
+
+def test_crashed_node_is_fenced_and_the_vm_restarts_on_the_survivor(cluster_vm):
+    vm = cluster_vm
+    x = where(vm)
+    y = other(x)
+    before = len(ops.fence_events(y, x))
+    t0 = time.monotonic()
+    run([LAB, "crash", x])
+    assert wait_for(60, lambda: len(ops.fence_events(y, x)) > before), f"{y} fenced {x}"
+    fenced = time.monotonic() - t0
+    # the crashed QEMU's RBD watch lingers ~30 s: the guard holds the start until it expires
+    assert wait_for(120, lambda: readies(vm) == 2, 0.1), "the VM booted on the survivor"
+    ready = time.monotonic() - t0
+    assert where(vm) == y and qemu_pids(y, vm)
+    print(f"\ncrash of {x} -> fenced after {fenced:.1f}s -> {vm} READY on {y} after {ready:.1f}s")
+    (L.STATE / "crash-to-ready.txt").write_text(f"fenced {fenced:.1f} ready {ready:.1f}\n")
+    run([LAB, "boot", x], timeout=180)
+    assert node.online_nodes(y) == sorted(L.NODES)
+
+
+def test_partition_without_fencing_never_runs_two_writers(cluster_vm):
+    vm = cluster_vm
+    x = where(vm)
+    y = other(x)
+    ops.on(N1, "crm_attribute", "-t", "crm_config", "-n", "stonith-enabled", "-v", "false")
+    # the guard gives up when its start budget is nearly spent: keep the test short
+    ops.on(N1, "pcs", "resource", "update", vm, "op", "start", "timeout=30s")
+    writers = set()
+    try:
+        run([LAB, "partition"])
+        t0 = time.monotonic()
+        refused = None
+        while time.monotonic() - t0 < 150:
+            w = ops.watchers(y, f"system_{vm}")   # both nodes still reach Ceph
+            writers.add(tuple(w))
+            assert len(w) <= 1, f"two clients have the disk open: {w}"
+            assert len(qemu_pids(y, vm)) == 0, f"a second QEMU runs on {y}"
+            failed = ops.on(y, "crm_mon", "-1", "--output-as=xml", timeout=10, check=False).stdout
+            if "split-brain guard" in failed:
+                refused = failed
+                break
+            time.sleep(0.5)
+        assert refused, f"{y} never reported a refused start"
+        assert "second writer" in refused and L.IP[x] in refused
+        assert qemu_pids(x, vm), f"the VM still runs on {x}"
+    finally:
+        run([LAB, "heal"])
+        assert wait_for(60, lambda: node.online_nodes(N1) == sorted(L.NODES)
+                        and node.online_nodes(N2) == sorted(L.NODES)), "the partition healed"
+        ops.on(N1, "crm_attribute", "-t", "crm_config", "-n", "stonith-enabled", "-v", "true")
+        ops.on(N1, "crm_resource", "--cleanup", "-r", vm, check=False)
+    assert wait_for(60, lambda: where(vm) == x), f"{vm} runs on {x} alone after the heal"
+    assert not qemu_pids(y, vm)
