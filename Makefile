@@ -35,3 +35,4 @@ unit: deps
 bench: lab-up
 	$(PY) bench/lab_bringup.py
 	$(PY) bench/storage.py
+	$(PY) bench/agent.py

@@ -94,15 +94,18 @@ def start(p: Params) -> int:
         if dom is not None and domain.state(dom) in domain.RUNNING_STATES:
             log.info(f"domain {name} already runs here")
             return OCF_SUCCESS
+        session = _ceph_session(p)
         try:
-            xml = load_xml(p)
+            xml = load_xml(p, session)
+            # keep a few seconds for libvirt to create the domain after the guard
+            wait_until_free(p.ceph_conf, p.ceph_id, xml, t0 + budget - max(5.0, budget * 0.1), session)
         except DefinitionError as exc:
             raise Failed(exc.code, str(exc)) from None
-        # keep a few seconds for libvirt to create the domain after the guard
-        try:
-            wait_until_free(p.ceph_conf, p.ceph_id, xml, t0 + budget - max(5.0, budget * 0.1))
         except GuardRefused as exc:
             raise Failed(OCF_ERR_GENERIC, str(exc)) from None
+        finally:
+            if session is not None:
+                session.close()
         if dom is not None and domain.state(dom) == domain.libvirt.VIR_DOMAIN_CRASHED:
             dom.destroy()
         try:
@@ -116,6 +119,21 @@ def start(p: Params) -> int:
         return OCF_SUCCESS
     finally:
         conn.close()
+
+
+def _ceph_session(p: Params):
+    """One Ceph session for the definition and the guard (vm=); None for config=."""
+    if not p.vm:
+        return None
+    from rbdvm.helpers.ceph import Session
+    from rbdvm.helpers.errors import RbdvmError
+
+    from .definition import ceph_target
+
+    try:
+        return Session(ceph_target(p)).__enter__()
+    except RbdvmError as exc:
+        raise Failed(OCF_ERR_GENERIC, f"cannot read VM {p.vm} from Ceph: {exc.message}") from None
 
 
 # ------------------------------------------------------------------ stop

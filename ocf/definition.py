@@ -1,7 +1,5 @@
 """Where the agent's domain XML comes from: Ceph (vm=) or a local file (config=)."""
 
-import xml.etree.ElementTree as ET
-
 from .params import Params
 
 
@@ -19,6 +17,8 @@ def domain_name(p: Params) -> str:
         return p.vm
     # the operator's own file, read with the standard library (expat resolves no external
     # entities); only <name> is needed
+    import xml.etree.ElementTree as ET
+
     try:
         name = ET.parse(p.config).getroot().findtext("name")
     except (OSError, ET.ParseError) as exc:
@@ -28,28 +28,50 @@ def domain_name(p: Params) -> str:
     return name.strip()
 
 
-def load_xml(p: Params) -> str:
-    """The full domain XML, for start and validate-all."""
+def load_xml(p: Params, session=None) -> str:
+    """The full domain XML, for start and validate-all (`session`: an open Ceph session on
+    the VM's pool and namespace, to share with the split-brain guard)."""
     if p.config:
         try:
             with open(p.config) as f:
                 return f.read()
         except OSError as exc:
             raise DefinitionError(5, f"cannot read {p.config}: {exc.strerror}") from None
-    from rbdvm.helpers import vmstore
     from rbdvm.helpers.ceph import Session
-    from rbdvm.helpers.errors import ClusterUnavailable, NotFound, RbdvmError
+    from rbdvm.helpers.errors import ClusterUnavailable, RbdvmError
 
     try:
+        if session is not None:
+            return _vm_xml(session, p.vm)
         with Session(ceph_target(p)) as s:
-            rec = vmstore.require_complete(s, p.vm)
-            return rec.metadata["xml"]
-    except NotFound as exc:
-        raise DefinitionError(6, f"VM {p.vm} does not exist in Ceph ({exc.message})") from None
+            return _vm_xml(s, p.vm)
     except ClusterUnavailable as exc:
         raise DefinitionError(1, f"cannot read VM {p.vm} from Ceph: {exc.message}") from None
     except RbdvmError as exc:
         raise DefinitionError(6, f"VM {p.vm} cannot start: {exc.message}") from None
+
+
+def _vm_xml(session, vm: str) -> str:
+    """The `xml` of a complete VM, read from its system disk alone (one open, no listing)."""
+    import rbd
+
+    from rbdvm.helpers import names
+    from rbdvm.helpers.ceph import ceph_errors
+    from rbdvm.helpers.vmstore import STATE_KEY
+
+    try:
+        img = rbd.Image(session.ioctx, names.system_disk(vm), read_only=True)
+    except rbd.ImageNotFound:
+        raise DefinitionError(6, f"VM {vm} does not exist in Ceph (no image "
+                                 f"{names.system_disk(vm)}); create it with `rbdvm create`") from None
+    with ceph_errors(f"reading the definition of VM {vm}", session.target), img:
+        md = dict(img.metadata_list())
+    if md.get(STATE_KEY):
+        raise DefinitionError(6, f"VM {vm} is not usable: a {md[STATE_KEY][:-3]}e of it was "
+                                 "interrupted; finish it with rbdvm first")
+    if "xml" not in md:
+        raise DefinitionError(6, f"VM {vm} has no definition (`xml` metadata of {names.system_disk(vm)})")
+    return md["xml"]
 
 
 def ceph_target(p: Params):

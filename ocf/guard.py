@@ -33,27 +33,32 @@ def rbd_disks(xml: str) -> list:
     return out
 
 
-def _clients(conf: str, client_id: str, disks) -> list:
+def _clients(conf: str, client_id: str, disks, session=None) -> list:
     found = []
     by_place = {}
     for pool, ns, image in disks:
         by_place.setdefault((pool, ns), []).append(image)
     for (pool, ns), images in by_place.items():
+        label = f"{pool}/{ns + '/' if ns else ''}"
+        if session is not None and (session.target.pool, session.target.namespace) == (pool, ns):
+            found += [(label + d, a, h) for d, a, h in vmstore.watchers(session, images)]
+            continue
         with Session(CephTarget(conf=conf, client_id=client_id, pool=pool, namespace=ns)) as s:
-            for disk, addr, host in vmstore.watchers(s, images):
-                found.append((f"{pool}/{ns + '/' if ns else ''}{disk}", addr, host))
+            found += [(label + d, a, h) for d, a, h in vmstore.watchers(s, images)]
     return found
 
 
-def wait_until_free(conf: str, client_id: str, xml: str, deadline: float) -> None:
-    """Return once no client has any RBD disk of the domain open; GuardRefused at `deadline`."""
+def wait_until_free(conf: str, client_id: str, xml: str, deadline: float, session=None) -> None:
+    """Return once no client has any RBD disk of the domain open; GuardRefused at `deadline`.
+
+    `session`: an open session to reuse for the disks in its pool and namespace."""
     disks = rbd_disks(xml)
     if not disks:
         return
     said = 0.0
     while True:
         try:
-            clients = _clients(conf, client_id, disks)
+            clients = _clients(conf, client_id, disks, session)
         except RbdvmError as exc:
             raise GuardRefused(f"split-brain guard cannot check the disks' clients: {exc.message}") from None
         if not clients:
