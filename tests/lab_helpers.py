@@ -100,7 +100,13 @@ def force_remove(vm: str, ns: str = None) -> None:
         if vm in ops.running(n):
             ops.virsh(n, "destroy", vm, check=False)
     extra = ["--namespace", ns] if ns else []
-    rbdvm("remove", vm, *extra, check=False)
+    # a QEMU killed by a test leaves its RBD watch ~30 s, and a cluster resource being
+    # deleted holds the VM: retry until it is gone, so no test leaves a VM behind
+    from labkit.procs import wait_for
+
+    def removed():
+        return rbdvm("remove", vm, *extra, check=False).returncode in (0, 3)
+    assert wait_for(60, removed, 1.0), f"could not remove VM {vm} after the test"
 
 
 def start_vm(vm: str, node: str = "node1", ns: str = None) -> None:
