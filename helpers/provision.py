@@ -17,6 +17,7 @@ from .ceph import Session, ceph_errors
 from .errors import Conflict, NotFound, UsageError
 from .lease import Lease
 from .monitors import monitor_hosts
+from .snapshots import list_snapshots
 from .vmstore import COMPLETE, CREATING, REMOVING, STATE_KEY, where
 
 
@@ -423,8 +424,6 @@ def info(session: Session, name: str) -> dict:
     if rec.state == "absent":
         raise NotFound("VM does not exist", f"no VM {name} in {where(session)}",
                        "List the VMs with `rbdvm list`")
-    from .snapshots import list_snapshots   # snapshots imports provision's neighbours only
-
     disks = [_disk_info(session, d) for d in rec.disks]
     md = rec.metadata
     return {

@@ -304,7 +304,7 @@ def _utilization(p: Params, xml: str) -> None:
 def validate(p: Params) -> int:
     from .definition import DefinitionError, load_xml
 
-    if "://" not in p.hypervisor and not p.hypervisor.endswith(":///system"):
+    if "://" not in p.hypervisor:
         raise Failed(OCF_ERR_CONFIGURED, f"hypervisor={p.hypervisor!r} is not a libvirt URI")
     try:
         xml = load_xml(p)

@@ -67,8 +67,9 @@ def _vm_xml(session, vm: str) -> str:
     with ceph_errors(f"reading the definition of VM {vm}", session.target), img:
         md = dict(img.metadata_list())
     if md.get(STATE_KEY):
-        raise DefinitionError(6, f"VM {vm} is not usable: a {md[STATE_KEY][:-3]}e of it was "
-                                 "interrupted; finish it with rbdvm first")
+        command = {"creating": "create or clone", "removing": "remove"}.get(md[STATE_KEY], md[STATE_KEY])
+        raise DefinitionError(6, f"VM {vm} is not usable: a {command} of it was interrupted; "
+                                 "run that rbdvm command again to finish it")
     if "xml" not in md:
         raise DefinitionError(6, f"VM {vm} has no definition (`xml` metadata of {names.system_disk(vm)})")
     return md["xml"]
