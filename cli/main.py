@@ -32,10 +32,12 @@ def cli():
 
 
 def _register():
-    from . import agent, metadata, snapshot, vms
+    from . import agent, cluster, metadata, snapshot, vms
 
     for command in (vms.create, vms.clone, vms.remove, vms.list_, vms.info,
-                    snapshot.snapshot, metadata.metadata, agent.install_agent):
+                    snapshot.snapshot, metadata.metadata, agent.install_agent,
+                    cluster.enable, cluster.disable, cluster.start, cluster.stop, cluster.status,
+                    cluster.migrate):
         cli.add_command(command)
 
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import click
 
-from rbdvm.helpers import names, provision, vmsettings
+from rbdvm.helpers import lifecycle, names, provision, vmsettings
 from rbdvm.helpers.ceph import Session
 from rbdvm.helpers.errors import UsageError
 
@@ -125,11 +125,14 @@ def remove(name, target, as_json):
 @click.command("list")
 @ceph_command
 def list_(target, as_json):
-    """List the VMs of the pool (and namespace), complete or not."""
+    """List the VMs of the pool (and namespace): cluster status, node, storage state.
+
+    One Ceph listing and one crm_mon call, whatever the number of VMs."""
     with Session(target) as s:
-        result = provision.list_vms(s)
-    emit(as_json, result, lambda r: table(r, [("NAME", "name"), ("STATE", "state"),
-                                              ("DISKS", "disks"), ("UUID", "uuid")]) if r else "no VMs")
+        result = lifecycle.list_status(s)
+    emit(as_json, result, lambda r: table(r, [("NAME", "name"), ("STATUS", "status"), ("NODE", "node"),
+                                              ("STORAGE", "state"), ("DISKS", "disks"),
+                                              ("LAST FAILURE", "reason")]) if r else "no VMs")
 
 
 @click.command()

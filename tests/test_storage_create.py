@@ -48,7 +48,9 @@ def test_create_with_two_data_disks_layout_metadata_and_xml(vm):
     assert read_bytes(f"data_{vm}_0", 0, 4) == b"\x11" * 4
     assert read_bytes(f"data_{vm}_1", MiB, 4) == b"\x22" * 4
     listed = {v["name"]: v for v in rbdvm_json("list")}
-    assert listed[vm] == {"name": vm, "state": "complete", "disks": 3, "uuid": out["uuid"]}
+    assert {k: listed[vm][k] for k in ("name", "state", "disks", "uuid")} == \
+        {"name": vm, "state": "complete", "disks": 3, "uuid": out["uuid"]}
+    assert listed[vm]["status"] == "Disabled", "made, not yet under the cluster"
 
 
 def test_created_vm_boots_from_its_stored_xml(vm):

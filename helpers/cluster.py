@@ -1,0 +1,196 @@
+"""The VM's life in the Pacemaker cluster, through Pacemaker's own tools (cibadmin,
+crm_resource, crm_mon --output-as=xml): never pcs or crmsh, never human-readable output.
+
+Every change to the CIB is one atomic operation: a resource appears with its constraints
+in a single merge, and disappears with them in a single delete.
+"""
+
+import json
+import shutil
+import subprocess
+import time
+
+from lxml import etree
+
+from .errors import ClusterUnavailable, UsageError
+from .settings import DEFAULT_CEPH_CONF, DEFAULT_CEPH_ID, CephTarget
+
+AGENT = {"class": "ocf", "provider": "rbdvm", "type": "VirtualDomain"}
+NO_VMS_ATTRIBUTE = "rbdvm-no-vms"   # node attribute: `crm_attribute -N NODE -n rbdvm-no-vms -v true`
+PREFERRED_SCORE = "1000"            # above the usual resource-stickiness: the VM goes back home
+STATUSES = ("Undefined", "Disabled", "Starting", "Started", "Stopping", "Stopped", "Failed")
+_PARSER = etree.XMLParser(resolve_entities=False, no_network=True)
+
+
+def _run(argv, timeout: float = 30) -> str:
+    if shutil.which(argv[0]) is None:
+        raise ClusterUnavailable(f"{argv[0]} is not installed", "this host is not a Pacemaker node",
+                                 "Run the command on a cluster node")
+    try:
+        res = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise ClusterUnavailable(f"{argv[0]} did not answer within {timeout:.0f} s",
+                                 "Pacemaker is starting or stuck", "Check `crm_mon -1`") from None
+    if res.returncode != 0:
+        raise ClusterUnavailable(f"{' '.join(argv[:2])} failed", (res.stderr or res.stdout).strip(),
+                                 "Check that Pacemaker runs on this node (`crm_mon -1`)")
+    return res.stdout
+
+
+def cluster_status():
+    """crm_mon's XML: nodes, resources (also stopped ones), failures, operation history."""
+    return etree.fromstring(_run(["crm_mon", "--one-shot", "--output-as=xml", "--inactive",
+                                  "--include=all"]).encode(), _PARSER)
+
+
+def cluster_nodes(status) -> list:
+    return sorted(n.get("name") for n in status.iterfind("nodes/node"))
+
+
+def _resource(status, vm):
+    return next((r for r in status.iter("resource") if r.get("id") == vm), None)
+
+
+# ------------------------------------------------------------------ what rbdvm writes
+def _nvpairs(parent, tag: str, owner: str, values: dict):
+    if not values:
+        return
+    block = etree.SubElement(parent, tag, id=f"{owner}-{tag.replace('_', '-')}")
+    for k, v in values.items():
+        etree.SubElement(block, "nvpair", id=f"{owner}-{tag.split('_')[0]}-{k}", name=k, value=str(v))
+
+
+def _json(metadata, key) -> dict:
+    try:
+        value = json.loads(metadata.get(key, "{}"))
+    except ValueError:
+        raise UsageError(f"metadata {key} is not JSON", metadata.get(key, "")) from None
+    return value if isinstance(value, dict) else {}
+
+
+def primitive(vm: str, target: CephTarget, metadata: dict, start: bool):
+    """The resource of a VM, from what its metadata asks for."""
+    prim = etree.Element("primitive", id=vm, **AGENT)
+    params = {"vm": vm, "pool": target.pool}
+    if target.namespace:
+        params["namespace"] = target.namespace
+    if target.conf != DEFAULT_CEPH_CONF:
+        params["ceph_conf"] = target.conf
+    if target.client_id != DEFAULT_CEPH_ID:
+        params["ceph_id"] = target.client_id
+    if metadata.get("_migration_downtime"):
+        params["migration_downtime"] = metadata["_migration_downtime"]
+    params.update(_json(metadata, "_pacemaker_params"))
+    _nvpairs(prim, "instance_attributes", vm, params)
+    meta = {"allow-migrate": "true" if metadata.get("_live_migration") == "true" else "false",
+            "target-role": "Started" if start else "Stopped"}
+    if metadata.get("_priority"):
+        meta["priority"] = metadata["_priority"]
+    meta.update(_json(metadata, "_pacemaker_meta"))
+    _nvpairs(prim, "meta_attributes", vm, meta)
+    ops = etree.SubElement(prim, "operations")
+    for name, timeout, interval in (("monitor", "30s", "10s"), ("start", "90s", "0s"),
+                                    ("stop", f"{metadata.get('_stop_timeout', '90')}s", "0s"),
+                                    ("migrate_to", f"{metadata.get('_migrate_to_timeout', '120')}s", "0s"),
+                                    ("migrate_from", "60s", "0s")):
+        etree.SubElement(ops, "op", id=f"{vm}-{name}-{interval}", name=name, interval=interval, timeout=timeout)
+    _nvpairs(prim, "utilization", vm, _json(metadata, "_pacemaker_utilization"))
+    return prim
+
+
+def constraints(vm: str, metadata: dict) -> list:
+    """Every constraint rbdvm makes for a VM: ids start with rbdvm-<vm>-."""
+    out = []
+    avoid = etree.Element("rsc_location", id=f"rbdvm-{vm}-avoid", rsc=vm)
+    rule = etree.SubElement(avoid, "rule", id=f"rbdvm-{vm}-avoid-rule", score="-INFINITY")
+    etree.SubElement(rule, "expression", id=f"rbdvm-{vm}-avoid-expr", attribute=NO_VMS_ATTRIBUTE,
+                     operation="eq", value="true")
+    out.append(avoid)
+    if metadata.get("_pinned_host"):
+        pin = etree.Element("rsc_location", id=f"rbdvm-{vm}-pin", rsc=vm)
+        rule = etree.SubElement(pin, "rule", id=f"rbdvm-{vm}-pin-rule", score="-INFINITY")
+        etree.SubElement(rule, "expression", id=f"rbdvm-{vm}-pin-expr", attribute="#uname",
+                         operation="ne", value=metadata["_pinned_host"])
+        out.append(pin)
+    elif metadata.get("_preferred_host"):
+        out.append(etree.Element("rsc_location", id=f"rbdvm-{vm}-prefer", rsc=vm,
+                                 node=metadata["_preferred_host"], score=PREFERRED_SCORE))
+    for colo in json.loads(metadata.get("_colocations", "[]")):
+        score = ("-" if colo.get("anti") else "") + ("INFINITY" if colo.get("strong") else "1000")
+        out.append(etree.Element("rsc_colocation", id=f"rbdvm-{vm}-colo-{colo['with']}", rsc=vm,
+                                 **{"with-rsc": colo["with"], "score": score}))
+    return out
+
+
+# ------------------------------------------------------------------ status
+def vm_status(status, vm: str, in_storage: bool) -> dict:
+    rsc = _resource(status, vm) if status is not None else None
+    out = {"name": vm, "status": "Disabled" if in_storage else "Undefined", "node": None, "reason": None}
+    failures = [f for f in status.iterfind("failures/failure") if f.get("op_key", "").startswith(vm + "_")] \
+        if status is not None else []
+    if failures:
+        f = failures[-1]
+        out["reason"] = f.get("exitreason") or f"{f.get('task')} returned {f.get('exitstatus')}"
+    if rsc is None:
+        return out
+    running = [n.get("name") for n in rsc.iterfind("node")]
+    out["node"] = running[0] if running else None
+    role, target = rsc.get("role"), rsc.get("target_role", "Started")
+    active = rsc.get("active") == "true"
+    # a failure Pacemaker still acts on: the resource is failed or blocked, or it cannot start
+    # anywhere (a failed start bans a node until its failure is cleaned up)
+    start_failed = any(f.get("task") == "start" for f in failures)
+    if rsc.get("failed") == "true" or rsc.get("blocked") == "true" or \
+            (start_failed and not active and target.lower() != "stopped"):
+        out["status"] = "Failed"
+    elif role in ("Starting", "Stopping"):
+        out["status"] = role
+    elif target.lower() == "stopped":
+        out["status"] = "Stopping" if active else "Stopped"
+    elif active:
+        out["status"] = "Started"
+    else:
+        out["status"] = "Starting"
+    return out
+
+
+def is_enabled(status, vm: str) -> bool:
+    return _resource(status, vm) is not None
+
+
+# ------------------------------------------------------------------ changes
+def add_resource(vm: str, target: CephTarget, metadata: dict, start: bool) -> None:
+    """The primitive and its constraints in one atomic merge into the CIB."""
+    conf = etree.Element("configuration")
+    etree.SubElement(conf, "resources").append(primitive(vm, target, metadata, start))
+    cons = etree.SubElement(conf, "constraints")
+    for c in constraints(vm, metadata):
+        cons.append(c)
+    _run(["cibadmin", "--modify", "--allow-create", "--scope", "configuration",
+          "--xml-text", etree.tostring(conf, encoding="unicode")])
+
+
+def remove_resource(vm: str) -> None:
+    """The primitive and every constraint naming it, in one atomic delete."""
+    # its operation history first: a resource deleted with failures on record leaves them
+    _run(["crm_resource", "--cleanup", "--resource", vm], timeout=60)
+    xpath = (f"//primitive[@id='{vm}'] | //rsc_location[@rsc='{vm}'] | "
+             f"//rsc_colocation[@rsc='{vm}' or @with-rsc='{vm}'] | //rsc_order[@first='{vm}' or @then='{vm}']")
+    _run(["cibadmin", "--delete", "--delete-all", "--force", "--xpath", xpath])
+
+
+def set_target_role(vm: str, role: str) -> None:
+    _run(["crm_resource", "--resource", vm, "--meta", "--set-parameter", "target-role",
+          "--parameter-value", role])
+
+
+def wait_for_status(vm: str, wanted: tuple, timeout: float, node: str = None) -> dict:
+    """Poll crm_mon until the VM reaches one of `wanted` (on `node`, if given), fails, or
+    `timeout` passes; returns the last status."""
+    end = time.monotonic() + timeout
+    while True:
+        st = vm_status(cluster_status(), vm, True)
+        reached = st["status"] in wanted and (node is None or st["node"] == node)
+        if reached or st["status"] == "Failed" or time.monotonic() >= end:
+            return st
+        time.sleep(0.5)
