@@ -170,10 +170,23 @@ def add_resource(vm: str, target: CephTarget, metadata: dict, start: bool) -> No
           "--xml-text", etree.tostring(conf, encoding="unicode")])
 
 
+def cleanup(vm: str) -> None:
+    """Forget the resource's failures and operation history."""
+    _run(["crm_resource", "--cleanup", "--resource", vm], timeout=60)
+
+
+def move(vm: str, node: str) -> None:
+    _run(["crm_resource", "--move", "--resource", vm, "--node", node])
+
+
+def clear_move(vm: str) -> None:
+    _run(["crm_resource", "--clear", "--resource", vm])
+
+
 def remove_resource(vm: str) -> None:
     """The primitive and every constraint naming it, in one atomic delete."""
     # its operation history first: a resource deleted with failures on record leaves them
-    _run(["crm_resource", "--cleanup", "--resource", vm], timeout=60)
+    cleanup(vm)
     xpath = (f"//primitive[@id='{vm}'] | //rsc_location[@rsc='{vm}'] | "
              f"//rsc_colocation[@rsc='{vm}' or @with-rsc='{vm}'] | //rsc_order[@first='{vm}' or @then='{vm}']")
     _run(["cibadmin", "--delete", "--delete-all", "--force", "--xpath", xpath])

@@ -3,6 +3,7 @@
 from . import cluster, names, vmstore
 from .ceph import Session
 from .errors import Conflict, NotFound, RbdvmError, UsageError
+from .provision import list_vms
 
 START_WAIT, STOP_WAIT, MIGRATE_WAIT = 120, 150, 180
 
@@ -54,26 +55,27 @@ def disable(session: Session, vm: str, wait: float = STOP_WAIT) -> dict:
     return {"name": vm, "status": "Disabled", "changed": True}
 
 
-def _set_role(vm: str, role: str, wanted: str, wait: float) -> dict:
+def _set_role(vm: str, role: str, verb: str, wait: float, clear_failures: bool = False) -> dict:
+    """Set the target role (Started/Stopped) and wait until the VM has it."""
     names.check_name(vm, "VM name")
     if not cluster.is_enabled(cluster.cluster_status(), vm):
         raise _not_on_cluster(vm)
+    if clear_failures:
+        cluster.cleanup(vm)
     cluster.set_target_role(vm, role)
-    st = cluster.wait_for_status(vm, (wanted,), wait)
-    if st["status"] != wanted:
-        raise _failed(vm, st, role.lower().replace("started", "start").replace("stopped", "stop"))
+    st = cluster.wait_for_status(vm, (role,), wait)
+    if st["status"] != role:
+        raise _failed(vm, st, verb)
     return st
 
 
 def start(vm: str, wait: float = START_WAIT) -> dict:
-    if cluster.is_enabled(cluster.cluster_status(), vm):
-        # an operator's start is a fresh attempt: forget earlier failures first
-        cluster._run(["crm_resource", "--cleanup", "--resource", vm], timeout=60)
-    return _set_role(vm, "Started", "Started", wait)
+    # an operator's start is a fresh attempt: earlier failures are forgotten first
+    return _set_role(vm, "Started", "start", wait, clear_failures=True)
 
 
 def stop(vm: str, wait: float = STOP_WAIT) -> dict:
-    return _set_role(vm, "Stopped", "Stopped", wait)
+    return _set_role(vm, "Stopped", "stop", wait)
 
 
 def status(session: Session, vm: str) -> dict:
@@ -84,8 +86,6 @@ def status(session: Session, vm: str) -> dict:
 
 def list_status(session: Session) -> list:
     """Every VM of the pool/namespace with its cluster status: one listing, one crm_mon."""
-    from .provision import list_vms
-
     vms = list_vms(session)
     try:
         status = cluster.cluster_status()
@@ -118,11 +118,11 @@ def migrate(session: Session, vm: str, node: str, wait: float = MIGRATE_WAIT) ->
                        f"Start it: rbdvm start {vm}")
     if st["node"] == node:
         return {**st, "changed": False}
-    cluster._run(["crm_resource", "--move", "--resource", vm, "--node", node])
+    cluster.move(vm, node)
     try:
         st = cluster.wait_for_status(vm, ("Started",), wait, node=node)
     finally:
-        cluster._run(["crm_resource", "--clear", "--resource", vm])
+        cluster.clear_move(vm)
     if st["status"] != "Started" or st["node"] != node:
         raise _failed(vm, st, f"migrate to {node}")
     return {**st, "changed": True}

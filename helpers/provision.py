@@ -132,7 +132,7 @@ def _ensure_group(session: Session, vm: str, disks, exists: bool = False) -> Non
                 group.add_image(session.ioctx, disk)
             except (rbd.ImageExists, rbd.ObjectExists):
                 raise Conflict(f"image {disk} belongs to another group", "",
-                               f"Remove it from that group (rbd group image rm) or remove the VM owning it") from None
+                               "Remove it from that group (rbd group image rm) or remove the VM owning it") from None
 
 
 def _check_uuid_free(session: Session, uid: str, name: str) -> None:
@@ -240,9 +240,7 @@ def _ensure_base_snapshot(session: Session, img, snap: str, reuse: bool, protect
         exists = any(s["name"] == snap for s in img.list_snaps())
         if exists and not reuse and not list(img.list_children2()):
             # left by an earlier clone of the same name that was removed: stale data
-            if img.is_protected_snap(snap):
-                img.unprotect_snap(snap)
-            img.remove_snap(snap)
+            vmstore.remove_snapshot(img, snap)
             exists = False
         if not exists:
             img.create_snap(snap)
@@ -264,7 +262,7 @@ def _cow_clone(session: Session, src_disk: str, snap: str, dst_disk: str) -> Non
                     parent = {}
             if (parent.get("image_name"), parent.get("snap_name")) != (src_disk, snap):
                 raise Conflict(f"image {dst_disk} already exists and is not a clone of {src_disk}",
-                               "", f"Remove it, or choose another name for the clone") from None
+                               "", "Remove it, or choose another name for the clone") from None
 
 
 def _full_copy(session: Session, src_disk: str, snap: str, dst_disk: str) -> None:
@@ -285,9 +283,7 @@ def _remove_snapshot_quietly(session: Session, disk: str, snap: str) -> None:
     with ceph_errors(f"removing snapshot {snap} of {disk}", session.target):
         with rbd.Image(session.ioctx, disk) as img:
             if any(s["name"] == snap for s in img.list_snaps()) and not list(img.list_children2()):
-                if img.is_protected_snap(snap):
-                    img.unprotect_snap(snap)
-                img.remove_snap(snap)
+                vmstore.remove_snapshot(img, snap)
 
 
 # ------------------------------------------------------------------ remove
@@ -368,9 +364,7 @@ def _delete_image(session: Session, disk: str):
         for s in list(img.list_snaps()):
             if s.get("namespace", rbd.RBD_SNAP_NAMESPACE_TYPE_USER) != rbd.RBD_SNAP_NAMESPACE_TYPE_USER:
                 continue
-            if img.is_protected_snap(s["name"]):
-                img.unprotect_snap(s["name"])
-            img.remove_snap(s["name"])
+            vmstore.remove_snapshot(img, s["name"])
         group_name = img.group().get("name") or None
     if group_name:
         try:

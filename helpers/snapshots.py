@@ -128,9 +128,7 @@ def _remove_one(session: Session, rec, snap: str, entry) -> None:
         else:
             for disk in entry["disks"]:
                 with rbd.Image(session.ioctx, disk) as img:
-                    if img.is_protected_snap(snap):
-                        img.unprotect_snap(snap)
-                    img.remove_snap(snap)
+                    vmstore.remove_snapshot(img, snap)
     vmstore.set_metadata(session, names.system_disk(rec.name), {}, remove=[SNAP_TIME_PREFIX + snap])
 
 

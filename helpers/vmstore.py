@@ -154,6 +154,14 @@ def replace_metadata(session: Session, image: str, values: dict, keep=()) -> Non
                     img.metadata_remove(k)
 
 
+def remove_snapshot(img, snap: str) -> None:
+    """Remove snapshot `snap` of an open image, unprotecting it first if it is protected
+    (the caller has made sure no clone depends on it)."""
+    if img.is_protected_snap(snap):
+        img.unprotect_snap(snap)
+    img.remove_snap(snap)
+
+
 def watchers(session: Session, disks) -> list:
     """[(disk, address, host name or None)] of every client holding a disk open."""
     found = []

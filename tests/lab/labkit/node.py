@@ -8,6 +8,7 @@ import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from . import configs as C
 from . import layout as L
 from .procs import LabError, Registry, run, wait_for
 
@@ -178,8 +179,6 @@ def crash(node: str) -> None:
 
 
 def write_files(node: str, fsid: str, key: str, authkey: bytes, cib: str) -> None:
-    from . import configs as C
-
     d = L.node_dir(node)
     for src, _ in L.NODE_BINDS:
         if src != "hosts":

@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 
 from . import guest, node
 from . import layout as L
-from .procs import LabError, run, wait_for
+from .procs import LabError, wait_for
 
 VIRSH = ("virsh", "-q", "-c", "qemu:///system")
 RBD = ("rbd", "--id", L.CEPH_USER)
