@@ -1,16 +1,18 @@
-"""rbdvm enable | disable | start | stop | status | migrate."""
+"""rbdvm enable | disable | start | stop | status | migrate | pin | prefer | unpin | colocate."""
 
 import click
 
-from rbdvm.helpers import lifecycle
+from rbdvm.helpers import lifecycle, placement
 from rbdvm.helpers.ceph import Session
+from rbdvm.helpers.cluster import NOT_PLACED
 
 from .options import ceph_command, emit
 
 
-def _line(r) -> str:
+def cluster_line(r) -> str:
     where = f" on {r['node']}" if r.get("node") else ""
-    why = f" (last failure: {r['reason']})" if r.get("reason") else ""
+    why = "" if not r.get("reason") else f" ({r['reason']})" if r["reason"] == NOT_PLACED \
+        else f" (last failure: {r['reason']})"
     return f"VM {r['name']}: {r['status']}{where}{why}"
 
 
@@ -27,7 +29,7 @@ def enable(name, no_start, target, as_json):
     """
     with Session(target) as s:
         r = lifecycle.enable(s, name, start=not no_start)
-    emit(as_json, r, lambda r: _line(r) + ("" if r["changed"] else " (already enabled)"))
+    emit(as_json, r, lambda r: cluster_line(r) + ("" if r["changed"] else " (already enabled)"))
 
 
 @click.command()
@@ -45,7 +47,7 @@ def disable(name, target, as_json):
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def start(name, as_json):
     """Start the enabled VM NAME (target-role Started) and wait until it runs."""
-    emit(as_json, lifecycle.start(name), _line)
+    emit(as_json, lifecycle.start(name), cluster_line)
 
 
 @click.command()
@@ -53,7 +55,7 @@ def start(name, as_json):
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def stop(name, as_json):
     """Stop the enabled VM NAME (target-role Stopped) and wait until it is stopped."""
-    emit(as_json, lifecycle.stop(name), _line)
+    emit(as_json, lifecycle.stop(name), cluster_line)
 
 
 @click.command()
@@ -62,7 +64,7 @@ def stop(name, as_json):
 def status(name, target, as_json):
     """Status of VM NAME: Undefined, Disabled, Starting, Started, Stopping, Stopped or Failed."""
     with Session(target) as s:
-        emit(as_json, lifecycle.status(s, name), _line)
+        emit(as_json, lifecycle.status(s, name), cluster_line)
 
 
 @click.command()
@@ -72,4 +74,73 @@ def status(name, target, as_json):
 def migrate(name, node, target, as_json):
     """Live-migrate VM NAME to NODE through Pacemaker (no reboot)."""
     with Session(target) as s:
-        emit(as_json, lifecycle.migrate(s, name, node), _line)
+        emit(as_json, lifecycle.migrate(s, name, node), cluster_line)
+
+
+def _placed(r) -> str:
+    line = cluster_line(r) if r["status"] not in ("Disabled", "Undefined") else \
+        f"VM {r['name']}: Disabled (applies when it is enabled)"
+    return line + ("" if r["changed"] else " (unchanged)") + \
+        ("" if r["settled"] else "; the cluster has not settled yet, see `rbdvm status`")
+
+
+@click.command()
+@click.argument("name")
+@click.argument("node")
+@ceph_command
+def pin(name, node, target, as_json):
+    """Run VM NAME only on NODE: if NODE is away, the VM stops instead of moving.
+
+    Stored in the VM's metadata (_pinned_host, replacing a preferred host) and, while the VM
+    is enabled, applied at once: a running VM moves to NODE (live if it allows migration).
+    """
+    with Session(target) as s:
+        emit(as_json, placement.pin(s, name, node), _placed)
+
+
+@click.command()
+@click.argument("name")
+@click.argument("node")
+@ceph_command
+def prefer(name, node, target, as_json):
+    """Run VM NAME on NODE whenever NODE is up; elsewhere while it is away, and back after.
+
+    Stored in the VM's metadata (_preferred_host, replacing a pin); applied at once to an
+    enabled VM.
+    """
+    with Session(target) as s:
+        emit(as_json, placement.prefer(s, name, node), _placed)
+
+
+@click.command()
+@click.argument("name")
+@ceph_command
+def unpin(name, target, as_json):
+    """Forget VM NAME's pinned or preferred host: the cluster chooses where it runs."""
+    with Session(target) as s:
+        emit(as_json, placement.unpin(s, name), _placed)
+
+
+@click.command()
+@click.argument("name")
+@click.argument("others", nargs=-1, required=True, metavar="OTHER...")
+@click.option("--anti", is_flag=True, help="Keep NAME away from the others instead of with them.")
+@click.option("--strong", is_flag=True,
+              help="Always (score INFINITY): rather stop NAME than break the rule. "
+                   "Without it the cluster follows the rule when it can (score 1000).")
+@click.option("--remove", is_flag=True, help="Forget NAME's colocations with the others.")
+@ceph_command
+def colocate(name, others, anti, strong, remove, target, as_json):
+    """Place VM NAME with (or, --anti, away from) the VMs OTHER...
+
+    Stored in NAME's metadata (_colocations), so disable + enable restores it; a constraint
+    naming a VM that is not enabled is added when that VM is enabled.
+    """
+    with Session(target) as s:
+        r = placement.colocate(s, name, others, strong=strong, anti=anti, remove=remove)
+
+    def text(r):
+        rules = ", ".join(("away from " if c["anti"] else "with ") + c["with"]
+                          + (" (strong)" if c["strong"] else "") for c in r["colocations"])
+        return [_placed(r), f"  colocations: {rules or 'none'}"]
+    emit(as_json, r, text)

@@ -37,7 +37,7 @@ def _register():
     for command in (vms.create, vms.clone, vms.remove, vms.list_, vms.info,
                     snapshot.snapshot, metadata.metadata, agent.install_agent,
                     cluster.enable, cluster.disable, cluster.start, cluster.stop, cluster.status,
-                    cluster.migrate):
+                    cluster.migrate, cluster.pin, cluster.prefer, cluster.unpin, cluster.colocate):
         cli.add_command(command)
 
 

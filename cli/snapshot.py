@@ -4,7 +4,7 @@ from datetime import datetime
 
 import click
 
-from rbdvm.helpers import snapshots
+from rbdvm.helpers import lifecycle, snapshots
 from rbdvm.helpers.ceph import Session
 from rbdvm.helpers.errors import UsageError
 
@@ -65,10 +65,12 @@ def remove(name, snap, target, as_json):
 def rollback(name, snap, target, as_json):
     """Restore every disk of VM NAME to snapshot SNAP (the snapshot stays).
 
-    Refused while any disk is open, i.e. while the VM runs anywhere.
+    An enabled VM is disabled for the rollback and enabled again afterwards (started if it
+    was running), also when the rollback fails. Refused while a disk is open outside the
+    cluster's control.
     """
     with Session(target) as s:
-        result = snapshots.rollback(s, name, snap)
+        result = lifecycle.rollback(s, name, snap)
     emit(as_json, result, lambda r: f"VM {r['vm']} rolled back to snapshot {r['name']} "
                                     f"({', '.join(r['disks'])})")
 

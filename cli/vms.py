@@ -8,6 +8,7 @@ from rbdvm.helpers import lifecycle, names, provision, vmsettings
 from rbdvm.helpers.ceph import Session
 from rbdvm.helpers.errors import UsageError
 
+from .cluster import cluster_line
 from .options import Progress, ceph_command, emit, human_bytes, table
 
 
@@ -48,6 +49,24 @@ def _settings(kwargs) -> dict:
     return out
 
 
+def disabled_option(func):
+    return click.option("--disabled", is_flag=True,
+                        help="Leave the new VM disabled: not under Pacemaker, not started.")(func)
+
+
+def _report(as_json, session, result, disabled, made, text):
+    """Print what create/clone made, then enable the VM unless --disabled: the storage result
+    is shown even if starting fails."""
+    if not as_json:
+        emit(False, result, text)
+    if not disabled:
+        result["cluster"] = lifecycle.enable_new(session, result["name"], made)
+        if not as_json:
+            emit(False, result["cluster"], cluster_line)
+    if as_json:
+        emit(True, result, text)
+
+
 @click.command()
 @click.argument("name")
 @click.option("--image", "-i", required=True, metavar="FILE",
@@ -58,14 +77,16 @@ def _settings(kwargs) -> dict:
               help="An additional disk (repeatable): data_NAME_0, data_NAME_1, ...")
 @click.option("--metadata", "-m", multiple=True, metavar="KEY=VALUE", help="User metadata (repeatable).")
 @click.option("--force", is_flag=True, help="Replace an existing VM of this name (its data is lost).")
+@disabled_option
 @settings_options
 @ceph_command
-def create(name, image, xml_file, data_disk, metadata, force, target, as_json, **kwargs):
-    """Create VM NAME from disk image files and a base libvirt XML.
+def create(name, image, xml_file, data_disk, metadata, force, disabled, target, as_json, **kwargs):
+    """Create VM NAME from disk image files and a base libvirt XML, then enable and start it.
 
     The disks are imported into RBD (no zero block is written), grouped in the RBD group
-    NAME, and the VM's libvirt XML is stored in the metadata of system_NAME. Interrupted,
-    the same command resumes where it stopped.
+    NAME, and the VM's libvirt XML is stored in the metadata of system_NAME. Then the VM is
+    put under Pacemaker and started (as `rbdvm enable` does), unless --disabled.
+    Interrupted, the same command resumes where it stopped.
     """
     names.check_name(name, "VM name")   # before touching any file
     settings = _settings(kwargs)
@@ -78,8 +99,9 @@ def create(name, image, xml_file, data_disk, metadata, force, target, as_json, *
                                       settings=settings, force=force, progress=progress)
         finally:
             progress.close()
-    emit(as_json, result, lambda r: f"VM {r['name']} created: disks {', '.join(r['disks'])} "
-                                    f"(from {', '.join(r['formats'])}), UUID {r['uuid']}")
+        _report(as_json, s, result, disabled, "created",
+                lambda r: f"VM {r['name']} created: disks {', '.join(r['disks'])} "
+                          f"(from {', '.join(r['formats'])}), UUID {r['uuid']}")
 
 
 @click.command()
@@ -89,10 +111,11 @@ def create(name, image, xml_file, data_disk, metadata, force, target, as_json, *
 @click.option("--xml", "-x", "xml_file", metavar="FILE", help="Base XML for the clone [default: the source's].")
 @click.option("--metadata", "-m", multiple=True, metavar="KEY=VALUE",
               help="User metadata overriding the source's (repeatable).")
+@disabled_option
 @settings_options
 @ceph_command
-def clone(src, dst, full, xml_file, metadata, target, as_json, **kwargs):
-    """Clone VM SRC into a new VM DST (SRC may keep running).
+def clone(src, dst, full, xml_file, metadata, disabled, target, as_json, **kwargs):
+    """Clone VM SRC into a new VM DST (SRC may keep running), then enable and start DST.
 
     Copy-on-write by default: constant time whatever the disk size, DST's disks share
     SRC's data until written (SRC cannot be removed while such clones exist). DST gets a
@@ -104,21 +127,24 @@ def clone(src, dst, full, xml_file, metadata, target, as_json, **kwargs):
         result = provision.clone(s, src, dst, full=full, base_xml=_read_xml(xml_file),
                                  metadata=vmsettings.parse_pairs(metadata, "--metadata"),
                                  settings=settings)
-    emit(as_json, result, lambda r: f"VM {r['name']} cloned from {r['source']} ({r['mode']}): "
-                                    f"disks {', '.join(r['disks'])}, UUID {r['uuid']}")
+        _report(as_json, s, result, disabled, "cloned",
+                lambda r: f"VM {r['name']} cloned from {r['source']} ({r['mode']}): "
+                          f"disks {', '.join(r['disks'])}, UUID {r['uuid']}")
 
 
 @click.command()
 @click.argument("name")
+@click.option("--force", is_flag=True, help="Disable the VM first if it is enabled (stopping it).")
 @ceph_command
-def remove(name, target, as_json):
+def remove(name, force, target, as_json):
     """Remove VM NAME: its disks, snapshots and group.
 
-    Refused while the VM is enabled in the cluster, while any disk is open, or while
-    copy-on-write clones depend on it. Interrupted, run it again.
+    Refused while the VM is enabled in the cluster (unless --force, which disables it
+    first), while any disk is open, or while copy-on-write clones depend on it.
+    Interrupted, run it again.
     """
     with Session(target) as s:
-        result = provision.remove(s, name)
+        result = lifecycle.remove(s, name, force=force)
     emit(as_json, result, lambda r: f"VM {r['name']} removed ({', '.join(r['removed_disks']) or 'no disks'})")
 
 
@@ -132,7 +158,7 @@ def list_(target, as_json):
         result = lifecycle.list_status(s)
     emit(as_json, result, lambda r: table(r, [("NAME", "name"), ("STATUS", "status"), ("NODE", "node"),
                                               ("STORAGE", "state"), ("DISKS", "disks"),
-                                              ("LAST FAILURE", "reason")]) if r else "no VMs")
+                                              ("REASON", "reason")]) if r else "no VMs")
 
 
 @click.command()

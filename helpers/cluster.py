@@ -18,6 +18,7 @@ from .settings import DEFAULT_CEPH_CONF, DEFAULT_CEPH_ID, CephTarget
 AGENT = {"class": "ocf", "provider": "rbdvm", "type": "VirtualDomain"}
 NO_VMS_ATTRIBUTE = "rbdvm-no-vms"   # node attribute: `crm_attribute -N NODE -n rbdvm-no-vms -v true`
 PREFERRED_SCORE = "1000"            # above the usual resource-stickiness: the VM goes back home
+NOT_PLACED = "no node may run it now (standby or offline nodes, pinning, colocations)"
 STATUSES = ("Undefined", "Disabled", "Starting", "Started", "Stopping", "Stopped", "Failed")
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True)
 
@@ -98,34 +99,65 @@ def primitive(vm: str, target: CephTarget, metadata: dict, start: bool):
     return prim
 
 
-def constraints(vm: str, metadata: dict) -> list:
-    """Every constraint rbdvm makes for a VM: ids start with rbdvm-<vm>-."""
-    out = []
+def placement(vm: str, metadata: dict):
+    """The location constraint of a pinned or preferred VM, or None.
+
+    Both shapes are one rule with the same ids, so a pin becomes a preference (and back) in
+    one atomic merge of attributes."""
+    pinned, preferred = metadata.get("_pinned_host"), metadata.get("_preferred_host")
+    if not (pinned or preferred):
+        return None
+    loc = etree.Element("rsc_location", id=f"rbdvm-{vm}-placement", rsc=vm)
+    rule = etree.SubElement(loc, "rule", id=f"rbdvm-{vm}-placement-rule",
+                            score="-INFINITY" if pinned else PREFERRED_SCORE)
+    etree.SubElement(rule, "expression", id=f"rbdvm-{vm}-placement-expr", attribute="#uname",
+                     operation="ne" if pinned else "eq", value=pinned or preferred)
+    return loc
+
+
+def colocations(metadata: dict) -> list:
+    """The VM's colocations as stored: [{"with": VM, "strong": bool, "anti": bool}, ...]."""
+    try:
+        value = json.loads(metadata.get("_colocations", "[]"))
+    except ValueError:
+        raise UsageError("metadata _colocations is not JSON", metadata.get("_colocations", "")) from None
+    return [c for c in value if isinstance(c, dict) and c.get("with")] if isinstance(value, list) else []
+
+
+def colocation_id(vm: str, other: str) -> str:
+    return f"rbdvm-{vm}-colo-{other}"
+
+
+def colocation(vm: str, colo: dict):
+    """VM placed with (or, anti, away from) another VM: always (strong) or when possible."""
+    score = ("-" if colo.get("anti") else "") + ("INFINITY" if colo.get("strong") else PREFERRED_SCORE)
+    return etree.Element("rsc_colocation", id=colocation_id(vm, colo["with"]), rsc=vm,
+                         **{"with-rsc": colo["with"], "score": score})
+
+
+def constraints(vm: str, metadata: dict, enabled=(), inbound=None) -> list:
+    """Every constraint rbdvm makes for a VM (ids start with rbdvm-<vm>-): avoidance of
+    nodes that must not run VMs, its placement, its colocations with the `enabled` VMs, and
+    the colocations other enabled VMs declared with it (`inbound`: {other: colocation})."""
     avoid = etree.Element("rsc_location", id=f"rbdvm-{vm}-avoid", rsc=vm)
     rule = etree.SubElement(avoid, "rule", id=f"rbdvm-{vm}-avoid-rule", score="-INFINITY")
     etree.SubElement(rule, "expression", id=f"rbdvm-{vm}-avoid-expr", attribute=NO_VMS_ATTRIBUTE,
                      operation="eq", value="true")
-    out.append(avoid)
-    if metadata.get("_pinned_host"):
-        pin = etree.Element("rsc_location", id=f"rbdvm-{vm}-pin", rsc=vm)
-        rule = etree.SubElement(pin, "rule", id=f"rbdvm-{vm}-pin-rule", score="-INFINITY")
-        etree.SubElement(rule, "expression", id=f"rbdvm-{vm}-pin-expr", attribute="#uname",
-                         operation="ne", value=metadata["_pinned_host"])
-        out.append(pin)
-    elif metadata.get("_preferred_host"):
-        out.append(etree.Element("rsc_location", id=f"rbdvm-{vm}-prefer", rsc=vm,
-                                 node=metadata["_preferred_host"], score=PREFERRED_SCORE))
-    for colo in json.loads(metadata.get("_colocations", "[]")):
-        score = ("-" if colo.get("anti") else "") + ("INFINITY" if colo.get("strong") else "1000")
-        out.append(etree.Element("rsc_colocation", id=f"rbdvm-{vm}-colo-{colo['with']}", rsc=vm,
-                                 **{"with-rsc": colo["with"], "score": score}))
+    out = [avoid]
+    loc = placement(vm, metadata)
+    if loc is not None:
+        out.append(loc)
+    # a constraint may only name an existing resource: the others are added when they are enabled
+    out += [colocation(vm, c) for c in colocations(metadata) if c["with"] in enabled]
+    out += [colocation(other, c) for other, c in (inbound or {}).items()]
     return out
 
 
 # ------------------------------------------------------------------ status
 def vm_status(status, vm: str, in_storage: bool) -> dict:
     rsc = _resource(status, vm) if status is not None else None
-    out = {"name": vm, "status": "Disabled" if in_storage else "Undefined", "node": None, "reason": None}
+    out = {"name": vm, "status": "Disabled" if in_storage else "Undefined", "node": None, "reason": None,
+           "target": None}
     failures = [f for f in status.iterfind("failures/failure") if f.get("op_key", "").startswith(vm + "_")] \
         if status is not None else []
     if failures:
@@ -150,7 +182,10 @@ def vm_status(status, vm: str, in_storage: bool) -> dict:
     elif active:
         out["status"] = "Started"
     else:
-        out["status"] = "Starting"
+        # a pending start shows as role Starting: this one waits for a node it may run on
+        out["status"] = "Stopped"
+        out["reason"] = out["reason"] or NOT_PLACED
+    out["target"] = "Stopped" if target.lower() == "stopped" else "Started"
     return out
 
 
@@ -159,15 +194,55 @@ def is_enabled(status, vm: str) -> bool:
 
 
 # ------------------------------------------------------------------ changes
-def add_resource(vm: str, target: CephTarget, metadata: dict, start: bool) -> None:
+def add_resource(vm: str, target: CephTarget, metadata: dict, start: bool, enabled=(), inbound=None) -> None:
     """The primitive and its constraints in one atomic merge into the CIB."""
     conf = etree.Element("configuration")
     etree.SubElement(conf, "resources").append(primitive(vm, target, metadata, start))
     cons = etree.SubElement(conf, "constraints")
-    for c in constraints(vm, metadata):
+    for c in constraints(vm, metadata, enabled, inbound):
         cons.append(c)
     _run(["cibadmin", "--modify", "--allow-create", "--scope", "configuration",
           "--xml-text", etree.tostring(conf, encoding="unicode")])
+
+
+def set_constraints(elements) -> None:
+    """Create or update constraints (matched by id) in one atomic merge."""
+    if not elements:
+        return
+    cons = etree.Element("constraints")
+    for c in elements:
+        cons.append(c)
+    _run(["cibadmin", "--modify", "--allow-create", "--scope", "constraints",
+          "--xml-text", etree.tostring(cons, encoding="unicode")])
+
+
+def delete_constraints(ids) -> None:
+    """Delete the constraints with these ids (those that exist) in one atomic delete."""
+    if not ids:
+        return
+    xpath = " | ".join(f"//constraints/*[@id='{i}']" for i in ids)
+    _run(["cibadmin", "--delete", "--delete-all", "--force", "--xpath", xpath])
+
+
+def settle(timeout: float) -> bool:
+    """Wait until the cluster has carried out every action it decided; False on timeout."""
+    try:
+        _run(["crm_resource", "--wait", "--timeout", f"{int(timeout)}s"], timeout=timeout + 15)
+    except ClusterUnavailable:
+        return False
+    return True
+
+
+def enabled_vms(status) -> list:
+    """Ids of the cluster's ocf:rbdvm:VirtualDomain resources."""
+    agent = "{class}:{provider}:{type}".format(**AGENT)
+    return [r.get("id") for r in status.iter("resource") if r.get("resource_agent") == agent]
+
+
+def node_available(status, node: str) -> bool:
+    n = next((n for n in status.iterfind("nodes/node") if n.get("name") == node), None)
+    return n is not None and n.get("online") == "true" and n.get("standby") != "true" \
+        and n.get("maintenance") != "true"
 
 
 def cleanup(vm: str) -> None:

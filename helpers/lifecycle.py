@@ -1,9 +1,8 @@
 """enable / disable / start / stop / status / migrate: the VM's life in the cluster."""
 
-from . import cluster, names, vmstore
+from . import cluster, names, provision, snapshots, vmstore
 from .ceph import Session
 from .errors import Conflict, NotFound, RbdvmError, UsageError
-from .provision import list_vms
 
 START_WAIT, STOP_WAIT, MIGRATE_WAIT = 120, 150, 180
 
@@ -30,11 +29,27 @@ def enable(session: Session, vm: str, start: bool = True, wait: float = START_WA
     if cluster.is_enabled(status, vm):
         st = cluster.vm_status(status, vm, True)
         return {**st, "changed": False}
-    cluster.add_resource(vm, session.target, rec.metadata, start)
+    enabled = cluster.enabled_vms(status)
+    cluster.add_resource(vm, session.target, rec.metadata, start, enabled, _inbound(session, vm, enabled))
     st = cluster.wait_for_status(vm, ("Started",) if start else ("Stopped",), wait)
     if st["status"] == "Failed" or (start and st["status"] != "Started"):
         raise _failed(vm, st, "start")
     return {**st, "changed": True}
+
+
+def _inbound(session: Session, vm: str, enabled) -> dict:
+    """{other VM: its colocation with `vm`} for the enabled VMs that declared one: disabling
+    `vm` removed those constraints (a constraint cannot name a missing resource)."""
+    images = set(vmstore.list_images(session))
+    found = {}
+    for other in enabled:
+        system = names.system_disk(other)
+        if other == vm or system not in images:
+            continue
+        for colo in cluster.colocations(vmstore.read_metadata(session, system)):
+            if colo["with"] == vm:
+                found[other] = colo
+    return found
 
 
 def disable(session: Session, vm: str, wait: float = STOP_WAIT) -> dict:
@@ -86,7 +101,7 @@ def status(session: Session, vm: str) -> dict:
 
 def list_status(session: Session) -> list:
     """Every VM of the pool/namespace with its cluster status: one listing, one crm_mon."""
-    vms = list_vms(session)
+    vms = provision.list_vms(session)
     try:
         status = cluster.cluster_status()
     except RbdvmError:
@@ -94,8 +109,8 @@ def list_status(session: Session) -> list:
     out = []
     for v in vms:
         st = cluster.vm_status(status, v["name"], True) if status is not None else \
-            {"status": "Disabled", "node": None, "reason": None}
-        out.append({**v, **{k: st[k] for k in ("status", "node", "reason")}})
+            {"status": "Disabled", "node": None, "reason": None, "target": None}
+        out.append({**v, **{k: st[k] for k in ("status", "node", "reason", "target")}})
     return out
 
 
@@ -126,3 +141,56 @@ def migrate(session: Session, vm: str, node: str, wait: float = MIGRATE_WAIT) ->
     if st["status"] != "Started" or st["node"] != node:
         raise _failed(vm, st, f"migrate to {node}")
     return {**st, "changed": True}
+
+
+def enable_new(session: Session, vm: str, made: str) -> dict:
+    """`enable` right after a create or clone: a failure says the VM itself exists."""
+    try:
+        return enable(session, vm)
+    except RbdvmError as exc:
+        exc.what = f"VM {vm} was {made} but not started: {exc.what}"
+        exc.args = (exc.message,)
+        raise
+
+
+def remove(session: Session, vm: str, force: bool = False) -> dict:
+    """Remove a VM; an enabled one only with `force`, which disables it first."""
+    names.check_name(vm, "VM name")
+    if cluster.is_enabled(cluster.cluster_status(), vm):
+        if not force:
+            raise Conflict(f"VM {vm} is enabled in the cluster",
+                           "removing it would pull its disks from under Pacemaker",
+                           f"Disable it first (rbdvm disable {vm}), or remove with --force, which does")
+        disable(session, vm)
+    return provision.remove(session, vm)
+
+
+def rollback(session: Session, vm: str, snap: str) -> dict:
+    """Snapshot rollback; an enabled VM is disabled for it and enabled again afterwards
+    (started if it was running), also when the rollback fails."""
+    names.check_name(vm, "VM name")
+    status = cluster.cluster_status()
+    if not cluster.is_enabled(status, vm):
+        return snapshots.rollback(session, vm, snap)
+    was = cluster.vm_status(status, vm, True)
+    running = was["target"] == "Started"
+    disable(session, vm)
+    try:
+        out = snapshots.rollback(session, vm, snap)
+    except RbdvmError as failed:
+        try:
+            again = enable(session, vm, start=running)
+        except RbdvmError as also:
+            raise ClusterOperationFailed(f"rollback of VM {vm} to {snap} failed, and so did enabling it again",
+                                         f"{failed.message}; then {also.message}",
+                                         f"Fix both, then `rbdvm enable {vm}`") from failed
+        raise ClusterOperationFailed(f"rollback of VM {vm} to {snap} failed", failed.message,
+                                     f"The VM is enabled again, unchanged ({again['status']}"
+                                     + (f" on {again['node']})" if again.get("node") else ")")) from failed
+    try:
+        again = enable(session, vm, start=running)
+    except RbdvmError as exc:
+        exc.what = f"VM {vm} was rolled back to {snap} but not enabled again: {exc.what}"
+        exc.args = (exc.message,)
+        raise
+    return {**out, "cluster": again}

@@ -155,4 +155,4 @@ def make_vm(vm: str, **opts) -> None:
     extra = []
     for k, v in opts.items():
         extra += [f"--{k.replace('_', '-')}"] + ([] if v is True else [str(v)])
-    rbdvm("create", vm, "--image", boot_disk(), "--xml", base_xml(vm), *extra)
+    rbdvm("create", "--disabled", vm, "--image", boot_disk(), "--xml", base_xml(vm), *extra)

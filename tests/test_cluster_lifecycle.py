@@ -1,48 +1,229 @@
-"""Cluster life cycle from the CLI (issue 5, first part): enable, status/list, migrate, stop,
-start, disable, through Pacemaker's own tools, on the lab's two-node cluster."""
+"""A VM's life in the cluster from the CLI (issue 5), on the lab's two-node Pacemaker
+cluster: create (enabled), status/list, snapshot, migrate, stop/start, rollback while
+enabled, disable, remove; a VM that cannot start; pinning, preference and anti-colocation
+across standby. `list` is checked against crm_mon's own view at every step."""
+
+import xml.etree.ElementTree as ET
 
 import pytest
-from lab_helpers import force_remove, make_vm, qemu_pids, rbdvm, rbdvm_error, rbdvm_json, unique
+from lab_helpers import (base_xml, boot_disk, files_dir, force_remove, make_vm, qemu_pids, rbdvm,
+                         rbdvm_error, rbdvm_json, read_bytes, unique, write_bytes)
 from labkit import ops
 from labkit.procs import wait_for
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("agent_installed")]
+N1, N2 = "node1", "node2"
+TCP = ("--pacemaker-params", "migration_transport=tcp")
 
 
-def crm_where(vm):
-    return ops.resource_node("node1", vm)
+def other(n):
+    return N2 if n == N1 else N1
 
 
-def test_enable_status_migrate_stop_start_disable(request):
-    vm = unique()
-    make_vm(vm, live_migration=True, pacemaker_params="migration_transport=tcp")
-    request.addfinalizer(lambda: (rbdvm("disable", vm, check=False), force_remove(vm)))
-    assert rbdvm_json("status", vm)["status"] == "Disabled"
-    assert "VM is not on the cluster" in rbdvm_error(3, "start", vm)
+def crm_view(vm):
+    """(role, node) of the VM's resource in crm_mon's XML, or None without a resource."""
+    x = ET.fromstring(ops.on(N1, "crm_mon", "-1", "--output-as=xml", "--inactive").stdout)
+    for r in x.iter("resource"):
+        if r.get("id") == vm:
+            n = r.find("node")
+            return r.get("role"), None if n is None else n.get("name")
+    return None
 
-    out = rbdvm_json("enable", vm)
-    assert out["status"] == "Started" and out["changed"] is True
-    x = out["node"]
+
+def listed(vm):
+    return {v["name"]: v for v in rbdvm_json("list")}[vm]
+
+
+def agrees(vm, status, node=None):
+    """rbdvm list, rbdvm status and crm_mon say the same thing about the VM."""
+    row, st, crm = listed(vm), rbdvm_json("status", vm), crm_view(vm)
+    assert (row["status"], row["node"]) == (st["status"], st["node"]) == (status, node), (row, st, crm)
+    expected_crm = None if status == "Disabled" else (status if status != "Failed" else crm[0], node)
+    assert crm == expected_crm, (row, crm)
+
+
+def readies(vm):
+    return ops.serial_text(vm).count("READY")
+
+
+def booted(vm, times):
+    """Wait for the guest's boot number `times`: a graceful stop needs a booted guest."""
+    assert wait_for(60, lambda: readies(vm) >= times), f"{vm} booted {readies(vm)} times, not {times}"
+
+
+def settle():
+    ops.on(N1, "crm_resource", "--wait", "--timeout", "120s", timeout=150)
+
+
+def standby(node, on):
+    if on:
+        ops.on(N1, "crm_attribute", "--node", node, "--name", "standby", "--update", "on", "--lifetime", "forever")
+    else:
+        ops.on(N1, "crm_attribute", "--node", node, "--name", "standby", "--delete", "--lifetime", "forever")
+    settle()
+
+
+@pytest.fixture
+def vms(request):
+    """Names for the test's VMs; each is removed afterwards (disabled first) wherever it is."""
+    made = []
+
+    def new():
+        made.append(unique())
+        return made[-1]
+
+    def cleanup():
+        ops.on(N1, "crm_attribute", "--node", N1, "--name", "standby", "--delete", "--lifetime", "forever", check=False)
+        ops.on(N1, "crm_attribute", "--node", N2, "--name", "standby", "--delete", "--lifetime", "forever", check=False)
+        for vm in made:
+            rbdvm("remove", vm, "--force", check=False)
+            force_remove(vm)
+    request.addfinalizer(cleanup)
+    return new
+
+
+def test_whole_life_from_the_cli(vms):
+    vm = vms()
+    out = rbdvm_json("create", vm, "--image", boot_disk(), "--xml", base_xml(vm), "--live-migration", *TCP)
+    assert out["cluster"]["status"] == "Started", "create enables and starts the VM by default"
+    x = out["cluster"]["node"]
     ops.wait_serial(vm, "READY")
-    assert crm_where(vm) == x and qemu_pids(x, vm)
+    assert qemu_pids(x, vm) and not qemu_pids(other(x), vm)
+    agrees(vm, "Started", x)
     assert rbdvm_json("enable", vm)["changed"] is False, "enabling an enabled VM changes nothing"
-    listed = {v["name"]: v for v in rbdvm_json("list")}
-    assert (listed[vm]["status"], listed[vm]["node"]) == ("Started", x)
 
-    y = "node2" if x == "node1" else "node1"
+    rbdvm("snapshot", "create", vm, "clean")
+    write_bytes(f"system_{vm}", 4096, 0x5A, 512)        # changed after the snapshot
+    assert read_bytes(f"system_{vm}", 4096, 512) == b"\x5a" * 512
+
+    y = other(x)
     out = rbdvm_json("migrate", vm, y)
-    assert (out["status"], out["node"]) == ("Started", y) and crm_where(vm) == y
-    assert ops.serial_text(vm).count("READY") == 1, "a live migration, no reboot"
+    assert (out["status"], out["node"]) == ("Started", y)
+    assert readies(vm) == 1, "a live migration, no reboot"
+    agrees(vm, "Started", y)
     assert "not a cluster node" in rbdvm_error(2, "migrate", vm, "node9")
 
     assert rbdvm_json("stop", vm)["status"] == "Stopped"
-    assert not qemu_pids(y, vm) and crm_where(vm) is None
-    assert rbdvm_json("start", vm)["status"] == "Started"
-    # let the guest boot before disable's graceful stop (an ACPI press during boot is lost)
-    assert wait_for(30, lambda: ops.serial_text(vm).count("READY") == 2)
+    assert not qemu_pids(y, vm) and not qemu_pids(x, vm)
+    agrees(vm, "Stopped")
+    out = rbdvm_json("start", vm)
+    assert out["status"] == "Started"
+    # let the guest boot before the rollback's graceful stop (an ACPI press during boot is lost)
+    assert wait_for(30, lambda: readies(vm) == 2)
+    agrees(vm, "Started", out["node"])
 
+    out = rbdvm_json("snapshot", "rollback", vm, "clean")
+    assert out["cluster"]["status"] == "Started", "enabled and running again after the rollback"
+    assert read_bytes(f"system_{vm}", 4096, 512) == b"\0" * 512, "the disk is back to the snapshot"
+    assert wait_for(30, lambda: readies(vm) == 3)
+    agrees(vm, "Started", out["cluster"]["node"])
+
+    assert "rbdvm disable" in rbdvm_error(4, "remove", vm), "an enabled VM is not removed without --force"
     assert rbdvm_json("disable", vm)["changed"] is True
-    assert rbdvm_json("status", vm)["status"] == "Disabled"
-    assert f"rbdvm-{vm}" not in ops.on("node1", "cibadmin", "--query", "--scope", "constraints").stdout
+    agrees(vm, "Disabled")
+    assert f"rbdvm-{vm}" not in ops.on(N1, "cibadmin", "--query", "--scope", "constraints").stdout
     assert rbdvm_json("disable", vm)["changed"] is False
-    assert rbdvm_json("status", unique("ghost"))["status"] == "Undefined"
+    assert "VM is not on the cluster" in rbdvm_error(3, "start", vm)
+    rbdvm("remove", vm)
+    assert rbdvm_json("status", vm)["status"] == "Undefined"
+
+
+def test_remove_force_disables_first(vms):
+    vm = vms()
+    rbdvm("create", vm, "--image", boot_disk(), "--xml", base_xml(vm))
+    ops.wait_serial(vm, "READY")
+    out = rbdvm_json("remove", vm, "--force")
+    assert out["removed_disks"] == [f"system_{vm}"]
+    assert crm_view(vm) is None and rbdvm_json("status", vm)["status"] == "Undefined"
+
+
+def test_vm_that_cannot_start_is_failed_with_the_reason_and_disable_cleans_up(vms):
+    from lxml import etree
+
+    vm = vms()
+    dom = etree.parse(base_xml(vm)).getroot()
+    etree.SubElement(dom.find("devices"), "emulator").text = "/nonexistent/qemu-system-x86_64"
+    bad = files_dir() / f"{vm}.broken.xml"
+    bad.write_bytes(etree.tostring(dom))
+    msg = rbdvm_error(1, "create", vm, "--image", boot_disk(), "--xml", str(bad))
+    assert f"VM {vm} was created but not started" in msg and "/nonexistent/qemu-system-x86_64" in msg
+    st = rbdvm_json("status", vm)
+    assert st["status"] == "Failed" and "/nonexistent/qemu-system-x86_64" in st["reason"]
+    assert listed(vm)["status"] == "Failed"
+    assert rbdvm_json("disable", vm)["changed"] is True
+    agrees(vm, "Disabled")
+    assert vm not in ops.on(N1, "crm_mon", "-1", "--output-as=xml", "--inactive", "--include=all").stdout
+    rbdvm("remove", vm)
+
+
+def test_pinned_never_moves_preferred_comes_back(vms):
+    pinned, preferred = vms(), vms()
+    make_vm(pinned)
+    make_vm(preferred)
+    out = rbdvm_json("pin", pinned, N2)
+    assert out["status"] == "Disabled" and out["changed"] is True, "stored; applied when enabled"
+    assert rbdvm_json("enable", pinned)["node"] == N2
+    first = rbdvm_json("enable", preferred)["node"]
+    out = rbdvm_json("prefer", preferred, N1)
+    assert (out["status"], out["node"], out["settled"]) == ("Started", N1, True)
+    assert rbdvm_json("prefer", preferred, N1)["changed"] is False
+    boots = 1 if first == N1 else 2     # moved to node1: stopped and started there
+    booted(pinned, 1)
+    booted(preferred, boots)
+
+    standby(N2, True)
+    agrees(pinned, "Stopped")           # it stops rather than run on node1
+    assert listed(pinned)["reason"].startswith("no node may run it now")
+    assert not qemu_pids(N1, pinned) and not qemu_pids(N2, pinned)
+    standby(N1, True)
+    standby(N2, False)
+    agrees(pinned, "Started", N2)
+    agrees(preferred, "Started", N2)    # away from home while node1 is in standby
+    booted(preferred, boots + 1)
+    standby(N1, False)
+    agrees(preferred, "Started", N1)    # and back home afterwards
+    agrees(pinned, "Started", N2)
+    booted(pinned, 2)
+
+    # disable + enable restores the placement, from the metadata
+    rbdvm("disable", pinned)
+    assert rbdvm_json("enable", pinned)["node"] == N2
+    out = rbdvm_json("unpin", pinned)
+    assert out["changed"] is True
+    assert f"rbdvm-{pinned}-placement" not in ops.on(N1, "cibadmin", "--query", "--scope", "constraints").stdout
+    assert "not a cluster node" in rbdvm_error(2, "pin", pinned, "node9")
+
+
+def test_anti_colocated_vms_never_share_a_node(vms):
+    a, b = vms(), vms()
+    make_vm(a)
+    make_vm(b)
+    rbdvm("pin", a, N1)
+    rbdvm("enable", a)
+    out = rbdvm_json("colocate", b, a, "--anti", "--strong")
+    assert out["colocations"] == [{"anti": True, "strong": True, "with": a}]
+    assert rbdvm_json("enable", b)["node"] == N2
+    ops.wait_serial(a, "READY")
+    ops.wait_serial(b, "READY")
+
+    rbdvm("unpin", a)
+    standby(N1, True)                   # a moves to node2: b must make room, it stops
+    agrees(a, "Started", N2)
+    agrees(b, "Stopped")
+    standby(N1, False)
+    agrees(b, "Started", N1)
+    booted(a, 2)
+    booted(b, 2)
+
+    # disabling a drops the constraint (it may not name a missing resource); enabling a restores it
+    rbdvm("disable", a)
+    assert f"rbdvm-{b}-colo-{a}" not in ops.on(N1, "cibadmin", "--query", "--scope", "constraints").stdout
+    rbdvm("enable", a)
+    assert f"rbdvm-{b}-colo-{a}" in ops.on(N1, "cibadmin", "--query", "--scope", "constraints").stdout
+    settle()
+    assert listed(a)["node"] != listed(b)["node"]
+    out = rbdvm_json("colocate", b, a, "--remove")
+    assert out["colocations"] == [] and out["changed"] is True
+    assert f"rbdvm-{b}-colo-{a}" not in ops.on(N1, "cibadmin", "--query", "--scope", "constraints").stdout
+    assert "cannot be colocated with itself" in rbdvm_error(2, "colocate", a, a)
+    assert "VM does not exist" in rbdvm_error(3, "colocate", a, unique("ghost"))

@@ -15,7 +15,7 @@ OFF = 256 << 10
 def src():
     name = unique("src")
     d0 = qcow2(f"{name}-d0.qcow2", "64M", [(0, MiB, 0x21)])
-    rbdvm("create", name, "--image", boot_disk(), "--xml", base_xml(name), "-d", d0,
+    rbdvm("create", "--disabled", name, "--image", boot_disk(), "--xml", base_xml(name), "-d", d0,
           "-m", "owner=alice", "-m", "tier=gold", "--live-migration", "--stop-timeout", 90)
     yield name
     for vm in [v["name"] for v in rbdvm_json("list")]:
@@ -31,7 +31,7 @@ def _identity(vm):
 
 def test_cow_clone_is_independent_both_ways_and_gets_a_new_identity(src):
     dst = unique("c")
-    out = rbdvm_json("clone", src, dst, "-m", "owner=bob")
+    out = rbdvm_json("clone", "--disabled", src, dst, "-m", "owner=bob")
     assert out["mode"] == "cow" and out["disks"] == [f"system_{dst}", f"data_{dst}_0"]
     info = rbdvm_json("info", dst)
     assert [d["parent"] for d in info["disks"]] == [f"system_{src}@rbdvm-clone-{dst}", f"data_{src}_0@rbdvm-clone-{dst}"]
@@ -59,7 +59,7 @@ def test_cow_clone_is_independent_both_ways_and_gets_a_new_identity(src):
 
 def test_full_clone_is_an_independent_copy(src):
     dst = unique("f")
-    out = rbdvm_json("clone", src, dst, "--full")
+    out = rbdvm_json("clone", "--disabled", src, dst, "--full")
     assert out["mode"] == "full"
     info = rbdvm_json("info", dst)
     assert [d["parent"] for d in info["disks"]] == [None, None]
@@ -75,7 +75,7 @@ def test_clone_of_a_running_vm_boots(src):
     start_vm(src)
     dst = unique("c")
     try:
-        rbdvm("clone", src, dst, "--xml", base_xml(dst))   # its own serial log
+        rbdvm("clone", "--disabled", src, dst, "--xml", base_xml(dst))   # its own serial log
         assert src in ops.running("node1"), "the source keeps running"
         start_vm(dst, "node2")
         assert dst in ops.running("node2")
@@ -85,12 +85,12 @@ def test_clone_of_a_running_vm_boots(src):
 
 
 def test_clone_errors(src):
-    assert "src_name and name cannot be the same" in rbdvm_error(2, "clone", src, src)
-    assert "VM does not exist" in rbdvm_error(3, "clone", unique("ghost"), unique("c"))
+    assert "src_name and name cannot be the same" in rbdvm_error(2, "clone", "--disabled", src, src)
+    assert "VM does not exist" in rbdvm_error(3, "clone", "--disabled", unique("ghost"), unique("c"))
     other = unique("c")
-    rbdvm("clone", src, other)
-    assert "VM already exists" in rbdvm_error(4, "clone", src, other)
-    assert "Parameter must not contain spaces or special chars" in rbdvm_error(2, "clone", src, "bad-name")
+    rbdvm("clone", "--disabled", src, other)
+    assert "VM already exists" in rbdvm_error(4, "clone", "--disabled", src, other)
+    assert "Parameter must not contain spaces or special chars" in rbdvm_error(2, "clone", "--disabled", src, "bad-name")
 
 
 def test_remove_refused_while_open(src):

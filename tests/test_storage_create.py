@@ -23,7 +23,7 @@ def vm():
 def test_create_with_two_data_disks_layout_metadata_and_xml(vm):
     d0 = qcow2(f"{vm}-d0.qcow2", "64M", [(0, MiB, 0x11)])
     d1 = raw_file(f"{vm}-d1.img", 32 * MiB, [(MiB, 4096, 0x22)])
-    out = rbdvm_json("create", vm, "--image", boot_disk(), "--xml", base_xml(vm), "-d", d0, "-d", d1,
+    out = rbdvm_json("create", "--disabled", vm, "--image", boot_disk(), "--xml", base_xml(vm), "-d", d0, "-d", d1,
                      "-m", "owner=alice", "-m", "site=north", "--live-migration", "--priority", 5)
     assert out["disks"] == [f"system_{vm}", f"data_{vm}_0", f"data_{vm}_1"]
     assert out["formats"] == ["raw", "qcow2", "raw"]
@@ -54,7 +54,7 @@ def test_create_with_two_data_disks_layout_metadata_and_xml(vm):
 
 
 def test_created_vm_boots_from_its_stored_xml(vm):
-    rbdvm("create", vm, "--image", boot_disk(), "--xml", base_xml(vm))
+    rbdvm("create", "--disabled", vm, "--image", boot_disk(), "--xml", base_xml(vm))
     start_vm(vm)
     info = rbdvm_json("info", vm)
     assert info["disks"][0]["open_by"], "QEMU holds the system disk open"
@@ -64,7 +64,7 @@ def test_created_vm_boots_from_its_stored_xml(vm):
 def test_import_writes_no_zero_blocks(vm):
     # 1 GiB virtual, 10 MiB of data (+1 MiB elsewhere): stored ~ data, never the zeros
     img = qcow2(f"{vm}.qcow2", "1G", [(0, 10 * MiB, 0xAB), (512 * MiB, MiB, 0xCD)])
-    rbdvm("create", vm, "--image", img, "--xml", base_xml(vm))
+    rbdvm("create", "--disabled", vm, "--image", img, "--xml", base_xml(vm))
     disk = rbdvm_json("info", vm)["disks"][0]
     assert disk["size"] == 1 << 30
     assert disk["used"] <= 16 * MiB, f"{disk['used']} bytes stored for 11 MiB of data"
@@ -73,36 +73,36 @@ def test_import_writes_no_zero_blocks(vm):
 
 def test_format_comes_from_content_not_extension(vm):
     liar = qcow2(f"{vm}-really-qcow2.raw", "8M", [(0, 4096, 0x33)])
-    rbdvm("create", vm, "--image", liar, "--xml", base_xml(vm))
+    rbdvm("create", "--disabled", vm, "--image", liar, "--xml", base_xml(vm))
     assert read_bytes(f"system_{vm}", 0, 2) == b"\x33\x33", "a qcow2 file imported as qcow2"
     other = unique()
     try:
         raw_named_qcow = raw_file(f"{other}.qcow2", 4 * MiB, [(0, 4096, 0x44)])
-        assert rbdvm_json("create", other, "--image", raw_named_qcow, "--xml", base_xml(other))["formats"] == ["raw"]
+        assert rbdvm_json("create", "--disabled", other, "--image", raw_named_qcow, "--xml", base_xml(other))["formats"] == ["raw"]
     finally:
         force_remove(other)
 
 
 def test_existing_vm_refused_unless_force(vm):
-    rbdvm("create", vm, "--image", boot_disk(), "--xml", base_xml(vm))
-    assert "VM already exists" in rbdvm_error(4, "create", vm, "--image", boot_disk(), "--xml", base_xml(vm))
+    rbdvm("create", "--disabled", vm, "--image", boot_disk(), "--xml", base_xml(vm))
+    assert "VM already exists" in rbdvm_error(4, "create", "--disabled", vm, "--image", boot_disk(), "--xml", base_xml(vm))
     marked = raw_file(f"{vm}-new.raw", MiB, [(0, 512, 0x55)])
-    rbdvm("create", vm, "--image", marked, "--xml", base_xml(vm), "--force")
+    rbdvm("create", "--disabled", vm, "--image", marked, "--xml", base_xml(vm), "--force")
     assert read_bytes(f"system_{vm}", 0, 2) == b"\x55\x55"
 
 
 @pytest.mark.parametrize("bad", ["my-vm", "my vm", "vm_1", "é"])
 def test_bad_names_refused(bad):
-    msg = rbdvm_error(2, "create", bad, "--image", boot_disk(), "--xml", base_xml("x"))
+    msg = rbdvm_error(2, "create", "--disabled", bad, "--image", boot_disk(), "--xml", base_xml("x"))
     assert "Parameter must not contain spaces or special chars" in msg
 
 
 def test_missing_files_named_with_their_path(vm):
-    assert "/nonexistent/disk.qcow2" in rbdvm_error(2, "create", vm, "--image", "/nonexistent/disk.qcow2",
+    assert "/nonexistent/disk.qcow2" in rbdvm_error(2, "create", "--disabled", vm, "--image", "/nonexistent/disk.qcow2",
                                                     "--xml", base_xml(vm))
-    assert "/nonexistent/base.xml" in rbdvm_error(2, "create", vm, "--image", boot_disk(),
+    assert "/nonexistent/base.xml" in rbdvm_error(2, "create", "--disabled", vm, "--image", boot_disk(),
                                                   "--xml", "/nonexistent/base.xml")
-    assert "/nonexistent/d0" in rbdvm_error(2, "create", vm, "--image", boot_disk(), "--xml", base_xml(vm),
+    assert "/nonexistent/d0" in rbdvm_error(2, "create", "--disabled", vm, "--image", boot_disk(), "--xml", base_xml(vm),
                                             "-d", "/nonexistent/d0")
 
 
@@ -110,25 +110,25 @@ def test_unsupported_format_and_invalid_xml_refused(vm):
     vmdk = raw_file(f"{vm}.vmdk", 4096, [(0, 1, ord("K"))])
     with open(vmdk, "r+b") as f:
         f.write(b"KDMV")
-    assert "vmdk" in rbdvm_error(2, "create", vm, "--image", vmdk, "--xml", base_xml(vm))
+    assert "vmdk" in rbdvm_error(2, "create", "--disabled", vm, "--image", vmdk, "--xml", base_xml(vm))
     bad = raw_file(f"{vm}.xml", 0)
     with open(bad, "w") as f:
         f.write("<domain><name>x</name>")
-    assert "not valid XML" in rbdvm_error(2, "create", vm, "--image", boot_disk(), "--xml", bad)
+    assert "not valid XML" in rbdvm_error(2, "create", "--disabled", vm, "--image", boot_disk(), "--xml", bad)
     evil = raw_file(f"{vm}-evil.xml", 0)
     with open(evil, "w") as f:
         f.write('<!DOCTYPE d [<!ENTITY x SYSTEM "file:///etc/ceph/ceph.client.rbdvm.keyring">]>'
                 "<domain type='qemu'><name>&x;</name><memory>65536</memory></domain>")
-    msg = rbdvm_error(2, "create", vm, "--image", boot_disk(), "--xml", evil)
+    msg = rbdvm_error(2, "create", "--disabled", vm, "--image", boot_disk(), "--xml", evil)
     assert "the base XML" in msg and "key =" not in msg, "external entities are never resolved"
 
 
 def test_uuid_already_used_by_another_vm_refused(vm):
     fixed = str(uuid.uuid4())
-    rbdvm("create", vm, "--image", boot_disk(), "--xml", base_xml(vm, fixed))
+    rbdvm("create", "--disabled", vm, "--image", boot_disk(), "--xml", base_xml(vm, fixed))
     other = unique()
     try:
-        msg = rbdvm_error(4, "create", other, "--image", boot_disk(), "--xml", base_xml(other, fixed))
+        msg = rbdvm_error(4, "create", "--disabled", other, "--image", boot_disk(), "--xml", base_xml(other, fixed))
         assert fixed in msg and vm in msg
         assert other not in [v["name"] for v in rbdvm_json("list")], "nothing created"
     finally:

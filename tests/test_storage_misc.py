@@ -16,7 +16,7 @@ MiB = 1 << 20
 @pytest.fixture
 def vm():
     name = unique()
-    rbdvm("create", name, "--image", boot_disk(), "--xml", base_xml(name), "-m", "owner=alice")
+    rbdvm("create", "--disabled", name, "--image", boot_disk(), "--xml", base_xml(name), "-m", "owner=alice")
     yield name
     force_remove(name)
 
@@ -33,7 +33,7 @@ def test_metadata_list_get_set(vm):
         assert "Parameter must not contain spaces or special chars" in \
             rbdvm_error(2, "metadata", "set", vm, reserved, "x")
     assert "Parameter must not contain spaces or special chars" in \
-        rbdvm_error(2, "create", unique(), "--image", boot_disk(), "--xml", base_xml(vm), "-m", "_x=1")
+        rbdvm_error(2, "create", "--disabled", unique(), "--image", boot_disk(), "--xml", base_xml(vm), "-m", "_x=1")
 
 
 def test_namespaces_isolate_vms_of_the_same_name():
@@ -41,7 +41,7 @@ def test_namespaces_isolate_vms_of_the_same_name():
     try:
         for ns, byte in ((a, 0x0A), (b, 0x0B)):
             img = qcow2(f"{name}-{ns}.qcow2", "4M", [(0, 4096, byte)])
-            rbdvm("create", name, "--image", img, "--xml", base_xml(name), "--namespace", ns)
+            rbdvm("create", "--disabled", name, "--image", img, "--xml", base_xml(name), "--namespace", ns)
         assert [v["name"] for v in rbdvm_json("list", "--namespace", a)] == [name]
         assert name not in [v["name"] for v in rbdvm_json("list")], "the default namespace is another world"
         assert read_bytes(f"system_{name}", 0, 1, ns=a) == b"\x0a"
@@ -121,7 +121,7 @@ def test_permission_error_names_the_missing_capability():
     try:
         assert isinstance(rbdvm_json("list", "--id", user, "--conf", conf), list), "reading is allowed"
         vm = unique()
-        msg = rbdvm_error(5, "create", vm, "--image", boot_disk(), "--xml", base_xml(vm),
+        msg = rbdvm_error(5, "create", "--disabled", vm, "--image", boot_disk(), "--xml", base_xml(vm),
                           "--id", user, "--conf", conf)
         assert "permission denied" in msg and f"client.{user}" in msg
         assert f"osd 'profile rbd pool={L.POOL}'" in msg

@@ -42,7 +42,7 @@ def state(vm):
 def test_create_killed_at_any_step_completes_when_rerun(step):
     vm = unique()
     d0 = qcow2(f"{vm}-d0.qcow2", "32M", [(0, MiB, 0x5A)])
-    args = ["create", vm, "--image", boot_disk(), "--xml", base_xml(vm), "-d", d0, "-m", "owner=alice"]
+    args = ["create", "--disabled", vm, "--image", boot_disk(), "--xml", base_xml(vm), "-d", d0, "-m", "owner=alice"]
     try:
         killed_at(step, *args)
         assert state(vm) == "creating", "a half-created VM is shown as such"
@@ -59,7 +59,7 @@ def test_create_killed_at_any_step_completes_when_rerun(step):
 def test_create_killed_during_the_import_itself():
     vm = unique()
     img = qcow2(f"{vm}.qcow2", "256M", [(0, 96 * MiB, 0x6B)])
-    args = ["create", vm, "--image", img, "--xml", base_xml(vm)]
+    args = ["create", "--disabled", vm, "--image", img, "--xml", base_xml(vm)]
     proc = subprocess.Popen(labnode.enter("node1") + ["env", *[f"{k}={v}" for k, v in SHORT_LEASE.items()],
                                                       "rbdvm", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
@@ -76,7 +76,7 @@ def test_create_killed_during_the_import_itself():
 @pytest.fixture
 def src():
     vm = unique("src")
-    rbdvm("create", vm, "--image", boot_disk(), "--xml", base_xml(vm),
+    rbdvm("create", "--disabled", vm, "--image", boot_disk(), "--xml", base_xml(vm),
           "-d", qcow2(f"{vm}-d0.qcow2", "16M", [(0, MiB, 0x3C)]))
     yield vm
     force_remove(vm)
@@ -86,7 +86,7 @@ def src():
 @pytest.mark.parametrize("step", ["clone:snapshots", "clone:disk", "clone:group", "clone:commit"])
 def test_clone_killed_at_any_step_completes_and_the_source_is_intact(src, step, full):
     dst = unique("c")
-    args = ["clone", src, dst] + (["--full"] if full else [])
+    args = ["clone", "--disabled", src, dst] + (["--full"] if full else [])
     try:
         killed_at(step, *args)
         assert state(src) == "complete"

@@ -23,7 +23,7 @@ def vm():
     name = unique()
     d0 = qcow2(f"{name}-d0.qcow2", "16M")
     d1 = qcow2(f"{name}-d1.qcow2", "16M")
-    rbdvm("create", name, "--image", boot_disk(), "--xml", base_xml(name), "-d", d0, "-d", d1)
+    rbdvm("create", "--disabled", name, "--image", boot_disk(), "--xml", base_xml(name), "-d", d0, "-d", d1)
     yield name
     force_remove(name)
 

@@ -1,0 +1,115 @@
+"""pin / prefer / unpin / colocate: where a VM may run, stored in its metadata (so that
+`disable` + `enable` restores it) and, while it is enabled, in the cluster's constraints.
+
+The metadata is written first: an interrupted command leaves the wish recorded, and running
+it again brings the constraints in line."""
+
+import json
+
+from . import cluster, names, vmstore
+from .ceph import Session
+from .errors import NotFound, UsageError
+from .lease import Lease
+
+SETTLE_WAIT = 180
+
+
+def _cluster_node(status, node: str) -> None:
+    nodes = cluster.cluster_nodes(status)
+    if node not in nodes:
+        raise UsageError(f"{node} is not a cluster node", f"nodes: {', '.join(nodes)}")
+
+
+def _result(status, vm: str, changed: bool, settled: bool) -> dict:
+    return {**cluster.vm_status(status, vm, True), "changed": changed, "settled": settled}
+
+
+def _apply(vm: str, enabled: bool, changed: bool, update) -> dict:
+    """Run `update()` (the CIB change) if the VM is enabled, then wait for the cluster to
+    carry out what it implies (a move, a stop) and report the VM's status."""
+    settled = True
+    if enabled:
+        update()
+        settled = cluster.settle(SETTLE_WAIT)
+    return _result(cluster.cluster_status(), vm, changed, settled)
+
+
+def _set_host(session: Session, vm: str, node, key: str, verb: str) -> dict:
+    """`key` = node (pinned or preferred host, dropping the other one), or node None: neither."""
+    names.check_name(vm, "VM name")
+    status = cluster.cluster_status()
+    if node is not None:
+        _cluster_node(status, node)
+    with Lease(session, vm, verb):
+        rec = vmstore.require_complete(session, vm)
+        keys = ("_pinned_host", "_preferred_host")
+        wanted = {key: node} if node is not None else {}
+        current = {k: rec.metadata[k] for k in keys if k in rec.metadata}
+        changed = current != wanted
+        if changed:
+            vmstore.set_metadata(session, names.system_disk(vm), wanted,
+                                 remove=[k for k in keys if k not in wanted])
+        metadata = {**{k: v for k, v in rec.metadata.items() if k not in keys}, **wanted}
+
+    def update():
+        loc = cluster.placement(vm, metadata)
+        if loc is None:
+            cluster.delete_constraints([f"rbdvm-{vm}-placement"])
+        else:
+            cluster.set_constraints([loc])
+    return _apply(vm, cluster.is_enabled(status, vm), changed, update)
+
+
+def pin(session: Session, vm: str, node: str) -> dict:
+    """The VM runs only on `node`: when that node is away, the VM stops."""
+    return _set_host(session, vm, node, "_pinned_host", f"pin {node}")
+
+
+def prefer(session: Session, vm: str, node: str) -> dict:
+    """The VM runs on `node` whenever it can, and goes back there when it returns."""
+    return _set_host(session, vm, node, "_preferred_host", f"prefer {node}")
+
+
+def unpin(session: Session, vm: str) -> dict:
+    """Neither pinned nor preferred: the cluster places the VM."""
+    return _set_host(session, vm, None, "", "unpin")
+
+
+def colocate(session: Session, vm: str, others, strong: bool = False, anti: bool = False,
+             remove: bool = False) -> dict:
+    """Keep VM with (or, `anti`, away from) each of `others`: always (`strong`) or when the
+    cluster can (`remove`: forget those colocations)."""
+    names.check_name(vm, "VM name")
+    others = list(dict.fromkeys(others))
+    for other in others:
+        names.check_name(other, "VM name")
+        if other == vm:
+            raise UsageError(f"VM {vm} cannot be colocated with itself")
+    status = cluster.cluster_status()
+    with Lease(session, vm, "colocate"):
+        rec = vmstore.require_complete(session, vm)
+        if not remove:
+            for other in others:
+                if vmstore.record(session, other).state == "absent":
+                    raise NotFound("VM does not exist", f"no VM {other} in {vmstore.where(session)}",
+                                   "List the VMs with `rbdvm list`")
+        current = cluster.colocations(rec.metadata)
+        kept = [c for c in current if c["with"] not in others]
+        added = [] if remove else [{"with": o, "strong": strong, "anti": anti} for o in others]
+        wanted = sorted(kept + added, key=lambda c: c["with"])
+        changed = wanted != sorted(current, key=lambda c: c["with"])
+        if changed:
+            vmstore.set_metadata(session, names.system_disk(vm),
+                                 {"_colocations": json.dumps(wanted)} if wanted else {},
+                                 remove=[] if wanted else ["_colocations"])
+    enabled = cluster.enabled_vms(status)
+
+    def update():
+        if remove:
+            cluster.delete_constraints([cluster.colocation_id(vm, o) for o in others])
+        else:
+            # with a VM that is not enabled, the constraint is added when that VM is enabled
+            cluster.set_constraints([cluster.colocation(vm, c) for c in added if c["with"] in enabled])
+    out = _apply(vm, vm in enabled, changed, update)
+    out["colocations"] = wanted
+    return out
