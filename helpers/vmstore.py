@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import rbd
 
-from . import names
+from . import names, rbdbulk
 from .ceph import Session, ceph_errors
 from .errors import Conflict, NotFound
 
@@ -77,16 +77,18 @@ def disk_order(vm: str, disks) -> list:
     return sorted(disks, key=key)
 
 
-def record(session: Session, vm: str, groups=None, images=None, metadata=None) -> VmRecord:
+def record(session: Session, vm: str, groups=None, images=None, metadata=None, members=None) -> VmRecord:
     """Everything about a VM's storage; state 'absent' if there is nothing at all.
 
-    `groups`, `images` (listings) and `metadata` (of the system disk) may be passed in by a
-    caller that already has them."""
+    `groups`, `images` (listings), `metadata` (of the system disk) and `members` (of its
+    group) may be passed in by a caller that already has them."""
     groups = list_groups(session) if groups is None else groups
-    images = set(list_images(session) if images is None else images)
+    images = set(list_images(session)) if images is None else \
+        images if isinstance(images, (set, frozenset)) else set(images)
     system = names.system_disk(vm)
     rec = VmRecord(vm, "absent", in_group=vm in groups)
-    members = set(group_images(session, vm)) if rec.in_group else set()
+    if members is None:
+        members = set(group_images(session, vm)) if rec.in_group else set()
     disks = set(members)
     if system in images:
         disks.add(system)
@@ -107,6 +109,36 @@ def record(session: Session, vm: str, groups=None, images=None, metadata=None) -
     else:
         rec.state = CREATING   # a create or clone that stopped before it could say so
     return rec
+
+
+def records(session: Session) -> list:
+    """The record of every VM of the pool/namespace, complete or not, for listing: headers
+    read in bulk (rbdbulk), librbd for any VM those reads do not settle."""
+    if not session.namespace_exists():
+        return []
+    ids = rbdbulk.image_ids(session)
+    groups = rbdbulk.group_ids(session)
+    candidates = set(groups) | {i[len(names.SYSTEM_PREFIX):] for i in ids if i.startswith(names.SYSTEM_PREFIX)}
+    systems = {names.system_disk(vm): ids[names.system_disk(vm)] for vm in candidates
+               if names.system_disk(vm) in ids}
+    headers = rbdbulk.headers(session, systems)
+    group_set, image_set = set(groups), set(ids)
+    out = []
+    for vm in sorted(candidates):
+        system = names.system_disk(vm)
+        try:
+            header = headers[system]
+            metadata = rbdbulk.metadata(header)
+            if rbdbulk.group_id(header) != groups[vm] or STATE_KEY in metadata:
+                raise KeyError("not complete")
+            # a complete VM's other group members are its data disks, which record() finds
+            # from _additional_disks
+            rec = record(session, vm, group_set, image_set, metadata=metadata, members={system})
+        except (KeyError, ValueError, UnicodeDecodeError):
+            # partly created or removed: rare, and read exactly through librbd
+            rec = record(session, vm, group_set, image_set)
+        out.append(rec)
+    return out
 
 
 def require_complete(session: Session, vm: str, groups=None, images=None, metadata=None) -> VmRecord:

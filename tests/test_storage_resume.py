@@ -35,7 +35,14 @@ def rerun(*args):
 
 
 def state(vm):
-    return {v["name"]: v["state"] for v in rbdvm_json("list")}.get(vm, "absent")
+    """The VM's state as `list` reports it (bulk reads of the headers), checked against
+    `info` (librbd, one image at a time)."""
+    row = {v["name"]: v for v in rbdvm_json("list")}.get(vm)
+    if row is None:
+        return "absent"
+    info = rbdvm_json("info", vm)
+    assert (row["state"], row["disks"], row["uuid"]) == (info["state"], len(info["disks"]), info["uuid"])
+    return row["state"]
 
 
 @pytest.mark.parametrize("step", ["create:images", "create:group", "create:imported", "create:commit"])

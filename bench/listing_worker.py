@@ -1,0 +1,117 @@
+"""Runs on a lab node (venv python, client.rbdvm): `rbdvm list` with 10, 100 and 1,000 VMs,
+each enabled as a Pacemaker resource with target-role Stopped. Prints one JSON document.
+Called by bench/listing.py; argv: boot disk file, base XML file."""
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+from lxml import etree
+
+from rbdvm.helpers import cluster, lifecycle, provision, vmstore
+from rbdvm.helpers.ceph import Session
+from rbdvm.helpers.settings import ceph_target_from_env
+
+NAMESPACE = "bench1k"        # its own namespace: the pool's other VMs are not listed
+STEPS = tuple(int(n) for n in os.environ.get("BENCH_STEPS", "10,100,1000").split(","))
+REPEAT = 5
+IMAGE, BASE_XML = sys.argv[1], sys.argv[2]
+# counts the processes the CLI starts, through Python's audit hook on subprocess.Popen
+COUNTING_CLI = """
+import sys
+count = [0]
+sys.addaudithook(lambda event, args: count.__setitem__(0, count[0] + (event == "subprocess.Popen")))
+from rbdvm.cli.main import main
+try:
+    main(sys.argv[1:])
+finally:
+    print("SUBPROCESSES", count[0], file=sys.stderr)
+"""
+
+
+def name(i: int) -> str:
+    return f"b{i:04d}"
+
+
+def add_resources(target, vms) -> None:
+    """The VMs' primitives and constraints, target-role Stopped, in one CIB update."""
+    conf = etree.Element("configuration")
+    rsc, cons = etree.SubElement(conf, "resources"), etree.SubElement(conf, "constraints")
+    for vm in vms:
+        rsc.append(cluster.primitive(vm, target, {}, start=False))
+        for c in cluster.constraints(vm, {}):
+            cons.append(c)
+    subprocess.run(["cibadmin", "--modify", "--allow-create", "--scope", "configuration",
+                    "--xml-pipe"], input=etree.tostring(conf), check=True)
+
+
+def settle() -> float:
+    t0 = time.perf_counter()
+    subprocess.run(["crm_resource", "--wait", "--timeout", "1200s"], check=True)
+    return time.perf_counter() - t0
+
+
+def measure(session, count: int) -> dict:
+    argv = [sys.executable, "-c", COUNTING_CLI, "list", "--json", "--namespace", NAMESPACE]
+    walls, procs = [], set()
+    for _ in range(REPEAT):
+        t0 = time.perf_counter()
+        res = subprocess.run(argv, capture_output=True, text=True, check=True)
+        walls.append(time.perf_counter() - t0)
+        procs.add(int(res.stderr.rsplit("SUBPROCESSES", 1)[1].split()[0]))
+        rows = json.loads(res.stdout)
+        assert len(rows) == count and all(r["status"] == "Stopped" for r in rows), rows[:3]
+    t0 = time.perf_counter()
+    provision.list_vms(session)
+    ceph = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    cluster.cluster_status()
+    crm = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    lifecycle.list_status(session)
+    whole = time.perf_counter() - t0
+    return {"vms": count, "wall": statistics.median(walls), "walls": walls, "subprocesses": sorted(procs),
+            "ceph_listing": ceph, "crm_mon": crm, "in_process": whole}
+
+
+def main() -> None:
+    target = ceph_target_from_env(namespace=NAMESPACE)
+    xml = open(BASE_XML).read()
+    out = {"steps": [], "made": {}}
+    with Session(target) as s:
+        t0 = time.perf_counter()
+        if vmstore.record(s, name(0)).state != "complete":    # a run that was interrupted
+            provision.create(s, name(0), IMAGE, xml, force=True)
+        out["made"]["create"] = time.perf_counter() - t0
+        made, t0 = 1, time.perf_counter()
+        add_resources(target, [name(0)])
+        for count in STEPS:
+            new = [name(i) for i in range(made, count)]
+            t1 = time.perf_counter()
+            for vm in new:
+                if vmstore.record(s, vm).state != "complete":
+                    provision.create(s, vm, IMAGE, xml, force=True)
+            out["made"][f"create_{count}"] = (time.perf_counter() - t1) / max(len(new), 1)
+            add_resources(target, new)
+            made = count
+            out["made"][f"settle_{count}"] = settle()
+            out["steps"].append(measure(s, count))
+        # cleanup: every resource in one delete, then the VMs
+        t0 = time.perf_counter()
+        subprocess.run(["cibadmin", "--delete", "--delete-all", "--force", "--xpath",
+                        "//primitive[starts-with(@id, 'b')][@type='VirtualDomain'] | "
+                        "//rsc_location[starts-with(@id, 'rbdvm-b')]"], check=True)
+        subprocess.run(["crm_resource", "--cleanup"], capture_output=True)
+        settle()
+        t1 = time.perf_counter()
+        for i in reversed(range(made)):
+            provision.remove(s, name(i))
+        out["made"]["remove_each"] = (time.perf_counter() - t1) / made
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,101 @@
+"""Many VMs' storage facts at once, read straight from the RADOS objects where librbd keeps
+them (format-2 images): the image listing, the group directory, and the omap of every
+system disk's header, read in parallel.
+
+Why: opening an image with librbd costs ~12 ms here (5.6 ms even overlapped with
+aio_open_image), so a list of 1,000 VMs took 15 s; these reads take a fraction of a second.
+Only `list` uses this; anything it does not recognise is left to the librbd path
+(vmstore.record), which stays the reference.
+"""
+
+import struct
+
+import rados
+import rbd
+
+from .ceph import Session, ceph_errors
+
+METADATA_PREFIX = "metadata_"          # librbd's image metadata, one omap key each
+GROUP_REF_KEY = "rbd_group_ref"        # the image's group: struct v/compat/len, pool id, group id
+GROUP_DIRECTORY = "rbd_group_directory"
+BATCH = 256                            # header reads in flight at once
+PAGE = 1000
+
+
+def image_ids(session: Session) -> dict:
+    """{image name: image id} for the images of the pool/namespace."""
+    with ceph_errors("listing RBD images", session.target):
+        return {i["name"]: i["id"] for i in rbd.RBD().list2(session.ioctx)}
+
+
+def _ceph_string(raw: bytes, at: int = 0):
+    (length,) = struct.unpack_from("<I", raw, at)
+    end = at + 4 + length
+    if end > len(raw):
+        raise ValueError("truncated string")
+    return raw[at + 4:end].decode(), end
+
+
+def _omap(session: Session, oid: str, prefix: str = "") -> dict:
+    """Every omap pair of one object whose key starts with `prefix`, page by page."""
+    out, after = {}, ""
+    while True:
+        with rados.ReadOpCtx() as op:
+            it, _ = session.ioctx.get_omap_vals(op, after, prefix, PAGE)
+            try:
+                session.ioctx.operate_read_op(op, oid)
+            except rados.ObjectNotFound:
+                return out
+            page = list(it)
+        out.update(page)
+        if len(page) < PAGE:
+            return out
+        after = page[-1][0]
+
+
+def group_ids(session: Session) -> dict:
+    """{group name: group id}, from the group directory."""
+    with ceph_errors("listing RBD groups", session.target):
+        found = _omap(session, GROUP_DIRECTORY, "name_")
+    return {k[len("name_"):]: _ceph_string(v)[0] for k, v in found.items()}
+
+
+def headers(session: Session, ids: dict) -> dict:
+    """{image name: {omap key: bytes}} of the images' headers, read in parallel; an image
+    whose header could not be read is left out."""
+    out = {}
+    items = list(ids.items())
+    with ceph_errors("reading RBD image headers", session.target):
+        for start in range(0, len(items), BATCH):
+            pending = []
+            try:
+                for name, image_id in items[start:start + BATCH]:
+                    op = session.ioctx.create_read_op()
+                    pending.append((name, op, *session.ioctx.get_omap_vals(op, "", "", PAGE)))
+                    pending[-1] += (session.ioctx.operate_aio_read_op(op, f"rbd_header.{image_id}"),)
+                for name, _op, it, _rc, comp in pending:
+                    comp.wait_for_complete()
+                    if comp.get_return_value() == 0:
+                        out[name] = dict(it)
+            finally:
+                for _name, op, *rest in pending:
+                    if len(rest) == 3:
+                        rest[2].wait_for_complete()   # the OSD's answer lands in op's buffers
+                    session.ioctx.release_read_op(op)
+    return out
+
+
+def metadata(header: dict) -> dict:
+    """The image metadata held in a header's omap (values are stored as given)."""
+    return {k[len(METADATA_PREFIX):]: v.decode() for k, v in header.items() if k.startswith(METADATA_PREFIX)}
+
+
+def group_id(header: dict):
+    """Id of the group the image belongs to, None if none; ValueError if unrecognised."""
+    raw = header.get(GROUP_REF_KEY)
+    if not raw:
+        return None
+    _version, _compat, length = struct.unpack_from("<BBI", raw, 0)
+    if 6 + length > len(raw):
+        raise ValueError("truncated group reference")
+    return _ceph_string(raw, 6 + 8)[0]     # after the pool id (int64)
