@@ -1,5 +1,7 @@
 #!/usr/bin/env python3
-"""make demo: a VM created with rbdvm, put under Pacemaker, snapshotted and live-migrated.
+"""make demo: a VM's whole life with rbdvm: created (enabled under Pacemaker and started),
+snapshotted, live-migrated, stopped and started, cloned, pinned and anti-colocated, rolled
+back while enabled, and a clone removed.
 
 Runs on a lab that is up (make demo brings it up first) and leaves the lab up.
 """
@@ -15,7 +17,7 @@ from labkit import guest, node, ops  # noqa: E402
 from labkit import layout as L  # noqa: E402
 from labkit.procs import LabError, wait_for  # noqa: E402
 
-VM = "demo"
+VM, CLONE = "demo", "demo2"
 T0 = time.monotonic()
 
 
@@ -36,21 +38,24 @@ def sh(n: str, *argv) -> str:
     return out
 
 
-def where():
-    return ops.resource_node(L.NODES[0], VM)
+def readies(vm: str) -> int:
+    return ops.serial_text(vm).count("READY")
+
+
+def booted(vm: str, times: int) -> None:
+    """Wait for the guest's boot number `times` (a graceful stop needs a booted guest)."""
+    if not wait_for(60, lambda: readies(vm) >= times):
+        raise LabError(f"{vm} did not boot")
+
+
+def node_of(vm: str) -> str:
+    return json.loads(ops.on(L.NODES[0], "rbdvm", "status", vm, "--json").stdout)["node"]
 
 
 def cleanup() -> None:
     n1 = L.NODES[0]
-    if ops.on(n1, "crm_resource", "--locate", "-r", VM, check=False).returncode == 0:
-        ops.on(n1, "crm_resource", "--clear", "-r", VM, check=False)
-        ops.on(n1, "crm_resource", "--meta", "-r", VM, "-p", "target-role", "-v", "Stopped", check=False)
-        wait_for(60, lambda: where() is None)
-        ops.on(n1, "pcs", "resource", "delete", VM, "--force", check=False)
-    for n in L.NODES:
-        if VM in ops.running(n):
-            ops.virsh(n, "destroy", VM, check=False)
-    ops.on(n1, "rbdvm", "remove", VM, check=False)
+    for vm in (CLONE, VM):
+        ops.on(n1, "rbdvm", "remove", vm, "--force", check=False, timeout=300)
 
 
 def main() -> int:
@@ -60,50 +65,65 @@ def main() -> int:
     step("The lab: one Ceph cluster and two hypervisors (corosync + pacemaker + libvirtd, fencing on)")
     show(f"Pacemaker nodes online: {', '.join(node.online_nodes(n1))}; every command runs as client.{L.CEPH_USER}")
     cleanup()
+    for n in L.NODES:
+        sh(n, "rbdvm", "install-agent")
 
-    step("Create the VM from a disk file and a base libvirt XML: disks into RBD, definition into Ceph")
+    step("Create the VM: disks into RBD, definition into Ceph, enabled under Pacemaker and started")
     disk, base = files / "demo-disk.raw", files / "demo-base.xml"
     disk.write_bytes(guest.disk_image())          # a 512-byte guest OS: READY, then ACPI power-off
     base.write_text(guest.base_xml(VM, str(ops.serial_path(VM)), interface=True))
-    ops.serial_path(VM).unlink(missing_ok=True)
+    for vm in (VM, CLONE):
+        ops.serial_path(vm).unlink(missing_ok=True)
     sh(n1, "rbdvm", "create", VM, "--image", str(disk), "--xml", str(base), "--live-migration",
-       "-m", "owner=demo")
+       "--pacemaker-params", "migration_transport=tcp", "-m", "owner=demo")
+    booted(VM, 1)
+    x = node_of(VM)
+    show(f"the guest printed READY on its serial port; RBD clients of its disk: "
+         f"{ops.watchers(x, f'system_{VM}')}  <- QEMU on {x}")
     sh(n1, "rbdvm", "list")
-
-    step("Put it under Pacemaker: the agent reads the definition from Ceph (no XML file on any node)")
-    for n in L.NODES:
-        sh(n, "rbdvm", "install-agent")
-    sh(n1, "pcs", "resource", "create", VM, "ocf:rbdvm:VirtualDomain", f"vm={VM}", "migration_transport=tcp",
-       "meta", "allow-migrate=true", "op", "monitor", "interval=5s")
-    if not wait_for(60, lambda: where() is not None):
-        raise LabError("Pacemaker did not start the VM")
-    took = ops.wait_serial(VM, "READY")
-    x = where()
-    show(f"Started on {x}; the guest printed READY on its serial port ({took:.2f}s after Started)")
-    show(f"RBD clients of its disk: {ops.watchers(x, f'system_{VM}')}  <- QEMU on {x}")
+    sh(n1, "crm_mon", "-1", "--exclude=all", "--include=resources")
 
     step("Snapshot every disk at one instant (an RBD group snapshot), while it runs")
     sh(n1, "rbdvm", "snapshot", "create", VM, "beforeupdate")
     sh(n1, "rbdvm", "snapshot", "list", VM)
 
     y = n2 if x == n1 else n1
-    step(f"Live-migrate it: Pacemaker moves it {x} -> {y} (migrate_to + migrate_from, no restart)")
-    t = time.monotonic()
-    sh(n1, "crm_resource", "--move", "-r", VM, "-N", y)
-    if not wait_for(60, lambda: where() == y):
-        raise LabError("the VM did not move")
-    ops.on(n1, "crm_resource", "--clear", "-r", VM)
-    show(f"running on {where()} after {time.monotonic() - t:.2f}s; RBD clients now: {ops.watchers(y, f'system_{VM}')}")
-    show(f"READY lines on the serial port: {ops.serial_text(VM).count('READY')} (1 = the guest never rebooted)")
+    step(f"Live-migrate it through Pacemaker: {x} -> {y} (migrate_to + migrate_from, no reboot)")
+    sh(n1, "rbdvm", "migrate", VM, y)
+    show(f"READY lines on the serial port: {readies(VM)} (1 = the guest never rebooted)")
     hist = [f"{t_} on {n}" for n, t_, rc in ops.operations(n1, VM) if t_.startswith("migrate")]
     show(f"Pacemaker's operations: {', '.join(hist)}")
-    sh(n1, "crm_mon", "-1", "--exclude=all", "--include=resources")
+
+    step("Stop and start it (target-role, waiting for Pacemaker)")
+    sh(n1, "rbdvm", "stop", VM)
+    sh(n1, "rbdvm", "start", VM)
+    booted(VM, 2)
+
+    step(f"A copy-on-write clone, kept away from {VM} (anti-colocation), and {VM} pinned to {y}")
+    clone_base = files / "demo-clone-base.xml"
+    clone_base.write_text(guest.base_xml(CLONE, str(ops.serial_path(CLONE)), interface=True))
+    sh(n1, "rbdvm", "pin", VM, y)
+    sh(n1, "rbdvm", "clone", VM, CLONE, "--xml", str(clone_base), "--disabled")
+    sh(n1, "rbdvm", "colocate", CLONE, VM, "--anti", "--strong")
+    sh(n1, "rbdvm", "enable", CLONE)
+    sh(n1, "rbdvm", "list")
+
+    step(f"Roll {VM} back while enabled: rbdvm disables it, rolls the disks back, enables it again")
+    sh(n1, "rbdvm", "snapshot", "rollback", VM, "beforeupdate")
+    booted(VM, 3)
+    show(f"READY lines: {readies(VM)} (booted again from the snapshot)")
+
+    step(f"Remove the clone (--force disables it first); {VM} stays")
+    booted(CLONE, 1)
+    sh(n1, "rbdvm", "remove", CLONE, "--force")
+    sh(n1, "rbdvm", "unpin", VM)
+    sh(n1, "rbdvm", "list")
 
     info = json.loads(ops.on(n1, "rbdvm", "info", VM, "--json").stdout)
-    step(f"Done: VM {VM} ({info['uuid']}) runs on {y} under Pacemaker, with snapshot "
-         f"{info['snapshots'][0]['name']}.")
-    show("The lab stays up: try `tests/lab/lab exec node1 -- crm_mon -1` or "
-         "`tests/lab/lab crash " + y + "`; `make lab-down` stops everything.")
+    step(f"Done in {time.monotonic() - T0:.0f} s: VM {VM} ({info['uuid']}) runs on {node_of(VM)} under "
+         f"Pacemaker, with snapshot {info['snapshots'][0]['name']}.")
+    show("The lab stays up: try `tests/lab/lab exec node1 -- rbdvm list` or "
+         "`tests/lab/lab crash " + node_of(VM) + "`; `make lab-down` stops everything.")
     return 0
 
 

@@ -1,0 +1,102 @@
+"""Pure logic of the cluster commands: the CIB XML rbdvm writes, and how crm_mon's XML is
+read into a VM status. No Pacemaker here: the crm_mon documents are written by hand in the
+shapes crm_mon 2.1 prints in the lab (the lab tests check the real thing)."""
+
+import json
+
+import pytest
+from lxml import etree
+from rbdvm.helpers import cluster
+from rbdvm.helpers.settings import CephTarget
+
+pytestmark = pytest.mark.unit
+
+
+def attrs(e):
+    return {c.get("id"): dict(c.attrib) for c in e.iter()}
+
+
+def test_pin_and_prefer_are_one_shape_so_a_merge_switches_them():
+    pin = cluster.placement("vm1", {"_pinned_host": "node2"})
+    pref = cluster.placement("vm1", {"_preferred_host": "node1"})
+    assert [e.get("id") for e in pin.iter()] == [e.get("id") for e in pref.iter()] == \
+        ["rbdvm-vm1-placement", "rbdvm-vm1-placement-rule", "rbdvm-vm1-placement-expr"]
+    a, b = attrs(pin), attrs(pref)
+    assert a["rbdvm-vm1-placement-rule"]["score"] == "-INFINITY"
+    assert a["rbdvm-vm1-placement-expr"] == {"id": "rbdvm-vm1-placement-expr", "attribute": "#uname",
+                                             "operation": "ne", "value": "node2"}
+    assert b["rbdvm-vm1-placement-rule"]["score"] == cluster.PREFERRED_SCORE
+    assert (b["rbdvm-vm1-placement-expr"]["operation"], b["rbdvm-vm1-placement-expr"]["value"]) == ("eq", "node1")
+    assert cluster.placement("vm1", {}) is None
+
+
+@pytest.mark.parametrize("strong,anti,score", [(False, False, "1000"), (True, False, "INFINITY"),
+                                               (False, True, "-1000"), (True, True, "-INFINITY")])
+def test_colocation_scores(strong, anti, score):
+    c = cluster.colocation("a", {"with": "b", "strong": strong, "anti": anti})
+    assert dict(c.attrib) == {"id": "rbdvm-a-colo-b", "rsc": "a", "with-rsc": "b", "score": score}
+
+
+def test_constraints_name_only_enabled_vms():
+    md = {"_colocations": json.dumps([{"with": "b", "anti": True, "strong": True},
+                                      {"with": "c", "anti": False, "strong": False}])}
+    ids = [c.get("id") for c in cluster.constraints("a", md, enabled=["a", "c"],
+                                                    inbound={"d": {"with": "a", "anti": True}})]
+    assert ids == ["rbdvm-a-avoid", "rbdvm-a-colo-c", "rbdvm-d-colo-a"]
+
+
+def test_primitive_from_metadata():
+    md = {"_live_migration": "true", "_priority": "5", "_stop_timeout": "30",
+          "_pacemaker_params": json.dumps({"migration_transport": "tcp"})}
+    p = cluster.primitive("vm1", CephTarget(conf="/etc/ceph/ceph.conf", client_id="rbdvm", pool="vms",
+                                            namespace=""), md, start=False)
+    nv = {n.get("name"): n.get("value") for n in p.iter("nvpair")}
+    assert nv == {"vm": "vm1", "pool": "vms", "migration_transport": "tcp", "allow-migrate": "true",
+                  "target-role": "Stopped", "priority": "5"}
+    assert p.find("operations/op[@name='stop']").get("timeout") == "30s"
+
+
+def crm_mon(resource: str = "", failures: str = "") -> etree._Element:
+    return etree.fromstring(f"""<pacemaker-result api-version="2.30" request="crm_mon">
+      <nodes><node name="node1" online="true" standby="false"/><node name="node2" online="true" standby="true"/></nodes>
+      <resources>{resource}</resources><failures>{failures}</failures></pacemaker-result>""")
+
+
+def rsc(role, target="Started", active="true", node="node1", failed="false"):
+    where = f'<node name="{node}" id="1" cached="true"/>' if node else ""
+    return (f'<resource id="vm1" resource_agent="ocf:rbdvm:VirtualDomain" role="{role}" target_role="{target}" '
+            f'active="{active}" failed="{failed}" blocked="false">{where}</resource>')
+
+
+@pytest.mark.parametrize("resource,status,node", [
+    (rsc("Started"), "Started", "node1"),
+    (rsc("Starting"), "Starting", "node1"),
+    (rsc("Started", target="Stopped"), "Stopping", "node1"),
+    (rsc("Stopped", target="Stopped", active="false", node=None), "Stopped", None),
+    (rsc("Stopped", active="false", node=None), "Stopped", None),       # cannot be placed
+    (rsc("Started", failed="true"), "Failed", "node1"),
+])
+def test_status_from_crm_mon(resource, status, node):
+    st = cluster.vm_status(crm_mon(resource), "vm1", True)
+    assert (st["status"], st["node"]) == (status, node)
+
+
+def test_status_not_placed_says_why_and_failed_start_says_the_agent_reason():
+    st = cluster.vm_status(crm_mon(rsc("Stopped", active="false", node=None)), "vm1", True)
+    assert st["reason"] == cluster.NOT_PLACED and st["target"] == "Started"
+    failed = '<failure op_key="vm1_start_0" node="node1" exitstatus="error" exitreason="no emulator" task="start"/>'
+    st = cluster.vm_status(crm_mon(rsc("Stopped", active="false", node=None), failed), "vm1", True)
+    assert (st["status"], st["reason"]) == ("Failed", "no emulator")
+
+
+def test_status_without_resource():
+    assert cluster.vm_status(crm_mon(), "vm1", True)["status"] == "Disabled"
+    assert cluster.vm_status(crm_mon(), "vm1", False)["status"] == "Undefined"
+    assert cluster.vm_status(None, "vm1", True)["status"] == "Disabled"
+
+
+def test_node_availability_and_enabled_vms():
+    x = crm_mon(rsc("Started") + '<resource id="fence-node1" resource_agent="stonith:fence_x"/>')
+    assert cluster.node_available(x, "node1") and not cluster.node_available(x, "node2")
+    assert not cluster.node_available(x, "node9")
+    assert cluster.enabled_vms(x) == ["vm1"]
