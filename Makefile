@@ -36,3 +36,4 @@ bench: lab-up
 	$(PY) bench/lab_bringup.py
 	$(PY) bench/storage.py
 	$(PY) bench/agent.py
+	$(PY) bench/listing.py

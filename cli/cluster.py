@@ -139,8 +139,9 @@ def colocate(name, others, anti, strong, remove, target, as_json):
     with Session(target) as s:
         r = placement.colocate(s, name, others, strong=strong, anti=anti, remove=remove)
 
-    def text(r):
-        rules = ", ".join(("away from " if c["anti"] else "with ") + c["with"]
-                          + (" (strong)" if c["strong"] else "") for c in r["colocations"])
-        return [_placed(r), f"  colocations: {rules or 'none'}"]
-    emit(as_json, r, text)
+    emit(as_json, r, lambda r: [_placed(r), f"  colocations: {colocation_text(r['colocations'])}"])
+
+
+def colocation_text(colocations) -> str:
+    return ", ".join(("away from " if c.get("anti") else "with ") + c["with"]
+                     + (" (strong)" if c.get("strong") else "") for c in colocations) or "none"

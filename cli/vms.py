@@ -8,7 +8,7 @@ from rbdvm.helpers import lifecycle, names, provision, vmsettings
 from rbdvm.helpers.ceph import Session
 from rbdvm.helpers.errors import UsageError
 
-from .cluster import cluster_line
+from .cluster import cluster_line, colocation_text
 from .options import Progress, ceph_command, emit, human_bytes, table
 
 
@@ -182,6 +182,8 @@ def info(name, target, as_json):
             ("OPEN BY", lambda d: ", ".join(d["open_by"]) or "-")])]
         if r["settings"]:
             lines.append("  settings: " + ", ".join(f"{k}={v}" for k, v in r["settings"].items()))
+        if r["colocations"]:
+            lines.append(f"  colocations: {colocation_text(r['colocations'])}")
         if r["metadata"]:
             lines.append("  metadata: " + ", ".join(f"{k}={v}" for k, v in r["metadata"].items()))
         lines.append("  snapshots: " + (", ".join(s["name"] for s in r["snapshots"]) or "none"))

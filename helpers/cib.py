@@ -1,4 +1,5 @@
-"""What the Pacemaker cluster says about a VM (read-only here; the cluster issue writes)."""
+"""Whether the cluster has a resource for a VM, as the storage commands ask it: a host
+without Pacemaker's tools is not a cluster node and has none (helpers/cluster.py does the rest)."""
 
 import shutil
 import subprocess

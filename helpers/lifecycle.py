@@ -1,6 +1,6 @@
 """enable / disable / start / stop / status / migrate: the VM's life in the cluster."""
 
-from . import cluster, names, provision, snapshots, vmstore
+from . import cib, cluster, names, provision, rbdbulk, snapshots, vmstore
 from .ceph import Session
 from .errors import Conflict, NotFound, RbdvmError, UsageError
 
@@ -40,15 +40,14 @@ def enable(session: Session, vm: str, start: bool = True, wait: float = START_WA
 def _inbound(session: Session, vm: str, enabled) -> dict:
     """{other VM: its colocation with `vm`} for the enabled VMs that declared one: disabling
     `vm` removed those constraints (a constraint cannot name a missing resource)."""
-    images = set(vmstore.list_images(session))
+    ids = rbdbulk.image_ids(session)
+    systems = {names.system_disk(o): ids[names.system_disk(o)] for o in enabled
+               if o != vm and names.system_disk(o) in ids}
     found = {}
-    for other in enabled:
-        system = names.system_disk(other)
-        if other == vm or system not in images:
-            continue
-        for colo in cluster.colocations(vmstore.read_metadata(session, system)):
+    for system, header in rbdbulk.headers(session, systems).items():
+        for colo in cluster.colocations(rbdbulk.metadata(header)):
             if colo["with"] == vm:
-                found[other] = colo
+                found[system[len(names.SYSTEM_PREFIX):]] = colo
     return found
 
 
@@ -156,7 +155,7 @@ def enable_new(session: Session, vm: str, made: str) -> dict:
 def remove(session: Session, vm: str, force: bool = False) -> dict:
     """Remove a VM; an enabled one only with `force`, which disables it first."""
     names.check_name(vm, "VM name")
-    if cluster.is_enabled(cluster.cluster_status(), vm):
+    if cib.is_enabled(vm):      # False on a host without Pacemaker: storage-only hosts remove too
         if not force:
             raise Conflict(f"VM {vm} is enabled in the cluster",
                            "removing it would pull its disks from under Pacemaker",
@@ -169,10 +168,9 @@ def rollback(session: Session, vm: str, snap: str) -> dict:
     """Snapshot rollback; an enabled VM is disabled for it and enabled again afterwards
     (started if it was running), also when the rollback fails."""
     names.check_name(vm, "VM name")
-    status = cluster.cluster_status()
-    if not cluster.is_enabled(status, vm):
+    if not cib.is_enabled(vm):
         return snapshots.rollback(session, vm, snap)
-    was = cluster.vm_status(status, vm, True)
+    was = cluster.vm_status(cluster.cluster_status(), vm, True)
     running = was["target"] == "Started"
     disable(session, vm)
     try:

@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 import rados
 import rbd
 
-from . import cib, diskimage, domainxml, names, vmsettings, vmstore
+from . import cib, cluster, diskimage, domainxml, names, rbdbulk, vmsettings, vmstore
 from .faults import checkpoint
 from .ceph import Session, ceph_errors
 from .errors import Conflict, NotFound, UsageError
@@ -136,14 +136,13 @@ def _ensure_group(session: Session, vm: str, disks, exists: bool = False) -> Non
 
 
 def _check_uuid_free(session: Session, uid: str, name: str) -> None:
-    for other in vmstore.list_groups(session):
-        if other == name:
-            continue
-        try:
-            xml = vmstore.read_metadata(session, names.system_disk(other)).get("xml")
-        except NotFound:
-            continue
-        if domainxml.stored_uuid(xml) == uid:
+    # every VM's stored XML, in one bulk read of the system disks' headers
+    ids = rbdbulk.image_ids(session)
+    systems = {names.system_disk(vm): ids[names.system_disk(vm)] for vm in vmstore.list_groups(session)
+               if vm != name and names.system_disk(vm) in ids}
+    for system, header in rbdbulk.headers(session, systems).items():
+        if domainxml.stored_uuid(rbdbulk.metadata(header).get("xml")) == uid:
+            other = system[len(names.SYSTEM_PREFIX):]
             raise Conflict(f"UUID {uid} is already used by VM {other}",
                            "two VMs with one UUID cannot both run in a libvirt cluster",
                            "Remove <uuid> from the base XML (rbdvm generates one) or choose another")
@@ -421,6 +420,7 @@ def info(session: Session, name: str) -> dict:
         "cloned_from": json.loads(md["_cloned_from"]) if "_cloned_from" in md else None,
         "disks": disks,
         "settings": vmsettings.decode(md),
+        "colocations": cluster.colocations(md),
         "metadata": {k: v for k, v in sorted(md.items()) if names.is_user_key(k)},
         "snapshots": list_snapshots(session, name) if rec.state == COMPLETE else [],
         "clones": dependent_clones(session, rec.disks),

@@ -87,7 +87,7 @@ def headers(session: Session, ids: dict) -> dict:
 
 def metadata(header: dict) -> dict:
     """The image metadata held in a header's omap (values are stored as given)."""
-    return {k[len(METADATA_PREFIX):]: v.decode() for k, v in header.items() if k.startswith(METADATA_PREFIX)}
+    return {k[len(METADATA_PREFIX):]: v.decode(errors="replace") for k, v in header.items() if k.startswith(METADATA_PREFIX)}
 
 
 def group_id(header: dict):

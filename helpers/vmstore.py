@@ -134,7 +134,7 @@ def records(session: Session) -> list:
             # a complete VM's other group members are its data disks, which record() finds
             # from _additional_disks
             rec = record(session, vm, group_set, image_set, metadata=metadata, members={system})
-        except (KeyError, ValueError, UnicodeDecodeError):
+        except (KeyError, ValueError):
             # partly created or removed: rare, and read exactly through librbd
             rec = record(session, vm, group_set, image_set)
         out.append(rec)

@@ -202,6 +202,7 @@ def test_anti_colocated_vms_never_share_a_node(vms):
     rbdvm("enable", a)
     out = rbdvm_json("colocate", b, a, "--anti", "--strong")
     assert out["colocations"] == [{"anti": True, "strong": True, "with": a}]
+    assert rbdvm_json("info", b)["colocations"] == out["colocations"]
     assert rbdvm_json("enable", b)["node"] == N2
     ops.wait_serial(a, "READY")
     ops.wait_serial(b, "READY")
