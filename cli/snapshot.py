@@ -8,6 +8,7 @@ from rbdvm.helpers import lifecycle, snapshots
 from rbdvm.helpers.ceph import Session
 from rbdvm.helpers.errors import UsageError
 
+from .cluster import cluster_line
 from .options import ceph_command, emit, table
 
 
@@ -71,8 +72,9 @@ def rollback(name, snap, target, as_json):
     """
     with Session(target) as s:
         result = lifecycle.rollback(s, name, snap)
-    emit(as_json, result, lambda r: f"VM {r['vm']} rolled back to snapshot {r['name']} "
-                                    f"({', '.join(r['disks'])})")
+    emit(as_json, result, lambda r: [f"VM {r['vm']} rolled back to snapshot {r['name']} "
+                                     f"({', '.join(r['disks'])})"]
+         + ([cluster_line(r["cluster"])] if r.get("cluster") else []))
 
 
 def _date(value):

@@ -239,12 +239,6 @@ def enabled_vms(status) -> list:
     return [r.get("id") for r in status.iter("resource") if r.get("resource_agent") == agent]
 
 
-def node_available(status, node: str) -> bool:
-    n = next((n for n in status.iterfind("nodes/node") if n.get("name") == node), None)
-    return n is not None and n.get("online") == "true" and n.get("standby") != "true" \
-        and n.get("maintenance") != "true"
-
-
 def cleanup(vm: str) -> None:
     """Forget the resource's failures and operation history."""
     _run(["crm_resource", "--cleanup", "--resource", vm], timeout=60)
@@ -281,4 +275,9 @@ def wait_for_status(vm: str, wanted: tuple, timeout: float, node: str = None) ->
         reached = st["status"] in wanted and (node is None or st["node"] == node)
         if reached or st["status"] == "Failed" or time.monotonic() >= end:
             return st
+        if st["reason"] == NOT_PLACED and settle(5):
+            # the cluster has nothing left to do and still places it nowhere: waiting is vain
+            st = vm_status(cluster_status(), vm, True)
+            if st["reason"] == NOT_PLACED:
+                return st
         time.sleep(0.5)

@@ -17,6 +17,10 @@ def _not_on_cluster(vm: str) -> NotFound:
 
 
 def _failed(vm: str, st: dict, doing: str) -> ClusterOperationFailed:
+    if st.get("reason") == cluster.NOT_PLACED:
+        return ClusterOperationFailed(f"VM {vm} failed to {doing}", st["reason"],
+                                      f"Check its pinned host and colocations (`rbdvm info {vm}`) and the "
+                                      "nodes (`crm_mon -1`): the cluster starts it once a node may run it")
     return ClusterOperationFailed(f"VM {vm} failed to {doing}",
                                   st.get("reason") or f"its status is {st['status']}",
                                   f"Fix the cause, then `rbdvm disable {vm}` and `rbdvm enable {vm}`")

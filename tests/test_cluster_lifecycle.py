@@ -175,6 +175,9 @@ def test_pinned_never_moves_preferred_comes_back(vms):
     agrees(pinned, "Stopped")           # it stops rather than run on node1
     assert listed(pinned)["reason"].startswith("no node may run it now")
     assert not qemu_pids(N1, pinned) and not qemu_pids(N2, pinned)
+    rbdvm("stop", pinned)
+    msg = rbdvm_error(1, "start", pinned)   # at once, not after the start timeout
+    assert "no node may run it now" in msg and f"rbdvm info {pinned}" in msg
     standby(N1, True)
     standby(N2, False)
     agrees(pinned, "Started", N2)

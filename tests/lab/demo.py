@@ -99,13 +99,13 @@ def main() -> int:
     sh(n1, "rbdvm", "start", VM)
     booted(VM, 2)
 
-    step(f"A copy-on-write clone, kept away from {VM} (anti-colocation), and {VM} pinned to {y}")
+    step(f"A copy-on-write clone, kept away from {VM} (anti-colocation); then {VM} pinned to {y}")
     clone_base = files / "demo-clone-base.xml"
     clone_base.write_text(guest.base_xml(CLONE, str(ops.serial_path(CLONE)), interface=True))
-    sh(n1, "rbdvm", "pin", VM, y)
     sh(n1, "rbdvm", "clone", VM, CLONE, "--xml", str(clone_base), "--disabled")
     sh(n1, "rbdvm", "colocate", CLONE, VM, "--anti", "--strong")
     sh(n1, "rbdvm", "enable", CLONE)
+    sh(n1, "rbdvm", "pin", VM, y)
     sh(n1, "rbdvm", "list")
 
     step(f"Roll {VM} back while enabled: rbdvm disables it, rolls the disks back, enables it again")

@@ -95,8 +95,6 @@ def test_status_without_resource():
     assert cluster.vm_status(None, "vm1", True)["status"] == "Disabled"
 
 
-def test_node_availability_and_enabled_vms():
+def test_enabled_vms_are_the_rbdvm_resources():
     x = crm_mon(rsc("Started") + '<resource id="fence-node1" resource_agent="stonith:fence_x"/>')
-    assert cluster.node_available(x, "node1") and not cluster.node_available(x, "node2")
-    assert not cluster.node_available(x, "node9")
     assert cluster.enabled_vms(x) == ["vm1"]
