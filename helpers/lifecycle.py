@@ -174,6 +174,7 @@ def rollback(session: Session, vm: str, snap: str) -> dict:
     names.check_name(vm, "VM name")
     if not cib.is_enabled(vm):
         return snapshots.rollback(session, vm, snap)
+    snapshots.check_rollback(session, vm, snap)     # a wrong name must not cost a restart
     was = cluster.vm_status(cluster.cluster_status(), vm, True)
     running = was["target"] == "Started"
     disable(session, vm)

@@ -132,16 +132,24 @@ def _remove_one(session: Session, rec, snap: str, entry) -> None:
     vmstore.set_metadata(session, names.system_disk(rec.name), {}, remove=[SNAP_TIME_PREFIX + snap])
 
 
+def check_rollback(session: Session, vm: str, snap: str) -> dict:
+    """The snapshot a rollback would restore; raises if there is none to restore."""
+    names.check_name(snap, "snapshot name")
+    rec = vmstore.require_complete(session, vm)
+    entry = _require(session, rec, snap)
+    if not entry["complete"]:
+        raise Conflict(f"snapshot {snap} of VM {vm} is incomplete",
+                       "its creation was interrupted: it does not hold every disk",
+                       f"Remove it: rbdvm snapshot remove {vm} {snap}")
+    return entry
+
+
 def rollback(session: Session, vm: str, snap: str) -> dict:
     """Every disk back to the snapshot; refused while any client has a disk open."""
     names.check_name(snap, "snapshot name")
     with Lease(session, vm, f"snapshot rollback {snap}"):
         rec = vmstore.require_complete(session, vm)
-        entry = _require(session, rec, snap)
-        if not entry["complete"]:
-            raise Conflict(f"snapshot {snap} of VM {vm} is incomplete",
-                           "its creation was interrupted: it does not hold every disk",
-                           f"Remove it: rbdvm snapshot remove {vm} {snap}")
+        entry = check_rollback(session, vm, snap)
         vmstore.refuse_if_open(session, vm, rec.disks, "roll back")
         with ceph_errors(f"rolling VM {vm} back to snapshot {snap}", session.target):
             if entry["kind"] == GROUP:

@@ -3,11 +3,13 @@ cluster: create (enabled), status/list, snapshot, migrate, stop/start, rollback 
 enabled, disable, remove; a VM that cannot start; pinning, preference and anti-colocation
 across standby. `list` is checked against crm_mon's own view at every step."""
 
+import subprocess
 import xml.etree.ElementTree as ET
 
 import pytest
-from lab_helpers import (base_xml, boot_disk, files_dir, force_remove, make_vm, qemu_pids, rbdvm,
-                         rbdvm_error, rbdvm_json, read_bytes, unique, write_bytes)
+from lab_helpers import (PYTHON, RBDTOOL, base_xml, boot_disk, files_dir, force_remove, make_vm, qemu_pids,
+                         rbdvm, rbdvm_error, rbdvm_json, read_bytes, unique, write_bytes)
+from labkit import node as labnode
 from labkit import ops
 from labkit.procs import wait_for
 
@@ -118,6 +120,26 @@ def test_whole_life_from_the_cli(vms):
     assert wait_for(30, lambda: readies(vm) == 3)
     agrees(vm, "Started", out["cluster"]["node"])
 
+    assert "Snapshot does not exist" in rbdvm_error(3, "snapshot", "rollback", vm, "nosuch")
+    assert readies(vm) == 3, "a wrong snapshot name does not restart the VM"
+
+    # a rollback that fails once the VM is disabled (its lease is held elsewhere): the VM is
+    # enabled again, and both outcomes are reported
+    ready = files_dir() / f"{vm}.lease"
+    holder = subprocess.Popen(labnode.enter(N2) + [PYTHON, RBDTOOL, "hold-lease", "-", vm, "3", str(ready)])
+    try:
+        assert wait_for(20, ready.exists)
+        msg = rbdvm_error(1, "snapshot", "rollback", vm, "clean")
+        assert f"rollback of VM {vm} to clean failed" in msg and "is busy" in msg
+        assert "The VM is enabled again, unchanged (Started on node" in msg
+    finally:
+        holder.kill()
+        holder.wait()
+    # the killed holder's lease expires (3 s) before the remove below needs it
+    assert wait_for(30, lambda: rbdvm("metadata", "set", vm, "lease", "free", check=False).returncode == 0)
+    agrees(vm, "Started", rbdvm_json("status", vm)["node"])
+    booted(vm, 4)
+
     assert "rbdvm disable" in rbdvm_error(4, "remove", vm), "an enabled VM is not removed without --force"
     assert rbdvm_json("disable", vm)["changed"] is True
     agrees(vm, "Disabled")
@@ -128,13 +150,18 @@ def test_whole_life_from_the_cli(vms):
     assert rbdvm_json("status", vm)["status"] == "Undefined"
 
 
-def test_remove_force_disables_first(vms):
-    vm = vms()
+def test_clone_starts_by_default_and_remove_force_disables_first(vms):
+    vm, copy = vms(), vms()
     rbdvm("create", vm, "--image", boot_disk(), "--xml", base_xml(vm))
     ops.wait_serial(vm, "READY")
-    out = rbdvm_json("remove", vm, "--force")
-    assert out["removed_disks"] == [f"system_{vm}"]
-    assert crm_view(vm) is None and rbdvm_json("status", vm)["status"] == "Undefined"
+    out = rbdvm_json("clone", vm, copy, "--xml", base_xml(copy))
+    assert out["cluster"]["status"] == "Started"
+    ops.wait_serial(copy, "READY")
+    agrees(copy, "Started", out["cluster"]["node"])
+    for name in (copy, vm):
+        out = rbdvm_json("remove", name, "--force")
+        assert out["removed_disks"] == [f"system_{name}"]
+        assert crm_view(name) is None and rbdvm_json("status", name)["status"] == "Undefined"
 
 
 def test_vm_that_cannot_start_is_failed_with_the_reason_and_disable_cleans_up(vms):
