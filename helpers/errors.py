@@ -14,6 +14,12 @@ class RbdvmError(Exception):
         self.what, self.why, self.fix = what, why, fix
         super().__init__(self.message)
 
+    def reworded(self, what: str) -> "RbdvmError":
+        """The same error saying `what` failed (for a caller that knows more of the story)."""
+        self.what = what
+        self.args = (self.message,)
+        return self
+
     @property
     def message(self) -> str:
         text = self.what + (f": {self.why}" if self.why else "")

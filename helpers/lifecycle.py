@@ -3,6 +3,7 @@
 from . import cib, cluster, names, provision, rbdbulk, snapshots, vmstore
 from .ceph import Session
 from .errors import Conflict, NotFound, RbdvmError, UsageError
+from .faults import checkpoint
 
 START_WAIT, STOP_WAIT, MIGRATE_WAIT = 120, 150, 180
 
@@ -35,6 +36,7 @@ def enable(session: Session, vm: str, start: bool = True, wait: float = START_WA
         return {**st, "changed": False}
     enabled = cluster.enabled_vms(status)
     cluster.add_resource(vm, session.target, rec.metadata, start, enabled, _inbound(session, vm, enabled))
+    _forget_reenable(session, vm, rec.metadata)
     st = cluster.wait_for_status(vm, ("Started",) if start else ("Stopped",), wait)
     if st["status"] == "Failed" or (start and st["status"] != "Started"):
         raise _failed(vm, st, "start")
@@ -55,8 +57,24 @@ def _inbound(session: Session, vm: str, enabled) -> dict:
     return found
 
 
+def _forget_reenable(session: Session, vm: str, metadata=None) -> None:
+    """Drop an interrupted rollback's note that the VM is to be enabled again."""
+    if metadata is not None and vmstore.REENABLE_KEY not in metadata:
+        return
+    try:
+        vmstore.set_metadata(session, names.system_disk(vm), {}, remove=[vmstore.REENABLE_KEY])
+    except NotFound:
+        pass
+
+
 def disable(session: Session, vm: str, wait: float = STOP_WAIT) -> dict:
     names.check_name(vm, "VM name")
+    out = _disable(vm, wait)
+    _forget_reenable(session, vm)      # the operator's disable: no rollback re-enables it
+    return out
+
+
+def _disable(vm: str, wait: float = STOP_WAIT) -> dict:
     status = cluster.cluster_status()
     if not cluster.is_enabled(status, vm):
         return {"name": vm, "status": "Disabled", "changed": False}
@@ -151,9 +169,7 @@ def enable_new(session: Session, vm: str, made: str) -> dict:
     try:
         return enable(session, vm)
     except RbdvmError as exc:
-        exc.what = f"VM {vm} was {made} but not started: {exc.what}"
-        exc.args = (exc.message,)
-        raise
+        raise exc.reworded(f"VM {vm} was {made} but not started: {exc.what}")
 
 
 def remove(session: Session, vm: str, force: bool = False) -> dict:
@@ -164,25 +180,31 @@ def remove(session: Session, vm: str, force: bool = False) -> dict:
             raise Conflict(f"VM {vm} is enabled in the cluster",
                            "removing it would pull its disks from under Pacemaker",
                            f"Disable it first (rbdvm disable {vm}), or remove with --force, which does")
-        disable(session, vm)
+        _disable(vm)
     return provision.remove(session, vm)
 
 
 def rollback(session: Session, vm: str, snap: str) -> dict:
     """Snapshot rollback; an enabled VM is disabled for it and enabled again afterwards
-    (started if it was running), also when the rollback fails."""
+    with the same target role, also when the rollback fails. The role to restore is noted
+    in the VM's metadata first, so a rollback interrupted while the VM is disabled enables
+    it again when it is run again."""
     names.check_name(vm, "VM name")
-    if not cib.is_enabled(vm):
-        return snapshots.rollback(session, vm, snap)
     snapshots.check_rollback(session, vm, snap)     # a wrong name must not cost a restart
-    was = cluster.vm_status(cluster.cluster_status(), vm, True)
-    running = was["target"] == "Started"
-    disable(session, vm)
+    role = vmstore.require_complete(session, vm).metadata.get(vmstore.REENABLE_KEY)
+    if cib.is_enabled(vm):
+        role = cluster.vm_status(cluster.cluster_status(), vm, True)["target"]
+        vmstore.set_metadata(session, names.system_disk(vm), {vmstore.REENABLE_KEY: role})
+        _disable(vm)
+        checkpoint("rollback:disabled")
+    if role is None:
+        return snapshots.rollback(session, vm, snap)
+    start = role == "Started"
     try:
         out = snapshots.rollback(session, vm, snap)
     except RbdvmError as failed:
         try:
-            again = enable(session, vm, start=running)
+            again = enable(session, vm, start=start)
         except RbdvmError as also:
             raise ClusterOperationFailed(f"rollback of VM {vm} to {snap} failed, and so did enabling it again",
                                          f"{failed.message}; then {also.message}",
@@ -191,9 +213,7 @@ def rollback(session: Session, vm: str, snap: str) -> dict:
                                      f"The VM is enabled again, unchanged ({again['status']}"
                                      + (f" on {again['node']})" if again.get("node") else ")")) from failed
     try:
-        again = enable(session, vm, start=running)
+        again = enable(session, vm, start=start)
     except RbdvmError as exc:
-        exc.what = f"VM {vm} was rolled back to {snap} but not enabled again: {exc.what}"
-        exc.args = (exc.message,)
-        raise
+        raise exc.reworded(f"VM {vm} was rolled back to {snap} but not enabled again: {exc.what}")
     return {**out, "cluster": again}

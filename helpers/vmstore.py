@@ -16,7 +16,9 @@ COMPLETE = "complete"
 STATE_KEY = "_state"
 SNAP_TIME_PREFIX = "_snapshot_"
 # rbdvm's bookkeeping keys: never copied to a clone, never shown as settings
-INTERNAL_KEYS = (STATE_KEY, "_created", "_imported", "_copied", "_cloned_from")
+# set while a snapshot rollback holds an enabled VM disabled: the target role to restore
+REENABLE_KEY = "_reenable"
+INTERNAL_KEYS = (STATE_KEY, "_created", "_imported", "_copied", "_cloned_from", REENABLE_KEY)
 
 
 @dataclass

@@ -3,6 +3,7 @@ cluster: create (enabled), status/list, snapshot, migrate, stop/start, rollback 
 enabled, disable, remove; a VM that cannot start; pinning, preference and anti-colocation
 across standby. `list` is checked against crm_mon's own view at every step."""
 
+import signal
 import subprocess
 import xml.etree.ElementTree as ET
 
@@ -139,6 +140,15 @@ def test_whole_life_from_the_cli(vms):
     assert wait_for(30, lambda: rbdvm("metadata", "set", vm, "lease", "free", check=False).returncode == 0)
     agrees(vm, "Started", rbdvm_json("status", vm)["node"])
     booted(vm, 4)
+
+    # a rollback killed while the VM is disabled: running it again enables the VM again
+    res = rbdvm("snapshot", "rollback", vm, "clean", env={"RBDVM_FAULT_AT": "rollback:disabled"}, check=False)
+    assert res.returncode in (-signal.SIGKILL, 128 + signal.SIGKILL), res.stderr
+    agrees(vm, "Disabled")
+    out = rbdvm_json("snapshot", "rollback", vm, "clean")
+    assert out["cluster"]["status"] == "Started"
+    assert "_reenable" not in rbdvm_json("metadata", "list", vm, "--all")
+    booted(vm, 5)
 
     assert "rbdvm disable" in rbdvm_error(4, "remove", vm), "an enabled VM is not removed without --force"
     assert rbdvm_json("disable", vm)["changed"] is True
