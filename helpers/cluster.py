@@ -19,7 +19,6 @@ AGENT = {"class": "ocf", "provider": "rbdvm", "type": "VirtualDomain"}
 NO_VMS_ATTRIBUTE = "rbdvm-no-vms"   # node attribute: `crm_attribute -N NODE -n rbdvm-no-vms -v true`
 PREFERRED_SCORE = "1000"            # above the usual resource-stickiness: the VM goes back home
 NOT_PLACED = "no node may run it now (standby or offline nodes, pinning, colocations)"
-STATUSES = ("Undefined", "Disabled", "Starting", "Started", "Stopping", "Stopped", "Failed")
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True)
 
 
@@ -193,27 +192,40 @@ def is_enabled(status, vm: str) -> bool:
     return _resource(status, vm) is not None
 
 
+def has_resource(vm: str) -> bool:
+    """Whether the CIB has a resource for the VM, as the storage commands ask it: a host
+    without Pacemaker's tools is not a cluster node and has none. A cluster that does not
+    answer is an error, not a guess."""
+    if shutil.which("cibadmin") is None:
+        return False
+    try:
+        out = _run(["cibadmin", "--query", "--scope", "resources"], timeout=15)
+    except ClusterUnavailable as exc:
+        raise exc.reworded(f"cannot tell whether VM {vm} is enabled in the cluster") from None
+    return bool(etree.fromstring(out.encode(), _PARSER).xpath("//primitive[@id=$vm]", vm=vm))
+
+
 # ------------------------------------------------------------------ changes
 def add_resource(vm: str, target: CephTarget, metadata: dict, start: bool, enabled=(), inbound=None) -> None:
     """The primitive and its constraints in one atomic merge into the CIB."""
     conf = etree.Element("configuration")
     etree.SubElement(conf, "resources").append(primitive(vm, target, metadata, start))
-    cons = etree.SubElement(conf, "constraints")
-    for c in constraints(vm, metadata, enabled, inbound):
-        cons.append(c)
-    _run(["cibadmin", "--modify", "--allow-create", "--scope", "configuration",
-          "--xml-text", etree.tostring(conf, encoding="unicode")])
+    etree.SubElement(conf, "constraints").extend(constraints(vm, metadata, enabled, inbound))
+    _merge(conf)
 
 
 def set_constraints(elements) -> None:
     """Create or update constraints (matched by id) in one atomic merge."""
-    if not elements:
-        return
-    cons = etree.Element("constraints")
-    for c in elements:
-        cons.append(c)
-    _run(["cibadmin", "--modify", "--allow-create", "--scope", "constraints",
-          "--xml-text", etree.tostring(cons, encoding="unicode")])
+    if elements:
+        cons = etree.Element("constraints")
+        cons.extend(elements)
+        _merge(cons)
+
+
+def _merge(section) -> None:
+    """Merge a CIB section (elements matched by id, created if missing): one atomic update."""
+    _run(["cibadmin", "--modify", "--allow-create", "--scope", section.tag,
+          "--xml-text", etree.tostring(section, encoding="unicode")])
 
 
 def delete_constraints(ids) -> None:

@@ -1,6 +1,6 @@
 """enable / disable / start / stop / status / migrate: the VM's life in the cluster."""
 
-from . import cib, cluster, names, provision, rbdbulk, snapshots, vmstore
+from . import cluster, names, provision, rbdbulk, snapshots, vmstore
 from .ceph import Session
 from .errors import Conflict, NotFound, RbdvmError, UsageError
 from .faults import checkpoint
@@ -46,14 +46,11 @@ def enable(session: Session, vm: str, start: bool = True, wait: float = START_WA
 def _inbound(session: Session, vm: str, enabled) -> dict:
     """{other VM: its colocation with `vm`} for the enabled VMs that declared one: disabling
     `vm` removed those constraints (a constraint cannot name a missing resource)."""
-    ids = rbdbulk.image_ids(session)
-    systems = {names.system_disk(o): ids[names.system_disk(o)] for o in enabled
-               if o != vm and names.system_disk(o) in ids}
     found = {}
-    for system, header in rbdbulk.headers(session, systems).items():
+    for other, header in rbdbulk.system_headers(session, [o for o in enabled if o != vm]).items():
         for colo in cluster.colocations(rbdbulk.metadata(header)):
             if colo["with"] == vm:
-                found[system[len(names.SYSTEM_PREFIX):]] = colo
+                found[other] = colo
     return found
 
 
@@ -129,8 +126,7 @@ def list_status(session: Session) -> list:
         status = None   # not a cluster node: storage facts only
     out = []
     for v in vms:
-        st = cluster.vm_status(status, v["name"], True) if status is not None else \
-            {"status": "Disabled", "node": None, "reason": None, "target": None}
+        st = cluster.vm_status(status, v["name"], True)
         out.append({**v, **{k: st[k] for k in ("status", "node", "reason", "target")}})
     return out
 
@@ -175,7 +171,7 @@ def enable_new(session: Session, vm: str, made: str) -> dict:
 def remove(session: Session, vm: str, force: bool = False) -> dict:
     """Remove a VM; an enabled one only with `force`, which disables it first."""
     names.check_name(vm, "VM name")
-    if cib.is_enabled(vm):      # False on a host without Pacemaker: storage-only hosts remove too
+    if cluster.has_resource(vm):      # False on a host without Pacemaker: storage-only hosts remove too
         if not force:
             raise Conflict(f"VM {vm} is enabled in the cluster",
                            "removing it would pull its disks from under Pacemaker",
@@ -190,9 +186,10 @@ def rollback(session: Session, vm: str, snap: str) -> dict:
     in the VM's metadata first, so a rollback interrupted while the VM is disabled enables
     it again when it is run again."""
     names.check_name(vm, "VM name")
-    snapshots.check_rollback(session, vm, snap)     # a wrong name must not cost a restart
-    role = vmstore.require_complete(session, vm).metadata.get(vmstore.REENABLE_KEY)
-    if cib.is_enabled(vm):
+    rec = vmstore.require_complete(session, vm)
+    snapshots.check_rollback(session, rec, snap)     # a wrong name must not cost a restart
+    role = rec.metadata.get(vmstore.REENABLE_KEY)
+    if cluster.has_resource(vm):
         role = cluster.vm_status(cluster.cluster_status(), vm, True)["target"]
         vmstore.set_metadata(session, names.system_disk(vm), {vmstore.REENABLE_KEY: role})
         _disable(vm)

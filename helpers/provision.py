@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 import rados
 import rbd
 
-from . import cib, cluster, diskimage, domainxml, names, rbdbulk, vmsettings, vmstore
+from . import cluster, diskimage, domainxml, names, rbdbulk, vmsettings, vmstore
 from .faults import checkpoint
 from .ceph import Session, ceph_errors
 from .errors import Conflict, NotFound, UsageError
@@ -137,12 +137,9 @@ def _ensure_group(session: Session, vm: str, disks, exists: bool = False) -> Non
 
 def _check_uuid_free(session: Session, uid: str, name: str) -> None:
     # every VM's stored XML, in one bulk read of the system disks' headers
-    ids = rbdbulk.image_ids(session)
-    systems = {names.system_disk(vm): ids[names.system_disk(vm)] for vm in vmstore.list_groups(session)
-               if vm != name and names.system_disk(vm) in ids}
-    for system, header in rbdbulk.headers(session, systems).items():
+    others = [vm for vm in vmstore.list_groups(session) if vm != name]
+    for other, header in rbdbulk.system_headers(session, others).items():
         if domainxml.stored_uuid(rbdbulk.metadata(header).get("xml")) == uid:
-            other = system[len(names.SYSTEM_PREFIX):]
             raise Conflict(f"UUID {uid} is already used by VM {other}",
                            "two VMs with one UUID cannot both run in a libvirt cluster",
                            "Remove <uuid> from the base XML (rbdvm generates one) or choose another")
@@ -304,7 +301,7 @@ def remove(session: Session, name: str) -> dict:
 
 def _remove(session: Session, rec, lease) -> list:
     name = rec.name
-    if cib.is_enabled(name):
+    if cluster.has_resource(name):
         raise Conflict(f"VM {name} is enabled in the cluster", "removing it would pull its disks "
                        "from under Pacemaker", f"Disable it first: rbdvm disable {name}")
     vmstore.refuse_if_open(session, name, rec.disks, "remove")

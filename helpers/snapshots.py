@@ -132,15 +132,15 @@ def _remove_one(session: Session, rec, snap: str, entry) -> None:
     vmstore.set_metadata(session, names.system_disk(rec.name), {}, remove=[SNAP_TIME_PREFIX + snap])
 
 
-def check_rollback(session: Session, vm: str, snap: str) -> dict:
-    """The snapshot a rollback would restore; raises if there is none to restore."""
+def check_rollback(session: Session, rec, snap: str) -> dict:
+    """The snapshot of the VM (a complete record) a rollback would restore; raises if there
+    is none to restore."""
     names.check_name(snap, "snapshot name")
-    rec = vmstore.require_complete(session, vm)
     entry = _require(session, rec, snap)
     if not entry["complete"]:
-        raise Conflict(f"snapshot {snap} of VM {vm} is incomplete",
+        raise Conflict(f"snapshot {snap} of VM {rec.name} is incomplete",
                        "its creation was interrupted: it does not hold every disk",
-                       f"Remove it: rbdvm snapshot remove {vm} {snap}")
+                       f"Remove it: rbdvm snapshot remove {rec.name} {snap}")
     return entry
 
 
@@ -149,7 +149,7 @@ def rollback(session: Session, vm: str, snap: str) -> dict:
     names.check_name(snap, "snapshot name")
     with Lease(session, vm, f"snapshot rollback {snap}"):
         rec = vmstore.require_complete(session, vm)
-        entry = check_rollback(session, vm, snap)
+        entry = check_rollback(session, rec, snap)
         vmstore.refuse_if_open(session, vm, rec.disks, "roll back")
         with ceph_errors(f"rolling VM {vm} back to snapshot {snap}", session.target):
             if entry["kind"] == GROUP:

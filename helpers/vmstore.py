@@ -1,6 +1,5 @@
 """How a VM is stored in RBD: its group, disks, metadata and state, read in one place."""
 
-import json
 import socket
 from dataclasses import dataclass, field
 
@@ -85,8 +84,8 @@ def record(session: Session, vm: str, groups=None, images=None, metadata=None, m
     `groups`, `images` (listings), `metadata` (of the system disk) and `members` (of its
     group) may be passed in by a caller that already has them."""
     groups = list_groups(session) if groups is None else groups
-    images = set(list_images(session)) if images is None else \
-        images if isinstance(images, (set, frozenset)) else set(images)
+    if not isinstance(images, (set, frozenset)):
+        images = set(list_images(session) if images is None else images)
     system = names.system_disk(vm)
     rec = VmRecord(vm, "absent", in_group=vm in groups)
     if members is None:
@@ -115,28 +114,24 @@ def record(session: Session, vm: str, groups=None, images=None, metadata=None, m
 
 def records(session: Session) -> list:
     """The record of every VM of the pool/namespace, complete or not, for listing: headers
-    read in bulk (rbdbulk), librbd for any VM those reads do not settle."""
+    read in bulk (rbdbulk), librbd for any VM those reads do not show complete."""
     if not session.namespace_exists():
         return []
     ids = rbdbulk.image_ids(session)
     groups = rbdbulk.group_ids(session)
     candidates = set(groups) | {i[len(names.SYSTEM_PREFIX):] for i in ids if i.startswith(names.SYSTEM_PREFIX)}
-    systems = {names.system_disk(vm): ids[names.system_disk(vm)] for vm in candidates
-               if names.system_disk(vm) in ids}
-    headers = rbdbulk.headers(session, systems)
+    headers = rbdbulk.system_headers(session, candidates, ids)
     group_set, image_set = set(groups), set(ids)
     out = []
     for vm in sorted(candidates):
-        system = names.system_disk(vm)
-        try:
-            header = headers[system]
-            metadata = rbdbulk.metadata(header)
-            if rbdbulk.group_id(header) != groups[vm] or STATE_KEY in metadata:
-                raise KeyError("not complete")
-            # a complete VM's other group members are its data disks, which record() finds
-            # from _additional_disks
-            rec = record(session, vm, group_set, image_set, metadata=metadata, members={system})
-        except (KeyError, ValueError):
+        header = headers.get(vm)
+        metadata = rbdbulk.metadata(header) if header is not None else {}
+        if vm in groups and header is not None and rbdbulk.group_id(header) == groups[vm] \
+                and STATE_KEY not in metadata:
+            # complete: the system disk is in the VM's group; its other members are its data
+            # disks, which record() finds from _additional_disks
+            rec = record(session, vm, group_set, image_set, metadata=metadata, members={names.system_disk(vm)})
+        else:
             # partly created or removed: rare, and read exactly through librbd
             rec = record(session, vm, group_set, image_set)
         out.append(rec)
@@ -225,10 +220,3 @@ def refuse_if_open(session: Session, vm: str, disks, doing: str) -> None:
     if found:
         raise Conflict(f"cannot {doing} VM {vm} while it runs", describe_watchers(found),
                        f"Stop the VM first (rbdvm stop {vm} when it is enabled in the cluster)")
-
-
-def additional_disks(rec: VmRecord) -> int:
-    try:
-        return int(json.loads(rec.metadata.get("_additional_disks", "0")))
-    except ValueError:
-        return 0
