@@ -4,13 +4,13 @@ import click
 
 from rbdvm.ocf import install as agent_install
 
-from .options import emit
+from .options import emit, json_option
 
 
 @click.command("install-agent")
 @click.option("--dir", "directory", default=agent_install.DEFAULT_DIR, show_default=True,
               help="Where Pacemaker looks for the rbdvm provider's agents.")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@json_option
 def install_agent(directory, as_json):
     """Install the Pacemaker resource agent ocf:rbdvm:VirtualDomain on this node.
 

@@ -6,7 +6,7 @@ from rbdvm.helpers import lifecycle, placement
 from rbdvm.helpers.ceph import Session
 from rbdvm.helpers.cluster import NOT_PLACED
 
-from .options import ceph_command, emit
+from .options import ceph_command, emit, json_option
 
 
 def cluster_line(r) -> str:
@@ -44,7 +44,7 @@ def disable(name, target, as_json):
 
 @click.command()
 @click.argument("name")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@json_option
 def start(name, as_json):
     """Start the enabled VM NAME (target-role Started) and wait until it runs."""
     emit(as_json, lifecycle.start(name), cluster_line)
@@ -52,7 +52,7 @@ def start(name, as_json):
 
 @click.command()
 @click.argument("name")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@json_option
 def stop(name, as_json):
     """Stop the enabled VM NAME (target-role Stopped) and wait until it is stopped."""
     emit(as_json, lifecycle.stop(name), cluster_line)

@@ -9,9 +9,12 @@ import click
 from rbdvm.helpers.settings import ceph_target_from_env
 
 
+json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+
+
 def ceph_command(func):
     """Adds --pool/--namespace/--conf/--id/--json; passes `target` and `as_json`."""
-    @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+    @json_option
     @click.option("--id", "client_id", metavar="USER",
                   help="Ceph client name without 'client.' [default: rbdvm, or RBDVM_CEPH_ID]")
     @click.option("--conf", metavar="FILE",
