@@ -37,7 +37,7 @@ def main() -> int:
     base.write_text(guest.base_xml(VM, str(L.SHARED / f"{VM}.serial")))
     ops.on("node1", "rbdvm", "install-agent")
     ops.on("node1", "rbdvm", "remove", VM, check=False)
-    ops.on("node1", "rbdvm", "create", VM, "--image", str(disk), "--xml", str(base))
+    ops.on("node1", "rbdvm", "create", VM, "--image", str(disk), "--xml", str(base), "--disabled")
     try:
         xml.write_text(ops.on("node1", "rbdvm", "metadata", "get", VM, "xml").stdout)
         res = ops.on("node1", str(L.VENV / "bin" / "python"), str(REPO / "bench" / "agent_worker.py"),
