@@ -8,11 +8,7 @@ Usage: make bench   (or .venv/bin/python bench/agent.py [--runs 50])
 """
 
 import argparse
-import json
-import os
-import platform
 import sys
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -21,7 +17,7 @@ sys.path.insert(0, str(REPO / "bench"))
 
 from labkit import guest, ops  # noqa: E402
 from labkit import layout as L  # noqa: E402
-from report import write_section  # noqa: E402
+from report import machine, run_worker, verdict, write_section  # noqa: E402
 
 VM = "benchagent"
 
@@ -40,24 +36,20 @@ def main() -> int:
     ops.on("node1", "rbdvm", "create", VM, "--image", str(disk), "--xml", str(base), "--disabled")
     try:
         xml.write_text(ops.on("node1", "rbdvm", "metadata", "get", VM, "xml").stdout)
-        res = ops.on("node1", str(L.VENV / "bin" / "python"), str(REPO / "bench" / "agent_worker.py"),
-                     VM, str(xml), str(runs), timeout=1800)
+        r = run_worker("agent_worker.py", VM, xml, runs)
     finally:
         ops.virsh("node1", "destroy", VM, check=False)
         ops.on("node1", "rbdvm", "remove", VM, check=False)
-    r = json.loads(res.stdout.strip().splitlines()[-1])
     m, s = r["monitor"], r["start"]
     floor = m["floor (python3 + libvirt state)"]["median"]
     ours = m["rbdvm"]["median"]
     default = m["VirtualDomain (default)"]["median"]
-    verdict = lambda ok: "met" if ok else "**missed**"  # noqa: E731
     extra = s["rbdvm start"] - s["bare createXML"]
     lines = [
         "## Agent: monitor and start (issue 4)",
         "",
         f"Command: `make bench` (`bench/agent.py --runs {runs}`, worker `bench/agent_worker.py` on node1, "
-        f"one running TCG domain, the four monitors interleaved), {time.strftime('%Y-%m-%d')}, "
-        f"{platform.node()}: {os.cpu_count()} cores. Monitor runs as Pacemaker runs it (a new process).",
+        f"one running TCG domain, the four monitors interleaved), {machine()}. Monitor runs as Pacemaker runs it (a new process).",
         "",
         "| monitor | median | p95 | vs floor |",
         "|---|---|---|---|",

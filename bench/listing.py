@@ -8,9 +8,7 @@ Targets: <= 2 s at 1,000 VMs; the number of subprocesses does not grow with the 
 Usage: make bench   (or .venv/bin/python bench/listing.py)
 """
 
-import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -19,9 +17,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "lab"))
 sys.path.insert(0, str(REPO / "bench"))
 
-from labkit import guest, ops  # noqa: E402
+from labkit import guest  # noqa: E402
 from labkit import layout as L  # noqa: E402
-from report import write_section  # noqa: E402
+from report import machine, run_worker, verdict, write_section  # noqa: E402
 
 
 def main() -> int:
@@ -30,23 +28,20 @@ def main() -> int:
     disk.write_bytes(guest.disk_image())
     xml.write_text(guest.base_xml("ignored", "/dev/null"))
     t0 = time.perf_counter()
-    res = ops.on("node1", "env", f"BENCH_STEPS={os.environ.get('BENCH_STEPS', '10,100,1000')}",
-                 str(L.VENV / "bin" / "python"), str(REPO / "bench" / "listing_worker.py"),
-                 str(disk), str(xml), timeout=7200)
+    r = run_worker("listing_worker.py", disk, xml, timeout=7200,
+                   env=[f"BENCH_STEPS={os.environ.get('BENCH_STEPS', '10,100,1000')}"])
     total = time.perf_counter() - t0
-    r = json.loads(res.stdout.strip().splitlines()[-1])
     steps, made = r["steps"], r["made"]
     last = steps[-1]
     procs = {tuple(s["subprocesses"]) for s in steps}
-    verdict = lambda ok: "met" if ok else "**missed**"  # noqa: E731
     lines = [
         "## `rbdvm list` with 1,000 VMs (issue 5)",
         "",
         f"Command: `make bench` (`bench/listing.py`, worker `bench/listing_worker.py` on node1 as "
         f"client.rbdvm; VMs of a 1 MiB disk made with `provision.create` in the RBD namespace bench1k, each a "
         f"primitive with target-role Stopped; `rbdvm list --json -N bench1k` run 5 times per step, "
-        f"median wall time of the whole command), {time.strftime('%Y-%m-%d')}, {platform.node()}: "
-        f"{os.cpu_count()} cores, memstore OSD. Whole benchmark {total / 60:.1f} min.",
+        f"median wall time of the whole command), {machine()}, "
+        f"memstore OSD. Whole benchmark {total / 60:.1f} min.",
         "",
         "| VMs | `rbdvm list` (wall, median) | subprocesses | in-process: Ceph listing | crm_mon | whole list |",
         "|---|---|---|---|---|---|",

@@ -9,29 +9,22 @@ create_snap+protect_snap+clone, <= 10 % of a deep copy at 1 GiB; import throughp
 Usage: make bench   (or .venv/bin/python bench/storage.py)
 """
 
-import json
-import platform
-import os
 import sys
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "lab"))
 sys.path.insert(0, str(REPO / "bench"))
 
-from labkit import ops  # noqa: E402
 from labkit import layout as L  # noqa: E402
-from report import write_section  # noqa: E402
+from report import machine, run_worker, verdict, write_section  # noqa: E402
 
 MiB = 1 << 20
 
 
 def main() -> int:
     L.SHARED.mkdir(parents=True, exist_ok=True)
-    res = ops.on("node1", str(L.VENV / "bin" / "python"), str(REPO / "bench" / "storage_worker.py"),
-                 str(L.SHARED), timeout=1800)
-    r = json.loads(res.stdout.strip().splitlines()[-1])
+    r = run_worker("storage_worker.py", L.SHARED)
     c, i = r["clone"], r["import"]
     cow = {int(k): v for k, v in c["cow"].items()}
     bare = {int(k): v for k, v in c["bare"].items()}
@@ -39,13 +32,12 @@ def main() -> int:
     spread = max(abs(v - mean) / mean for v in cow.values())
     ratio = {k: cow[k] / bare[k] for k in cow}
     mbps = lambda t: i["data_bytes"] / MiB / t  # noqa: E731
-    verdict = lambda ok: "met" if ok else "**missed**"  # noqa: E731
     lines = [
         "## Storage: clone and import (issue 3)",
         "",
         f"Command: `make bench` (`bench/storage.py`, worker `bench/storage_worker.py` on node1 as "
         f"client.rbdvm, in-process times, median of 5 for clones and of 3 for imports), "
-        f"{time.strftime('%Y-%m-%d')}, {platform.node()}: {os.cpu_count()} cores, memstore OSD.",
+        f"{machine()}, memstore OSD.",
         "",
         "| clone of a VM (written data) | rbdvm COW clone | bare create_snap+protect+clone | ratio |",
         "|---|---|---|---|",
