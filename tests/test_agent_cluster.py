@@ -31,10 +31,6 @@ def fail_count(rsc, on):
     return 0 if value in ("", "0", "(null)") else int(value) if value.isdigit() else value
 
 
-def readies(vm):
-    return ops.serial_text(vm).count("READY")
-
-
 @pytest.fixture
 def cluster_vm():
     """A VM made with rbdvm and put under Pacemaker with pcs, as the README shows."""
@@ -69,7 +65,7 @@ def test_started_recovered_after_qemu_dies_and_live_migrated_without_reboot(clus
 
         os.kill(pid, signal.SIGKILL)
     assert wait_for(60, lambda: fail_count(vm, x) == 1), f"fail-count on {x}: {fail_count(vm, x)}"
-    assert wait_for(60, lambda: where(vm) is not None and readies(vm) == 2), "recovered and booted again"
+    assert wait_for(60, lambda: where(vm) is not None and ops.boots(vm) == 2), "recovered and booted again"
     x = where(vm)
 
     # a move is a live migration: migrate_to + migrate_from, no stop/start, no reboot
@@ -79,7 +75,7 @@ def test_started_recovered_after_qemu_dies_and_live_migrated_without_reboot(clus
     ops.on(N1, "crm_resource", "--clear", "-r", vm)
     ops_after = history(vm)
     assert (x, "migrate_to", "0") in ops_after and (y, "migrate_from", "0") in ops_after
-    assert readies(vm) == 2, "the guest did not reboot"
+    assert ops.boots(vm) == 2, "the guest did not reboot"
     assert qemu_pids(y, vm) and not qemu_pids(x, vm)
     assert ops.watchers(y, f"system_{vm}") == [L.IP[y]], "only the new node has the disk open"
 
@@ -94,7 +90,7 @@ def test_crashed_node_is_fenced_and_the_vm_restarts_on_the_survivor(cluster_vm):
     assert wait_for(60, lambda: len(ops.fence_events(y, x)) > before), f"{y} fenced {x}"
     fenced = time.monotonic() - t0
     # the crashed QEMU's RBD watch lingers ~30 s: the guard holds the start until it expires
-    assert wait_for(120, lambda: readies(vm) == 2, 0.1), "the VM booted on the survivor"
+    assert wait_for(120, lambda: ops.boots(vm) == 2, 0.1), "the VM booted on the survivor"
     ready = time.monotonic() - t0
     assert where(vm) == y and qemu_pids(y, vm)
     print(f"\ncrash of {x} -> fenced after {fenced:.1f}s -> {vm} READY on {y} after {ready:.1f}s")

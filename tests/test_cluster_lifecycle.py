@@ -45,15 +45,6 @@ def agrees(vm, status, node=None):
     assert crm == expected_crm, (row, crm)
 
 
-def readies(vm):
-    return ops.serial_text(vm).count("READY")
-
-
-def booted(vm, times):
-    """Wait for the guest's boot number `times`: a graceful stop needs a booted guest."""
-    assert wait_for(60, lambda: readies(vm) >= times), f"{vm} booted {readies(vm)} times, not {times}"
-
-
 def settle():
     ops.on(N1, "crm_resource", "--wait", "--timeout", "120s", timeout=150)
 
@@ -102,7 +93,7 @@ def test_whole_life_from_the_cli(vms):
     y = other(x)
     out = rbdvm_json("migrate", vm, y)
     assert (out["status"], out["node"]) == ("Started", y)
-    assert readies(vm) == 1, "a live migration, no reboot"
+    assert ops.boots(vm) == 1, "a live migration, no reboot"
     agrees(vm, "Started", y)
     assert "not a cluster node" in rbdvm_error(2, "migrate", vm, "node9")
 
@@ -112,17 +103,17 @@ def test_whole_life_from_the_cli(vms):
     out = rbdvm_json("start", vm)
     assert out["status"] == "Started"
     # let the guest boot before the rollback's graceful stop (an ACPI press during boot is lost)
-    assert wait_for(30, lambda: readies(vm) == 2)
+    assert wait_for(30, lambda: ops.boots(vm) == 2)
     agrees(vm, "Started", out["node"])
 
     out = rbdvm_json("snapshot", "rollback", vm, "clean")
     assert out["cluster"]["status"] == "Started", "enabled and running again after the rollback"
     assert read_bytes(f"system_{vm}", 4096, 512) == b"\0" * 512, "the disk is back to the snapshot"
-    assert wait_for(30, lambda: readies(vm) == 3)
+    assert wait_for(30, lambda: ops.boots(vm) == 3)
     agrees(vm, "Started", out["cluster"]["node"])
 
     assert "Snapshot does not exist" in rbdvm_error(3, "snapshot", "rollback", vm, "nosuch")
-    assert readies(vm) == 3, "a wrong snapshot name does not restart the VM"
+    assert ops.boots(vm) == 3, "a wrong snapshot name does not restart the VM"
 
     # a rollback that fails once the VM is disabled (its lease is held elsewhere): the VM is
     # enabled again, and both outcomes are reported
@@ -139,7 +130,7 @@ def test_whole_life_from_the_cli(vms):
     # the killed holder's lease expires (3 s) before the remove below needs it
     assert wait_for(30, lambda: rbdvm("metadata", "set", vm, "lease", "free", check=False).returncode == 0)
     agrees(vm, "Started", rbdvm_json("status", vm)["node"])
-    booted(vm, 4)
+    ops.wait_boots(vm, 4)
 
     # a rollback killed while the VM is disabled: running it again enables the VM again
     res = rbdvm("snapshot", "rollback", vm, "clean", env={"RBDVM_FAULT_AT": "rollback:disabled"}, check=False)
@@ -148,7 +139,7 @@ def test_whole_life_from_the_cli(vms):
     out = rbdvm_json("snapshot", "rollback", vm, "clean")
     assert out["cluster"]["status"] == "Started"
     assert "_reenable" not in rbdvm_json("metadata", "list", vm, "--all")
-    booted(vm, 5)
+    ops.wait_boots(vm, 5)
 
     assert "rbdvm disable" in rbdvm_error(4, "remove", vm), "an enabled VM is not removed without --force"
     assert rbdvm_json("disable", vm)["changed"] is True
@@ -205,8 +196,8 @@ def test_pinned_never_moves_preferred_comes_back(vms):
     assert (out["status"], out["node"], out["settled"]) == ("Started", N1, True)
     assert rbdvm_json("prefer", preferred, N1)["changed"] is False
     boots = 1 if first == N1 else 2     # moved to node1: stopped and started there
-    booted(pinned, 1)
-    booted(preferred, boots)
+    ops.wait_boots(pinned, 1)
+    ops.wait_boots(preferred, boots)
 
     standby(N2, True)
     agrees(pinned, "Stopped")           # it stops rather than run on node1
@@ -219,11 +210,11 @@ def test_pinned_never_moves_preferred_comes_back(vms):
     standby(N2, False)
     agrees(pinned, "Started", N2)
     agrees(preferred, "Started", N2)    # away from home while node1 is in standby
-    booted(preferred, boots + 1)
+    ops.wait_boots(preferred, boots + 1)
     standby(N1, False)
     agrees(preferred, "Started", N1)    # and back home afterwards
     agrees(pinned, "Started", N2)
-    booted(pinned, 2)
+    ops.wait_boots(pinned, 2)
 
     # disable + enable restores the placement, from the metadata
     rbdvm("disable", pinned)
@@ -253,8 +244,8 @@ def test_anti_colocated_vms_never_share_a_node(vms):
     agrees(b, "Stopped")
     standby(N1, False)
     agrees(b, "Started", N1)
-    booted(a, 2)
-    booted(b, 2)
+    ops.wait_boots(a, 2)
+    ops.wait_boots(b, 2)
 
     # disabling a drops the constraint (it may not name a missing resource); enabling a restores it
     rbdvm("disable", a)

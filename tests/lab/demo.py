@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from labkit import guest, node, ops  # noqa: E402
 from labkit import layout as L  # noqa: E402
-from labkit.procs import LabError, wait_for  # noqa: E402
+from labkit.procs import LabError  # noqa: E402
 
 VM, CLONE = "demo", "demo2"
 T0 = time.monotonic()
@@ -36,16 +36,6 @@ def sh(n: str, *argv) -> str:
     out = ops.on(n, *argv, timeout=180).stdout
     show(out)
     return out
-
-
-def readies(vm: str) -> int:
-    return ops.serial_text(vm).count("READY")
-
-
-def booted(vm: str, times: int) -> None:
-    """Wait for the guest's boot number `times` (a graceful stop needs a booted guest)."""
-    if not wait_for(60, lambda: readies(vm) >= times):
-        raise LabError(f"{vm} did not boot")
 
 
 def node_of(vm: str) -> str:
@@ -76,7 +66,7 @@ def main() -> int:
         ops.serial_path(vm).unlink(missing_ok=True)
     sh(n1, "rbdvm", "create", VM, "--image", str(disk), "--xml", str(base), "--live-migration",
        "--pacemaker-params", "migration_transport=tcp", "-m", "owner=demo")
-    booted(VM, 1)
+    ops.wait_boots(VM, 1)
     x = node_of(VM)
     show(f"the guest printed READY on its serial port; RBD clients of its disk: "
          f"{ops.watchers(x, f'system_{VM}')}  <- QEMU on {x}")
@@ -90,14 +80,14 @@ def main() -> int:
     y = n2 if x == n1 else n1
     step(f"Live-migrate it through Pacemaker: {x} -> {y} (migrate_to + migrate_from, no reboot)")
     sh(n1, "rbdvm", "migrate", VM, y)
-    show(f"READY lines on the serial port: {readies(VM)} (1 = the guest never rebooted)")
+    show(f"READY lines on the serial port: {ops.boots(VM)} (1 = the guest never rebooted)")
     hist = [f"{t_} on {n}" for n, t_, rc in ops.operations(n1, VM) if t_.startswith("migrate")]
     show(f"Pacemaker's operations: {', '.join(hist)}")
 
     step("Stop and start it (target-role, waiting for Pacemaker)")
     sh(n1, "rbdvm", "stop", VM)
     sh(n1, "rbdvm", "start", VM)
-    booted(VM, 2)
+    ops.wait_boots(VM, 2)
 
     step(f"A copy-on-write clone, kept away from {VM} (anti-colocation); then {VM} pinned to {y}")
     clone_base = files / "demo-clone-base.xml"
@@ -110,11 +100,11 @@ def main() -> int:
 
     step(f"Roll {VM} back while enabled: rbdvm disables it, rolls the disks back, enables it again")
     sh(n1, "rbdvm", "snapshot", "rollback", VM, "beforeupdate")
-    booted(VM, 3)
-    show(f"READY lines: {readies(VM)} (booted again from the snapshot)")
+    ops.wait_boots(VM, 3)
+    show(f"READY lines: {ops.boots(VM)} (booted again from the snapshot)")
 
     step(f"Remove the clone (--force disables it first); {VM} stays")
-    booted(CLONE, 1)
+    ops.wait_boots(CLONE, 1)
     sh(n1, "rbdvm", "remove", CLONE, "--force")
     sh(n1, "rbdvm", "unpin", VM)
     sh(n1, "rbdvm", "list")

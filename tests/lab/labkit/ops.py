@@ -37,6 +37,18 @@ def serial_text(name: str) -> str:
         return ""
 
 
+def boots(name: str) -> int:
+    """How many times the lab guest has booted (it prints READY once per boot)."""
+    return serial_text(name).count("READY")
+
+
+def wait_boots(name: str, times: int, timeout: float = 60) -> None:
+    """Wait for the guest's boot number `times` (a graceful stop needs a booted guest: an
+    ACPI press during boot is lost); LabError if it does not come."""
+    if not wait_for(timeout, lambda: boots(name) >= times):
+        raise LabError(f"guest {name} booted {boots(name)} times, not {times}, within {timeout}s")
+
+
 def wait_serial(name: str, text: str, timeout: float = 30) -> float:
     """Seconds until `text` appears on the guest's serial port; LabError if it never does."""
     t0 = time.monotonic()
