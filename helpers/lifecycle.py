@@ -84,6 +84,13 @@ def _disable(vm: str, wait: float = STOP_WAIT) -> dict:
             # keeps it from running); if it still runs somewhere, do not pull it out
             if st["node"]:
                 raise _failed(vm, st, "stop")
+    # an action still in flight (a start decided elsewhere, e.g. by the other side of a
+    # healed partition) would run on after remove_resource has erased its history: an
+    # orphan QEMU no one stops. Remove only once the cluster has settled with the VM stopped.
+    cluster.settle(wait)
+    st = cluster.vm_status(cluster.cluster_status(), vm, True)
+    if st["node"]:
+        raise _failed(vm, st, "stop")
     cluster.remove_resource(vm)
     return {"name": vm, "status": "Disabled", "changed": True}
 
