@@ -101,15 +101,22 @@ def record(session: Session, vm: str, groups=None, images=None, metadata=None, m
     rec.disks = disk_order(vm, disks)
     if not rec.in_group and system not in images:
         return rec
-    state = rec.metadata.get(STATE_KEY)
-    if state in (CREATING, REMOVING):
-        rec.state = state
-    elif system in members and "xml" in rec.metadata:
-        # the system disk joins the group last: membership is a create/clone's commit point
-        rec.state = COMPLETE
-    else:
-        rec.state = CREATING   # a create or clone that stopped before it could say so
+    rec.state = state_of(rec.metadata, system in members)
     return rec
+
+
+def state_of(metadata: dict, system_in_group: bool) -> str:
+    """The one rule for "is this VM usable", from its system disk alone: its metadata and
+    whether it is a member of the VM's group. Shared by every listing and by the agent.
+
+    The system disk joins the group last: membership is a create/clone's commit point. A
+    half-done clone's system disk already carries the source's metadata, `xml` included."""
+    state = metadata.get(STATE_KEY)
+    if state in (CREATING, REMOVING):
+        return state
+    if system_in_group and "xml" in metadata:
+        return COMPLETE
+    return CREATING   # a create or clone that stopped before it could say so
 
 
 def records(session: Session) -> list:

@@ -9,7 +9,8 @@ import sys
 import time
 
 from . import log
-from .params import (OCF_ERR_ARGS, OCF_ERR_CONFIGURED, OCF_ERR_GENERIC, OCF_ERR_UNIMPLEMENTED,
+from .params import (OCF_ERR_ARGS, OCF_ERR_CONFIGURED, OCF_ERR_GENERIC, OCF_ERR_INSTALLED,
+                     OCF_ERR_UNIMPLEMENTED,
                      OCF_NOT_RUNNING, OCF_SUCCESS, ACTIONS, ParamError, Params)
 
 USAGE = "usage: VirtualDomain {start|stop|monitor|status|migrate_to|migrate_from|meta-data|validate-all|usage}"
@@ -23,6 +24,14 @@ def op_timeout(action: str) -> float:
     return next(a.timeout for a in ACTIONS if a.name == action)
 
 
+# the agent's own answer must reach Pacemaker before the operation's timeout
+ANSWER_MARGIN = 1.0
+# kept at the end of stop to SIGKILL a QEMU libvirt could not end, and see it gone
+KILL_RESERVE = 3.0
+# a libvirtd that has not answered a plain query in this time is hung: use the process table
+LIBVIRT_SECONDS = 10.0
+
+
 class Failed(Exception):
     """An action failed: `code` is returned, the message is the exit reason."""
 
@@ -31,14 +40,17 @@ class Failed(Exception):
         self.code = code
 
 
-def _conn(p: Params, read_only: bool = False):
+def _why(exc) -> str:
+    return exc.get_error_message() if hasattr(exc, "get_error_message") else str(exc)
+
+
+def _conn(p: Params, until: float):
     from . import domain
 
     try:
-        return domain.open_conn(p.hypervisor, read_only)
-    except domain.Error as exc:
-        raise Failed(OCF_ERR_GENERIC, f"cannot reach libvirtd at {p.hypervisor}: "
-                                      f"{exc.get_error_message()}") from None
+        return domain.open_conn(p.hypervisor, until=until)
+    except (domain.Error, domain.Hung) as exc:
+        raise Failed(OCF_ERR_GENERIC, f"cannot reach libvirtd at {p.hypervisor}: {_why(exc)}") from None
 
 
 def _name(p: Params) -> str:
@@ -50,24 +62,35 @@ def _name(p: Params) -> str:
         raise Failed(exc.code, str(exc)) from None
 
 
+def _known_name(p: Params):
+    """The domain's name for stop and monitor; None when config= names a file that is gone
+    and no start here remembered its name (so nothing was started here since boot)."""
+    try:
+        return _name(p)
+    except Failed as exc:
+        if exc.code != OCF_ERR_INSTALLED:
+            raise
+        log.info(f"{exc}; no domain of it was started on this node since boot")
+        return None
+
+
 # ------------------------------------------------------------------ monitor
 def monitor(p: Params) -> int:
-    from . import domain
-
-    name = _name(p)
+    t0 = time.monotonic()
+    name = _known_name(p)
+    if name is None:
+        return OCF_NOT_RUNNING
     try:
-        conn = domain.open_conn(p.hypervisor, read_only=True)
-        try:
-            dom = domain.lookup(conn, name)
-            st = domain.state(dom) if dom is not None else None
-        finally:
-            conn.close()
-    except domain.Error as exc:
-        # libvirtd down or restarting: QEMU runs on without it, so ask the process table
-        running = domain.qemu_running(name)
-        log.warn(f"libvirtd at {p.hypervisor} unreachable ({exc.get_error_message()}); "
-                 f"QEMU process of {name} {'found' if running else 'not found'}")
-        return OCF_SUCCESS if running else OCF_NOT_RUNNING
+        from . import domain
+    except ImportError as exc:
+        return _monitor_from_process_table(name, f"the libvirt Python bindings cannot be loaded ({exc})",
+                                           missing=OCF_ERR_INSTALLED)
+    try:
+        st = domain.bounded(t0 + min(LIBVIRT_SECONDS, op_timeout("monitor") / 2),
+                            domain.query_state, p.hypervisor, name)
+    except (domain.Error, domain.Hung) as exc:
+        # libvirtd down, restarting or hung: QEMU runs on without it
+        return _monitor_from_process_table(name, f"libvirtd at {p.hypervisor} did not answer ({_why(exc)})")
     if st is None or st == domain.libvirt.VIR_DOMAIN_SHUTOFF:
         return OCF_NOT_RUNNING
     if st == domain.libvirt.VIR_DOMAIN_CRASHED:
@@ -79,46 +102,107 @@ def monitor(p: Params) -> int:
     return OCF_NOT_RUNNING
 
 
+def _monitor_from_process_table(name: str, why: str, missing: int = OCF_NOT_RUNNING) -> int:
+    from . import qemuproc
+
+    running = qemuproc.running(name)
+    log.warn(f"{why}; QEMU process of {name} {'found' if running else 'not found'}")
+    if running:
+        return OCF_SUCCESS
+    if missing != OCF_NOT_RUNNING:
+        raise Failed(missing, why)
+    return OCF_NOT_RUNNING
+
+
 # ------------------------------------------------------------------ start
 def start(p: Params) -> int:
     from . import domain
-    from .definition import DefinitionError, load_xml
-    from .guard import GuardRefused, wait_until_free
 
     t0 = time.monotonic()
     budget = op_timeout("start")
+    end = t0 + budget - ANSWER_MARGIN
     name = _name(p)
-    conn = _conn(p)
+    conn = _conn(p, end)
     try:
-        dom = domain.lookup(conn, name)
-        if dom is not None and domain.state(dom) in domain.RUNNING_STATES:
-            log.info(f"domain {name} already runs here")
-            return OCF_SUCCESS
-        session = _ceph_session(p)
         try:
-            xml = load_xml(p, session)
-            # keep a few seconds for libvirt to create the domain after the guard
-            wait_until_free(p.ceph_conf, p.ceph_id, xml, t0 + budget - max(5.0, budget * 0.1), session)
-        except DefinitionError as exc:
-            raise Failed(exc.code, str(exc)) from None
-        except GuardRefused as exc:
-            raise Failed(OCF_ERR_GENERIC, str(exc)) from None
-        finally:
-            if session is not None:
-                session.close()
-        if dom is not None and domain.state(dom) == domain.libvirt.VIR_DOMAIN_CRASHED:
-            dom.destroy()
-        try:
-            dom = conn.createXML(xml, 0)   # transient: nothing stays defined on this node
-        except domain.Error as exc:
-            raise Failed(OCF_ERR_GENERIC, f"libvirt could not start {name}: {exc.get_error_message()}") from None
-        if domain.state(dom) not in domain.RUNNING_STATES:
-            raise Failed(OCF_ERR_GENERIC, f"domain {name} is {domain.STATE_NAMES.get(domain.state(dom))} right after start")
+            dom = domain.bounded(end, domain.lookup, conn, name)
+            st = domain.bounded(end, domain.state, dom) if dom is not None else None
+            if st in domain.RUNNING_STATES:
+                log.info(f"domain {name} already runs here")
+                return OCF_SUCCESS
+            if st == domain.libvirt.VIR_DOMAIN_CRASHED:
+                # this node's own crashed QEMU still holds the disks open: it is no writer
+                # elsewhere, and must go before the guard looks
+                log.warn(f"domain {name} crashed here: destroying it before starting it again")
+                domain.bounded(end, dom.destroy)
+        except (domain.Error, domain.Hung) as exc:
+            raise Failed(OCF_ERR_GENERIC, f"libvirt failed before starting {name}: {_why(exc)}") from None
+        # keep a few seconds for libvirt to create the domain after the guard
+        xml = _guarded_create(p, conn, name, t0 + budget - max(5.0, budget * 0.1), end)
         log.info(f"domain {name} started in {time.monotonic() - t0:.2f}s")
-        _utilization(p, xml)
+        from .definition import remember_name
+
+        remember_name(p, name)
+        _utilization(p, xml, end)
         return OCF_SUCCESS
     finally:
-        conn.close()
+        domain.close(conn, end)
+
+
+def _guarded_create(p: Params, conn, name: str, guard_deadline: float, end: float) -> str:
+    """Read the definition, then, inside the split-brain guard's critical section: wait for
+    the disks to be free, create the domain, wait for its disk watch. Returns the XML."""
+    import rados
+    import rbd
+
+    from rbdvm.helpers import domainxml
+    from rbdvm.helpers.errors import RbdvmError
+
+    from . import domain, guard
+    from .definition import DefinitionError, load_xml
+
+    session = _ceph_session(p)
+    try:
+        try:
+            xml = load_xml(p, session)
+            root = domainxml.parse(xml, "the domain XML")
+        except DefinitionError as exc:
+            raise Failed(exc.code, str(exc)) from None
+        except RbdvmError as exc:
+            raise Failed(OCF_ERR_CONFIGURED, exc.message) from None
+        if (root.findtext("name") or "").strip() != name:
+            raise Failed(OCF_ERR_CONFIGURED, f"the definition of {name} names the domain "
+                                             f"{root.findtext('name')!r}: refusing to start it")
+        try:
+            with guard.StartSection(p.ceph_conf, p.ceph_id, guard.rbd_disks(root), session,
+                                    hold_until=end) as section:
+                section.lock(guard_deadline)
+                section.wait_free(guard_deadline)
+                try:
+                    dom = domain.bounded(end, conn.createXML, xml, 0)   # transient: nothing stays defined
+                except domain.Hung as exc:
+                    section.keep_locks()
+                    raise Failed(OCF_ERR_GENERIC, f"libvirt did not start {name} in time ({exc}); "
+                                                  "the stop that follows ends it if it came up") from None
+                except domain.Error as exc:
+                    raise Failed(OCF_ERR_GENERIC, f"libvirt could not start {name}: {exc.get_error_message()}") from None
+                section.wait_visible(end)
+        except guard.GuardRefused as exc:
+            raise Failed(OCF_ERR_GENERIC, str(exc)) from None
+        except RbdvmError as exc:
+            raise Failed(OCF_ERR_GENERIC, str(guard.ceph_error(exc))) from None
+        except (rados.Error, rbd.Error) as exc:
+            raise Failed(OCF_ERR_GENERIC, f"split-brain guard cannot check the disks' clients: {exc}") from None
+    finally:
+        if session is not None:
+            session.close()
+    try:
+        st = domain.bounded(end, domain.state, dom)
+    except (domain.Error, domain.Hung) as exc:
+        raise Failed(OCF_ERR_GENERIC, f"libvirt did not say whether {name} runs: {_why(exc)}") from None
+    if st not in domain.RUNNING_STATES:
+        raise Failed(OCF_ERR_GENERIC, f"domain {name} is {domain.STATE_NAMES.get(st)} right after start")
+    return xml
 
 
 def _ceph_session(p: Params):
@@ -138,50 +222,83 @@ def _ceph_session(p: Params):
 
 # ------------------------------------------------------------------ stop
 def stop(p: Params) -> int:
+    """Stop through libvirt (graceful, then destroy); whatever libvirt could not do (dead,
+    hung, or a destroy that would overrun) is finished from the process table."""
+    t0 = time.monotonic()
+    end = t0 + op_timeout("stop") - ANSWER_MARGIN
+    name = _known_name(p)
+    if name is None:
+        return OCF_SUCCESS
+    try:
+        from . import domain
+    except ImportError as exc:
+        log.warn(f"the libvirt Python bindings cannot be loaded ({exc}): stopping {name} from the process table")
+        return _stop_from_process_table(name, end)
+    try:
+        _stop_with_libvirt(p, name, t0, end)
+    except (domain.Error, domain.Hung) as exc:
+        log.warn(f"libvirt could not stop {name} ({_why(exc)}): ending its QEMU from the process table")
+    return _stop_from_process_table(name, end)
+
+
+def _stop_with_libvirt(p: Params, name: str, t0: float, end: float) -> None:
     from . import domain
 
-    t0 = time.monotonic()
-    deadline = t0 + op_timeout("stop")
-    name = _name(p)
+    lv = domain.libvirt
+    kill_at = end - KILL_RESERVE
+    graceful_until = min(end - p.stop_margin, kill_at)
+    conn = domain.open_conn(p.hypervisor, until=min(kill_at, t0 + LIBVIRT_SECONDS))
     try:
-        conn = domain.open_conn(p.hypervisor)
-    except domain.Error as exc:
-        # a guess here could leave a writer running: fail, and let the cluster fence
-        raise Failed(OCF_ERR_GENERIC, f"cannot reach libvirtd at {p.hypervisor} to stop {name} "
-                                      f"({exc.get_error_message()}): failing so the cluster fences") from None
-    try:
-        dom = domain.lookup(conn, name)
-        if dom is None or domain.state(dom) not in domain.RUNNING_STATES | {domain.libvirt.VIR_DOMAIN_CRASHED}:
-            log.info(f"domain {name} is not running")
-            return OCF_SUCCESS
-        graceful_until = deadline - p.stop_margin
+        quick = min(kill_at, time.monotonic() + LIBVIRT_SECONDS)
+        dom = domain.bounded(quick, domain.lookup, conn, name)
+        if dom is None or domain.bounded(quick, domain.state, dom) not in domain.RUNNING_STATES | {lv.VIR_DOMAIN_CRASHED}:
+            return
         if not p.force_stop and graceful_until > time.monotonic():
             try:
-                dom.shutdownFlags(domain.SHUTDOWN_MODES[p.shutdown_mode])
+                domain.bounded(graceful_until, dom.shutdownFlags, domain.SHUTDOWN_MODES[p.shutdown_mode])
                 log.info(f"asked {name} to shut down ({p.shutdown_mode or 'default mode'}), "
                          f"waiting up to {graceful_until - time.monotonic():.0f}s")
-                while time.monotonic() < graceful_until and not domain.gone(conn, name):
+                while time.monotonic() < graceful_until and not domain.bounded(graceful_until, domain.gone, conn, name):
                     time.sleep(0.2)
+            except domain.Hung:
+                pass
             except domain.Error as exc:
                 if not domain.is_missing(exc):
                     log.warn(f"graceful shutdown of {name} failed: {exc.get_error_message()}")
-        if not domain.gone(conn, name):
-            log.warn(f"domain {name} did not shut down gracefully: destroying it")
-            try:
-                dom.destroy()
-            except domain.Error as exc:
-                if not domain.is_missing(exc) and not domain.gone(conn, name):
-                    raise Failed(OCF_ERR_GENERIC, f"cannot destroy {name}: {exc.get_error_message()}") from None
-        while not domain.gone(conn, name):
-            if time.monotonic() >= deadline:
-                raise Failed(OCF_ERR_GENERIC, f"domain {name} still runs after destroy")
+        if domain.bounded(kill_at, domain.gone, conn, name):
+            log.info(f"domain {name} stopped in {time.monotonic() - t0:.2f}s")
+            return
+        log.warn(f"domain {name} did not shut down gracefully: destroying it")
+        try:
+            domain.bounded(kill_at, dom.destroy)
+        except domain.Error as exc:
+            if not domain.is_missing(exc):
+                log.warn(f"libvirt could not destroy {name}: {exc.get_error_message()}")
+        while not domain.bounded(kill_at, domain.gone, conn, name):
+            if time.monotonic() >= kill_at:
+                raise domain.Hung(f"domain {name} still runs after destroy")
             time.sleep(0.1)
-        log.info(f"domain {name} stopped in {time.monotonic() - t0:.2f}s")
-        return OCF_SUCCESS
-    except domain.Error as exc:
-        raise Failed(OCF_ERR_GENERIC, f"libvirt failed while stopping {name}: {exc.get_error_message()}") from None
+        log.info(f"domain {name} destroyed, stopped in {time.monotonic() - t0:.2f}s")
     finally:
-        conn.close()
+        domain.close(conn, end)
+
+
+def _stop_from_process_table(name: str, end: float) -> int:
+    """Success only once no QEMU of the domain is alive in this node's network namespace:
+    SIGTERM (QEMU flushes and exits), then SIGKILL at the last moment that leaves time to
+    see it gone."""
+    from . import qemuproc
+
+    if qemuproc.running(name):
+        now = time.monotonic()
+        kill_at = max(now, end - KILL_RESERVE)
+        survivors = qemuproc.end(name, term_until=min(now + LIBVIRT_SECONDS, kill_at), until=end)
+        if survivors:
+            raise Failed(OCF_ERR_GENERIC, f"QEMU of {name} (pid {', '.join(map(str, survivors))}) "
+                                          "survived SIGKILL: failing so the cluster fences")
+        log.info(f"QEMU of {name} ended from the process table")
+    _forget_utilization()
+    return OCF_SUCCESS
 
 
 # ------------------------------------------------------------------ migration
@@ -197,107 +314,146 @@ def _target_uris(p: Params, target: str):
 
 
 def migrate_to(p: Params) -> int:
-    import threading
-
     from . import domain
 
-    lv = domain.libvirt
     t0 = time.monotonic()
-    hard_end = t0 + op_timeout("migrate_to") - 1   # the agent answers before Pacemaker gives up
+    hard_end = t0 + op_timeout("migrate_to") - ANSWER_MARGIN   # the agent answers before Pacemaker gives up
     deadline = t0 + op_timeout("migrate_to") - p.migrate_margin
     target = os.environ.get("OCF_RESKEY_CRM_meta_migrate_target")
     if not target:
         raise Failed(OCF_ERR_CONFIGURED, "migrate_to needs the target node (CRM_meta_migrate_target)")
     name = _name(p)
     dest, data_uri = _target_uris(p, target)
-    conn = _conn(p)
+    conn = _conn(p, min(deadline, t0 + LIBVIRT_SECONDS))
     try:
-        dom = domain.lookup(conn, name)
-        if dom is None or domain.state(dom) not in domain.RUNNING_STATES:
+        try:
+            dom = domain.bounded(deadline, domain.lookup, conn, name)
+            running = dom is not None and domain.bounded(deadline, domain.state, dom) in domain.RUNNING_STATES
+        except (domain.Error, domain.Hung) as exc:
+            raise Failed(OCF_ERR_GENERIC, f"libvirt failed before migrating {name}: {_why(exc)}") from None
+        if not running:
             raise Failed(OCF_ERR_GENERIC, f"domain {name} does not run here: nothing to migrate")
-        params = {}
-        if data_uri:
-            params[lv.VIR_MIGRATE_PARAM_URI] = data_uri
-        if p.migration_speed:
-            params[lv.VIR_MIGRATE_PARAM_BANDWIDTH] = p.migration_speed
-        flags = lv.VIR_MIGRATE_LIVE | lv.VIR_MIGRATE_PEER2PEER | lv.VIR_MIGRATE_ABORT_ON_ERROR
-        if p.migration_auto_converge:
-            flags |= lv.VIR_MIGRATE_AUTO_CONVERGE
-        log.info(f"migrating {name} to {target} ({dest}{', data ' + data_uri if data_uri else ''})")
-        outcome = {}
-
-        def run():
-            try:
-                dom.migrateToURI3(dest, params, flags)
-            except domain.Error as exc:
-                outcome["error"] = exc.get_error_message()
-
-        worker = threading.Thread(target=run, name="migrate", daemon=True)
-        worker.start()
-        downtime_set, aborted, said = not p.migration_downtime, False, 0.0
-        while worker.is_alive():
-            worker.join(0.5)
-            if not worker.is_alive():
-                break
-            now = time.monotonic()
-            if aborted and now >= hard_end:
-                # the job ignored the abort (libvirt cannot abort every migration phase, e.g.
-                # while the target's QEMU does not answer): answer now, state unknown
-                raise Failed(OCF_ERR_GENERIC, f"live migration of {name} to {target} did not end "
-                             "after being aborted; the cluster recovers the VM (stop on both nodes)")
-            try:
-                if not downtime_set and dom.jobInfo()[0] != lv.VIR_DOMAIN_JOB_NONE:
-                    dom.migrateSetMaxDowntime(p.migration_downtime)
-                    downtime_set = True
-                if now - said >= 2:
-                    stats = dom.jobStats()
-                    log.info(f"migration of {name}: {stats.get('memory_processed', 0) >> 20} MiB sent, "
-                             f"{stats.get('memory_remaining', 0) >> 20} MiB to go")
-                    said = now
-                if now >= deadline and not aborted:
-                    log.warn(f"migration of {name} not done {p.migrate_margin}s before the timeout: aborting")
-                    dom.abortJob()
-                    aborted = True
-            except domain.Error as exc:
-                log.debug(f"migration job query: {exc.get_error_message()}")
-        if aborted or "error" in outcome:
-            why = "aborted before the operation timed out" if aborted else outcome["error"]
-            raise Failed(OCF_ERR_GENERIC, f"live migration of {name} to {target} failed: {why}; "
-                                          "it keeps running here")
+        _migrate(p, dom, name, target, dest, data_uri, deadline, hard_end)
         log.info(f"domain {name} migrated to {target} in {time.monotonic() - t0:.2f}s")
+        _forget_utilization()
         return OCF_SUCCESS
     finally:
-        conn.close()
+        domain.close(conn, hard_end)
+
+
+def _migrate(p: Params, dom, name: str, target: str, dest: str, data_uri: str,
+             deadline: float, hard_end: float) -> None:
+    """Run the migration job; abort it at `deadline`; answer by `hard_end` whatever libvirt
+    and both QEMUs do (every query is bounded: a stopped QEMU blocks its monitor)."""
+    import threading
+
+    from . import domain
+
+    lv = domain.libvirt
+    params = {}
+    if data_uri:
+        params[lv.VIR_MIGRATE_PARAM_URI] = data_uri
+    if p.migration_speed:
+        params[lv.VIR_MIGRATE_PARAM_BANDWIDTH] = p.migration_speed
+    flags = lv.VIR_MIGRATE_LIVE | lv.VIR_MIGRATE_PEER2PEER | lv.VIR_MIGRATE_ABORT_ON_ERROR
+    if p.migration_auto_converge:
+        flags |= lv.VIR_MIGRATE_AUTO_CONVERGE
+    log.info(f"migrating {name} to {target} ({dest}{', data ' + data_uri if data_uri else ''})")
+    outcome = {}
+
+    def run():
+        try:
+            dom.migrateToURI3(dest, params, flags)
+        except domain.Error as exc:
+            outcome["error"] = exc.get_error_message()
+
+    worker = threading.Thread(target=run, name="migrate", daemon=True)
+    worker.start()
+    downtime_set, aborted, said = not p.migration_downtime, False, 0.0
+    while worker.is_alive():
+        worker.join(0.5)
+        if not worker.is_alive():
+            break
+        now = time.monotonic()
+        if now >= hard_end:
+            from .deadline import abandoned
+
+            abandoned.append("migrateToURI3")
+            # the job ignored the abort, or libvirt does not answer (a hung QEMU on either
+            # side): answer now, state unknown
+            raise Failed(OCF_ERR_GENERIC, f"live migration of {name} to {target} did not end "
+                         f"{'after being aborted' if aborted else 'and libvirt did not answer'}; "
+                         "the cluster recovers the VM (stop on both nodes)")
+        quick = min(hard_end, now + 2)
+        try:
+            if not downtime_set and domain.bounded(quick, dom.jobInfo)[0] != lv.VIR_DOMAIN_JOB_NONE:
+                domain.bounded(quick, dom.migrateSetMaxDowntime, p.migration_downtime)
+                downtime_set = True
+            if now - said >= 2:
+                stats = domain.bounded(quick, dom.jobStats)
+                log.info(f"migration of {name}: {stats.get('memory_processed', 0) >> 20} MiB sent, "
+                         f"{stats.get('memory_remaining', 0) >> 20} MiB to go")
+                said = now
+        except (domain.Error, domain.Hung) as exc:
+            log.debug(f"migration job query: {_why(exc)}")
+        if now >= deadline and not aborted:
+            log.warn(f"migration of {name} not done {p.migrate_margin}s before the timeout: aborting")
+            aborted = True
+            try:
+                domain.bounded(quick, dom.abortJob)
+            except (domain.Error, domain.Hung) as exc:
+                log.warn(f"abort of the migration of {name}: {_why(exc)}")
+    if aborted or "error" in outcome:
+        why = "aborted before the operation timed out" if aborted else outcome["error"]
+        raise Failed(OCF_ERR_GENERIC, f"live migration of {name} to {target} failed: {why}; "
+                                      "it keeps running here")
 
 
 def migrate_from(p: Params) -> int:
     from . import domain
 
     name = _name(p)
-    deadline = time.monotonic() + min(op_timeout("migrate_from"), 30)
-    conn = _conn(p)
+    t0 = time.monotonic()
+    end = t0 + op_timeout("migrate_from") - ANSWER_MARGIN
+    deadline = min(end, t0 + 30)
+    conn = _conn(p, deadline)
     try:
         while True:
-            dom = domain.lookup(conn, name)
-            if dom is not None and domain.state(dom) in domain.RUNNING_STATES:
-                log.info(f"domain {name} runs here after migration")
-                _utilization(p, dom.XMLDesc(0))
-                return OCF_SUCCESS
+            try:
+                dom = domain.bounded(deadline, domain.lookup, conn, name)
+                if dom is not None and domain.bounded(deadline, domain.state, dom) in domain.RUNNING_STATES:
+                    log.info(f"domain {name} runs here after migration")
+                    from .definition import remember_name
+
+                    remember_name(p, name)
+                    _utilization(p, domain.bounded(deadline, dom.XMLDesc, 0), end)
+                    return OCF_SUCCESS
+            except (domain.Error, domain.Hung) as exc:
+                raise Failed(OCF_ERR_GENERIC, f"libvirt failed after the migration of {name}: {_why(exc)}") from None
             if time.monotonic() >= deadline:
                 raise Failed(OCF_ERR_GENERIC, f"domain {name} does not run here after the migration")
             time.sleep(0.2)
     finally:
-        conn.close()
+        domain.close(conn, end)
 
 
 # ------------------------------------------------------------------ utilization
-def _utilization(p: Params, xml: str) -> None:
+def _utilization(p: Params, xml: str, until: float) -> None:
     """cpu / hv_memory from the definition, written to the CIB only when they changed."""
     from .utilization import update
 
     rsc = os.environ.get("OCF_RESOURCE_INSTANCE")
     if rsc and (p.autoset_utilization_cpu or p.autoset_utilization_hv_memory):
-        update(rsc, xml, cpu=p.autoset_utilization_cpu, hv_memory=p.autoset_utilization_hv_memory)
+        update(rsc, xml, cpu=p.autoset_utilization_cpu, hv_memory=p.autoset_utilization_hv_memory,
+               until=min(until, time.monotonic() + 10))
+
+
+def _forget_utilization() -> None:
+    rsc = os.environ.get("OCF_RESOURCE_INSTANCE")
+    if rsc:
+        from .utilization import forget
+
+        forget(rsc)
 
 
 # ------------------------------------------------------------------ validate-all
@@ -333,6 +489,11 @@ ACTIONS_TABLE = {"start": start, "stop": stop, "monitor": monitor, "status": mon
                  "migrate_to": migrate_to, "migrate_from": migrate_from, "validate-all": validate}
 
 
+# a failing stop means fencing, a failing probe means recovery: these take bad optional
+# parameters with a warning; start, migrations and validate-all refuse them
+LENIENT = {"stop", "monitor", "status"}
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     action = argv[0] if argv else ""
@@ -345,10 +506,24 @@ def main(argv=None) -> int:
         print(USAGE, file=sys.stderr)
         return OCF_ERR_UNIMPLEMENTED if action else OCF_ERR_ARGS
     try:
-        p = Params()
+        p = Params(strict=action not in LENIENT)
     except ParamError as exc:
         log.exit_reason(str(exc))
         return OCF_ERR_CONFIGURED
+    for problem in p.ignored:
+        log.warn(f"{problem} (a {action} does not fail for it; validate-all and start do)")
+    code = _run(action, p)
+    from .deadline import abandoned
+
+    if abandoned:
+        # a thread is still blocked in libvirt (or DNS): leave without waiting for it
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
+def _run(action: str, p: Params) -> int:
     try:
         return ACTIONS_TABLE[action](p)
     except Failed as exc:
@@ -357,5 +532,27 @@ def main(argv=None) -> int:
         log.exit_reason(str(exc))
         return exc.code
     except Exception as exc:  # noqa: BLE001 - the cluster gets a reason, never a traceback
-        log.exit_reason(f"{action} failed unexpectedly: {type(exc).__name__}: {exc}")
+        reason = f"{action} failed unexpectedly: {type(exc).__name__}: {exc}"
+        if action in LENIENT:
+            return _last_resort(action, p, reason)
+        log.exit_reason(reason)
+        return OCF_ERR_GENERIC
+
+
+def _last_resort(action: str, p: Params, reason: str) -> int:
+    """An unexpected error in stop or monitor: answer from the process table rather than
+    with a failure (a failed probe means recovery, a failed stop means fencing)."""
+    log.error(f"{reason}; answering from the process table")
+    try:
+        name = _known_name(p)
+        if name is None:
+            return OCF_SUCCESS if action == "stop" else OCF_NOT_RUNNING
+        if action == "stop":
+            return _stop_from_process_table(name, time.monotonic() + KILL_RESERVE + LIBVIRT_SECONDS)
+        return _monitor_from_process_table(name, reason)
+    except Failed as exc:
+        log.exit_reason(str(exc))
+        return exc.code
+    except Exception as exc:  # noqa: BLE001
+        log.exit_reason(f"{reason}; and from the process table: {type(exc).__name__}: {exc}")
         return OCF_ERR_GENERIC

@@ -12,20 +12,37 @@ class DefinitionError(Exception):
 
 
 def domain_name(p: Params) -> str:
-    """The libvirt name of the domain, without Ceph: monitor must work when Ceph does not."""
+    """The libvirt name of the domain, without Ceph: monitor must work when Ceph does not.
+
+    config=: read from the file, else the name remembered when the domain last started or
+    arrived here (stop and monitor must work after the file is gone); DefinitionError(5) if
+    neither is there: then nothing was started here since boot."""
     if p.vm:
         return p.vm
     # the operator's own file, read with the standard library (expat resolves no external
     # entities); only <name> is needed
     import xml.etree.ElementTree as ET
 
+    from . import rsctmp
+
     try:
         name = ET.parse(p.config).getroot().findtext("name")
     except (OSError, ET.ParseError) as exc:
+        remembered = rsctmp.recall("domain", p.config)
+        if remembered:
+            return remembered
         raise DefinitionError(5, f"cannot read the domain name from {p.config}: {exc}") from None
-    if not name:
+    if not name or not name.strip():
         raise DefinitionError(6, f"{p.config} has no <name>")
     return name.strip()
+
+
+def remember_name(p: Params, name: str) -> None:
+    """After a start or an incoming migration (config= only: vm= needs no memory)."""
+    if p.config:
+        from . import rsctmp
+
+        rsctmp.remember("domain", p.config, name)
 
 
 def load_xml(p: Params, session=None) -> str:
@@ -52,12 +69,12 @@ def load_xml(p: Params, session=None) -> str:
 
 
 def _vm_xml(session, vm: str) -> str:
-    """The `xml` of a complete VM, read from its system disk alone (one open, no listing)."""
+    """The `xml` of a complete VM, read from its system disk alone (one open, no listing);
+    complete by the storage layer's own rule (vmstore.state_of)."""
     import rbd
 
-    from rbdvm.helpers import names
+    from rbdvm.helpers import names, vmstore
     from rbdvm.helpers.ceph import ceph_errors
-    from rbdvm.helpers.vmstore import STATE_KEY
 
     try:
         img = rbd.Image(session.ioctx, names.system_disk(vm), read_only=True)
@@ -66,12 +83,13 @@ def _vm_xml(session, vm: str) -> str:
                                  f"{names.system_disk(vm)}); create it with `rbdvm create`") from None
     with ceph_errors(f"reading the definition of VM {vm}", session.target), img:
         md = dict(img.metadata_list())
-    if md.get(STATE_KEY):
-        command = {"creating": "create or clone", "removing": "remove"}.get(md[STATE_KEY], md[STATE_KEY])
+        group = img.group()
+    in_group = group.get("name") == vm and group.get("pool") == session.ioctx.get_pool_id()
+    state = vmstore.state_of(md, in_group)
+    if state != vmstore.COMPLETE:
+        command = {vmstore.REMOVING: "remove"}.get(state, "create or clone")
         raise DefinitionError(6, f"VM {vm} is not usable: a {command} of it was interrupted; "
                                  "run that rbdvm command again to finish it")
-    if "xml" not in md:
-        raise DefinitionError(6, f"VM {vm} has no definition (`xml` metadata of {names.system_disk(vm)})")
     return md["xml"]
 
 

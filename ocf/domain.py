@@ -1,11 +1,14 @@
-"""libvirt for the agent: connections, states, and the QEMU process table as a fallback.
+"""libvirt for the agent: calls under a deadline, states. When libvirtd is dead or hung the
+agent answers from the QEMU process table instead (ocf/qemuproc.py).
 
 Imports only libvirt and the standard library: monitor runs every few seconds on every node.
 """
 
-import os
+import time
 
 import libvirt
+
+from .deadline import Hung, bounded
 
 # libvirt prints every error on stderr by default; the agent reports what matters itself
 libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
@@ -29,8 +32,27 @@ def is_missing(exc: Error) -> bool:
     return exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN
 
 
-def open_conn(uri: str, read_only: bool = False):
-    return libvirt.openReadOnly(uri) if read_only else libvirt.open(uri)
+def open_conn(uri: str, read_only: bool = False, until: float = None):
+    opener = libvirt.openReadOnly if read_only else libvirt.open
+    return opener(uri) if until is None else bounded(until, opener, uri)
+
+
+def close(conn, until: float) -> None:
+    """Close without waiting past `until` (a hung libvirtd never answers the close)."""
+    try:
+        bounded(min(until, time.monotonic() + 1), conn.close)
+    except (Error, Hung):
+        pass
+
+
+def query_state(uri: str, name: str):
+    """The state of domain `name` on this hypervisor (None: unknown to it), read-only."""
+    conn = libvirt.openReadOnly(uri)
+    try:
+        dom = lookup(conn, name)
+        return None if dom is None else state(dom)
+    finally:
+        conn.close()
 
 
 def lookup(conn, name: str):
@@ -56,34 +78,3 @@ def state(dom) -> int:
 def gone(conn, name: str) -> bool:
     dom = lookup(conn, name)
     return dom is None or state(dom) not in RUNNING_STATES | {libvirt.VIR_DOMAIN_CRASHED}
-
-
-def qemu_running(name: str) -> bool:
-    """Is a QEMU process of domain `name` running in this network namespace?
-
-    What monitor answers from when libvirtd is down or restarting: the guest's QEMU keeps
-    running without libvirtd. libvirt names it with `-name guest=<name>,...`.
-    """
-    try:
-        own_net = os.readlink("/proc/self/ns/net")
-    except OSError:
-        own_net = None
-    wanted = f"guest={name},".encode()
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                args = f.read().split(b"\0")
-            if not args or b"qemu" not in os.path.basename(args[0]):
-                continue
-            if own_net and os.readlink(f"/proc/{pid}/ns/net") != own_net:
-                continue   # another node of a lab sharing this kernel
-            for i, arg in enumerate(args[:-1]):
-                if arg == b"-name" and (args[i + 1] + b",").startswith(wanted):
-                    with open(f"/proc/{pid}/stat") as st:
-                        if st.read().rsplit(")", 1)[1].split()[0] != "Z":
-                            return True
-        except OSError:
-            continue
-    return False

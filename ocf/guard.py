@@ -5,72 +5,176 @@ watchers: a running QEMU is one). The domain is not running on this node (start 
 any such client is a writer elsewhere: a node cut off by a network partition, or a crashed
 node whose watch has not expired yet (~30 s after the crash). The start waits for them to go
 and, if they are still there when its time is nearly up, fails saying which disk and client.
+
+Checking and starting are one critical section per disk across the cluster: a RADOS lock
+named LOCK_NAME on the image's header object, taken (in one global order) before the check
+and released once the new QEMU's watch is visible. Two starts of the same VM at the same
+instant, on two nodes, cannot both see the disks free: the second one takes the lock after
+the first QEMU has opened the disks, sees its watch and refuses. The lock has an expiry, so
+an agent killed inside the section blocks nobody for longer than its start timeout.
 """
 
 import time
+import uuid
 
-from rbdvm.helpers import domainxml, vmstore
+import rados
+import rbd
+
 from rbdvm.helpers.ceph import Session
 from rbdvm.helpers.errors import RbdvmError
 from rbdvm.helpers.settings import CephTarget
 
-from . import log
+from . import log, nodes
+
+# not librbd's own "rbd_lock" (the exclusive-lock feature and `rbd lock`): an independent lock
+LOCK_NAME = "rbdvm.start"
 
 
 class GuardRefused(Exception):
     """Clients still hold the disks open; the message is the exit reason."""
 
 
-def rbd_disks(xml: str) -> list:
-    """[(pool, namespace, image)] of the domain's RBD disks."""
+class Disk:
+    __slots__ = ("pool", "namespace", "image", "writable", "label", "handle", "ioctx", "header")
+
+    def __init__(self, pool, namespace, image, writable):
+        self.pool, self.namespace, self.image, self.writable = pool, namespace, image, writable
+        self.label = f"{pool}/{namespace + '/' if namespace else ''}{image}"
+        self.handle = self.ioctx = self.header = None
+
+
+def rbd_disks(root) -> list:
+    """The domain's RBD disks (a parsed domain XML), in the one order locks are taken in."""
     out = []
-    for src in domainxml.parse(xml, "the domain XML").iterfind("devices/disk/source[@protocol='rbd']"):
-        parts = (src.get("name") or "").split("/")
-        if len(parts) == 2:
-            out.append((parts[0], "", parts[1]))
-        elif len(parts) == 3:
-            out.append(tuple(parts))
-    return out
-
-
-def _clients(conf: str, client_id: str, disks, session=None) -> list:
-    found = []
-    by_place = {}
-    for pool, ns, image in disks:
-        by_place.setdefault((pool, ns), []).append(image)
-    for (pool, ns), images in by_place.items():
-        label = f"{pool}/{ns + '/' if ns else ''}"
-        if session is not None and (session.target.pool, session.target.namespace) == (pool, ns):
-            found += [(label + d, a, h) for d, a, h in vmstore.watchers(session, images)]
+    for disk in root.iterfind("devices/disk"):
+        src = disk.find("source[@protocol='rbd']")
+        if src is None:
             continue
-        with Session(CephTarget(conf=conf, client_id=client_id, pool=pool, namespace=ns)) as s:
-            found += [(label + d, a, h) for d, a, h in vmstore.watchers(s, images)]
-    return found
+        parts = (src.get("name") or "").split("/")
+        if len(parts) in (2, 3):
+            pool, image = parts[0], parts[-1]
+            ns = parts[1] if len(parts) == 3 else ""
+            out.append(Disk(pool, ns, image, disk.find("readonly") is None))
+    return sorted(out, key=lambda d: (d.pool, d.namespace, d.image))
 
 
-def wait_until_free(conf: str, client_id: str, xml: str, deadline: float, session=None) -> None:
-    """Return once no client has any RBD disk of the domain open; GuardRefused at `deadline`.
+class StartSection:
+    """`with StartSection(conf, client_id, disks, session, hold_until) as section:` holds the
+    start lock of every disk; section.wait_free(), start the domain, section.wait_visible().
 
     `session`: an open session to reuse for the disks in its pool and namespace."""
-    disks = rbd_disks(xml)
-    if not disks:
-        return
-    said = 0.0
-    while True:
+
+    def __init__(self, conf: str, client_id: str, disks, session=None, hold_until: float = 0):
+        self.conf, self.client_id, self.disks, self.session = conf, client_id, disks, session
+        self.hold_seconds = max(5, int(hold_until - time.monotonic()) + 1)
+        self.cookie = uuid.uuid4().hex
+        self.opened, self.locked, self.release = [], [], True
+
+    def __enter__(self):
         try:
-            clients = _clients(conf, client_id, disks, session)
-        except RbdvmError as exc:
-            raise GuardRefused(f"split-brain guard cannot check the disks' clients: {exc.message}") from None
-        if not clients:
-            return
-        who = "; ".join(f"{d} is open by {a}" + (f" ({h})" if h else "") for d, a, h in clients)
-        now = time.monotonic()
-        if now >= deadline:
-            raise GuardRefused(
-                f"split-brain guard: {who}: refusing to start a second writer. If that node is "
-                "down, fence it (its watch then expires within ~30 s); if it runs the VM, stop it there")
-        if now - said >= 5:
-            log.warn(f"split-brain guard: {who}; waiting for it to go "
-                     f"({deadline - now:.0f} s left)")
-            said = now
-        time.sleep(min(1.0, max(0.0, deadline - now)))
+            self._open()
+        except BaseException:
+            self._close()
+            raise
+        return self
+
+    def _open(self) -> None:
+        places = {}
+        if self.session is not None:
+            places[(self.session.target.pool, self.session.target.namespace)] = self.session
+        for d in self.disks:
+            key = (d.pool, d.namespace)
+            if key not in places:
+                s = Session(CephTarget(conf=self.conf, client_id=self.client_id, pool=d.pool,
+                                       namespace=d.namespace)).__enter__()
+                self.opened.append(s)
+                places[key] = s
+            d.ioctx = places[key].ioctx
+            try:
+                d.handle = rbd.Image(d.ioctx, d.image, read_only=True)
+            except rbd.ImageNotFound:
+                raise GuardRefused(f"disk {d.label} of the domain does not exist") from None
+            d.header = f"rbd_header.{d.handle.id()}"
+
+    def lock(self, until: float) -> None:
+        """Take every disk's start lock; GuardRefused if another start holds one at `until`."""
+        import socket
+
+        desc = f"start by {socket.gethostname()}"
+        for d in self.disks:
+            while True:
+                try:
+                    d.ioctx.lock_exclusive(d.header, LOCK_NAME, self.cookie, desc=desc,
+                                           duration=self.hold_seconds)
+                    self.locked.append(d)
+                    break
+                except rados.ObjectBusy:
+                    if time.monotonic() >= until:
+                        raise GuardRefused(
+                            f"split-brain guard: another start of {d.label} is under way (it "
+                            "holds the disk's start lock); refusing to start a second writer") from None
+                    time.sleep(0.05)
+
+    def clients(self) -> list:
+        """[(disk label, address, node name or None)] of every client holding a disk open."""
+        found = []
+        for d in self.disks:
+            for w in d.handle.watchers_list():
+                addr = w["addr"].split("/")[0].rsplit(":", 1)[0]
+                found.append((d.label, addr, nodes.name_of(addr)))
+        return found
+
+    def wait_free(self, deadline: float) -> None:
+        """Return once no client has any disk open; GuardRefused at `deadline`."""
+        said = 0.0
+        while True:
+            clients = self.clients()
+            if not clients:
+                return
+            who = "; ".join(f"{d} is open by {a}" + (f" ({h})" if h else "") for d, a, h in clients)
+            now = time.monotonic()
+            if now >= deadline:
+                raise GuardRefused(
+                    f"split-brain guard: {who}: refusing to start a second writer. If that node is "
+                    "down, fence it (its watch then expires within ~30 s); if it runs the VM, stop it there")
+            if now - said >= 5:
+                log.warn(f"split-brain guard: {who}; waiting for it to go ({deadline - now:.0f} s left)")
+                said = now
+            time.sleep(min(1.0, max(0.0, deadline - now)))
+
+    def wait_visible(self, until: float) -> None:
+        """Return once every writable disk shows a client (the new QEMU's watch): from then on
+        any other start sees it. Not seen by `until`: the locks are left to expire."""
+        while True:
+            if all(d.handle.watchers_list() for d in self.disks if d.writable):
+                return
+            if time.monotonic() >= until:
+                log.warn("the new QEMU's disk watch is not visible yet; the start locks expire "
+                         f"in {self.hold_seconds} s instead of being released")
+                self.release = False
+                return
+            time.sleep(0.02)
+
+    def keep_locks(self) -> None:
+        """The domain may or may not be starting (libvirt did not answer): let the locks expire."""
+        self.release = False
+
+    def __exit__(self, *exc):
+        self._close()
+
+    def _close(self) -> None:
+        for d in self.locked if self.release else ():
+            try:
+                d.ioctx.unlock(d.header, LOCK_NAME, self.cookie)
+            except rados.Error:
+                pass   # expired: nothing to release
+        for d in self.disks:
+            if d.handle is not None:
+                d.handle.close()
+                d.handle = None
+        for s in self.opened:
+            s.close()
+
+
+def ceph_error(exc: RbdvmError) -> GuardRefused:
+    return GuardRefused(f"split-brain guard cannot check the disks' clients: {exc.message}")

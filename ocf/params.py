@@ -117,13 +117,29 @@ def _convert(p: Param, raw: str):
     return raw
 
 
-class Params:
-    """Parameter values: OCF_RESKEY_<name> if Pacemaker passed it, else the default."""
+# what the agent needs to know which domain it is about: never replaced by a default
+IDENTITY = ("vm", "config")
 
-    def __init__(self, environ=os.environ):
+
+class Params:
+    """Parameter values: OCF_RESKEY_<name> if Pacemaker passed it, else the default.
+
+    strict=False (stop, monitor, probe): a bad optional value is replaced by its default and
+    noted in `ignored`, because a stop that fails means fencing and a probe that fails means
+    recovery; start and validate-all refuse it (strict)."""
+
+    def __init__(self, environ=os.environ, strict: bool = True):
+        self.ignored = []
         for p in PARAMS:
             raw = environ.get("OCF_RESKEY_" + p.name)
-            setattr(self, p.name, p.default if raw is None else _convert(p, raw))
+            try:
+                value = p.default if raw is None else _convert(p, raw)
+            except ParamError as exc:
+                if strict or p.name in IDENTITY:
+                    raise
+                self.ignored.append(f"{exc}; using {p.default!r}")
+                value = p.default
+            setattr(self, p.name, value)
         if bool(self.vm) == bool(self.config):
             raise ParamError("give exactly one of the parameters vm (a VM in Ceph) and config "
                              "(a libvirt XML file)")

@@ -1,13 +1,15 @@
 """Resource utilization (cpu, hv_memory) from the domain definition, written to the CIB only
-when it changed: the last values written are kept in /run, so no monitor ever forks."""
+when it changed: the last values written on this node are remembered in $HA_RSCTMP, so no
+monitor ever forks. The memory is forgotten when the domain leaves this node (stop,
+migrate_to), so a resource deleted and created again gets its utilization again."""
 
-import os
 import subprocess
+import time
 import xml.etree.ElementTree as ET
 
-from . import log
+from . import log, rsctmp
 
-CACHE_DIR = "/run/resource-agents"
+KIND = "utilization"
 _UNITS = {"b": 1, "bytes": 1, "k": 1 << 10, "kib": 1 << 10, "kb": 1000, "m": 1 << 20, "mib": 1 << 20,
           "mb": 10 ** 6, "g": 1 << 30, "gib": 1 << 30, "gb": 10 ** 9, "t": 1 << 40, "tib": 1 << 40}
 
@@ -25,26 +27,30 @@ def values(xml: str) -> dict:
     return out
 
 
-def update(rsc: str, xml: str, cpu: bool, hv_memory: bool) -> None:
+def update(rsc: str, xml: str, cpu: bool, hv_memory: bool, until: float) -> None:
+    """Write what changed, giving up (with a warning: utilization is not worth a failed
+    start) when `until` comes."""
     wanted = {k: v for k, v in values(xml).items() if (k == "cpu" and cpu) or (k == "hv_memory" and hv_memory)}
-    cache = os.path.join(CACHE_DIR, f"rbdvm-{rsc}.utilization")
     text = " ".join(f"{k}={v}" for k, v in sorted(wanted.items()))
-    try:
-        with open(cache) as f:
-            if f.read() == text:
-                return
-    except OSError:
-        pass
+    if rsctmp.recall(KIND, rsc) == text:
+        return
     for key, value in wanted.items():
-        res = subprocess.run(["crm_resource", "--resource", rsc, "--utilization", "--set-parameter",
-                              key, "--parameter-value", str(value)], capture_output=True, text=True)
+        left = until - time.monotonic()
+        argv = ["crm_resource", "--resource", rsc, "--utilization", "--set-parameter", key,
+                "--parameter-value", str(value)]
+        try:
+            if left <= 0:
+                raise subprocess.TimeoutExpired(argv, 0)
+            res = subprocess.run(argv, capture_output=True, text=True, timeout=left)
+        except (subprocess.TimeoutExpired, OSError) as exc:
+            log.warn(f"could not set utilization {key}={value}: {exc}")
+            return
         if res.returncode != 0:
             log.warn(f"could not set utilization {key}={value}: {res.stderr.strip()}")
             return
-    try:
-        os.makedirs(CACHE_DIR, exist_ok=True)
-        with open(cache, "w") as f:
-            f.write(text)
-    except OSError:
-        pass
+    rsctmp.remember(KIND, rsc, text)
     log.info(f"utilization of {rsc} set: {text}")
+
+
+def forget(rsc: str) -> None:
+    rsctmp.forget(KIND, rsc)

@@ -6,7 +6,7 @@ import time
 
 import pytest
 from lab_helpers import AGENT, agent, force_remove, make_vm, qemu_pids, rbdvm, unique
-from labkit import ceph, node, ops
+from labkit import ceph, ops
 from labkit import layout as L
 from labkit.procs import run, wait_for
 
@@ -111,28 +111,6 @@ def test_guard_waits_for_a_writer_that_goes(vm):
     assert "split-brain guard" in res.stderr
     assert wait_for(30, lambda: ops.serial_text(vm).count("READY") == 2), "booted on node2"
     assert agent("node2", "stop", vm=vm).returncode == 0
-
-
-def test_monitor_without_libvirtd_answers_from_the_process_table(vm):
-    assert agent("node1", "start", vm=vm).returncode == 0
-    ops.wait_serial(vm, "READY")
-    # libvirtd dies (SIGKILL, with the subreaper it runs under); the guest's QEMU runs on
-    reaper = node.REG.pid("libvirtd-node1")
-    daemon = int(node.root_path("node1", "/run/libvirt/libvirtd.pid").read_text())
-    for pid in (daemon, reaper):
-        os.kill(pid, signal.SIGKILL)
-    try:
-        assert wait_for(10, lambda: not node.REG.alive("libvirtd-node1"))
-        assert qemu_pids("node1", vm), "QEMU outlives libvirtd"
-        assert agent("node1", "monitor", vm=vm).returncode == 0
-        assert agent("node1", "monitor", vm=unique("other")).returncode == 7
-        res = agent("node1", "stop", vm=vm)
-        assert res.returncode == 1 and "fences" in reason(res), "stop must not guess without libvirtd"
-    finally:
-        node.start_libvirtd("node1")
-        assert wait_for(20, lambda: node.libvirt_up("node1"))
-    assert wait_for(10, lambda: agent("node1", "monitor", vm=vm).returncode == 0), "libvirtd found QEMU again"
-    assert agent("node1", "stop", vm=vm).returncode == 0
 
 
 def test_monitor_needs_no_ceph(vm):

@@ -1,0 +1,87 @@
+"""The QEMU process table: what monitor and stop answer from when libvirtd is dead or hung,
+or when the libvirt bindings cannot even be loaded. Standard library only.
+
+The guest's QEMU runs on without libvirtd. libvirt names it with `-name guest=<name>,...`;
+a lab (or container host) sharing this kernel has other nodes' QEMUs in other network
+namespaces, which are never looked at.
+"""
+
+import os
+import signal
+import time
+
+
+def pids(name: str) -> list:
+    """PIDs of the live (not zombie) QEMU processes of domain `name` in this network namespace."""
+    try:
+        own_net = os.readlink("/proc/self/ns/net")
+    except OSError:
+        own_net = None
+    wanted = f"guest={name},".encode()
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                args = f.read().split(b"\0")
+            if not args or b"qemu" not in os.path.basename(args[0]):
+                continue
+            if own_net and os.readlink(f"/proc/{pid}/ns/net") != own_net:
+                continue
+            if any(arg == b"-name" and (args[i + 1] + b",").startswith(wanted)
+                   for i, arg in enumerate(args[:-1])) and _alive(int(pid)):
+                found.append(int(pid))
+        except OSError:
+            continue
+    return found
+
+
+def running(name: str) -> bool:
+    return bool(pids(name))
+
+
+def _alive(pid: int) -> bool:
+    """Running, not a zombie (a zombie holds no disk: its files and sockets are closed)."""
+    try:
+        with open(f"/proc/{pid}/stat") as st:
+            return st.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except OSError:
+        return False
+
+
+def end(name: str, term_until: float, until: float) -> list:
+    """End domain `name`'s QEMU processes without libvirt: SIGTERM (QEMU flushes and exits),
+    SIGKILL at `term_until`, give up at `until`. Returns the PIDs that survived.
+
+    Each process is held by a pidfd, checked again after it is held, and watched through it:
+    a PID reused meanwhile is never signalled nor mistaken for a survivor."""
+    import select
+
+    fds = {}
+    for pid in pids(name):
+        try:
+            fds[pid] = os.pidfd_open(pid)
+        except OSError:
+            continue
+    try:
+        current = set(pids(name))
+
+        def living():
+            return [pid for pid, fd in fds.items() if pid in current
+                    and not select.select([fd], [], [], 0)[0] and _alive(pid)]
+
+        for sig, deadline in ((signal.SIGTERM, term_until), (signal.SIGKILL, until)):
+            for pid in living():
+                try:
+                    signal.pidfd_send_signal(fds[pid], sig)
+                except OSError:
+                    pass
+            while living() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if not living():
+                break
+        return living()
+    finally:
+        for fd in fds.values():
+            os.close(fd)
