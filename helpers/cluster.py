@@ -12,6 +12,7 @@ import time
 
 from lxml import etree
 
+from . import vmsettings
 from .errors import ClusterUnavailable, UsageError
 from .settings import DEFAULT_CEPH_CONF, DEFAULT_CEPH_ID, CephTarget
 
@@ -60,14 +61,6 @@ def _nvpairs(parent, tag: str, owner: str, values: dict):
         etree.SubElement(block, "nvpair", id=f"{owner}-{tag.split('_')[0]}-{k}", name=k, value=str(v))
 
 
-def _json(metadata, key) -> dict:
-    try:
-        value = json.loads(metadata.get(key, "{}"))
-    except ValueError:
-        raise UsageError(f"metadata {key} is not JSON", metadata.get(key, "")) from None
-    return value if isinstance(value, dict) else {}
-
-
 def primitive(vm: str, target: CephTarget, metadata: dict, start: bool):
     """The resource of a VM, from what its metadata asks for."""
     prim = etree.Element("primitive", id=vm, **AGENT)
@@ -80,13 +73,13 @@ def primitive(vm: str, target: CephTarget, metadata: dict, start: bool):
         params["ceph_id"] = target.client_id
     if metadata.get("_migration_downtime"):
         params["migration_downtime"] = metadata["_migration_downtime"]
-    params.update(_json(metadata, "_pacemaker_params"))
+    params.update(vmsettings.stored_map(metadata, "pacemaker_params"))
     _nvpairs(prim, "instance_attributes", vm, params)
     meta = {"allow-migrate": "true" if metadata.get("_live_migration") == "true" else "false",
             "target-role": "Started" if start else "Stopped"}
     if metadata.get("_priority"):
         meta["priority"] = metadata["_priority"]
-    meta.update(_json(metadata, "_pacemaker_meta"))
+    meta.update(vmsettings.stored_map(metadata, "pacemaker_meta"))
     _nvpairs(prim, "meta_attributes", vm, meta)
     ops = etree.SubElement(prim, "operations")
     for name, timeout, interval in (("monitor", "30s", "10s"), ("start", "90s", "0s"),
@@ -94,7 +87,7 @@ def primitive(vm: str, target: CephTarget, metadata: dict, start: bool):
                                     ("migrate_to", f"{metadata.get('_migrate_to_timeout', '120')}s", "0s"),
                                     ("migrate_from", "60s", "0s")):
         etree.SubElement(ops, "op", id=f"{vm}-{name}-{interval}", name=name, interval=interval, timeout=timeout)
-    _nvpairs(prim, "utilization", vm, _json(metadata, "_pacemaker_utilization"))
+    _nvpairs(prim, "utilization", vm, vmsettings.stored_map(metadata, "pacemaker_utilization"))
     return prim
 
 

@@ -37,6 +37,61 @@ SETTINGS = (
 BY_NAME = {s.name: s for s in SETTINGS}
 DEFAULT_DISK_BUS = "virtio"
 
+# keys of the map settings that rbdvm decides itself. A stored value would make the resource
+# run another VM, read another Ceph cluster or hypervisor, or undo what rbdvm manages.
+RESERVED_MAP_KEYS = {
+    "pacemaker_params": {
+        "vm": "the resource always runs its own VM", "config": "the definition is read from Ceph",
+        "pool": "the VM's pool is where it is stored", "namespace": "the VM's namespace is where it is stored",
+        "ceph_conf": "the Ceph cluster is the one the VM is stored in",
+        "ceph_id": "the Ceph user is the one the VM is stored with",
+        "hypervisor": "each node runs the VM on its own libvirtd"},
+    "pacemaker_meta": {
+        "target-role": "enable, disable, start and stop manage it",
+        "allow-migrate": "the live_migration setting decides it",
+        "priority": "the priority setting decides it"},
+}
+
+
+def check_map(name: str, value) -> dict:
+    """A map setting's value as Pacemaker takes it: {str: str}, booleans as true/false.
+
+    Refuses what is not a map of strings, numbers and booleans, and the reserved keys."""
+    key = BY_NAME[name].key
+    if not isinstance(value, dict):
+        raise UsageError(f"setting {key} is not a map of KEY=VALUE", f"got {value!r}")
+    out = {}
+    for k, v in value.items():
+        why = RESERVED_MAP_KEYS.get(name, {}).get(k)
+        if why:
+            raise UsageError(f"setting {key} may not set {k!r}", why,
+                             f"Remove {k} from {key}")
+        if not isinstance(k, str) or not k:
+            raise UsageError(f"setting {key} has an empty or non-text key", f"got {k!r}")
+        if isinstance(v, bool):
+            out[k] = "true" if v else "false"
+        elif isinstance(v, (str, int, float)):
+            out[k] = str(v)
+        else:
+            raise UsageError(f"setting {key}: the value of {k!r} is not a string, number or boolean",
+                             f"got {v!r}")
+    return out
+
+
+def stored_map(metadata: dict, name: str) -> dict:
+    """A map setting as stored on the system disk (by rbdvm or any other tool), checked as
+    it was at create: what the Pacemaker resource is built from."""
+    key = BY_NAME[name].key
+    raw = metadata.get(key)
+    if raw is None:
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        raise UsageError(f"setting {key} is not JSON", raw[:200],
+                         "Set it again with rbdvm, or remove that metadata key") from None
+    return check_map(name, value)
+
 
 def encode(values: dict) -> dict:
     """{setting name: python value} -> {metadata key: stored string}; None means unset."""
@@ -52,7 +107,7 @@ def encode(values: dict) -> dict:
                 raise UsageError(f"--{name.replace('_', '-')} must not be negative", f"got {value}")
             out[s.key] = str(int(value))
         elif s.kind == "map":
-            out[s.key] = json.dumps(dict(value), sort_keys=True)
+            out[s.key] = json.dumps(check_map(name, dict(value)), sort_keys=True)
         elif s.kind == "choice" and value not in s.choices:
             raise UsageError(f"--{name.replace('_', '-')} must be one of {', '.join(s.choices)}",
                              f"got {value!r}")

@@ -259,3 +259,59 @@ def test_anti_colocated_vms_never_share_a_node(vms):
     assert f"rbdvm-{b}-colo-{a}" not in ops.on(N1, "cibadmin", "--query", "--scope", "constraints").stdout
     assert "cannot be colocated with itself" in rbdvm_error(2, "colocate", a, a)
     assert "VM does not exist" in rbdvm_error(3, "colocate", a, unique("ghost"))
+
+
+# ------------------------------------------------------------------ issue 9: R4, S4
+@pytest.mark.parametrize("option,pair", [
+    ("--pacemaker-params", "vm=other"), ("--pacemaker-params", "config=/etc/other.xml"),
+    ("--pacemaker-params", "pool=elsewhere"), ("--pacemaker-params", "namespace=ns"),
+    ("--pacemaker-params", "ceph_conf=/tmp/c.conf"), ("--pacemaker-params", "ceph_id=admin"),
+    ("--pacemaker-params", "hypervisor=qemu+tcp://node2/system"),
+    ("--pacemaker-meta", "target-role=Started"), ("--pacemaker-meta", "allow-migrate=true"),
+])
+def test_stored_pacemaker_settings_cannot_retarget_the_resource(vms, option, pair):
+    vm = vms()
+    err = rbdvm_error(2, "create", "--disabled", vm, "--image", boot_disk(), "--xml", base_xml(vm), option, pair)
+    assert pair.split("=")[0] in err
+    assert vm not in {v["name"] for v in rbdvm_json("list")}, "nothing was created"
+
+
+def test_enable_refuses_foreign_pacemaker_metadata_and_renders_booleans(vms):
+    """Settings written by another tool straight into the image metadata: enable checks them
+    as create does, and renders JSON booleans the way Pacemaker reads them."""
+    vm = vms()
+    make_vm(vm)
+    system = f"rbd/system_{vm}"
+    for key, value in (("_pacemaker_params", '{"vm": "other"}'),
+                       ("_pacemaker_params", '{"migration_speed": {"nested": 1}}'),
+                       ("_pacemaker_meta", '{"target-role": "Started"}'),
+                       ("_pacemaker_utilization", '["not", "a", "map"]')):
+        ops.rbd(N1, "image-meta", "set", system, key, value)
+        err = rbdvm_error(2, "enable", vm)
+        assert key in err, err
+        assert crm_view(vm) is None, "no resource was made"
+        ops.rbd(N1, "image-meta", "remove", system, key)
+    ops.rbd(N1, "image-meta", "set", system, "_pacemaker_params",
+            '{"migration_auto_converge": true, "migration_speed": 50}')
+    ops.rbd(N1, "image-meta", "set", system, "_pinned_host", N1)
+    rbdvm("enable", vm)
+    xml = ops.on(N1, "cibadmin", "--query", "--xpath", f"//primitive[@id='{vm}']").stdout
+    nv = {e.get("name"): e.get("value") for e in ET.fromstring(xml).iter("nvpair")}
+    assert nv["migration_auto_converge"] == "true" and nv["migration_speed"] == "50", nv
+
+
+def test_utilization_is_set_again_when_the_resource_is_made_again(vms):
+    """disable deletes the resource, enable makes it anew on the same node: the agent must
+    not trust what it remembered writing to the old one."""
+    vm = vms()
+    make_vm(vm, pinned_host=N1)
+
+    def cpu():
+        return ops.on(N1, "crm_resource", "-r", vm, "--utilization", "-g", "cpu", check=False).stdout.strip()
+
+    rbdvm("enable", vm)
+    assert wait_for(30, lambda: cpu() == "1")
+    rbdvm("disable", vm)
+    rbdvm("enable", vm)
+    assert rbdvm_json("status", vm)["node"] == N1
+    assert wait_for(30, lambda: cpu() == "1"), "utilization of the new resource"

@@ -60,3 +60,26 @@ def test_unknown_action_and_usage(capsys):
     assert agent.main(["frobnicate"]) == 3
     assert agent.main([]) == 2
     assert agent.main(["usage"]) == 0
+
+
+def test_stop_and_monitor_take_bad_optional_values_with_a_note():
+    env = {"OCF_RESKEY_vm": "vm1", "OCF_RESKEY_shutdown_mode": "hard", "OCF_RESKEY_stop_margin": "x"}
+    with pytest.raises(ParamError):
+        Params(env)
+    p = Params(env, strict=False)
+    assert (p.shutdown_mode, p.stop_margin) == ("", 5)
+    assert len(p.ignored) == 2 and "shutdown_mode" in p.ignored[0]
+    with pytest.raises(ParamError):
+        Params({"OCF_RESKEY_vm": "bad-name"}, strict=False)   # identity is never guessed
+
+
+def test_node_names_come_from_corosyncs_nodelist(tmp_path):
+    from rbdvm.ocf import nodes
+
+    conf = tmp_path / "corosync.conf"
+    conf.write_text("totem {\n version: 2\n}\nnodelist {\n    node {\n        name: alpha\n"
+                    "        nodeid: 1\n        ring0_addr: 10.0.0.1\n        ring1_addr: 192.168.0.1\n    }\n"
+                    "    node {\n        nodeid: 2\n        ring0_addr: beta.example\n    }\n}\n")
+    assert nodes.cluster_addresses(str(conf)) == {"10.0.0.1": "alpha", "192.168.0.1": "alpha",
+                                                  "beta.example": "beta.example"}
+    assert nodes.cluster_addresses(str(tmp_path / "missing")) == {}
