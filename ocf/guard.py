@@ -110,6 +110,10 @@ class StartSection:
                     break
                 except rados.ObjectBusy:
                     if time.monotonic() >= until:
+                        # the other start may have its QEMU up by now: name it if so
+                        clients = self.clients()
+                        if clients:
+                            raise GuardRefused(_refusal(clients)) from None
                         raise GuardRefused(
                             f"split-brain guard: another start of {d.label} is under way (it "
                             "holds the disk's start lock); refusing to start a second writer") from None
@@ -131,13 +135,11 @@ class StartSection:
             clients = self.clients()
             if not clients:
                 return
-            who = "; ".join(f"{d} is open by {a}" + (f" ({h})" if h else "") for d, a, h in clients)
             now = time.monotonic()
             if now >= deadline:
-                raise GuardRefused(
-                    f"split-brain guard: {who}: refusing to start a second writer. If that node is "
-                    "down, fence it (its watch then expires within ~30 s); if it runs the VM, stop it there")
+                raise GuardRefused(_refusal(clients))
             if now - said >= 5:
+                who = _who(clients)
                 log.warn(f"split-brain guard: {who}; waiting for it to go ({deadline - now:.0f} s left)")
                 said = now
             time.sleep(min(1.0, max(0.0, deadline - now)))
@@ -174,6 +176,15 @@ class StartSection:
                 d.handle = None
         for s in self.opened:
             s.close()
+
+
+def _who(clients) -> str:
+    return "; ".join(f"{d} is open by {a}" + (f" ({h})" if h else "") for d, a, h in clients)
+
+
+def _refusal(clients) -> str:
+    return (f"split-brain guard: {_who(clients)}: refusing to start a second writer. If that node "
+            "is down, fence it (its watch then expires within ~30 s); if it runs the VM, stop it there")
 
 
 def ceph_error(exc: RbdvmError) -> GuardRefused:

@@ -247,7 +247,7 @@ def test_probe_without_libvirt_bindings_says_not_installed_and_stop_still_works(
 # ------------------------------------------------------------------ S6 only complete VMs start
 def test_agent_refuses_a_half_done_clone(vm):
     half = unique("half")
-    res = rbdvm("clone", "--disabled", vm, half, env={"RBDVM_FAULT_AT": "clone:disk"}, check=False)
+    res = rbdvm("clone", "--disabled", vm, half, env={"RBDVM_FAULT_AT": "clone:disk", "RBDVM_LEASE_SECONDS": "2"}, check=False)
     assert res.returncode != 0
     try:
         res = agent(N1, "start", vm=half)
