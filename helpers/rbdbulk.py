@@ -38,9 +38,10 @@ def _ceph_string(raw: bytes, at: int = 0):
     return raw[at + 4:end].decode(), end
 
 
-def _omap(session: Session, oid: str, prefix: str = "") -> dict:
-    """Every omap pair of one object whose key starts with `prefix`, page by page."""
-    out, after = {}, ""
+def _omap(session: Session, oid: str, prefix: str = "", after: str = "") -> dict:
+    """Every omap pair of one object whose key starts with `prefix` (and sorts after
+    `after`), page by page."""
+    out = {}
     while True:
         with rados.ReadOpCtx() as op:
             it, _ = session.ioctx.get_omap_vals(op, after, prefix, PAGE)
@@ -84,6 +85,11 @@ def headers(session: Session, ids: dict) -> dict:
                     comp.wait_for_complete()   # the OSD's answer lands in the op's buffers
                 for op in ops:
                     session.ioctx.release_read_op(op)
+        # a header with more keys than one page (many metadata keys sort before `xml` and
+        # the group reference): the rest, one object at a time
+        for name, header in out.items():
+            if len(header) >= PAGE:
+                header.update(_omap(session, f"rbd_header.{ids[name]}", after=max(header)))
     return out
 
 

@@ -4,7 +4,7 @@ import json
 import uuid
 
 import pytest
-from lab_helpers import (base_xml, boot_disk, force_remove, qcow2, raw_file, rbdvm, rbdvm_error,
+from lab_helpers import (base_xml, boot_disk, force_remove, qcow2, raw_file, rbdtool, rbdvm, rbdvm_error,
                          rbdvm_json, read_bytes, start_vm, unique)
 from labkit import ops
 from lxml import etree
@@ -131,6 +131,22 @@ def test_uuid_already_used_by_another_vm_refused(vm):
         msg = rbdvm_error(4, "create", "--disabled", other, "--image", boot_disk(), "--xml", base_xml(other, fixed))
         assert fixed in msg and vm in msg
         assert other not in [v["name"] for v in rbdvm_json("list")], "nothing created"
+    finally:
+        force_remove(other)
+
+
+def test_uuid_check_sees_a_vm_with_more_than_a_page_of_metadata(vm):
+    """A system disk with 1,200 metadata keys (sorted before `xml`): the bulk header read
+    must page through them, or the UUID check misses the VM's definition."""
+    fixed = str(uuid.uuid4())
+    rbdvm("create", "--disabled", vm, "--image", boot_disk(), "--xml", base_xml(vm, fixed))
+    rbdtool("meta-many", f"system_{vm}", 1200)
+    other = unique()
+    try:
+        msg = rbdvm_error(4, "create", "--disabled", other, "--image", boot_disk(), "--xml", base_xml(other, fixed))
+        assert fixed in msg and vm in msg
+        row = {v["name"]: v for v in rbdvm_json("list")}[vm]
+        assert (row["state"], row["uuid"]) == ("complete", fixed)
     finally:
         force_remove(other)
 

@@ -50,6 +50,12 @@ def main(argv):
             os.replace(progress + ".tmp", progress)
         for img in opened:
             img.close()
+    elif cmd == "meta-many":
+        # as another tool would: many metadata keys straight on an image
+        image, count = args[0], int(args[1])
+        with rbd.Image(ioctx(ns), image) as img:
+            for i in range(count):
+                img.metadata_set(f"k{i:05d}", "v")
     elif cmd == "hold-lease":
         from rbdvm.helpers.ceph import Session
         from rbdvm.helpers.lease import Lease
