@@ -205,9 +205,14 @@ def watchers(session: Session, disks) -> list:
         with ceph_errors(f"listing the clients of {disk}", session.target):
             with rbd.Image(session.ioctx, disk, read_only=True) as img:
                 for w in img.watchers_list():
-                    addr = w["addr"].split("/")[0].rsplit(":", 1)[0]
+                    addr = client_address(w)
                     found.append((disk, addr, host_of(addr)))
     return found
+
+
+def client_address(watcher: dict) -> str:
+    """The host address of an RBD watcher (librbd gives `IP:PORT/NONCE`)."""
+    return watcher["addr"].split("/")[0].rsplit(":", 1)[0]
 
 
 def host_of(addr: str):

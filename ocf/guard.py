@@ -20,6 +20,7 @@ import uuid
 import rados
 import rbd
 
+from rbdvm.helpers import vmstore
 from rbdvm.helpers.ceph import Session
 from rbdvm.helpers.errors import RbdvmError
 from rbdvm.helpers.settings import CephTarget
@@ -124,7 +125,7 @@ class StartSection:
         found = []
         for d in self.disks:
             for w in d.handle.watchers_list():
-                addr = w["addr"].split("/")[0].rsplit(":", 1)[0]
+                addr = vmstore.client_address(w)
                 found.append((d.label, addr, nodes.name_of(addr)))
         return found
 

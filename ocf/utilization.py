@@ -36,11 +36,12 @@ def update(rsc: str, xml: str, cpu: bool, hv_memory: bool, until: float) -> None
         return
     for key, value in wanted.items():
         left = until - time.monotonic()
+        if left <= 0:
+            log.warn(f"no time left to set utilization {key}={value}")
+            return
         argv = ["crm_resource", "--resource", rsc, "--utilization", "--set-parameter", key,
                 "--parameter-value", str(value)]
         try:
-            if left <= 0:
-                raise subprocess.TimeoutExpired(argv, 0)
             res = subprocess.run(argv, capture_output=True, text=True, timeout=left)
         except (subprocess.TimeoutExpired, OSError) as exc:
             log.warn(f"could not set utilization {key}={value}: {exc}")

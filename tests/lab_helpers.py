@@ -6,6 +6,8 @@ import subprocess
 import uuid
 from pathlib import Path
 
+import pytest
+
 from labkit import guest, ops
 from labkit import layout as L
 
@@ -156,3 +158,19 @@ def make_vm(vm: str, **opts) -> None:
     for k, v in opts.items():
         extra += [f"--{k.replace('_', '-')}"] + ([] if v is True else [str(v)])
     rbdvm("create", "--disabled", vm, "--image", boot_disk(), "--xml", base_xml(vm), *extra)
+
+
+@pytest.fixture(name="vm")
+def stopped_vm():
+    """A stopped VM booting the lab's guest, removed afterwards (the agent tests' `vm`)."""
+    name = unique()
+    make_vm(name)
+    yield name
+    force_remove(name)
+
+
+def exit_reason(res) -> str:
+    """The agent's `ocf-exit-reason:` line (the last one), which must be there."""
+    lines = [line for line in res.stderr.splitlines() if line.startswith("ocf-exit-reason:")]
+    assert lines, f"no exit reason in: {res.stderr}"
+    return lines[-1]

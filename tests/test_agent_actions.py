@@ -5,26 +5,13 @@ import signal
 import time
 
 import pytest
-from lab_helpers import AGENT, agent, force_remove, make_vm, qemu_pids, rbdvm, unique
+from lab_helpers import AGENT, agent, exit_reason, qemu_pids, rbdvm, stopped_vm, unique
 from labkit import ceph, ops
 from labkit import layout as L
 from labkit.procs import run, wait_for
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("agent_installed")]
-
-
-@pytest.fixture
-def vm():
-    name = unique()
-    make_vm(name)
-    yield name
-    force_remove(name)
-
-
-def reason(res) -> str:
-    lines = [line for line in res.stderr.splitlines() if line.startswith("ocf-exit-reason:")]
-    assert lines, f"no exit reason in: {res.stderr}"
-    return lines[-1]
+vm = stopped_vm   # the fixture `vm`: a stopped VM, removed afterwards
 
 
 def test_start_monitor_stop_is_transient_and_graceful(vm):
@@ -52,11 +39,11 @@ def test_force_stop_destroys_at_once(vm):
 def test_parameter_and_absent_vm_contract():
     ghost = unique("ghost")
     res = agent("node1", "validate-all")
-    assert res.returncode == 6 and "exactly one" in reason(res)
+    assert res.returncode == 6 and "exactly one" in exit_reason(res)
     assert agent("node1", "validate-all", vm="bad-name").returncode == 6
     assert agent("node1", "start", vm=ghost, force_stop="perhaps").returncode == 6
     res = agent("node1", "start", vm=ghost)
-    assert res.returncode == 6 and "does not exist in Ceph" in reason(res)
+    assert res.returncode == 6 and "does not exist in Ceph" in exit_reason(res)
     assert agent("node1", "validate-all", vm=ghost).returncode == 6
     assert agent("node1", "monitor", vm=ghost).returncode == 7, "a probe of an absent VM: not running"
     assert agent("node1", "stop", vm=ghost).returncode == 0
@@ -77,7 +64,7 @@ def test_config_file_mode_like_virtualdomain(vm):
     assert agent("node2", "monitor", config=xml).returncode == 0
     assert agent("node2", "stop", config=xml).returncode == 0
     res = agent("node2", "start", config="/nonexistent/vm.xml")
-    assert res.returncode == 5 and "/nonexistent/vm.xml" in reason(res)
+    assert res.returncode == 5 and "/nonexistent/vm.xml" in exit_reason(res)
     assert agent("node2", "monitor", config="/nonexistent/vm.xml").returncode in (5, 7)
 
 
@@ -88,7 +75,7 @@ def test_guard_refuses_a_second_writer_naming_disk_and_client(vm):
         t0 = time.monotonic()
         res = agent("node2", "start", timeout_ms=8000, vm=vm)
         assert res.returncode == 1
-        r = reason(res)
+        r = exit_reason(res)
         assert f"system_{vm}" in r and L.IP["node1"] in r and "node1" in r and "second writer" in r
         assert time.monotonic() - t0 < 12, "gives up within the start budget"
         assert not qemu_pids("node2", vm), "no second QEMU"
@@ -156,7 +143,7 @@ def test_migration_that_cannot_finish_is_aborted_and_the_vm_stays(vm):
         took = time.monotonic() - t0
     finally:
         run([str(L.LAB_SRC / "lab"), "throttle", "node1", "off"])
-    assert res.returncode == 1 and "keeps running here" in reason(res), res.stderr
+    assert res.returncode == 1 and "keeps running here" in exit_reason(res), res.stderr
     assert 6 < took < 10, f"aborted {took:.1f}s into a 10 s operation with a 3 s margin"
     assert agent("node1", "monitor", vm=vm).returncode == 0
     assert wait_for(15, lambda: not qemu_pids("node2", vm)), "the target's half-migrated QEMU is gone"

@@ -8,29 +8,16 @@ import time
 from pathlib import Path
 
 import pytest
-from lab_helpers import (AGENT, agent, base_xml, boot_disk, files_dir, force_remove, make_vm,
-                         qemu_pids, rbdvm, unique)
+from lab_helpers import (AGENT, agent, base_xml, boot_disk, exit_reason, files_dir, force_remove,
+                         qemu_pids, rbdvm, stopped_vm, unique)
 from labkit import node, ops
 from labkit import layout as L
 from labkit.procs import run, wait_for
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("agent_installed")]
+vm = stopped_vm   # the fixture `vm`: a stopped VM, removed afterwards
 N1, N2 = L.NODES
 LAB = str(L.LAB_SRC / "lab")
-
-
-@pytest.fixture
-def vm():
-    name = unique()
-    make_vm(name)
-    yield name
-    force_remove(name)
-
-
-def reason(res) -> str:
-    lines = [line for line in res.stderr.splitlines() if line.startswith("ocf-exit-reason:")]
-    assert lines, f"no exit reason in: {res.stderr}"
-    return lines[-1]
 
 
 def timed(fn, *args, **kw):
@@ -78,7 +65,7 @@ def test_simultaneous_starts_on_both_nodes_never_run_two_writers(vm):
             winners = [n for n, r in results.items() if r.returncode == 0]
             assert winners == running, f"round {round_}: {[(n, r.returncode, r.stderr) for n, r in results.items()]}"
             loser = N2 if winners == [N1] else N1
-            r = reason(results[loser])
+            r = exit_reason(results[loser])
             assert results[loser].returncode == 1
             assert f"system_{vm}" in r and winners[0] in r and "second writer" in r, r
         finally:
@@ -195,7 +182,7 @@ def test_bad_optional_parameter_never_blocks_stop_or_probe(vm):
     assert not qemu_pids(N1, vm)
     assert agent(N1, "validate-all", vm=vm, shutdown_mode="hard").returncode == 6
     res = agent(N1, "start", vm=vm, shutdown_mode="hard")
-    assert res.returncode == 6 and "shutdown_mode" in reason(res)
+    assert res.returncode == 6 and "shutdown_mode" in exit_reason(res)
     assert not qemu_pids(N1, vm)
 
 
@@ -216,7 +203,7 @@ def test_config_mode_stop_and_monitor_work_once_the_file_is_gone(vm):
     assert agent(N2, "monitor", config=never).returncode == 7, "a probe of a file never seen: not running"
     assert agent(N2, "stop", config=never).returncode == 0
     res = agent(N2, "start", config=never)
-    assert res.returncode == 5 and never in reason(res)
+    assert res.returncode == 5 and never in exit_reason(res)
 
 
 # ------------------------------------------------------------------ S5 broken install
@@ -234,7 +221,7 @@ def test_probe_without_libvirt_bindings_says_not_installed_and_stop_still_works(
         return ops.on(N1, "env", *env, str(broken), action, check=False)
 
     res = run_broken("monitor", vm=vm)
-    assert res.returncode == 5 and "libvirt" in reason(res), res.stderr
+    assert res.returncode == 5 and "libvirt" in exit_reason(res), res.stderr
     assert "Traceback" not in res.stderr
     assert agent(N1, "start", vm=vm).returncode == 0
     ops.wait_serial(vm, "READY")
@@ -251,7 +238,7 @@ def test_agent_refuses_a_half_done_clone(vm):
     assert res.returncode != 0
     try:
         res = agent(N1, "start", vm=half)
-        assert res.returncode == 6 and "interrupted" in reason(res), res.stderr
+        assert res.returncode == 6 and "interrupted" in exit_reason(res), res.stderr
         assert not qemu_pids(N1, half) and not qemu_pids(N1, vm), "nothing started"
         assert agent(N1, "validate-all", vm=half).returncode == 6
     finally:
@@ -276,7 +263,7 @@ def test_start_replaces_this_nodes_crashed_domain(vm):
         ops.virsh(N1, "qemu-monitor-command", "--hmp", crashy, "o 0x505 1")
         assert wait_for(10, lambda: "crashed" in ops.virsh(N1, "domstate", crashy))
         res = agent(N1, "monitor", vm=crashy)
-        assert res.returncode == 1 and "crashed" in reason(res)
+        assert res.returncode == 1 and "crashed" in exit_reason(res)
         res, took = timed(agent, N1, "start", timeout_ms=20000, vm=crashy)
         assert res.returncode == 0, res.stderr
         assert took < 10, "its own crashed QEMU is no foreign writer to wait for"
@@ -302,7 +289,7 @@ def test_guard_does_not_wait_on_unreachable_dns(vm):
     try:
         res, took = timed(agent, N2, "start", timeout_ms=8000, vm=vm)
         assert res.returncode == 1 and took < 8, (took, res.stderr)
-        r = reason(res)
+        r = exit_reason(res)
         assert L.IP[N1] in r and N1 in r, r
     finally:
         ops.on(N2, "umount", "/etc/hosts", check=False)
