@@ -234,8 +234,9 @@ def _ensure_base_snapshot(session: Session, img, snap: str, reuse: bool, protect
     """The snapshot of an open source disk a clone is made from (protected for copy-on-write)."""
     with ceph_errors(f"snapshotting {img.get_name()} for the clone", session.target):
         exists = any(s["name"] == snap for s in img.list_snaps())
-        if exists and not reuse and not list(img.list_children2()):
-            # left by an earlier clone of the same name that was removed: stale data
+        if exists and not reuse and not vmstore.snapshot_children(session, img.get_name(), snap):
+            # left by an earlier clone of the same name (removed, or a full copy cut short):
+            # the source as it was then, never the base of a new clone
             vmstore.remove_snapshot(img, snap)
             exists = False
         if not exists:
@@ -278,7 +279,8 @@ def _full_copy(session: Session, src_disk: str, snap: str, dst_disk: str) -> Non
 def _remove_snapshot_quietly(session: Session, disk: str, snap: str) -> None:
     with ceph_errors(f"removing snapshot {snap} of {disk}", session.target):
         with rbd.Image(session.ioctx, disk) as img:
-            if any(s["name"] == snap for s in img.list_snaps()) and not list(img.list_children2()):
+            if any(s["name"] == snap for s in img.list_snaps()) \
+                    and not vmstore.snapshot_children(session, disk, snap):
                 vmstore.remove_snapshot(img, snap)
 
 

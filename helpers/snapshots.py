@@ -62,6 +62,10 @@ def _snapshots(session: Session, rec) -> dict:
                         with rbd.Image(session.ioctx, disk, snapshot=s["name"], read_only=True) as at:
                             entry["children"] += [c["image"] for c in at.list_children2()]
     for name, entry in out.items():
+        if entry["kind"] == PER_DISK:
+            # a per-disk snapshot restores the VM only if every disk has it
+            entry["missing"] = [d for d in rec.disks if d not in entry["disks"]]
+            entry["complete"] = not entry["missing"]
         if entry["time"] is None and name in group_times:
             # the group snapshot's creation time was not recorded (interrupted): the time
             # librbd gave the system disk's member snapshot is the same instant
@@ -91,6 +95,13 @@ def create_snapshot(session: Session, vm: str, snap: str) -> dict:
         rec = vmstore.require_complete(session, vm)
         snaps = _snapshots(session, rec)
         time_key = SNAP_TIME_PREFIX + snap
+        if snap in snaps and snaps[snap]["kind"] == GROUP and not snaps[snap]["complete"] \
+                and time_key not in rec.metadata:
+            # librbd was interrupted inside the group snapshot: some disks may lack theirs.
+            # It holds nothing a rollback could use: removed, then made again
+            with ceph_errors(f"removing the incomplete snapshot {snap} of VM {vm}", session.target):
+                rbd.Group(session.ioctx, vm).remove_snap(snap)
+            del snaps[snap]
         if snap in snaps:
             entry = snaps[snap]
             if entry["kind"] == GROUP and time_key not in rec.metadata:
@@ -137,6 +148,11 @@ def check_rollback(session: Session, rec, snap: str) -> dict:
     is none to restore."""
     names.check_name(snap, "snapshot name")
     entry = _require(session, rec, snap)
+    if entry.get("missing"):
+        raise Conflict(f"snapshot {snap} of VM {rec.name} is incomplete",
+                       f"{', '.join(entry['missing'])} has no snapshot {snap}: a rollback would "
+                       "leave that disk at its current content",
+                       f"Remove it: rbdvm snapshot remove {rec.name} {snap}")
     if not entry["complete"]:
         raise Conflict(f"snapshot {snap} of VM {rec.name} is incomplete",
                        "its creation was interrupted: it does not hold every disk",

@@ -198,6 +198,14 @@ def remove_snapshot(img, snap: str) -> None:
     img.remove_snap(snap)
 
 
+def snapshot_children(session: Session, image: str, snap: str) -> list:
+    """The images cloned from this one snapshot of `image` (librbd's list_children2 on the
+    image's head lists the clones of every snapshot: never the answer to this question)."""
+    with ceph_errors(f"listing the clones of {image}@{snap}", session.target):
+        with rbd.Image(session.ioctx, image, snapshot=snap, read_only=True) as at:
+            return [c["image"] for c in at.list_children2()]
+
+
 def watchers(session: Session, disks) -> list:
     """[(disk, address, host name or None)] of every client holding a disk open."""
     found = []

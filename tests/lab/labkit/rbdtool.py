@@ -6,6 +6,9 @@
                                        image in turn, then n to PROGRESS; until STOP exists
   hold-lease NS VM SECONDS READY       hold rbdvm's lease of VM (lock expiry SECONDS) forever,
                                        touching READY once held
+  meta-many NS IMAGE COUNT             set COUNT metadata keys on IMAGE (another tool's)
+  group-snap-incomplete NS GROUP SNAP  mark a group snapshot incomplete (a killed create)
+  rm-header NS IMAGE                   delete an image's header object (a crashed remove)
 NS is the RBD namespace ('-' for none). Uses /usr/bin/python3's rados/rbd bindings.
 """
 
@@ -67,6 +70,42 @@ def main(argv):
                 open(ready, "w").close()
                 while True:
                     time.sleep(1)
+    elif cmd == "group-snap-incomplete":
+        # what librbd leaves when killed inside `group snap create`: the group's record of the
+        # snapshot says incomplete (cls::rbd::GroupSnapshot: encoding header of 6 bytes, id,
+        # name, then the state byte; 0 = incomplete)
+        group, snap = args
+        io = ioctx(ns)
+        gid = None
+        with rados.ReadOpCtx() as op:
+            it, _ = io.get_omap_vals(op, "", "name_", 1000)
+            io.operate_read_op(op, "rbd_group_directory")
+            for k, v in it:
+                if k == "name_" + group:
+                    gid = v[4:4 + struct.unpack_from("<I", v)[0]].decode()
+        oid = f"rbd_group_header.{gid}"
+        with rados.ReadOpCtx() as op:
+            it, _ = io.get_omap_vals(op, "", "snapshot_", 1000)
+            io.operate_read_op(op, oid)
+            snaps = dict(it)
+        for key, raw in snaps.items():
+            at = 6
+            for _ in range(2):
+                n = struct.unpack_from("<I", raw, at)[0]
+                text, at = raw[at + 4:at + 4 + n], at + 4 + n
+            if text.decode() == snap:
+                patched = raw[:at] + b"\x00" + raw[at + 1:]
+                with rados.WriteOpCtx() as op:
+                    io.set_omap(op, (key,), (patched,))
+                    io.operate_write_op(op, oid)
+                return
+        sys.exit(f"no group snapshot {snap}")
+    elif cmd == "rm-header":
+        # an image whose header object is gone (a crash inside librbd's remove)
+        image = args[0]
+        io = ioctx(ns)
+        image_id = {i["name"]: i["id"] for i in rbd.RBD().list2(io)}[image]
+        io.remove_object(f"rbd_header.{image_id}")
     else:
         sys.exit(__doc__)
 
