@@ -170,8 +170,12 @@ def info(name, target, as_json):
         result = provision.info(s, name)
 
     def text(r):
-        lines = [f"VM {r['name']} ({r['state']}) in pool {r['pool']}"
-                 + (f", namespace {r['namespace']}" if r['namespace'] else ""),
+        where = f" in pool {r['pool']}" + (f", namespace {r['namespace']}" if r['namespace'] else "")
+        if r["state"] == "broken":
+            return [f"VM {r['name']} (broken){where}: {r['why']}",
+                    "  disks: " + ", ".join(d["name"] for d in r["disks"]),
+                    f"  `rbdvm remove {r['name']}` deletes what is left of it"]
+        lines = [f"VM {r['name']} ({r['state']}){where}",
                  f"  uuid: {r['uuid'] or '-'}", f"  created: {r['created'] or '-'}"]
         if r["cloned_from"]:
             lines.append(f"  cloned from: {r['cloned_from']['vm']} ({r['cloned_from']['mode']})")

@@ -48,6 +48,15 @@ def data_disk(vm: str, index: int) -> str:
     return f"{DATA_PREFIX}{vm}_{index}"
 
 
+def is_vm_disk(vm: str, image: str) -> bool:
+    """Whether `image` has one of the names VM `vm`'s disks are laid out with: rbdvm never
+    deletes or overwrites an image outside them."""
+    if image == system_disk(vm):
+        return True
+    prefix = f"{DATA_PREFIX}{vm}_"
+    return image.startswith(prefix) and image[len(prefix):].isdigit()
+
+
 def disk_names(vm: str, data_disks: int) -> list:
     return [system_disk(vm)] + [data_disk(vm, i) for i in range(data_disks)]
 

@@ -52,13 +52,14 @@ def create(session: Session, name: str, image: str, base_xml: str, *, data_image
                                "Choose another name, or add --force to replace it "
                                "(its disks and snapshots are deleted)")
             _remove(session, rec, lease)
-        elif rec.state == REMOVING:
-            raise Conflict(f"VM {name} is being removed", "a remove of it was interrupted",
-                           f"Run `rbdvm remove {name}` to finish it first")
+        _refuse_unusable(rec)
         if base_uuid:
             _check_uuid_free(session, base_uuid, name)
         disks = names.disk_names(name, len(data_images))
         system = disks[0]
+        if rec.state != CREATING:
+            vmstore.refuse_taken(session, name, disks)
+            vmstore.mark_making(session, name, True)
         fresh = set()
         for disk, f in zip(disks, files):
             lease.check()
@@ -66,6 +67,7 @@ def create(session: Session, name: str, image: str, base_xml: str, *, data_image
                 fresh.add(disk)
             if disk == system:
                 vmstore.set_metadata(session, system, {STATE_KEY: CREATING, "vm_name": name})
+                vmstore.mark_making(session, name, False)
         checkpoint("create:images")
         _ensure_group(session, name, disks)
         checkpoint("create:group")
@@ -94,6 +96,16 @@ def create(session: Session, name: str, image: str, base_xml: str, *, data_image
         vmstore.set_metadata(session, system, values, remove=["_imported", STATE_KEY])
     return {"name": name, "disks": disks, "uuid": domainxml.uuid_of(xml),
             "formats": [f.format for f in files]}
+
+
+def _refuse_unusable(rec) -> None:
+    """A name a create or clone cannot take: being removed, broken, or another tool's."""
+    if rec.state == REMOVING:
+        raise Conflict(f"VM {rec.name} is being removed", "a remove of it was interrupted",
+                       f"Run `rbdvm remove {rec.name}` to finish it first")
+    if rec.state == vmstore.BROKEN:
+        raise Conflict(f"VM {rec.name} is broken", rec.why, f"Remove what is left of it: rbdvm remove {rec.name}")
+    vmstore.refuse_foreign(rec)
 
 
 def _ensure_image(session: Session, image: str, size: int) -> bool:
@@ -182,11 +194,13 @@ def clone(session: Session, src: str, dst: str, *, full=False, base_xml=None, me
             if drec.state == COMPLETE:
                 raise Conflict("VM already exists", f"VM {dst} exists in {where(session)}",
                                "Choose another name for the clone")
-            if drec.state == REMOVING:
-                raise Conflict(f"VM {dst} is being removed", "", f"Run `rbdvm remove {dst}` to finish it first")
+            _refuse_unusable(drec)
             src_disks = srec.disks
             dst_disks = names.disk_names(dst, len(src_disks) - 1)
             resuming = drec.state == CREATING
+            if not resuming:
+                vmstore.refuse_taken(session, dst, dst_disks, images)
+                vmstore.mark_making(session, dst, True)
             # all source snapshots first, back to back: as close to one instant as per-disk
             # snapshots get (a clone hangs on image snapshots; group snapshots cannot be cloned)
             for disk in src_disks:
@@ -201,6 +215,9 @@ def clone(session: Session, src: str, dst: str, *, full=False, base_xml=None, me
         for s, d in zip(src_disks, dst_disks):
             lease.check()
             (_full_copy if full else _cow_clone)(session, s, snap, d)
+            if d == dst_disks[0]:
+                vmstore.set_metadata(session, d, {STATE_KEY: CREATING, "vm_name": dst})
+                vmstore.mark_making(session, dst, False)
             checkpoint("clone:disk")
         # the data disks join the group now, the system disk last (the commit point)
         _ensure_group(session, dst, dst_disks[1:])
@@ -292,6 +309,7 @@ def remove(session: Session, name: str) -> dict:
         if rec.state == "absent":
             raise NotFound("VM does not exist", f"no VM {name} in {where(session)}",
                            "List the VMs with `rbdvm list`")
+        vmstore.refuse_foreign(rec)
         removed = _remove(session, rec, lease)
         with ceph_errors(f"removing the lease of {name}", session.target):
             try:
@@ -306,13 +324,17 @@ def _remove(session: Session, rec, lease) -> list:
     if cluster.has_resource(name):
         raise Conflict(f"VM {name} is enabled in the cluster", "removing it would pull its disks "
                        "from under Pacemaker", f"Disable it first: rbdvm disable {name}")
+    if rec.strangers:
+        raise Conflict(f"VM {name}'s group also holds {', '.join(rec.strangers)}",
+                       "rbdvm did not make those images and never deletes them",
+                       f"Take them out of the group first: rbd group image remove {name} IMAGE")
     vmstore.refuse_if_open(session, name, rec.disks, "remove")
     clones = dependent_clones(session, rec.disks)
     if clones:
         raise Conflict(f"VM {name} has copy-on-write clones", f"{', '.join(clones)} depend on its disks",
                        "Remove those clones first (or make them independent with `rbd flatten`)")
     system = names.system_disk(name)
-    if system in rec.disks:
+    if system in rec.disks and rec.state != vmstore.BROKEN:
         vmstore.set_metadata(session, system, {STATE_KEY: REMOVING})
     checkpoint("remove:marked")
     parents = set()
@@ -326,7 +348,7 @@ def _remove(session: Session, rec, lease) -> list:
             lease.check()
             if disk == system and rec.in_group:
                 _remove_group(session, name, rec.disks)
-            parent = _delete_image(session, disk)
+            parent = _delete_image(session, disk, name if rec.in_group else None)
             if parent:
                 parents.add(parent)
             checkpoint("remove:disk")
@@ -346,12 +368,15 @@ def _remove_group(session: Session, name: str, disks) -> None:
     rbd.RBD().group_remove(session.ioctx, name)
 
 
-def _delete_image(session: Session, disk: str):
+def _delete_image(session: Session, disk: str, group: str = None):
     """Delete a disk with its snapshots, out of its group first; returns (parent image,
-    parent snapshot) if it was a clone."""
+    parent snapshot) if it was a clone. A disk librbd cannot open (its header is gone) is
+    taken out of `group` and removed all the same."""
     try:
         img = rbd.Image(session.ioctx, disk)
     except rbd.ImageNotFound:
+        if disk in vmstore.list_images(session):
+            _remove_unopenable(session, disk, group)
         return None
     with img:
         try:
@@ -376,12 +401,28 @@ def _delete_image(session: Session, disk: str):
     return parent
 
 
+def _remove_unopenable(session: Session, disk: str, group) -> None:
+    if group and group in vmstore.list_groups(session):
+        try:
+            rbd.Group(session.ioctx, group).remove_image(session.ioctx, disk)
+        except (rbd.ImageNotFound, rbd.ObjectNotFound):
+            pass
+    try:
+        rbd.RBD().remove(session.ioctx, disk)
+    except rbd.ImageNotFound:
+        pass
+
+
 def dependent_clones(session: Session, disks) -> list:
     """Names of the VMs (or images) that are copy-on-write clones of these disks."""
     found = set()
     for disk in disks:
         with ceph_errors(f"listing the clones of {disk}", session.target):
-            with rbd.Image(session.ioctx, disk, read_only=True) as img:
+            try:
+                img = rbd.Image(session.ioctx, disk, read_only=True)
+            except rbd.ImageNotFound:
+                continue          # broken: no clone can read through it either
+            with img:
                 for child in img.list_children2():
                     found.add(_vm_of_image(child["image"]))
     return sorted(found)
@@ -409,6 +450,11 @@ def info(session: Session, name: str) -> dict:
     if rec.state == "absent":
         raise NotFound("VM does not exist", f"no VM {name} in {where(session)}",
                        "List the VMs with `rbdvm list`")
+    vmstore.refuse_foreign(rec)
+    if rec.state == vmstore.BROKEN:
+        return {"name": name, "state": rec.state, "pool": session.target.pool,
+                "namespace": session.target.namespace, "why": rec.why,
+                "disks": [{"name": d} for d in rec.disks]}
     disks = [_disk_info(session, d) for d in rec.disks]
     md = rec.metadata
     return {

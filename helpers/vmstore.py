@@ -3,6 +3,7 @@
 import socket
 from dataclasses import dataclass, field
 
+import rados
 import rbd
 
 from . import names, rbdbulk
@@ -12,7 +13,14 @@ from .errors import Conflict, NotFound
 # _state on the system disk while a create/clone or a remove is under way; absent when done
 CREATING, REMOVING = "creating", "removing"
 COMPLETE = "complete"
+# not rbdvm's (another tool's group or image in the shared pool), or a disk librbd cannot open
+FOREIGN, BROKEN = "foreign", "broken"
 STATE_KEY = "_state"
+# a system disk is rbdvm's (or vm_manager's) only if it carries one of these keys
+OWNER_KEYS = ("vm_name", STATE_KEY)
+# on the VM's lease object from the moment a create/clone makes its first image until that
+# image carries OWNER_KEYS: the one window in which rbdvm's own system disk has no marker
+MAKING_XATTR = "rbdvm.making"
 SNAP_TIME_PREFIX = "_snapshot_"
 # rbdvm's bookkeeping keys: never copied to a clone, never shown as settings
 # set while a snapshot rollback holds an enabled VM disabled: the target role to restore
@@ -23,10 +31,38 @@ INTERNAL_KEYS = (STATE_KEY, "_created", "_imported", "_copied", "_cloned_from", 
 @dataclass
 class VmRecord:
     name: str
-    state: str                          # complete | creating | removing | absent
+    state: str                          # complete | creating | removing | absent | foreign | broken
     disks: list = field(default_factory=list)
     metadata: dict = field(default_factory=dict)   # of the system disk
     in_group: bool = False
+    why: str = ""                       # foreign or broken: what makes it so
+    strangers: list = field(default_factory=list)  # group members without the VM's disk names
+
+
+def owned(metadata: dict) -> bool:
+    return any(k in metadata for k in OWNER_KEYS)
+
+
+def mark_making(session: Session, vm: str, making: bool) -> None:
+    """Note on the VM's lease object (held by the caller) that a create/clone is making its
+    images, or that they now carry their markers."""
+    obj = names.lease_object(vm)
+    with ceph_errors(f"writing the lease of VM {vm}", session.target):
+        if making:
+            session.ioctx.set_xattr(obj, MAKING_XATTR, b"1")
+        else:
+            try:
+                session.ioctx.rm_xattr(obj, MAKING_XATTR)
+            except (rados.ObjectNotFound, rados.NoData):
+                pass
+
+
+def _making(session: Session, vm: str) -> bool:
+    try:
+        session.ioctx.get_xattr(names.lease_object(vm), MAKING_XATTR)
+        return True
+    except (rados.ObjectNotFound, rados.NoData):
+        return False
 
 
 def group_exists(session: Session, vm: str) -> bool:
@@ -88,20 +124,37 @@ def record(session: Session, vm: str, groups=None, images=None, metadata=None, m
         images = set(list_images(session) if images is None else images)
     system = names.system_disk(vm)
     rec = VmRecord(vm, "absent", in_group=vm in groups)
-    if members is None:
-        members = set(group_images(session, vm)) if rec.in_group else set()
-    disks = set(members)
-    if system in images:
-        disks.add(system)
-        rec.metadata = read_metadata(session, system) if metadata is None else metadata
-        count = rec.metadata.get("_additional_disks")
-        if count and count.isdigit():
-            disks.update(names.data_disk(vm, i) for i in range(int(count))
-                         if names.data_disk(vm, i) in images)
-    rec.disks = disk_order(vm, disks)
     if not rec.in_group and system not in images:
         return rec
+    if members is None:
+        members = set(group_images(session, vm)) if rec.in_group else set()
+    rec.strangers = sorted(m for m in members if not names.is_vm_disk(vm, m))
+    if system not in images:
+        # rbdvm makes the system disk first and deletes it last
+        return _foreign(rec, f"group {vm} has no system disk {system}")
+    if metadata is None:
+        try:
+            metadata = read_metadata(session, system)
+        except NotFound:
+            # listed but unopenable: its header is gone (a crash inside librbd's remove)
+            rec.state, rec.why = BROKEN, f"image {system} is listed but cannot be opened"
+            rec.disks = disk_order(vm, {system} | {i for i in images if names.is_vm_disk(vm, i)})
+            return rec
+    if not owned(metadata) and not _making(session, vm):
+        return _foreign(rec, f"image {system} carries no rbdvm metadata (no vm_name)")
+    rec.metadata = metadata
+    disks = {m for m in members if names.is_vm_disk(vm, m)} | {system}
+    count = rec.metadata.get("_additional_disks")
+    if count and count.isdigit():
+        disks.update(names.data_disk(vm, i) for i in range(int(count))
+                     if names.data_disk(vm, i) in images)
+    rec.disks = disk_order(vm, disks)
     rec.state = state_of(rec.metadata, system in members)
+    return rec
+
+
+def _foreign(rec: VmRecord, why: str) -> VmRecord:
+    rec.state, rec.why, rec.in_group = FOREIGN, why, False
     return rec
 
 
@@ -134,14 +187,15 @@ def records(session: Session) -> list:
         header = headers.get(vm)
         metadata = rbdbulk.metadata(header) if header is not None else {}
         if vm in groups and header is not None and rbdbulk.group_id(header) == groups[vm] \
-                and STATE_KEY not in metadata:
+                and STATE_KEY not in metadata and owned(metadata):
             # complete: the system disk is in the VM's group; its other members are its data
             # disks, which record() finds from _additional_disks
             rec = record(session, vm, group_set, image_set, metadata=metadata, members={names.system_disk(vm)})
         else:
             # partly created or removed: rare, and read exactly through librbd
             rec = record(session, vm, group_set, image_set)
-        out.append(rec)
+        if rec.state not in ("absent", FOREIGN):
+            out.append(rec)
     return out
 
 
@@ -156,7 +210,28 @@ def require_complete(session: Session, vm: str, groups=None, images=None, metada
     if rec.state == REMOVING:
         raise Conflict(f"VM {vm} is being removed", "a remove of it was interrupted",
                        f"Run `rbdvm remove {vm}` again to finish it")
+    refuse_foreign(rec)
+    if rec.state == BROKEN:
+        raise Conflict(f"VM {vm} is broken", rec.why,
+                       f"Remove what is left of it: rbdvm remove {vm}")
     return rec
+
+
+def refuse_foreign(rec: VmRecord) -> None:
+    if rec.state == FOREIGN:
+        raise Conflict(f"{rec.name} is not a VM rbdvm manages", rec.why,
+                       "It belongs to another tool: rbdvm leaves it alone")
+
+
+def refuse_taken(session: Session, vm: str, disks, images=None) -> None:
+    """Before a new VM's first image: none of its disk names may exist (another tool's
+    image, or what a VM of that name left behind)."""
+    images = set(list_images(session) if images is None else images)
+    taken = [d for d in disks if d in images]
+    if taken:
+        raise Conflict(f"cannot make VM {vm}: image {', '.join(taken)} already exists",
+                       "it is not part of any VM rbdvm manages, and rbdvm never overwrites an "
+                       "image it did not make", "Choose another VM name, or remove or rename that image")
 
 
 def where(session: Session) -> str:
@@ -211,7 +286,11 @@ def watchers(session: Session, disks) -> list:
     found = []
     for disk in disks:
         with ceph_errors(f"listing the clients of {disk}", session.target):
-            with rbd.Image(session.ioctx, disk, read_only=True) as img:
+            try:
+                img = rbd.Image(session.ioctx, disk, read_only=True)
+            except rbd.ImageNotFound:
+                continue          # listed but its header is gone: nobody can have it open
+            with img:
                 for w in img.watchers_list():
                     addr = client_address(w)
                     found.append((disk, addr, host_of(addr)))

@@ -75,3 +75,89 @@ def test_a_per_disk_snapshot_missing_on_a_disk_is_incomplete_and_not_rolled_back
     ops.rbd("node1", "snap", "create", f"rbd/data_{src}_0@half")
     assert {s["name"]: s for s in rbdvm_json("snapshot", "list", src)}["half"]["complete"] is True
     rbdvm("snapshot", "rollback", src, "half")
+
+
+# ------------------------------------------------------------------ R2 other tools' data
+@pytest.fixture
+def foreign():
+    """Cleans up the RBD objects a test made as another tool would."""
+    made = []
+    yield made
+    for kind, name in reversed(made):
+        if kind == "group":
+            ops.rbd("node1", "group", "remove", f"rbd/{name}", check=False)
+        else:
+            ops.rbd("node1", "rm", "--no-progress", f"rbd/{name}", check=False)
+
+
+def _images():
+    return set(ops.rbd("node1", "ls", "rbd").split())
+
+
+def test_another_tools_groups_and_images_are_not_vms(foreign):
+    """In the shared pool, another tool's group (letters and digits, like a VM name) and an
+    image that only happens to be called system_<x> are not VMs: `list` leaves them out,
+    `remove` refuses and deletes nothing, `create`/`clone` never adopt an image they did not
+    make."""
+    g, s, t, f = unique("grp"), unique("oth"), unique("new"), unique("f")
+    for image in (f"{g}disk", f"system_{s}", f"data_{t}_0", f"data_{f}_0"):
+        ops.rbd("node1", "create", "--size", "1M", f"rbd/{image}")
+        foreign.append(("image", image))
+    ops.rbd("node1", "group", "create", f"rbd/{g}")
+    foreign.append(("group", g))
+    ops.rbd("node1", "group", "image", "add", f"rbd/{g}", f"rbd/{g}disk")
+    write_bytes(f"data_{t}_0", 0, 0x44, 4096)
+    write_bytes(f"data_{f}_0", 0, 0x44, 4096)
+    listed = {v["name"] for v in rbdvm_json("list")}
+    assert g not in listed and s not in listed, "another tool's group or image is not a VM"
+    for vm in (g, s):
+        msg = rbdvm_error(4, "remove", vm)
+        assert "not a VM rbdvm manages" in msg, msg
+    assert {f"{g}disk", f"system_{s}"} <= _images(), "remove deleted another tool's image"
+    # a create whose disk names are taken by another tool's images refuses before writing
+    d0 = qcow2(f"{t}-d0.qcow2", "4M", [(0, MiB, 0x21)])
+    try:
+        msg = rbdvm_error(4, "create", "--disabled", t, "--image", boot_disk(), "--xml", base_xml(t), "-d", d0)
+        assert f"data_{t}_0" in msg
+        assert read_bytes(f"data_{t}_0", 0, 2) == b"\x44\x44", "create overwrote another tool's image"
+    finally:
+        force_remove(t)
+    assert f"data_{t}_0" in _images()
+
+
+def test_a_clone_never_replaces_an_image_it_did_not_make(src, foreign):
+    f = unique("f")
+    ops.rbd("node1", "create", "--size", "1M", f"rbd/data_{f}_0")
+    foreign.append(("image", f"data_{f}_0"))
+    write_bytes(f"data_{f}_0", 0, 0x44, 4096)
+    msg = rbdvm_error(4, "clone", "--disabled", "--full", src, f)
+    assert f"data_{f}_0" in msg
+    assert read_bytes(f"data_{f}_0", 0, 2) == b"\x44\x44", "the full clone replaced another tool's image"
+
+
+def test_remove_leaves_an_image_another_tool_added_to_the_vms_group(src, foreign):
+    other = unique("x")
+    ops.rbd("node1", "create", "--size", "1M", f"rbd/{other}")
+    foreign.append(("image", other))
+    ops.rbd("node1", "group", "image", "add", f"rbd/{src}", f"rbd/{other}")
+    msg = rbdvm_error(4, "remove", src)
+    assert other in msg
+    assert other in _images()
+    ops.rbd("node1", "group", "image", "remove", f"rbd/{src}", f"rbd/{other}")
+
+
+# ------------------------------------------------------------------ S6 broken images
+@pytest.mark.parametrize("disk", ["system", "data"])
+def test_an_image_without_its_header_is_listed_as_broken_and_removed(src, disk):
+    """A crash inside librbd's remove can leave an image listed whose header object is
+    gone: it cannot be opened. `list` still lists the pool and shows the VM broken;
+    `remove` deletes what is left."""
+    image = f"system_{src}" if disk == "system" else f"data_{src}_0"
+    rbdtool("rm-header", image)
+    listed = {v["name"]: v for v in rbdvm_json("list")}
+    if disk == "system":
+        assert listed[src]["state"] == "broken", listed.get(src)
+        assert "cannot be opened" in rbdvm("info", src).stdout
+    rbdvm("remove", src)
+    assert not {i for i in _images() if i.endswith(src) or f"_{src}_" in i}
+    assert src not in {v["name"] for v in rbdvm_json("list")}
