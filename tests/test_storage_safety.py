@@ -4,9 +4,11 @@ Each test attacks one guarantee of docs/storage-model.md ("What rbdvm guarantees
 data") on the lab's real Ceph, as another tool, a crash or a hostile image would.
 """
 
+import subprocess
+
 import pytest
-from lab_helpers import (base_xml, boot_disk, force_remove, qcow2, rbdtool, rbdvm, rbdvm_error,
-                         rbdvm_json, read_bytes, unique, write_bytes)
+from lab_helpers import (base_xml, boot_disk, files_dir, force_remove, qcow2, raw_file, rbdtool, rbdvm,
+                         rbdvm_error, rbdvm_json, read_bytes, unique, write_bytes)
 from labkit import ops
 
 pytestmark = pytest.mark.lab
@@ -161,3 +163,46 @@ def test_an_image_without_its_header_is_listed_as_broken_and_removed(src, disk):
     rbdvm("remove", src)
     assert not {i for i in _images() if i.endswith(src) or f"_{src}_" in i}
     assert src not in {v["name"] for v in rbdvm_json("list")}
+
+
+# ------------------------------------------------------------------ R3 hostile image files
+def _secret(name: str, byte: int):
+    """A stand-in for a host secret (the node's Ceph keyring): a file only root reads."""
+    path = files_dir() / name
+    path.write_bytes(bytes([byte]) * MiB)
+    path.chmod(0o600)
+    return path
+
+
+def test_a_qcow2_with_an_external_data_file_is_refused(foreign):
+    """A qcow2 whose data lives in an external file (data_file_raw: guest offsets = file
+    offsets) naming a host file would copy that file into the VM's disk."""
+    vm = unique("h")
+    image = files_dir() / f"{vm}.qcow2"
+    secret = files_dir() / f"{vm}.secret"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-o",
+                    f"data_file={secret},data_file_raw=on", str(image), "1M"], check=True)
+    _secret(secret.name, 0x99)
+    try:
+        msg = rbdvm_error(2, "create", "--disabled", vm, "--image", image, "--xml", base_xml(vm))
+        assert "data file" in msg, msg
+    finally:
+        force_remove(vm)
+    assert f"system_{vm}" not in _images()
+
+
+def test_a_relative_path_is_never_read_by_qemu_img_as_a_protocol():
+    """qemu-img reads `json:{...}` (or `nbd:...`) as a block-device description, not a
+    file name: a file literally called that, given as a relative path, must be imported as
+    the file it is, not as the host file its name describes."""
+    vm = unique("h")
+    _secret(f"{vm}.secret", 0x99)
+    name = 'json:{"driver":"raw","file":{"driver":"file","filename":"%s.secret"}}' % vm
+    raw_file(name, MiB, [(0, MiB, 0x11)])
+    try:
+        res = ops.on("node1", "env", f"--chdir={files_dir()}", "rbdvm", "create", "--disabled", vm,
+                     "--image", name, "--xml", base_xml(vm), check=False)
+        assert res.returncode == 0, res.stderr
+        assert read_bytes(f"system_{vm}", 0, 2) == b"\x11\x11", "qemu-img read the file the name describes"
+    finally:
+        force_remove(vm)
