@@ -88,7 +88,7 @@ def create(name, image, xml_file, data_disk, metadata, force, disabled, target, 
     put under Pacemaker and started (as `rbdvm enable` does), unless --disabled.
     Interrupted, the same command resumes where it stopped.
     """
-    names.check_name(name, "VM name")   # before touching any file
+    names.check_new_vm_name(name)   # before touching any file
     settings = _settings(kwargs)
     base = _read_xml(xml_file)
     progress = Progress(not as_json)
@@ -121,7 +121,7 @@ def clone(src, dst, full, xml_file, metadata, disabled, target, as_json, **kwarg
     SRC's data until written (SRC cannot be removed while such clones exist). DST gets a
     new UUID and new MAC addresses, and a copy of SRC's metadata and settings.
     """
-    names.check_name(dst, "VM name")
+    names.check_new_vm_name(dst)
     settings = _settings(kwargs)
     with Session(target) as s:
         result = provision.clone(s, src, dst, full=full, base_xml=_read_xml(xml_file),

@@ -12,7 +12,7 @@ import time
 
 from lxml import etree
 
-from . import vmsettings
+from . import names, vmsettings
 from .errors import ClusterUnavailable, UsageError
 from .settings import DEFAULT_CEPH_CONF, DEFAULT_CEPH_ID, CephTarget
 
@@ -56,13 +56,25 @@ def _resource(status, vm):
 def _nvpairs(parent, tag: str, owner: str, values: dict):
     if not values:
         return
-    block = etree.SubElement(parent, tag, id=f"{owner}-{tag.replace('_', '-')}")
+    block_id = f"{owner}-{tag.replace('_', '-')}"
+    block = etree.SubElement(parent, tag, id=block_id)
     for k, v in values.items():
-        etree.SubElement(block, "nvpair", id=f"{owner}-{tag.split('_')[0]}-{k}", name=k, value=str(v))
+        # keys are checked to be XML names (vmsettings.check_map): the id extends the block's,
+        # so no key can collide with the block or another block's pairs
+        etree.SubElement(block, "nvpair", id=f"{block_id}-{k}", name=k, value=str(v))
+
+
+def check_resource_id(vm: str) -> None:
+    if not names.is_cib_id(vm):
+        raise UsageError(f"VM {vm} cannot be a Pacemaker resource",
+                         "its name starts with a digit, and a resource id is an XML name, "
+                         "which must start with a letter",
+                         "Clone it under a name that starts with a letter and enable the clone")
 
 
 def primitive(vm: str, target: CephTarget, metadata: dict, start: bool):
     """The resource of a VM, from what its metadata asks for."""
+    check_resource_id(vm)
     prim = etree.Element("primitive", id=vm, **AGENT)
     params = {"vm": vm, "pool": target.pool}
     if target.namespace:

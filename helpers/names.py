@@ -27,6 +27,25 @@ def check_name(name: str, what: str = "name") -> str:
     return name
 
 
+# Pacemaker's ids are XML names: a letter or '_' first (a VM's name is its resource id)
+_CIB_ID = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
+
+
+def is_cib_id(text: str) -> bool:
+    return isinstance(text, str) and bool(_CIB_ID.fullmatch(text))
+
+
+def check_new_vm_name(name: str) -> str:
+    """The name of a VM about to be made: letters and digits, and usable as its Pacemaker
+    resource id (vm_manager's names that start with a digit are still managed, not enabled)."""
+    check_name(name, "VM name")
+    if not is_cib_id(name):
+        raise UsageError(f"VM name {name!r} starts with a digit",
+                         "the VM's name is its Pacemaker resource id, an XML name, which "
+                         "must start with a letter", "Choose a name that starts with a letter")
+    return name
+
+
 def check_user_key(key: str) -> str:
     check_name(key, "metadata key")
     if key in RESERVED_KEYS:

@@ -36,7 +36,7 @@ def create(session: Session, name: str, image: str, base_xml: str, *, data_image
 
     progress(disk, fraction) follows each import.
     """
-    names.check_name(name, "VM name")
+    names.check_new_vm_name(name)
     user_md = _user_metadata(metadata)
     settings = dict(settings or {})
     stored = vmsettings.encode(settings)
@@ -169,7 +169,7 @@ def clone(session: Session, src: str, dst: str, *, full=False, base_xml=None, me
     settings unless given here. The source may keep running.
     """
     names.check_name(src, "VM name")
-    names.check_name(dst, "VM name")
+    names.check_new_vm_name(dst)
     if src == dst:
         raise UsageError("src_name and name cannot be the same", f"both are {src}",
                          "Give the clone another name")

@@ -5,6 +5,7 @@ cluster commands."""
 import json
 from dataclasses import dataclass
 
+from . import names
 from .domainxml import DISK_BUSES
 from .errors import UsageError
 
@@ -66,8 +67,10 @@ def check_map(name: str, value) -> dict:
         if why:
             raise UsageError(f"setting {key} may not set {k!r}", why,
                              f"Remove {k} from {key}")
-        if not isinstance(k, str) or not k:
-            raise UsageError(f"setting {key} has an empty or non-text key", f"got {k!r}")
+        if not names.is_cib_id(k):
+            raise UsageError(f"setting {key} has the key {k!r}",
+                             "a Pacemaker attribute name is a letter or '_', then letters, digits, "
+                             "'_', '.' or '-'", f"Rename {k!r}")
         if isinstance(v, bool):
             out[k] = "true" if v else "false"
         elif isinstance(v, (str, int, float)):

@@ -206,3 +206,21 @@ def test_a_relative_path_is_never_read_by_qemu_img_as_a_protocol():
         assert read_bytes(f"system_{vm}", 0, 2) == b"\x11\x11", "qemu-img read the file the name describes"
     finally:
         force_remove(vm)
+
+
+# ------------------------------------------------------------------ R4 names Pacemaker refuses
+@pytest.mark.parametrize("args", [["1vm{u}"], ["vm{u}", "--pacemaker-meta", "attributes=1",
+                                                 "--pacemaker-params", "a b=1"]],
+                         ids=["digit-first-name", "key-with-a-space"])
+def test_what_pacemaker_cannot_take_is_refused_before_anything_is_created(args):
+    """`create 1vm` used to create the VM, fail to enable it (the CIB schema refused the
+    id) and leave it behind; a map key with a space did the same."""
+    u = unique("")
+    args = [a.format(u=u) for a in args]
+    vm = args[0]
+    try:
+        msg = rbdvm_error(2, "create", *args, "--image", boot_disk(), "--xml", base_xml(vm))
+        assert "letter" in msg or "'a b'" in msg, msg
+        assert not [i for i in _images() if vm in i], "nothing is created"
+    finally:
+        force_remove(vm)
