@@ -13,7 +13,7 @@ import time
 from lxml import etree
 
 from . import names, vmsettings
-from .errors import ClusterUnavailable, UsageError
+from .errors import ClusterUnavailable, Conflict, UsageError
 from .settings import DEFAULT_CEPH_CONF, DEFAULT_CEPH_ID, CephTarget
 
 AGENT = {"class": "ocf", "provider": "rbdvm", "type": "VirtualDomain"}
@@ -269,12 +269,48 @@ def clear_move(vm: str) -> None:
     _run(["crm_resource", "--clear", "--resource", vm])
 
 
+_NAMING = ("//constraints/*[@rsc=$vm or @with-rsc=$vm or @first=$vm or @then=$vm "
+           "or .//resource_ref[@id=$vm]]")
+
+
+def _is_rbdvms(vm: str, cid: str) -> bool:
+    """A constraint rbdvm made for the VM (or for another VM with it), or one that
+    `crm_resource --move/--ban` made to move it: nothing to keep once the resource goes."""
+    return (cid.startswith(f"rbdvm-{vm}-") or (cid.startswith("rbdvm-") and cid.endswith(f"-colo-{vm}"))
+            or cid == f"cli-prefer-{vm}" or cid.startswith(f"cli-ban-{vm}-on-"))
+
+
+def constraints_naming(vm: str) -> tuple:
+    """(rbdvm's constraint ids, the others as 'tag id (attributes)') that name the VM."""
+    root = etree.fromstring(_run(["cibadmin", "--query", "--scope", "constraints"]).encode(), _PARSER)
+    ours, others = [], []
+    for c in root.xpath(_NAMING.replace("//constraints", "/constraints"), vm=vm):
+        cid = c.get("id", "")
+        if _is_rbdvms(vm, cid):
+            ours.append(cid)
+        else:
+            attrs = " ".join(f"{k}={v}" for k, v in c.attrib.items() if k != "id")
+            others.append(f"{c.tag} {cid}" + (f" ({attrs})" if attrs else ""))
+    return ours, others
+
+
+def refuse_operators_constraints(vm: str, others=None) -> None:
+    others = constraints_naming(vm)[1] if others is None else others
+    if others:
+        raise Conflict(f"VM {vm} is named by constraints rbdvm did not make: {'; '.join(others)}",
+                       "Pacemaker cannot delete a resource that a constraint names, and rbdvm "
+                       "never deletes an operator's constraint",
+                       "Remove those constraints (pcs constraint delete ID), then run this again")
+
+
 def remove_resource(vm: str) -> None:
-    """The primitive and every constraint naming it, in one atomic delete."""
+    """The primitive and rbdvm's constraints naming it, in one atomic delete; refused while
+    a constraint of the operator's names it."""
+    ours, others = constraints_naming(vm)
+    refuse_operators_constraints(vm, others)
     # its operation history first: a resource deleted with failures on record leaves them
     cleanup(vm)
-    xpath = (f"//primitive[@id='{vm}'] | //rsc_location[@rsc='{vm}'] | "
-             f"//rsc_colocation[@rsc='{vm}' or @with-rsc='{vm}'] | //rsc_order[@first='{vm}' or @then='{vm}']")
+    xpath = " | ".join([f"//resources/primitive[@id='{vm}']"] + [f"//constraints/*[@id='{i}']" for i in ours])
     _run(["cibadmin", "--delete", "--delete-all", "--force", "--xpath", xpath])
 
 

@@ -75,6 +75,7 @@ def _disable(vm: str, wait: float = STOP_WAIT) -> dict:
     status = cluster.cluster_status()
     if not cluster.is_enabled(status, vm):
         return {"name": vm, "status": "Disabled", "changed": False}
+    cluster.refuse_operators_constraints(vm)     # before the VM is stopped for nothing
     st = cluster.vm_status(status, vm, True)
     if st["status"] != "Stopped":
         cluster.set_target_role(vm, "Stopped")
@@ -197,6 +198,7 @@ def rollback(session: Session, vm: str, snap: str) -> dict:
     snapshots.check_rollback(session, rec, snap)     # a wrong name must not cost a restart
     role = rec.metadata.get(vmstore.REENABLE_KEY)
     if cluster.has_resource(vm):
+        cluster.refuse_operators_constraints(vm)
         role = cluster.vm_status(cluster.cluster_status(), vm, True)["target"]
         vmstore.set_metadata(session, names.system_disk(vm), {vmstore.REENABLE_KEY: role})
         _disable(vm)

@@ -315,3 +315,35 @@ def test_utilization_is_set_again_when_the_resource_is_made_again(vms):
     rbdvm("enable", vm)
     assert rbdvm_json("status", vm)["node"] == N1
     assert wait_for(30, lambda: cpu() == "1"), "utilization of the new resource"
+
+
+def test_disable_never_deletes_the_operators_constraints(vms):
+    """The operator ordered the VM after their own resource (`pcs constraint order nfs then
+    vm`). disable used to delete every constraint naming the VM, theirs included. Pacemaker
+    cannot delete a resource a constraint still names, so disable (and rollback, through
+    it) refuses before stopping anything, naming the constraint; rbdvm's own constraints
+    and the ones `crm_resource --move` leaves go with the resource."""
+    vm, nfs = vms(), unique("nfs")
+    make_vm(vm)
+    rbdvm("enable", "--no-start", vm)
+    ops.on(N1, "cibadmin", "--create", "--scope", "resources", "--xml-text",
+           f'<primitive id="{nfs}" class="ocf" provider="pacemaker" type="Dummy"><meta_attributes '
+           f'id="{nfs}-m"><nvpair id="{nfs}-m-t" name="target-role" value="Stopped"/></meta_attributes></primitive>')
+    try:
+        ops.on(N1, "cibadmin", "--create", "--scope", "constraints", "--xml-text",
+               f'<rsc_order id="{nfs}-then-vm" first="{nfs}" then="{vm}"/>')
+        ops.on(N1, "crm_resource", "--move", "--resource", vm, "--node", N2)
+        rbdvm("snapshot", "create", vm, "s1")
+        for args in (["disable", vm], ["snapshot", "rollback", vm, "s1"]):
+            msg = rbdvm_error(4, *args)
+            assert f"{nfs}-then-vm" in msg, msg
+        cons = ops.on(N1, "cibadmin", "--query", "--scope", "constraints").stdout
+        assert f'id="{nfs}-then-vm"' in cons, "the operator's constraint is still there"
+        assert crm_view(vm) is not None, "the VM is still enabled"
+        ops.on(N1, "cibadmin", "--delete", "--xml-text", f'<rsc_order id="{nfs}-then-vm"/>')
+        rbdvm("disable", vm)
+        cons = ops.on(N1, "cibadmin", "--query", "--scope", "constraints").stdout
+        assert vm not in cons, "rbdvm's constraints and the move's went with the resource"
+    finally:
+        ops.on(N1, "cibadmin", "--delete", "--xml-text", f'<rsc_order id="{nfs}-then-vm"/>', check=False)
+        ops.on(N1, "cibadmin", "--delete", "--xml-text", f'<primitive id="{nfs}"/>', check=False)
