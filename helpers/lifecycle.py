@@ -194,7 +194,7 @@ def rollback(session: Session, vm: str, snap: str) -> dict:
     in the VM's metadata first, so a rollback interrupted while the VM is disabled enables
     it again when it is run again."""
     names.check_name(vm, "VM name")
-    rec = vmstore.require_complete(session, vm)
+    rec = snapshots.require_rollback_target(session, vm, snap)
     snapshots.check_rollback(session, rec, snap)     # a wrong name must not cost a restart
     role = rec.metadata.get(vmstore.REENABLE_KEY)
     if cluster.has_resource(vm):

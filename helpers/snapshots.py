@@ -163,18 +163,38 @@ def check_rollback(session: Session, rec, snap: str) -> dict:
 def rollback(session: Session, vm: str, snap: str) -> dict:
     """Every disk back to the snapshot; refused while any client has a disk open."""
     names.check_name(snap, "snapshot name")
-    with Lease(session, vm, f"snapshot rollback {snap}"):
-        rec = vmstore.require_complete(session, vm)
+    system = names.system_disk(vm)
+    with Lease(session, vm, f"snapshot rollback {snap}") as lease:
+        rec = require_rollback_target(session, vm, snap)
         entry = check_rollback(session, rec, snap)
         vmstore.refuse_if_open(session, vm, rec.disks, "roll back")
+        # marked before the first disk changes: a rollback cut short leaves a VM nothing boots
+        vmstore.set_metadata(session, system, {vmstore.STATE_KEY: vmstore.ROLLING_BACK,
+                                               vmstore.ROLLBACK_KEY: snap})
+        checkpoint("rollback:marked")
         with ceph_errors(f"rolling VM {vm} back to snapshot {snap}", session.target):
             if entry["kind"] == GROUP:
                 rbd.Group(session.ioctx, vm).rollback_to_snap(snap)
             else:
                 for disk in entry["disks"]:
+                    lease.check()
                     with rbd.Image(session.ioctx, disk) as img:
                         img.rollback_to_snap(snap)
+                    checkpoint("rollback:disk")
+        lease.check()
+        vmstore.set_metadata(session, system, {}, remove=[vmstore.STATE_KEY, vmstore.ROLLBACK_KEY])
     return {"vm": vm, "name": snap, "disks": entry["disks"]}
+
+
+def require_rollback_target(session: Session, vm: str, snap: str):
+    """The VM a rollback to `snap` may run on: complete, or half rolled back to `snap`."""
+    rec = vmstore.require_complete(session, vm, rolling_back_ok=True)
+    pending = rec.metadata.get(vmstore.ROLLBACK_KEY)
+    if rec.state == vmstore.ROLLING_BACK and pending != snap:
+        raise Conflict(f"VM {vm} is partly rolled back to snapshot {pending}",
+                       f"finish that rollback before rolling back to {snap}",
+                       f"Run `rbdvm snapshot rollback {vm} {pending}` first")
+    return rec
 
 
 def purge(session: Session, vm: str, *, everything=False, oldest=None, before=None) -> dict:

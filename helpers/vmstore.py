@@ -12,7 +12,12 @@ from .errors import Conflict, NotFound
 
 # _state on the system disk while a create/clone or a remove is under way; absent when done
 CREATING, REMOVING = "creating", "removing"
+# ... and while a snapshot rollback rewrites the disks (ROLLBACK_KEY: to which snapshot):
+# half the disks may be at the snapshot and half at head, so nothing may boot it
+ROLLING_BACK, ROLLBACK_KEY = "rolling-back", "_rollback_to"
 COMPLETE = "complete"
+# the command whose interruption leaves each state, to be run again
+INTERRUPTED = {CREATING: "create or clone", REMOVING: "remove", ROLLING_BACK: "snapshot rollback"}
 # not rbdvm's (another tool's group or image in the shared pool), or a disk librbd cannot open
 FOREIGN, BROKEN = "foreign", "broken"
 STATE_KEY = "_state"
@@ -25,7 +30,7 @@ SNAP_TIME_PREFIX = "_snapshot_"
 # rbdvm's bookkeeping keys: never copied to a clone, never shown as settings
 # set while a snapshot rollback holds an enabled VM disabled: the target role to restore
 REENABLE_KEY = "_reenable"
-INTERNAL_KEYS = (STATE_KEY, "_created", "_imported", "_copied", "_cloned_from", REENABLE_KEY)
+INTERNAL_KEYS = (STATE_KEY, "_created", "_imported", "_copied", "_cloned_from", REENABLE_KEY, ROLLBACK_KEY)
 
 
 @dataclass
@@ -165,7 +170,7 @@ def state_of(metadata: dict, system_in_group: bool) -> str:
     The system disk joins the group last: membership is a create/clone's commit point. A
     half-done clone's system disk already carries the source's metadata, `xml` included."""
     state = metadata.get(STATE_KEY)
-    if state in (CREATING, REMOVING):
+    if state in INTERRUPTED:
         return state
     if system_in_group and "xml" in metadata:
         return COMPLETE
@@ -199,8 +204,16 @@ def records(session: Session) -> list:
     return out
 
 
-def require_complete(session: Session, vm: str, groups=None, images=None, metadata=None) -> VmRecord:
+def require_complete(session: Session, vm: str, groups=None, images=None, metadata=None,
+                     rolling_back_ok: bool = False) -> VmRecord:
+    """The VM's record if it can be used; `rolling_back_ok`: also half rolled back (for
+    the rollback that finishes it)."""
     rec = record(session, vm, groups, images, metadata)
+    if rec.state == ROLLING_BACK and not rolling_back_ok:
+        snap = rec.metadata.get(ROLLBACK_KEY, "?")
+        raise Conflict(f"VM {vm} is partly rolled back to snapshot {snap}",
+                       "a rollback was interrupted: some disks may be at the snapshot, others not",
+                       f"Run `rbdvm snapshot rollback {vm} {snap}` again to finish it")
     if rec.state == "absent":
         raise NotFound("VM does not exist", f"no VM {vm} in {where(session)}",
                        "List the VMs with `rbdvm list`")

@@ -87,7 +87,7 @@ def _vm_xml(session, vm: str) -> str:
     in_group = group.get("name") == vm and group.get("pool") == session.ioctx.get_pool_id()
     state = vmstore.state_of(md, in_group)
     if state != vmstore.COMPLETE:
-        command = {vmstore.REMOVING: "remove"}.get(state, "create or clone")
+        command = vmstore.INTERRUPTED.get(state, "create or clone")
         raise DefinitionError(6, f"VM {vm} is not usable: a {command} of it was interrupted; "
                                  "run that rbdvm command again to finish it")
     return md["xml"]

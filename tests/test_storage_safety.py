@@ -5,9 +5,10 @@ data") on the lab's real Ceph, as another tool, a crash or a hostile image would
 """
 
 import subprocess
+import time
 
 import pytest
-from lab_helpers import (base_xml, boot_disk, files_dir, force_remove, qcow2, raw_file, rbdtool, rbdvm,
+from lab_helpers import (agent, base_xml, boot_disk, exit_reason, files_dir, force_remove, qcow2, raw_file, rbdtool, rbdvm,
                          rbdvm_error, rbdvm_json, read_bytes, unique, write_bytes)
 from labkit import ops
 
@@ -224,3 +225,34 @@ def test_what_pacemaker_cannot_take_is_refused_before_anything_is_created(args):
         assert not [i for i in _images() if vm in i], "nothing is created"
     finally:
         force_remove(vm)
+
+
+# ------------------------------------------------------------------ S1 interrupted rollback
+@pytest.mark.parametrize("kind, step", [("per-disk", "rollback:disk"), ("group", "rollback:marked")])
+def test_an_interrupted_rollback_leaves_a_vm_nothing_boots_until_it_is_finished(src, kind, step):
+    """Killed between two disks of a rollback, a VM is half at the snapshot, half at head:
+    it must say so, the agent must refuse to start it, and re-running the rollback finishes
+    it."""
+    if kind == "group":
+        rbdvm("snapshot", "create", src, "p1")
+    else:   # vm_manager's per-disk snapshots, one disk after the other
+        for image in (f"system_{src}", f"data_{src}_0"):
+            ops.rbd("node1", "snap", "create", f"rbd/{image}@p1")
+    boot = read_bytes(f"system_{src}", 0, 512)
+    write_bytes(f"system_{src}", 0, 0x77, 512)
+    write_bytes(f"data_{src}_0", 0, 0x77, 4096)
+    res = rbdvm("snapshot", "rollback", src, "p1", env={"RBDVM_LEASE_SECONDS": "2", "RBDVM_FAULT_AT": step},
+                check=False)
+    assert res.returncode in (-9, 137), res
+    assert {v["name"]: v for v in rbdvm_json("list")}[src]["state"] == "rolling-back"
+    assert "partly rolled back" in rbdvm_error(4, "enable", src)
+    started = agent("node1", "start", vm=src)
+    assert started.returncode == 6 and "snapshot rollback" in exit_reason(started), started
+    assert "partly rolled back to snapshot p1" in rbdvm_error(4, "snapshot", "rollback", src, "other")
+    deadline = time.monotonic() + 20
+    while "is busy" in rbdvm("snapshot", "rollback", src, "p1", check=False).stderr:
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+    assert {v["name"]: v for v in rbdvm_json("list")}[src]["state"] == "complete"
+    assert read_bytes(f"data_{src}_0", 0, 2) == b"\x21\x21"
+    assert read_bytes(f"system_{src}", 0, 512) == boot
