@@ -76,6 +76,8 @@ def create(session: Session, name: str, image: str, base_xml: str, *, data_image
             if vmstore.read_metadata(session, disk).get("_imported") == f.fingerprint:
                 continue
             if disk not in fresh:
+                # made by the interrupted run; whoever opened it since would lose their writes
+                vmstore.refuse_if_open(session, name, [disk], "overwrite the disks of")
                 _zero(session, disk)   # an import must start on an all-zero image
             diskimage.import_into(f, session.target, disk,
                                   progress=(lambda x, d=disk: progress(d, x)) if progress else None)
@@ -287,7 +289,8 @@ def _full_copy(session: Session, src_disk: str, snap: str, dst_disk: str) -> Non
                 if vmstore.read_metadata(session, dst_disk).get("_copied") == marker:
                     return
                 # a copy cut short, or of a snapshot since replaced: it is not the source's
-                # content, so it is redone
+                # content, so it is redone (unless someone has it open since)
+                vmstore.refuse_if_open(session, _vm_of_image(dst_disk), [dst_disk], "overwrite the disks of")
                 _delete_image(session, dst_disk)
             src.copy(session.ioctx, dst_disk)
         vmstore.set_metadata(session, dst_disk, {"_copied": marker})

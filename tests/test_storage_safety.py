@@ -8,9 +8,11 @@ import subprocess
 import time
 
 import pytest
-from lab_helpers import (agent, base_xml, boot_disk, exit_reason, files_dir, force_remove, qcow2, raw_file, rbdtool, rbdvm,
-                         rbdvm_error, rbdvm_json, read_bytes, unique, write_bytes)
+from lab_helpers import (PYTHON, RBDTOOL, agent, base_xml, boot_disk, exit_reason, files_dir, force_remove, qcow2,
+                         raw_file, rbdtool, rbdvm, rbdvm_error, rbdvm_json, read_bytes, unique, write_bytes)
+from labkit import node as labnode
 from labkit import ops
+from labkit.procs import wait_for
 
 pytestmark = pytest.mark.lab
 MiB = 1 << 20
@@ -256,3 +258,36 @@ def test_an_interrupted_rollback_leaves_a_vm_nothing_boots_until_it_is_finished(
     assert {v["name"]: v for v in rbdvm_json("list")}[src]["state"] == "complete"
     assert read_bytes(f"data_{src}_0", 0, 2) == b"\x21\x21"
     assert read_bytes(f"system_{src}", 0, 512) == boot
+
+
+# ------------------------------------------------------------------ S5 overwriting open disks
+def test_a_resumed_create_never_overwrites_a_disk_someone_has_open():
+    """Create killed after making the disks; meanwhile a client opened one and writes to it
+    (a mistaken manual start, another tool). Re-running the create would zero and re-import
+    that disk under the writer; it refuses, naming the disk and the client."""
+    vm = unique("w")
+    d0 = qcow2(f"{vm}-d0.qcow2", "8M", [(0, MiB, 0x21)])
+    args = ["create", "--disabled", vm, "--image", boot_disk(), "--xml", base_xml(vm), "-d", d0]
+    progress, stop = files_dir() / f"{vm}.progress", files_dir() / f"{vm}.stop"
+    res = rbdvm(*args, env={"RBDVM_LEASE_SECONDS": "2", "RBDVM_FAULT_AT": "create:images"}, check=False)
+    assert res.returncode in (-9, 137), res
+    writer = subprocess.Popen(labnode.enter("node2") + [PYTHON, RBDTOOL, "writer", "-", str(progress), str(stop),
+                                                        f"data_{vm}_0"])
+    try:
+        assert wait_for(30, lambda: progress.exists() and int(progress.read_text()) > 5)
+        deadline = time.monotonic() + 20
+        while True:
+            res = rbdvm(*args, check=False)
+            if "is busy" not in res.stderr or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert res.returncode == 4 and f"data_{vm}_0" in res.stderr and "10.77.0.2" in res.stderr, res
+        assert wait_for(10, lambda: int(progress.read_text()) > 5), "the writer goes on"
+        assert read_bytes(f"data_{vm}_0", 0, 8) != bytes(8), "its data was not zeroed"
+    finally:
+        stop.touch()
+        writer.wait(timeout=30)
+        stop.unlink()
+    rbdvm(*args)                        # once nobody has it open, the re-run finishes
+    assert read_bytes(f"data_{vm}_0", 0, 2) == b"\x21\x21"
+    force_remove(vm)
