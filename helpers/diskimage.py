@@ -15,6 +15,7 @@ import subprocess
 from dataclasses import dataclass
 
 from .errors import RbdvmError, UsageError
+from .faults import checkpoint
 from .settings import CephTarget
 
 QCOW2_MAGIC = b"QFI\xfb"
@@ -140,10 +141,11 @@ def _die_with_parent() -> None:
 _PROGRESS = re.compile(rb"\((\d+(?:\.\d+)?)/100%\)")
 
 
-def import_into(disk: DiskFile, target: CephTarget, image: str, progress=None) -> None:
+def import_into(disk: DiskFile, target: CephTarget, image: str, progress=None, adopt=None) -> None:
     """Write the file's data into the existing, all-zero RBD image `image`.
 
-    `progress(fraction)` is called as qemu-img advances.
+    `progress(fraction)` is called as qemu-img advances; `adopt(proc)` is given the qemu-img
+    process as soon as it runs (the lease kills it if it is lost).
     """
     opts = ",".join(f"{k}={v.replace(',', ',,')}" for k, v in (
         ("driver", "rbd"), ("pool", target.pool), ("namespace", target.namespace),
@@ -160,6 +162,9 @@ def import_into(disk: DiskFile, target: CephTarget, image: str, progress=None) -
     except FileNotFoundError:
         raise RbdvmError("qemu-img is not installed", "it imports disk images into RBD",
                          "apt-get install qemu-utils qemu-block-extra") from None
+    if adopt:
+        adopt(proc)
+    checkpoint("import:started")
     buf = b""
     while True:
         chunk = proc.stdout.read1(256)

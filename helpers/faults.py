@@ -2,7 +2,9 @@
 
 RBDVM_FAULT_AT=<step> makes the process SIGKILL itself on reaching that step: exactly what a
 power cut or `kill -9` does there, so the tests prove that re-running the command converges
-from every step, not only from the ones a timer happens to hit. Unset, it costs a lookup.
+from every step, not only from the ones a timer happens to hit. RBDVM_PAUSE_AT=<step> makes
+its process group SIGSTOP itself there instead (rbdvm and the qemu-img it runs): a host that
+freezes, until someone sends SIGCONT. Unset, each costs a lookup.
 """
 
 import os
@@ -12,3 +14,5 @@ import signal
 def checkpoint(step: str) -> None:
     if os.environ.get("RBDVM_FAULT_AT") == step:
         os.kill(os.getpid(), signal.SIGKILL)
+    if os.environ.get("RBDVM_PAUSE_AT") == step:
+        os.killpg(os.getpgrp(), signal.SIGSTOP)

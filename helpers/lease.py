@@ -11,6 +11,7 @@ import json
 import os
 import socket
 import threading
+import time
 import uuid
 from datetime import datetime, timezone
 
@@ -25,22 +26,37 @@ LEASE_SECONDS = int(os.environ.get("RBDVM_LEASE_SECONDS", "30"))
 LOCK_NAME = "rbdvm-lease"
 LOCK_FLAG_RENEW = 1          # LIBRADOS_LOCK_FLAG_MAY_RENEW
 HOLDER_XATTR = "rbdvm.holder"
+STALLED = "it was not renewed in time (this host or Ceph stalled)"
 
 
 class LeaseLost(RbdvmError):
-    """The lease expired under a running command (the host stalled for LEASE_SECONDS)."""
+    """The lease expired under a running command (the host or Ceph stalled), or another
+    command took it."""
 
 
 class Lease:
-    """`with Lease(session, vm, "create"):` — raises Conflict at once if another command holds it."""
+    """`with Lease(session, vm, "create"):` — raises Conflict at once if another command holds it.
+
+    The lease is valid until the expiry of the last renewal that succeeded, counted from
+    the moment that renewal was *sent* (the OSD counts from when it got it, later). A
+    renewal that fails is retried until then; a renewal that blocks (Ceph paused) is
+    outlived by a watchdog. Once that moment passes the lease is lost for good, even if a
+    later renewal would succeed: another command may have held the VM meanwhile. Losing it
+    kills the children the command adopted (qemu-img) and makes check() raise.
+    """
 
     def __init__(self, session: Session, vm: str, operation: str, seconds: int = LEASE_SECONDS):
         self.session, self.vm, self.operation, self.seconds = session, vm, operation, seconds
         self.obj = lease_object(vm)
         self.cookie = uuid.uuid4().hex
         self._stop = threading.Event()
+        self._guard = threading.Lock()
         self._lost = None
-        self._thread = None
+        self._valid_until = 0.0
+        self._children = set()
+        self._threads = []
+        # stop acting a little before the OSD lets the lock go
+        self._margin = min(1.0, seconds / 4)
 
     def _lock(self, flags: int = 0) -> None:
         self.session.ioctx.lock_exclusive(self.obj, LOCK_NAME, self.cookie, desc=self.operation,
@@ -48,6 +64,7 @@ class Lease:
 
     def __enter__(self):
         ioctx = self.session.ioctx
+        sent = time.monotonic()
         try:
             self._lock()
         except rados.ObjectBusy:
@@ -57,12 +74,15 @@ class Lease:
         except rados.Error as exc:
             with ceph_errors(f"taking the lease of VM {self.vm}", self.session.target):
                 raise exc
+        self._valid_until = sent + self.seconds
         holder = {"operation": self.operation, "host": socket.gethostname(), "pid": os.getpid(),
                   "since": datetime.now(timezone.utc).isoformat(timespec="seconds")}
         with ceph_errors(f"recording the lease holder of VM {self.vm}", self.session.target):
             ioctx.set_xattr(self.obj, HOLDER_XATTR, json.dumps(holder).encode())
-        self._thread = threading.Thread(target=self._renew, name=f"lease-{self.vm}", daemon=True)
-        self._thread.start()
+        for target, role in ((self._renew, "renew"), (self._watch, "watch")):
+            t = threading.Thread(target=target, name=f"lease-{role}-{self.vm}", daemon=True)
+            t.start()
+            self._threads.append(t)
         return self
 
     def _holder(self) -> str:
@@ -72,24 +92,63 @@ class Lease:
         except (rados.Error, ValueError, KeyError):
             return "another rbdvm command holds its lease"
 
+    def _expired(self) -> bool:
+        return time.monotonic() >= self._valid_until - self._margin
+
     def _renew(self) -> None:
-        while not self._stop.wait(self.seconds / 3):
+        pause, failing = self.seconds / 3, None
+        while not self._stop.wait(pause):
+            sent = time.monotonic()
+            if sent >= self._valid_until - self._margin or self._lost is not None:
+                return self._lose(STALLED + (f"; the last renewal failed: {failing}" if failing else ""))
             try:
                 self._lock(LOCK_FLAG_RENEW)
+            except rados.ObjectBusy:
+                return self._lose("another command took it")
             except rados.Error as exc:
-                self._lost = exc
-                return
+                pause, failing = min(1.0, self.seconds / 6), exc     # retried until the lease runs out
+                continue
+            with self._guard:
+                if self._lost is None:
+                    self._valid_until = sent + self.seconds
+            pause, failing = self.seconds / 3, None
+
+    def _watch(self) -> None:
+        while not self._stop.wait(min(0.5, self.seconds / 6)):
+            if self._expired():
+                return self._lose(STALLED)
+
+    def _lose(self, why: str) -> None:
+        with self._guard:
+            if self._lost is None:
+                self._lost = why
+            children = list(self._children)
+        for proc in children:
+            if proc.poll() is None:
+                proc.kill()
+
+    def adopt(self, proc) -> None:
+        """A child process (subprocess.Popen) that writes the VM's disks: killed the moment
+        the lease is lost."""
+        with self._guard:
+            self._children.add(proc)
+            lost = self._lost is not None
+        if lost:
+            proc.kill()
 
     def check(self) -> None:
         """Call between steps: stop before doing anything under a lease that was lost."""
+        if self._lost is None and self._expired():
+            self._lose(STALLED)
         if self._lost is not None:
-            raise LeaseLost(f"lost the lease of VM {self.vm}", str(self._lost),
-                            "Run the command again: it resumes where it stopped")
+            raise LeaseLost(f"lost the lease of VM {self.vm}", self._lost,
+                            "Nothing more was written after that. Run the command again: it "
+                            "resumes where it stopped")
 
     def __exit__(self, *exc):
         self._stop.set()
-        if self._thread:
-            self._thread.join()
+        for t in self._threads:
+            t.join()      # a renewal in flight would take the lock again after the unlock
         try:
             self.session.ioctx.unlock(self.obj, LOCK_NAME, self.cookie)
         except rados.Error:

@@ -14,7 +14,7 @@ import rbd
 from . import cluster, diskimage, domainxml, names, rbdbulk, vmsettings, vmstore
 from .faults import checkpoint
 from .ceph import Session, ceph_errors
-from .errors import Conflict, NotFound, UsageError
+from .errors import Conflict, NotFound, RbdvmError, UsageError
 from .lease import Lease
 from .monitors import monitor_hosts
 from .snapshots import list_snapshots
@@ -79,8 +79,14 @@ def create(session: Session, name: str, image: str, base_xml: str, *, data_image
                 # made by the interrupted run; whoever opened it since would lose their writes
                 vmstore.refuse_if_open(session, name, [disk], "overwrite the disks of")
                 _zero(session, disk)   # an import must start on an all-zero image
-            diskimage.import_into(f, session.target, disk,
-                                  progress=(lambda x, d=disk: progress(d, x)) if progress else None)
+            lease.check()
+            try:
+                diskimage.import_into(f, session.target, disk, adopt=lease.adopt,
+                                      progress=(lambda x, d=disk: progress(d, x)) if progress else None)
+            except RbdvmError:
+                lease.check()      # qemu-img was killed because the lease was lost: say that
+                raise
+            lease.check()
             vmstore.set_metadata(session, disk, {"_imported": f.fingerprint})
             checkpoint("create:imported")
         xml = domainxml.build(base_xml, vm=name, images=disks, pool=session.target.pool,
@@ -180,7 +186,9 @@ def clone(session: Session, src: str, dst: str, *, full=False, base_xml=None, me
     stored = vmsettings.encode(settings)
     if base_xml is not None:
         domainxml.parse(base_xml, "the base XML")
-    with Lease(session, src, f"clone to {dst}"), Lease(session, dst, f"clone from {src}") as lease:
+    with Lease(session, src, f"clone to {dst}") as src_lease, \
+            Lease(session, dst, f"clone from {src}") as dst_lease:
+        lease = _Both(src_lease, dst_lease)
         groups, images = vmstore.list_groups(session), vmstore.list_images(session)
         if names.system_disk(src) not in images:
             vmstore.require_complete(session, src, groups, images)   # says what is missing
@@ -247,6 +255,17 @@ def clone(session: Session, src: str, dst: str, *, full=False, base_xml=None, me
         _ensure_group(session, dst, dst_disks[:1], exists=True)
     return {"name": dst, "source": src, "mode": "full" if full else "cow", "disks": dst_disks,
             "uuid": domainxml.uuid_of(xml)}
+
+
+class _Both:
+    """The two leases a clone holds, checked together."""
+
+    def __init__(self, *leases):
+        self.leases = leases
+
+    def check(self) -> None:
+        for lease in self.leases:
+            lease.check()
 
 
 def _ensure_base_snapshot(session: Session, img, snap: str, reuse: bool, protect: bool) -> None:

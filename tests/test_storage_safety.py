@@ -4,6 +4,8 @@ Each test attacks one guarantee of docs/storage-model.md ("What rbdvm guarantees
 data") on the lab's real Ceph, as another tool, a crash or a hostile image would.
 """
 
+import os
+import signal
 import subprocess
 import time
 
@@ -291,3 +293,58 @@ def test_a_resumed_create_never_overwrites_a_disk_someone_has_open():
     rbdvm(*args)                        # once nobody has it open, the re-run finishes
     assert read_bytes(f"data_{vm}_0", 0, 2) == b"\x21\x21"
     force_remove(vm)
+
+
+# ------------------------------------------------------------------ S4 losing the lease
+def _proc_state(pid: int) -> str:
+    try:
+        return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return "gone"
+
+
+def test_a_command_that_stalled_past_its_lease_writes_nothing_more():
+    """A create and the qemu-img it just started freeze together (SIGSTOP of the process
+    group: a frozen host) past the create's lease; another command takes the VM's lease
+    meanwhile. When the create wakes it must kill its qemu-img before that writes anything
+    more, and stop with a clear error. On the old code the create, having lost its lease,
+    waited for its frozen qemu-img, which would then have written under the other command."""
+    vm = unique("l")
+    d0 = qcow2(f"{vm}-d0.qcow2", "8M", [(0, MiB, 0x21)])
+    ready = files_dir() / f"{vm}.held"
+    create = subprocess.Popen(labnode.enter("node1") + [
+        "env", "RBDVM_LEASE_SECONDS=3", "RBDVM_PAUSE_AT=import:started", "rbdvm", "create", "--disabled", vm,
+        "--image", boot_disk(), "--xml", base_xml(vm), "-d", d0], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, start_new_session=True)
+    holder = None
+    try:
+        assert wait_for(60, lambda: _proc_state(create.pid) == "T"), "the create freezes at its step"
+
+        def take_over():
+            nonlocal holder
+            if holder is None or holder.poll() is not None:      # busy until the frozen lease expires
+                holder = subprocess.Popen(labnode.enter("node2") + [PYTHON, RBDTOOL, "hold-lease", "-", vm, "3",
+                                                                    str(ready)], stderr=subprocess.DEVNULL)
+            return ready.exists()
+        assert wait_for(30, take_over, interval=0.5), "another command takes the VM's lease"
+        create.send_signal(signal.SIGCONT)          # the create only: its qemu-img stays frozen
+        try:
+            out, err = create.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            raise AssertionError("the create waits for its frozen qemu-img instead of killing it") from None
+        assert create.returncode != 0 and "lost the lease" in err, (out, err)
+        assert read_bytes(f"system_{vm}", 0, 2) == b"\0\0", "nothing was imported"
+    finally:
+        for sig in (signal.SIGCONT, signal.SIGKILL):      # whatever of the group is left
+            try:
+                os.killpg(create.pid, sig)
+            except ProcessLookupError:
+                pass
+        create.wait()
+        if holder is not None:
+            holder.kill()
+            holder.wait()
+        ready.unlink(missing_ok=True)
+        deadline = time.monotonic() + 20
+        while "is busy" in rbdvm("remove", vm, check=False).stderr and time.monotonic() < deadline:
+            time.sleep(0.5)
