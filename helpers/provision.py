@@ -225,9 +225,6 @@ def clone(session: Session, src: str, dst: str, *, full=False, base_xml=None, me
         for s, d in zip(src_disks, dst_disks):
             lease.check()
             (_full_copy if full else _cow_clone)(session, s, snap, d)
-            if d == dst_disks[0]:
-                vmstore.set_metadata(session, d, {STATE_KEY: CREATING, "vm_name": dst})
-                vmstore.mark_making(session, dst, False)
             checkpoint("clone:disk")
         # the data disks join the group now, the system disk last (the commit point)
         _ensure_group(session, dst, dst_disks[1:])
@@ -250,6 +247,7 @@ def clone(session: Session, src: str, dst: str, *, full=False, base_xml=None, me
             for disk in src_disks:
                 _remove_snapshot_quietly(session, disk, snap)
         vmstore.replace_metadata(session, dst_disks[0], values)
+        vmstore.mark_making(session, dst, False)     # the system disk carries vm_name now
         checkpoint("clone:commit")
         lease.check()
         _ensure_group(session, dst, dst_disks[:1], exists=True)

@@ -232,6 +232,7 @@ def test_what_pacemaker_cannot_take_is_refused_before_anything_is_created(args):
 
 
 # ------------------------------------------------------------------ S1 interrupted rollback
+@pytest.mark.usefixtures("agent_installed")
 @pytest.mark.parametrize("kind, step", [("per-disk", "rollback:disk"), ("group", "rollback:marked")])
 def test_an_interrupted_rollback_leaves_a_vm_nothing_boots_until_it_is_finished(src, kind, step):
     """Killed between two disks of a rollback, a VM is half at the snapshot, half at head:
