@@ -52,7 +52,7 @@ def create(session: Session, name: str, image: str, base_xml: str, *, data_image
                                "Choose another name, or add --force to replace it "
                                "(its disks and snapshots are deleted)")
             _remove(session, rec, lease)
-        _refuse_unusable(rec)
+        vmstore.refuse_unusable(rec)
         if base_uuid:
             _check_uuid_free(session, base_uuid, name)
         disks = names.disk_names(name, len(data_images))
@@ -104,16 +104,6 @@ def create(session: Session, name: str, image: str, base_xml: str, *, data_image
         vmstore.set_metadata(session, system, values, remove=["_imported", STATE_KEY])
     return {"name": name, "disks": disks, "uuid": domainxml.uuid_of(xml),
             "formats": [f.format for f in files]}
-
-
-def _refuse_unusable(rec) -> None:
-    """A name a create or clone cannot take: being removed, broken, or another tool's."""
-    if rec.state == REMOVING:
-        raise Conflict(f"VM {rec.name} is being removed", "a remove of it was interrupted",
-                       f"Run `rbdvm remove {rec.name}` to finish it first")
-    if rec.state == vmstore.BROKEN:
-        raise Conflict(f"VM {rec.name} is broken", rec.why, f"Remove what is left of it: rbdvm remove {rec.name}")
-    vmstore.refuse_foreign(rec)
 
 
 def _ensure_image(session: Session, image: str, size: int) -> bool:
@@ -204,7 +194,7 @@ def clone(session: Session, src: str, dst: str, *, full=False, base_xml=None, me
             if drec.state == COMPLETE:
                 raise Conflict("VM already exists", f"VM {dst} exists in {where(session)}",
                                "Choose another name for the clone")
-            _refuse_unusable(drec)
+            vmstore.refuse_unusable(drec)
             src_disks = srec.disks
             dst_disks = names.disk_names(dst, len(src_disks) - 1)
             resuming = drec.state == CREATING

@@ -220,14 +220,18 @@ def require_complete(session: Session, vm: str, groups=None, images=None, metada
     if rec.state == CREATING:
         raise Conflict(f"VM {vm} is only partly created", "a create or clone of it was interrupted",
                        f"Run that create/clone again to finish it, or `rbdvm remove {vm}`")
-    if rec.state == REMOVING:
-        raise Conflict(f"VM {vm} is being removed", "a remove of it was interrupted",
-                       f"Run `rbdvm remove {vm}` again to finish it")
-    refuse_foreign(rec)
-    if rec.state == BROKEN:
-        raise Conflict(f"VM {vm} is broken", rec.why,
-                       f"Remove what is left of it: rbdvm remove {vm}")
+    refuse_unusable(rec)
     return rec
+
+
+def refuse_unusable(rec: VmRecord) -> None:
+    """Refuse a name no command but remove may touch: being removed, broken, another tool's."""
+    if rec.state == REMOVING:
+        raise Conflict(f"VM {rec.name} is being removed", "a remove of it was interrupted",
+                       f"Run `rbdvm remove {rec.name}` again to finish it")
+    if rec.state == BROKEN:
+        raise Conflict(f"VM {rec.name} is broken", rec.why, f"Remove what is left of it: rbdvm remove {rec.name}")
+    refuse_foreign(rec)
 
 
 def refuse_foreign(rec: VmRecord) -> None:
