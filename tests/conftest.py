@@ -8,6 +8,7 @@ it. A lab that cannot start makes every lab test fail with the reason: never a s
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,46 @@ def pytest_collection_modifyitems(config, items):
             item.fixturenames.insert(0, "lab")
     # the lab's own life cycle (down, stale restart) runs last: it restarts the lab
     items.sort(key=lambda item: item.get_closest_marker("lab_lifecycle") is not None)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed lab test's report carries what diagnosing it needs: the cluster's view and
+    the recent lines of every node's Pacemaker and libvirt logs and of the guests' serial
+    consoles (a failure in CI is seen once, on a machine that is gone)."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call" and report.failed and item.get_closest_marker("lab"):
+        for title, text in _lab_diagnostics(since=time.time() - 600):
+            report.sections.append((f"lab: {title}", text))
+
+
+def _tail(path: Path, lines: int = 40) -> str:
+    with open(path, "rb") as f:
+        f.seek(max(0, path.stat().st_size - 64 * 1024))
+        return "\n".join(f.read().decode(errors="replace").splitlines()[-lines:])
+
+
+def _lab_diagnostics(since: float):
+    from labkit import layout as L
+    from labkit import ops
+
+    try:
+        res = ops.on(L.NODES[0], "crm_mon", "-1", "--inactive", "--include=failures", check=False, timeout=15)
+        yield "crm_mon on " + L.NODES[0], (res.stdout + res.stderr).strip()
+    except Exception as exc:        # noqa: BLE001 - a diagnostic never hides the failure
+        yield "crm_mon", f"unavailable: {exc}"
+    files = []
+    for n in L.NODES:
+        for folder in ("log-pacemaker", "log-libvirt"):
+            files += [(f"{n} {p.relative_to(L.node_dir(n))}", p) for p in (L.node_dir(n) / folder).rglob("*")]
+    files += [(f"serial {p.name}", p) for p in L.SHARED.glob("*.serial")]
+    for title, path in files:
+        try:
+            if path.is_file() and path.stat().st_mtime >= since:
+                yield title, _tail(path)
+        except OSError:
+            continue
 
 
 def pytest_configure(config):
