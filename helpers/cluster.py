@@ -235,10 +235,17 @@ def _merge(section) -> None:
 
 def delete_constraints(ids) -> None:
     """Delete the constraints with these ids (those that exist) in one atomic delete."""
-    if not ids:
-        return
-    xpath = " | ".join(f"//constraints/*[@id='{i}']" for i in ids)
-    _run(["cibadmin", "--delete", "--delete-all", "--force", "--xpath", xpath])
+    if ids:
+        _delete(_constraints_by_id(ids))
+
+
+def _constraints_by_id(ids) -> list:
+    return [f"//constraints/*[@id='{i}']" for i in ids]
+
+
+def _delete(xpaths) -> None:
+    """Delete what the xpaths select, in one atomic CIB change."""
+    _run(["cibadmin", "--delete", "--delete-all", "--force", "--xpath", " | ".join(xpaths)])
 
 
 def settle(timeout: float) -> bool:
@@ -269,7 +276,8 @@ def clear_move(vm: str) -> None:
     _run(["crm_resource", "--clear", "--resource", vm])
 
 
-_NAMING = ("//constraints/*[@rsc=$vm or @with-rsc=$vm or @first=$vm or @then=$vm "
+# in the <constraints> section cibadmin returns: every constraint that names $vm
+_NAMING = ("/constraints/*[@rsc=$vm or @with-rsc=$vm or @first=$vm or @then=$vm "
            "or .//resource_ref[@id=$vm]]")
 
 
@@ -284,7 +292,7 @@ def constraints_naming(vm: str) -> tuple:
     """(rbdvm's constraint ids, the others as 'tag id (attributes)') that name the VM."""
     root = etree.fromstring(_run(["cibadmin", "--query", "--scope", "constraints"]).encode(), _PARSER)
     ours, others = [], []
-    for c in root.xpath(_NAMING.replace("//constraints", "/constraints"), vm=vm):
+    for c in root.xpath(_NAMING, vm=vm):
         cid = c.get("id", "")
         if _is_rbdvms(vm, cid):
             ours.append(cid)
@@ -310,8 +318,7 @@ def remove_resource(vm: str) -> None:
     refuse_operators_constraints(vm, others)
     # its operation history first: a resource deleted with failures on record leaves them
     cleanup(vm)
-    xpath = " | ".join([f"//resources/primitive[@id='{vm}']"] + [f"//constraints/*[@id='{i}']" for i in ours])
-    _run(["cibadmin", "--delete", "--delete-all", "--force", "--xpath", xpath])
+    _delete([f"//resources/primitive[@id='{vm}']"] + _constraints_by_id(ours))
 
 
 def set_target_role(vm: str, role: str) -> None:

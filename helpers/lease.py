@@ -99,7 +99,7 @@ class Lease:
         pause, failing = self.seconds / 3, None
         while not self._stop.wait(pause):
             sent = time.monotonic()
-            if sent >= self._valid_until - self._margin or self._lost is not None:
+            if self._expired() or self._lost is not None:
                 return self._lose(STALLED + (f"; the last renewal failed: {failing}" if failing else ""))
             try:
                 self._lock(LOCK_FLAG_RENEW)

@@ -386,7 +386,7 @@ def _delete_image(session: Session, disk: str, group: str = None):
         img = rbd.Image(session.ioctx, disk)
     except rbd.ImageNotFound:
         if disk in vmstore.list_images(session):
-            _remove_unopenable(session, disk, group)
+            _unlink(session, disk, group)
         return None
     with img:
         try:
@@ -399,20 +399,13 @@ def _delete_image(session: Session, disk: str, group: str = None):
                 continue
             vmstore.remove_snapshot(img, s["name"])
         group_name = img.group().get("name") or None
-    if group_name:
-        try:
-            rbd.Group(session.ioctx, group_name).remove_image(session.ioctx, disk)
-        except (rbd.ImageNotFound, rbd.ObjectNotFound):
-            pass
-    try:
-        rbd.RBD().remove(session.ioctx, disk)
-    except rbd.ImageNotFound:
-        pass
+    _unlink(session, disk, group_name)
     return parent
 
 
-def _remove_unopenable(session: Session, disk: str, group) -> None:
-    if group and group in vmstore.list_groups(session):
+def _unlink(session: Session, disk: str, group) -> None:
+    """Take the disk out of `group` (if any, and if still there) and remove the image."""
+    if group:
         try:
             rbd.Group(session.ioctx, group).remove_image(session.ioctx, disk)
         except (rbd.ImageNotFound, rbd.ObjectNotFound):
