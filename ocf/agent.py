@@ -30,6 +30,9 @@ ANSWER_MARGIN = 1.0
 KILL_RESERVE = 3.0
 # a libvirtd that has not answered a plain query in this time is hung: use the process table
 LIBVIRT_SECONDS = 10.0
+# how often monitor asks again while libvirt and the process table disagree
+RECHECK_SECONDS = 0.2
+RECHECK_FOR_SECONDS = 2.0
 
 
 class Failed(Exception):
@@ -85,9 +88,11 @@ def monitor(p: Params) -> int:
     except ImportError as exc:
         return _monitor_from_process_table(name, f"the libvirt Python bindings cannot be loaded ({exc})",
                                            missing=OCF_ERR_INSTALLED)
+    until = t0 + min(LIBVIRT_SECONDS, op_timeout("monitor") / 2)
     try:
-        st = domain.bounded(t0 + min(LIBVIRT_SECONDS, op_timeout("monitor") / 2),
-                            domain.query_state, p.hypervisor, name)
+        st = domain.bounded(until, domain.query_state, p.hypervisor, name)
+        if st in domain.RUNNING_STATES:
+            st = _confirmed_running(p, name, st, until)
     except (domain.Error, domain.Hung) as exc:
         # libvirtd down, restarting or hung: QEMU runs on without it
         return _monitor_from_process_table(name, f"libvirtd at {p.hypervisor} did not answer ({_why(exc)})")
@@ -100,6 +105,25 @@ def monitor(p: Params) -> int:
         return OCF_SUCCESS
     log.debug(f"domain {name} is {domain.STATE_NAMES.get(st, st)}")
     return OCF_NOT_RUNNING
+
+
+def _confirmed_running(p: Params, name: str, st: int, until: float) -> int:
+    """libvirt's "running", checked against the process table. A libvirtd that has just
+    restarted lists its domains as running until its reconnect thread finds their QEMU gone
+    (seen on the lab: "running" 60 ms after a restart, for a QEMU the agent had ended): ask
+    again until both agree, for a few seconds at most (its reconnect takes milliseconds); if
+    they still disagree (a QEMU this agent cannot see, e.g. in another PID namespace),
+    libvirt's answer stands."""
+    from . import domain, qemuproc
+
+    until = min(until, time.monotonic() + RECHECK_FOR_SECONDS)
+    while st in domain.RUNNING_STATES and not qemuproc.running(name):
+        if time.monotonic() + RECHECK_SECONDS >= until:
+            log.warn(f"libvirt reports domain {name} running but no QEMU process of it was found")
+            break
+        time.sleep(RECHECK_SECONDS)
+        st = domain.bounded(until, domain.query_state, p.hypervisor, name)
+    return st
 
 
 def _monitor_from_process_table(name: str, why: str, missing: int = OCF_NOT_RUNNING) -> int:

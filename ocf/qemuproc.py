@@ -25,7 +25,7 @@ def pids(name: str) -> list:
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as f:
                 args = f.read().split(b"\0")
-            if not args or b"qemu" not in os.path.basename(args[0]):
+            if not args or not _is_emulator(os.path.basename(args[0])):
                 continue
             if own_net and os.readlink(f"/proc/{pid}/ns/net") != own_net:
                 continue
@@ -35,6 +35,11 @@ def pids(name: str) -> list:
         except OSError:
             continue
     return found
+
+
+def _is_emulator(program: bytes) -> bool:
+    # Debian's /usr/bin/kvm is QEMU under another name
+    return b"qemu" in program or program == b"kvm"
 
 
 def running(name: str) -> bool:

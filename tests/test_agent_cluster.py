@@ -71,10 +71,10 @@ def test_started_recovered_after_qemu_dies_and_live_migrated_without_reboot(clus
     # a move is a live migration: migrate_to + migrate_from, no stop/start, no reboot
     y = other(x)
     ops.on(N1, "crm_resource", "--move", "-r", vm, "-N", y)
-    assert wait_for(60, lambda: where(vm) == y)
+    # crm_mon names y as soon as migrate_to moved the domain, before migrate_from is recorded
+    assert wait_for(60, lambda: where(vm) == y and (y, "migrate_from", "0") in history(vm)), history(vm)
     ops.on(N1, "crm_resource", "--clear", "-r", vm)
-    ops_after = history(vm)
-    assert (x, "migrate_to", "0") in ops_after and (y, "migrate_from", "0") in ops_after
+    assert (x, "migrate_to", "0") in history(vm)
     assert ops.boots(vm) == 2, "the guest did not reboot"
     assert qemu_pids(y, vm) and not qemu_pids(x, vm)
     assert ops.watchers(y, f"system_{vm}") == [L.IP[y]], "only the new node has the disk open"
