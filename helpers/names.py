@@ -18,9 +18,14 @@ RESERVED_KEYS = frozenset({"vm_name", "xml", "_base_xml"})
 INTERNAL_SNAP_PREFIX = "rbdvm-"
 
 
+def is_name(name) -> bool:
+    """The one name rule of VMs, snapshots and metadata keys: ASCII letters and digits."""
+    return isinstance(name, str) and bool(_NAME.fullmatch(name))
+
+
 def check_name(name: str, what: str = "name") -> str:
     """Letters and digits only, as vm_manager demands (its error message, kept verbatim)."""
-    if not isinstance(name, str) or not _NAME.fullmatch(name):
+    if not is_name(name):
         raise UsageError("Parameter must not contain spaces or special chars",
                          f"{what} {name!r} is not letters and digits only",
                          f"Choose a {what} made of letters and digits")

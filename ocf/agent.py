@@ -9,9 +9,9 @@ import sys
 import time
 
 from . import log
-from .params import (OCF_ERR_ARGS, OCF_ERR_CONFIGURED, OCF_ERR_GENERIC, OCF_ERR_INSTALLED,
-                     OCF_ERR_UNIMPLEMENTED,
-                     OCF_NOT_RUNNING, OCF_SUCCESS, ACTIONS, ParamError, Params)
+from .codes import (OCF_ERR_ARGS, OCF_ERR_CONFIGURED, OCF_ERR_GENERIC, OCF_ERR_INSTALLED,
+                    OCF_ERR_UNIMPLEMENTED, OCF_NOT_RUNNING, OCF_SUCCESS, AgentError)
+from .params import ACTIONS, Params
 
 USAGE = "usage: VirtualDomain {start|stop|monitor|status|migrate_to|migrate_from|meta-data|validate-all|usage}"
 
@@ -35,14 +35,6 @@ RECHECK_SECONDS = 0.2
 RECHECK_FOR_SECONDS = 2.0
 
 
-class Failed(Exception):
-    """An action failed: `code` is returned, the message is the exit reason."""
-
-    def __init__(self, code: int, message: str):
-        super().__init__(message)
-        self.code = code
-
-
 def _why(exc) -> str:
     return exc.get_error_message() if hasattr(exc, "get_error_message") else str(exc)
 
@@ -53,16 +45,13 @@ def _conn(p: Params, until: float):
     try:
         return domain.open_conn(p.hypervisor, until=until)
     except (domain.Error, domain.Hung) as exc:
-        raise Failed(OCF_ERR_GENERIC, f"cannot reach libvirtd at {p.hypervisor}: {_why(exc)}") from None
+        raise AgentError(OCF_ERR_GENERIC, f"cannot reach libvirtd at {p.hypervisor}: {_why(exc)}") from None
 
 
 def _name(p: Params) -> str:
-    from .definition import DefinitionError, domain_name
+    from .definition import domain_name
 
-    try:
-        return domain_name(p)
-    except DefinitionError as exc:
-        raise Failed(exc.code, str(exc)) from None
+    return domain_name(p)
 
 
 def _known_name(p: Params):
@@ -70,7 +59,7 @@ def _known_name(p: Params):
     and no start here remembered its name (so nothing was started here since boot)."""
     try:
         return _name(p)
-    except Failed as exc:
+    except AgentError as exc:
         if exc.code != OCF_ERR_INSTALLED:
             raise
         log.info(f"{exc}; no domain of it was started on this node since boot")
@@ -134,7 +123,7 @@ def _monitor_from_process_table(name: str, why: str, missing: int = OCF_NOT_RUNN
     if running:
         return OCF_SUCCESS
     if missing != OCF_NOT_RUNNING:
-        raise Failed(missing, why)
+        raise AgentError(missing, why)
     return OCF_NOT_RUNNING
 
 
@@ -160,7 +149,7 @@ def start(p: Params) -> int:
                 log.warn(f"domain {name} crashed here: destroying it before starting it again")
                 domain.bounded(end, dom.destroy)
         except (domain.Error, domain.Hung) as exc:
-            raise Failed(OCF_ERR_GENERIC, f"libvirt failed before starting {name}: {_why(exc)}") from None
+            raise AgentError(OCF_ERR_GENERIC, f"libvirt failed before starting {name}: {_why(exc)}") from None
         # keep a few seconds for libvirt to create the domain after the guard
         xml = _guarded_create(p, conn, name, t0 + budget - max(5.0, budget * 0.1), end)
         log.info(f"domain {name} started in {time.monotonic() - t0:.2f}s")
@@ -183,19 +172,17 @@ def _guarded_create(p: Params, conn, name: str, guard_deadline: float, end: floa
     from rbdvm.helpers.errors import RbdvmError
 
     from . import domain, guard
-    from .definition import DefinitionError, load_xml
+    from .definition import load_xml
 
     session = _ceph_session(p)
     try:
         try:
             xml = load_xml(p, session)
             root = domainxml.parse(xml, "the domain XML")
-        except DefinitionError as exc:
-            raise Failed(exc.code, str(exc)) from None
         except RbdvmError as exc:
-            raise Failed(OCF_ERR_CONFIGURED, exc.message) from None
+            raise AgentError(OCF_ERR_CONFIGURED, exc.message) from None
         if (root.findtext("name") or "").strip() != name:
-            raise Failed(OCF_ERR_CONFIGURED, f"the definition of {name} names the domain "
+            raise AgentError(OCF_ERR_CONFIGURED, f"the definition of {name} names the domain "
                                              f"{root.findtext('name')!r}: refusing to start it")
         try:
             with guard.StartSection(p.ceph_conf, p.ceph_id, guard.rbd_disks(root), session,
@@ -209,30 +196,28 @@ def _guarded_create(p: Params, conn, name: str, guard_deadline: float, end: floa
                     dom = domain.bounded(end, conn.createXML, xml, 0)   # transient: nothing stays defined
                 except domain.Hung as exc:
                     section.keep_locks()
-                    raise Failed(OCF_ERR_GENERIC, f"libvirt did not start {name} in time ({exc}); "
+                    raise AgentError(OCF_ERR_GENERIC, f"libvirt did not start {name} in time ({exc}); "
                                                   "the stop that follows ends it if it came up") from None
                 except domain.Error as exc:
-                    raise Failed(OCF_ERR_GENERIC, f"libvirt could not start {name}: {exc.get_error_message()}") from None
+                    raise AgentError(OCF_ERR_GENERIC, f"libvirt could not start {name}: {exc.get_error_message()}") from None
                 marks.append(time.monotonic())
                 section.wait_visible(end)
                 marks.append(time.monotonic())
                 log.debug("critical section: lock {:.1f} ms, disks free {:.1f} ms, create {:.1f} ms, "
                           "watch visible {:.1f} ms".format(*((b - a) * 1000 for a, b in zip(marks, marks[1:]))))
-        except guard.GuardRefused as exc:
-            raise Failed(OCF_ERR_GENERIC, str(exc)) from None
         except RbdvmError as exc:
-            raise Failed(OCF_ERR_GENERIC, str(guard.ceph_error(exc))) from None
+            raise AgentError(OCF_ERR_GENERIC, str(guard.ceph_error(exc))) from None
         except (rados.Error, rbd.Error) as exc:
-            raise Failed(OCF_ERR_GENERIC, f"split-brain guard cannot check the disks' clients: {exc}") from None
+            raise AgentError(OCF_ERR_GENERIC, f"split-brain guard cannot check the disks' clients: {exc}") from None
     finally:
         if session is not None:
             session.close()
     try:
         st = domain.bounded(end, domain.state, dom)
     except (domain.Error, domain.Hung) as exc:
-        raise Failed(OCF_ERR_GENERIC, f"libvirt did not say whether {name} runs: {_why(exc)}") from None
+        raise AgentError(OCF_ERR_GENERIC, f"libvirt did not say whether {name} runs: {_why(exc)}") from None
     if st not in domain.RUNNING_STATES:
-        raise Failed(OCF_ERR_GENERIC, f"domain {name} is {domain.STATE_NAMES.get(st)} right after start")
+        raise AgentError(OCF_ERR_GENERIC, f"domain {name} is {domain.STATE_NAMES.get(st)} right after start")
     return xml
 
 
@@ -248,7 +233,7 @@ def _ceph_session(p: Params):
     try:
         return Session(ceph_target(p)).__enter__()
     except RbdvmError as exc:
-        raise Failed(OCF_ERR_GENERIC, f"cannot read VM {p.vm} from Ceph: {exc.message}") from None
+        raise AgentError(OCF_ERR_GENERIC, f"cannot read VM {p.vm} from Ceph: {exc.message}") from None
 
 
 # ------------------------------------------------------------------ stop
@@ -325,7 +310,7 @@ def _stop_from_process_table(name: str, end: float) -> int:
         kill_at = max(now, end - KILL_RESERVE)
         survivors = qemuproc.end(name, term_until=min(now + LIBVIRT_SECONDS, kill_at), until=end)
         if survivors:
-            raise Failed(OCF_ERR_GENERIC, f"QEMU of {name} (pid {', '.join(map(str, survivors))}) "
+            raise AgentError(OCF_ERR_GENERIC, f"QEMU of {name} (pid {', '.join(map(str, survivors))}) "
                                           "survived SIGKILL: failing so the cluster fences")
         log.info(f"QEMU of {name} ended from the process table")
     _forget_utilization()
@@ -352,7 +337,7 @@ def migrate_to(p: Params) -> int:
     deadline = t0 + op_timeout("migrate_to") - p.migrate_margin
     target = os.environ.get("OCF_RESKEY_CRM_meta_migrate_target")
     if not target:
-        raise Failed(OCF_ERR_CONFIGURED, "migrate_to needs the target node (CRM_meta_migrate_target)")
+        raise AgentError(OCF_ERR_CONFIGURED, "migrate_to needs the target node (CRM_meta_migrate_target)")
     name = _name(p)
     dest, data_uri = _target_uris(p, target)
     conn = _conn(p, min(deadline, t0 + LIBVIRT_SECONDS))
@@ -361,9 +346,9 @@ def migrate_to(p: Params) -> int:
             dom = domain.bounded(deadline, domain.lookup, conn, name)
             running = dom is not None and domain.bounded(deadline, domain.state, dom) in domain.RUNNING_STATES
         except (domain.Error, domain.Hung) as exc:
-            raise Failed(OCF_ERR_GENERIC, f"libvirt failed before migrating {name}: {_why(exc)}") from None
+            raise AgentError(OCF_ERR_GENERIC, f"libvirt failed before migrating {name}: {_why(exc)}") from None
         if not running:
-            raise Failed(OCF_ERR_GENERIC, f"domain {name} does not run here: nothing to migrate")
+            raise AgentError(OCF_ERR_GENERIC, f"domain {name} does not run here: nothing to migrate")
         _migrate(p, dom, name, target, dest, data_uri, deadline, hard_end)
         log.info(f"domain {name} migrated to {target} in {time.monotonic() - t0:.2f}s")
         _forget_utilization()
@@ -412,7 +397,7 @@ def _migrate(p: Params, dom, name: str, target: str, dest: str, data_uri: str,
             abandoned.append("migrateToURI3")
             # the job ignored the abort, or libvirt does not answer (a hung QEMU on either
             # side): answer now, state unknown
-            raise Failed(OCF_ERR_GENERIC, f"live migration of {name} to {target} did not end "
+            raise AgentError(OCF_ERR_GENERIC, f"live migration of {name} to {target} did not end "
                          f"{'after being aborted' if aborted else 'and libvirt did not answer'}; "
                          "the cluster recovers the VM (stop on both nodes)")
         quick = min(hard_end, now + 2)
@@ -436,7 +421,7 @@ def _migrate(p: Params, dom, name: str, target: str, dest: str, data_uri: str,
                 log.warn(f"abort of the migration of {name}: {_why(exc)}")
     if aborted or "error" in outcome:
         why = "aborted before the operation timed out" if aborted else outcome["error"]
-        raise Failed(OCF_ERR_GENERIC, f"live migration of {name} to {target} failed: {why}; "
+        raise AgentError(OCF_ERR_GENERIC, f"live migration of {name} to {target} failed: {why}; "
                                       "it keeps running here")
 
 
@@ -460,9 +445,9 @@ def migrate_from(p: Params) -> int:
                     _utilization(p, domain.bounded(deadline, dom.XMLDesc, 0), end)
                     return OCF_SUCCESS
             except (domain.Error, domain.Hung) as exc:
-                raise Failed(OCF_ERR_GENERIC, f"libvirt failed after the migration of {name}: {_why(exc)}") from None
+                raise AgentError(OCF_ERR_GENERIC, f"libvirt failed after the migration of {name}: {_why(exc)}") from None
             if time.monotonic() >= deadline:
-                raise Failed(OCF_ERR_GENERIC, f"domain {name} does not run here after the migration")
+                raise AgentError(OCF_ERR_GENERIC, f"domain {name} does not run here after the migration")
             time.sleep(0.2)
     finally:
         domain.close(conn, end)
@@ -489,23 +474,25 @@ def _forget_utilization() -> None:
 
 # ------------------------------------------------------------------ validate-all
 def validate(p: Params) -> int:
-    from .definition import DefinitionError, load_xml
+    from .definition import load_xml
 
     if "://" not in p.hypervisor:
-        raise Failed(OCF_ERR_CONFIGURED, f"hypervisor={p.hypervisor!r} is not a libvirt URI")
+        raise AgentError(OCF_ERR_CONFIGURED, f"hypervisor={p.hypervisor!r} is not a libvirt URI")
     try:
         xml = load_xml(p)
-    except DefinitionError as exc:
-        raise Failed(exc.code if exc.code != 5 else OCF_ERR_CONFIGURED, str(exc)) from None
+    except AgentError as exc:
+        if exc.code == OCF_ERR_INSTALLED:   # a file that is missing is a configuration error here
+            exc.code = OCF_ERR_CONFIGURED
+        raise
     from rbdvm.helpers import domainxml
     from rbdvm.helpers.errors import UsageError
 
     try:
         root = domainxml.parse(xml, "the domain XML")
     except UsageError as exc:
-        raise Failed(OCF_ERR_CONFIGURED, exc.message) from None
+        raise AgentError(OCF_ERR_CONFIGURED, exc.message) from None
     if p.vm and root.findtext("name") != p.vm:
-        raise Failed(OCF_ERR_CONFIGURED, f"the XML of VM {p.vm} names the domain {root.findtext('name')!r}")
+        raise AgentError(OCF_ERR_CONFIGURED, f"the XML of VM {p.vm} names the domain {root.findtext('name')!r}")
     return OCF_SUCCESS
 
 
@@ -538,7 +525,7 @@ def main(argv=None) -> int:
         return OCF_ERR_UNIMPLEMENTED if action else OCF_ERR_ARGS
     try:
         p = Params(strict=action not in LENIENT)
-    except ParamError as exc:
+    except AgentError as exc:
         log.exit_reason(str(exc))
         return OCF_ERR_CONFIGURED
     for problem in p.ignored:
@@ -557,7 +544,7 @@ def main(argv=None) -> int:
 def _run(action: str, p: Params) -> int:
     try:
         return ACTIONS_TABLE[action](p)
-    except Failed as exc:
+    except AgentError as exc:
         if action == "stop" and exc.code == OCF_ERR_CONFIGURED:
             exc.code = OCF_ERR_GENERIC   # a stop that cannot be done must not look like a config error
         log.exit_reason(str(exc))
@@ -581,7 +568,7 @@ def _last_resort(action: str, p: Params, reason: str) -> int:
         if action == "stop":
             return _stop_from_process_table(name, time.monotonic() + KILL_RESERVE + LIBVIRT_SECONDS)
         return _monitor_from_process_table(name, reason)
-    except Failed as exc:
+    except AgentError as exc:
         log.exit_reason(str(exc))
         return exc.code
     except Exception as exc:  # noqa: BLE001

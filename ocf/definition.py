@@ -1,21 +1,14 @@
 """Where the agent's domain XML comes from: Ceph (vm=) or a local file (config=)."""
 
+from .codes import OCF_ERR_CONFIGURED, OCF_ERR_GENERIC, OCF_ERR_INSTALLED, AgentError
 from .params import Params
-
-
-class DefinitionError(Exception):
-    """The definition cannot be had; `code` is the OCF exit code to return."""
-
-    def __init__(self, code: int, message: str):
-        super().__init__(message)
-        self.code = code
 
 
 def domain_name(p: Params) -> str:
     """The libvirt name of the domain, without Ceph: monitor must work when Ceph does not.
 
     config=: read from the file, else the name remembered when the domain last started or
-    arrived here (stop and monitor must work after the file is gone); DefinitionError(5) if
+    arrived here (stop and monitor must work after the file is gone); OCF_ERR_INSTALLED if
     neither is there: then nothing was started here since boot."""
     if p.vm:
         return p.vm
@@ -31,9 +24,9 @@ def domain_name(p: Params) -> str:
         remembered = rsctmp.recall("domain", p.config)
         if remembered:
             return remembered
-        raise DefinitionError(5, f"cannot read the domain name from {p.config}: {exc}") from None
+        raise AgentError(OCF_ERR_INSTALLED, f"cannot read the domain name from {p.config}: {exc}") from None
     if not name or not name.strip():
-        raise DefinitionError(6, f"{p.config} has no <name>")
+        raise AgentError(OCF_ERR_CONFIGURED, f"{p.config} has no <name>")
     return name.strip()
 
 
@@ -53,7 +46,7 @@ def load_xml(p: Params, session=None) -> str:
             with open(p.config) as f:
                 return f.read()
         except OSError as exc:
-            raise DefinitionError(5, f"cannot read {p.config}: {exc.strerror}") from None
+            raise AgentError(OCF_ERR_INSTALLED, f"cannot read {p.config}: {exc.strerror}") from None
     from rbdvm.helpers.ceph import Session
     from rbdvm.helpers.errors import ClusterUnavailable, RbdvmError
 
@@ -63,9 +56,9 @@ def load_xml(p: Params, session=None) -> str:
         with Session(ceph_target(p)) as s:
             return _vm_xml(s, p.vm)
     except ClusterUnavailable as exc:
-        raise DefinitionError(1, f"cannot read VM {p.vm} from Ceph: {exc.message}") from None
+        raise AgentError(OCF_ERR_GENERIC, f"cannot read VM {p.vm} from Ceph: {exc.message}") from None
     except RbdvmError as exc:
-        raise DefinitionError(6, f"VM {p.vm} cannot start: {exc.message}") from None
+        raise AgentError(OCF_ERR_CONFIGURED, f"VM {p.vm} cannot start: {exc.message}") from None
 
 
 def _vm_xml(session, vm: str) -> str:
@@ -79,7 +72,7 @@ def _vm_xml(session, vm: str) -> str:
     try:
         img = rbd.Image(session.ioctx, names.system_disk(vm), read_only=True)
     except rbd.ImageNotFound:
-        raise DefinitionError(6, f"VM {vm} does not exist in Ceph (no image "
+        raise AgentError(OCF_ERR_CONFIGURED, f"VM {vm} does not exist in Ceph (no image "
                                  f"{names.system_disk(vm)}); create it with `rbdvm create`") from None
     with ceph_errors(f"reading the definition of VM {vm}", session.target), img:
         md = dict(img.metadata_list())
@@ -88,7 +81,7 @@ def _vm_xml(session, vm: str) -> str:
     state = vmstore.state_of(md, in_group)
     if state != vmstore.COMPLETE:
         command = vmstore.INTERRUPTED.get(state, "create or clone")
-        raise DefinitionError(6, f"VM {vm} is not usable: a {command} of it was interrupted; "
+        raise AgentError(OCF_ERR_CONFIGURED, f"VM {vm} is not usable: a {command} of it was interrupted; "
                                  "run that rbdvm command again to finish it")
     return md["xml"]
 

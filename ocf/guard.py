@@ -26,13 +26,17 @@ from rbdvm.helpers.errors import RbdvmError
 from rbdvm.helpers.settings import CephTarget
 
 from . import log, nodes
+from .codes import OCF_ERR_GENERIC, AgentError
 
 # not librbd's own "rbd_lock" (the exclusive-lock feature and `rbd lock`): an independent lock
 LOCK_NAME = "rbdvm.start"
 
 
-class GuardRefused(Exception):
-    """Clients still hold the disks open; the message is the exit reason."""
+class GuardRefused(AgentError):
+    """Clients still hold the disks open (or cannot be checked): the start fails."""
+
+    def __init__(self, message: str):
+        super().__init__(OCF_ERR_GENERIC, message)
 
 
 class Disk:

@@ -1,43 +1,194 @@
 """Installing the agent where Pacemaker looks for it.
 
-The agent is a small script whose interpreter is this very Python (the one that has rbdvm,
-libvirt and the Ceph bindings). It starts Python without `site` (-S) and puts exactly the
-paths site would have given it: the editable-install finder and .pth scanning cost more than
-half a monitor's time otherwise.
+Pacemaker runs the agent as root for actions, but tools run `meta-data` as any user
+(ocf-tester, pcs as hacluster). So the installed agent depends on nothing in the place rbdvm
+was installed from (a checkout or a virtualenv can sit in a directory only its owner may
+enter): `install` copies the agent's code (rbdvm.ocf and rbdvm.helpers, pure Python) into a
+root-owned library directory, points the script at the system interpreter that the venv
+was made from (where the Ceph, libvirt and lxml bindings live), checks that every one of
+those paths is readable by every user, runs the new agent's meta-data as an unprivileged
+user, and only then puts it in place. A check that fails leaves the previous agent as it
+was and says which path is the problem.
+
+The script starts Python without `site` (-S) and puts exactly the paths it needs: the
+finders and .pth scanning cost more than half a monitor's time otherwise.
 """
 
+import compileall
+import hashlib
+import importlib
+import importlib.util
 import os
-import site
+import shutil
+import stat
+import subprocess
 import sys
 
 import rbdvm.ocf
 
+from rbdvm.helpers.errors import RbdvmError
+
 DEFAULT_DIR = "/usr/lib/ocf/resource.d/rbdvm"
+DEFAULT_LIB_DIR = "/usr/lib/ocf/lib/rbdvm"
 AGENT = "VirtualDomain"
+# the packages the agent imports (rbdvm.cli is click's, never the agent's)
+PACKAGES = ("ocf", "helpers")
+# modules the agent needs from the system's site-packages
+BINDINGS = ("rados", "rbd", "libvirt", "lxml")
+# who runs meta-data in the check: an account every Debian system has
+UNPRIVILEGED = ("nobody", "nogroup")
 
 
-def script() -> str:
-    package_parent = os.path.dirname(os.path.realpath(rbdvm.ocf.__path__[0]))
-    paths = [p for p in site.getsitepackages() if os.path.isdir(p)]
-    return (f"#!{sys.executable} -S\n"
+class InstallError(RbdvmError):
+    """The agent cannot be installed so that it works for every user."""
+
+
+def install(directory: str = DEFAULT_DIR, lib_dir: str = DEFAULT_LIB_DIR) -> str:
+    """Copy the agent's code, write the agent, check it works for any user; return its path."""
+    interpreter = os.path.realpath(sys.executable)
+    paths = _binding_paths()
+    for d in (directory, lib_dir):
+        os.makedirs(d, mode=0o755, exist_ok=True)
+    _check_readable_by_all([interpreter], executable=True)
+    _check_readable_by_all([directory, lib_dir, *paths])
+    code = _copy_code(lib_dir)
+    path = os.path.join(directory, AGENT)
+    tmp = path + ".new"
+    with open(tmp, "w") as f:
+        f.write(script(interpreter, code, paths))
+    os.chmod(tmp, 0o755)
+    try:
+        _check_meta_data(tmp)
+    except InstallError:
+        os.unlink(tmp)
+        raise
+    previous = _code_of(path)
+    os.replace(tmp, path)
+    _prune(lib_dir, keep={os.path.basename(code), previous})
+    return path
+
+
+def script(interpreter: str, code: str, paths: list) -> str:
+    return (f"#!{interpreter} -S\n"
             "# ocf:rbdvm:VirtualDomain, written by `rbdvm install-agent`: run it again after\n"
-            "# moving or reinstalling rbdvm. The code is rbdvm.ocf.agent.\n"
+            "# upgrading rbdvm. The code is rbdvm.ocf.agent, copied to the directory below.\n"
             "import sys\n"
-            f"sys.path[1:1] = {paths!r}\n"
+            f"sys.path[1:1] = {[code, *paths]!r}\n"
             "import types\n"
             "rbdvm = sys.modules['rbdvm'] = types.ModuleType('rbdvm')\n"
-            f"rbdvm.__path__ = [{package_parent!r}]\n"
+            f"rbdvm.__path__ = [{os.path.join(code, 'rbdvm')!r}]\n"
             "from rbdvm.ocf.agent import main\n"
             "sys.exit(main())\n")
 
 
-def install(directory: str = DEFAULT_DIR) -> str:
-    """Write the agent (atomically) and return its path."""
-    os.makedirs(directory, exist_ok=True)
-    path = os.path.join(directory, AGENT)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(script())
-    os.chmod(tmp, 0o755)
-    os.replace(tmp, path)
-    return path
+def _binding_paths() -> list:
+    """The site-packages directories holding the bindings, in sys.path's order."""
+    found = set()
+    for module in BINDINGS:
+        spec = importlib.util.find_spec(module)
+        if spec is None or spec.origin is None:
+            raise InstallError(f"the Python module {module} cannot be found by {sys.executable}",
+                               "the agent needs it", "Install Debian's python3-" + module)
+        location = spec.origin
+        for _ in module.split("."):
+            location = os.path.dirname(location)
+        if os.path.basename(spec.origin) == "__init__.py":
+            location = os.path.dirname(location)
+        found.add(os.path.realpath(location))
+    return [p for p in dict.fromkeys(os.path.realpath(p) for p in sys.path if p) if p in found]
+
+
+def _copy_code(lib_dir: str) -> str:
+    """lib_dir/<digest>/rbdvm/{ocf,helpers}: one directory per version of the code, made
+    complete under a temporary name and then renamed, so an agent never sees half a copy."""
+    source = os.path.dirname(os.path.realpath(rbdvm.ocf.__path__[0]))
+    files = []
+    for package in PACKAGES:
+        root = os.path.join(source, _source_dir(package))
+        for name in sorted(os.listdir(root)):
+            if name.endswith(".py"):
+                files.append((package, name, os.path.join(root, name)))
+    digest = hashlib.sha256()
+    for package, name, path in files:
+        with open(path, "rb") as f:
+            digest.update(f"{package}/{name}\0".encode() + f.read() + b"\0")
+    target = os.path.join(lib_dir, digest.hexdigest()[:16])
+    if os.path.isdir(target):
+        return target
+    tmp = target + f".tmp{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    for package, name, path in files:
+        os.makedirs(os.path.join(tmp, "rbdvm", package), mode=0o755, exist_ok=True)
+        shutil.copyfile(path, os.path.join(tmp, "rbdvm", package, name))
+    # compiled now, by root: the agent never writes into its own code
+    compileall.compile_dir(tmp, quiet=1)
+    for dirpath, dirnames, filenames in os.walk(tmp):
+        os.chmod(dirpath, 0o755)
+        for name in filenames:
+            os.chmod(os.path.join(dirpath, name), 0o644)
+    os.rename(tmp, target)
+    return target
+
+
+def _source_dir(package: str) -> str:
+    """Where rbdvm.<package>'s files are: the top-level folder the product card names."""
+    return os.path.basename(os.path.realpath(importlib.import_module(f"rbdvm.{package}").__path__[0]))
+
+
+def _check_readable_by_all(paths: list, executable: bool = False) -> None:
+    """Every directory on the way must be searchable by others, the path itself readable
+    (and executable for the interpreter) by others."""
+    for path in paths:
+        parts = path.split(os.sep)
+        for i in range(2, len(parts)):
+            parent = os.sep.join(parts[:i]) or os.sep
+            mode = os.stat(parent).st_mode
+            if not mode & stat.S_IXOTH:
+                raise InstallError(
+                    f"the agent needs {path}, inside {parent}",
+                    f"{parent} has mode {stat.filemode(mode)}: users other than its owner cannot "
+                    "enter it, and Pacemaker's tools run the agent's meta-data as any user",
+                    f"Use a place every user may enter, or chmod o+x {parent}")
+        mode = os.stat(path).st_mode
+        wanted = stat.S_IROTH | (stat.S_IXOTH if executable or stat.S_ISDIR(mode) else 0)
+        if mode & wanted != wanted:
+            raise InstallError(f"the agent needs {path}",
+                               f"its mode is {stat.filemode(mode)}: other users cannot use it",
+                               "Make it readable by every user")
+
+
+def _check_meta_data(agent: str) -> None:
+    """Run meta-data the way a tool that is not root would."""
+    kw = {}
+    if os.geteuid() == 0:
+        kw = {"user": UNPRIVILEGED[0], "group": UNPRIVILEGED[1], "extra_groups": []}
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "OCF_ROOT": "/usr/lib/ocf", "LANG": "C.UTF-8"}
+    try:
+        res = subprocess.run([agent, "meta-data"], capture_output=True, text=True, timeout=30,
+                             env=env, cwd="/", **kw)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise InstallError("the new agent's meta-data did not run", str(exc)) from None
+    if res.returncode != 0 or "<resource-agent" not in res.stdout:
+        who = f"user {UNPRIVILEGED[0]}" if kw else "this user"
+        raise InstallError(f"the new agent's meta-data failed as {who} (exit {res.returncode})",
+                           (res.stderr.strip() or res.stdout.strip())[-500:])
+
+
+def _code_of(agent: str) -> str:
+    """The code directory the agent being replaced used (kept: it may be running)."""
+    try:
+        with open(agent) as f:
+            for line in f:
+                if line.startswith("rbdvm.__path__"):
+                    return os.path.basename(os.path.dirname(line.split("'")[1]))
+    except OSError:
+        pass
+    return ""
+
+
+def _prune(lib_dir: str, keep: set) -> None:
+    """Remove code directories no agent uses any more (the current one and the one before
+    it are kept: an agent started before the replace may still import from it)."""
+    for name in os.listdir(lib_dir):
+        if name not in keep and not name.startswith("."):
+            shutil.rmtree(os.path.join(lib_dir, name), ignore_errors=True)

@@ -7,8 +7,9 @@ resource moves to this agent by changing its type. Standard library only: monito
 
 import os
 
-OCF_SUCCESS, OCF_ERR_GENERIC, OCF_ERR_ARGS, OCF_ERR_UNIMPLEMENTED = 0, 1, 2, 3
-OCF_ERR_PERM, OCF_ERR_INSTALLED, OCF_ERR_CONFIGURED, OCF_NOT_RUNNING = 4, 5, 6, 7
+from rbdvm.helpers.names import is_name
+
+from .codes import OCF_ERR_CONFIGURED, AgentError
 
 
 class Param:
@@ -88,8 +89,9 @@ ACTIONS = (
 )
 
 
-class ParamError(Exception):
-    """A parameter is missing or wrong: OCF_ERR_CONFIGURED, message for the operator."""
+def _wrong(message: str) -> AgentError:
+    """A parameter is missing or wrong."""
+    return AgentError(OCF_ERR_CONFIGURED, message)
 
 
 _TRUE = {"1", "true", "yes", "on", "y"}
@@ -103,17 +105,17 @@ def _convert(p: Param, raw: str):
             return True
         if low in _FALSE:
             return False
-        raise ParamError(f"parameter {p.name}={raw!r} is not a boolean (true/false)")
+        raise _wrong(f"parameter {p.name}={raw!r} is not a boolean (true/false)")
     if p.kind == "integer":
         try:
             value = int(raw)
         except ValueError:
-            raise ParamError(f"parameter {p.name}={raw!r} is not an integer") from None
+            raise _wrong(f"parameter {p.name}={raw!r} is not an integer") from None
         if value < 0:
-            raise ParamError(f"parameter {p.name}={raw!r} must not be negative")
+            raise _wrong(f"parameter {p.name}={raw!r} must not be negative")
         return value
     if p.choices and raw not in p.choices:
-        raise ParamError(f"parameter {p.name}={raw!r} must be one of {', '.join(c or '(empty)' for c in p.choices)}")
+        raise _wrong(f"parameter {p.name}={raw!r} must be one of {', '.join(c or '(empty)' for c in p.choices)}")
     return raw
 
 
@@ -134,16 +136,16 @@ class Params:
             raw = environ.get("OCF_RESKEY_" + p.name)
             try:
                 value = p.default if raw is None else _convert(p, raw)
-            except ParamError as exc:
+            except AgentError as exc:
                 if strict or p.name in IDENTITY:
                     raise
                 self.ignored.append(f"{exc}; using {p.default!r}")
                 value = p.default
             setattr(self, p.name, value)
         if bool(self.vm) == bool(self.config):
-            raise ParamError("give exactly one of the parameters vm (a VM in Ceph) and config "
+            raise _wrong("give exactly one of the parameters vm (a VM in Ceph) and config "
                              "(a libvirt XML file)")
-        if self.vm and not self.vm.isalnum():
-            raise ParamError(f"parameter vm={self.vm!r} is not a VM name (letters and digits)")
+        if self.vm and not is_name(self.vm):
+            raise _wrong(f"parameter vm={self.vm!r} is not a VM name (letters and digits)")
         if self.config and not os.path.isabs(self.config):
-            raise ParamError(f"parameter config={self.config!r} must be an absolute path")
+            raise _wrong(f"parameter config={self.config!r} must be an absolute path")

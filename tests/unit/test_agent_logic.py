@@ -6,7 +6,8 @@ import pytest
 from lxml import etree
 from rbdvm.ocf import agent, utilization
 from rbdvm.ocf.metadata import metadata_xml
-from rbdvm.ocf.params import PARAMS, ParamError, Params
+from rbdvm.ocf.codes import AgentError
+from rbdvm.ocf.params import PARAMS, Params
 
 pytestmark = pytest.mark.unit
 
@@ -23,12 +24,12 @@ def test_defaults_apply_when_pacemaker_passes_nothing():
 
 @pytest.mark.parametrize("bad,why", [
     ({}, "exactly one"), ({"vm": "a", "config": "/x.xml"}, "exactly one"),
-    ({"vm": "bad-name"}, "not a VM name"), ({"config": "rel.xml"}, "absolute"),
+    ({"vm": "bad-name"}, "not a VM name"), ({"vm": "vmé"}, "not a VM name"), ({"config": "rel.xml"}, "absolute"),
     ({"vm": "a", "force_stop": "maybe"}, "boolean"), ({"vm": "a", "migration_speed": "fast"}, "integer"),
     ({"vm": "a", "migration_downtime": "-1"}, "negative"), ({"vm": "a", "shutdown_mode": "kick"}, "one of"),
 ])
 def test_bad_parameters_are_refused_with_a_reason(bad, why):
-    with pytest.raises(ParamError, match=why):
+    with pytest.raises(AgentError, match=why):
         Params(env(**bad))
 
 
@@ -64,12 +65,12 @@ def test_unknown_action_and_usage(capsys):
 
 def test_stop_and_monitor_take_bad_optional_values_with_a_note():
     env = {"OCF_RESKEY_vm": "vm1", "OCF_RESKEY_shutdown_mode": "hard", "OCF_RESKEY_stop_margin": "x"}
-    with pytest.raises(ParamError):
+    with pytest.raises(AgentError):
         Params(env)
     p = Params(env, strict=False)
     assert (p.shutdown_mode, p.stop_margin) == ("", 5)
     assert len(p.ignored) == 2 and "shutdown_mode" in p.ignored[0]
-    with pytest.raises(ParamError):
+    with pytest.raises(AgentError):
         Params({"OCF_RESKEY_vm": "bad-name"}, strict=False)   # identity is never guessed
 
 

@@ -74,6 +74,7 @@ NODE_BINDS = (
     ("etc-ceph", "/etc/ceph"),
     ("usr-local-bin", "/usr/local/bin"),
     ("ocf-rbdvm", "/usr/lib/ocf/resource.d/rbdvm"),   # where `rbdvm install-agent` writes
+    ("ocf-lib-rbdvm", "/usr/lib/ocf/lib/rbdvm"),      # and the agent's copy of the code
     ("hosts", "/etc/hosts"),
 )
 # Volatile file systems of a node: lost on a "power cut" (crash / fence).
