@@ -10,10 +10,11 @@ import sys
 import time
 
 from lxml import etree
-
-from rbdvm.helpers import cluster, lifecycle, provision, vmstore
-from rbdvm.helpers.ceph import Session
-from rbdvm.helpers.settings import ceph_target_from_env
+from rbdvm.helpers.ceph import vmstore
+from rbdvm.helpers.ceph.session import Session
+from rbdvm.helpers.core.settings import ceph_target_from_env
+from rbdvm.helpers.ops import lifecycle, provision
+from rbdvm.helpers.pacemaker import cluster
 
 NAMESPACE = "bench1k"        # its own namespace: the pool's other VMs are not listed
 STEPS = tuple(int(n) for n in os.environ.get("BENCH_STEPS", "10,100,1000").split(","))

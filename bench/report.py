@@ -35,7 +35,7 @@ def machine() -> str:
 def run_worker(script: str, *args, env=(), timeout: float = 1800) -> dict:
     """Run bench/<script> on node1 with the venv's python (as client.rbdvm); its last line
     of output is its JSON result."""
-    from labkit import layout as L   # the caller has put the lab on sys.path
+    from labkit import layout as L  # the caller has put the lab on sys.path
     from labkit import ops
 
     res = ops.on("node1", "env", *env, str(L.VENV / "bin" / "python"), str(Path(__file__).parent / script),

@@ -10,10 +10,10 @@ import sys
 import time
 
 import rbd
-
-from rbdvm.helpers import diskimage, provision
-from rbdvm.helpers.ceph import Session
-from rbdvm.helpers.settings import ceph_target_from_env
+from rbdvm.helpers.ceph import diskimage
+from rbdvm.helpers.ceph.session import Session
+from rbdvm.helpers.core.settings import ceph_target_from_env
+from rbdvm.helpers.ops import provision
 
 MiB, GiB = 1 << 20, 1 << 30
 FILES = sys.argv[1]          # a directory shared with the host, for disk files

@@ -25,7 +25,7 @@ def install_agent(directory, lib_dir, as_json):
     try:
         path = agent_install.install(directory, lib_dir)
     except PermissionError as exc:
-        from rbdvm.helpers.errors import UsageError
+        from rbdvm.helpers.core.errors import UsageError
 
         raise UsageError(f"cannot write {directory}", exc.strerror or str(exc), "Run it as root") from None
     emit(as_json, {"path": path}, f"installed {path} (ocf:rbdvm:VirtualDomain)")

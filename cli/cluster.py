@@ -2,9 +2,9 @@
 
 import click
 
-from rbdvm.helpers import lifecycle, placement
-from rbdvm.helpers.ceph import Session
-from rbdvm.helpers.cluster import NOT_PLACED
+from rbdvm.helpers.ceph.session import Session
+from rbdvm.helpers.ops import lifecycle, placement
+from rbdvm.helpers.ops.lifecycle import NOT_PLACED
 
 from .options import ceph_command, emit, json_option
 

@@ -6,8 +6,10 @@ from importlib.metadata import version
 
 import click
 
-from rbdvm.helpers.errors import EXIT_CODES, RbdvmError
-from rbdvm.helpers.settings import DEFAULT_CEPH_CONF, DEFAULT_CEPH_ID, DEFAULT_POOL
+from rbdvm.helpers.core.errors import EXIT_CODES, RbdvmError
+from rbdvm.helpers.core.settings import DEFAULT_CEPH_CONF, DEFAULT_CEPH_ID, DEFAULT_POOL
+
+from . import hints
 
 
 def _epilog() -> str:
@@ -57,7 +59,7 @@ def main(argv=None):
         click.echo("Aborted.", err=True)
         sys.exit(130)
     except RbdvmError as exc:
-        click.echo(f"Error: {exc.message}", err=True)
+        click.echo(f"Error: {exc.message_for(hints.TABLE)}", err=True)
         sys.exit(exc.exit_code)
     except Exception as exc:  # noqa: BLE001 - an operator gets a message, never a traceback
         if os.environ.get("RBDVM_DEBUG") == "1":

@@ -2,8 +2,8 @@
 
 import click
 
-from rbdvm.helpers import metadata as md
-from rbdvm.helpers.ceph import Session
+from rbdvm.helpers.ceph.session import Session
+from rbdvm.helpers.ops import metadata as md
 
 from .options import ceph_command, emit
 

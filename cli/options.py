@@ -6,8 +6,7 @@ import sys
 
 import click
 
-from rbdvm.helpers.settings import ceph_target_from_env
-
+from rbdvm.helpers.core.settings import ceph_target_from_env
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 

@@ -4,9 +4,9 @@ from datetime import datetime
 
 import click
 
-from rbdvm.helpers import lifecycle, snapshots
-from rbdvm.helpers.ceph import Session
-from rbdvm.helpers.errors import UsageError
+from rbdvm.helpers.ceph.session import Session
+from rbdvm.helpers.core.errors import UsageError
+from rbdvm.helpers.ops import lifecycle, snapshots
 
 from .cluster import cluster_line
 from .options import ceph_command, emit, table

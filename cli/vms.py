@@ -4,9 +4,10 @@ from pathlib import Path
 
 import click
 
-from rbdvm.helpers import lifecycle, names, provision, vmsettings
-from rbdvm.helpers.ceph import Session
-from rbdvm.helpers.errors import UsageError
+from rbdvm.helpers.ceph.session import Session
+from rbdvm.helpers.core import names, vmsettings
+from rbdvm.helpers.core.errors import UsageError
+from rbdvm.helpers.ops import lifecycle, provision
 
 from .cluster import cluster_line, colocation_text
 from .options import Progress, ceph_command, emit, human_bytes, table
@@ -26,7 +27,7 @@ def _read_xml(path):
 
 
 def settings_options(func):
-    """One CLI option per VM setting, derived from rbdvm.helpers.vmsettings.SETTINGS."""
+    """One CLI option per VM setting, derived from rbdvm.helpers.core.vmsettings.SETTINGS."""
     for s in reversed(vmsettings.SETTINGS):
         flag = "--" + s.name.replace("_", "-")
         if s.kind == "bool":

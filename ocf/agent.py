@@ -9,8 +9,16 @@ import sys
 import time
 
 from . import log
-from .codes import (OCF_ERR_ARGS, OCF_ERR_CONFIGURED, OCF_ERR_GENERIC, OCF_ERR_INSTALLED,
-                    OCF_ERR_UNIMPLEMENTED, OCF_NOT_RUNNING, OCF_SUCCESS, AgentError)
+from .codes import (
+    OCF_ERR_ARGS,
+    OCF_ERR_CONFIGURED,
+    OCF_ERR_GENERIC,
+    OCF_ERR_INSTALLED,
+    OCF_ERR_UNIMPLEMENTED,
+    OCF_NOT_RUNNING,
+    OCF_SUCCESS,
+    AgentError,
+)
 from .params import ACTIONS, Params
 
 USAGE = "usage: VirtualDomain {start|stop|monitor|status|migrate_to|migrate_from|meta-data|validate-all|usage}"
@@ -168,10 +176,10 @@ def _guarded_create(p: Params, conn, name: str, guard_deadline: float, end: floa
     import rados
     import rbd
 
-    from rbdvm.helpers import domainxml
-    from rbdvm.helpers.errors import RbdvmError
+    from rbdvm.helpers.core import domainxml
+    from rbdvm.helpers.core.errors import RbdvmError
 
-    from . import domain, guard
+    from . import domain, guard, hints
     from .definition import load_xml
 
     session = _ceph_session(p)
@@ -180,7 +188,7 @@ def _guarded_create(p: Params, conn, name: str, guard_deadline: float, end: floa
             xml = load_xml(p, session)
             root = domainxml.parse(xml, "the domain XML")
         except RbdvmError as exc:
-            raise AgentError(OCF_ERR_CONFIGURED, exc.message) from None
+            raise AgentError(OCF_ERR_CONFIGURED, hints.reason(exc)) from None
         if (root.findtext("name") or "").strip() != name:
             raise AgentError(OCF_ERR_CONFIGURED, f"the definition of {name} names the domain "
                                              f"{root.findtext('name')!r}: refusing to start it")
@@ -199,7 +207,8 @@ def _guarded_create(p: Params, conn, name: str, guard_deadline: float, end: floa
                     raise AgentError(OCF_ERR_GENERIC, f"libvirt did not start {name} in time ({exc}); "
                                                   "the stop that follows ends it if it came up") from None
                 except domain.Error as exc:
-                    raise AgentError(OCF_ERR_GENERIC, f"libvirt could not start {name}: {exc.get_error_message()}") from None
+                    raise AgentError(OCF_ERR_GENERIC,
+                                     f"libvirt could not start {name}: {exc.get_error_message()}") from None
                 marks.append(time.monotonic())
                 section.wait_visible(end)
                 marks.append(time.monotonic())
@@ -225,15 +234,16 @@ def _ceph_session(p: Params):
     """One Ceph session for the definition and the guard (vm=); None for config=."""
     if not p.vm:
         return None
-    from rbdvm.helpers.ceph import Session
-    from rbdvm.helpers.errors import RbdvmError
+    from rbdvm.helpers.ceph.session import Session
+    from rbdvm.helpers.core.errors import RbdvmError
 
+    from . import hints
     from .definition import ceph_target
 
     try:
         return Session(ceph_target(p)).__enter__()
     except RbdvmError as exc:
-        raise AgentError(OCF_ERR_GENERIC, f"cannot read VM {p.vm} from Ceph: {exc.message}") from None
+        raise AgentError(OCF_ERR_GENERIC, f"cannot read VM {p.vm} from Ceph: {hints.reason(exc)}") from None
 
 
 # ------------------------------------------------------------------ stop
@@ -267,7 +277,8 @@ def _stop_with_libvirt(p: Params, name: str, t0: float, end: float) -> None:
     try:
         quick = min(kill_at, time.monotonic() + LIBVIRT_SECONDS)
         dom = domain.bounded(quick, domain.lookup, conn, name)
-        if dom is None or domain.bounded(quick, domain.state, dom) not in domain.RUNNING_STATES | {lv.VIR_DOMAIN_CRASHED}:
+        alive = domain.RUNNING_STATES | {lv.VIR_DOMAIN_CRASHED}
+        if dom is None or domain.bounded(quick, domain.state, dom) not in alive:
             return
         if not p.force_stop and graceful_until > time.monotonic():
             try:
@@ -445,7 +456,8 @@ def migrate_from(p: Params) -> int:
                     _utilization(p, domain.bounded(deadline, dom.XMLDesc, 0), end)
                     return OCF_SUCCESS
             except (domain.Error, domain.Hung) as exc:
-                raise AgentError(OCF_ERR_GENERIC, f"libvirt failed after the migration of {name}: {_why(exc)}") from None
+                raise AgentError(OCF_ERR_GENERIC,
+                                 f"libvirt failed after the migration of {name}: {_why(exc)}") from None
             if time.monotonic() >= deadline:
                 raise AgentError(OCF_ERR_GENERIC, f"domain {name} does not run here after the migration")
             time.sleep(0.2)
@@ -484,13 +496,15 @@ def validate(p: Params) -> int:
         if exc.code == OCF_ERR_INSTALLED:   # a file that is missing is a configuration error here
             exc.code = OCF_ERR_CONFIGURED
         raise
-    from rbdvm.helpers import domainxml
-    from rbdvm.helpers.errors import UsageError
+    from rbdvm.helpers.core import domainxml
+    from rbdvm.helpers.core.errors import UsageError
+
+    from . import hints
 
     try:
         root = domainxml.parse(xml, "the domain XML")
     except UsageError as exc:
-        raise AgentError(OCF_ERR_CONFIGURED, exc.message) from None
+        raise AgentError(OCF_ERR_CONFIGURED, hints.reason(exc)) from None
     if p.vm and root.findtext("name") != p.vm:
         raise AgentError(OCF_ERR_CONFIGURED, f"the XML of VM {p.vm} names the domain {root.findtext('name')!r}")
     return OCF_SUCCESS

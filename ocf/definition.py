@@ -47,8 +47,10 @@ def load_xml(p: Params, session=None) -> str:
                 return f.read()
         except OSError as exc:
             raise AgentError(OCF_ERR_INSTALLED, f"cannot read {p.config}: {exc.strerror}") from None
-    from rbdvm.helpers.ceph import Session
-    from rbdvm.helpers.errors import ClusterUnavailable, RbdvmError
+    from rbdvm.helpers.ceph.session import Session
+    from rbdvm.helpers.core.errors import ClusterUnavailable, RbdvmError
+
+    from . import hints
 
     try:
         if session is not None:
@@ -56,9 +58,9 @@ def load_xml(p: Params, session=None) -> str:
         with Session(ceph_target(p)) as s:
             return _vm_xml(s, p.vm)
     except ClusterUnavailable as exc:
-        raise AgentError(OCF_ERR_GENERIC, f"cannot read VM {p.vm} from Ceph: {exc.message}") from None
+        raise AgentError(OCF_ERR_GENERIC, f"cannot read VM {p.vm} from Ceph: {hints.reason(exc)}") from None
     except RbdvmError as exc:
-        raise AgentError(OCF_ERR_CONFIGURED, f"VM {p.vm} cannot start: {exc.message}") from None
+        raise AgentError(OCF_ERR_CONFIGURED, f"VM {p.vm} cannot start: {hints.reason(exc)}") from None
 
 
 def _vm_xml(session, vm: str) -> str:
@@ -66,8 +68,9 @@ def _vm_xml(session, vm: str) -> str:
     complete by the storage layer's own rule (vmstore.state_of)."""
     import rbd
 
-    from rbdvm.helpers import names, vmstore
-    from rbdvm.helpers.ceph import ceph_errors
+    from rbdvm.helpers.ceph import vmstore
+    from rbdvm.helpers.ceph.session import ceph_errors
+    from rbdvm.helpers.core import names
 
     try:
         img = rbd.Image(session.ioctx, names.system_disk(vm), read_only=True)
@@ -87,6 +90,6 @@ def _vm_xml(session, vm: str) -> str:
 
 
 def ceph_target(p: Params):
-    from rbdvm.helpers.settings import CephTarget
+    from rbdvm.helpers.core.settings import CephTarget
 
     return CephTarget(conf=p.ceph_conf, client_id=p.ceph_id, pool=p.pool, namespace=p.namespace)

@@ -20,12 +20,12 @@ import uuid
 import rados
 import rbd
 
-from rbdvm.helpers import vmstore
-from rbdvm.helpers.ceph import Session
-from rbdvm.helpers.errors import RbdvmError
-from rbdvm.helpers.settings import CephTarget
+from rbdvm.helpers.ceph import vmstore
+from rbdvm.helpers.ceph.session import Session
+from rbdvm.helpers.core.errors import RbdvmError
+from rbdvm.helpers.core.settings import CephTarget
 
-from . import log, nodes
+from . import hints, log, nodes
 from .codes import OCF_ERR_GENERIC, AgentError
 
 # not librbd's own "rbd_lock" (the exclusive-lock feature and `rbd lock`): an independent lock
@@ -193,4 +193,4 @@ def _refusal(clients) -> str:
 
 
 def ceph_error(exc: RbdvmError) -> GuardRefused:
-    return GuardRefused(f"split-brain guard cannot check the disks' clients: {exc.message}")
+    return GuardRefused(f"split-brain guard cannot check the disks' clients: {hints.reason(exc)}")

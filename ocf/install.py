@@ -25,8 +25,7 @@ import subprocess
 import sys
 
 import rbdvm.ocf
-
-from rbdvm.helpers.errors import RbdvmError
+from rbdvm.helpers.core.errors import RbdvmError
 
 DEFAULT_DIR = "/usr/lib/ocf/resource.d/rbdvm"
 DEFAULT_LIB_DIR = "/usr/lib/ocf/lib/rbdvm"
@@ -105,9 +104,13 @@ def _copy_code(lib_dir: str) -> str:
     files = []
     for package in PACKAGES:
         root = os.path.join(source, _source_dir(package))
-        for name in sorted(os.listdir(root)):
-            if name.endswith(".py"):
-                files.append((package, name, os.path.join(root, name)))
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
+            sub = os.path.relpath(dirpath, root)
+            for name in sorted(filenames):
+                if name.endswith(".py"):
+                    rel = name if sub == "." else os.path.join(sub, name)
+                    files.append((package, rel, os.path.join(dirpath, name)))
     digest = hashlib.sha256()
     for package, name, path in files:
         with open(path, "rb") as f:
@@ -118,11 +121,12 @@ def _copy_code(lib_dir: str) -> str:
     tmp = target + f".tmp{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     for package, name, path in files:
-        os.makedirs(os.path.join(tmp, "rbdvm", package), mode=0o755, exist_ok=True)
-        shutil.copyfile(path, os.path.join(tmp, "rbdvm", package, name))
+        dest = os.path.join(tmp, "rbdvm", package, name)
+        os.makedirs(os.path.dirname(dest), mode=0o755, exist_ok=True)
+        shutil.copyfile(path, dest)
     # compiled now, by root: the agent never writes into its own code
     compileall.compile_dir(tmp, quiet=1)
-    for dirpath, dirnames, filenames in os.walk(tmp):
+    for dirpath, _dirs, filenames in os.walk(tmp):
         os.chmod(dirpath, 0o755)
         for name in filenames:
             os.chmod(os.path.join(dirpath, name), 0o644)

@@ -7,7 +7,7 @@ resource moves to this agent by changing its type. Standard library only: monito
 
 import os
 
-from rbdvm.helpers.names import is_name
+from rbdvm.helpers.core.names import is_name
 
 from .codes import OCF_ERR_CONFIGURED, AgentError
 

@@ -7,7 +7,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-
 from labkit import guest, ops
 from labkit import layout as L
 

@@ -4,8 +4,8 @@ import time
 
 import pytest
 from lab_helpers import force_remove, make_vm, qemu_pids, unique
-from labkit import node, ops
 from labkit import layout as L
+from labkit import node, ops
 from labkit.procs import run, wait_for
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("agent_installed")]

@@ -8,10 +8,21 @@ import time
 from pathlib import Path
 
 import pytest
-from lab_helpers import (AGENT, agent, base_xml, boot_disk, exit_reason, files_dir, force_remove,
-                         qemu_pids, rbdvm, stopped_vm, unique)
-from labkit import node, ops
+from lab_helpers import (
+    AGENT,
+    agent,
+    base_xml,
+    boot_disk,
+    exit_reason,
+    files_dir,
+    force_remove,
+    qemu_pids,
+    rbdvm,
+    stopped_vm,
+    unique,
+)
 from labkit import layout as L
+from labkit import node, ops
 from labkit.procs import run, wait_for
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("agent_installed")]

@@ -8,8 +8,22 @@ import subprocess
 import xml.etree.ElementTree as ET
 
 import pytest
-from lab_helpers import (PYTHON, RBDTOOL, base_xml, boot_disk, files_dir, force_remove, make_vm, qemu_pids,
-                         rbdvm, rbdvm_error, rbdvm_json, read_bytes, unique, write_bytes)
+from lab_helpers import (
+    PYTHON,
+    RBDTOOL,
+    base_xml,
+    boot_disk,
+    files_dir,
+    force_remove,
+    make_vm,
+    qemu_pids,
+    rbdvm,
+    rbdvm_error,
+    rbdvm_json,
+    read_bytes,
+    unique,
+    write_bytes,
+)
 from labkit import node as labnode
 from labkit import ops
 from labkit.procs import wait_for

@@ -3,8 +3,8 @@
 import xml.etree.ElementTree as ET
 
 import pytest
-from labkit import node, ops
 from labkit import layout as L
+from labkit import node, ops
 from labkit.procs import run
 
 pytestmark = pytest.mark.lab

@@ -1,8 +1,19 @@
 """rbdvm clone (copy-on-write and --full) and remove on the lab's Ceph."""
 
 import pytest
-from lab_helpers import (base_xml, boot_disk, force_remove, qcow2, rbdvm, rbdvm_error, rbdvm_json,
-                         read_bytes, start_vm, unique, write_bytes)
+from lab_helpers import (
+    base_xml,
+    boot_disk,
+    force_remove,
+    qcow2,
+    rbdvm,
+    rbdvm_error,
+    rbdvm_json,
+    read_bytes,
+    start_vm,
+    unique,
+    write_bytes,
+)
 from labkit import ops
 from lxml import etree
 

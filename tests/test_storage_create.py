@@ -4,8 +4,20 @@ import json
 import uuid
 
 import pytest
-from lab_helpers import (base_xml, boot_disk, force_remove, qcow2, raw_file, rbdtool, rbdvm, rbdvm_error,
-                         rbdvm_json, read_bytes, start_vm, unique)
+from lab_helpers import (
+    base_xml,
+    boot_disk,
+    force_remove,
+    qcow2,
+    raw_file,
+    rbdtool,
+    rbdvm,
+    rbdvm_error,
+    rbdvm_json,
+    read_bytes,
+    start_vm,
+    unique,
+)
 from labkit import ops
 from lxml import etree
 

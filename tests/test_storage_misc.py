@@ -4,8 +4,19 @@ import json
 import time
 
 import pytest
-from lab_helpers import (FILES, base_xml, boot_disk, force_remove, qcow2, rbdvm, rbdvm_error, rbdvm_json,
-                         read_bytes, unique, write_bytes)
+from lab_helpers import (
+    FILES,
+    base_xml,
+    boot_disk,
+    force_remove,
+    qcow2,
+    rbdvm,
+    rbdvm_error,
+    rbdvm_json,
+    read_bytes,
+    unique,
+    write_bytes,
+)
 from labkit import ceph, ops
 from labkit import layout as L
 

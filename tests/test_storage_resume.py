@@ -5,8 +5,20 @@ import subprocess
 import time
 
 import pytest
-from lab_helpers import (FILES, PYTHON, RBDTOOL, base_xml, boot_disk, force_remove, qcow2, rbdvm,
-                         rbdvm_error, rbdvm_json, read_bytes, unique)
+from lab_helpers import (
+    FILES,
+    PYTHON,
+    RBDTOOL,
+    base_xml,
+    boot_disk,
+    force_remove,
+    qcow2,
+    rbdvm,
+    rbdvm_error,
+    rbdvm_json,
+    read_bytes,
+    unique,
+)
 from labkit import node as labnode
 from labkit import ops
 from labkit.procs import wait_for

@@ -10,8 +10,25 @@ import subprocess
 import time
 
 import pytest
-from lab_helpers import (PYTHON, RBDTOOL, agent, base_xml, boot_disk, exit_reason, files_dir, force_remove, qcow2,
-                         raw_file, rbdtool, rbdvm, rbdvm_error, rbdvm_json, read_bytes, unique, write_bytes)
+from lab_helpers import (
+    PYTHON,
+    RBDTOOL,
+    agent,
+    base_xml,
+    boot_disk,
+    exit_reason,
+    files_dir,
+    force_remove,
+    qcow2,
+    raw_file,
+    rbdtool,
+    rbdvm,
+    rbdvm_error,
+    rbdvm_json,
+    read_bytes,
+    unique,
+    write_bytes,
+)
 from labkit import node as labnode
 from labkit import ops
 from labkit.procs import wait_for

@@ -6,8 +6,22 @@ import time
 from datetime import datetime, timedelta
 
 import pytest
-from lab_helpers import (FILES, PYTHON, RBDTOOL, base_xml, boot_disk, force_remove, qcow2, rbdvm,
-                         rbdvm_error, rbdvm_json, read_bytes, start_vm, unique, write_bytes)
+from lab_helpers import (
+    FILES,
+    PYTHON,
+    RBDTOOL,
+    base_xml,
+    boot_disk,
+    force_remove,
+    qcow2,
+    rbdvm,
+    rbdvm_error,
+    rbdvm_json,
+    read_bytes,
+    start_vm,
+    unique,
+    write_bytes,
+)
 from labkit import node as labnode
 from labkit import ops
 from labkit.procs import wait_for

@@ -5,8 +5,8 @@ import subprocess
 import pytest
 from lxml import etree
 from rbdvm.ocf import agent, utilization
-from rbdvm.ocf.metadata import metadata_xml
 from rbdvm.ocf.codes import AgentError
+from rbdvm.ocf.metadata import metadata_xml
 from rbdvm.ocf.params import PARAMS, Params
 
 pytestmark = pytest.mark.unit

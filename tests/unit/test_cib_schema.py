@@ -7,9 +7,10 @@ import subprocess
 
 import pytest
 from lxml import etree
-from rbdvm.helpers import cluster, names, vmsettings
-from rbdvm.helpers.errors import UsageError
-from rbdvm.helpers.settings import CephTarget
+from rbdvm.helpers.core import names, vmsettings
+from rbdvm.helpers.core.errors import UsageError
+from rbdvm.helpers.core.settings import CephTarget
+from rbdvm.helpers.pacemaker import cluster
 
 pytestmark = pytest.mark.unit
 

@@ -4,8 +4,8 @@ import subprocess
 import sys
 
 import pytest
-from rbdvm.helpers.errors import EXIT_CODES, NotFound, RbdvmError
-from rbdvm.helpers.settings import ceph_target_from_env
+from rbdvm.helpers.core.errors import EXIT_CODES, NotFound, RbdvmError
+from rbdvm.helpers.core.settings import ceph_target_from_env
 
 pytestmark = pytest.mark.unit
 

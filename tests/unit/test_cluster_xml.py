@@ -6,8 +6,8 @@ import json
 
 import pytest
 from lxml import etree
-from rbdvm.helpers import cluster
-from rbdvm.helpers.settings import CephTarget
+from rbdvm.helpers.core.settings import CephTarget
+from rbdvm.helpers.pacemaker import cluster
 
 pytestmark = pytest.mark.unit
 

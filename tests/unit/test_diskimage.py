@@ -5,9 +5,8 @@ import struct
 import subprocess
 
 import pytest
-
-from rbdvm.helpers import diskimage
-from rbdvm.helpers.errors import UsageError
+from rbdvm.helpers.ceph import diskimage
+from rbdvm.helpers.core.errors import UsageError
 
 pytestmark = pytest.mark.unit
 MiB = 1 << 20

@@ -7,7 +7,6 @@ import sys
 import time
 
 import pytest
-
 from rbdvm.ocf import qemuproc
 
 pytestmark = pytest.mark.unit

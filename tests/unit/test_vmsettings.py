@@ -1,9 +1,8 @@
 """Pure logic of the map settings (no Ceph, no Pacemaker): what a resource may be given."""
 
 import pytest
-
-from rbdvm.helpers import vmsettings
-from rbdvm.helpers.errors import UsageError
+from rbdvm.helpers.core import vmsettings
+from rbdvm.helpers.core.errors import UsageError
 
 pytestmark = pytest.mark.unit
 

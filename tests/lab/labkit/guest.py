@@ -82,7 +82,9 @@ def disk_image(size: int = 1 << 20) -> bytes:
 
 def base_xml(name: str, serial_path: str, uuid=None, memory_mib: int = 64, interface: bool = False) -> str:
     """A TCG domain without disks: what an operator gives `rbdvm create --xml`."""
-    from lxml import etree  # only the tests and the demo build domains; the lab itself does not
+    from lxml import (
+        etree,  # only the tests and the demo build domains; the lab itself does not
+    )
 
     dom = etree.Element("domain", type="qemu")   # TCG: SeaBIOS under KVM takes 5-8 s here
     etree.SubElement(dom, "name").text = name

@@ -60,9 +60,9 @@ def main(argv):
             for i in range(count):
                 img.metadata_set(f"k{i:05d}", "v")
     elif cmd == "hold-lease":
-        from rbdvm.helpers.ceph import Session
-        from rbdvm.helpers.lease import Lease
-        from rbdvm.helpers.settings import ceph_target_from_env
+        from rbdvm.helpers.ceph.lease import Lease
+        from rbdvm.helpers.ceph.session import Session
+        from rbdvm.helpers.core.settings import ceph_target_from_env
 
         vm, seconds, ready = args[0], int(args[1]), args[2]
         with Session(ceph_target_from_env(namespace="" if ns == "-" else ns)) as s:

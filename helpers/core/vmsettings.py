@@ -107,12 +107,12 @@ def encode(values: dict) -> dict:
             out[s.key] = "true" if value else "false"
         elif s.kind == "int":
             if int(value) < 0:
-                raise UsageError(f"--{name.replace('_', '-')} must not be negative", f"got {value}")
+                raise UsageError(f"setting {s.key} must not be negative", f"got {value}")
             out[s.key] = str(int(value))
         elif s.kind == "map":
             out[s.key] = json.dumps(check_map(name, dict(value)), sort_keys=True)
         elif s.kind == "choice" and value not in s.choices:
-            raise UsageError(f"--{name.replace('_', '-')} must be one of {', '.join(s.choices)}",
+            raise UsageError(f"setting {s.key} must be one of {', '.join(s.choices)}",
                              f"got {value!r}")
         else:
             out[s.key] = str(value)

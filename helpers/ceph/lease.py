@@ -17,9 +17,9 @@ from datetime import datetime, timezone
 
 import rados
 
-from .ceph import Session, ceph_errors
-from .errors import Conflict, RbdvmError
-from .names import lease_object
+from ..core.errors import Conflict, RbdvmError
+from ..core.names import lease_object
+from .session import Session, ceph_errors
 
 # how long a killed command's lease blocks the VM; RBDVM_LEASE_SECONDS shortens it (tests)
 LEASE_SECONDS = int(os.environ.get("RBDVM_LEASE_SECONDS", "30"))

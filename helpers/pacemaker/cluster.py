@@ -12,9 +12,9 @@ import time
 
 from lxml import etree
 
-from . import names, vmsettings
-from .errors import ClusterUnavailable, Conflict, UsageError
-from .settings import DEFAULT_CEPH_CONF, DEFAULT_CEPH_ID, CephTarget
+from ..core import names, vmsettings
+from ..core.errors import ClusterUnavailable, Conflict, UsageError
+from ..core.settings import DEFAULT_CEPH_CONF, DEFAULT_CEPH_ID, CephTarget
 
 AGENT = {"class": "ocf", "provider": "rbdvm", "type": "VirtualDomain"}
 NO_VMS_ATTRIBUTE = "rbdvm-no-vms"   # node attribute: `crm_attribute -N NODE -n rbdvm-no-vms -v true`

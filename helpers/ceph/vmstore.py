@@ -6,9 +6,10 @@ from dataclasses import dataclass, field
 import rados
 import rbd
 
-from . import names, rbdbulk
-from .ceph import Session, ceph_errors
-from .errors import Conflict, NotFound
+from ..core import names
+from ..core.errors import Conflict, NotFound
+from . import rbdbulk
+from .session import Session, ceph_errors
 
 # _state on the system disk while a create/clone or a remove is under way; absent when done
 CREATING, REMOVING = "creating", "removing"

@@ -5,7 +5,7 @@ import re
 
 import rados
 
-from .ceph import Session
+from .session import Session
 
 
 def monitor_hosts(session: Session) -> list:

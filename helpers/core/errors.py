@@ -1,5 +1,7 @@
 """The project's error types: each carries a message an operator can act on."""
 
+from .hints import Hint, render
+
 
 class RbdvmError(Exception):
     """Base of every error rbdvm reports to an operator.
@@ -10,8 +12,10 @@ class RbdvmError(Exception):
 
     exit_code = 1
 
-    def __init__(self, what: str, why: str = "", fix: str = ""):
-        self.what, self.why, self.fix = what, why, fix
+    def __init__(self, what: str, why: str = "", fix: str = "", hint: Hint | None = None):
+        """`fix`: what to do, in words any front end can show; `hint`: a fix that depends on
+        the front end (a flag, a parameter), worded by each one (core/hints.py)."""
+        self.what, self.why, self.fix, self.hint = what, why, fix, hint
         super().__init__(self.message)
 
     def reworded(self, what: str) -> "RbdvmError":
@@ -22,8 +26,13 @@ class RbdvmError(Exception):
 
     @property
     def message(self) -> str:
+        return self.message_for({})
+
+    def message_for(self, hint_table: dict) -> str:
+        """The message, its hint worded from a front end's table."""
+        fix = self.fix or (render(self.hint, hint_table) if self.hint else "")
         text = self.what + (f": {self.why}" if self.why else "")
-        return text + (f". {self.fix}" if self.fix else "")
+        return text + (f". {fix}" if fix else "")
 
 
 class UsageError(RbdvmError):

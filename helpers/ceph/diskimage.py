@@ -14,9 +14,9 @@ import struct
 import subprocess
 from dataclasses import dataclass
 
-from .errors import RbdvmError, UsageError
-from .faults import checkpoint
-from .settings import CephTarget
+from ..core.errors import RbdvmError, UsageError
+from ..core.faults import checkpoint
+from ..core.settings import CephTarget
 
 QCOW2_MAGIC = b"QFI\xfb"
 # formats recognised only to refuse them clearly (qemu-img could read some, but rbdvm

@@ -14,8 +14,8 @@ import struct
 import rados
 import rbd
 
-from . import names
-from .ceph import Session, ceph_errors
+from ..core import names
+from .session import Session, ceph_errors
 
 METADATA_PREFIX = "metadata_"          # librbd's image metadata, one omap key each
 GROUP_REF_KEY = "rbd_group_ref"        # the image's group: struct v/compat/len, pool id, group id
@@ -104,7 +104,8 @@ def system_headers(session: Session, vms, ids: dict = None) -> dict:
 
 def metadata(header: dict) -> dict:
     """The image metadata held in a header's omap (values are stored as given)."""
-    return {k[len(METADATA_PREFIX):]: v.decode(errors="replace") for k, v in header.items() if k.startswith(METADATA_PREFIX)}
+    return {k[len(METADATA_PREFIX):]: v.decode(errors="replace")
+            for k, v in header.items() if k.startswith(METADATA_PREFIX)}
 
 
 def group_id(header: dict):

@@ -5,12 +5,14 @@ from datetime import datetime, timezone
 
 import rbd
 
-from . import names, vmstore
-from .ceph import Session, ceph_errors
-from .errors import Conflict, NotFound, UsageError
-from .faults import checkpoint
-from .lease import Lease
-from .vmstore import SNAP_TIME_PREFIX
+from ..ceph import vmstore
+from ..ceph.lease import Lease
+from ..ceph.session import Session, ceph_errors
+from ..ceph.vmstore import SNAP_TIME_PREFIX
+from ..core import hints, names
+from ..core.errors import Conflict, NotFound, UsageError
+from ..core.faults import checkpoint
+from ..core.hints import Hint
 
 GROUP, PER_DISK = "group", "per-disk"
 
@@ -205,9 +207,9 @@ def purge(session: Session, vm: str, *, everything=False, oldest=None, before=No
     """
     chosen = [everything, oldest is not None, before is not None]
     if sum(chosen) != 1:
-        raise UsageError("purge needs exactly one of --all, --oldest N, --before DATE")
+        raise UsageError("purge needs exactly one choice of snapshots", hint=Hint(hints.PURGE_WHICH))
     if oldest is not None and oldest < 0:
-        raise UsageError("--oldest must not be negative", f"got {oldest}")
+        raise UsageError("the number of oldest snapshots to purge must not be negative", f"got {oldest}")
     if before is not None and before.tzinfo is None:
         before = before.replace(tzinfo=timezone.utc)
     with Lease(session, vm, "snapshot purge") as lease:

@@ -1,9 +1,10 @@
 """A VM's metadata: the key/value pairs on its system disk."""
 
-from . import names, vmstore
-from .ceph import Session
-from .errors import NotFound
-from .lease import Lease
+from ..ceph import vmstore
+from ..ceph.lease import Lease
+from ..ceph.session import Session
+from ..core import names
+from ..core.errors import NotFound
 
 
 def list_metadata(session: Session, vm: str, include_reserved: bool = False) -> dict:

@@ -6,10 +6,12 @@ it again brings the constraints in line."""
 
 import json
 
-from . import cluster, names, vmstore
-from .ceph import Session
-from .errors import NotFound, UsageError
-from .lease import Lease
+from ..ceph import vmstore
+from ..ceph.lease import Lease
+from ..ceph.session import Session
+from ..core import names
+from ..core.errors import NotFound, UsageError
+from ..pacemaker import cluster
 
 SETTLE_WAIT = 180
 

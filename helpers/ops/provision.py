@@ -11,14 +11,17 @@ from datetime import datetime, timezone
 import rados
 import rbd
 
-from . import cluster, diskimage, domainxml, names, rbdbulk, vmsettings, vmstore
-from .faults import checkpoint
-from .ceph import Session, ceph_errors
-from .errors import Conflict, NotFound, RbdvmError, UsageError
-from .lease import Lease
-from .monitors import monitor_hosts
+from ..ceph import diskimage, rbdbulk, vmstore
+from ..ceph.lease import Lease
+from ..ceph.monitors import monitor_hosts
+from ..ceph.session import Session, ceph_errors
+from ..ceph.vmstore import COMPLETE, CREATING, REMOVING, STATE_KEY, where
+from ..core import domainxml, hints, names, vmsettings
+from ..core.errors import Conflict, NotFound, RbdvmError, UsageError
+from ..core.faults import checkpoint
+from ..core.hints import Hint
+from ..pacemaker import cluster
 from .snapshots import list_snapshots
-from .vmstore import COMPLETE, CREATING, REMOVING, STATE_KEY, where
 
 
 def _now() -> str:
@@ -49,8 +52,7 @@ def create(session: Session, name: str, image: str, base_xml: str, *, data_image
         if rec.state == COMPLETE:
             if not force:
                 raise Conflict("VM already exists", f"VM {name} exists in {where(session)}",
-                               "Choose another name, or add --force to replace it "
-                               "(its disks and snapshots are deleted)")
+                               hint=Hint(hints.REPLACE_VM))
             _remove(session, rec, lease)
         vmstore.refuse_unusable(rec)
         if base_uuid:

@@ -8,8 +8,10 @@ import os
 import rados
 import rbd
 
-from .errors import ClusterUnavailable, Conflict, NotFound, RbdvmError
-from .settings import CephTarget
+from ..core import hints
+from ..core.errors import ClusterUnavailable, Conflict, NotFound, RbdvmError
+from ..core.hints import Hint
+from ..core.settings import CephTarget
 
 CONNECT_TIMEOUT = 10      # seconds: an unreachable cluster fails within this
 OSD_OP_TIMEOUT = 60       # a down OSD makes I/O wait forever without it
@@ -30,7 +32,7 @@ class Session:
         except (rados.Error, OSError) as exc:
             why = "the file does not exist" if not os.path.exists(t.conf) else str(exc)
             raise ClusterUnavailable(f"cannot read the Ceph configuration {t.conf}", why,
-                                     "Point --conf (or RBDVM_CEPH_CONF) at the cluster's ceph.conf") from exc
+                                     hint=Hint(hints.CEPH_CONF)) from exc
         for key, value in (("client_mount_timeout", CONNECT_TIMEOUT),
                            ("rados_mon_op_timeout", CONNECT_TIMEOUT),
                            ("rados_osd_op_timeout", OSD_OP_TIMEOUT)):
@@ -43,8 +45,7 @@ class Session:
             self.ioctx = self.cluster.open_ioctx(t.pool)
         except rados.ObjectNotFound as exc:
             self.close()
-            raise NotFound(f"pool {t.pool} does not exist", "",
-                           "Choose the pool with --pool (or RBDVM_POOL)") from exc
+            raise NotFound(f"pool {t.pool} does not exist", hint=Hint(hints.POOL)) from exc
         except rados.Error as exc:
             self.close()
             raise translate(exc, f"opening pool {t.pool}", t) from exc
@@ -70,7 +71,7 @@ class Session:
         if isinstance(exc, rados.ObjectNotFound) or getattr(exc, "errno", None) == errno.ENOENT:
             return ClusterUnavailable(f"no keyring for client.{t.client_id}",
                                       "none in the keyring paths of " + t.conf,
-                                      f"Install /etc/ceph/ceph.client.{t.client_id}.keyring, or pass --id")
+                                      hint=Hint(hints.CEPH_ID, {"client_id": t.client_id}))
         return ClusterUnavailable("cannot connect to the Ceph cluster", f"{exc} (monitors {mons})")
 
     def namespace_exists(self) -> bool:

@@ -1,9 +1,14 @@
 """enable / disable / start / stop / status / migrate: the VM's life in the cluster."""
 
-from . import cluster, names, provision, rbdbulk, snapshots, vmstore
-from .ceph import Session
-from .errors import Conflict, NotFound, RbdvmError, UsageError
-from .faults import checkpoint
+from ..ceph import rbdbulk, vmstore
+from ..ceph.session import Session
+from ..core import hints, names
+from ..core.errors import Conflict, NotFound, RbdvmError, UsageError
+from ..core.faults import checkpoint
+from ..core.hints import Hint
+from ..pacemaker import cluster
+from ..pacemaker.cluster import NOT_PLACED  # noqa: F401  (for the CLI: the operations' word for it)
+from . import provision, snapshots
 
 START_WAIT, STOP_WAIT, MIGRATE_WAIT = 120, 150, 180
 
@@ -151,7 +156,7 @@ def migrate(session: Session, vm: str, node: str, wait: float = MIGRATE_WAIT) ->
     if rec.metadata.get("_live_migration") != "true":
         raise Conflict(f"VM {vm} does not allow live migration",
                        "its _live_migration setting is not true",
-                       "Recreate or clone it with --live-migration, or stop and start it elsewhere")
+                       hint=Hint(hints.LIVE_MIGRATION))
     st = cluster.vm_status(status, vm, True)
     if st["status"] != "Started":
         raise Conflict(f"VM {vm} is {st['status']}, not running", "only a running VM migrates live",
@@ -173,7 +178,7 @@ def enable_new(session: Session, vm: str, made: str) -> dict:
     try:
         return enable(session, vm)
     except RbdvmError as exc:
-        raise exc.reworded(f"VM {vm} was {made} but not started: {exc.what}")
+        raise exc.reworded(f"VM {vm} was {made} but not started: {exc.what}") from None
 
 
 def remove(session: Session, vm: str, force: bool = False) -> dict:
@@ -183,7 +188,7 @@ def remove(session: Session, vm: str, force: bool = False) -> dict:
         if not force:
             raise Conflict(f"VM {vm} is enabled in the cluster",
                            "removing it would pull its disks from under Pacemaker",
-                           f"Disable it first (rbdvm disable {vm}), or remove with --force, which does")
+                           hint=Hint(hints.FORCE_REMOVE, {"vm": vm}))
         _disable(vm)
     return provision.remove(session, vm)
 
@@ -221,5 +226,5 @@ def rollback(session: Session, vm: str, snap: str) -> dict:
     try:
         again = enable(session, vm, start=start)
     except RbdvmError as exc:
-        raise exc.reworded(f"VM {vm} was rolled back to {snap} but not enabled again: {exc.what}")
+        raise exc.reworded(f"VM {vm} was rolled back to {snap} but not enabled again: {exc.what}") from None
     return {**out, "cluster": again}

@@ -1,0 +1,14 @@
+"""The CLI's wording of the fixes helpers suggest (rbdvm.helpers.core.hints): its flags and
+environment variables."""
+
+from rbdvm.helpers.core import hints
+
+TABLE = {
+    hints.CEPH_CONF: "Point --conf (or RBDVM_CEPH_CONF) at the cluster's ceph.conf",
+    hints.CEPH_ID: "Install /etc/ceph/ceph.client.{client_id}.keyring, or pass --id",
+    hints.POOL: "Choose the pool with --pool (or RBDVM_POOL)",
+    hints.REPLACE_VM: "Choose another name, or add --force to replace it (its disks and snapshots are deleted)",
+    hints.LIVE_MIGRATION: "Recreate or clone it with --live-migration, or stop and start it elsewhere",
+    hints.FORCE_REMOVE: "Disable it first (rbdvm disable {vm}), or remove with --force, which does",
+    hints.PURGE_WHICH: "Give exactly one of --all, --oldest N, --before DATE",
+}

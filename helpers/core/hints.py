@@ -1,0 +1,41 @@
+"""Fixes an error can suggest that depend on the front end: how a setting is given (a CLI
+flag, an environment variable, a resource parameter). Helpers raise an error with a `Hint`;
+each front end words it from its own table (cli/hints.py, the agent's ocf/hints.py), and
+the neutral wording below is used where no table has it. A helper's message never names a
+CLI flag: an exit reason in crm_mon must not say "--conf".
+"""
+
+from dataclasses import dataclass, field
+
+# what the operator can change, by name
+CEPH_CONF = "ceph_conf"            # which ceph.conf rbdvm reads
+CEPH_ID = "ceph_id"                # which Ceph user rbdvm connects as
+POOL = "pool"                      # which pool the VMs are in
+REPLACE_VM = "replace_vm"          # create over an existing VM (deletes it)
+LIVE_MIGRATION = "live_migration"  # the VM's live-migration setting
+FORCE_REMOVE = "force_remove"      # remove an enabled VM (disables it first)
+PURGE_WHICH = "purge_which"        # which snapshots a purge removes
+
+
+@dataclass(frozen=True)
+class Hint:
+    key: str
+    args: dict = field(default_factory=dict)
+
+
+NEUTRAL = {
+    CEPH_CONF: "Point rbdvm at the cluster's ceph.conf",
+    CEPH_ID: "Install /etc/ceph/ceph.client.{client_id}.keyring, or choose another Ceph user",
+    POOL: "Choose the pool the VMs are in",
+    REPLACE_VM: "Choose another name, or ask for the existing VM to be replaced "
+                "(its disks and snapshots are deleted)",
+    LIVE_MIGRATION: "Recreate or clone it with live migration allowed, or stop and start it elsewhere",
+    FORCE_REMOVE: "Disable it first (rbdvm disable {vm}), or ask remove to disable it",
+    PURGE_WHICH: "Say which snapshots: all, the N oldest, or those before a date",
+}
+
+
+def render(hint: Hint, table: dict) -> str:
+    """The hint in a front end's words (`table`), else in the neutral ones."""
+    text = table.get(hint.key) or NEUTRAL[hint.key]
+    return text.format(**hint.args)

@@ -1,0 +1,106 @@
+"""The layers of docs/development.md, read from the imports of every module (pure logic: the
+source is parsed, nothing is imported). A wrong direction fails with the module and the line."""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.unit
+REPO = Path(__file__).resolve().parents[2]
+FOLDERS = {"helpers": "rbdvm.helpers", "ocf": "rbdvm.ocf", "cli": "rbdvm.cli"}
+
+# layer -> the rbdvm layers it may import (itself included)
+MAY_IMPORT = {
+    "rbdvm.helpers": set(),           # the package itself: a docstring
+    "rbdvm.helpers.core": {"rbdvm.helpers.core"},
+    "rbdvm.helpers.ceph": {"rbdvm.helpers.core", "rbdvm.helpers.ceph"},
+    "rbdvm.helpers.pacemaker": {"rbdvm.helpers.core", "rbdvm.helpers.pacemaker"},
+    "rbdvm.helpers.ops": {"rbdvm.helpers.core", "rbdvm.helpers.ceph", "rbdvm.helpers.pacemaker",
+                          "rbdvm.helpers.ops"},
+    "rbdvm.ocf": {"rbdvm.ocf", "rbdvm.helpers.core", "rbdvm.helpers.ceph"},
+    "rbdvm.cli": {"rbdvm.cli", "rbdvm.helpers.core", "rbdvm.helpers.ops", "rbdvm.helpers.ceph.session",
+                  "rbdvm.ocf.install"},
+}
+# outside libraries each layer may use: Ceph's bindings only in the Ceph adapters (and the
+# agent's guard), libvirt only in the agent, click only in the CLI
+THIRD_PARTY = {"rados", "rbd", "libvirt", "lxml", "click"}
+MAY_USE = {
+    "rbdvm.helpers": set(),
+    "rbdvm.helpers.core": {"lxml"},
+    "rbdvm.helpers.ceph": {"rados", "rbd"},
+    "rbdvm.helpers.pacemaker": {"lxml"},
+    "rbdvm.helpers.ops": {"rados", "rbd", "lxml"},
+    "rbdvm.ocf": {"rados", "rbd", "libvirt", "lxml"},
+    "rbdvm.cli": {"click"},
+}
+
+
+def modules():
+    for folder, package in FOLDERS.items():
+        for path in sorted((REPO / folder).rglob("*.py")):
+            rel = path.relative_to(REPO / folder).with_suffix("")
+            parts = [p for p in rel.parts if p != "__init__"]
+            yield ".".join([package, *parts]), path, path.name == "__init__.py"
+
+
+KNOWN = {module for module, _, _ in modules()}
+
+
+def layer_of(module: str) -> str:
+    return max((layer for layer in MAY_IMPORT if module == layer or module.startswith(layer + ".")), key=len)
+
+
+def imports(module: str, path: Path, is_package: bool):
+    """(line, imported module) of every import, relative ones resolved."""
+    here = module.split(".") if is_package else module.split(".")[:-1]
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield node.lineno, alias.name
+        elif isinstance(node, ast.ImportFrom):
+            base = here[:len(here) - node.level + 1] if node.level else []
+            target = ".".join(base + ([node.module] if node.module else []))
+            for alias in node.names:     # from X import m: m may be a module of X
+                sub = f"{target}.{alias.name}"
+                yield node.lineno, sub if sub in KNOWN else target
+
+
+def allowed(target: str, permitted: set) -> bool:
+    return any(target == p or target.startswith(p + ".") for p in permitted)
+
+
+def test_every_import_goes_in_an_allowed_direction():
+    wrong = []
+    for module, path, is_package in modules():
+        layer = layer_of(module)
+        for line, target in imports(module, path, is_package):
+            top = target.split(".")[0]
+            if top == "rbdvm" and target not in ("rbdvm",) and not allowed(target, MAY_IMPORT[layer]):
+                wrong.append(f"{path.relative_to(REPO)}:{line}: {layer} imports {target}")
+            if top in THIRD_PARTY and top not in MAY_USE[layer]:
+                wrong.append(f"{path.relative_to(REPO)}:{line}: {layer} uses {top}")
+    assert not wrong, "imports against the layers (docs/development.md):\n" + "\n".join(wrong)
+
+
+def test_the_checker_sees_a_wrong_direction(tmp_path):
+    """The rule is live: a Ceph adapter importing a Pacemaker adapter is caught."""
+    bad = tmp_path / "bad.py"
+    bad.write_text("from ..pacemaker import cluster\nimport libvirt\n")
+    found = list(imports("rbdvm.helpers.ceph.bad", bad, False))
+    assert (1, "rbdvm.helpers.pacemaker.cluster") in found
+    assert not allowed("rbdvm.helpers.pacemaker.cluster", MAY_IMPORT["rbdvm.helpers.ceph"])
+    assert "libvirt" not in MAY_USE["rbdvm.helpers.ceph"]
+
+
+def test_the_agent_core_needs_only_the_standard_library():
+    """What monitor loads on every node every few seconds: no Ceph, no lxml, no helpers but
+    the name rule."""
+    light = ("codes", "params", "log", "deadline", "qemuproc", "domain", "rsctmp")
+    for name in light:
+        path = REPO / "ocf" / f"{name}.py"
+        for line, target in imports(f"rbdvm.ocf.{name}", path, False):
+            assert target.split(".")[0] not in {"rados", "rbd", "lxml", "click"}, f"{path}:{line} {target}"
+            if target.startswith("rbdvm."):
+                assert target.startswith("rbdvm.ocf.") or target == "rbdvm.helpers.core.names", \
+                    f"{path}:{line} {target}"
