@@ -4,7 +4,7 @@ PY    := $(VENV)/bin/python
 LAB   := tests/lab/lab
 STAMP := $(VENV)/.installed
 
-.PHONY: deps lab-up lab-down lab-status demo test unit bench
+.PHONY: deps lab-up lab-down lab-status demo test unit lint bench
 
 deps: $(STAMP)
 
@@ -25,9 +25,14 @@ lab-status:
 demo: lab-up
 	$(PY) tests/lab/demo.py
 
-# the whole suite; a lab it had to start is taken down at the end
-test: deps
+# ruff and mypy on the product, then the whole suite; a lab it had to start is taken down
+# at the end
+test: lint
 	$(PY) -m pytest
+
+lint: deps
+	$(PY) -m ruff check helpers ocf cli
+	tests/typecheck
 
 unit: deps
 	$(PY) -m pytest -m unit

@@ -3,6 +3,7 @@
 import functools
 import json
 import sys
+from typing import Any
 
 import click
 
@@ -50,7 +51,7 @@ def table(rows, columns) -> list:
     return ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
 
 
-def human_bytes(n: int) -> str:
+def human_bytes(n: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if n < 1024 or unit == "TiB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
@@ -63,7 +64,9 @@ class Progress:
 
     def __init__(self, enabled: bool):
         self.enabled = enabled and sys.stderr.isatty()
-        self.bar, self.disk, self.done = None, None, 0
+        self.bar: Any = None
+        self.disk: str | None = None
+        self.done = 0
 
     def __call__(self, disk: str, fraction: float) -> None:
         if not self.enabled:

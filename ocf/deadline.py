@@ -10,7 +10,7 @@ import _thread
 import time
 
 # calls given up on: their threads still run, so the agent leaves with os._exit (agent.main)
-abandoned = []
+abandoned: list = []
 
 
 class Hung(Exception):

@@ -28,11 +28,11 @@ SHUTDOWN_MODES = {"": 0, "acpi": libvirt.VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN,
 Error = libvirt.libvirtError
 
 
-def is_missing(exc: Error) -> bool:
+def is_missing(exc: libvirt.libvirtError) -> bool:
     return exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN
 
 
-def open_conn(uri: str, read_only: bool = False, until: float = None):
+def open_conn(uri: str, read_only: bool = False, until: float | None = None):
     opener = libvirt.openReadOnly if read_only else libvirt.open
     return opener(uri) if until is None else bounded(until, opener, uri)
 

@@ -73,7 +73,9 @@ class StartSection:
         self.conf, self.client_id, self.disks, self.session = conf, client_id, disks, session
         self.hold_seconds = max(5, int(hold_until - time.monotonic()) + 1)
         self.cookie = uuid.uuid4().hex
-        self.opened, self.locked, self.release = [], [], True
+        self.opened: list = []
+        self.locked: list = []
+        self.release = True
 
     def __enter__(self):
         try:

@@ -163,17 +163,16 @@ def _check_readable_by_all(paths: list, executable: bool = False) -> None:
 
 def _check_meta_data(agent: str) -> None:
     """Run meta-data the way a tool that is not root would."""
-    kw = {}
-    if os.geteuid() == 0:
-        kw = {"user": UNPRIVILEGED[0], "group": UNPRIVILEGED[1], "extra_groups": []}
+    root = os.geteuid() == 0
     env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "OCF_ROOT": "/usr/lib/ocf", "LANG": "C.UTF-8"}
     try:
         res = subprocess.run([agent, "meta-data"], capture_output=True, text=True, timeout=30,
-                             env=env, cwd="/", **kw)
+                             env=env, cwd="/", user=UNPRIVILEGED[0] if root else None,
+                             group=UNPRIVILEGED[1] if root else None, extra_groups=[] if root else None)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise InstallError("the new agent's meta-data did not run", str(exc)) from None
     if res.returncode != 0 or "<resource-agent" not in res.stdout:
-        who = f"user {UNPRIVILEGED[0]}" if kw else "this user"
+        who = f"user {UNPRIVILEGED[0]}" if root else "this user"
         raise InstallError(f"the new agent's meta-data failed as {who} (exit {res.returncode})",
                            (res.stderr.strip() or res.stdout.strip())[-500:])
 

@@ -14,7 +14,7 @@ from .deadline import Hung, bounded
 
 COROSYNC_CONF = "/etc/corosync/corosync.conf"
 DNS_SECONDS = 0.5
-_cache = {}
+_cache: dict = {}
 _NODE = re.compile(r"\bnode\s*\{([^{}]*)\}")
 _ITEM = re.compile(r"^\s*(ring\d+_addr|name)\s*:\s*(\S+)\s*$", re.M)
 

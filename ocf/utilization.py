@@ -21,9 +21,10 @@ def values(xml: str) -> dict:
     if vcpu and vcpu.strip().isdigit():
         out["cpu"] = int(vcpu.strip())
     mem = root.find("memory")
-    if mem is not None and (mem.text or "").strip().isdigit():
+    amount = (mem.text or "").strip() if mem is not None else ""
+    if mem is not None and amount.isdigit():
         unit = _UNITS.get((mem.get("unit") or "KiB").lower(), 1 << 10)
-        out["hv_memory"] = int(mem.text.strip()) * unit >> 20
+        out["hv_memory"] = int(amount) * unit >> 20
     return out
 
 

@@ -165,9 +165,10 @@ def import_into(disk: DiskFile, target: CephTarget, image: str, progress=None, a
     if adopt:
         adopt(proc)
     checkpoint("import:started")
+    assert proc.stdout is not None and proc.stderr is not None   # both are pipes
     buf = b""
     while True:
-        chunk = proc.stdout.read1(256)
+        chunk = proc.stdout.read1(256)  # type: ignore[attr-defined]  # a BufferedReader
         if not chunk:
             break
         buf = (buf + chunk)[-64:]

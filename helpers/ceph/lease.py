@@ -51,10 +51,10 @@ class Lease:
         self.cookie = uuid.uuid4().hex
         self._stop = threading.Event()
         self._guard = threading.Lock()
-        self._lost = None
+        self._lost: str | None = None
         self._valid_until = 0.0
-        self._children = set()
-        self._threads = []
+        self._children: set = set()
+        self._threads: list = []
         # stop acting a little before the OSD lets the lock go
         self._margin = min(1.0, seconds / 4)
 

@@ -41,7 +41,7 @@ def _ceph_string(raw: bytes, at: int = 0):
 def _omap(session: Session, oid: str, prefix: str = "", after: str = "") -> dict:
     """Every omap pair of one object whose key starts with `prefix` (and sorts after
     `after`), page by page."""
-    out = {}
+    out: dict = {}
     while True:
         with rados.ReadOpCtx() as op:
             it, _ = session.ioctx.get_omap_vals(op, after, prefix, PAGE)
@@ -93,7 +93,7 @@ def headers(session: Session, ids: dict) -> dict:
     return out
 
 
-def system_headers(session: Session, vms, ids: dict = None) -> dict:
+def system_headers(session: Session, vms, ids: dict | None = None) -> dict:
     """{vm: header omap of its system disk} for those of `vms` that have one (`ids`: the
     image listing, if the caller has it)."""
     ids = image_ids(session) if ids is None else ids
@@ -111,9 +111,9 @@ def metadata(header: dict) -> dict:
 def group_id(header: dict):
     """Id of the group the image belongs to; None if it is in none, or if the reference is
     not one this code recognises."""
-    raw = header.get(GROUP_REF_KEY)
+    raw = header.get(GROUP_REF_KEY) or b""
     try:
-        _version, _compat, length = struct.unpack_from("<BBI", raw or b"", 0)
+        _version, _compat, length = struct.unpack_from("<BBI", raw, 0)
         if 6 + length > len(raw):
             return None
         return _ceph_string(raw, 6 + 8)[0]     # after the pool id (int64)

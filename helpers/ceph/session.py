@@ -4,6 +4,7 @@ messages an operator can act on."""
 import contextlib
 import errno
 import os
+from typing import Any
 
 import rados
 import rbd
@@ -22,8 +23,9 @@ class Session:
 
     def __init__(self, target: CephTarget):
         self.target = target
-        self.cluster = None
-        self.ioctx = None
+        # librados' handles (untyped bindings), set by __enter__
+        self.cluster: Any = None
+        self.ioctx: Any = None
 
     def __enter__(self):
         t = self.target

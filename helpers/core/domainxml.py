@@ -56,7 +56,8 @@ def _random_mac() -> str:
 
 def _device_names(bus: str, taken, count: int) -> list:
     prefix = _DEV_PREFIX[bus]
-    names, i = [], 0
+    names: list = []
+    i = 0
     while len(names) < count:
         n, letters = i, ""
         while True:   # a..z, aa..az, ... as the kernel names disks

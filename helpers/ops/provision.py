@@ -380,7 +380,7 @@ def _remove_group(session: Session, name: str, disks) -> None:
     rbd.RBD().group_remove(session.ioctx, name)
 
 
-def _delete_image(session: Session, disk: str, group: str = None):
+def _delete_image(session: Session, disk: str, group: str | None = None):
     """Delete a disk with its snapshots, out of its group first; returns (parent image,
     parent snapshot) if it was a clone. A disk librbd cannot open (its header is gone) is
     taken out of `group` and removed all the same."""

@@ -21,7 +21,7 @@ def _now() -> datetime:
     return datetime.now(timezone.utc).replace(microsecond=0)
 
 
-def _iso(t) -> str:
+def _iso(t) -> str | None:
     return t.isoformat() if t else None
 
 

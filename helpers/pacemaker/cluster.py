@@ -326,7 +326,7 @@ def set_target_role(vm: str, role: str) -> None:
           "--parameter-value", role])
 
 
-def wait_for_status(vm: str, wanted: tuple, timeout: float, node: str = None) -> dict:
+def wait_for_status(vm: str, wanted: tuple, timeout: float, node: str | None = None) -> dict:
     """Poll crm_mon until the VM reaches one of `wanted` (on `node`, if given), fails, or
     `timeout` passes; returns the last status."""
     end = time.monotonic() + timeout
