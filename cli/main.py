@@ -7,7 +7,7 @@ from importlib.metadata import version
 import click
 
 from rbdvm.helpers.core.errors import EXIT_CODES, RbdvmError
-from rbdvm.helpers.core.settings import DEFAULT_CEPH_CONF, DEFAULT_CEPH_ID, DEFAULT_POOL
+from rbdvm.helpers.core import defaults
 
 from . import hints
 
@@ -16,8 +16,8 @@ def _epilog() -> str:
     codes = "\n".join(f"  {code}  {meaning}" for code, meaning in sorted(EXIT_CODES.items()))
     return (
         "\b\nCeph defaults (no flags needed on a configured hypervisor):\n"
-        f"  config {DEFAULT_CEPH_CONF}, client {DEFAULT_CEPH_ID} "
-        f"(keyring /etc/ceph/ceph.client.{DEFAULT_CEPH_ID}.keyring), pool {DEFAULT_POOL};\n"
+        f"  config {defaults.CEPH_CONF}, client {defaults.CEPH_ID} "
+        f"(keyring /etc/ceph/ceph.client.{defaults.CEPH_ID}.keyring), pool {defaults.POOL};\n"
         "  override with RBDVM_CEPH_CONF, RBDVM_CEPH_ID, RBDVM_POOL, RBDVM_NAMESPACE.\n"
         f"\b\nExit codes:\n{codes}"
     )

@@ -5,7 +5,7 @@ from pathlib import Path
 import click
 
 from rbdvm.helpers.ceph.session import Session
-from rbdvm.helpers.core import names, vmsettings
+from rbdvm.helpers.core import names, vmschema
 from rbdvm.helpers.core.errors import UsageError
 from rbdvm.helpers.ops import lifecycle, provision
 
@@ -27,8 +27,8 @@ def _read_xml(path):
 
 
 def settings_options(func):
-    """One CLI option per VM setting, derived from rbdvm.helpers.core.vmsettings.SETTINGS."""
-    for s in reversed(vmsettings.SETTINGS):
+    """One CLI option per VM setting, derived from rbdvm.helpers.core.vmschema.SETTINGS."""
+    for s in reversed(vmschema.SETTINGS):
         flag = "--" + s.name.replace("_", "-")
         if s.kind == "bool":
             opt = click.option(f"{flag}/--no-{flag[2:]}", s.name, default=None, help=s.help)
@@ -44,9 +44,9 @@ def settings_options(func):
 
 def _settings(kwargs) -> dict:
     out = {}
-    for s in vmsettings.SETTINGS:
+    for s in vmschema.SETTINGS:
         value = kwargs.pop(s.name)
-        out[s.name] = vmsettings.parse_pairs(value, f"--{s.name.replace('_', '-')}") if s.kind == "map" else value
+        out[s.name] = vmschema.parse_pairs(value, f"--{s.name.replace('_', '-')}") if s.kind == "map" else value
     return out
 
 
@@ -96,7 +96,7 @@ def create(name, image, xml_file, data_disk, metadata, force, disabled, target, 
     with Session(target) as s:
         try:
             result = provision.create(s, name, image, base, data_images=data_disk,
-                                      metadata=vmsettings.parse_pairs(metadata, "--metadata"),
+                                      metadata=vmschema.parse_pairs(metadata, "--metadata"),
                                       settings=settings, force=force, progress=progress)
         finally:
             progress.close()
@@ -126,7 +126,7 @@ def clone(src, dst, full, xml_file, metadata, disabled, target, as_json, **kwarg
     settings = _settings(kwargs)
     with Session(target) as s:
         result = provision.clone(s, src, dst, full=full, base_xml=_read_xml(xml_file),
-                                 metadata=vmsettings.parse_pairs(metadata, "--metadata"),
+                                 metadata=vmschema.parse_pairs(metadata, "--metadata"),
                                  settings=settings)
         _report(as_json, s, result, disabled, "cloned",
                 lambda r: f"VM {r['name']} cloned from {r['source']} ({r['mode']}): "

@@ -7,6 +7,7 @@ resource moves to this agent by changing its type. Standard library only: monito
 
 import os
 
+from rbdvm.helpers.core import defaults
 from rbdvm.helpers.core.names import is_name
 
 from .codes import OCF_ERR_CONFIGURED, AgentError
@@ -34,13 +35,13 @@ PARAMS = (
     Param("config", "string", "", "Virtual domain configuration file",
           "Absolute path of a libvirt domain XML file, as with ocf:heartbeat:VirtualDomain. "
           "Give either vm or config.", unique=True),
-    Param("pool", "string", "rbd", "RBD pool of the VM"),
+    Param("pool", "string", defaults.POOL, "RBD pool of the VM"),
     Param("namespace", "string", "", "RBD namespace of the VM (none by default)"),
-    Param("ceph_conf", "string", "/etc/ceph/ceph.conf", "Ceph configuration file"),
-    Param("ceph_id", "string", "rbdvm", "Ceph client name (without 'client.')",
+    Param("ceph_conf", "string", defaults.CEPH_CONF, "Ceph configuration file"),
+    Param("ceph_id", "string", defaults.CEPH_ID, "Ceph client name (without 'client.')",
           "The cephx user the agent reads the VM's definition and disk clients with; its "
           "keyring is found the usual way (/etc/ceph/ceph.client.<id>.keyring)."),
-    Param("hypervisor", "string", "qemu:///system", "Hypervisor URI"),
+    Param("hypervisor", "string", defaults.HYPERVISOR, "Hypervisor URI"),
     Param("force_stop", "boolean", False, "Always force shutdown on stop",
           "Destroy the domain at once on stop instead of a graceful shutdown first."),
     Param("shutdown_mode", "string", "", "Graceful shutdown method",
@@ -87,11 +88,9 @@ class Action:
         self.name, self.timeout, self.interval, self.depth = name, timeout, interval, depth
 
 
-ACTIONS = (
-    Action("start", 90), Action("stop", 90), Action("monitor", 30, interval=10, depth=0),
-    Action("status", 30), Action("migrate_to", 120), Action("migrate_from", 60),
-    Action("meta-data", 5), Action("validate-all", 10),
-)
+ACTIONS = tuple(
+    Action(name, timeout, interval=defaults.MONITOR_INTERVAL, depth=0) if name == "monitor" else Action(name, timeout)
+    for name, timeout in defaults.ACTION_TIMEOUTS.items())
 
 
 def _wrong(message: str) -> AgentError:

@@ -6,32 +6,24 @@ from dataclasses import dataclass, field
 import rados
 import rbd
 
-from ..core import names
+from ..core import names, vmschema
 from ..core.errors import Conflict, NotFound
 from . import rbdbulk
 from .session import Session, ceph_errors
 
 # _state on the system disk while a create/clone or a remove is under way; absent when done
 CREATING, REMOVING = "creating", "removing"
-# ... and while a snapshot rollback rewrites the disks (ROLLBACK_KEY: to which snapshot):
-# half the disks may be at the snapshot and half at head, so nothing may boot it
-ROLLING_BACK, ROLLBACK_KEY = "rolling-back", "_rollback_to"
+# ... and while a snapshot rollback rewrites the disks (vmschema.ROLLBACK_TO: to which
+# snapshot): half the disks may be at the snapshot and half at head, so nothing may boot it
+ROLLING_BACK = "rolling-back"
 COMPLETE = "complete"
 # the command whose interruption leaves each state, to be run again
 INTERRUPTED = {CREATING: "create or clone", REMOVING: "remove", ROLLING_BACK: "snapshot rollback"}
 # not rbdvm's (another tool's group or image in the shared pool), or a disk librbd cannot open
 FOREIGN, BROKEN = "foreign", "broken"
-STATE_KEY = "_state"
-# a system disk is rbdvm's (or vm_manager's) only if it carries one of these keys
-OWNER_KEYS = ("vm_name", STATE_KEY)
 # on the VM's lease object from the moment a create/clone makes its first image until that
-# image carries OWNER_KEYS: the one window in which rbdvm's own system disk has no marker
+# image carries vmschema.OWNER_KEYS: the one window in which rbdvm's own system disk has no marker
 MAKING_XATTR = "rbdvm.making"
-SNAP_TIME_PREFIX = "_snapshot_"
-# rbdvm's bookkeeping keys: never copied to a clone, never shown as settings
-# set while a snapshot rollback holds an enabled VM disabled: the target role to restore
-REENABLE_KEY = "_reenable"
-INTERNAL_KEYS = (STATE_KEY, "_created", "_imported", "_copied", "_cloned_from", REENABLE_KEY, ROLLBACK_KEY)
 
 
 @dataclass
@@ -46,7 +38,7 @@ class VmRecord:
 
 
 def owned(metadata: dict) -> bool:
-    return any(k in metadata for k in OWNER_KEYS)
+    return any(k in metadata for k in vmschema.OWNER_KEYS)
 
 
 def mark_making(session: Session, vm: str, making: bool) -> None:
@@ -150,7 +142,7 @@ def record(session: Session, vm: str, groups=None, images=None, metadata=None, m
         return _foreign(rec, f"image {system} carries no rbdvm metadata (no vm_name)")
     rec.metadata = metadata
     disks = {m for m in members if names.is_vm_disk(vm, m)} | {system}
-    count = rec.metadata.get("_additional_disks")
+    count = rec.metadata.get(vmschema.ADDITIONAL_DISKS)
     if count and count.isdigit():
         disks.update(names.data_disk(vm, i) for i in range(int(count))
                      if names.data_disk(vm, i) in images)
@@ -170,10 +162,10 @@ def state_of(metadata: dict, system_in_group: bool) -> str:
 
     The system disk joins the group last: membership is a create/clone's commit point. A
     half-done clone's system disk already carries the source's metadata, `xml` included."""
-    state = metadata.get(STATE_KEY)
+    state = metadata.get(vmschema.STATE)
     if state in INTERRUPTED:
         return state
-    if system_in_group and "xml" in metadata:
+    if system_in_group and vmschema.XML in metadata:
         return COMPLETE
     return CREATING   # a create or clone that stopped before it could say so
 
@@ -193,7 +185,7 @@ def records(session: Session) -> list:
         header = headers.get(vm)
         metadata = rbdbulk.metadata(header) if header is not None else {}
         if vm in groups and header is not None and rbdbulk.group_id(header) == groups[vm] \
-                and STATE_KEY not in metadata and owned(metadata):
+                and vmschema.STATE not in metadata and owned(metadata):
             # complete: the system disk is in the VM's group; its other members are its data
             # disks, which record() finds from _additional_disks
             rec = record(session, vm, group_set, image_set, metadata=metadata, members={names.system_disk(vm)})
@@ -211,7 +203,7 @@ def require_complete(session: Session, vm: str, groups=None, images=None, metada
     the rollback that finishes it)."""
     rec = record(session, vm, groups, images, metadata)
     if rec.state == ROLLING_BACK and not rolling_back_ok:
-        snap = rec.metadata.get(ROLLBACK_KEY, "?")
+        snap = rec.metadata.get(vmschema.ROLLBACK_TO, "?")
         raise Conflict(f"VM {vm} is partly rolled back to snapshot {snap}",
                        "a rollback was interrupted: some disks may be at the snapshot, others not",
                        f"Run `rbdvm snapshot rollback {vm} {snap}` again to finish it")

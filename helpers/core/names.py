@@ -11,8 +11,6 @@ from .errors import UsageError
 _NAME = re.compile(r"[A-Za-z0-9]+")
 SYSTEM_PREFIX = "system_"
 DATA_PREFIX = "data_"
-# keys with a meaning for rbdvm or vm_manager; `_`-prefixed keys are all rbdvm's
-RESERVED_KEYS = frozenset({"vm_name", "xml", "_base_xml"})
 # per-image snapshots rbdvm makes for its own use carry this prefix: a user snapshot name
 # (letters and digits only) can never collide with one
 INTERNAL_SNAP_PREFIX = "rbdvm-"
@@ -49,19 +47,6 @@ def check_new_vm_name(name: str) -> str:
                          "the VM's name is its Pacemaker resource id, an XML name, which "
                          "must start with a letter", "Choose a name that starts with a letter")
     return name
-
-
-def check_user_key(key: str) -> str:
-    check_name(key, "metadata key")
-    if key in RESERVED_KEYS:
-        raise UsageError("Parameter must not contain spaces or special chars",
-                         f"metadata key {key!r} is reserved for rbdvm",
-                         "Choose another key")
-    return key
-
-
-def is_user_key(key: str) -> bool:
-    return key not in RESERVED_KEYS and not key.startswith("_")
 
 
 def system_disk(vm: str) -> str:

@@ -8,27 +8,26 @@ is how an operator points one shell at another cluster.
 import os
 from dataclasses import dataclass
 
-DEFAULT_CEPH_CONF = "/etc/ceph/ceph.conf"
-DEFAULT_CEPH_ID = "rbdvm"
-DEFAULT_POOL = "rbd"
+from . import defaults
+
 
 
 @dataclass(frozen=True)
 class CephTarget:
     """Which cluster, as which client, in which pool and namespace."""
 
-    conf: str = DEFAULT_CEPH_CONF
-    client_id: str = DEFAULT_CEPH_ID
-    pool: str = DEFAULT_POOL
+    conf: str = defaults.CEPH_CONF
+    client_id: str = defaults.CEPH_ID
+    pool: str = defaults.POOL
     namespace: str = ""
 
 
 def ceph_target_from_env(environ=os.environ, **overrides) -> CephTarget:
     """Defaults, then RBDVM_CEPH_CONF / RBDVM_CEPH_ID / RBDVM_POOL / RBDVM_NAMESPACE, then flags."""
     values = {
-        "conf": environ.get("RBDVM_CEPH_CONF", DEFAULT_CEPH_CONF),
-        "client_id": environ.get("RBDVM_CEPH_ID", DEFAULT_CEPH_ID),
-        "pool": environ.get("RBDVM_POOL", DEFAULT_POOL),
+        "conf": environ.get("RBDVM_CEPH_CONF", defaults.CEPH_CONF),
+        "client_id": environ.get("RBDVM_CEPH_ID", defaults.CEPH_ID),
+        "pool": environ.get("RBDVM_POOL", defaults.POOL),
         "namespace": environ.get("RBDVM_NAMESPACE", ""),
     }
     values.update({k: v for k, v in overrides.items() if v is not None})

@@ -2,7 +2,7 @@
 
 from ..ceph import rbdbulk, vmstore
 from ..ceph.session import Session
-from ..core import hints, names
+from ..core import hints, names, vmschema
 from ..core.errors import Conflict, NotFound, RbdvmError, UsageError
 from ..core.faults import checkpoint
 from ..core.hints import Hint
@@ -40,7 +40,8 @@ def enable(session: Session, vm: str, start: bool = True, wait: float = START_WA
         st = cluster.vm_status(status, vm, True)
         return {**st, "changed": False}
     enabled = cluster.enabled_vms(status)
-    cluster.add_resource(vm, session.target, rec.metadata, start, enabled, _inbound(session, vm, enabled))
+    cluster.add_resource(vm, session.target, vmschema.VmConfig.of(rec.metadata), start, enabled,
+                         _inbound(session, vm, enabled))
     _forget_reenable(session, vm, rec.metadata)
     st = cluster.wait_for_status(vm, ("Started",) if start else ("Stopped",), wait)
     if st["status"] == "Failed" or (start and st["status"] != "Started"):
@@ -53,7 +54,7 @@ def _inbound(session: Session, vm: str, enabled) -> dict:
     `vm` removed those constraints (a constraint cannot name a missing resource)."""
     found = {}
     for other, header in rbdbulk.system_headers(session, [o for o in enabled if o != vm]).items():
-        for colo in cluster.colocations(rbdbulk.metadata(header)):
+        for colo in vmschema.colocations(rbdbulk.metadata(header)):
             if colo["with"] == vm:
                 found[other] = colo
     return found
@@ -61,10 +62,10 @@ def _inbound(session: Session, vm: str, enabled) -> dict:
 
 def _forget_reenable(session: Session, vm: str, metadata=None) -> None:
     """Drop an interrupted rollback's note that the VM is to be enabled again."""
-    if metadata is not None and vmstore.REENABLE_KEY not in metadata:
+    if metadata is not None and vmschema.REENABLE not in metadata:
         return
     try:
-        vmstore.set_metadata(session, names.system_disk(vm), {}, remove=[vmstore.REENABLE_KEY])
+        vmstore.set_metadata(session, names.system_disk(vm), {}, remove=[vmschema.REENABLE])
     except NotFound:
         pass
 
@@ -153,7 +154,7 @@ def migrate(session: Session, vm: str, node: str, wait: float = MIGRATE_WAIT) ->
         raise _not_on_cluster(vm)
     if node not in cluster.cluster_nodes(status):
         raise UsageError(f"{node} is not a cluster node", f"nodes: {', '.join(cluster.cluster_nodes(status))}")
-    if rec.metadata.get("_live_migration") != "true":
+    if not vmschema.VmConfig.of(rec.metadata).live_migration:
         raise Conflict(f"VM {vm} does not allow live migration",
                        "its _live_migration setting is not true",
                        hint=Hint(hints.LIVE_MIGRATION))
@@ -201,11 +202,11 @@ def rollback(session: Session, vm: str, snap: str) -> dict:
     names.check_name(vm, "VM name")
     rec = snapshots.require_rollback_target(session, vm, snap)
     snapshots.check_rollback(session, rec, snap)     # a wrong name must not cost a restart
-    role = rec.metadata.get(vmstore.REENABLE_KEY)
+    role = rec.metadata.get(vmschema.REENABLE)
     if cluster.has_resource(vm):
         cluster.refuse_operators_constraints(vm)
         role = cluster.vm_status(cluster.cluster_status(), vm, True)["target"]
-        vmstore.set_metadata(session, names.system_disk(vm), {vmstore.REENABLE_KEY: role})
+        vmstore.set_metadata(session, names.system_disk(vm), {vmschema.REENABLE: role})
         _disable(vm)
         checkpoint("rollback:disabled")
     if role is None:

@@ -3,13 +3,13 @@
 from ..ceph import vmstore
 from ..ceph.lease import Lease
 from ..ceph.session import Session
-from ..core import names
+from ..core import names, vmschema
 from ..core.errors import NotFound
 
 
 def list_metadata(session: Session, vm: str, include_reserved: bool = False) -> dict:
     rec = vmstore.require_complete(session, vm)
-    return {k: v for k, v in sorted(rec.metadata.items()) if include_reserved or names.is_user_key(k)}
+    return {k: v for k, v in sorted(rec.metadata.items()) if include_reserved or vmschema.is_user_key(k)}
 
 
 def get_metadata(session: Session, vm: str, key: str) -> str:
@@ -21,7 +21,7 @@ def get_metadata(session: Session, vm: str, key: str) -> str:
 
 
 def set_metadata(session: Session, vm: str, key: str, value: str) -> None:
-    names.check_user_key(key)
+    vmschema.check_user_key(key)
     with Lease(session, vm, f"metadata set {key}"):
         vmstore.require_complete(session, vm)
         vmstore.set_metadata(session, names.system_disk(vm), {key: value})

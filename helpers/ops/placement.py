@@ -4,12 +4,11 @@
 The metadata is written first: an interrupted command leaves the wish recorded, and running
 it again brings the constraints in line."""
 
-import json
 
 from ..ceph import vmstore
 from ..ceph.lease import Lease
 from ..ceph.session import Session
-from ..core import names
+from ..core import names, vmschema
 from ..core.errors import NotFound, UsageError
 from ..pacemaker import cluster
 
@@ -44,7 +43,7 @@ def _set_host(session: Session, vm: str, node, key: str, verb: str) -> dict:
         _cluster_node(status, node)
     with Lease(session, vm, verb):
         rec = vmstore.require_complete(session, vm)
-        keys = ("_pinned_host", "_preferred_host")
+        keys = (vmschema.PINNED_HOST, vmschema.PREFERRED_HOST)
         wanted = {key: node} if node is not None else {}
         current = {k: rec.metadata[k] for k in keys if k in rec.metadata}
         changed = current != wanted
@@ -54,7 +53,7 @@ def _set_host(session: Session, vm: str, node, key: str, verb: str) -> dict:
         metadata = {**{k: v for k, v in rec.metadata.items() if k not in keys}, **wanted}
 
     def update():
-        loc = cluster.placement(vm, metadata)
+        loc = cluster.placement(vm, vmschema.VmConfig.of(metadata))
         if loc is None:
             cluster.delete_constraints([f"rbdvm-{vm}-placement"])
         else:
@@ -64,12 +63,12 @@ def _set_host(session: Session, vm: str, node, key: str, verb: str) -> dict:
 
 def pin(session: Session, vm: str, node: str) -> dict:
     """The VM runs only on `node`: when that node is away, the VM stops."""
-    return _set_host(session, vm, node, "_pinned_host", f"pin {node}")
+    return _set_host(session, vm, node, vmschema.PINNED_HOST, f"pin {node}")
 
 
 def prefer(session: Session, vm: str, node: str) -> dict:
     """The VM runs on `node` whenever it can, and goes back there when it returns."""
-    return _set_host(session, vm, node, "_preferred_host", f"prefer {node}")
+    return _set_host(session, vm, node, vmschema.PREFERRED_HOST, f"prefer {node}")
 
 
 def unpin(session: Session, vm: str) -> dict:
@@ -95,15 +94,15 @@ def colocate(session: Session, vm: str, others, strong: bool = False, anti: bool
                 if vmstore.record(session, other).state == "absent":
                     raise NotFound("VM does not exist", f"no VM {other} in {vmstore.where(session)}",
                                    "List the VMs with `rbdvm list`")
-        current = cluster.colocations(rec.metadata)
+        current = vmschema.colocations(rec.metadata)
         kept = [c for c in current if c["with"] not in others]
         added = [] if remove else [{"with": o, "strong": strong, "anti": anti} for o in others]
         wanted = sorted(kept + added, key=lambda c: c["with"])
         changed = wanted != sorted(current, key=lambda c: c["with"])
         if changed:
             vmstore.set_metadata(session, names.system_disk(vm),
-                                 {"_colocations": json.dumps(wanted)} if wanted else {},
-                                 remove=[] if wanted else ["_colocations"])
+                                 {vmschema.COLOCATIONS: vmschema.encode_colocations(wanted)} if wanted else {},
+                                 remove=[] if wanted else [vmschema.COLOCATIONS])
     enabled = cluster.enabled_vms(status)
 
     def update():

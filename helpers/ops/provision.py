@@ -5,7 +5,6 @@ what is already there, so re-running an interrupted command finishes it: nothing
 exists correctly is deleted and recreated.
 """
 
-import json
 from datetime import datetime, timezone
 
 import rados
@@ -15,8 +14,8 @@ from ..ceph import diskimage, rbdbulk, vmstore
 from ..ceph.lease import Lease
 from ..ceph.monitors import monitor_hosts
 from ..ceph.session import Session, ceph_errors
-from ..ceph.vmstore import COMPLETE, CREATING, REMOVING, STATE_KEY, where
-from ..core import domainxml, hints, names, vmsettings
+from ..ceph.vmstore import COMPLETE, CREATING, REMOVING, where
+from ..core import defaults, domainxml, hints, names, vmschema
 from ..core.errors import Conflict, NotFound, RbdvmError, UsageError
 from ..core.faults import checkpoint
 from ..core.hints import Hint
@@ -29,7 +28,7 @@ def _now() -> str:
 
 
 def _user_metadata(metadata) -> dict:
-    return {names.check_user_key(k): v for k, v in (metadata or {}).items()}
+    return {vmschema.check_user_key(k): v for k, v in (metadata or {}).items()}
 
 
 # ------------------------------------------------------------------ create
@@ -42,8 +41,8 @@ def create(session: Session, name: str, image: str, base_xml: str, *, data_image
     names.check_new_vm_name(name)
     user_md = _user_metadata(metadata)
     settings = dict(settings or {})
-    stored = vmsettings.encode(settings)
-    bus = settings.get("disk_bus") or vmsettings.DEFAULT_DISK_BUS
+    stored = vmschema.encode(settings)
+    bus = settings.get("disk_bus") or defaults.DISK_BUS
     files = [diskimage.inspect(image)] + [diskimage.inspect(p) for p in data_images]
     base_uuid = domainxml.uuid_of(base_xml, "the base XML")
     session.ensure_namespace()
@@ -68,14 +67,14 @@ def create(session: Session, name: str, image: str, base_xml: str, *, data_image
             if _ensure_image(session, disk, f.virtual_size):
                 fresh.add(disk)
             if disk == system:
-                vmstore.set_metadata(session, system, {STATE_KEY: CREATING, "vm_name": name})
+                vmstore.set_metadata(session, system, {vmschema.STATE: CREATING, vmschema.VM_NAME: name})
                 vmstore.mark_making(session, name, False)
         checkpoint("create:images")
         _ensure_group(session, name, disks)
         checkpoint("create:group")
         for disk, f in zip(disks, files):
             lease.check()
-            if vmstore.read_metadata(session, disk).get("_imported") == f.fingerprint:
+            if vmstore.read_metadata(session, disk).get(vmschema.IMPORTED) == f.fingerprint:
                 continue
             if disk not in fresh:
                 # made by the interrupted run; whoever opened it since would lose their writes
@@ -89,21 +88,21 @@ def create(session: Session, name: str, image: str, base_xml: str, *, data_image
                 lease.check()      # qemu-img was killed because the lease was lost: say that
                 raise
             lease.check()
-            vmstore.set_metadata(session, disk, {"_imported": f.fingerprint})
+            vmstore.set_metadata(session, disk, {vmschema.IMPORTED: f.fingerprint})
             checkpoint("create:imported")
         xml = domainxml.build(base_xml, vm=name, images=disks, pool=session.target.pool,
                               namespace=session.target.namespace, monitors=monitor_hosts(session),
                               client_id=session.target.client_id, bus=bus)
-        values = {"vm_name": name, "_base_xml": base_xml, "xml": xml, "_disk_bus": bus,
-                  "_created": _now(), **stored, **user_md}
+        values = {vmschema.VM_NAME: name, vmschema.BASE_XML: base_xml, vmschema.XML: xml,
+                  vmschema.DISK_BUS: bus, vmschema.CREATED: _now(), **stored, **user_md}
         if data_images:
-            values["_additional_disks"] = str(len(data_images))
+            values[vmschema.ADDITIONAL_DISKS] = str(len(data_images))
         for disk in disks[1:]:
-            vmstore.set_metadata(session, disk, {}, remove=["_imported"])
+            vmstore.set_metadata(session, disk, {}, remove=[vmschema.IMPORTED])
         checkpoint("create:commit")
         lease.check()
         # the commit point: _state goes last
-        vmstore.set_metadata(session, system, values, remove=["_imported", STATE_KEY])
+        vmstore.set_metadata(session, system, values, remove=[vmschema.IMPORTED, vmschema.STATE])
     return {"name": name, "disks": disks, "uuid": domainxml.uuid_of(xml),
             "formats": [f.format for f in files]}
 
@@ -158,7 +157,8 @@ def _check_uuid_free(session: Session, uid: str, name: str) -> None:
 
 
 # ------------------------------------------------------------------ clone
-_NOT_INHERITED = ("vm_name", "xml", "_base_xml", "_additional_disks") + vmstore.INTERNAL_KEYS
+_NOT_INHERITED = (vmschema.VM_NAME, vmschema.XML, vmschema.BASE_XML, vmschema.ADDITIONAL_DISKS) \
+    + vmschema.INTERNAL_KEYS
 
 
 def clone(session: Session, src: str, dst: str, *, full=False, base_xml=None, metadata=None,
@@ -175,7 +175,7 @@ def clone(session: Session, src: str, dst: str, *, full=False, base_xml=None, me
                          "Give the clone another name")
     user_md = _user_metadata(metadata)
     settings = dict(settings or {})
-    stored = vmsettings.encode(settings)
+    stored = vmschema.encode(settings)
     if base_xml is not None:
         domainxml.parse(base_xml, "the base XML")
     with Lease(session, src, f"clone to {dst}") as src_lease, \
@@ -222,17 +222,17 @@ def clone(session: Session, src: str, dst: str, *, full=False, base_xml=None, me
         _ensure_group(session, dst, dst_disks[1:])
         checkpoint("clone:group")
         inherited = {k: v for k, v in srec.metadata.items()
-                     if k not in _NOT_INHERITED and not k.startswith(vmstore.SNAP_TIME_PREFIX)}
-        base = base_xml if base_xml is not None else srec.metadata["_base_xml"]
-        bus = settings.get("disk_bus") or srec.metadata.get("_disk_bus", vmsettings.DEFAULT_DISK_BUS)
+                     if k not in _NOT_INHERITED and not k.startswith(vmschema.SNAPSHOT_TIME_PREFIX)}
+        base = base_xml if base_xml is not None else srec.metadata[vmschema.BASE_XML]
+        bus = settings.get("disk_bus") or srec.metadata.get(vmschema.DISK_BUS) or defaults.DISK_BUS
         xml = domainxml.build(base, vm=dst, images=dst_disks, pool=session.target.pool,
                               namespace=session.target.namespace, monitors=monitor_hosts(session),
                               client_id=session.target.client_id, bus=bus, new_identity=True)
-        values = {**inherited, **stored, **user_md, "vm_name": dst, "_base_xml": base, "xml": xml,
-                  "_disk_bus": bus,
-                  "_cloned_from": json.dumps({"vm": src, "mode": "full" if full else "cow", "at": _now()})}
+        values = {**inherited, **stored, **user_md, vmschema.VM_NAME: dst, vmschema.BASE_XML: base,
+                  vmschema.XML: xml, vmschema.DISK_BUS: bus,
+                  vmschema.CLONED_FROM: vmschema.encode_cloned_from(src, "full" if full else "cow", _now())}
         if len(dst_disks) > 1:
-            values["_additional_disks"] = str(len(dst_disks) - 1)
+            values[vmschema.ADDITIONAL_DISKS] = str(len(dst_disks) - 1)
         for disk in dst_disks[1:]:
             vmstore.replace_metadata(session, disk, {})   # what the copy brought from the source
         if full:   # a full copy needs its source snapshots no more
@@ -295,14 +295,14 @@ def _full_copy(session: Session, src_disk: str, snap: str, dst_disk: str) -> Non
         with rbd.Image(session.ioctx, src_disk, snapshot=snap, read_only=True) as src:
             marker = f"{src_disk}@{src.snap_get_id(snap)}"
             if vmstore.image_exists(session, dst_disk):
-                if vmstore.read_metadata(session, dst_disk).get("_copied") == marker:
+                if vmstore.read_metadata(session, dst_disk).get(vmschema.COPIED) == marker:
                     return
                 # a copy cut short, or of a snapshot since replaced: it is not the source's
                 # content, so it is redone (unless someone has it open since)
                 vmstore.refuse_if_open(session, _vm_of_image(dst_disk), [dst_disk], "overwrite the disks of")
                 _delete_image(session, dst_disk)
             src.copy(session.ioctx, dst_disk)
-        vmstore.set_metadata(session, dst_disk, {"_copied": marker})
+        vmstore.set_metadata(session, dst_disk, {vmschema.COPIED: marker})
 
 
 def _remove_snapshot_quietly(session: Session, disk: str, snap: str) -> None:
@@ -347,7 +347,7 @@ def _remove(session: Session, rec, lease) -> list:
                        "Remove those clones first (or make them independent with `rbd flatten`)")
     system = names.system_disk(name)
     if system in rec.disks and rec.state != vmstore.BROKEN:
-        vmstore.set_metadata(session, system, {STATE_KEY: REMOVING})
+        vmstore.set_metadata(session, system, {vmschema.STATE: REMOVING})
     checkpoint("remove:marked")
     parents = set()
     with ceph_errors(f"removing VM {name}", session.target):
@@ -466,12 +466,12 @@ def info(session: Session, name: str) -> dict:
         "name": name, "state": rec.state, "pool": session.target.pool,
         "namespace": session.target.namespace,
         "uuid": domainxml.stored_uuid(md.get("xml")),
-        "created": md.get("_created") or json.loads(md.get("_cloned_from", "{}")).get("at"),
-        "cloned_from": json.loads(md["_cloned_from"]) if "_cloned_from" in md else None,
+        "created": vmschema.created(md),
+        "cloned_from": vmschema.cloned_from(md),
         "disks": disks,
-        "settings": vmsettings.decode(md),
-        "colocations": cluster.colocations(md),
-        "metadata": {k: v for k, v in sorted(md.items()) if names.is_user_key(k)},
+        "settings": vmschema.decode(md),
+        "colocations": vmschema.colocations(md),
+        "metadata": {k: v for k, v in sorted(md.items()) if vmschema.is_user_key(k)},
         "snapshots": list_snapshots(session, name) if rec.state == COMPLETE else [],
         "clones": dependent_clones(session, rec.disks),
     }

@@ -8,8 +8,7 @@ import rbd
 from ..ceph import vmstore
 from ..ceph.lease import Lease
 from ..ceph.session import Session, ceph_errors
-from ..ceph.vmstore import SNAP_TIME_PREFIX
-from ..core import hints, names
+from ..core import hints, names, vmschema
 from ..core.errors import Conflict, NotFound, UsageError
 from ..core.faults import checkpoint
 from ..core.hints import Hint
@@ -43,7 +42,7 @@ def _snapshots(session: Session, rec) -> dict:
             for s in rbd.Group(session.ioctx, rec.name).list_snaps():
                 out[s["name"]] = {"kind": GROUP, "disks": list(rec.disks), "children": [],
                                   "complete": s["state"] == rbd.RBD_GROUP_SNAP_STATE_COMPLETE,
-                                  "time": _parse_time(rec.metadata.get(SNAP_TIME_PREFIX + s["name"]))}
+                                  "time": _parse_time(rec.metadata.get(vmschema.SNAPSHOT_TIME_PREFIX + s["name"]))}
         for disk in rec.disks:
             with rbd.Image(session.ioctx, disk, read_only=True) as img:
                 for s in img.list_snaps():
@@ -96,7 +95,7 @@ def create_snapshot(session: Session, vm: str, snap: str) -> dict:
     with Lease(session, vm, f"snapshot create {snap}"):
         rec = vmstore.require_complete(session, vm)
         snaps = _snapshots(session, rec)
-        time_key = SNAP_TIME_PREFIX + snap
+        time_key = vmschema.SNAPSHOT_TIME_PREFIX + snap
         if snap in snaps and snaps[snap]["kind"] == GROUP and not snaps[snap]["complete"] \
                 and time_key not in rec.metadata:
             # librbd was interrupted inside the group snapshot: some disks may lack theirs.
@@ -142,7 +141,7 @@ def _remove_one(session: Session, rec, snap: str, entry) -> None:
             for disk in entry["disks"]:
                 with rbd.Image(session.ioctx, disk) as img:
                     vmstore.remove_snapshot(img, snap)
-    vmstore.set_metadata(session, names.system_disk(rec.name), {}, remove=[SNAP_TIME_PREFIX + snap])
+    vmstore.set_metadata(session, names.system_disk(rec.name), {}, remove=[vmschema.SNAPSHOT_TIME_PREFIX + snap])
 
 
 def check_rollback(session: Session, rec, snap: str) -> dict:
@@ -171,8 +170,8 @@ def rollback(session: Session, vm: str, snap: str) -> dict:
         entry = check_rollback(session, rec, snap)
         vmstore.refuse_if_open(session, vm, rec.disks, "roll back")
         # marked before the first disk changes: a rollback cut short leaves a VM nothing boots
-        vmstore.set_metadata(session, system, {vmstore.STATE_KEY: vmstore.ROLLING_BACK,
-                                               vmstore.ROLLBACK_KEY: snap})
+        vmstore.set_metadata(session, system, {vmschema.STATE: vmstore.ROLLING_BACK,
+                                               vmschema.ROLLBACK_TO: snap})
         checkpoint("rollback:marked")
         with ceph_errors(f"rolling VM {vm} back to snapshot {snap}", session.target):
             if entry["kind"] == GROUP:
@@ -184,14 +183,14 @@ def rollback(session: Session, vm: str, snap: str) -> dict:
                         img.rollback_to_snap(snap)
                     checkpoint("rollback:disk")
         lease.check()
-        vmstore.set_metadata(session, system, {}, remove=[vmstore.STATE_KEY, vmstore.ROLLBACK_KEY])
+        vmstore.set_metadata(session, system, {}, remove=[vmschema.STATE, vmschema.ROLLBACK_TO])
     return {"vm": vm, "name": snap, "disks": entry["disks"]}
 
 
 def require_rollback_target(session: Session, vm: str, snap: str):
     """The VM a rollback to `snap` may run on: complete, or half rolled back to `snap`."""
     rec = vmstore.require_complete(session, vm, rolling_back_ok=True)
-    pending = rec.metadata.get(vmstore.ROLLBACK_KEY)
+    pending = rec.metadata.get(vmschema.ROLLBACK_TO)
     if rec.state == vmstore.ROLLING_BACK and pending != snap:
         raise Conflict(f"VM {vm} is partly rolled back to snapshot {pending}",
                        f"finish that rollback before rolling back to {snap}",

@@ -5,16 +5,16 @@ Every change to the CIB is one atomic operation: a resource appears with its con
 in a single merge, and disappears with them in a single delete.
 """
 
-import json
 import shutil
 import subprocess
 import time
 
 from lxml import etree
 
-from ..core import names, vmsettings
+from ..core import defaults, names
 from ..core.errors import ClusterUnavailable, Conflict, UsageError
-from ..core.settings import DEFAULT_CEPH_CONF, DEFAULT_CEPH_ID, CephTarget
+from ..core.settings import CephTarget
+from ..core.vmschema import VmConfig
 
 AGENT = {"class": "ocf", "provider": "rbdvm", "type": "VirtualDomain"}
 NO_VMS_ATTRIBUTE = "rbdvm-no-vms"   # node attribute: `crm_attribute -N NODE -n rbdvm-no-vms -v true`
@@ -59,7 +59,7 @@ def _nvpairs(parent, tag: str, owner: str, values: dict):
     block_id = f"{owner}-{tag.replace('_', '-')}"
     block = etree.SubElement(parent, tag, id=block_id)
     for k, v in values.items():
-        # keys are checked to be XML names (vmsettings.check_map): the id extends the block's,
+        # keys are checked to be XML names (vmschema.check_map): the id extends the block's,
         # so no key can collide with the block or another block's pairs
         etree.SubElement(block, "nvpair", id=f"{block_id}-{k}", name=k, value=str(v))
 
@@ -72,43 +72,43 @@ def check_resource_id(vm: str) -> None:
                          "Clone it under a name that starts with a letter and enable the clone")
 
 
-def primitive(vm: str, target: CephTarget, metadata: dict, start: bool):
-    """The resource of a VM, from what its metadata asks for."""
+def primitive(vm: str, target: CephTarget, config: VmConfig, start: bool):
+    """The resource of a VM, from what its system disk asks for."""
     check_resource_id(vm)
     prim = etree.Element("primitive", id=vm, **AGENT)
     params = {"vm": vm, "pool": target.pool}
     if target.namespace:
         params["namespace"] = target.namespace
-    if target.conf != DEFAULT_CEPH_CONF:
+    if target.conf != defaults.CEPH_CONF:
         params["ceph_conf"] = target.conf
-    if target.client_id != DEFAULT_CEPH_ID:
+    if target.client_id != defaults.CEPH_ID:
         params["ceph_id"] = target.client_id
-    if metadata.get("_migration_downtime"):
-        params["migration_downtime"] = metadata["_migration_downtime"]
-    params.update(vmsettings.stored_map(metadata, "pacemaker_params"))
+    if config.migration_downtime:
+        params["migration_downtime"] = str(config.migration_downtime)
+    params.update(config.pacemaker_params)
     _nvpairs(prim, "instance_attributes", vm, params)
-    meta = {"allow-migrate": "true" if metadata.get("_live_migration") == "true" else "false",
+    meta = {"allow-migrate": "true" if config.live_migration else "false",
             "target-role": "Started" if start else "Stopped"}
-    if metadata.get("_priority"):
-        meta["priority"] = metadata["_priority"]
-    meta.update(vmsettings.stored_map(metadata, "pacemaker_meta"))
+    if config.priority:
+        meta["priority"] = str(config.priority)
+    meta.update(config.pacemaker_meta)
     _nvpairs(prim, "meta_attributes", vm, meta)
     ops = etree.SubElement(prim, "operations")
-    for name, timeout, interval in (("monitor", "30s", "10s"), ("start", "90s", "0s"),
-                                    ("stop", f"{metadata.get('_stop_timeout', '90')}s", "0s"),
-                                    ("migrate_to", f"{metadata.get('_migrate_to_timeout', '120')}s", "0s"),
-                                    ("migrate_from", "60s", "0s")):
-        etree.SubElement(ops, "op", id=f"{vm}-{name}-{interval}", name=name, interval=interval, timeout=timeout)
-    _nvpairs(prim, "utilization", vm, vmsettings.stored_map(metadata, "pacemaker_utilization"))
+    timeouts = {**defaults.ACTION_TIMEOUTS, "stop": config.stop_timeout, "migrate_to": config.migrate_to_timeout}
+    for name in ("monitor", "start", "stop", "migrate_to", "migrate_from"):
+        interval = f"{defaults.MONITOR_INTERVAL}s" if name == "monitor" else "0s"
+        etree.SubElement(ops, "op", id=f"{vm}-{name}-{interval}", name=name, interval=interval,
+                         timeout=f"{timeouts[name]}s")
+    _nvpairs(prim, "utilization", vm, config.pacemaker_utilization)
     return prim
 
 
-def placement(vm: str, metadata: dict):
+def placement(vm: str, config: VmConfig):
     """The location constraint of a pinned or preferred VM, or None.
 
     Both shapes are one rule with the same ids, so a pin becomes a preference (and back) in
     one atomic merge of attributes."""
-    pinned, preferred = metadata.get("_pinned_host"), metadata.get("_preferred_host")
+    pinned, preferred = config.pinned_host, config.preferred_host
     if not (pinned or preferred):
         return None
     loc = etree.Element("rsc_location", id=f"rbdvm-{vm}-placement", rsc=vm)
@@ -117,15 +117,6 @@ def placement(vm: str, metadata: dict):
     etree.SubElement(rule, "expression", id=f"rbdvm-{vm}-placement-expr", attribute="#uname",
                      operation="ne" if pinned else "eq", value=pinned or preferred)
     return loc
-
-
-def colocations(metadata: dict) -> list:
-    """The VM's colocations as stored: [{"with": VM, "strong": bool, "anti": bool}, ...]."""
-    try:
-        value = json.loads(metadata.get("_colocations", "[]"))
-    except ValueError:
-        raise UsageError("metadata _colocations is not JSON", metadata.get("_colocations", "")) from None
-    return [c for c in value if isinstance(c, dict) and c.get("with")] if isinstance(value, list) else []
 
 
 def colocation_id(vm: str, other: str) -> str:
@@ -139,7 +130,7 @@ def colocation(vm: str, colo: dict):
                          **{"with-rsc": colo["with"], "score": score})
 
 
-def constraints(vm: str, metadata: dict, enabled=(), inbound=None) -> list:
+def constraints(vm: str, config: VmConfig, enabled=(), inbound=None) -> list:
     """Every constraint rbdvm makes for a VM (ids start with rbdvm-<vm>-): avoidance of
     nodes that must not run VMs, its placement, its colocations with the `enabled` VMs, and
     the colocations other enabled VMs declared with it (`inbound`: {other: colocation})."""
@@ -148,11 +139,11 @@ def constraints(vm: str, metadata: dict, enabled=(), inbound=None) -> list:
     etree.SubElement(rule, "expression", id=f"rbdvm-{vm}-avoid-expr", attribute=NO_VMS_ATTRIBUTE,
                      operation="eq", value="true")
     out = [avoid]
-    loc = placement(vm, metadata)
+    loc = placement(vm, config)
     if loc is not None:
         out.append(loc)
     # a constraint may only name an existing resource: the others are added when they are enabled
-    out += [colocation(vm, c) for c in colocations(metadata) if c["with"] in enabled]
+    out += [colocation(vm, c) for c in config.colocations if c["with"] in enabled]
     out += [colocation(other, c) for other, c in (inbound or {}).items()]
     return out
 
@@ -211,11 +202,11 @@ def has_resource(vm: str) -> bool:
 
 
 # ------------------------------------------------------------------ changes
-def add_resource(vm: str, target: CephTarget, metadata: dict, start: bool, enabled=(), inbound=None) -> None:
+def add_resource(vm: str, target: CephTarget, config: VmConfig, start: bool, enabled=(), inbound=None) -> None:
     """The primitive and its constraints in one atomic merge into the CIB."""
     conf = etree.Element("configuration")
-    etree.SubElement(conf, "resources").append(primitive(vm, target, metadata, start))
-    etree.SubElement(conf, "constraints").extend(constraints(vm, metadata, enabled, inbound))
+    etree.SubElement(conf, "resources").append(primitive(vm, target, config, start))
+    etree.SubElement(conf, "constraints").extend(constraints(vm, config, enabled, inbound))
     _merge(conf)
 
 

@@ -7,9 +7,10 @@ import subprocess
 
 import pytest
 from lxml import etree
-from rbdvm.helpers.core import names, vmsettings
+from rbdvm.helpers.core import names, vmschema
 from rbdvm.helpers.core.errors import UsageError
 from rbdvm.helpers.core.settings import CephTarget
+from rbdvm.helpers.core.vmschema import VmConfig
 from rbdvm.helpers.pacemaker import cluster
 
 pytestmark = pytest.mark.unit
@@ -37,8 +38,8 @@ def cib(vms: dict):
     resources, constraints = etree.SubElement(conf, "resources"), etree.SubElement(conf, "constraints")
     target = CephTarget(namespace="ns1", conf="/etc/ceph/other.conf", client_id="other")
     for vm, md in vms.items():
-        resources.append(cluster.primitive(vm, target, md, start=False))
-        constraints.extend(cluster.constraints(vm, md, enabled=[v for v in vms if v != vm]))
+        resources.append(cluster.primitive(vm, target, VmConfig.of(md), start=False))
+        constraints.extend(cluster.constraints(vm, VmConfig.of(md), enabled=[v for v in vms if v != vm]))
     etree.SubElement(root, "status")
     return etree.tostring(root, encoding="unicode")
 
@@ -60,7 +61,7 @@ def test_crm_verify_catches_a_duplicate_id_so_the_test_above_means_something():
 def test_map_keys_pacemaker_cannot_take_are_refused(key):
     for setting in ("pacemaker_params", "pacemaker_meta", "pacemaker_utilization"):
         with pytest.raises(UsageError):
-            vmsettings.check_map(setting, {key: "v"})
+            vmschema.check_map(setting, {key: "v"})
 
 
 def test_a_name_starting_with_a_digit_is_refused_for_a_new_vm_and_for_the_cluster():
@@ -69,4 +70,4 @@ def test_a_name_starting_with_a_digit_is_refused_for_a_new_vm_and_for_the_cluste
     assert "letter" in exc.value.message
     names.check_name("1vm")          # a vm_manager VM of that name is still managed
     with pytest.raises(UsageError):
-        cluster.primitive("1vm", CephTarget(), {}, start=False)
+        cluster.primitive("1vm", CephTarget(), VmConfig(), start=False)

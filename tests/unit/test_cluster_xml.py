@@ -7,6 +7,7 @@ import json
 import pytest
 from lxml import etree
 from rbdvm.helpers.core.settings import CephTarget
+from rbdvm.helpers.core.vmschema import VmConfig
 from rbdvm.helpers.pacemaker import cluster
 
 pytestmark = pytest.mark.unit
@@ -17,8 +18,8 @@ def attrs(e):
 
 
 def test_pin_and_prefer_are_one_shape_so_a_merge_switches_them():
-    pin = cluster.placement("vm1", {"_pinned_host": "node2"})
-    pref = cluster.placement("vm1", {"_preferred_host": "node1"})
+    pin = cluster.placement("vm1", VmConfig.of({"_pinned_host": "node2"}))
+    pref = cluster.placement("vm1", VmConfig.of({"_preferred_host": "node1"}))
     assert [e.get("id") for e in pin.iter()] == [e.get("id") for e in pref.iter()] == \
         ["rbdvm-vm1-placement", "rbdvm-vm1-placement-rule", "rbdvm-vm1-placement-expr"]
     a, b = attrs(pin), attrs(pref)
@@ -27,7 +28,7 @@ def test_pin_and_prefer_are_one_shape_so_a_merge_switches_them():
                                              "operation": "ne", "value": "node2"}
     assert b["rbdvm-vm1-placement-rule"]["score"] == cluster.PREFERRED_SCORE
     assert (b["rbdvm-vm1-placement-expr"]["operation"], b["rbdvm-vm1-placement-expr"]["value"]) == ("eq", "node1")
-    assert cluster.placement("vm1", {}) is None
+    assert cluster.placement("vm1", VmConfig()) is None
 
 
 @pytest.mark.parametrize("strong,anti,score", [(False, False, "1000"), (True, False, "INFINITY"),
@@ -40,7 +41,7 @@ def test_colocation_scores(strong, anti, score):
 def test_constraints_name_only_enabled_vms():
     md = {"_colocations": json.dumps([{"with": "b", "anti": True, "strong": True},
                                       {"with": "c", "anti": False, "strong": False}])}
-    ids = [c.get("id") for c in cluster.constraints("a", md, enabled=["a", "c"],
+    ids = [c.get("id") for c in cluster.constraints("a", VmConfig.of(md), enabled=["a", "c"],
                                                     inbound={"d": {"with": "a", "anti": True}})]
     assert ids == ["rbdvm-a-avoid", "rbdvm-a-colo-c", "rbdvm-d-colo-a"]
 
@@ -49,7 +50,7 @@ def test_primitive_from_metadata():
     md = {"_live_migration": "true", "_priority": "5", "_stop_timeout": "30",
           "_pacemaker_params": json.dumps({"migration_transport": "tcp"})}
     p = cluster.primitive("vm1", CephTarget(conf="/etc/ceph/ceph.conf", client_id="rbdvm", pool="vms",
-                                            namespace=""), md, start=False)
+                                            namespace=""), VmConfig.of(md), start=False)
     nv = {n.get("name"): n.get("value") for n in p.iter("nvpair")}
     assert nv == {"vm": "vm1", "pool": "vms", "migration_transport": "tcp", "allow-migrate": "true",
                   "target-role": "Stopped", "priority": "5"}

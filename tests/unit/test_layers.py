@@ -93,14 +93,21 @@ def test_the_checker_sees_a_wrong_direction(tmp_path):
     assert "libvirt" not in MAY_USE["rbdvm.helpers.ceph"]
 
 
+# the helpers the agent's light modules may use: the name rule and the defaults, both
+# standard library only themselves
+STDLIB_ONLY_HELPERS = ("rbdvm.helpers.core.names", "rbdvm.helpers.core.defaults", "rbdvm.helpers.core.errors",
+                       "rbdvm.helpers.core.hints")
+
+
 def test_the_agent_core_needs_only_the_standard_library():
     """What monitor loads on every node every few seconds: no Ceph, no lxml, no helpers but
     the name rule."""
-    light = ("codes", "params", "log", "deadline", "qemuproc", "domain", "rsctmp")
-    for name in light:
-        path = REPO / "ocf" / f"{name}.py"
-        for line, target in imports(f"rbdvm.ocf.{name}", path, False):
+    light = [REPO / "ocf" / f"{n}.py" for n in ("codes", "params", "log", "deadline", "qemuproc", "domain", "rsctmp")]
+    light += [REPO / "helpers" / "core" / f"{m.rsplit('.', 1)[1]}.py" for m in STDLIB_ONLY_HELPERS]
+    for path in light:
+        module = "rbdvm." + ".".join(path.relative_to(REPO).with_suffix("").parts)
+        for line, target in imports(module, path, False):
             assert target.split(".")[0] not in {"rados", "rbd", "lxml", "click"}, f"{path}:{line} {target}"
             if target.startswith("rbdvm."):
-                assert target.startswith("rbdvm.ocf.") or target == "rbdvm.helpers.core.names", \
+                assert target.startswith("rbdvm.ocf.") or target in STDLIB_ONLY_HELPERS, \
                     f"{path}:{line} {target}"

@@ -1,0 +1,270 @@
+"""Every key rbdvm (and vm_manager) stores on a VM's system disk: its name, its codec, its
+validation, and the one typed record (`VmConfig`) the operations, the CLI and the Pacemaker
+builders take. Nothing else decodes a `_` key.
+
+The settings are declared once (SETTINGS): the CLI derives its options from them, `encode`
+stores them, `VmConfig` reads them back with their defaults.
+"""
+
+import json
+from dataclasses import dataclass, field
+
+from . import defaults, names
+from .domainxml import DISK_BUSES
+from .errors import UsageError
+
+# ------------------------------------------------------------------ the keys
+VM_NAME = "vm_name"                # the VM's name (vm_manager's marker of its system disks)
+XML = "xml"                        # the libvirt definition the agent starts
+BASE_XML = "_base_xml"             # the operator's definition the xml was built from
+ADDITIONAL_DISKS = "_additional_disks"
+STATE = "_state"                   # creating | removing | rolling-back; absent when complete
+ROLLBACK_TO = "_rollback_to"       # the snapshot an interrupted rollback was going to
+REENABLE = "_reenable"             # the target role a rollback restores after it
+CREATED = "_created"
+CLONED_FROM = "_cloned_from"       # JSON {"vm", "mode", "at"}
+IMPORTED = "_imported"             # on a disk while its image is being imported
+COPIED = "_copied"                 # on a disk while a full clone copies into it
+COLOCATIONS = "_colocations"       # JSON [{"with", "strong", "anti"}]
+SNAPSHOT_TIME_PREFIX = "_snapshot_"   # + snapshot name: when it was taken
+
+# a system disk is rbdvm's (or vm_manager's) only if it carries one of these
+OWNER_KEYS = (VM_NAME, STATE)
+# rbdvm's bookkeeping: never copied to a clone, never shown as settings
+INTERNAL_KEYS = (STATE, CREATED, IMPORTED, COPIED, CLONED_FROM, REENABLE, ROLLBACK_TO)
+# keys a user's metadata may not set (every `_` key is rbdvm's too)
+RESERVED_KEYS = frozenset({VM_NAME, XML, BASE_XML})
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str           # option name: --disk-bus, --live-migration, ...
+    kind: str           # bool | int | str | choice | map
+    help: str
+    choices: tuple = ()
+
+    @property
+    def key(self) -> str:
+        return "_" + self.name
+
+
+SETTINGS = (
+    Setting("disk_bus", "choice", "bus of the VM's RBD disks [default: virtio]", DISK_BUSES),
+    Setting("live_migration", "bool", "the cluster may live-migrate the VM (allow-migrate)"),
+    Setting("pinned_host", "str", "the VM runs only on this node"),
+    Setting("preferred_host", "str", "the VM prefers this node when it is up"),
+    Setting("priority", "int", "Pacemaker priority of the VM's resource"),
+    Setting("stop_timeout", "int", "seconds a graceful stop may take"),
+    Setting("migrate_to_timeout", "int", "seconds a live migration may take"),
+    Setting("migration_downtime", "int", "maximum downtime of a live migration, in ms"),
+    Setting("pacemaker_meta", "map", "extra meta attribute of the resource, KEY=VALUE"),
+    Setting("pacemaker_params", "map", "extra parameter of the resource agent, KEY=VALUE"),
+    Setting("pacemaker_utilization", "map", "utilization attribute of the resource, KEY=VALUE"),
+)
+BY_NAME = {s.name: s for s in SETTINGS}
+PINNED_HOST, PREFERRED_HOST = BY_NAME["pinned_host"].key, BY_NAME["preferred_host"].key
+DISK_BUS = BY_NAME["disk_bus"].key
+
+# keys of the map settings that rbdvm decides itself. A stored value would make the resource
+# run another VM, read another Ceph cluster or hypervisor, or undo what rbdvm manages.
+RESERVED_MAP_KEYS = {
+    "pacemaker_params": {
+        "vm": "the resource always runs its own VM", "config": "the definition is read from Ceph",
+        "pool": "the VM's pool is where it is stored", "namespace": "the VM's namespace is where it is stored",
+        "ceph_conf": "the Ceph cluster is the one the VM is stored in",
+        "ceph_id": "the Ceph user is the one the VM is stored with",
+        "hypervisor": "each node runs the VM on its own libvirtd"},
+    "pacemaker_meta": {
+        "target-role": "enable, disable, start and stop manage it",
+        "allow-migrate": "the live_migration setting decides it",
+        "priority": "the priority setting decides it"},
+}
+
+
+def check_map(name: str, value) -> dict:
+    """A map setting's value as Pacemaker takes it: {str: str}, booleans as true/false.
+
+    Refuses what is not a map of strings, numbers and booleans, and the reserved keys."""
+    key = BY_NAME[name].key
+    if not isinstance(value, dict):
+        raise UsageError(f"setting {key} is not a map of KEY=VALUE", f"got {value!r}")
+    out = {}
+    for k, v in value.items():
+        why = RESERVED_MAP_KEYS.get(name, {}).get(k)
+        if why:
+            raise UsageError(f"setting {key} may not set {k!r}", why,
+                             f"Remove {k} from {key}")
+        if not names.is_cib_id(k):
+            raise UsageError(f"setting {key} has the key {k!r}",
+                             "a Pacemaker attribute name is a letter or '_', then letters, digits, "
+                             "'_', '.' or '-'", f"Rename {k!r}")
+        if isinstance(v, bool):
+            out[k] = "true" if v else "false"
+        elif isinstance(v, (str, int, float)):
+            out[k] = str(v)
+        else:
+            raise UsageError(f"setting {key}: the value of {k!r} is not a string, number or boolean",
+                             f"got {v!r}")
+    return out
+
+
+def stored_json(metadata: dict, key: str, default):
+    """A JSON value stored under `key` (by rbdvm or any other tool); the one decoder."""
+    raw = metadata.get(key)
+    if raw is None:
+        return default
+    try:
+        return json.loads(raw)
+    except ValueError:
+        raise UsageError(f"metadata {key} is not JSON", raw[:200],
+                         "Set it again with rbdvm, or remove that metadata key") from None
+
+
+def stored_map(metadata: dict, name: str) -> dict:
+    """A map setting as stored on the system disk, checked as it was at create: what the
+    Pacemaker resource is built from."""
+    return check_map(name, stored_json(metadata, BY_NAME[name].key, {}))
+
+
+def _stored_int(metadata: dict, name: str, default):
+    key = BY_NAME[name].key
+    raw = metadata.get(key)
+    if raw is None or raw == "":
+        return default
+    if not raw.isdigit():
+        raise UsageError(f"setting {key} is not a whole number", f"got {raw!r}",
+                         "Set it again with rbdvm, or remove that metadata key")
+    return int(raw)
+
+
+def colocations(metadata: dict) -> list:
+    """The VM's colocations: [{"with": VM, "strong": bool, "anti": bool}, ...]; entries
+    that are not of that shape are left out."""
+    value = stored_json(metadata, COLOCATIONS, [])
+    return [c for c in value if isinstance(c, dict) and isinstance(c.get("with"), str) and c["with"]] \
+        if isinstance(value, list) else []
+
+
+@dataclass(frozen=True)
+class VmConfig:
+    """What a VM's system disk asks of the cluster, decoded and checked, defaults applied."""
+
+    disk_bus: str = defaults.DISK_BUS
+    live_migration: bool = False
+    pinned_host: str | None = None
+    preferred_host: str | None = None
+    priority: int | None = None
+    stop_timeout: int = defaults.ACTION_TIMEOUTS["stop"]
+    migrate_to_timeout: int = defaults.ACTION_TIMEOUTS["migrate_to"]
+    migration_downtime: int | None = None
+    pacemaker_params: dict = field(default_factory=dict)
+    pacemaker_meta: dict = field(default_factory=dict)
+    pacemaker_utilization: dict = field(default_factory=dict)
+    colocations: list = field(default_factory=list)
+
+    @classmethod
+    def of(cls, metadata: dict) -> "VmConfig":
+        """From a system disk's metadata; UsageError naming the key if one cannot be used."""
+        return cls(
+            disk_bus=metadata.get(BY_NAME["disk_bus"].key) or defaults.DISK_BUS,
+            live_migration=metadata.get(BY_NAME["live_migration"].key, "").lower() == "true",
+            pinned_host=metadata.get(BY_NAME["pinned_host"].key) or None,
+            preferred_host=metadata.get(BY_NAME["preferred_host"].key) or None,
+            priority=_stored_int(metadata, "priority", None),
+            stop_timeout=_stored_int(metadata, "stop_timeout", defaults.ACTION_TIMEOUTS["stop"]),
+            migrate_to_timeout=_stored_int(metadata, "migrate_to_timeout", defaults.ACTION_TIMEOUTS["migrate_to"]),
+            migration_downtime=_stored_int(metadata, "migration_downtime", None),
+            pacemaker_params=stored_map(metadata, "pacemaker_params"),
+            pacemaker_meta=stored_map(metadata, "pacemaker_meta"),
+            pacemaker_utilization=stored_map(metadata, "pacemaker_utilization"),
+            colocations=colocations(metadata),
+        )
+
+
+def encode_colocations(wanted: list) -> str:
+    return json.dumps(wanted)
+
+
+def encode_cloned_from(vm: str, mode: str, at: str) -> str:
+    return json.dumps({"vm": vm, "mode": mode, "at": at})
+
+
+def cloned_from(metadata: dict) -> dict | None:
+    value = stored_json(metadata, CLONED_FROM, None)
+    return value if isinstance(value, dict) else None
+
+
+def created(metadata: dict) -> str | None:
+    """When the VM was made: created, or cloned."""
+    return metadata.get(CREATED) or (cloned_from(metadata) or {}).get("at")
+
+
+def check_user_key(key: str) -> str:
+    names.check_name(key, "metadata key")
+    if key in RESERVED_KEYS:
+        raise UsageError("Parameter must not contain spaces or special chars",
+                         f"metadata key {key!r} is reserved for rbdvm",
+                         "Choose another key")
+    return key
+
+
+def is_user_key(key: str) -> bool:
+    return key not in RESERVED_KEYS and not key.startswith("_")
+
+
+def encode(values: dict) -> dict:
+    """{setting name: python value} -> {metadata key: stored string}; None means unset."""
+    out = {}
+    for name, value in values.items():
+        if value is None or value == {} or value == ():
+            continue
+        s = BY_NAME[name]
+        if s.kind == "bool":
+            out[s.key] = "true" if value else "false"
+        elif s.kind == "int":
+            if int(value) < 0:
+                raise UsageError(f"setting {s.key} must not be negative", f"got {value}")
+            out[s.key] = str(int(value))
+        elif s.kind == "map":
+            out[s.key] = json.dumps(check_map(name, dict(value)), sort_keys=True)
+        elif s.kind == "choice" and value not in s.choices:
+            raise UsageError(f"setting {s.key} must be one of {', '.join(s.choices)}",
+                             f"got {value!r}")
+        else:
+            out[s.key] = str(value)
+    if "_pinned_host" in out and "_preferred_host" in out:
+        raise UsageError("a VM is either pinned or has a preferred host, not both")
+    return out
+
+
+def decode(metadata: dict) -> dict:
+    """{setting name: python value} of the settings present in a VM's metadata, as stored
+    (for showing them: a value another tool wrote badly is shown, not refused)."""
+    out = {}
+    for s in SETTINGS:
+        raw = metadata.get(s.key)
+        if raw is None:
+            continue
+        if s.kind == "bool":
+            out[s.name] = raw.lower() == "true"
+        elif s.kind == "int":
+            out[s.name] = int(raw) if raw.lstrip("-").isdigit() else raw
+        elif s.kind == "map":
+            try:
+                out[s.name] = json.loads(raw)
+            except ValueError:
+                out[s.name] = raw
+        else:
+            out[s.name] = raw
+    return out
+
+
+def parse_pairs(pairs, what: str) -> dict:
+    """['k=v', ...] -> {k: v}, for --metadata and the map settings."""
+    out = {}
+    for pair in pairs or ():
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"{what} {pair!r} is not KEY=VALUE")
+        out[key] = value
+    return out
