@@ -6,8 +6,8 @@ from importlib.metadata import version
 
 import click
 
-from rbdvm.helpers.core.errors import EXIT_CODES, RbdvmError
 from rbdvm.helpers.core import defaults
+from rbdvm.helpers.core.errors import EXIT_CODES, RbdvmError
 
 from . import hints
 

@@ -1,7 +1,8 @@
 """ocf:rbdvm:VirtualDomain: the actions.
 
 Each action imports what it needs when it runs: monitor (every few seconds, on every node)
-loads libvirt and the standard library only, never Ceph or lxml.
+loads libvirt and the standard library only, never Ceph (and lxml only for a config=
+resource, whose domain name is read from its file through the one hardened parser).
 """
 
 import os

@@ -12,15 +12,15 @@ def domain_name(p: Params) -> str:
     neither is there: then nothing was started here since boot."""
     if p.vm:
         return p.vm
-    # the operator's own file, read with the standard library (expat resolves no external
-    # entities); only <name> is needed
-    import xml.etree.ElementTree as ET
+    # the operator's own file, through the one hardened parser; only <name> is needed
+    from rbdvm.helpers.core import xmlsafe
+    from rbdvm.helpers.core.errors import RbdvmError
 
     from . import rsctmp
 
     try:
-        name = ET.parse(p.config).getroot().findtext("name")
-    except (OSError, ET.ParseError) as exc:
+        name = xmlsafe.parse_file(p.config, p.config).findtext("name")
+    except (OSError, RbdvmError) as exc:
         remembered = rsctmp.recall("domain", p.config)
         if remembered:
             return remembered

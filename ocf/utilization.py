@@ -5,7 +5,9 @@ migrate_to), so a resource deleted and created again gets its utilization again.
 
 import subprocess
 import time
-import xml.etree.ElementTree as ET
+
+from rbdvm.helpers.core import xmlsafe
+from rbdvm.helpers.core.errors import RbdvmError
 
 from . import log, rsctmp
 
@@ -15,7 +17,11 @@ _UNITS = {"b": 1, "bytes": 1, "k": 1 << 10, "kib": 1 << 10, "kb": 1000, "m": 1 <
 
 
 def values(xml: str) -> dict:
-    root = ET.fromstring(xml)
+    try:
+        root = xmlsafe.parse(xml, "the domain XML")
+    except RbdvmError as exc:
+        log.warn(f"no utilization from the definition: {exc}")
+        return {}
     out = {}
     vcpu = root.findtext("vcpu")
     if vcpu and vcpu.strip().isdigit():

@@ -8,6 +8,7 @@ import uuid as uuidlib
 
 from lxml import etree
 
+from . import xmlsafe
 from .errors import UsageError
 
 # device name prefix per disk bus, as libvirt names them
@@ -16,16 +17,7 @@ DISK_BUSES = tuple(_DEV_PREFIX)
 
 
 def parse(text: str, source: str = "the XML") -> etree._Element:
-    # a new parser each time: an lxml parser keeps state (entities, errors) between documents
-    parser = etree.XMLParser(resolve_entities=False, no_network=True, remove_blank_text=True,
-                             load_dtd=False, huge_tree=False)
-    try:
-        root = etree.fromstring(text.encode() if isinstance(text, str) else text, parser)
-    except etree.XMLSyntaxError as exc:
-        raise UsageError(f"{source} is not valid XML", str(exc), "Fix the libvirt domain XML") from None
-    if root.getroottree().docinfo.doctype:
-        raise UsageError(f"{source} has a DOCTYPE", "libvirt XML needs none, and rbdvm accepts no "
-                         "entity declarations from outside", "Remove the <!DOCTYPE ...> line")
+    root = xmlsafe.parse(text, source, fix="Fix the libvirt domain XML")
     if root.tag != "domain":
         raise UsageError(f"{source} is not a libvirt domain", f"its root element is <{root.tag}>",
                          "Give a <domain> definition")

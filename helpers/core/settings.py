@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from . import defaults
 
 
-
 @dataclass(frozen=True)
 class CephTarget:
     """Which cluster, as which client, in which pool and namespace."""

@@ -11,7 +11,7 @@ import time
 
 from lxml import etree
 
-from ..core import defaults, names
+from ..core import defaults, names, xmlsafe
 from ..core.errors import ClusterUnavailable, Conflict, UsageError
 from ..core.settings import CephTarget
 from ..core.vmschema import VmConfig
@@ -20,7 +20,6 @@ AGENT = {"class": "ocf", "provider": "rbdvm", "type": "VirtualDomain"}
 NO_VMS_ATTRIBUTE = "rbdvm-no-vms"   # node attribute: `crm_attribute -N NODE -n rbdvm-no-vms -v true`
 PREFERRED_SCORE = "1000"            # above the usual resource-stickiness: the VM goes back home
 NOT_PLACED = "no node may run it now (standby or offline nodes, pinning, colocations)"
-_PARSER = etree.XMLParser(resolve_entities=False, no_network=True)
 
 
 def _run(argv, timeout: float = 30) -> str:
@@ -40,8 +39,8 @@ def _run(argv, timeout: float = 30) -> str:
 
 def cluster_status():
     """crm_mon's XML: nodes, resources (also stopped ones), failures, operation history."""
-    return etree.fromstring(_run(["crm_mon", "--one-shot", "--output-as=xml", "--inactive",
-                                  "--include=all"]).encode(), _PARSER)
+    return xmlsafe.parse(_run(["crm_mon", "--one-shot", "--output-as=xml", "--inactive", "--include=all"]),
+                         "crm_mon's output", ClusterUnavailable)
 
 
 def cluster_nodes(status) -> list:
@@ -198,7 +197,7 @@ def has_resource(vm: str) -> bool:
         out = _run(["cibadmin", "--query", "--scope", "resources"], timeout=15)
     except ClusterUnavailable as exc:
         raise exc.reworded(f"cannot tell whether VM {vm} is enabled in the cluster") from None
-    return bool(etree.fromstring(out.encode(), _PARSER).xpath("//primitive[@id=$vm]", vm=vm))
+    return bool(xmlsafe.parse(out, "the CIB's resources", ClusterUnavailable).xpath("//primitive[@id=$vm]", vm=vm))
 
 
 # ------------------------------------------------------------------ changes
@@ -281,7 +280,8 @@ def _is_rbdvms(vm: str, cid: str) -> bool:
 
 def constraints_naming(vm: str) -> tuple:
     """(rbdvm's constraint ids, the others as 'tag id (attributes)') that name the VM."""
-    root = etree.fromstring(_run(["cibadmin", "--query", "--scope", "constraints"]).encode(), _PARSER)
+    root = xmlsafe.parse(_run(["cibadmin", "--query", "--scope", "constraints"]), "the CIB's constraints",
+                         ClusterUnavailable)
     ours, others = [], []
     for c in root.xpath(_NAMING, vm=vm):
         cid = c.get("id", "")
