@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from rbdvm.helpers.core.errors import UsageError
 from rbdvm.helpers.core.settings import ceph_target_from_env
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
@@ -85,3 +86,14 @@ class Progress:
         if self.bar is not None:
             self.bar.__exit__(None, None, None)
             self.bar = None
+
+
+def parse_pairs(pairs, what: str) -> dict:
+    """['k=v', ...] -> {k: v}, for --metadata and the map settings' options."""
+    out = {}
+    for pair in pairs or ():
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"{what} {pair!r} is not KEY=VALUE")
+        out[key] = value
+    return out

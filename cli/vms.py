@@ -10,7 +10,7 @@ from rbdvm.helpers.core.errors import UsageError
 from rbdvm.helpers.ops import lifecycle, provision
 
 from .cluster import cluster_line, colocation_text
-from .options import Progress, ceph_command, emit, human_bytes, table
+from .options import Progress, ceph_command, emit, human_bytes, parse_pairs, table
 
 
 def _read_xml(path):
@@ -46,7 +46,7 @@ def _settings(kwargs) -> dict:
     out = {}
     for s in vmschema.SETTINGS:
         value = kwargs.pop(s.name)
-        out[s.name] = vmschema.parse_pairs(value, f"--{s.name.replace('_', '-')}") if s.kind == "map" else value
+        out[s.name] = parse_pairs(value, f"--{s.name.replace('_', '-')}") if s.kind == "map" else value
     return out
 
 
@@ -96,7 +96,7 @@ def create(name, image, xml_file, data_disk, metadata, force, disabled, target, 
     with Session(target) as s:
         try:
             result = provision.create(s, name, image, base, data_images=data_disk,
-                                      metadata=vmschema.parse_pairs(metadata, "--metadata"),
+                                      metadata=parse_pairs(metadata, "--metadata"),
                                       settings=settings, force=force, progress=progress)
         finally:
             progress.close()
@@ -126,7 +126,7 @@ def clone(src, dst, full, xml_file, metadata, disabled, target, as_json, **kwarg
     settings = _settings(kwargs)
     with Session(target) as s:
         result = provision.clone(s, src, dst, full=full, base_xml=_read_xml(xml_file),
-                                 metadata=vmschema.parse_pairs(metadata, "--metadata"),
+                                 metadata=parse_pairs(metadata, "--metadata"),
                                  settings=settings)
         _report(as_json, s, result, disabled, "cloned",
                 lambda r: f"VM {r['name']} cloned from {r['source']} ({r['mode']}): "

@@ -257,14 +257,3 @@ def decode(metadata: dict) -> dict:
         else:
             out[s.name] = raw
     return out
-
-
-def parse_pairs(pairs, what: str) -> dict:
-    """['k=v', ...] -> {k: v}, for --metadata and the map settings."""
-    out = {}
-    for pair in pairs or ():
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise UsageError(f"{what} {pair!r} is not KEY=VALUE")
-        out[key] = value
-    return out
