@@ -5,7 +5,7 @@ import subprocess
 import time
 
 import pytest
-from lab_helpers import (
+from labkit.testing import (
     FILES,
     PYTHON,
     RBDTOOL,

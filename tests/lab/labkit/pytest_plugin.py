@@ -1,4 +1,5 @@
-"""Shared test setup.
+"""The lab as a pytest plugin (loaded by pyproject's `-p labkit.pytest_plugin`; labkit is
+on the path through pyproject's `pythonpath`).
 
 `unit` tests need neither root nor the lab. `lab` tests get the session-wide lab: brought
 up if it is not already up and healthy, torn down afterwards only if this session started
@@ -7,17 +8,14 @@ it. A lab that cannot start makes every lab test fail with the reason: never a s
 
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-LAB_SRC = Path(__file__).resolve().parent / "lab"
-sys.path.insert(0, str(LAB_SRC))
+from labkit import lifecycle
 
-from labkit import lifecycle  # noqa: E402
-
+LAB_SRC = Path(__file__).resolve().parents[1]
 LAB_CMD = str(LAB_SRC / "lab")
 
 

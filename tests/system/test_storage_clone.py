@@ -1,7 +1,7 @@
 """rbdvm clone (copy-on-write and --full) and remove on the lab's Ceph."""
 
 import pytest
-from lab_helpers import (
+from labkit.testing import (
     base_xml,
     boot_disk,
     force_remove,

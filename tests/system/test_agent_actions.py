@@ -5,7 +5,7 @@ import signal
 import time
 
 import pytest
-from lab_helpers import AGENT, agent, exit_reason, qemu_pids, rbdvm, stopped_vm, unique
+from labkit.testing import AGENT, agent, exit_reason, qemu_pids, rbdvm, stopped_vm, unique
 from labkit import ceph, ops
 from labkit import layout as L
 from labkit.procs import run, wait_for

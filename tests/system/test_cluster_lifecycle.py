@@ -8,7 +8,7 @@ import subprocess
 import xml.etree.ElementTree as ET
 
 import pytest
-from lab_helpers import (
+from labkit.testing import (
     PYTHON,
     RBDTOOL,
     base_xml,

@@ -10,7 +10,7 @@ import subprocess
 import time
 
 import pytest
-from lab_helpers import (
+from labkit.testing import (
     PYTHON,
     RBDTOOL,
     agent,

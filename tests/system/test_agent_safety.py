@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from lab_helpers import (
+from labkit.testing import (
     AGENT,
     agent,
     base_xml,

@@ -4,7 +4,7 @@ import json
 import uuid
 
 import pytest
-from lab_helpers import (
+from labkit.testing import (
     base_xml,
     boot_disk,
     force_remove,

@@ -3,7 +3,7 @@
 import time
 
 import pytest
-from lab_helpers import force_remove, make_vm, qemu_pids, unique
+from labkit.testing import force_remove, make_vm, qemu_pids, unique
 from labkit import layout as L
 from labkit import node, ops
 from labkit.procs import run, wait_for

@@ -6,7 +6,7 @@ import time
 from datetime import datetime, timedelta
 
 import pytest
-from lab_helpers import (
+from labkit.testing import (
     FILES,
     PYTHON,
     RBDTOOL,

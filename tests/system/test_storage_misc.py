@@ -4,7 +4,7 @@ import json
 import time
 
 import pytest
-from lab_helpers import (
+from labkit.testing import (
     FILES,
     base_xml,
     boot_disk,
