@@ -369,12 +369,8 @@ def migrate_to(p: Params) -> int:
         domain.close(conn, hard_end)
 
 
-def _migrate(p: Params, dom, name: str, target: str, dest: str, data_uri: str,
-             deadline: float, hard_end: float) -> None:
-    """Run the migration job; abort it at `deadline`; answer by `hard_end` whatever libvirt
-    and both QEMUs do (every query is bounded: a stopped QEMU blocks its monitor)."""
-    import threading
-
+def _migration_settings(p: Params, data_uri: str):
+    """libvirt's typed parameters and flags for this resource's live migration."""
     from . import domain
 
     lv = domain.libvirt
@@ -386,6 +382,18 @@ def _migrate(p: Params, dom, name: str, target: str, dest: str, data_uri: str,
     flags = lv.VIR_MIGRATE_LIVE | lv.VIR_MIGRATE_PEER2PEER | lv.VIR_MIGRATE_ABORT_ON_ERROR
     if p.migration_auto_converge:
         flags |= lv.VIR_MIGRATE_AUTO_CONVERGE
+    return params, flags
+
+
+def _migrate(p: Params, dom, name: str, target: str, dest: str, data_uri: str,
+             deadline: float, hard_end: float) -> None:
+    """Run the migration job; abort it at `deadline`; answer by `hard_end` whatever libvirt
+    and both QEMUs do (every query is bounded: a stopped QEMU blocks its monitor)."""
+    import threading
+
+    from . import domain
+
+    params, flags = _migration_settings(p, data_uri)
     log.info(f"migrating {name} to {target} ({dest}{', data ' + data_uri if data_uri else ''})")
     outcome = {}
 
@@ -397,7 +405,7 @@ def _migrate(p: Params, dom, name: str, target: str, dest: str, data_uri: str,
 
     worker = threading.Thread(target=run, name="migrate", daemon=True)
     worker.start()
-    downtime_set, aborted, said = not p.migration_downtime, False, 0.0
+    job, aborted = _MigrationJob(p, dom, name), False
     while worker.is_alive():
         worker.join(0.5)
         if not worker.is_alive():
@@ -410,31 +418,51 @@ def _migrate(p: Params, dom, name: str, target: str, dest: str, data_uri: str,
             # the job ignored the abort, or libvirt does not answer (a hung QEMU on either
             # side): answer now, state unknown
             raise AgentError(OCF_ERR_GENERIC, f"live migration of {name} to {target} did not end "
-                         f"{'after being aborted' if aborted else 'and libvirt did not answer'}; "
-                         "the cluster recovers the VM (stop on both nodes)")
+                             f"{'after being aborted' if aborted else 'and libvirt did not answer'}; "
+                             "the cluster recovers the VM (stop on both nodes)")
         quick = min(hard_end, now + 2)
-        try:
-            if not downtime_set and domain.bounded(quick, dom.jobInfo)[0] != lv.VIR_DOMAIN_JOB_NONE:
-                domain.bounded(quick, dom.migrateSetMaxDowntime, p.migration_downtime)
-                downtime_set = True
-            if now - said >= 2:
-                stats = domain.bounded(quick, dom.jobStats)
-                log.info(f"migration of {name}: {stats.get('memory_processed', 0) >> 20} MiB sent, "
-                         f"{stats.get('memory_remaining', 0) >> 20} MiB to go")
-                said = now
-        except (domain.Error, domain.Hung) as exc:
-            log.debug(f"migration job query: {_why(exc)}")
+        job.follow(now, quick)
         if now >= deadline and not aborted:
             log.warn(f"migration of {name} not done {p.migrate_margin}s before the timeout: aborting")
             aborted = True
-            try:
-                domain.bounded(quick, dom.abortJob)
-            except (domain.Error, domain.Hung) as exc:
-                log.warn(f"abort of the migration of {name}: {_why(exc)}")
+            job.abort(quick)
     if aborted or "error" in outcome:
         why = "aborted before the operation timed out" if aborted else outcome["error"]
         raise AgentError(OCF_ERR_GENERIC, f"live migration of {name} to {target} failed: {why}; "
-                                      "it keeps running here")
+                                          "it keeps running here")
+
+
+class _MigrationJob:
+    """The running migration job, seen from the source: its downtime is set once it starts,
+    its progress logged every 2 s; every query bounded (a stopped QEMU blocks its monitor)."""
+
+    def __init__(self, p: Params, dom, name: str):
+        self.p, self.dom, self.name = p, dom, name
+        self.downtime_set, self.said = not p.migration_downtime, 0.0
+
+    def follow(self, now: float, until: float) -> None:
+        from . import domain
+
+        try:
+            if not self.downtime_set and \
+                    domain.bounded(until, self.dom.jobInfo)[0] != domain.libvirt.VIR_DOMAIN_JOB_NONE:
+                domain.bounded(until, self.dom.migrateSetMaxDowntime, self.p.migration_downtime)
+                self.downtime_set = True
+            if now - self.said >= 2:
+                stats = domain.bounded(until, self.dom.jobStats)
+                log.info(f"migration of {self.name}: {stats.get('memory_processed', 0) >> 20} MiB sent, "
+                         f"{stats.get('memory_remaining', 0) >> 20} MiB to go")
+                self.said = now
+        except (domain.Error, domain.Hung) as exc:
+            log.debug(f"migration job query: {_why(exc)}")
+
+    def abort(self, until: float) -> None:
+        from . import domain
+
+        try:
+            domain.bounded(until, self.dom.abortJob)
+        except (domain.Error, domain.Hung) as exc:
+            log.warn(f"abort of the migration of {self.name}: {_why(exc)}")
 
 
 def migrate_from(p: Params) -> int:

@@ -47,52 +47,15 @@ def create(session: Session, name: str, image: str, base_xml: str, *, data_image
     base_uuid = domainxml.uuid_of(base_xml, "the base XML")
     session.ensure_namespace()
     with Lease(session, name, "create") as lease:
-        rec = vmstore.record(session, name)
-        if rec.state == COMPLETE:
-            if not force:
-                raise Conflict("VM already exists", f"VM {name} exists in {where(session)}",
-                               hint=Hint(hints.REPLACE_VM))
-            _remove(session, rec, lease)
-        vmstore.refuse_unusable(rec)
-        if base_uuid:
-            _check_uuid_free(session, base_uuid, name)
         disks = names.disk_names(name, len(data_images))
-        system = disks[0]
-        if rec.state != CREATING:
-            vmstore.refuse_taken(session, name, disks)
-            vmstore.mark_making(session, name, True)
-        fresh = set()
-        for disk, f in zip(disks, files):
-            lease.check()
-            if _ensure_image(session, disk, f.virtual_size):
-                fresh.add(disk)
-            if disk == system:
-                vmstore.set_metadata(session, system, {vmschema.STATE: CREATING, vmschema.VM_NAME: name})
-                vmstore.mark_making(session, name, False)
+        resuming = _claim(session, name, disks, lease, force, base_uuid)
+        fresh = _make_images(session, name, disks, [f.virtual_size for f in files], lease, resuming)
         checkpoint("create:images")
         _ensure_group(session, name, disks)
         checkpoint("create:group")
         for disk, f in zip(disks, files):
-            lease.check()
-            if vmstore.read_metadata(session, disk).get(vmschema.IMPORTED) == f.fingerprint:
-                continue
-            if disk not in fresh:
-                # made by the interrupted run; whoever opened it since would lose their writes
-                vmstore.refuse_if_open(session, name, [disk], "overwrite the disks of")
-                _zero(session, disk)   # an import must start on an all-zero image
-            lease.check()
-            try:
-                diskimage.import_into(f, session.target, disk, adopt=lease.adopt,
-                                      progress=(lambda x, d=disk: progress(d, x)) if progress else None)
-            except RbdvmError:
-                lease.check()      # qemu-img was killed because the lease was lost: say that
-                raise
-            lease.check()
-            vmstore.set_metadata(session, disk, {vmschema.IMPORTED: f.fingerprint})
-            checkpoint("create:imported")
-        xml = domainxml.build(base_xml, vm=name, images=disks, pool=session.target.pool,
-                              namespace=session.target.namespace, monitors=monitor_hosts(session),
-                              client_id=session.target.client_id, bus=bus)
+            _import(session, name, disk, f, lease, fresh=disk in fresh, progress=progress)
+        xml = _build_xml(session, base_xml, name, disks, bus)
         values = {vmschema.VM_NAME: name, vmschema.BASE_XML: base_xml, vmschema.XML: xml,
                   vmschema.DISK_BUS: bus, vmschema.CREATED: _now(), **stored, **user_md}
         if data_images:
@@ -102,9 +65,70 @@ def create(session: Session, name: str, image: str, base_xml: str, *, data_image
         checkpoint("create:commit")
         lease.check()
         # the commit point: _state goes last
-        vmstore.set_metadata(session, system, values, remove=[vmschema.IMPORTED, vmschema.STATE])
+        vmstore.set_metadata(session, disks[0], values, remove=[vmschema.IMPORTED, vmschema.STATE])
     return {"name": name, "disks": disks, "uuid": domainxml.uuid_of(xml),
             "formats": [f.format for f in files]}
+
+
+def _claim(session: Session, name: str, disks, lease, force: bool, base_uuid) -> bool:
+    """Make sure `name` may be created (an existing VM replaced only with `force`); True if
+    an interrupted create or clone of it is being finished."""
+    rec = vmstore.record(session, name)
+    if rec.state == COMPLETE:
+        if not force:
+            raise Conflict("VM already exists", f"VM {name} exists in {where(session)}",
+                           hint=Hint(hints.REPLACE_VM))
+        _remove(session, rec, lease)
+    vmstore.refuse_unusable(rec)
+    if base_uuid:
+        _check_uuid_free(session, base_uuid, name)
+    if rec.state == CREATING:
+        return True
+    vmstore.refuse_taken(session, name, disks)
+    vmstore.mark_making(session, name, True)
+    return False
+
+
+def _make_images(session: Session, name: str, disks, sizes, lease, resuming: bool) -> set:
+    """The VM's images at their sizes; returns those made now (the others a previous run
+    made). The system disk is marked as being created the moment it exists."""
+    fresh = set()
+    for disk, size in zip(disks, sizes):
+        lease.check()
+        if _ensure_image(session, disk, size):
+            fresh.add(disk)
+        if disk == disks[0]:
+            vmstore.set_metadata(session, disk, {vmschema.STATE: CREATING, vmschema.VM_NAME: name})
+            vmstore.mark_making(session, name, False)
+    return fresh
+
+
+def _import(session: Session, name: str, disk: str, f, lease, fresh: bool, progress) -> None:
+    """One disk file into its image, unless a previous run imported exactly that file."""
+    lease.check()
+    if vmstore.read_metadata(session, disk).get(vmschema.IMPORTED) == f.fingerprint:
+        return
+    if not fresh:
+        # made by the interrupted run; whoever opened it since would lose their writes
+        vmstore.refuse_if_open(session, name, [disk], "overwrite the disks of")
+        _zero(session, disk)   # an import must start on an all-zero image
+    lease.check()
+    try:
+        diskimage.import_into(f, session.target, disk, adopt=lease.adopt,
+                              progress=(lambda x: progress(disk, x)) if progress else None)
+    except RbdvmError:
+        lease.check()      # qemu-img was killed because the lease was lost: say that
+        raise
+    lease.check()
+    vmstore.set_metadata(session, disk, {vmschema.IMPORTED: f.fingerprint})
+    checkpoint("create:imported")
+
+
+def _build_xml(session: Session, base_xml: str, vm: str, disks, bus: str, new_identity: bool = False) -> str:
+    t = session.target
+    return domainxml.build(base_xml, vm=vm, images=disks, pool=t.pool, namespace=t.namespace,
+                           monitors=monitor_hosts(session), client_id=t.client_id, bus=bus,
+                           new_identity=new_identity)
 
 
 def _ensure_image(session: Session, image: str, size: int) -> bool:
@@ -178,73 +202,78 @@ def clone(session: Session, src: str, dst: str, *, full=False, base_xml=None, me
     stored = vmschema.encode(settings)
     if base_xml is not None:
         domainxml.parse(base_xml, "the base XML")
+    mode = "full" if full else "cow"
     with Lease(session, src, f"clone to {dst}") as src_lease, \
             Lease(session, dst, f"clone from {src}") as dst_lease:
         lease = _Both(src_lease, dst_lease)
-        groups, images = vmstore.list_groups(session), vmstore.list_images(session)
-        if names.system_disk(src) not in images:
-            vmstore.require_complete(session, src, groups, images)   # says what is missing
         snap = names.clone_base_snapshot(dst)
-        # the source's system disk is opened once: its metadata (the source must be complete)
-        # and its snapshot come from the same handle
-        with ceph_errors(f"opening the system disk of VM {src}", session.target):
-            system = rbd.Image(session.ioctx, names.system_disk(src))
-        with system:
-            srec = vmstore.require_complete(session, src, groups, images,
-                                            metadata=dict(system.metadata_list()))
-            drec = vmstore.record(session, dst, groups, images)
-            if drec.state == COMPLETE:
-                raise Conflict("VM already exists", f"VM {dst} exists in {where(session)}",
-                               "Choose another name for the clone")
-            vmstore.refuse_unusable(drec)
-            src_disks = srec.disks
-            dst_disks = names.disk_names(dst, len(src_disks) - 1)
-            resuming = drec.state == CREATING
-            if not resuming:
-                vmstore.refuse_taken(session, dst, dst_disks, images)
-                vmstore.mark_making(session, dst, True)
-            # all source snapshots first, back to back: as close to one instant as per-disk
-            # snapshots get (a clone hangs on image snapshots; group snapshots cannot be cloned)
-            for disk in src_disks:
-                if disk == src_disks[0]:
-                    _ensure_base_snapshot(session, system, snap, resuming, not full)
-                    continue
-                with ceph_errors(f"opening {disk}", session.target):
-                    img = rbd.Image(session.ioctx, disk)
-                with img:
-                    _ensure_base_snapshot(session, img, snap, resuming, not full)
+        srec, dst_disks = _snapshot_source(session, src, dst, snap, keep=not full)
         checkpoint("clone:snapshots")
-        for s, d in zip(src_disks, dst_disks):
+        for s, d in zip(srec.disks, dst_disks):
             lease.check()
             (_full_copy if full else _cow_clone)(session, s, snap, d)
             checkpoint("clone:disk")
         # the data disks join the group now, the system disk last (the commit point)
         _ensure_group(session, dst, dst_disks[1:])
         checkpoint("clone:group")
-        inherited = {k: v for k, v in srec.metadata.items()
-                     if k not in _NOT_INHERITED and not k.startswith(vmschema.SNAPSHOT_TIME_PREFIX)}
         base = base_xml if base_xml is not None else srec.metadata[vmschema.BASE_XML]
         bus = settings.get("disk_bus") or srec.metadata.get(vmschema.DISK_BUS) or defaults.DISK_BUS
-        xml = domainxml.build(base, vm=dst, images=dst_disks, pool=session.target.pool,
-                              namespace=session.target.namespace, monitors=monitor_hosts(session),
-                              client_id=session.target.client_id, bus=bus, new_identity=True)
-        values = {**inherited, **stored, **user_md, vmschema.VM_NAME: dst, vmschema.BASE_XML: base,
-                  vmschema.XML: xml, vmschema.DISK_BUS: bus,
-                  vmschema.CLONED_FROM: vmschema.encode_cloned_from(src, "full" if full else "cow", _now())}
+        xml = _build_xml(session, base, dst, dst_disks, bus, new_identity=True)
+        values = {**_inherited(srec.metadata), **stored, **user_md, vmschema.VM_NAME: dst,
+                  vmschema.BASE_XML: base, vmschema.XML: xml, vmschema.DISK_BUS: bus,
+                  vmschema.CLONED_FROM: vmschema.encode_cloned_from(src, mode, _now())}
         if len(dst_disks) > 1:
             values[vmschema.ADDITIONAL_DISKS] = str(len(dst_disks) - 1)
         for disk in dst_disks[1:]:
             vmstore.replace_metadata(session, disk, {})   # what the copy brought from the source
         if full:   # a full copy needs its source snapshots no more
-            for disk in src_disks:
+            for disk in srec.disks:
                 _remove_snapshot_quietly(session, disk, snap)
         vmstore.replace_metadata(session, dst_disks[0], values)
         vmstore.mark_making(session, dst, False)     # the system disk carries vm_name now
         checkpoint("clone:commit")
         lease.check()
         _ensure_group(session, dst, dst_disks[:1], exists=True)
-    return {"name": dst, "source": src, "mode": "full" if full else "cow", "disks": dst_disks,
-            "uuid": domainxml.uuid_of(xml)}
+    return {"name": dst, "source": src, "mode": mode, "disks": dst_disks, "uuid": domainxml.uuid_of(xml)}
+
+
+def _snapshot_source(session: Session, src: str, dst: str, snap: str, keep: bool):
+    """Check both VMs, claim dst's names, and take the source's base snapshots; returns the
+    source's record and the clone's disk names."""
+    groups, images = vmstore.list_groups(session), vmstore.list_images(session)
+    if names.system_disk(src) not in images:
+        vmstore.require_complete(session, src, groups, images)   # says what is missing
+    # the source's system disk is opened once: its metadata (the source must be complete)
+    # and its snapshot come from the same handle
+    with ceph_errors(f"opening the system disk of VM {src}", session.target):
+        system = rbd.Image(session.ioctx, names.system_disk(src))
+    with system:
+        srec = vmstore.require_complete(session, src, groups, images, metadata=dict(system.metadata_list()))
+        drec = vmstore.record(session, dst, groups, images)
+        if drec.state == COMPLETE:
+            raise Conflict("VM already exists", f"VM {dst} exists in {where(session)}",
+                           "Choose another name for the clone")
+        vmstore.refuse_unusable(drec)
+        dst_disks = names.disk_names(dst, len(srec.disks) - 1)
+        resuming = drec.state == CREATING
+        if not resuming:
+            vmstore.refuse_taken(session, dst, dst_disks, images)
+            vmstore.mark_making(session, dst, True)
+        # all source snapshots first, back to back: as close to one instant as per-disk
+        # snapshots get (a clone hangs on image snapshots; group snapshots cannot be cloned)
+        _ensure_base_snapshot(session, system, snap, resuming, keep)
+        for disk in srec.disks[1:]:
+            with ceph_errors(f"opening {disk}", session.target):
+                img = rbd.Image(session.ioctx, disk)
+            with img:
+                _ensure_base_snapshot(session, img, snap, resuming, keep)
+    return srec, dst_disks
+
+
+def _inherited(metadata: dict) -> dict:
+    """What a clone takes from its source's metadata: settings and the user's keys."""
+    return {k: v for k, v in metadata.items()
+            if k not in _NOT_INHERITED and not k.startswith(vmschema.SNAPSHOT_TIME_PREFIX)}
 
 
 class _Both:
