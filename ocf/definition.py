@@ -47,6 +47,7 @@ def load_xml(p: Params, session=None) -> str:
                 return f.read()
         except OSError as exc:
             raise AgentError(OCF_ERR_INSTALLED, f"cannot read {p.config}: {exc.strerror}") from None
+    from rbdvm.helpers.ceph import vmstore
     from rbdvm.helpers.ceph.session import Session
     from rbdvm.helpers.core.errors import ClusterUnavailable, RbdvmError
 
@@ -54,39 +55,13 @@ def load_xml(p: Params, session=None) -> str:
 
     try:
         if session is not None:
-            return _vm_xml(session, p.vm)
+            return vmstore.definition(session, p.vm)
         with Session(ceph_target(p)) as s:
-            return _vm_xml(s, p.vm)
+            return vmstore.definition(s, p.vm)
     except ClusterUnavailable as exc:
         raise AgentError(OCF_ERR_GENERIC, f"cannot read VM {p.vm} from Ceph: {hints.reason(exc)}") from None
     except RbdvmError as exc:
         raise AgentError(OCF_ERR_CONFIGURED, f"VM {p.vm} cannot start: {hints.reason(exc)}") from None
-
-
-def _vm_xml(session, vm: str) -> str:
-    """The `xml` of a complete VM, read from its system disk alone (one open, no listing);
-    complete by the storage layer's own rule (vmstore.state_of)."""
-    import rbd
-
-    from rbdvm.helpers.ceph import vmstore
-    from rbdvm.helpers.ceph.session import ceph_errors
-    from rbdvm.helpers.core import names
-
-    try:
-        img = rbd.Image(session.ioctx, names.system_disk(vm), read_only=True)
-    except rbd.ImageNotFound:
-        raise AgentError(OCF_ERR_CONFIGURED, f"VM {vm} does not exist in Ceph (no image "
-                                 f"{names.system_disk(vm)}); create it with `rbdvm create`") from None
-    with ceph_errors(f"reading the definition of VM {vm}", session.target), img:
-        md = dict(img.metadata_list())
-        group = img.group()
-    in_group = group.get("name") == vm and group.get("pool") == session.ioctx.get_pool_id()
-    state = vmstore.state_of(md, in_group)
-    if state != vmstore.COMPLETE:
-        command = vmstore.INTERRUPTED.get(state, "create or clone")
-        raise AgentError(OCF_ERR_CONFIGURED, f"VM {vm} is not usable: a {command} of it was interrupted; "
-                                 "run that rbdvm command again to finish it")
-    return md["xml"]
 
 
 def ceph_target(p: Params):

@@ -9,7 +9,7 @@ import rbd
 from ..core import names, vmschema
 from ..core.errors import Conflict, NotFound
 from . import rbdbulk
-from .session import Session, ceph_errors
+from .session import Session, ceph_errors, translate
 
 # _state on the system disk while a create/clone or a remove is under way; absent when done
 CREATING, REMOVING = "creating", "removing"
@@ -197,24 +197,53 @@ def records(session: Session) -> list:
     return out
 
 
+def no_such_vm(session: Session, vm: str) -> NotFound:
+    return NotFound("VM does not exist", f"no VM {vm} in {where(session)}", "List the VMs with `rbdvm list`")
+
+
 def require_complete(session: Session, vm: str, groups=None, images=None, metadata=None,
                      rolling_back_ok: bool = False) -> VmRecord:
     """The VM's record if it can be used; `rolling_back_ok`: also half rolled back (for
     the rollback that finishes it)."""
     rec = record(session, vm, groups, images, metadata)
+    refuse_incomplete(session, rec, rolling_back_ok)
+    return rec
+
+
+def definition(session: Session, vm: str) -> str:
+    """The `xml` of a usable VM, read from its system disk alone (one open, no listing):
+    what the agent starts. Refused by the same rules and messages as every command."""
+    system = names.system_disk(vm)
+    try:
+        img = rbd.Image(session.ioctx, system, read_only=True)
+    except rbd.ImageNotFound:
+        raise no_such_vm(session, vm) from None
+    except rbd.Error as exc:
+        raise translate(exc, f"opening {system}", session.target) from None
+    with ceph_errors(f"reading the definition of VM {vm}", session.target), img:
+        metadata = dict(img.metadata_list())
+        group = img.group()
+    in_group = group.get("name") == vm and group.get("pool") == session.ioctx.get_pool_id()
+    rec = VmRecord(vm, state_of(metadata, in_group), [system], metadata, in_group)
+    if not owned(metadata):
+        _foreign(rec, f"image {system} carries no rbdvm metadata (no vm_name)")
+    refuse_incomplete(session, rec)
+    return metadata[vmschema.XML]
+
+
+def refuse_incomplete(session: Session, rec: VmRecord, rolling_back_ok: bool = False) -> None:
+    vm = rec.name
     if rec.state == ROLLING_BACK and not rolling_back_ok:
         snap = rec.metadata.get(vmschema.ROLLBACK_TO, "?")
         raise Conflict(f"VM {vm} is partly rolled back to snapshot {snap}",
                        "a rollback was interrupted: some disks may be at the snapshot, others not",
                        f"Run `rbdvm snapshot rollback {vm} {snap}` again to finish it")
     if rec.state == "absent":
-        raise NotFound("VM does not exist", f"no VM {vm} in {where(session)}",
-                       "List the VMs with `rbdvm list`")
+        raise no_such_vm(session, vm)
     if rec.state == CREATING:
         raise Conflict(f"VM {vm} is only partly created", "a create or clone of it was interrupted",
                        f"Run that create/clone again to finish it, or `rbdvm remove {vm}`")
     refuse_unusable(rec)
-    return rec
 
 
 def refuse_unusable(rec: VmRecord) -> None:

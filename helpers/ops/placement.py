@@ -9,7 +9,7 @@ from ..ceph import vmstore
 from ..ceph.lease import Lease
 from ..ceph.session import Session
 from ..core import names, vmschema
-from ..core.errors import NotFound, UsageError
+from ..core.errors import UsageError
 from ..pacemaker import cluster
 
 SETTLE_WAIT = 180
@@ -92,8 +92,7 @@ def colocate(session: Session, vm: str, others, strong: bool = False, anti: bool
         if not remove:
             for other in others:
                 if vmstore.record(session, other).state == "absent":
-                    raise NotFound("VM does not exist", f"no VM {other} in {vmstore.where(session)}",
-                                   "List the VMs with `rbdvm list`")
+                    raise vmstore.no_such_vm(session, other)
         current = vmschema.colocations(rec.metadata)
         kept = [c for c in current if c["with"] not in others]
         added = [] if remove else [{"with": o, "strong": strong, "anti": anti} for o in others]

@@ -16,7 +16,7 @@ from ..ceph.monitors import monitor_hosts
 from ..ceph.session import Session, ceph_errors
 from ..ceph.vmstore import COMPLETE, CREATING, REMOVING, where
 from ..core import defaults, domainxml, hints, names, vmschema
-from ..core.errors import Conflict, NotFound, RbdvmError, UsageError
+from ..core.errors import Conflict, RbdvmError, UsageError
 from ..core.faults import checkpoint
 from ..core.hints import Hint
 from ..pacemaker import cluster
@@ -348,8 +348,7 @@ def remove(session: Session, name: str) -> dict:
     with Lease(session, name, "remove") as lease:
         rec = vmstore.record(session, name)
         if rec.state == "absent":
-            raise NotFound("VM does not exist", f"no VM {name} in {where(session)}",
-                           "List the VMs with `rbdvm list`")
+            raise vmstore.no_such_vm(session, name)
         vmstore.refuse_foreign(rec)
         removed = _remove(session, rec, lease)
         with ceph_errors(f"removing the lease of {name}", session.target):
@@ -482,8 +481,7 @@ def info(session: Session, name: str) -> dict:
     names.check_name(name, "VM name")
     rec = vmstore.record(session, name)
     if rec.state == "absent":
-        raise NotFound("VM does not exist", f"no VM {name} in {where(session)}",
-                       "List the VMs with `rbdvm list`")
+        raise vmstore.no_such_vm(session, name)
     vmstore.refuse_foreign(rec)
     if rec.state == vmstore.BROKEN:
         return {"name": name, "state": rec.state, "pool": session.target.pool,

@@ -43,7 +43,7 @@ def test_parameter_and_absent_vm_contract():
     assert agent("node1", "validate-all", vm="bad-name").returncode == 6
     assert agent("node1", "start", vm=ghost, force_stop="perhaps").returncode == 6
     res = agent("node1", "start", vm=ghost)
-    assert res.returncode == 6 and "does not exist in Ceph" in exit_reason(res)
+    assert res.returncode == 6 and "VM does not exist" in exit_reason(res)
     assert agent("node1", "validate-all", vm=ghost).returncode == 6
     assert agent("node1", "monitor", vm=ghost).returncode == 7, "a probe of an absent VM: not running"
     assert agent("node1", "stop", vm=ghost).returncode == 0
