@@ -14,7 +14,7 @@ from rbdvm.helpers.ceph import vmstore
 from rbdvm.helpers.ceph.session import Session
 from rbdvm.helpers.core.settings import ceph_target_from_env
 from rbdvm.helpers.ops import lifecycle, provision
-from rbdvm.helpers.pacemaker import cluster
+from rbdvm.helpers.pacemaker import cib, cluster
 
 NAMESPACE = "bench1k"        # its own namespace: the pool's other VMs are not listed
 STEPS = tuple(int(n) for n in os.environ.get("BENCH_STEPS", "10,100,1000").split(","))
@@ -42,8 +42,8 @@ def add_resources(target, vms) -> None:
     conf = etree.Element("configuration")
     rsc, cons = etree.SubElement(conf, "resources"), etree.SubElement(conf, "constraints")
     for vm in vms:
-        rsc.append(cluster.primitive(vm, target, {}, start=False))
-        for c in cluster.constraints(vm, {}):
+        rsc.append(cib.primitive(vm, target, {}, start=False))
+        for c in cib.constraints(vm, {}):
             cons.append(c)
     subprocess.run(["cibadmin", "--modify", "--allow-create", "--scope", "configuration",
                     "--xml-pipe"], input=etree.tostring(conf), check=True)

@@ -6,8 +6,8 @@ from ..core import hints, names, vmschema
 from ..core.errors import Conflict, NotFound, RbdvmError, UsageError
 from ..core.faults import checkpoint
 from ..core.hints import Hint
-from ..pacemaker import cluster
-from ..pacemaker.cluster import NOT_PLACED  # noqa: F401  (for the CLI: the operations' word for it)
+from ..pacemaker import cluster, crm_mon
+from ..pacemaker.crm_mon import NOT_PLACED  # noqa: F401  (for the CLI: the operations' word for it)
 from . import provision, snapshots
 
 START_WAIT, STOP_WAIT, MIGRATE_WAIT = 120, 150, 180
@@ -23,7 +23,7 @@ def _not_on_cluster(vm: str) -> NotFound:
 
 
 def _failed(vm: str, st: dict, doing: str) -> ClusterOperationFailed:
-    if st.get("reason") == cluster.NOT_PLACED:
+    if st.get("reason") == crm_mon.NOT_PLACED:
         return ClusterOperationFailed(f"VM {vm} failed to {doing}", st["reason"],
                                       f"Check its pinned host and colocations (`rbdvm info {vm}`) and the "
                                       "nodes (`crm_mon -1`): the cluster starts it once a node may run it")
@@ -36,10 +36,10 @@ def enable(session: Session, vm: str, start: bool = True, wait: float = START_WA
     names.check_name(vm, "VM name")
     rec = vmstore.require_complete(session, vm)
     status = cluster.cluster_status()
-    if cluster.is_enabled(status, vm):
-        st = cluster.vm_status(status, vm, True)
+    if crm_mon.is_enabled(status, vm):
+        st = crm_mon.vm_status(status, vm, True)
         return {**st, "changed": False}
-    enabled = cluster.enabled_vms(status)
+    enabled = crm_mon.enabled_vms(status)
     cluster.add_resource(vm, session.target, vmschema.VmConfig.of(rec.metadata), start, enabled,
                          _inbound(session, vm, enabled))
     _forget_reenable(session, vm, rec.metadata)
@@ -79,10 +79,10 @@ def disable(session: Session, vm: str, wait: float = STOP_WAIT) -> dict:
 
 def _disable(vm: str, wait: float = STOP_WAIT) -> dict:
     status = cluster.cluster_status()
-    if not cluster.is_enabled(status, vm):
+    if not crm_mon.is_enabled(status, vm):
         return {"name": vm, "status": "Disabled", "changed": False}
     cluster.refuse_operators_constraints(vm)     # before the VM is stopped for nothing
-    st = cluster.vm_status(status, vm, True)
+    st = crm_mon.vm_status(status, vm, True)
     if st["status"] != "Stopped":
         cluster.set_target_role(vm, "Stopped")
         st = cluster.wait_for_status(vm, ("Stopped",), wait)
@@ -95,7 +95,7 @@ def _disable(vm: str, wait: float = STOP_WAIT) -> dict:
     # healed partition) would run on after remove_resource has erased its history: an
     # orphan QEMU no one stops. Remove only once the cluster has settled with the VM stopped.
     cluster.settle(wait)
-    st = cluster.vm_status(cluster.cluster_status(), vm, True)
+    st = crm_mon.vm_status(cluster.cluster_status(), vm, True)
     if st["node"]:
         raise _failed(vm, st, "stop")
     cluster.remove_resource(vm)
@@ -105,7 +105,7 @@ def _disable(vm: str, wait: float = STOP_WAIT) -> dict:
 def _set_role(vm: str, role: str, verb: str, wait: float, clear_failures: bool = False) -> dict:
     """Set the target role (Started/Stopped) and wait until the VM has it."""
     names.check_name(vm, "VM name")
-    if not cluster.is_enabled(cluster.cluster_status(), vm):
+    if not crm_mon.is_enabled(cluster.cluster_status(), vm):
         raise _not_on_cluster(vm)
     if clear_failures:
         cluster.cleanup(vm)
@@ -128,7 +128,7 @@ def stop(vm: str, wait: float = STOP_WAIT) -> dict:
 def status(session: Session, vm: str) -> dict:
     names.check_name(vm, "VM name")
     rec = vmstore.record(session, vm)
-    return cluster.vm_status(cluster.cluster_status(), vm, rec.state != "absent")
+    return crm_mon.vm_status(cluster.cluster_status(), vm, rec.state != "absent")
 
 
 def list_status(session: Session) -> list:
@@ -140,7 +140,7 @@ def list_status(session: Session) -> list:
         status = None   # not a cluster node: storage facts only
     out = []
     for v in vms:
-        st = cluster.vm_status(status, v["name"], True)
+        st = crm_mon.vm_status(status, v["name"], True)
         out.append({**v, **{k: st[k] for k in ("status", "node", "reason", "target")}})
     return out
 
@@ -150,15 +150,15 @@ def migrate(session: Session, vm: str, node: str, wait: float = MIGRATE_WAIT) ->
     names.check_name(vm, "VM name")
     rec = vmstore.require_complete(session, vm)
     status = cluster.cluster_status()
-    if not cluster.is_enabled(status, vm):
+    if not crm_mon.is_enabled(status, vm):
         raise _not_on_cluster(vm)
-    if node not in cluster.cluster_nodes(status):
-        raise UsageError(f"{node} is not a cluster node", f"nodes: {', '.join(cluster.cluster_nodes(status))}")
+    if node not in crm_mon.cluster_nodes(status):
+        raise UsageError(f"{node} is not a cluster node", f"nodes: {', '.join(crm_mon.cluster_nodes(status))}")
     if not vmschema.VmConfig.of(rec.metadata).live_migration:
         raise Conflict(f"VM {vm} does not allow live migration",
                        "its _live_migration setting is not true",
                        hint=Hint(hints.LIVE_MIGRATION))
-    st = cluster.vm_status(status, vm, True)
+    st = crm_mon.vm_status(status, vm, True)
     if st["status"] != "Started":
         raise Conflict(f"VM {vm} is {st['status']}, not running", "only a running VM migrates live",
                        f"Start it: rbdvm start {vm}")
@@ -205,7 +205,7 @@ def rollback(session: Session, vm: str, snap: str) -> dict:
     role = rec.metadata.get(vmschema.REENABLE)
     if cluster.has_resource(vm):
         cluster.refuse_operators_constraints(vm)
-        role = cluster.vm_status(cluster.cluster_status(), vm, True)["target"]
+        role = crm_mon.vm_status(cluster.cluster_status(), vm, True)["target"]
         vmstore.set_metadata(session, names.system_disk(vm), {vmschema.REENABLE: role})
         _disable(vm)
         checkpoint("rollback:disabled")

@@ -10,19 +10,19 @@ from ..ceph.lease import Lease
 from ..ceph.session import Session
 from ..core import names, vmschema
 from ..core.errors import UsageError
-from ..pacemaker import cluster
+from ..pacemaker import cib, cluster, crm_mon
 
 SETTLE_WAIT = 180
 
 
 def _cluster_node(status, node: str) -> None:
-    nodes = cluster.cluster_nodes(status)
+    nodes = crm_mon.cluster_nodes(status)
     if node not in nodes:
         raise UsageError(f"{node} is not a cluster node", f"nodes: {', '.join(nodes)}")
 
 
 def _result(status, vm: str, changed: bool, settled: bool) -> dict:
-    return {**cluster.vm_status(status, vm, True), "changed": changed, "settled": settled}
+    return {**crm_mon.vm_status(status, vm, True), "changed": changed, "settled": settled}
 
 
 def _apply(vm: str, enabled: bool, changed: bool, update) -> dict:
@@ -53,12 +53,12 @@ def _set_host(session: Session, vm: str, node, key: str, verb: str) -> dict:
         metadata = {**{k: v for k, v in rec.metadata.items() if k not in keys}, **wanted}
 
     def update():
-        loc = cluster.placement(vm, vmschema.VmConfig.of(metadata))
+        loc = cib.placement(vm, vmschema.VmConfig.of(metadata))
         if loc is None:
             cluster.delete_constraints([f"rbdvm-{vm}-placement"])
         else:
             cluster.set_constraints([loc])
-    return _apply(vm, cluster.is_enabled(status, vm), changed, update)
+    return _apply(vm, crm_mon.is_enabled(status, vm), changed, update)
 
 
 def pin(session: Session, vm: str, node: str) -> dict:
@@ -102,14 +102,14 @@ def colocate(session: Session, vm: str, others, strong: bool = False, anti: bool
             vmstore.set_metadata(session, names.system_disk(vm),
                                  {vmschema.COLOCATIONS: vmschema.encode_colocations(wanted)} if wanted else {},
                                  remove=[] if wanted else [vmschema.COLOCATIONS])
-    enabled = cluster.enabled_vms(status)
+    enabled = crm_mon.enabled_vms(status)
 
     def update():
         if remove:
-            cluster.delete_constraints([cluster.colocation_id(vm, o) for o in others])
+            cluster.delete_constraints([cib.colocation_id(vm, o) for o in others])
         else:
             # with a VM that is not enabled, the constraint is added when that VM is enabled
-            cluster.set_constraints([cluster.colocation(vm, c) for c in added if c["with"] in enabled])
+            cluster.set_constraints([cib.colocation(vm, c) for c in added if c["with"] in enabled])
     out = _apply(vm, vm in enabled, changed, update)
     out["colocations"] = wanted
     return out

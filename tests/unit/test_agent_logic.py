@@ -4,6 +4,7 @@ import subprocess
 
 import pytest
 from lxml import etree
+
 from rbdvm.ocf import agent, utilization
 from rbdvm.ocf.codes import AgentError
 from rbdvm.ocf.metadata import metadata_xml

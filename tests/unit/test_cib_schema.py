@@ -7,11 +7,12 @@ import subprocess
 
 import pytest
 from lxml import etree
+
 from rbdvm.helpers.core import names, vmschema
 from rbdvm.helpers.core.errors import UsageError
 from rbdvm.helpers.core.settings import CephTarget
 from rbdvm.helpers.core.vmschema import VmConfig
-from rbdvm.helpers.pacemaker import cluster
+from rbdvm.helpers.pacemaker import cib
 
 pytestmark = pytest.mark.unit
 
@@ -28,7 +29,7 @@ def metadata_for(keys):
                                         for i, n in enumerate(NAMES)])}
 
 
-def cib(vms: dict):
+def cib_document(vms: dict):
     root = etree.Element("cib", {"validate-with": "pacemaker-3.9", "epoch": "1", "num_updates": "0",
                                  "admin_epoch": "0"})
     conf = etree.SubElement(root, "configuration")
@@ -38,14 +39,14 @@ def cib(vms: dict):
     resources, constraints = etree.SubElement(conf, "resources"), etree.SubElement(conf, "constraints")
     target = CephTarget(namespace="ns1", conf="/etc/ceph/other.conf", client_id="other")
     for vm, md in vms.items():
-        resources.append(cluster.primitive(vm, target, VmConfig.of(md), start=False))
-        constraints.extend(cluster.constraints(vm, VmConfig.of(md), enabled=[v for v in vms if v != vm]))
+        resources.append(cib.primitive(vm, target, VmConfig.of(md), start=False))
+        constraints.extend(cib.constraints(vm, VmConfig.of(md), enabled=[v for v in vms if v != vm]))
     etree.SubElement(root, "status")
     return etree.tostring(root, encoding="unicode")
 
 
 def test_everything_rbdvm_writes_for_a_corpus_of_names_and_keys_is_a_valid_cib():
-    doc = cib({vm: metadata_for(KEYS) for vm in NAMES})
+    doc = cib_document({vm: metadata_for(KEYS) for vm in NAMES})
     res = subprocess.run(["crm_verify", "--xml-text", doc], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr + res.stdout
     ids = etree.fromstring(doc.encode()).xpath("//@id")
@@ -53,7 +54,7 @@ def test_everything_rbdvm_writes_for_a_corpus_of_names_and_keys_is_a_valid_cib()
 
 
 def test_crm_verify_catches_a_duplicate_id_so_the_test_above_means_something():
-    doc = cib({"vm1": {}}).replace('id="rbdvm-vm1-avoid-rule"', 'id="vm1"')
+    doc = cib_document({"vm1": {}}).replace('id="rbdvm-vm1-avoid-rule"', 'id="vm1"')
     assert subprocess.run(["crm_verify", "--xml-text", doc], capture_output=True).returncode != 0
 
 
@@ -70,4 +71,4 @@ def test_a_name_starting_with_a_digit_is_refused_for_a_new_vm_and_for_the_cluste
     assert "letter" in exc.value.message
     names.check_name("1vm")          # a vm_manager VM of that name is still managed
     with pytest.raises(UsageError):
-        cluster.primitive("1vm", CephTarget(), VmConfig(), start=False)
+        cib.primitive("1vm", CephTarget(), VmConfig(), start=False)

@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import pytest
+
 from rbdvm.helpers.core.errors import EXIT_CODES, NotFound, RbdvmError
 from rbdvm.helpers.core.settings import ceph_target_from_env
 

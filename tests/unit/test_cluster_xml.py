@@ -6,9 +6,10 @@ import json
 
 import pytest
 from lxml import etree
+
 from rbdvm.helpers.core.settings import CephTarget
 from rbdvm.helpers.core.vmschema import VmConfig
-from rbdvm.helpers.pacemaker import cluster
+from rbdvm.helpers.pacemaker import cib, crm_mon
 
 pytestmark = pytest.mark.unit
 
@@ -18,30 +19,30 @@ def attrs(e):
 
 
 def test_pin_and_prefer_are_one_shape_so_a_merge_switches_them():
-    pin = cluster.placement("vm1", VmConfig.of({"_pinned_host": "node2"}))
-    pref = cluster.placement("vm1", VmConfig.of({"_preferred_host": "node1"}))
+    pin = cib.placement("vm1", VmConfig.of({"_pinned_host": "node2"}))
+    pref = cib.placement("vm1", VmConfig.of({"_preferred_host": "node1"}))
     assert [e.get("id") for e in pin.iter()] == [e.get("id") for e in pref.iter()] == \
         ["rbdvm-vm1-placement", "rbdvm-vm1-placement-rule", "rbdvm-vm1-placement-expr"]
     a, b = attrs(pin), attrs(pref)
     assert a["rbdvm-vm1-placement-rule"]["score"] == "-INFINITY"
     assert a["rbdvm-vm1-placement-expr"] == {"id": "rbdvm-vm1-placement-expr", "attribute": "#uname",
                                              "operation": "ne", "value": "node2"}
-    assert b["rbdvm-vm1-placement-rule"]["score"] == cluster.PREFERRED_SCORE
+    assert b["rbdvm-vm1-placement-rule"]["score"] == cib.PREFERRED_SCORE
     assert (b["rbdvm-vm1-placement-expr"]["operation"], b["rbdvm-vm1-placement-expr"]["value"]) == ("eq", "node1")
-    assert cluster.placement("vm1", VmConfig()) is None
+    assert cib.placement("vm1", VmConfig()) is None
 
 
 @pytest.mark.parametrize("strong,anti,score", [(False, False, "1000"), (True, False, "INFINITY"),
                                                (False, True, "-1000"), (True, True, "-INFINITY")])
 def test_colocation_scores(strong, anti, score):
-    c = cluster.colocation("a", {"with": "b", "strong": strong, "anti": anti})
+    c = cib.colocation("a", {"with": "b", "strong": strong, "anti": anti})
     assert dict(c.attrib) == {"id": "rbdvm-a-colo-b", "rsc": "a", "with-rsc": "b", "score": score}
 
 
 def test_constraints_name_only_enabled_vms():
     md = {"_colocations": json.dumps([{"with": "b", "anti": True, "strong": True},
                                       {"with": "c", "anti": False, "strong": False}])}
-    ids = [c.get("id") for c in cluster.constraints("a", VmConfig.of(md), enabled=["a", "c"],
+    ids = [c.get("id") for c in cib.constraints("a", VmConfig.of(md), enabled=["a", "c"],
                                                     inbound={"d": {"with": "a", "anti": True}})]
     assert ids == ["rbdvm-a-avoid", "rbdvm-a-colo-c", "rbdvm-d-colo-a"]
 
@@ -49,7 +50,7 @@ def test_constraints_name_only_enabled_vms():
 def test_primitive_from_metadata():
     md = {"_live_migration": "true", "_priority": "5", "_stop_timeout": "30",
           "_pacemaker_params": json.dumps({"migration_transport": "tcp"})}
-    p = cluster.primitive("vm1", CephTarget(conf="/etc/ceph/ceph.conf", client_id="rbdvm", pool="vms",
+    p = cib.primitive("vm1", CephTarget(conf="/etc/ceph/ceph.conf", client_id="rbdvm", pool="vms",
                                             namespace=""), VmConfig.of(md), start=False)
     nv = {n.get("name"): n.get("value") for n in p.iter("nvpair")}
     assert nv == {"vm": "vm1", "pool": "vms", "migration_transport": "tcp", "allow-migrate": "true",
@@ -57,7 +58,7 @@ def test_primitive_from_metadata():
     assert p.find("operations/op[@name='stop']").get("timeout") == "30s"
 
 
-def crm_mon(resource: str = "", failures: str = "") -> etree._Element:
+def crm_mon_xml(resource: str = "", failures: str = "") -> etree._Element:
     return etree.fromstring(f"""<pacemaker-result api-version="2.30" request="crm_mon">
       <nodes><node name="node1" online="true" standby="false"/><node name="node2" online="true" standby="true"/></nodes>
       <resources>{resource}</resources><failures>{failures}</failures></pacemaker-result>""")
@@ -78,24 +79,24 @@ def rsc(role, target="Started", active="true", node="node1", failed="false"):
     (rsc("Started", failed="true"), "Failed", "node1"),
 ])
 def test_status_from_crm_mon(resource, status, node):
-    st = cluster.vm_status(crm_mon(resource), "vm1", True)
+    st = crm_mon.vm_status(crm_mon_xml(resource), "vm1", True)
     assert (st["status"], st["node"]) == (status, node)
 
 
 def test_status_not_placed_says_why_and_failed_start_says_the_agent_reason():
-    st = cluster.vm_status(crm_mon(rsc("Stopped", active="false", node=None)), "vm1", True)
-    assert st["reason"] == cluster.NOT_PLACED and st["target"] == "Started"
+    st = crm_mon.vm_status(crm_mon_xml(rsc("Stopped", active="false", node=None)), "vm1", True)
+    assert st["reason"] == crm_mon.NOT_PLACED and st["target"] == "Started"
     failed = '<failure op_key="vm1_start_0" node="node1" exitstatus="error" exitreason="no emulator" task="start"/>'
-    st = cluster.vm_status(crm_mon(rsc("Stopped", active="false", node=None), failed), "vm1", True)
+    st = crm_mon.vm_status(crm_mon_xml(rsc("Stopped", active="false", node=None), failed), "vm1", True)
     assert (st["status"], st["reason"]) == ("Failed", "no emulator")
 
 
 def test_status_without_resource():
-    assert cluster.vm_status(crm_mon(), "vm1", True)["status"] == "Disabled"
-    assert cluster.vm_status(crm_mon(), "vm1", False)["status"] == "Undefined"
-    assert cluster.vm_status(None, "vm1", True)["status"] == "Disabled"
+    assert crm_mon.vm_status(crm_mon_xml(), "vm1", True)["status"] == "Disabled"
+    assert crm_mon.vm_status(crm_mon_xml(), "vm1", False)["status"] == "Undefined"
+    assert crm_mon.vm_status(None, "vm1", True)["status"] == "Disabled"
 
 
 def test_enabled_vms_are_the_rbdvm_resources():
-    x = crm_mon(rsc("Started") + '<resource id="fence-node1" resource_agent="stonith:fence_x"/>')
-    assert cluster.enabled_vms(x) == ["vm1"]
+    x = crm_mon_xml(rsc("Started") + '<resource id="fence-node1" resource_agent="stonith:fence_x"/>')
+    assert crm_mon.enabled_vms(x) == ["vm1"]

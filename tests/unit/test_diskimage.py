@@ -5,6 +5,7 @@ import struct
 import subprocess
 
 import pytest
+
 from rbdvm.helpers.ceph import diskimage
 from rbdvm.helpers.core.errors import UsageError
 

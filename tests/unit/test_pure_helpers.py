@@ -6,6 +6,7 @@ import struct
 from pathlib import Path
 
 import pytest
+
 from rbdvm.cli import hints as cli_hints
 from rbdvm.helpers.ceph import monitors, rbdbulk
 from rbdvm.helpers.core import domainxml, hints, names, vmschema, xmlsafe

@@ -7,6 +7,7 @@ import sys
 import time
 
 import pytest
+
 from rbdvm.ocf import qemuproc
 
 pytestmark = pytest.mark.unit

@@ -1,6 +1,7 @@
 """Pure logic of the map settings (no Ceph, no Pacemaker): what a resource may be given."""
 
 import pytest
+
 from rbdvm.helpers.core import vmschema
 from rbdvm.helpers.core.errors import UsageError
 

@@ -1,0 +1,117 @@
+"""What rbdvm writes into the CIB for a VM: its primitive and its constraints, built from the
+VM's typed record (vmschema.VmConfig). Pure: builds elements, runs nothing."""
+
+from lxml import etree
+
+from ..core import defaults, names
+from ..core.errors import UsageError
+from ..core.settings import CephTarget
+from ..core.vmschema import VmConfig
+
+AGENT = {"class": "ocf", "provider": "rbdvm", "type": "VirtualDomain"}
+
+NO_VMS_ATTRIBUTE = "rbdvm-no-vms"   # node attribute: `crm_attribute -N NODE -n rbdvm-no-vms -v true`
+
+PREFERRED_SCORE = "1000"            # above the usual resource-stickiness: the VM goes back home
+
+
+def _nvpairs(parent, tag: str, owner: str, values: dict):
+    if not values:
+        return
+    block_id = f"{owner}-{tag.replace('_', '-')}"
+    block = etree.SubElement(parent, tag, id=block_id)
+    for k, v in values.items():
+        # keys are checked to be XML names (vmschema.check_map): the id extends the block's,
+        # so no key can collide with the block or another block's pairs
+        etree.SubElement(block, "nvpair", id=f"{block_id}-{k}", name=k, value=str(v))
+
+
+def check_resource_id(vm: str) -> None:
+    if not names.is_cib_id(vm):
+        raise UsageError(f"VM {vm} cannot be a Pacemaker resource",
+                         "its name starts with a digit, and a resource id is an XML name, "
+                         "which must start with a letter",
+                         "Clone it under a name that starts with a letter and enable the clone")
+
+
+def primitive(vm: str, target: CephTarget, config: VmConfig, start: bool):
+    """The resource of a VM, from what its system disk asks for."""
+    check_resource_id(vm)
+    prim = etree.Element("primitive", id=vm, **AGENT)
+    params = {"vm": vm, "pool": target.pool}
+    if target.namespace:
+        params["namespace"] = target.namespace
+    if target.conf != defaults.CEPH_CONF:
+        params["ceph_conf"] = target.conf
+    if target.client_id != defaults.CEPH_ID:
+        params["ceph_id"] = target.client_id
+    if config.migration_downtime:
+        params["migration_downtime"] = str(config.migration_downtime)
+    params.update(config.pacemaker_params)
+    _nvpairs(prim, "instance_attributes", vm, params)
+    meta = {"allow-migrate": "true" if config.live_migration else "false",
+            "target-role": "Started" if start else "Stopped"}
+    if config.priority:
+        meta["priority"] = str(config.priority)
+    meta.update(config.pacemaker_meta)
+    _nvpairs(prim, "meta_attributes", vm, meta)
+    ops = etree.SubElement(prim, "operations")
+    timeouts = {**defaults.ACTION_TIMEOUTS, "stop": config.stop_timeout, "migrate_to": config.migrate_to_timeout}
+    for name in ("monitor", "start", "stop", "migrate_to", "migrate_from"):
+        interval = f"{defaults.MONITOR_INTERVAL}s" if name == "monitor" else "0s"
+        etree.SubElement(ops, "op", id=f"{vm}-{name}-{interval}", name=name, interval=interval,
+                         timeout=f"{timeouts[name]}s")
+    _nvpairs(prim, "utilization", vm, config.pacemaker_utilization)
+    return prim
+
+
+def placement(vm: str, config: VmConfig):
+    """The location constraint of a pinned or preferred VM, or None.
+
+    Both shapes are one rule with the same ids, so a pin becomes a preference (and back) in
+    one atomic merge of attributes."""
+    pinned, preferred = config.pinned_host, config.preferred_host
+    if not (pinned or preferred):
+        return None
+    loc = etree.Element("rsc_location", id=f"rbdvm-{vm}-placement", rsc=vm)
+    rule = etree.SubElement(loc, "rule", id=f"rbdvm-{vm}-placement-rule",
+                            score="-INFINITY" if pinned else PREFERRED_SCORE)
+    etree.SubElement(rule, "expression", id=f"rbdvm-{vm}-placement-expr", attribute="#uname",
+                     operation="ne" if pinned else "eq", value=pinned or preferred)
+    return loc
+
+
+def colocation_id(vm: str, other: str) -> str:
+    return f"rbdvm-{vm}-colo-{other}"
+
+
+def colocation(vm: str, colo: dict):
+    """VM placed with (or, anti, away from) another VM: always (strong) or when possible."""
+    score = ("-" if colo.get("anti") else "") + ("INFINITY" if colo.get("strong") else PREFERRED_SCORE)
+    return etree.Element("rsc_colocation", id=colocation_id(vm, colo["with"]), rsc=vm,
+                         **{"with-rsc": colo["with"], "score": score})
+
+
+def constraints(vm: str, config: VmConfig, enabled=(), inbound=None) -> list:
+    """Every constraint rbdvm makes for a VM (ids start with rbdvm-<vm>-): avoidance of
+    nodes that must not run VMs, its placement, its colocations with the `enabled` VMs, and
+    the colocations other enabled VMs declared with it (`inbound`: {other: colocation})."""
+    avoid = etree.Element("rsc_location", id=f"rbdvm-{vm}-avoid", rsc=vm)
+    rule = etree.SubElement(avoid, "rule", id=f"rbdvm-{vm}-avoid-rule", score="-INFINITY")
+    etree.SubElement(rule, "expression", id=f"rbdvm-{vm}-avoid-expr", attribute=NO_VMS_ATTRIBUTE,
+                     operation="eq", value="true")
+    out = [avoid]
+    loc = placement(vm, config)
+    if loc is not None:
+        out.append(loc)
+    # a constraint may only name an existing resource: the others are added when they are enabled
+    out += [colocation(vm, c) for c in config.colocations if c["with"] in enabled]
+    out += [colocation(other, c) for other, c in (inbound or {}).items()]
+    return out
+
+
+def is_rbdvms(vm: str, cid: str) -> bool:
+    """A constraint rbdvm made for the VM (or for another VM with it), or one that
+    `crm_resource --move/--ban` made to move it: nothing to keep once the resource goes."""
+    return (cid.startswith(f"rbdvm-{vm}-") or (cid.startswith("rbdvm-") and cid.endswith(f"-colo-{vm}"))
+            or cid == f"cli-prefer-{vm}" or cid.startswith(f"cli-ban-{vm}-on-"))

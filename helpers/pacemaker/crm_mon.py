@@ -1,0 +1,62 @@
+"""Reading crm_mon's XML: the nodes, and a VM's state as operators see it. Pure."""
+
+from .cib import AGENT
+
+NOT_PLACED = "no node may run it now (standby or offline nodes, pinning, colocations)"
+
+
+def cluster_nodes(status) -> list:
+    return sorted(n.get("name") for n in status.iterfind("nodes/node"))
+
+
+def _resource(status, vm):
+    return next((r for r in status.iter("resource") if r.get("id") == vm), None)
+
+
+def vm_status(status, vm: str, in_storage: bool) -> dict:
+    """{name, status, node, reason, target} of a VM as crm_mon shows it (status None: no
+    cluster). status: Undefined (not in storage), Disabled (no resource), Started, Stopped,
+    Starting, Stopping, Failed."""
+    out = {"name": vm, "status": "Disabled" if in_storage else "Undefined", "node": None, "reason": None,
+           "target": None}
+    if status is None:
+        return out
+    failures = [f for f in status.iterfind("failures/failure") if f.get("op_key", "").startswith(vm + "_")]
+    if failures:
+        f = failures[-1]
+        out["reason"] = f.get("exitreason") or f"{f.get('task')} returned {f.get('exitstatus')}"
+    rsc = _resource(status, vm)
+    if rsc is None:
+        return out
+    running = [n.get("name") for n in rsc.iterfind("node")]
+    out["node"] = running[0] if running else None
+    stopped = rsc.get("target_role", "Started").lower() == "stopped"
+    out["status"] = _state(rsc, stopped, start_failed=any(f.get("task") == "start" for f in failures))
+    if out["status"] == "Stopped" and not stopped:
+        # a pending start shows as role Starting: this one waits for a node it may run on
+        out["reason"] = out["reason"] or NOT_PLACED
+    out["target"] = "Stopped" if stopped else "Started"
+    return out
+
+
+def _state(rsc, stopped: bool, start_failed: bool) -> str:
+    role, active = rsc.get("role"), rsc.get("active") == "true"
+    # a failure Pacemaker still acts on: the resource is failed or blocked, or it cannot start
+    # anywhere (a failed start bans a node until its failure is cleaned up)
+    if rsc.get("failed") == "true" or rsc.get("blocked") == "true" or (start_failed and not active and not stopped):
+        return "Failed"
+    if role in ("Starting", "Stopping"):
+        return role
+    if stopped:
+        return "Stopping" if active else "Stopped"
+    return "Started" if active else "Stopped"
+
+
+def is_enabled(status, vm: str) -> bool:
+    return _resource(status, vm) is not None
+
+
+def enabled_vms(status) -> list:
+    """Ids of the cluster's ocf:rbdvm:VirtualDomain resources."""
+    agent = "{class}:{provider}:{type}".format(**AGENT)
+    return [r.get("id") for r in status.iter("resource") if r.get("resource_agent") == agent]
