@@ -15,9 +15,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "lab"))
 sys.path.insert(0, str(REPO / "bench"))
 
+from report import machine, run_worker, verdict, write_section  # noqa: E402
+
 from labkit import guest, ops  # noqa: E402
 from labkit import layout as L  # noqa: E402
-from report import machine, run_worker, verdict, write_section  # noqa: E402
 
 VM = "benchagent"
 

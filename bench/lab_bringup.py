@@ -20,9 +20,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "lab"))
 sys.path.insert(0, str(REPO / "bench"))
 
+from report import write_section  # noqa: E402
+
 from labkit import layout as L  # noqa: E402
 from labkit.procs import comm, kill_pids, pids_in_netns, rss_kib, wait_for  # noqa: E402
-from report import write_section  # noqa: E402
 
 LAB = str(REPO / "tests" / "lab" / "lab")
 

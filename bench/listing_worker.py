@@ -10,9 +10,11 @@ import sys
 import time
 
 from lxml import etree
+
 from rbdvm.helpers.ceph import vmstore
 from rbdvm.helpers.ceph.session import Session
 from rbdvm.helpers.core.settings import ceph_target_from_env
+from rbdvm.helpers.core.vmschema import VmConfig
 from rbdvm.helpers.ops import lifecycle, provision
 from rbdvm.helpers.pacemaker import cib, cluster
 
@@ -42,8 +44,8 @@ def add_resources(target, vms) -> None:
     conf = etree.Element("configuration")
     rsc, cons = etree.SubElement(conf, "resources"), etree.SubElement(conf, "constraints")
     for vm in vms:
-        rsc.append(cib.primitive(vm, target, {}, start=False))
-        for c in cib.constraints(vm, {}):
+        rsc.append(cib.primitive(vm, target, VmConfig(), start=False))
+        for c in cib.constraints(vm, VmConfig()):
             cons.append(c)
     subprocess.run(["cibadmin", "--modify", "--allow-create", "--scope", "configuration",
                     "--xml-pipe"], input=etree.tostring(conf), check=True)

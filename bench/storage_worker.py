@@ -10,6 +10,7 @@ import sys
 import time
 
 import rbd
+
 from rbdvm.helpers.ceph import diskimage
 from rbdvm.helpers.ceph.session import Session
 from rbdvm.helpers.core.settings import ceph_target_from_env
