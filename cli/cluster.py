@@ -6,7 +6,7 @@ from rbdvm.helpers.ceph.session import Session
 from rbdvm.helpers.ops import lifecycle, placement
 from rbdvm.helpers.ops.lifecycle import NOT_PLACED
 
-from .options import ceph_command, emit, json_option
+from .options import ceph_command, emit, in_session, json_option
 
 
 def cluster_line(r) -> str:
@@ -27,9 +27,8 @@ def enable(name, no_start, target, as_json):
     extra params/meta/utilization, pinned or preferred host, colocations, and avoidance of
     nodes with the attribute rbdvm-no-vms=true. Enabling an enabled VM changes nothing.
     """
-    with Session(target) as s:
-        r = lifecycle.enable(s, name, start=not no_start)
-    emit(as_json, r, lambda r: cluster_line(r) + ("" if r["changed"] else " (already enabled)"))
+    emit(as_json, in_session(target, lifecycle.enable, name, start=not no_start),
+         lambda r: cluster_line(r) + ("" if r["changed"] else " (already enabled)"))
 
 
 @click.command()
@@ -37,9 +36,8 @@ def enable(name, no_start, target, as_json):
 @ceph_command
 def disable(name, target, as_json):
     """Stop VM NAME and remove it from Pacemaker with every constraint rbdvm made for it."""
-    with Session(target) as s:
-        r = lifecycle.disable(s, name)
-    emit(as_json, r, lambda r: f"VM {name} disabled" + ("" if r["changed"] else " (it was not enabled)"))
+    emit(as_json, in_session(target, lifecycle.disable, name),
+         lambda r: f"VM {name} disabled" + ("" if r["changed"] else " (it was not enabled)"))
 
 
 @click.command()
@@ -63,8 +61,7 @@ def stop(name, as_json):
 @ceph_command
 def status(name, target, as_json):
     """Status of VM NAME: Undefined, Disabled, Starting, Started, Stopping, Stopped or Failed."""
-    with Session(target) as s:
-        emit(as_json, lifecycle.status(s, name), cluster_line)
+    emit(as_json, in_session(target, lifecycle.status, name), cluster_line)
 
 
 @click.command()
@@ -73,8 +70,7 @@ def status(name, target, as_json):
 @ceph_command
 def migrate(name, node, target, as_json):
     """Live-migrate VM NAME to NODE through Pacemaker (no reboot)."""
-    with Session(target) as s:
-        emit(as_json, lifecycle.migrate(s, name, node), cluster_line)
+    emit(as_json, in_session(target, lifecycle.migrate, name, node), cluster_line)
 
 
 def _placed(r) -> str:
@@ -94,8 +90,7 @@ def pin(name, node, target, as_json):
     Stored in the VM's metadata (_pinned_host, replacing a preferred host) and, while the VM
     is enabled, applied at once: a running VM moves to NODE (live if it allows migration).
     """
-    with Session(target) as s:
-        emit(as_json, placement.pin(s, name, node), _placed)
+    emit(as_json, in_session(target, placement.pin, name, node), _placed)
 
 
 @click.command()
@@ -108,8 +103,7 @@ def prefer(name, node, target, as_json):
     Stored in the VM's metadata (_preferred_host, replacing a pin); applied at once to an
     enabled VM.
     """
-    with Session(target) as s:
-        emit(as_json, placement.prefer(s, name, node), _placed)
+    emit(as_json, in_session(target, placement.prefer, name, node), _placed)
 
 
 @click.command()
@@ -117,8 +111,7 @@ def prefer(name, node, target, as_json):
 @ceph_command
 def unpin(name, target, as_json):
     """Forget VM NAME's pinned or preferred host: the cluster chooses where it runs."""
-    with Session(target) as s:
-        emit(as_json, placement.unpin(s, name), _placed)
+    emit(as_json, in_session(target, placement.unpin, name), _placed)
 
 
 @click.command()

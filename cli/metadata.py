@@ -5,7 +5,7 @@ import click
 from rbdvm.helpers.ceph.session import Session
 from rbdvm.helpers.ops import metadata as md
 
-from .options import ceph_command, emit
+from .options import ceph_command, emit, in_session
 
 
 @click.group()
@@ -23,9 +23,8 @@ def metadata():
 @ceph_command
 def list_(name, include_reserved, target, as_json):
     """List the metadata of VM NAME."""
-    with Session(target) as s:
-        result = md.list_metadata(s, name, include_reserved)
-    emit(as_json, result, lambda r: [f"{k}={v}" for k, v in r.items()])
+    emit(as_json, in_session(target, md.list_metadata, name, include_reserved),
+         lambda r: [f"{k}={v}" for k, v in r.items()])
 
 
 @metadata.command()

@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from rbdvm.helpers.ceph.session import Session
 from rbdvm.helpers.core.errors import UsageError
 from rbdvm.helpers.core.settings import ceph_target_from_env
 
@@ -97,3 +98,9 @@ def parse_pairs(pairs, what: str) -> dict:
             raise UsageError(f"{what} {pair!r} is not KEY=VALUE")
         out[key] = value
     return out
+
+
+def in_session(target, op, *args, **kw):
+    """One operation, in a Ceph session opened for it."""
+    with Session(target) as s:
+        return op(s, *args, **kw)

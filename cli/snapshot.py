@@ -9,7 +9,7 @@ from rbdvm.helpers.core.errors import UsageError
 from rbdvm.helpers.ops import lifecycle, snapshots
 
 from .cluster import cluster_line
-from .options import ceph_command, emit, table
+from .options import ceph_command, emit, in_session, table
 
 
 @click.group()
@@ -28,10 +28,9 @@ def snapshot():
 @ceph_command
 def create(name, snap, target, as_json):
     """Snapshot every disk of VM NAME at once as SNAP."""
-    with Session(target) as s:
-        result = snapshots.create_snapshot(s, name, snap)
-    emit(as_json, result, lambda r: f"snapshot {r['name']} of VM {r['vm']} created at {r['time']} "
-                                    f"({len(r['disks'])} disks)")
+    emit(as_json, in_session(target, snapshots.create_snapshot, name, snap),
+         lambda r: f"snapshot {r['name']} of VM {r['vm']} created at {r['time']} "
+                   f"({len(r['disks'])} disks)")
 
 
 @snapshot.command("list")
@@ -39,9 +38,7 @@ def create(name, snap, target, as_json):
 @ceph_command
 def list_(name, target, as_json):
     """List the snapshots of VM NAME, oldest first."""
-    with Session(target) as s:
-        result = snapshots.list_snapshots(s, name)
-    emit(as_json, result, lambda r: table(r, [
+    emit(as_json, in_session(target, snapshots.list_snapshots, name), lambda r: table(r, [
         ("NAME", "name"), ("TIME", "time"), ("KIND", "kind"),
         ("DISKS", lambda x: ",".join(x["disks"])),
         ("NOTE", lambda x: ("incomplete " if not x["complete"] else "")
@@ -54,9 +51,8 @@ def list_(name, target, as_json):
 @ceph_command
 def remove(name, snap, target, as_json):
     """Remove snapshot SNAP of VM NAME."""
-    with Session(target) as s:
-        result = snapshots.remove_snapshot(s, name, snap)
-    emit(as_json, result, lambda r: f"snapshot {r['name']} of VM {r['vm']} removed")
+    emit(as_json, in_session(target, snapshots.remove_snapshot, name, snap),
+         lambda r: f"snapshot {r['name']} of VM {r['vm']} removed")
 
 
 @snapshot.command()
@@ -70,10 +66,9 @@ def rollback(name, snap, target, as_json):
     was running), also when the rollback fails. Refused while a disk is open outside the
     cluster's control.
     """
-    with Session(target) as s:
-        result = lifecycle.rollback(s, name, snap)
-    emit(as_json, result, lambda r: [f"VM {r['vm']} rolled back to snapshot {r['name']} "
-                                     f"({', '.join(r['disks'])})"]
+    emit(as_json, in_session(target, lifecycle.rollback, name, snap),
+         lambda r: [f"VM {r['vm']} rolled back to snapshot {r['name']} "
+                   f"({', '.join(r['disks'])})"]
          + ([cluster_line(r["cluster"])] if r.get("cluster") else []))
 
 

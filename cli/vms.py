@@ -10,7 +10,7 @@ from rbdvm.helpers.core.errors import UsageError
 from rbdvm.helpers.ops import lifecycle, provision
 
 from .cluster import cluster_line, colocation_text
-from .options import Progress, ceph_command, emit, human_bytes, parse_pairs, table
+from .options import Progress, ceph_command, emit, human_bytes, in_session, parse_pairs, table
 
 
 def _read_xml(path):
@@ -144,9 +144,8 @@ def remove(name, force, target, as_json):
     first), while any disk is open, or while copy-on-write clones depend on it.
     Interrupted, run it again.
     """
-    with Session(target) as s:
-        result = lifecycle.remove(s, name, force=force)
-    emit(as_json, result, lambda r: f"VM {r['name']} removed ({', '.join(r['removed_disks']) or 'no disks'})")
+    emit(as_json, in_session(target, lifecycle.remove, name, force=force),
+         lambda r: f"VM {r['name']} removed ({', '.join(r['removed_disks']) or 'no disks'})")
 
 
 @click.command("list")
