@@ -1,5 +1,6 @@
 """The QEMU process table: what monitor and stop answer from when libvirtd is dead or hung,
-or when the libvirt bindings cannot even be loaded. Standard library only.
+or when the libvirt bindings cannot even be loaded, and what confirms libvirt's "running"
+(a libvirtd just restarted reports domains whose QEMU is gone). Standard library only.
 
 The guest's QEMU runs on without libvirtd. libvirt names it with `-name guest=<name>,...`;
 a lab (or container host) sharing this kernel has other nodes' QEMUs in other network
@@ -10,31 +11,36 @@ import os
 import signal
 import time
 
+# where libvirtd (qemu:///system) writes each running domain's QEMU PID
+PID_DIR = "/run/libvirt/qemu"
+
 
 def pids(name: str) -> list:
     """PIDs of the live (not zombie) QEMU processes of domain `name` in this network namespace."""
+    own_net = _net_of("self")
+    return [pid for pid in (int(d) for d in os.listdir("/proc") if d.isdigit()) if _is_qemu_of(pid, name, own_net)]
+
+
+def _net_of(pid) -> str | None:
     try:
-        own_net = os.readlink("/proc/self/ns/net")
+        return os.readlink(f"/proc/{pid}/ns/net")
     except OSError:
-        own_net = None
+        return None
+
+
+def _is_qemu_of(pid: int, name: str, own_net) -> bool:
     wanted = f"guest={name},".encode()
-    found = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                args = f.read().split(b"\0")
-            if not args or not _is_emulator(os.path.basename(args[0])):
-                continue
-            if own_net and os.readlink(f"/proc/{pid}/ns/net") != own_net:
-                continue
-            if any(arg == b"-name" and (args[i + 1] + b",").startswith(wanted)
-                   for i, arg in enumerate(args[:-1])) and _alive(int(pid)):
-                found.append(int(pid))
-        except OSError:
-            continue
-    return found
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            args = f.read().split(b"\0")
+        if not args or not _is_emulator(os.path.basename(args[0])):
+            return False
+        if own_net and _net_of(pid) != own_net:
+            return False
+        return any(arg == b"-name" and (args[i + 1] + b",").startswith(wanted)
+                   for i, arg in enumerate(args[:-1])) and _alive(pid)
+    except OSError:
+        return False
 
 
 def _is_emulator(program: bytes) -> bool:
@@ -43,6 +49,15 @@ def _is_emulator(program: bytes) -> bool:
 
 
 def running(name: str) -> bool:
+    """Whether a QEMU of domain `name` is alive here: first the PID libvirt wrote for it (two
+    small reads, what monitor pays every few seconds), else the whole process table."""
+    try:
+        with open(os.path.join(PID_DIR, f"{name}.pid")) as f:
+            pid = int(f.read().strip())
+        if _is_qemu_of(pid, name, _net_of("self")):
+            return True
+    except (OSError, ValueError):
+        pass
     return bool(pids(name))
 
 

@@ -57,3 +57,20 @@ def test_end_kills_what_ignores_sigterm_at_the_given_time(tmp_path):
 
 def test_nothing_to_end(tmp_path):
     assert qemuproc.end(f"none{os.getpid()}", time.monotonic(), time.monotonic() + 1) == []
+
+
+def test_running_trusts_libvirts_pid_file_only_when_that_pid_is_the_guests_qemu(tmp_path, monkeypatch):
+    monkeypatch.setattr(qemuproc, "PID_DIR", str(tmp_path))
+    proc = fake_qemu(tmp_path, "vm4", OBEYS_TERM)
+    other = subprocess.Popen([sys.executable, "-c", OBEYS_TERM], stdout=subprocess.PIPE, text=True)
+    try:
+        (tmp_path / "vm4.pid").write_text(f"{proc.pid}\n")
+        assert qemuproc.running("vm4")
+        (tmp_path / "vm5.pid").write_text(f"{other.pid}\n")     # a reused PID: not vm5's QEMU
+        assert not qemuproc.running("vm5")
+        (tmp_path / "vm4.pid").write_text("999999999\n")        # stale: the table still finds it
+        assert qemuproc.running("vm4")
+    finally:
+        for p in (proc, other):
+            p.kill(), p.wait()
+    assert not qemuproc.running("vm4")
