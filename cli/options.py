@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from rbdvm.helpers.ceph.session import Session
+from rbdvm.helpers.core import defaults
 from rbdvm.helpers.core.errors import UsageError
 from rbdvm.helpers.core.settings import ceph_target_from_env
 
@@ -18,12 +19,12 @@ def ceph_command(func):
     """Adds --pool/--namespace/--conf/--id/--json; passes `target` and `as_json`."""
     @json_option
     @click.option("--id", "client_id", metavar="USER",
-                  help="Ceph client name without 'client.' [default: rbdvm, or RBDVM_CEPH_ID]")
+                  help=f"Ceph client name without 'client.' [default: {defaults.CEPH_ID}, or RBDVM_CEPH_ID]")
     @click.option("--conf", metavar="FILE",
-                  help="ceph.conf of the cluster [default: /etc/ceph/ceph.conf, or RBDVM_CEPH_CONF]")
+                  help=f"ceph.conf of the cluster [default: {defaults.CEPH_CONF}, or RBDVM_CEPH_CONF]")
     @click.option("--namespace", "-N", metavar="NS",
                   help="RBD namespace (isolation per cluster or tenant) [default: none, or RBDVM_NAMESPACE]")
-    @click.option("--pool", "-p", metavar="POOL", help="RBD pool [default: rbd, or RBDVM_POOL]")
+    @click.option("--pool", "-p", metavar="POOL", help=f"RBD pool [default: {defaults.POOL}, or RBDVM_POOL]")
     @functools.wraps(func)
     def wrapper(*args, pool, namespace, conf, client_id, **kwargs):
         target = ceph_target_from_env(pool=pool, namespace=namespace, conf=conf, client_id=client_id)
