@@ -6,7 +6,7 @@ from rbdvm.helpers.ceph.session import Session
 from rbdvm.helpers.ops import lifecycle, placement
 from rbdvm.helpers.ops.lifecycle import NOT_PLACED
 
-from .options import ceph_command, emit, in_session, json_option
+from .options import ceph_command, emit, in_session, json_option, vm_command
 
 
 def cluster_line(r) -> str:
@@ -31,9 +31,7 @@ def enable(name, no_start, target, as_json):
          lambda r: cluster_line(r) + ("" if r["changed"] else " (already enabled)"))
 
 
-@click.command()
-@click.argument("name")
-@ceph_command
+@vm_command()
 def disable(name, target, as_json):
     """Stop VM NAME and remove it from Pacemaker with every constraint rbdvm made for it."""
     emit(as_json, in_session(target, lifecycle.disable, name),
@@ -56,18 +54,13 @@ def stop(name, as_json):
     emit(as_json, lifecycle.stop(name), cluster_line)
 
 
-@click.command()
-@click.argument("name")
-@ceph_command
+@vm_command()
 def status(name, target, as_json):
     """Status of VM NAME: Undefined, Disabled, Starting, Started, Stopping, Stopped or Failed."""
     emit(as_json, in_session(target, lifecycle.status, name), cluster_line)
 
 
-@click.command()
-@click.argument("name")
-@click.argument("node")
-@ceph_command
+@vm_command("node")
 def migrate(name, node, target, as_json):
     """Live-migrate VM NAME to NODE through Pacemaker (no reboot)."""
     emit(as_json, in_session(target, lifecycle.migrate, name, node), cluster_line)
@@ -80,10 +73,7 @@ def _placed(r) -> str:
         ("" if r["settled"] else "; the cluster has not settled yet, see `rbdvm status`")
 
 
-@click.command()
-@click.argument("name")
-@click.argument("node")
-@ceph_command
+@vm_command("node")
 def pin(name, node, target, as_json):
     """Run VM NAME only on NODE: if NODE is away, the VM stops instead of moving.
 
@@ -93,10 +83,7 @@ def pin(name, node, target, as_json):
     emit(as_json, in_session(target, placement.pin, name, node), _placed)
 
 
-@click.command()
-@click.argument("name")
-@click.argument("node")
-@ceph_command
+@vm_command("node")
 def prefer(name, node, target, as_json):
     """Run VM NAME on NODE whenever NODE is up; elsewhere while it is away, and back after.
 
@@ -106,9 +93,7 @@ def prefer(name, node, target, as_json):
     emit(as_json, in_session(target, placement.prefer, name, node), _placed)
 
 
-@click.command()
-@click.argument("name")
-@ceph_command
+@vm_command()
 def unpin(name, target, as_json):
     """Forget VM NAME's pinned or preferred host: the cluster chooses where it runs."""
     emit(as_json, in_session(target, placement.unpin, name), _placed)

@@ -105,3 +105,14 @@ def in_session(target, op, *args, **kw):
     """One operation, in a Ceph session opened for it."""
     with Session(target) as s:
         return op(s, *args, **kw)
+
+
+def vm_command(*arguments: str, under=None, name: str | None = None):
+    """A command on VM NAME (then `arguments`), with the Ceph options and --json: the
+    decorators every such command would otherwise repeat."""
+    def wrap(fn):
+        fn = ceph_command(fn)
+        for arg in reversed(("name", *arguments)):
+            fn = click.argument(arg)(fn)
+        return (under.command if under is not None else click.command)(name)(fn)
+    return wrap

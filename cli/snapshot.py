@@ -9,7 +9,7 @@ from rbdvm.helpers.core.errors import UsageError
 from rbdvm.helpers.ops import lifecycle, snapshots
 
 from .cluster import cluster_line
-from .options import ceph_command, emit, in_session, table
+from .options import ceph_command, emit, in_session, table, vm_command
 
 
 @click.group()
@@ -22,10 +22,7 @@ def snapshot():
     """
 
 
-@snapshot.command()
-@click.argument("name")
-@click.argument("snap")
-@ceph_command
+@vm_command("snap", under=snapshot)
 def create(name, snap, target, as_json):
     """Snapshot every disk of VM NAME at once as SNAP."""
     emit(as_json, in_session(target, snapshots.create_snapshot, name, snap),
@@ -33,9 +30,7 @@ def create(name, snap, target, as_json):
                    f"({len(r['disks'])} disks)")
 
 
-@snapshot.command("list")
-@click.argument("name")
-@ceph_command
+@vm_command(under=snapshot, name="list")
 def list_(name, target, as_json):
     """List the snapshots of VM NAME, oldest first."""
     emit(as_json, in_session(target, snapshots.list_snapshots, name), lambda r: table(r, [
@@ -45,20 +40,14 @@ def list_(name, target, as_json):
          + (f"clones: {','.join(x['clones'])}" if x["clones"] else ""))]) if r else f"VM {name} has no snapshots")
 
 
-@snapshot.command()
-@click.argument("name")
-@click.argument("snap")
-@ceph_command
+@vm_command("snap", under=snapshot)
 def remove(name, snap, target, as_json):
     """Remove snapshot SNAP of VM NAME."""
     emit(as_json, in_session(target, snapshots.remove_snapshot, name, snap),
          lambda r: f"snapshot {r['name']} of VM {r['vm']} removed")
 
 
-@snapshot.command()
-@click.argument("name")
-@click.argument("snap")
-@ceph_command
+@vm_command("snap", under=snapshot)
 def rollback(name, snap, target, as_json):
     """Restore every disk of VM NAME to snapshot SNAP (the snapshot stays).
 
