@@ -42,3 +42,4 @@ bench: lab-up
 	$(PY) bench/storage.py
 	$(PY) bench/agent.py
 	$(PY) bench/listing.py
+	$(PY) bench/failover.py

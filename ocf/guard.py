@@ -12,6 +12,13 @@ and released once the new QEMU's watch is visible. Two starts of the same VM at 
 instant, on two nodes, cannot both see the disks free: the second one takes the lock after
 the first QEMU has opened the disks, sees its watch and refuses. The lock has an expiry, so
 an agent killed inside the section blocks nobody for longer than its start timeout.
+
+A crashed node's watch would hold the start ~30 s after Pacemaker has already fenced that
+node. So a client whose address belongs to a cluster node that Pacemaker confirms fenced,
+and has not seen since (ocf/fenced.py), is added to the OSD blocklist (exactly that client
+instance, with an expiry): its watch goes at once and the start goes on. A client of a node
+that is online, unclean, unknown or not confirmed fenced is never released: in a partition
+without fencing the guard refuses exactly as before.
 """
 
 import time
@@ -20,16 +27,18 @@ import uuid
 import rados
 import rbd
 
-from rbdvm.helpers.ceph import vmstore
+from rbdvm.helpers.ceph import blocklist, vmstore
 from rbdvm.helpers.ceph.session import Session
 from rbdvm.helpers.core.errors import RbdvmError
 from rbdvm.helpers.core.settings import CephTarget
 
-from . import hints, log, nodes
+from . import fenced, hints, log, nodes
 from .codes import OCF_ERR_GENERIC, AgentError
 
 # not librbd's own "rbd_lock" (the exclusive-lock feature and `rbd lock`): an independent lock
 LOCK_NAME = "rbdvm.start"
+# the three Pacemaker queries that judge a node fenced, together
+FENCE_QUERY_SECONDS = 10
 
 
 class GuardRefused(AgentError):
@@ -76,6 +85,9 @@ class StartSection:
         self.opened: list = []
         self.locked: list = []
         self.release = True
+        self.places: dict = {}
+        self.judged: dict = {}      # node -> fence description, or None (not confirmed)
+        self.released: list = []    # what was blocklisted, for the log
 
     def __enter__(self):
         try:
@@ -86,7 +98,7 @@ class StartSection:
         return self
 
     def _open(self) -> None:
-        places = {}
+        places = self.places
         if self.session is not None:
             places[(self.session.target.pool, self.session.target.namespace)] = self.session
         for d in self.disks:
@@ -127,13 +139,39 @@ class StartSection:
                     time.sleep(0.05)
 
     def clients(self) -> list:
-        """[(disk label, address, node name or None)] of every client holding a disk open."""
+        """[(disk label, address, node name or None, client instance)] of every client
+        holding a disk open."""
         found = []
         for d in self.disks:
             for w in d.handle.watchers_list():
                 addr = vmstore.client_address(w)
-                found.append((d.label, addr, nodes.name_of(addr)))
+                found.append((d.label, addr, nodes.name_of(addr), w["addr"]))
         return found
+
+    def release_fenced(self, clients, until: float) -> None:
+        """Blocklist the clients of nodes Pacemaker confirms fenced and has not seen since
+        (fenced.confirmed): their QEMU is gone with the node, only its watch lingers. Each
+        node is judged once per start; nothing else is ever blocklisted."""
+        for label, addr, node, entity in clients:
+            if not node or entity in self.released:
+                continue
+            if node not in self.judged:
+                self.judged[node], why = fenced.confirmed(node, until)
+                if self.judged[node] is None:
+                    log.info(f"split-brain guard: not releasing the clients of {node}: {why}")
+            fence = self.judged[node]
+            if fence is None:
+                continue
+            session = next(iter(self.places.values()))
+            try:
+                blocklist.add(session, entity)
+            except RbdvmError as exc:
+                log.warn(f"split-brain guard: could not blocklist {entity} of {node}: {hints.reason(exc)}")
+                self.judged[node] = None
+                continue
+            self.released.append(entity)
+            log.warn(f"split-brain guard: {label} was open by {addr} ({node}), a node Pacemaker fenced "
+                     f"({fence}) and has not seen since: blocklisted that client ({entity})")
 
     def wait_free(self, deadline: float) -> None:
         """Return once no client has any disk open; GuardRefused at `deadline`."""
@@ -145,11 +183,13 @@ class StartSection:
             now = time.monotonic()
             if now >= deadline:
                 raise GuardRefused(_refusal(clients))
+            self.release_fenced(clients, min(deadline, now + FENCE_QUERY_SECONDS))
             if now - said >= 5:
                 who = _who(clients)
                 log.warn(f"split-brain guard: {who}; waiting for it to go ({deadline - now:.0f} s left)")
                 said = now
-            time.sleep(min(1.0, max(0.0, deadline - now)))
+            # a released client's watch goes with the next OSD map: look again soon
+            time.sleep(min(0.1 if self.released else 1.0, max(0.0, deadline - now)))
 
     def wait_visible(self, until: float) -> None:
         """Return once every writable disk shows a client (the new QEMU's watch): from then on
@@ -186,7 +226,7 @@ class StartSection:
 
 
 def _who(clients) -> str:
-    return "; ".join(f"{d} is open by {a}" + (f" ({h})" if h else "") for d, a, h in clients)
+    return "; ".join(f"{d} is open by {a}" + (f" ({h})" if h else "") for d, a, h, _ in clients)
 
 
 def _refusal(clients) -> str:

@@ -82,10 +82,12 @@ def running(n: str) -> list:
     return virsh(n, "list", "--name").split()
 
 
-def watchers(n: str, image: str) -> list:
-    """IP addresses of the clients that have the image open (QEMU included)."""
+def watchers(n: str, image: str, entities: bool = False) -> list:
+    """IP addresses of the clients that have the image open (QEMU included); `entities`:
+    each client instance as the blocklist names it (IP:PORT/NONCE)."""
     out = rbd(n, "status", "--format", "json", f"{L.POOL}/{image}")
-    return sorted({w["address"].split(":")[0] for w in json.loads(out).get("watchers", [])})
+    found = [w["address"] for w in json.loads(out).get("watchers", [])]
+    return sorted(found) if entities else sorted({a.split(":")[0] for a in found})
 
 
 def migrate(src: str, dst: str, name: str) -> float:
