@@ -216,7 +216,7 @@ def _guarded_create(p: Params, conn, name: str, guard_deadline: float, end: floa
                 log.debug("critical section: lock {:.1f} ms, disks free {:.1f} ms, create {:.1f} ms, "
                           "watch visible {:.1f} ms".format(*((b - a) * 1000 for a, b in zip(marks, marks[1:]))))
         except RbdvmError as exc:
-            raise AgentError(OCF_ERR_GENERIC, str(guard.ceph_error(exc))) from None
+            raise guard.ceph_error(exc) from None
         except (rados.Error, rbd.Error) as exc:
             raise AgentError(OCF_ERR_GENERIC, f"split-brain guard cannot check the disks' clients: {exc}") from None
     finally:

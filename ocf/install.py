@@ -24,7 +24,6 @@ import stat
 import subprocess
 import sys
 
-import rbdvm.ocf
 from rbdvm.helpers.core.errors import RbdvmError
 
 DEFAULT_DIR = "/usr/lib/ocf/resource.d/rbdvm"
@@ -100,17 +99,13 @@ def _binding_paths() -> list:
 def _copy_code(lib_dir: str) -> str:
     """lib_dir/<digest>/rbdvm/{ocf,helpers}: one directory per version of the code, made
     complete under a temporary name and then renamed, so an agent never sees half a copy."""
-    source = os.path.dirname(os.path.realpath(rbdvm.ocf.__path__[0]))
     files = []
     for package in PACKAGES:
-        root = os.path.join(source, _source_dir(package))
+        root = os.path.realpath(importlib.import_module(f"rbdvm.{package}").__path__[0])
         for dirpath, dirnames, filenames in os.walk(root):
             dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
-            sub = os.path.relpath(dirpath, root)
-            for name in sorted(filenames):
-                if name.endswith(".py"):
-                    rel = name if sub == "." else os.path.join(sub, name)
-                    files.append((package, rel, os.path.join(dirpath, name)))
+            files += [(package, os.path.relpath(os.path.join(dirpath, n), root), os.path.join(dirpath, n))
+                      for n in sorted(filenames) if n.endswith(".py")]
     digest = hashlib.sha256()
     for package, name, path in files:
         with open(path, "rb") as f:
@@ -132,11 +127,6 @@ def _copy_code(lib_dir: str) -> str:
             os.chmod(os.path.join(dirpath, name), 0o644)
     os.rename(tmp, target)
     return target
-
-
-def _source_dir(package: str) -> str:
-    """Where rbdvm.<package>'s files are: the top-level folder the product card names."""
-    return os.path.basename(os.path.realpath(importlib.import_module(f"rbdvm.{package}").__path__[0]))
 
 
 def _check_readable_by_all(paths: list, executable: bool = False) -> None:

@@ -138,8 +138,8 @@ def record(session: Session, vm: str, groups=None, images=None, metadata=None, m
             rec.state, rec.why = BROKEN, f"image {system} is listed but cannot be opened"
             rec.disks = disk_order(vm, {system} | {i for i in images if names.is_vm_disk(vm, i)})
             return rec
-    if not owned(metadata) and not _making(session, vm):
-        return _foreign(rec, f"image {system} carries no rbdvm metadata (no vm_name)")
+    if not _claimed(session, vm, metadata):
+        return _unclaimed(rec)
     rec.metadata = metadata
     disks = {m for m in members if names.is_vm_disk(vm, m)} | {system}
     count = rec.metadata.get(vmschema.ADDITIONAL_DISKS)
@@ -154,6 +154,16 @@ def record(session: Session, vm: str, groups=None, images=None, metadata=None, m
 def _foreign(rec: VmRecord, why: str) -> VmRecord:
     rec.state, rec.why, rec.in_group = FOREIGN, why, False
     return rec
+
+
+def _claimed(session: Session, vm: str, metadata: dict) -> bool:
+    """The ownership rule: the system disk carries rbdvm's (or vm_manager's) markers, or a
+    create/clone of the VM is making it (the lease object's note)."""
+    return owned(metadata) or _making(session, vm)
+
+
+def _unclaimed(rec: VmRecord) -> VmRecord:
+    return _foreign(rec, f"image {names.system_disk(rec.name)} carries no rbdvm metadata (no vm_name)")
 
 
 def state_of(metadata: dict, system_in_group: bool) -> str:
@@ -225,8 +235,8 @@ def definition(session: Session, vm: str) -> str:
         group = img.group()
     in_group = group.get("name") == vm and group.get("pool") == session.ioctx.get_pool_id()
     rec = VmRecord(vm, state_of(metadata, in_group), [system], metadata, in_group)
-    if not owned(metadata):
-        _foreign(rec, f"image {system} carries no rbdvm metadata (no vm_name)")
+    if not _claimed(session, vm, metadata):
+        _unclaimed(rec)
     refuse_incomplete(session, rec)
     return metadata[vmschema.XML]
 

@@ -232,7 +232,7 @@ def encode(values: dict) -> dict:
                              f"got {value!r}")
         else:
             out[s.key] = str(value)
-    if "_pinned_host" in out and "_preferred_host" in out:
+    if PINNED_HOST in out and PREFERRED_HOST in out:
         raise UsageError("a VM is either pinned or has a preferred host, not both")
     return out
 

@@ -7,7 +7,7 @@ from ..core.errors import Conflict, NotFound, RbdvmError, UsageError
 from ..core.faults import checkpoint
 from ..core.hints import Hint
 from ..pacemaker import cluster, crm_mon
-from ..pacemaker.crm_mon import NOT_PLACED  # noqa: F401  (for the CLI: the operations' word for it)
+from ..pacemaker.crm_mon import NOT_PLACED  # also the CLI's word for it
 from . import provision, snapshots
 
 START_WAIT, STOP_WAIT, MIGRATE_WAIT = 120, 150, 180
@@ -23,7 +23,7 @@ def _not_on_cluster(vm: str) -> NotFound:
 
 
 def _failed(vm: str, st: dict, doing: str) -> ClusterOperationFailed:
-    if st.get("reason") == crm_mon.NOT_PLACED:
+    if st.get("reason") == NOT_PLACED:
         return ClusterOperationFailed(f"VM {vm} failed to {doing}", st["reason"],
                                       f"Check its pinned host and colocations (`rbdvm info {vm}`) and the "
                                       "nodes (`crm_mon -1`): the cluster starts it once a node may run it")
