@@ -12,9 +12,12 @@ from .options import emit, json_option
               help="Where Pacemaker looks for the rbdvm provider's agents.")
 @click.option("--lib-dir", default=agent_install.DEFAULT_LIB_DIR, show_default=True,
               help="Where the agent's own copy of rbdvm's code goes.")
+@click.option("--fence-dir", default=agent_install.DEFAULT_FENCE_DIR, show_default=True,
+              help="Where pacemaker-fenced looks for fence agents (fence_rbdvm and fence_rbdvm_check go there).")
 @json_option
-def install_agent(directory, lib_dir, as_json):
-    """Install the Pacemaker resource agent ocf:rbdvm:VirtualDomain on this node.
+def install_agent(directory, lib_dir, fence_dir, as_json):
+    """Install the resource agent ocf:rbdvm:VirtualDomain and the storage-fencing agent
+    stonith:fence_rbdvm (with its self-check fence_rbdvm_check) on this node.
 
     The agent gets its own root-owned copy of rbdvm's code and runs on the system's Python,
     so it works for every user wherever rbdvm itself was installed; it is checked by running
@@ -23,9 +26,10 @@ def install_agent(directory, lib_dir, as_json):
     pcs resource create vm1 ocf:rbdvm:VirtualDomain vm=vm1 meta allow-migrate=true
     """
     try:
-        path = agent_install.install(directory, lib_dir)
+        paths = agent_install.install(directory, lib_dir, fence_dir)
     except PermissionError as exc:
         from rbdvm.helpers.core.errors import UsageError
 
         raise UsageError(f"cannot write {directory}", exc.strerror or str(exc), "Run it as root") from None
-    emit(as_json, {"path": path}, f"installed {path} (ocf:rbdvm:VirtualDomain)")
+    emit(as_json, {"path": paths[agent_install.AGENT], "programs": paths},
+         "\n".join(f"installed {path}" for path in paths.values()))

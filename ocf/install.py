@@ -1,4 +1,6 @@
-"""Installing the agent where Pacemaker looks for it.
+"""Installing the agents where Pacemaker looks for them: ocf:rbdvm:VirtualDomain in the
+OCF provider's directory, the fence agent fence_rbdvm and its self-check in /usr/sbin (the
+only place pacemaker-fenced looks).
 
 Pacemaker runs the agent as root for actions, but tools run `meta-data` as any user
 (ocf-tester, pcs as hacluster). So the installed agent depends on nothing in the place rbdvm
@@ -15,6 +17,7 @@ finders and .pth scanning cost more than half a monitor's time otherwise.
 """
 
 import compileall
+import contextlib
 import hashlib
 import importlib
 import importlib.util
@@ -23,11 +26,14 @@ import shutil
 import stat
 import subprocess
 import sys
+from dataclasses import dataclass
 
 from rbdvm.helpers.core.errors import RbdvmError
 
 DEFAULT_DIR = "/usr/lib/ocf/resource.d/rbdvm"
 DEFAULT_LIB_DIR = "/usr/lib/ocf/lib/rbdvm"
+# pacemaker-fenced looks for fence agents only here
+DEFAULT_FENCE_DIR = "/usr/sbin"
 AGENT = "VirtualDomain"
 # the packages the agent imports (rbdvm.cli is click's, never the agent's)
 PACKAGES = ("ocf", "helpers")
@@ -37,45 +43,74 @@ BINDINGS = ("rados", "rbd", "libvirt", "lxml")
 UNPRIVILEGED = ("nobody", "nogroup")
 
 
+@dataclass(frozen=True)
+class Program:
+    name: str
+    place: str            # "agent" (the OCF provider's directory) or "fence" (fenced's)
+    module: str
+    check: tuple          # arguments any user may run, and what their output holds
+    expect: str
+    what: str
+
+
+PROGRAMS = (
+    Program(AGENT, "agent", "rbdvm.ocf.agent", ("meta-data",), "<resource-agent",
+            "ocf:rbdvm:VirtualDomain"),
+    Program("fence_rbdvm", "fence", "rbdvm.ocf.fence_rbdvm", ("-o", "metadata"), "<resource-agent",
+            "stonith:fence_rbdvm"),
+    Program("fence_rbdvm_check", "fence", "rbdvm.ocf.fencecheck", ("--help",), "fence_rbdvm_check",
+            "the storage-fencing self-check"),
+)
+
+
 class InstallError(RbdvmError):
     """The agent cannot be installed so that it works for every user."""
 
 
-def install(directory: str = DEFAULT_DIR, lib_dir: str = DEFAULT_LIB_DIR) -> str:
-    """Copy the agent's code, write the agent, check it works for any user; return its path."""
+def install(directory: str = DEFAULT_DIR, lib_dir: str = DEFAULT_LIB_DIR,
+            fence_dir: str = DEFAULT_FENCE_DIR) -> dict:
+    """Copy the agents' code, write the resource agent, the fence agent and its self-check,
+    check each works for any user; return {program: path}. Nothing is replaced unless every
+    program passed its check."""
     interpreter = os.path.realpath(sys.executable)
     paths = _binding_paths()
-    for d in (directory, lib_dir):
+    places = {"agent": directory, "fence": fence_dir}
+    for d in (directory, fence_dir, lib_dir):
         os.makedirs(d, mode=0o755, exist_ok=True)
     _check_readable_by_all([interpreter], executable=True)
-    _check_readable_by_all([directory, lib_dir, *paths])
+    _check_readable_by_all([directory, fence_dir, lib_dir, *paths])
     code = _copy_code(lib_dir)
-    path = os.path.join(directory, AGENT)
-    tmp = path + ".new"
-    with open(tmp, "w") as f:
-        f.write(script(interpreter, code, paths))
-    os.chmod(tmp, 0o755)
+    written = {}
     try:
-        _check_meta_data(tmp)
+        for program in PROGRAMS:
+            path = os.path.join(places[program.place], program.name)
+            written[path] = path + ".new"
+            with open(written[path], "w") as f:
+                f.write(script(interpreter, code, paths, program))
+            os.chmod(written[path], 0o755)
+            _check_runs(written[path], program)
     except InstallError:
-        os.unlink(tmp)
+        for tmp in written.values():
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
         raise
-    previous = _code_of(path)
-    os.replace(tmp, path)
-    _prune(lib_dir, keep={os.path.basename(code), previous})
-    return path
+    keep = {os.path.basename(code)} | {_code_of(path) for path in written}
+    for path, tmp in written.items():
+        os.replace(tmp, path)
+    _prune(lib_dir, keep=keep)
+    return {program.name: os.path.join(places[program.place], program.name) for program in PROGRAMS}
 
 
-def script(interpreter: str, code: str, paths: list) -> str:
+def script(interpreter: str, code: str, paths: list, program: Program = PROGRAMS[0]) -> str:
     return (f"#!{interpreter} -S\n"
-            "# ocf:rbdvm:VirtualDomain, written by `rbdvm install-agent`: run it again after\n"
-            "# upgrading rbdvm. The code is rbdvm.ocf.agent, copied to the directory below.\n"
+            f"# {program.what}, written by `rbdvm install-agent`: run it again after\n"
+            f"# upgrading rbdvm. The code is {program.module}, copied to the directory below.\n"
             "import sys\n"
             f"sys.path[1:1] = {[code, *paths]!r}\n"
             "import types\n"
             "rbdvm = sys.modules['rbdvm'] = types.ModuleType('rbdvm')\n"
             f"rbdvm.__path__ = [{os.path.join(code, 'rbdvm')!r}]\n"
-            "from rbdvm.ocf.agent import main\n"
+            f"from {program.module} import main\n"
             "sys.exit(main())\n")
 
 
@@ -151,19 +186,19 @@ def _check_readable_by_all(paths: list, executable: bool = False) -> None:
                                "Make it readable by every user")
 
 
-def _check_meta_data(agent: str) -> None:
-    """Run meta-data the way a tool that is not root would."""
+def _check_runs(agent: str, program: Program) -> None:
+    """Run what any user may run (meta-data) the way a tool that is not root would."""
     root = os.geteuid() == 0
     env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "OCF_ROOT": "/usr/lib/ocf", "LANG": "C.UTF-8"}
     try:
-        res = subprocess.run([agent, "meta-data"], capture_output=True, text=True, timeout=30,
+        res = subprocess.run([agent, *program.check], capture_output=True, text=True, timeout=30,
                              env=env, cwd="/", user=UNPRIVILEGED[0] if root else None,
                              group=UNPRIVILEGED[1] if root else None, extra_groups=[] if root else None)
     except (OSError, subprocess.TimeoutExpired) as exc:
-        raise InstallError("the new agent's meta-data did not run", str(exc)) from None
-    if res.returncode != 0 or "<resource-agent" not in res.stdout:
+        raise InstallError(f"the new {program.name} did not run", str(exc)) from None
+    if res.returncode != 0 or program.expect not in res.stdout:
         who = f"user {UNPRIVILEGED[0]}" if root else "this user"
-        raise InstallError(f"the new agent's meta-data failed as {who} (exit {res.returncode})",
+        raise InstallError(f"the new {program.name} {' '.join(program.check)} failed as {who} (exit {res.returncode})",
                            (res.stderr.strip() or res.stdout.strip())[-500:])
 
 

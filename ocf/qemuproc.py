@@ -21,6 +21,24 @@ def pids(name: str) -> list:
     return [pid for pid in (int(d) for d in os.listdir("/proc") if d.isdigit()) if _is_qemu_of(pid, name, own_net)]
 
 
+def rbd_guests() -> list:
+    """Names of the domains whose live QEMU in this network namespace opens an RBD disk
+    (libvirt passes it as `"driver":"rbd"` in a -blockdev argument)."""
+    own_net, names = _net_of("self"), set()
+    for pid in (int(d) for d in os.listdir("/proc") if d.isdigit()):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                args = f.read().split(b"\0")
+        except OSError:
+            continue
+        if not args or not _is_emulator(os.path.basename(args[0])) or _net_of(pid) != own_net:
+            continue
+        if any(b'"driver":"rbd"' in a or a.startswith(b"rbd:") or b"file=rbd:" in a for a in args):
+            names.update(a.split(b",")[0][len(b"guest="):].decode(errors="replace")
+                         for i, a in enumerate(args[1:], 1) if args[i - 1] == b"-name" and a.startswith(b"guest="))
+    return sorted(names)
+
+
 def _net_of(pid) -> str | None:
     try:
         return os.readlink(f"/proc/{pid}/ns/net")

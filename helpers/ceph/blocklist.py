@@ -1,6 +1,7 @@
 """The OSD blocklist: clients Ceph refuses from now on (their watches dropped, their writes
-rejected). rbdvm adds only exact client instances (address and nonce) that Pacemaker has
-confirmed fenced, each with an expiry (they lapse by themselves)."""
+rejected). The split-brain guard adds exact client instances (address and nonce) of a node
+Pacemaker confirmed fenced; storage fencing adds and removes whole addresses (`IP:0/0`:
+every client from that host). Every entry has an expiry."""
 
 import json
 
@@ -14,12 +15,29 @@ DEFAULT_SECONDS = 3600
 def _mon(session: Session, cmd: dict, doing: str) -> str:
     ret, out, err = session.cluster.mon_command(json.dumps(cmd), b"", timeout=10)
     if ret != 0:
+        who = f"client.{session.target.client_id}"
         raise ClusterUnavailable(f"Ceph refused {doing}", f"{err or ret}",
-                                 f"Check that client.{session.target.client_id} has 'profile rbd' on the monitors")
+                                 f"Check {who}'s monitor capabilities (ceph auth get {who})")
     return out.decode() if isinstance(out, bytes) else out
 
 
 def add(session: Session, entity: str, seconds: int = DEFAULT_SECONDS) -> None:
-    """Blocklist one client instance (`IP:PORT/NONCE`, as a watcher shows it)."""
+    """Blocklist one client instance (`IP:PORT/NONCE`, as a watcher shows it), or every
+    client of a host (`IP:0/0`)."""
     _mon(session, {"prefix": "osd blocklist", "blocklistop": "add", "addr": entity, "expire": float(seconds)},
          f"blocklisting {entity}")
+
+
+def remove(session: Session, entity: str) -> None:
+    _mon(session, {"prefix": "osd blocklist", "blocklistop": "rm", "addr": entity}, f"unblocklisting {entity}")
+
+
+def entries(session: Session) -> list:
+    """The blocklisted entries (`IP:PORT/NONCE`)."""
+    out = _mon(session, {"prefix": "osd blocklist ls", "format": "json"}, "listing the blocklist")
+    try:
+        # Ceph prints the entries, then a second (range) list: "[...][]"
+        value = json.JSONDecoder().raw_decode((out or "[]").strip())[0]
+    except ValueError as exc:
+        raise ClusterUnavailable("Ceph's blocklist could not be read", f"unexpected answer {out[:200]!r}") from exc
+    return [e["addr"] for e in value if isinstance(e, dict) and "addr" in e]

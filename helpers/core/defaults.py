@@ -13,3 +13,8 @@ DISK_BUS = "virtio"
 ACTION_TIMEOUTS = {"start": 90, "stop": 90, "monitor": 30, "status": 30, "migrate_to": 120,
                    "migrate_from": 60, "meta-data": 5, "validate-all": 10}
 MONITOR_INTERVAL = 10
+
+# storage fencing (fence_rbdvm): its own Ceph user, as client.rbdvm may add blocklist
+# entries but not remove them; the fence lock's pool is the VMs' pool
+FENCE_CEPH_ID = "rbdvm-fence"
+FENCE_CHECK_INTERVAL = 5    # seconds between the self-check's looks at the blocklist

@@ -36,10 +36,11 @@ def public_dir():
 
 
 def install(checkout: Path, agents: Path, lib: Path) -> subprocess.CompletedProcess:
-    """install-agent run by a Python whose rbdvm lives in `checkout`."""
+    """install-agent run by a Python whose rbdvm lives in `checkout` (fence agents beside
+    the resource agent); prints the resource agent's path."""
     code = ("import sys; sys.path.insert(0, sys.argv[1])\n"
             "from rbdvm.ocf import install\n"
-            "try:\n    print(install.install(sys.argv[2], sys.argv[3]))\n"
+            "try:\n    print(install.install(sys.argv[2], sys.argv[3], sys.argv[2])['VirtualDomain'])\n"
             "except install.InstallError as exc:\n    print(exc, file=sys.stderr); sys.exit(1)\n")
     return subprocess.run([SYSTEM_PYTHON, "-c", code, str(checkout / "pkg"), str(agents), str(lib)],
                           capture_output=True, text=True, timeout=60)
@@ -58,6 +59,8 @@ def test_an_agent_installed_from_a_private_directory_works_for_every_user(privat
     agent = res.stdout.strip()
     meta = as_nobody(agent, "meta-data")
     assert meta.returncode == 0 and "<resource-agent" in meta.stdout, meta.stderr
+    fence = as_nobody(str(Path(agent).parent / "fence_rbdvm"), "-o", "metadata")
+    assert fence.returncode == 0 and 'name="fence_rbdvm"' in fence.stdout, fence.stderr
     first_line = Path(agent).read_text().splitlines()[0]
     assert str(private_checkout) not in Path(agent).read_text(), "the agent needs nothing from the checkout"
     assert first_line.startswith("#!/usr/bin/python3")

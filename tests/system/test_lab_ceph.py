@@ -30,15 +30,17 @@ def test_ceph_is_healthy_with_one_mon_mgr_osd():
     assert json.loads(ceph.admin("osd", "pool", "application", "get", L.POOL, "--format", "json").stdout) == {"rbd": {}}
 
 
-def test_rbdvm_client_has_least_privilege_caps():
+def test_rbdvm_clients_have_least_privilege_caps():
     out = json.loads(ceph.admin("auth", "get", f"client.{L.CEPH_USER}", "--format", "json").stdout)
     assert out[0]["caps"] == {"mon": "profile rbd", "osd": f"profile rbd pool={L.POOL}"}
+    out = json.loads(ceph.admin("auth", "get", f"client.{L.FENCE_USER}", "--format", "json").stdout)
+    assert out[0]["caps"] == {"mon": ceph.FENCE_CAPS[1], "osd": ceph.FENCE_CAPS[3]}
 
 
 @pytest.mark.parametrize("node", L.NODES)
-def test_node_has_only_the_rbdvm_key(node):
+def test_node_has_only_the_rbdvm_keys(node):
     files = sorted(ops.on(node, "ls", "/etc/ceph").stdout.split())
-    assert files == ["ceph.client.rbdvm.keyring", "ceph.conf"]
+    assert files == ["ceph.client.rbdvm-fence.keyring", "ceph.client.rbdvm.keyring", "ceph.conf"]
 
 
 @pytest.mark.parametrize("node", L.NODES)

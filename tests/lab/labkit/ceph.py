@@ -11,6 +11,9 @@ REG = Registry(L.PIDS)
 NETNS_ENTER = ["nsenter", f"--net=/run/netns/{L.netns('ceph')}", "--"]
 ADMIN = ["ceph", "--conf", str(L.CEPH_CONF)]
 RBDVM_CAPS = ("mon", "profile rbd", "osd", f"profile rbd pool={L.POOL}")
+# what docs/fencing.md asks a site to grant fence_rbdvm's user
+FENCE_CAPS = ("mon", 'allow r, allow command "osd blocklist"', "osd",
+              f"allow rwx pool={L.POOL} object_prefix rbdvm.fence")
 
 
 def cx(argv, **kw):
@@ -38,7 +41,8 @@ def _daemon(kind: str, ident: str, *extra) -> None:
     REG.register(f"ceph-{kind}", pid)
 
 
-def up(fsid: str, rbdvm_key: str, log) -> None:
+def up(fsid: str, keys: dict, log) -> None:
+    """keys: {Ceph user: key} of client.rbdvm and fence_rbdvm's user, made up front."""
     d = L.CEPH_DIR
     for sub in ("run", "log", "crash", "mon/ceph-a", "mgr/ceph-x", "osd/ceph-0"):
         (d / sub).mkdir(parents=True, exist_ok=True)
@@ -48,11 +52,11 @@ def up(fsid: str, rbdvm_key: str, log) -> None:
               "--cap", "mds", "allow *")
     _authtool("--create-keyring", d / "mgr/ceph-x/keyring", "--gen-key", "-n", "mgr.x",
               "--cap", "mon", "allow profile mgr", "--cap", "osd", "allow *", "--cap", "mds", "allow *")
-    _authtool("--create-keyring", d / "rbdvm.keyring", "-n", f"client.{L.CEPH_USER}",
-              "--add-key", rbdvm_key, "--cap", RBDVM_CAPS[0], RBDVM_CAPS[1],
-              "--cap", RBDVM_CAPS[2], RBDVM_CAPS[3])
+    for user, caps in ((L.CEPH_USER, RBDVM_CAPS), (L.FENCE_USER, FENCE_CAPS)):
+        _authtool("--create-keyring", d / f"{user}.keyring", "-n", f"client.{user}",
+                  "--add-key", keys[user], "--cap", caps[0], caps[1], "--cap", caps[2], caps[3])
     # mkfs imports these into the initial auth database: no round trips later
-    for k in ("keyring", "mgr/ceph-x/keyring", "rbdvm.keyring"):
+    for k in ("keyring", "mgr/ceph-x/keyring", f"{L.CEPH_USER}.keyring", f"{L.FENCE_USER}.keyring"):
         _authtool(d / "mon.keyring", "--import-keyring", d / k)
     run(["monmaptool", "--create", "--fsid", fsid, "--addv", "a", L.MON_ADDR, d / "monmap"])
     run(["ceph-mon", "--conf", L.CEPH_CONF, "--mkfs", "-i", "a", "--monmap", d / "monmap",

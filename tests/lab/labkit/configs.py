@@ -85,8 +85,8 @@ def node_ceph_conf(fsid: str) -> str:
     })])
 
 
-def client_keyring(key: str) -> str:
-    return f"[client.{L.CEPH_USER}]\n\tkey = {key}\n"
+def client_keyring(key: str, user: str = L.CEPH_USER) -> str:
+    return f"[client.{user}]\n\tkey = {key}\n"
 
 
 def corosync_conf() -> str:

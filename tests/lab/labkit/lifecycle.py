@@ -104,13 +104,13 @@ def _up(clock: Clock) -> None:
         d.mkdir(parents=True, exist_ok=True)
     shutil.copy2(L.LAB_SRC / "sbin" / L.FENCE_AGENT, L.STATE / "sbin" / L.FENCE_AGENT)
     fsid = str(uuid.uuid4())
-    key = ceph.gen_key()
+    keys = {user: ceph.gen_key() for user in (L.CEPH_USER, L.FENCE_USER)}
     L.CEPH_DIR.mkdir(parents=True, exist_ok=True)
     L.CEPH_CONF.write_text(configs.ceph_conf(fsid))
     cib = configs.cib_seed(run(["cibadmin", "--empty"]).stdout)
     authkey = os.urandom(256)
     for n in L.NODES:
-        node.write_files(n, fsid, key, authkey, cib)
+        node.write_files(n, fsid, keys, authkey, cib)
     clock("configuration written")
 
     net.create()
@@ -124,7 +124,7 @@ def _up(clock: Clock) -> None:
 
     def ceph_up():
         try:
-            ceph.up(fsid, key, clock)
+            ceph.up(fsid, keys, clock)
         except BaseException as exc:  # reported by the main thread
             ceph_error.append(exc)
 

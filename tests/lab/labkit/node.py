@@ -74,9 +74,13 @@ def _mount_node(node: str) -> None:
     run(mnt + ["hostname", node])
     for src, target in L.NODE_BINDS:
         run(mnt + ["mount", "--bind", d / src, target])
-    # pacemaker-fenced looks for fence agents only in /usr/sbin: overlay the lab's agent there
-    run(mnt + ["mount", "-t", "overlay", "overlay", "-o", f"lowerdir={L.STATE / 'sbin'}:/usr/sbin",
-               "/usr/sbin"])
+    # pacemaker-fenced looks for fence agents only in /usr/sbin: overlay the lab's agent there,
+    # with a layer of the node's own on top (`rbdvm install-agent` writes fence_rbdvm into it)
+    upper, work = d / "usr-sbin", d / "usr-sbin.work"
+    for path in (upper, work):
+        path.mkdir(exist_ok=True)
+    run(mnt + ["mount", "-t", "overlay", "overlay", "-o",
+               f"lowerdir={L.STATE / 'sbin'}:/usr/sbin,upperdir={upper},workdir={work}", "/usr/sbin"])
     for path, mode in L.NODE_TMPFS:
         run(mnt + ["mount", "-t", "tmpfs", "-o", f"mode={mode}", "tmpfs", path])
 
@@ -178,7 +182,7 @@ def crash(node: str) -> None:
     run([L.STATE / "sbin" / L.FENCE_AGENT, "-o", "off", "-n", node, "--state-dir", L.STATE])
 
 
-def write_files(node: str, fsid: str, key: str, authkey: bytes, cib: str) -> None:
+def write_files(node: str, fsid: str, keys: dict, authkey: bytes, cib: str) -> None:
     d = L.node_dir(node)
     for src, _ in L.NODE_BINDS:
         if src != "hosts":
@@ -198,9 +202,10 @@ def write_files(node: str, fsid: str, key: str, authkey: bytes, cib: str) -> Non
     secrets.mkdir(exist_ok=True)
     # the secret driver loads these at start: QEMU's librbd gets client.rbdvm's key at once
     _write(secrets / f"{L.SECRET_UUID}.xml", C.libvirt_secret_xml().encode(), 0o600)
-    _write(secrets / f"{L.SECRET_UUID}.base64", key.encode(), 0o600)
+    _write(secrets / f"{L.SECRET_UUID}.base64", keys[L.CEPH_USER].encode(), 0o600)
     (d / "etc-ceph" / "ceph.conf").write_text(C.node_ceph_conf(fsid))
-    _write(d / "etc-ceph" / f"ceph.client.{L.CEPH_USER}.keyring", C.client_keyring(key).encode(), 0o600)
+    for user, key in keys.items():
+        _write(d / "etc-ceph" / f"ceph.client.{user}.keyring", C.client_keyring(key, user).encode(), 0o600)
     (d / "hosts").write_text(C.hosts())
     # the hypervisor's rbdvm command: the project's venv, as an operator would install it
     link = d / "usr-local-bin" / "rbdvm"

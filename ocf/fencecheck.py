@@ -1,0 +1,83 @@
+"""fence_rbdvm_check: the node's own half of storage fencing.
+
+fence_rbdvm cuts a node off Ceph, but a node that is only cut off (not powered off) keeps its
+guests running: their disks fail, their network side lives on, and a VM restarted elsewhere
+would then answer twice on the network. This check looks whether the OSDs refuse this host
+(a client made for the purpose, one small read) and, when they do, ends at once (SIGKILL)
+every QEMU here that has an RBD disk: a fenced host has no writer to protect, only a network
+presence to end. It needs neither libvirtd nor Pacemaker, which may be hung or gone on a
+fenced host.
+
+Run it in a loop on every node (`--interval`, e.g. from a service manager), or once from a
+watchdog daemon's test directory: exit 0 not fenced (or Ceph not reachable: nothing can be
+said), 1 fenced (its QEMUs ended).
+"""
+
+import argparse
+import sys
+import time
+
+from rbdvm.helpers.core import defaults
+
+from . import qemuproc
+
+CLEAR, FENCED, UNKNOWN = "clear", "fenced", "unknown"
+
+
+def _say(text: str) -> None:
+    print(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} fence_rbdvm_check: {text}", file=sys.stderr, flush=True)
+
+
+def look(conf: str, client_id: str, pool: str, say=_say) -> str:
+    """Whether the OSDs refuse this host: CLEAR, FENCED or UNKNOWN (Ceph not answering)."""
+    from rbdvm.helpers.ceph import fencing
+    from rbdvm.helpers.ceph.session import Session
+    from rbdvm.helpers.core.errors import RbdvmError
+    from rbdvm.helpers.core.settings import CephTarget
+
+    try:
+        with Session(CephTarget(conf=conf, client_id=client_id, pool=pool)) as session:
+            return FENCED if fencing.cut_off(session) else CLEAR
+    except RbdvmError as exc:
+        say(f"cannot tell whether this host is fenced: {exc}")
+        return UNKNOWN
+
+
+def end_guests(say=_say) -> list:
+    """SIGKILL every QEMU here with an RBD disk; the names of those that did not end."""
+    left = []
+    for name in qemuproc.rbd_guests():
+        now = time.monotonic()
+        survivors = qemuproc.end(name, term_until=now, until=now + 5)
+        say(f"this host is fenced off Ceph: ended the QEMU of {name}" if not survivors
+            else f"this host is fenced off Ceph: the QEMU of {name} did not end ({survivors})")
+        if survivors:
+            left.append(name)
+    return left
+
+
+def once(args, say=_say) -> int:
+    state = look(args.ceph_conf, args.ceph_id, args.pool, say)
+    if state != FENCED:
+        return 0
+    end_guests(say)
+    return 1
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(
+        prog="fence_rbdvm_check",
+        description="End this node's RBD-backed QEMUs when Ceph has fenced the node (fence_rbdvm).")
+    p.add_argument("--ceph-conf", default=defaults.CEPH_CONF)
+    p.add_argument("--ceph-id", default=defaults.CEPH_ID, help="the node's rbdvm Ceph user")
+    p.add_argument("--pool", default=defaults.POOL, help="a pool this user may read")
+    p.add_argument("--interval", type=float, default=0,
+                   help=f"look every S seconds, forever (e.g. {defaults.FENCE_CHECK_INTERVAL}); "
+                        "0: look once and exit 1 if fenced")
+    args = p.parse_args(argv)
+    if args.interval <= 0:
+        return once(args)
+    _say(f"watching every {args.interval:g} s")
+    while True:
+        once(args)
+        time.sleep(args.interval)
