@@ -1,55 +1,25 @@
 """ocf:rbdvm:VirtualDomain under the lab's real two-node Pacemaker cluster (fencing on)."""
 
-import json
 import time
 
 import pytest
-from labkit.testing import force_remove, make_vm, qemu_pids, unique
+
 from labkit import layout as L
-from labkit import ceph, node, ops
+from labkit import node, ops
 from labkit.procs import run, wait_for
+from labkit.testing import (
+    blocklisted,
+    fail_count,
+    history,
+    other,
+    pacemaker_log,
+    qemu_pids,
+    where,
+)
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("agent_installed")]
 N1, N2 = L.NODES
 LAB = str(L.LAB_SRC / "lab")
-
-
-def other(n):
-    return N2 if n == N1 else N1
-
-
-def where(rsc):
-    return ops.resource_node(N1, rsc) or ops.resource_node(N2, rsc)
-
-
-def history(rsc):
-    return ops.operations(N1 if node.REG.alive(f"pacemakerd-{N1}") else N2, rsc)
-
-
-def fail_count(rsc, on):
-    res = ops.on(N1, "crm_failcount", "--query", "-r", rsc, "-N", on, check=False)
-    value = res.stdout.strip().rsplit("value=", 1)[-1]
-    return 0 if value in ("", "0", "(null)") else int(value) if value.isdigit() else value
-
-
-@pytest.fixture
-def cluster_vm():
-    """A VM made with rbdvm and put under Pacemaker with pcs, as the README shows."""
-    vm = unique()
-    make_vm(vm, live_migration=True)
-    ops.on(N1, "pcs", "resource", "create", vm, "ocf:rbdvm:VirtualDomain", f"vm={vm}",
-           "migration_transport=tcp", "meta", "allow-migrate=true",
-           "op", "monitor", "interval=5s", "timeout=30s", "start", "timeout=90s")
-    assert wait_for(60, lambda: where(vm) is not None), "Pacemaker started the VM"
-    ops.wait_serial(vm, "READY")
-    yield vm
-    live = N1 if node.REG.alive(f"pacemakerd-{N1}") else N2
-    ops.on(live, "crm_resource", "--clear", "-r", vm, check=False)
-    ops.on(live, "crm_resource", "--meta", "-r", vm, "-p", "target-role", "-v", "Stopped", check=False)
-    wait_for(60, lambda: where(vm) is None)
-    ops.on(live, "pcs", "resource", "delete", vm, "--force", check=False)
-    ops.on(live, "crm_resource", "--cleanup", "-r", vm, check=False)
-    force_remove(vm)
 
 
 def test_started_recovered_after_qemu_dies_and_live_migrated_without_reboot(cluster_vm):
@@ -79,17 +49,6 @@ def test_started_recovered_after_qemu_dies_and_live_migrated_without_reboot(clus
     assert ops.boots(vm) == 2, "the guest did not reboot"
     assert qemu_pids(y, vm) and not qemu_pids(x, vm)
     assert ops.watchers(y, f"system_{vm}") == [L.IP[y]], "only the new node has the disk open"
-
-
-def blocklisted() -> list:
-    """The OSD blocklist's addresses (IP:PORT/NONCE)."""
-    out = ceph.admin("osd", "blocklist", "ls", "--format", "json").stdout.strip()
-    # Ceph prints the entries, then a second (range) list: "[...][]"
-    return [e["addr"] for e in json.JSONDecoder().raw_decode(out or "[]")[0]]
-
-
-def pacemaker_log(n: str) -> str:
-    return (L.node_dir(n) / "log-pacemaker" / "pacemaker.log").read_text(errors="replace")
 
 
 def test_crashed_node_is_fenced_its_disk_clients_released_and_the_vm_restarts_on_the_survivor(cluster_vm):

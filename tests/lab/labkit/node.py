@@ -176,6 +176,16 @@ def boot(node: str) -> None:
     wait_joined(node)
 
 
+def start_fence_check(node: str, interval: float = 1.0) -> None:
+    """fence_rbdvm_check in a loop on the node, as a site's service manager would run it
+    (its log: the node's fencecheck.out; a crash ends it with everything else)."""
+    _spawn_in(node, f"fencecheck-{node}", ["/usr/sbin/fence_rbdvm_check", "--interval", str(interval)])
+
+
+def stop_fence_check(node: str) -> None:
+    REG.stop([f"fencecheck-{node}"], 5)
+
+
 def crash(node: str) -> None:
     """Pull the plug: exactly what the fence agent does to a node."""
     holder(node)

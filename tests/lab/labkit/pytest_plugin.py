@@ -96,3 +96,11 @@ def agent_installed(lab):
     for n in L.NODES:
         ops.on(n, "rbdvm", "install-agent")
     return "/usr/lib/ocf/resource.d/rbdvm/VirtualDomain"
+
+
+@pytest.fixture
+def cluster_vm(agent_installed):
+    """A VM under the lab's Pacemaker cluster, started and READY; removed afterwards."""
+    from labkit import testing
+
+    yield from testing.cluster_vm_lifecycle()

@@ -7,8 +7,10 @@ import uuid
 from pathlib import Path
 
 import pytest
-from labkit import guest, ops
+
+from labkit import ceph, guest, node, ops
 from labkit import layout as L
+from labkit.procs import wait_for
 
 FILES = L.SHARED / "files"
 RBDTOOL = str(L.LAB_SRC / "labkit" / "rbdtool.py")
@@ -173,3 +175,56 @@ def exit_reason(res) -> str:
     lines = [line for line in res.stderr.splitlines() if line.startswith("ocf-exit-reason:")]
     assert lines, f"no exit reason in: {res.stderr}"
     return lines[-1]
+
+
+# ------------------------------------------------------------------ VMs under the lab's cluster
+N1, N2 = L.NODES
+
+
+def other(n):
+    return N2 if n == N1 else N1
+
+
+def where(rsc):
+    return ops.resource_node(N1, rsc) or ops.resource_node(N2, rsc)
+
+
+def history(rsc):
+    return ops.operations(N1 if node.REG.alive(f"pacemakerd-{N1}") else N2, rsc)
+
+
+def fail_count(rsc, on):
+    res = ops.on(N1, "crm_failcount", "--query", "-r", rsc, "-N", on, check=False)
+    value = res.stdout.strip().rsplit("value=", 1)[-1]
+    return 0 if value in ("", "0", "(null)") else int(value) if value.isdigit() else value
+
+
+def cluster_vm_lifecycle():
+    """A VM made with rbdvm and put under Pacemaker with pcs, as the README shows; removed
+    afterwards (the plugin's fixture `cluster_vm`)."""
+    vm = unique()
+    make_vm(vm, live_migration=True)
+    ops.on(N1, "pcs", "resource", "create", vm, "ocf:rbdvm:VirtualDomain", f"vm={vm}",
+           "migration_transport=tcp", "meta", "allow-migrate=true",
+           "op", "monitor", "interval=5s", "timeout=30s", "start", "timeout=90s")
+    assert wait_for(60, lambda: where(vm) is not None), "Pacemaker started the VM"
+    ops.wait_serial(vm, "READY")
+    yield vm
+    live = N1 if node.REG.alive(f"pacemakerd-{N1}") else N2
+    ops.on(live, "crm_resource", "--clear", "-r", vm, check=False)
+    ops.on(live, "crm_resource", "--meta", "-r", vm, "-p", "target-role", "-v", "Stopped", check=False)
+    wait_for(60, lambda: where(vm) is None)
+    ops.on(live, "pcs", "resource", "delete", vm, "--force", check=False)
+    ops.on(live, "crm_resource", "--cleanup", "-r", vm, check=False)
+    force_remove(vm)
+
+
+def blocklisted() -> list:
+    """The OSD blocklist's addresses (IP:PORT/NONCE)."""
+    out = ceph.admin("osd", "blocklist", "ls", "--format", "json").stdout.strip()
+    # Ceph prints the entries, then a second (range) list: "[...][]"
+    return [e["addr"] for e in json.JSONDecoder().raw_decode(out or "[]")[0]]
+
+
+def pacemaker_log(n: str) -> str:
+    return (L.node_dir(n) / "log-pacemaker" / "pacemaker.log").read_text(errors="replace")

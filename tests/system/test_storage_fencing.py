@@ -1,0 +1,188 @@
+"""Storage fencing (issue 12, part 2): fence_rbdvm cuts a node off Ceph, fence_rbdvm_check
+ends a fenced node's QEMUs, unfencing lets the node back. The cluster tests take the lab's
+power-fence devices out of the way with fencing levels that name only fence_rbdvm."""
+
+import subprocess
+import time
+
+import pytest
+from labkit import ceph, node, ops
+from labkit import layout as L
+from labkit.procs import run, wait_for
+from labkit.testing import blocklisted, history, other, qemu_pids, where
+
+pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("agent_installed")]
+N1, N2 = L.NODES
+LAB = str(L.LAB_SRC / "lab")
+
+
+def fence(n: str, *args) -> subprocess.CompletedProcess:
+    return ops.on(n, "fence_rbdvm", *args, check=False)
+
+
+def host_entry(n: str) -> str:
+    """What fencing node n puts on the blocklist: every client of its address."""
+    return f"{L.IP[n]}:0/0"
+
+
+def fenced_hosts() -> list:
+    return sorted(n for n in L.NODES if host_entry(n) in blocklisted())
+
+
+def unfence_all() -> None:
+    for n in L.NODES:
+        ceph.admin("osd", "blocklist", "rm", host_entry(n), check=False)
+
+
+@pytest.fixture
+def clean_blocklist():
+    unfence_all()
+    yield
+    unfence_all()
+
+
+def test_pcs_describes_the_installed_fence_agent():
+    res = ops.on(N1, "pcs", "stonith", "describe", "fence_rbdvm")
+    for option in ("plug", "ceph_id", "pool", "node_addresses"):
+        assert option in res.stdout, res.stdout
+    meta = ops.on(N1, "stonith_admin", "--metadata", "--agent", "fence_rbdvm").stdout
+    assert 'name="on" on_target="1" automatic="1"' in meta, "unfencing is declared"
+
+
+def test_off_cuts_every_client_of_the_node_and_on_lets_them_back(clean_blocklist):
+    assert fence(N1, "-o", "list").stdout.split() == [f"{N1},", f"{N2},"]
+    assert fence(N1, "-o", "monitor").returncode == 0
+    assert fence(N1, "-o", "status", "-n", N2).returncode == 0, "on"
+
+    off = fence(N1, "-o", "off", "-n", N2)
+    assert off.returncode == 0, off.stderr
+    assert fence(N1, "-o", "status", "-n", N2).returncode == 2, "off"
+    assert fence(N1, "-o", "off", "-n", N2).returncode == 0, "off again: nothing to do, success"
+    assert fenced_hosts() == [N2]
+    cut = ops.on(N2, *ops.RBD, "ls", L.POOL, check=False)
+    assert cut.returncode != 0, "a new client of the fenced node is refused"
+    assert ops.on(N2, "fence_rbdvm_check", check=False).returncode == 1
+    assert ops.on(N1, "fence_rbdvm_check", check=False).returncode == 0
+    assert ops.on(N1, *ops.RBD, "ls", L.POOL, check=False).returncode == 0, "the other node is untouched"
+
+    back = fence(N2, "-o", "off", "-n", N1)
+    assert back.returncode == 1 and "fenced itself" in back.stderr, "a fenced node fences nobody"
+    assert fenced_hosts() == [N2]
+
+    on = fence(N2, "-o", "on", "-n", N2)   # unfencing runs on the node itself
+    assert on.returncode == 0, on.stderr
+    assert fenced_hosts() == []
+    assert fence(N1, "-o", "status", "-n", N2).returncode == 0
+    assert ops.on(N2, "fence_rbdvm_check", check=False).returncode == 0
+    assert ops.on(N2, *ops.RBD, "ls", L.POOL, check=False).returncode == 0
+
+
+def test_unknown_node_and_bad_options_fail_with_a_reason():
+    res = fence(N1, "-o", "off", "-n", "node9")
+    assert res.returncode == 1 and "no address known for node 'node9'" in res.stderr
+    res = fence(N1, "--bogus")
+    assert res.returncode == 1 and "unknown option --bogus" in res.stderr
+    assert fenced_hosts() == []
+
+
+def test_two_nodes_fencing_each_other_at_once_leave_exactly_one_fenced(clean_blocklist):
+    """The fence race of a partition without a fence delay: each node fences the other at
+    the same moment. Both would succeed without the fence lock, and stop every VM."""
+    for rnd in range(10):
+        procs = {n: subprocess.Popen(node.enter(n) + list(L.CLEAN_ENV) + ["fence_rbdvm", "-o", "off", "-n", other(n)],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for n in L.NODES}
+        out = {n: p.communicate(timeout=60) for n, p in procs.items()}
+        rcs = {n: p.returncode for n, p in procs.items()}
+        fenced = fenced_hosts()
+        assert sorted(rcs.values()) == [0, 1] and len(fenced) == 1, (rnd, rcs, fenced, out)
+        winner = next(n for n, rc in rcs.items() if rc == 0)
+        assert fenced == [other(winner)], (rnd, rcs, fenced)
+        assert "fenced itself" in out[other(winner)][1]
+        unfence_all()
+
+
+@pytest.fixture
+def storage_fencing():
+    """fence_rbdvm devices (one per node, the lab's fence delay, unfencing) that fencing
+    levels make the only way to fence either node, and the self-check on both nodes."""
+    for n in L.NODES:
+        ops.on(N1, "pcs", "stonith", "create", f"sfence-{n}", "fence_rbdvm", f"pcmk_host_list={n}",
+               f"pcmk_delay_base={L.FENCE_DELAY[n]}", "pcmk_reboot_action=off",
+               "op", "monitor", "interval=60s", "meta", "provides=unfencing")
+        ops.on(N1, "pcs", "stonith", "level", "add", "1", n, f"sfence-{n}")
+    assert wait_for(60, lambda: all(ops.resource_node(N1, f"sfence-{n}") for n in L.NODES)), "devices started"
+    for n in L.NODES:
+        node.start_fence_check(n)
+    yield
+    live = N1 if node.REG.alive(f"pacemakerd-{N1}") else N2
+    for n in L.NODES:
+        node.stop_fence_check(n)
+        ops.on(live, "pcs", "stonith", "level", "clear", n, check=False)
+        ops.on(live, "pcs", "stonith", "delete", f"sfence-{n}", check=False)
+    unfence_all()
+
+
+def move(vm: str, to: str) -> None:
+    src = N1 if to == N2 else N2
+    ops.on(src, "crm_resource", "--move", "-r", vm, "-N", to)
+    assert wait_for(90, lambda: where(vm) == to and (to, "migrate_from", "0") in history(vm)), history(vm)
+    ops.on(src, "crm_resource", "--clear", "-r", vm)
+
+
+def test_crashed_node_is_storage_fenced_the_vm_restarts_and_the_node_rejoins_unfenced(
+        storage_fencing, cluster_vm):
+    vm = cluster_vm
+    x = where(vm)
+    y = other(x)
+    before = len(ops.fence_events(y, x))
+    t0 = time.monotonic()
+    run([LAB, "crash", x])
+    assert wait_for(60, lambda: len(ops.fence_events(y, x)) > before), f"{y} fenced {x}"
+    fenced = time.monotonic() - t0
+    assert fenced_hosts() == [x], "fence_rbdvm did it: the crashed node is cut off Ceph"
+    assert wait_for(120, lambda: ops.boots(vm) == 2, 0.1), "the VM booted on the survivor"
+    ready = time.monotonic() - t0
+    assert where(vm) == y and qemu_pids(y, vm)
+    print(f"\ncrash of {x} -> storage-fenced after {fenced:.1f}s -> {vm} READY on {y} after {ready:.1f}s")
+
+    run([LAB, "boot", x], timeout=180)
+    assert wait_for(60, lambda: fenced_hosts() == []), "unfenced when it rejoined"
+    node.start_fence_check(x)
+    move(vm, x)
+    assert ops.boots(vm) == 2, "the VM went back live, no reboot"
+    assert ops.watchers(x, f"system_{vm}") == [L.IP[x]], "the node's clients work again"
+
+
+def test_partition_loser_is_storage_fenced_its_qemu_cannot_write_and_is_ended(storage_fencing, cluster_vm):
+    """node2 loses the fence race (node1's device waits 3 s). While node2 still runs the VM,
+    node1 cuts it off Ceph: its QEMU cannot write, the self-check ends it, the VM runs on
+    node1, and node2, rebooted after the heal, is unfenced and runs VMs again."""
+    vm = cluster_vm
+    if where(vm) != N2:
+        move(vm, N2)
+    node.stop_fence_check(N2)   # first show that the fenced node's QEMU cannot write
+    run([LAB, "partition"])
+    try:
+        assert wait_for(60, lambda: fenced_hosts() == [N2]), f"{N1} fenced {N2} off Ceph: {fenced_hosts()}"
+        assert qemu_pids(N2, vm), "the fenced node's QEMU still runs (no power fence)"
+        write = ops.virsh(N2, "qemu-monitor-command", "--hmp", vm,
+                          'qemu-io libvirt-1-format "write -P 0x55 524288 4096"', check=False)
+        assert "failed" in write.lower() or "error" in write.lower(), f"the write went through: {write!r}"
+        node.start_fence_check(N2)
+        assert wait_for(20, lambda: not qemu_pids(N2, vm)), "the self-check ended the fenced node's QEMU"
+        log = (L.node_dir(N2) / "fencecheck.out").read_text()
+        assert f"ended the QEMU of {vm}" in log, log
+        assert wait_for(120, lambda: ops.resource_node(N1, vm) == N1 and qemu_pids(N1, vm)), "the VM runs on node1"
+        assert ops.watchers(N1, f"system_{vm}") == [L.IP[N1]], "one writer"
+        assert fenced_hosts() == [N2], "node2 never fenced node1"
+    finally:
+        run([LAB, "heal"])
+    # a storage-fenced node is rebooted to rejoin (its Pacemaker learns it was fenced)
+    run([LAB, "crash", N2])
+    run([LAB, "boot", N2], timeout=180)
+    assert wait_for(60, lambda: fenced_hosts() == []), "unfenced when it rejoined"
+    assert where(vm) == N1 and not qemu_pids(N2, vm)
+    node.start_fence_check(N2)
+    move(vm, N2)
+    assert ops.watchers(N2, f"system_{vm}") == [L.IP[N2]], "node2 runs VMs again"
