@@ -12,9 +12,13 @@ polls from the survivor every 50 ms:
   guest's boot.
 The crashed node is booted again before the next run.
 
+With `--fencing storage` the nodes are fenced by fence_rbdvm instead of the lab's power
+fence (fencing levels name only it, the self-check runs on both nodes; issue 12 part 2): the
+crashed node is cut off Ceph, and unfenced when it boots again.
+
 Target: guard + start <= 3 s after the fence is confirmed (the whole failover <= the lab's
 fence time + 3 s). Prints a Markdown section and writes it into docs/benchmarks.md.
-Usage: .venv/bin/python bench/failover.py [--runs N]   (the lab must be up)
+Usage: .venv/bin/python bench/failover.py [--runs N] [--fencing power|storage]   (lab up)
 """
 
 import argparse
@@ -30,7 +34,7 @@ sys.path.insert(0, str(REPO / "bench"))
 from report import machine, verdict, write_section  # noqa: E402
 
 from labkit import layout as L  # noqa: E402
-from labkit import node, ops  # noqa: E402
+from labkit import node, ops, storagefence  # noqa: E402
 from labkit.procs import run, wait_for  # noqa: E402
 from labkit.testing import force_remove, make_vm, unique  # noqa: E402
 
@@ -51,7 +55,7 @@ def online(observer: str, n: str) -> bool:
     return found is not None and found.get("online") == "true"
 
 
-def one_run(vm: str) -> dict:
+def one_run(vm: str, storage: bool) -> dict:
     x = where(vm)
     y = N2 if x == N1 else N1
     fences = len(ops.fence_events(y, x))
@@ -74,6 +78,10 @@ def one_run(vm: str) -> dict:
     marks.setdefault("fenced", marks["detected"])
     run([LAB, "boot", x], timeout=180)
     wait_for(60, lambda: node.online_nodes(y) == sorted(L.NODES))
+    if storage:
+        if not wait_for(60, lambda: storagefence.fenced_hosts() == []):
+            raise SystemExit(f"{x} was not unfenced when it rejoined")
+        node.start_fence_check(x)
     return {"node": x, "detection": marks["detected"], "fencing": marks["fenced"] - marks["detected"],
             "guard_start": marks["ready"] - marks["fenced"], "total": marks["ready"]}
 
@@ -81,7 +89,11 @@ def one_run(vm: str) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--fencing", choices=("power", "storage"), default="power")
     args = ap.parse_args()
+    storage = args.fencing == "storage"
+    if storage:
+        storagefence.enable()
     vm = unique("fo")
     make_vm(vm, live_migration=True)
     ops.on(N1, "pcs", "resource", "create", vm, "ocf:rbdvm:VirtualDomain", f"vm={vm}", "migration_transport=tcp",
@@ -89,13 +101,15 @@ def main() -> None:
     try:
         wait_for(60, lambda: where(vm) is not None)
         ops.wait_serial(vm, "READY")
-        results = [one_run(vm) for _ in range(args.runs)]
+        results = [one_run(vm, storage) for _ in range(args.runs)]
     finally:
         live = N1 if node.REG.alive(f"pacemakerd-{N1}") else N2
         ops.on(live, "crm_resource", "--meta", "-r", vm, "-p", "target-role", "-v", "Stopped", check=False)
         wait_for(60, lambda: where(vm) is None)
         ops.on(live, "pcs", "resource", "delete", vm, "--force", check=False)
         force_remove(vm)
+        if storage:
+            storagefence.disable()
 
     def med(key):
         return statistics.median(r[key] for r in results)
@@ -103,11 +117,14 @@ def main() -> None:
     rows = "\n".join(f"| {i + 1} ({r['node']}) | {r['detection']:.1f} s | {r['fencing']:.1f} s | "
                      f"{r['guard_start']:.1f} s | {r['total']:.1f} s |" for i, r in enumerate(results))
     worst = max(r["guard_start"] for r in results)
-    body = f"""## Failover: node crash to guest READY on the survivor (issue 12)
+    how = "fenced by fence_rbdvm (its address blocklisted in Ceph)" if storage else "fenced by the lab's power fence"
+    title = "with storage fencing (fence_rbdvm)" if storage else "(issue 12)"
+    flag = " --fencing storage" if storage else ""
+    body = f"""## Failover: node crash to guest READY on the survivor {title}
 
-Command: `.venv/bin/python bench/failover.py --runs {args.runs}` (lab up; one TCG guest under
-Pacemaker, its node crashed as the lab's fence agent powers a node off, times seen from the
-survivor every 50 ms), {machine()}.
+Command: `.venv/bin/python bench/failover.py --runs {args.runs}{flag}` (lab up; one TCG guest
+under Pacemaker; its node crashed as the lab's fence agent powers a node off, then {how};
+times seen from the survivor every 50 ms), {machine()}.
 
 | run | detection | fencing | guard + start | crash → READY |
 |---|---|---|---|---|
@@ -116,9 +133,10 @@ survivor every 50 ms), {machine()}.
 
 - guard + start ≤ {TARGET:.0f} s after the fence is confirmed: {verdict(worst <= TARGET)} (worst {worst:.1f} s).
 - detection is corosync's token timeout and consensus (the lab's corosync.conf); fencing is
-  the lab's fence agent; guard + start is Pacemaker scheduling the start, the guard
-  releasing the fenced node's disk client (blocklist), QEMU, and the guest's boot to READY."""
-    write_section("failover", body)
+  the fence device (fencing node1 waits 3 s: node1 wins a fence race); guard + start is
+  Pacemaker scheduling the start, the guard releasing the fenced node's disk client
+  (blocklist), QEMU, and the guest's boot to READY."""
+    write_section("failover-storage" if storage else "failover", body)
 
 
 if __name__ == "__main__":

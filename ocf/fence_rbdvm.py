@@ -28,8 +28,11 @@ from . import nodes
 
 # a fence holds until unfencing removes it; Ceph wants an expiry, so a long one
 FENCE_SECONDS = 90 * 24 * 3600
-# what an action may wait for another fencer's lock (Pacemaker's stonith-timeout is longer)
+# what an action may wait for another fencer's lock, and for one OSD request: with Ceph's
+# 10 s to connect, an action answers within ~40 s at worst (set the device's pcmk_off_timeout
+# or stonith-timeout above that; Pacemaker's default is 60 s)
 LOCK_WAIT = 20
+OSD_OP_TIMEOUT = 10
 
 
 @dataclass(frozen=True)
@@ -149,7 +152,7 @@ def run(opts: dict, say) -> int:
     if action == "validate-all":
         return 0
     target = CephTarget(conf=opts["ceph_conf"], client_id=opts["ceph_id"], pool=opts["pool"])
-    with Session(target) as session:
+    with Session(target, OSD_OP_TIMEOUT) as session:
         listed = set(blocklist.entries(session))   # also proves the monitor capabilities
         if action == "monitor":
             return 0

@@ -22,25 +22,28 @@ from rbdvm.helpers.core import defaults
 from . import qemuproc
 
 CLEAR, FENCED, UNKNOWN = "clear", "fenced", "unknown"
+# a paused or down OSD makes the look "unknown" after this, never "fenced"
+OSD_OP_TIMEOUT = 5
 
 
 def _say(text: str) -> None:
     print(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} fence_rbdvm_check: {text}", file=sys.stderr, flush=True)
 
 
-def look(conf: str, client_id: str, pool: str, say=_say) -> str:
-    """Whether the OSDs refuse this host: CLEAR, FENCED or UNKNOWN (Ceph not answering)."""
+def look(conf: str, client_id: str, pool: str) -> tuple:
+    """(CLEAR, FENCED or UNKNOWN, why): whether the OSDs refuse this host."""
     from rbdvm.helpers.ceph import fencing
     from rbdvm.helpers.ceph.session import Session
     from rbdvm.helpers.core.errors import RbdvmError
     from rbdvm.helpers.core.settings import CephTarget
 
     try:
-        with Session(CephTarget(conf=conf, client_id=client_id, pool=pool)) as session:
-            return FENCED if fencing.cut_off(session) else CLEAR
+        with Session(CephTarget(conf=conf, client_id=client_id, pool=pool), OSD_OP_TIMEOUT) as session:
+            if fencing.cut_off(session):
+                return FENCED, "the OSDs refuse this host: it is on Ceph's blocklist"
+            return CLEAR, "the OSDs answer this host"
     except RbdvmError as exc:
-        say(f"cannot tell whether this host is fenced: {exc}")
-        return UNKNOWN
+        return UNKNOWN, f"Ceph did not answer ({exc}): nothing can be said"
 
 
 def end_guests(say=_say) -> list:
@@ -56,12 +59,14 @@ def end_guests(say=_say) -> list:
     return left
 
 
-def once(args, say=_say) -> int:
-    state = look(args.ceph_conf, args.ceph_id, args.pool, say)
-    if state != FENCED:
-        return 0
-    end_guests(say)
-    return 1
+def once(args, last: str = "") -> str:
+    """Look, end the QEMUs if fenced; say what changed since the `last` look."""
+    state, why = look(args.ceph_conf, args.ceph_id, args.pool)
+    if state != last:
+        _say(f"{state}: {why}")
+    if state == FENCED:
+        end_guests()
+    return state
 
 
 def main(argv=None) -> int:
@@ -76,8 +81,9 @@ def main(argv=None) -> int:
                         "0: look once and exit 1 if fenced")
     args = p.parse_args(argv)
     if args.interval <= 0:
-        return once(args)
-    _say(f"watching every {args.interval:g} s")
+        return 1 if once(args) == FENCED else 0
+    _say(f"looking every {args.interval:g} s")
+    state = ""
     while True:
-        once(args)
+        state = once(args, state)
         time.sleep(args.interval)

@@ -11,7 +11,8 @@ LONGDESC = (
     "as with VirtualDomain. Domains are transient: nothing stays defined on a node. Start refuses "
     "to run a second writer: while any RBD disk of the VM is open by another client (a split "
     "brain, or a crashed node not fenced yet), it waits for that client to go and fails if it "
-    "does not. Monitor needs neither Ceph nor a running libvirtd (it falls back to the process "
+    "does not; the client of a node the cluster has fenced (and not seen since) is blocklisted "
+    "in Ceph at once. Monitor needs neither Ceph nor a running libvirtd (it falls back to the process "
     "table). Live migration goes through the libvirt API with speed, downtime and auto-converge, "
     "and is aborted before its timeout so the VM keeps running on the source."
 )

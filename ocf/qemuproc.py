@@ -24,7 +24,7 @@ def pids(name: str) -> list:
 def rbd_guests() -> list:
     """Names of the domains whose live QEMU in this network namespace opens an RBD disk
     (libvirt passes it as `"driver":"rbd"` in a -blockdev argument)."""
-    own_net, names = _net_of("self"), set()
+    own_net, names = _net_of("self"), set[str]()
     for pid in (int(d) for d in os.listdir("/proc") if d.isdigit()):
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as f:

@@ -21,8 +21,11 @@ OSD_OP_TIMEOUT = 60       # a down OSD makes I/O wait forever without it
 class Session:
     """One client connection and an I/O context on the target pool and namespace."""
 
-    def __init__(self, target: CephTarget):
+    def __init__(self, target: CephTarget, osd_op_timeout: float = OSD_OP_TIMEOUT):
+        """`osd_op_timeout`: what one OSD request may wait (a paused or down OSD), shorter for
+        callers that must answer within a budget of their own."""
         self.target = target
+        self.osd_op_timeout = osd_op_timeout
         # librados' handles (untyped bindings), set by __enter__
         self.cluster: Any = None
         self.ioctx: Any = None
@@ -37,7 +40,7 @@ class Session:
                                      hint=Hint(hints.CEPH_CONF)) from exc
         for key, value in (("client_mount_timeout", CONNECT_TIMEOUT),
                            ("rados_mon_op_timeout", CONNECT_TIMEOUT),
-                           ("rados_osd_op_timeout", OSD_OP_TIMEOUT)):
+                           ("rados_osd_op_timeout", self.osd_op_timeout)):
             self.cluster.conf_set(key, str(value))
         try:
             self.cluster.connect(timeout=CONNECT_TIMEOUT)
@@ -110,6 +113,10 @@ def translate(exc: Exception, doing: str, target: CephTarget) -> RbdvmError:
             f"client.{target.client_id} lacks the capability for it",
             f"Grant it: ceph auth caps client.{target.client_id} mon 'profile rbd' "
             f"osd 'profile rbd pool={target.pool}'")
+    if code == errno.ESHUTDOWN:   # how librados reports a client the OSDs blocklisted
+        return ClusterUnavailable(f"Ceph refused this host while {doing}",
+                                  "its address is on the OSD blocklist: it has been fenced off the storage",
+                                  "Reboot this host; it is unfenced when it rejoins the cluster")
     if isinstance(exc, (rbd.Timeout, rados.TimedOut)) or code == errno.ETIMEDOUT:
         return ClusterUnavailable(f"Ceph timed out {doing}", "an OSD or monitor did not answer",
                                   "Check `ceph -s` for down OSDs")

@@ -6,32 +6,21 @@ import subprocess
 import time
 
 import pytest
-from labkit import ceph, node, ops
+
 from labkit import layout as L
+from labkit import node, ops, storagefence
 from labkit.procs import run, wait_for
-from labkit.testing import blocklisted, history, other, qemu_pids, where
+from labkit.storagefence import fenced_hosts, unfence_all
+from labkit.testing import agent, exit_reason, history, other, qemu_pids, stopped_vm, where
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("agent_installed")]
 N1, N2 = L.NODES
+vm = stopped_vm   # the fixture `vm`: a stopped VM, removed afterwards
 LAB = str(L.LAB_SRC / "lab")
 
 
 def fence(n: str, *args) -> subprocess.CompletedProcess:
     return ops.on(n, "fence_rbdvm", *args, check=False)
-
-
-def host_entry(n: str) -> str:
-    """What fencing node n puts on the blocklist: every client of its address."""
-    return f"{L.IP[n]}:0/0"
-
-
-def fenced_hosts() -> list:
-    return sorted(n for n in L.NODES if host_entry(n) in blocklisted())
-
-
-def unfence_all() -> None:
-    for n in L.NODES:
-        ceph.admin("osd", "blocklist", "rm", host_entry(n), check=False)
 
 
 @pytest.fixture
@@ -49,7 +38,7 @@ def test_pcs_describes_the_installed_fence_agent():
     assert 'name="on" on_target="1" automatic="1"' in meta, "unfencing is declared"
 
 
-def test_off_cuts_every_client_of_the_node_and_on_lets_them_back(clean_blocklist):
+def test_off_cuts_every_client_of_the_node_and_on_lets_them_back(vm, clean_blocklist):
     assert fence(N1, "-o", "list").stdout.split() == [f"{N1},", f"{N2},"]
     assert fence(N1, "-o", "monitor").returncode == 0
     assert fence(N1, "-o", "status", "-n", N2).returncode == 0, "on"
@@ -64,6 +53,9 @@ def test_off_cuts_every_client_of_the_node_and_on_lets_them_back(clean_blocklist
     assert ops.on(N2, "fence_rbdvm_check", check=False).returncode == 1
     assert ops.on(N1, "fence_rbdvm_check", check=False).returncode == 0
     assert ops.on(N1, *ops.RBD, "ls", L.POOL, check=False).returncode == 0, "the other node is untouched"
+    start = agent(N2, "start", vm=vm)
+    assert start.returncode != 0 and "it has been fenced" in exit_reason(start), start.stderr
+    assert not qemu_pids(N2, vm)
 
     back = fence(N2, "-o", "off", "-n", N1)
     assert back.returncode == 1 and "fenced itself" in back.stderr, "a fenced node fences nobody"
@@ -85,6 +77,17 @@ def test_unknown_node_and_bad_options_fail_with_a_reason():
     assert fenced_hosts() == []
 
 
+def test_a_fencer_that_died_holding_the_lock_blocks_nobody_for_long(clean_blocklist):
+    """A fencer SIGKILLed while it holds the fence lock never unlocks it: the lock's
+    duration lets the next fencer through (here 4 s instead of fence_rbdvm's 30 s)."""
+    ops.on(N1, "/usr/bin/python3", "-c",
+           "import rados; c = rados.Rados(conffile='/etc/ceph/ceph.conf', rados_id='rbdvm-fence'); "
+           f"c.connect(); c.open_ioctx('{L.POOL}').lock_exclusive('rbdvm.fence', 'fence', 'dead', duration=4)")
+    off = fence(N2, "-o", "off", "-n", N1)
+    assert off.returncode == 0, off.stderr
+    assert fenced_hosts() == [N1]
+
+
 def test_two_nodes_fencing_each_other_at_once_leave_exactly_one_fenced(clean_blocklist):
     """The fence race of a partition without a fence delay: each node fences the other at
     the same moment. Both would succeed without the fence lock, and stop every VM."""
@@ -102,25 +105,36 @@ def test_two_nodes_fencing_each_other_at_once_leave_exactly_one_fenced(clean_blo
         unfence_all()
 
 
+def test_paused_ceph_is_not_a_fence_and_fence_rbdvm_answers_in_time(vm, clean_blocklist):
+    """With the OSDs paused nobody can say whether a host is fenced: the self-check must not
+    end a running guest, and fence_rbdvm must fail within the lab's stonith-timeout (30 s)
+    rather than hang pacemaker-fenced."""
+    assert agent(N1, "start", vm=vm).returncode == 0
+    run([LAB, "ceph", "--", "osd", "pause"])
+    try:
+        check = ops.on(N1, "fence_rbdvm_check", check=False, timeout=30)
+        assert check.returncode == 0 and "unknown" in check.stderr, check
+        assert qemu_pids(N1, vm), "a guest is never ended on a guess"
+        off = ops.on(N1, "fence_rbdvm", "-o", "off", "-n", N2, check=False, timeout=30)
+        assert off.returncode == 1 and "timed out" in off.stderr, off
+    finally:
+        run([LAB, "ceph", "--", "osd", "unpause"])
+    assert fenced_hosts() == []
+    assert agent(N1, "stop", vm=vm).returncode == 0
+
+
 @pytest.fixture
 def storage_fencing():
-    """fence_rbdvm devices (one per node, the lab's fence delay, unfencing) that fencing
-    levels make the only way to fence either node, and the self-check on both nodes."""
-    for n in L.NODES:
-        ops.on(N1, "pcs", "stonith", "create", f"sfence-{n}", "fence_rbdvm", f"pcmk_host_list={n}",
-               f"pcmk_delay_base={L.FENCE_DELAY[n]}", "pcmk_reboot_action=off",
-               "op", "monitor", "interval=60s", "meta", "provides=unfencing")
-        ops.on(N1, "pcs", "stonith", "level", "add", "1", n, f"sfence-{n}")
-    assert wait_for(60, lambda: all(ops.resource_node(N1, f"sfence-{n}") for n in L.NODES)), "devices started"
-    for n in L.NODES:
-        node.start_fence_check(n)
+    storagefence.enable()
     yield
-    live = N1 if node.REG.alive(f"pacemakerd-{N1}") else N2
-    for n in L.NODES:
-        node.stop_fence_check(n)
-        ops.on(live, "pcs", "stonith", "level", "clear", n, check=False)
-        ops.on(live, "pcs", "stonith", "delete", f"sfence-{n}", check=False)
-    unfence_all()
+    storagefence.disable()
+
+
+def qemu_io_failures(n: str, vm: str) -> int:
+    """How many qemu-io requests QEMU reported failed (HMP's qemu-io prints them to QEMU's
+    stderr, which libvirt writes into the domain's log)."""
+    path = L.node_dir(n) / "log-libvirt" / "qemu" / f"{vm}.log"
+    return path.read_text(errors="replace").count("read failed:") if path.exists() else 0
 
 
 def move(vm: str, to: str) -> None:
@@ -162,17 +176,23 @@ def test_partition_loser_is_storage_fenced_its_qemu_cannot_write_and_is_ended(st
     if where(vm) != N2:
         move(vm, N2)
     node.stop_fence_check(N2)   # first show that the fenced node's QEMU cannot write
+    read = 'qemu-io libvirt-1-format "read 524288 65536"'   # inside the 1 MiB disk
+    failed_before = qemu_io_failures(N2, vm)
+    ops.virsh(N2, "qemu-monitor-command", "--hmp", vm, read)
+    assert qemu_io_failures(N2, vm) == failed_before, "before the fence the same read works"
     run([LAB, "partition"])
     try:
         assert wait_for(60, lambda: fenced_hosts() == [N2]), f"{N1} fenced {N2} off Ceph: {fenced_hosts()}"
         assert qemu_pids(N2, vm), "the fenced node's QEMU still runs (no power fence)"
-        write = ops.virsh(N2, "qemu-monitor-command", "--hmp", vm,
-                          'qemu-io libvirt-1-format "write -P 0x55 524288 4096"', check=False)
-        assert "failed" in write.lower() or "error" in write.lower(), f"the write went through: {write!r}"
+        # an I/O attempt of the running QEMU itself (a read: the guest's device holds the
+        # disk's write permission unshared, HMP's qemu-io cannot take it): the OSDs refuse it
+        ops.virsh(N2, "qemu-monitor-command", "--hmp", vm, read)
+        assert wait_for(5, lambda: qemu_io_failures(N2, vm) == failed_before + 1), "the fenced QEMU's read failed"
         node.start_fence_check(N2)
         assert wait_for(20, lambda: not qemu_pids(N2, vm)), "the self-check ended the fenced node's QEMU"
-        log = (L.node_dir(N2) / "fencecheck.out").read_text()
-        assert f"ended the QEMU of {vm}" in log, log
+        check_log = L.node_dir(N2) / "fencecheck.out"
+        # it writes its line once the process is gone
+        assert wait_for(10, lambda: f"ended the QEMU of {vm}" in check_log.read_text()), check_log.read_text()
         assert wait_for(120, lambda: ops.resource_node(N1, vm) == N1 and qemu_pids(N1, vm)), "the VM runs on node1"
         assert ops.watchers(N1, f"system_{vm}") == [L.IP[N1]], "one writer"
         assert fenced_hosts() == [N2], "node2 never fenced node1"

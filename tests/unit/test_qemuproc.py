@@ -74,3 +74,20 @@ def test_running_trusts_libvirts_pid_file_only_when_that_pid_is_the_guests_qemu(
         for p in (proc, other):
             p.kill(), p.wait()
     assert not qemuproc.running("vm4")
+
+
+def test_rbd_guests_are_the_qemus_with_an_rbd_disk(tmp_path):
+    exe = tmp_path / "qemu-system-x86_64"
+    exe.symlink_to(sys.executable)
+    rbd_disk = '{"driver":"rbd","pool":"rbd","image":"system_vm4","node-name":"libvirt-1-storage"}'
+    procs = [subprocess.Popen([str(exe), "-c", OBEYS_TERM, "-name", f"guest={name},debug-threads=on",
+                               "-blockdev", disk], stdout=subprocess.PIPE, text=True)
+             for name, disk in (("vm4", rbd_disk), ("vm5", '{"driver":"file","filename":"/x.qcow2"}'))]
+    try:
+        for proc in procs:
+            assert proc.stdout.readline() == "up\n"
+        found = qemuproc.rbd_guests()
+        assert "vm4" in found and "vm5" not in found, found
+    finally:
+        for proc in procs:
+            proc.kill(), proc.wait()

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from labkit import ceph, guest, node, ops
+from labkit import guest, node, ops
 from labkit import layout as L
 from labkit.procs import wait_for
+from labkit.storagefence import blocklisted  # noqa: F401 - the cluster tests' too
 
 FILES = L.SHARED / "files"
 RBDTOOL = str(L.LAB_SRC / "labkit" / "rbdtool.py")
@@ -217,13 +218,6 @@ def cluster_vm_lifecycle():
     ops.on(live, "pcs", "resource", "delete", vm, "--force", check=False)
     ops.on(live, "crm_resource", "--cleanup", "-r", vm, check=False)
     force_remove(vm)
-
-
-def blocklisted() -> list:
-    """The OSD blocklist's addresses (IP:PORT/NONCE)."""
-    out = ceph.admin("osd", "blocklist", "ls", "--format", "json").stdout.strip()
-    # Ceph prints the entries, then a second (range) list: "[...][]"
-    return [e["addr"] for e in json.JSONDecoder().raw_decode(out or "[]")[0]]
 
 
 def pacemaker_log(n: str) -> str:

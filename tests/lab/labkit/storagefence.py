@@ -1,0 +1,54 @@
+"""Storage fencing on the lab's cluster: fence_rbdvm devices (one per node, the lab's fence
+delays, unfencing) that fencing levels make the only way to fence either node, and the
+self-check looping on both nodes. The lab's power-fence devices stay configured, unused."""
+
+import json
+
+from . import ceph, node, ops
+from . import layout as L
+from .procs import wait_for
+
+N1 = L.NODES[0]
+
+
+def host_entry(n: str) -> str:
+    """What fencing node n puts on the blocklist: every client of its address."""
+    return f"{L.IP[n]}:0/0"
+
+
+def blocklisted() -> list:
+    """The OSD blocklist's entries (IP:PORT/NONCE)."""
+    out = ceph.admin("osd", "blocklist", "ls", "--format", "json").stdout.strip()
+    # Ceph prints the entries, then a second (range) list: "[...][]"
+    return [e["addr"] for e in json.JSONDecoder().raw_decode(out or "[]")[0]]
+
+
+def fenced_hosts() -> list:
+    listed = blocklisted()
+    return sorted(n for n in L.NODES if host_entry(n) in listed)
+
+
+def unfence_all() -> None:
+    for n in L.NODES:
+        ceph.admin("osd", "blocklist", "rm", host_entry(n), check=False)
+
+
+def enable() -> None:
+    for n in L.NODES:
+        ops.on(N1, "pcs", "stonith", "create", f"sfence-{n}", "fence_rbdvm", f"pcmk_host_list={n}",
+               f"pcmk_delay_base={L.FENCE_DELAY[n]}", "pcmk_reboot_action=off",
+               "op", "monitor", "interval=60s", "meta", "provides=unfencing")
+        ops.on(N1, "pcs", "stonith", "level", "add", "1", n, f"sfence-{n}")
+    if not wait_for(60, lambda: all(ops.resource_node(N1, f"sfence-{n}") for n in L.NODES)):
+        raise AssertionError("the fence_rbdvm devices did not start")
+    for n in L.NODES:
+        node.start_fence_check(n)
+
+
+def disable() -> None:
+    live = N1 if node.REG.alive(f"pacemakerd-{N1}") else L.NODES[1]
+    for n in L.NODES:
+        node.stop_fence_check(n)
+        ops.on(live, "pcs", "stonith", "level", "clear", "target", n, check=False)
+        ops.on(live, "pcs", "stonith", "delete", f"sfence-{n}", check=False)
+    unfence_all()
