@@ -27,6 +27,9 @@ def install_agent(directory, lib_dir, fence_dir, as_json):
     """
     try:
         paths = agent_install.install(directory, lib_dir, fence_dir)
+        dropin = agent_install.install_dropin()
+        if dropin:
+            paths["pacemaker.service drop-in"] = dropin
     except PermissionError as exc:
         from rbdvm.helpers.core.errors import UsageError
 

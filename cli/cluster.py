@@ -61,9 +61,15 @@ def status(name, target, as_json):
 
 
 @vm_command("node")
-def migrate(name, node, target, as_json):
-    """Live-migrate VM NAME to NODE through Pacemaker (no reboot)."""
-    emit(as_json, in_session(target, lifecycle.migrate, name, node), cluster_line)
+@click.option("--cold", is_flag=True,
+              help="Stop the VM here and start it on NODE (a reboot of the guest): the way to move "
+                   "a VM that does not allow live migration.")
+def migrate(name, node, cold, target, as_json):
+    """Move the running VM NAME to NODE through Pacemaker: live (no reboot) if the VM allows
+    live migration, else refused unless --cold."""
+    emit(as_json, in_session(target, lifecycle.migrate, name, node, cold=cold),
+         lambda r: cluster_line(r) + ("" if r["changed"] else " (already there)")
+         + (" (moved cold: stopped and started)" if r["changed"] and r["how"] == "cold" else ""))
 
 
 def _placed(r) -> str:

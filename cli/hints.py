@@ -8,7 +8,8 @@ TABLE = {
     hints.CEPH_ID: "Install /etc/ceph/ceph.client.{client_id}.keyring, or pass --id",
     hints.POOL: "Choose the pool with --pool (or RBDVM_POOL)",
     hints.REPLACE_VM: "Choose another name, or add --force to replace it (its disks and snapshots are deleted)",
-    hints.LIVE_MIGRATION: "Recreate or clone it with --live-migration, or stop and start it elsewhere",
+    hints.LIVE_MIGRATION: "Allow it (rbdvm set {vm} --live-migration), or move it stopped: add --cold",
     hints.FORCE_REMOVE: "Disable it first (rbdvm disable {vm}), or remove with --force, which does",
     hints.PURGE_WHICH: "Give exactly one of --all, --oldest N, --before DATE",
+    hints.ALLOW_RESTART: "Add --restart to let Pacemaker restart it, or change it while the VM is stopped",
 }

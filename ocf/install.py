@@ -63,6 +63,46 @@ PROGRAMS = (
 )
 
 
+# systemd: Pacemaker stops (moving its VMs away) before the hypervisor and the guests' slice
+SYSTEMD_RUNNING = "/run/systemd/system"        # exists only when systemd is PID 1
+DROPIN = "/etc/systemd/system/pacemaker.service.d/50-rbdvm.conf"
+# units that must still run while Pacemaker stops: started before it, so stopped after it
+HYPERVISOR_UNITS = ("libvirtd.service", "virtqemud.service", "virtlogd.service", "virtlockd.service",
+                    "libvirt-guests.service", "machine.slice")
+
+
+def dropin_text() -> str:
+    """pacemaker.service's drop-in: ordered after the hypervisor's units, so that at shutdown
+    systemd stops Pacemaker (which moves or stops the VMs cleanly) before them (units that do
+    not exist are ignored by After=)."""
+    return ("# written by `rbdvm install-agent`: at shutdown Pacemaker stops, moving its VMs\n"
+            "# away, before libvirt and the guests' machine slice are stopped\n"
+            "[Unit]\n"
+            f"After={' '.join(HYPERVISOR_UNITS)}\n")
+
+
+def install_dropin(path: str = DROPIN, running: str = SYSTEMD_RUNNING) -> str | None:
+    """Write the drop-in and reload systemd where systemd runs; None where it does not."""
+    if not os.path.isdir(running):
+        return None
+    os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+    text = dropin_text()
+    try:
+        with open(path) as f:
+            if f.read() == text:
+                return path
+    except FileNotFoundError:
+        pass
+    with open(path + ".new", "w") as f:
+        f.write(text)
+    os.replace(path + ".new", path)
+    try:
+        subprocess.run(["systemctl", "daemon-reload"], check=False, capture_output=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        pass   # systemd reads it at the next reload or boot
+    return path
+
+
 class InstallError(RbdvmError):
     """The agent cannot be installed so that it works for every user."""
 

@@ -104,6 +104,34 @@ def build(base_xml: str, *, vm: str, images, pool: str, namespace: str, monitors
     return to_string(root)
 
 
+def keep_identity(base_xml: str, current_xml: str | None) -> str:
+    """The base with the identity of the VM's current definition wherever the base sets
+    none: its UUID, and the MAC address of each interface (in order). A VM whose definition
+    is built again (a new disk, bus or base) stays the same machine to its guest and network."""
+    root = parse(base_xml, "the base XML")
+    if not current_xml:
+        return to_string(root)
+    current = parse(current_xml, "the VM's definition")
+    old_uuid = current.findtext("uuid")
+    if root.find("uuid") is None and old_uuid:
+        uid = etree.Element("uuid")
+        uid.text = old_uuid
+        name = root.find("name")
+        if name is not None:
+            name.addnext(uid)
+        else:
+            root.insert(0, uid)
+    old_macs = [m.get("address") for m in current.findall("devices/interface/mac")]
+    for iface, mac_addr in zip(root.findall("devices/interface"), old_macs):
+        mac = iface.find("mac")
+        if mac is None:
+            mac = etree.Element("mac")
+            iface.insert(0, mac)
+        if not mac.get("address") and mac_addr:
+            mac.set("address", mac_addr)
+    return to_string(root)
+
+
 def _rbd_disk(image, dev, *, pool, namespace, monitors, client_id, bus):
     disk = etree.Element("disk", type="network", device="disk")
     etree.SubElement(disk, "driver", name="qemu", type="raw", cache="writeback", discard="unmap")

@@ -13,6 +13,7 @@ REPLACE_VM = "replace_vm"          # create over an existing VM (deletes it)
 LIVE_MIGRATION = "live_migration"  # the VM's live-migration setting
 FORCE_REMOVE = "force_remove"      # remove an enabled VM (disables it first)
 PURGE_WHICH = "purge_which"        # which snapshots a purge removes
+ALLOW_RESTART = "allow_restart"    # a change that restarts a running VM
 
 
 class Hint:
@@ -32,9 +33,10 @@ NEUTRAL = {
     POOL: "Choose the pool the VMs are in",
     REPLACE_VM: "Choose another name, or ask for the existing VM to be replaced "
                 "(its disks and snapshots are deleted)",
-    LIVE_MIGRATION: "Recreate or clone it with live migration allowed, or stop and start it elsewhere",
+    LIVE_MIGRATION: "Allow live migration in its settings (rbdvm set {vm}), or move it stopped",
     FORCE_REMOVE: "Disable it first (rbdvm disable {vm}), or ask remove to disable it",
     PURGE_WHICH: "Say which snapshots: all, the N oldest, or those before a date",
+    ALLOW_RESTART: "Allow the restart, or make the change while the VM is stopped",
 }
 
 

@@ -27,11 +27,15 @@ IMPORTED = "_imported"             # on a disk while its image is being imported
 COPIED = "_copied"                 # on a disk while a full clone copies into it
 COLOCATIONS = "_colocations"       # JSON [{"with", "strong", "anti"}]
 SNAPSHOT_TIME_PREFIX = "_snapshot_"   # + snapshot name: when it was taken
+DEFINITION_AT_PREFIX = "_definition_at_"   # + snapshot name: JSON {"xml", "base"} it was taken with
+PREVIOUS_DEFINITION = "_previous_definition"   # JSON {"xml", "base"} before the last edit
+# per-snapshot keys: never inherited by a clone (its snapshots are not the source's)
+SNAPSHOT_PREFIXES = (SNAPSHOT_TIME_PREFIX, DEFINITION_AT_PREFIX)
 
 # a system disk is rbdvm's (or vm_manager's) only if it carries one of these
 OWNER_KEYS = (VM_NAME, STATE)
 # rbdvm's bookkeeping: never copied to a clone, never shown as settings
-INTERNAL_KEYS = (STATE, CREATED, IMPORTED, COPIED, CLONED_FROM, REENABLE, ROLLBACK_TO)
+INTERNAL_KEYS = (STATE, CREATED, IMPORTED, COPIED, CLONED_FROM, REENABLE, ROLLBACK_TO, PREVIOUS_DEFINITION)
 # keys a user's metadata may not set (every `_` key is rbdvm's too)
 RESERVED_KEYS = frozenset({VM_NAME, XML, BASE_XML})
 
@@ -189,6 +193,19 @@ def encode_cloned_from(vm: str, mode: str, at: str) -> str:
     return json.dumps({"vm": vm, "mode": mode, "at": at})
 
 
+def encode_definition(metadata: dict) -> str:
+    """The VM's definition as it is now (its `xml` and the base it was built from)."""
+    return json.dumps({"xml": metadata.get(XML), "base": metadata.get(BASE_XML)})
+
+
+def stored_definition(metadata: dict, key: str) -> dict | None:
+    """A definition recorded under `key` (by a snapshot or an edit): {"xml", "base"}, or None."""
+    value = stored_json(metadata, key, None)
+    if isinstance(value, dict) and isinstance(value.get("xml"), str) and isinstance(value.get("base"), str):
+        return value
+    return None
+
+
 def cloned_from(metadata: dict) -> dict | None:
     value = stored_json(metadata, CLONED_FROM, None)
     return value if isinstance(value, dict) else None
@@ -222,6 +239,8 @@ def encode(values: dict) -> dict:
         if s.kind == "bool":
             out[s.key] = "true" if value else "false"
         elif s.kind == "int":
+            if not isinstance(value, int) and not str(value).isdigit():
+                raise UsageError(f"setting {s.key} is not a whole number", f"got {value!r}")
             if int(value) < 0:
                 raise UsageError(f"setting {s.key} must not be negative", f"got {value}")
             out[s.key] = str(int(value))

@@ -145,8 +145,10 @@ def list_status(session: Session) -> list:
     return out
 
 
-def migrate(session: Session, vm: str, node: str, wait: float = MIGRATE_WAIT) -> dict:
-    """Live migration through Pacemaker: move, wait, clear the temporary constraint."""
+def migrate(session: Session, vm: str, node: str, wait: float = MIGRATE_WAIT, cold: bool = False) -> dict:
+    """Move a running VM to `node` through Pacemaker: move, wait, clear the temporary
+    constraint. Live (no reboot) if its settings allow it; `cold`: stopped here and started
+    there (the only way for a VM without live migration; asked for, also for one with it)."""
     names.check_name(vm, "VM name")
     rec = vmstore.require_complete(session, vm)
     status = cluster.cluster_status()
@@ -154,24 +156,32 @@ def migrate(session: Session, vm: str, node: str, wait: float = MIGRATE_WAIT) ->
         raise _not_on_cluster(vm)
     if node not in crm_mon.cluster_nodes(status):
         raise UsageError(f"{node} is not a cluster node", f"nodes: {', '.join(crm_mon.cluster_nodes(status))}")
-    if not vmschema.VmConfig.of(rec.metadata).live_migration:
+    live = vmschema.VmConfig.of(rec.metadata).live_migration
+    if not live and not cold:
         raise Conflict(f"VM {vm} does not allow live migration",
                        "its _live_migration setting is not true",
-                       hint=Hint(hints.LIVE_MIGRATION))
+                       hint=Hint(hints.LIVE_MIGRATION, {"vm": vm}))
     st = crm_mon.vm_status(status, vm, True)
     if st["status"] != "Started":
         raise Conflict(f"VM {vm} is {st['status']}, not running", "only a running VM migrates live",
                        f"Start it: rbdvm start {vm}")
+    how = "cold" if cold else "live"
     if st["node"] == node:
-        return {**st, "changed": False}
+        return {**st, "changed": False, "how": how}
+    if live:
+        # Pacemaker migrates a resource that allows it: for a cold move, it does not. Set
+        # either way: a cold move interrupted before it set it back left it false
+        cluster.set_meta(vm, "allow-migrate", "false" if cold else "true")
     cluster.move(vm, node)
     try:
         st = cluster.wait_for_status(vm, ("Started",), wait, node=node)
     finally:
         cluster.clear_move(vm)
+        if cold and live:
+            cluster.set_meta(vm, "allow-migrate", "true")
     if st["status"] != "Started" or st["node"] != node:
         raise _failed(vm, st, f"migrate to {node}")
-    return {**st, "changed": True}
+    return {**st, "changed": True, "how": how}
 
 
 def enable_new(session: Session, vm: str, made: str) -> dict:

@@ -51,10 +51,10 @@ def create(session: Session, name: str, image: str, base_xml: str, *, data_image
         resuming = _claim(session, name, disks, lease, force, base_uuid)
         fresh = _make_images(session, name, disks, [f.virtual_size for f in files], lease, resuming)
         checkpoint("create:images")
-        _ensure_group(session, name, disks)
+        ensure_group(session, name, disks)
         checkpoint("create:group")
         for disk, f in zip(disks, files):
-            _import(session, name, disk, f, lease, fresh=disk in fresh, progress=progress)
+            import_disk(session, name, disk, f, lease, fresh=disk in fresh, progress=progress)
         xml = _build_xml(session, base_xml, name, disks, bus)
         values = {vmschema.VM_NAME: name, vmschema.BASE_XML: base_xml, vmschema.XML: xml,
                   vmschema.DISK_BUS: bus, vmschema.CREATED: _now(), **stored, **user_md}
@@ -81,7 +81,7 @@ def _claim(session: Session, name: str, disks, lease, force: bool, base_uuid) ->
         _remove(session, rec, lease)
     vmstore.refuse_unusable(rec)
     if base_uuid:
-        _check_uuid_free(session, base_uuid, name)
+        check_uuid_free(session, base_uuid, name)
     if rec.state == CREATING:
         return True
     vmstore.refuse_taken(session, name, disks)
@@ -95,7 +95,7 @@ def _make_images(session: Session, name: str, disks, sizes, lease, resuming: boo
     fresh = set()
     for disk, size in zip(disks, sizes):
         lease.check()
-        if _ensure_image(session, disk, size):
+        if ensure_image(session, disk, size):
             fresh.add(disk)
         if disk == disks[0]:
             vmstore.set_metadata(session, disk, {vmschema.STATE: CREATING, vmschema.VM_NAME: name})
@@ -103,7 +103,7 @@ def _make_images(session: Session, name: str, disks, sizes, lease, resuming: boo
     return fresh
 
 
-def _import(session: Session, name: str, disk: str, f, lease, fresh: bool, progress) -> None:
+def import_disk(session: Session, name: str, disk: str, f, lease, fresh: bool, progress) -> None:
     """One disk file into its image, unless a previous run imported exactly that file."""
     lease.check()
     if vmstore.read_metadata(session, disk).get(vmschema.IMPORTED) == f.fingerprint:
@@ -131,7 +131,15 @@ def _build_xml(session: Session, base_xml: str, vm: str, disks, bus: str, new_id
                            new_identity=new_identity)
 
 
-def _ensure_image(session: Session, image: str, size: int) -> bool:
+def rebuild_xml(session: Session, vm: str, metadata: dict, disks, *, bus: str | None = None,
+                base_xml: str | None = None) -> str:
+    """The VM's definition built again from its base (or a new one) for `disks`, keeping its
+    UUID and MAC addresses unless the base sets them."""
+    base = domainxml.keep_identity(base_xml or metadata[vmschema.BASE_XML], metadata.get(vmschema.XML))
+    return _build_xml(session, base, vm, disks, bus or metadata.get(vmschema.DISK_BUS) or defaults.DISK_BUS)
+
+
+def ensure_image(session: Session, image: str, size: int) -> bool:
     """Create the image if missing (True), or grow it to `size`."""
     with ceph_errors(f"creating image {image}", session.target):
         try:
@@ -150,7 +158,7 @@ def _zero(session: Session, image: str) -> None:
             img.discard(0, img.size())
 
 
-def _ensure_group(session: Session, vm: str, disks, exists: bool = False) -> None:
+def ensure_group(session: Session, vm: str, disks, exists: bool = False) -> None:
     """The group `vm` with `disks` as members (`exists`: the caller just made sure of it)."""
     with ceph_errors(f"creating group {vm}", session.target):
         if not exists:
@@ -170,7 +178,7 @@ def _ensure_group(session: Session, vm: str, disks, exists: bool = False) -> Non
                                "Remove it from that group (rbd group image rm) or remove the VM owning it") from None
 
 
-def _check_uuid_free(session: Session, uid: str, name: str) -> None:
+def check_uuid_free(session: Session, uid: str, name: str) -> None:
     # every VM's stored XML, in one bulk read of the system disks' headers
     others = [vm for vm in vmstore.list_groups(session) if vm != name]
     for other, header in rbdbulk.system_headers(session, others).items():
@@ -214,7 +222,7 @@ def clone(session: Session, src: str, dst: str, *, full=False, base_xml=None, me
             (_full_copy if full else _cow_clone)(session, s, snap, d)
             checkpoint("clone:disk")
         # the data disks join the group now, the system disk last (the commit point)
-        _ensure_group(session, dst, dst_disks[1:])
+        ensure_group(session, dst, dst_disks[1:])
         checkpoint("clone:group")
         base = base_xml if base_xml is not None else srec.metadata[vmschema.BASE_XML]
         bus = settings.get("disk_bus") or srec.metadata.get(vmschema.DISK_BUS) or defaults.DISK_BUS
@@ -233,7 +241,7 @@ def clone(session: Session, src: str, dst: str, *, full=False, base_xml=None, me
         vmstore.mark_making(session, dst, False)     # the system disk carries vm_name now
         checkpoint("clone:commit")
         lease.check()
-        _ensure_group(session, dst, dst_disks[:1], exists=True)
+        ensure_group(session, dst, dst_disks[:1], exists=True)
     return {"name": dst, "source": src, "mode": mode, "disks": dst_disks, "uuid": domainxml.uuid_of(xml)}
 
 
@@ -273,7 +281,7 @@ def _snapshot_source(session: Session, src: str, dst: str, snap: str, keep: bool
 def _inherited(metadata: dict) -> dict:
     """What a clone takes from its source's metadata: settings and the user's keys."""
     return {k: v for k, v in metadata.items()
-            if k not in _NOT_INHERITED and not k.startswith(vmschema.SNAPSHOT_TIME_PREFIX)}
+            if k not in _NOT_INHERITED and not k.startswith(vmschema.SNAPSHOT_PREFIXES)}
 
 
 class _Both:
@@ -329,7 +337,7 @@ def _full_copy(session: Session, src_disk: str, snap: str, dst_disk: str) -> Non
                 # a copy cut short, or of a snapshot since replaced: it is not the source's
                 # content, so it is redone (unless someone has it open since)
                 vmstore.refuse_if_open(session, _vm_of_image(dst_disk), [dst_disk], "overwrite the disks of")
-                _delete_image(session, dst_disk)
+                delete_image(session, dst_disk)
             src.copy(session.ioctx, dst_disk)
         vmstore.set_metadata(session, dst_disk, {vmschema.COPIED: marker})
 
@@ -388,7 +396,7 @@ def _remove(session: Session, rec, lease) -> list:
             lease.check()
             if disk == system and rec.in_group:
                 _remove_group(session, name, rec.disks)
-            parent = _delete_image(session, disk, name if rec.in_group else None)
+            parent = delete_image(session, disk, name if rec.in_group else None)
             if parent:
                 parents.add(parent)
             checkpoint("remove:disk")
@@ -408,7 +416,7 @@ def _remove_group(session: Session, name: str, disks) -> None:
     rbd.RBD().group_remove(session.ioctx, name)
 
 
-def _delete_image(session: Session, disk: str, group: str | None = None):
+def delete_image(session: Session, disk: str, group: str | None = None):
     """Delete a disk with its snapshots, out of its group first; returns (parent image,
     parent snapshot) if it was a clone. A disk librbd cannot open (its header is gone) is
     taken out of `group` and removed all the same."""

@@ -106,9 +106,10 @@ def create_snapshot(session: Session, vm: str, snap: str) -> dict:
         if snap in snaps:
             entry = snaps[snap]
             if entry["kind"] == GROUP and time_key not in rec.metadata:
-                # this very command was interrupted after the snapshot: finish it
+                # this very command was interrupted after the snapshot: finish it (the lease
+                # kept the definition as it was then)
                 when = entry["time"] or _now()
-                vmstore.set_metadata(session, names.system_disk(vm), {time_key: _iso(when)})
+                vmstore.set_metadata(session, names.system_disk(vm), _recorded(rec, snap, when))
                 return {"vm": vm, "name": snap, "time": _iso(when), "disks": rec.disks}
             raise Conflict("Snapshot already exists", f"VM {vm} already has a snapshot {snap}",
                            "Choose another snapshot name")
@@ -116,8 +117,15 @@ def create_snapshot(session: Session, vm: str, snap: str) -> dict:
         with ceph_errors(f"creating snapshot {snap} of VM {vm}", session.target):
             rbd.Group(session.ioctx, vm).create_snap(snap)
         checkpoint("snapshot:created")
-        vmstore.set_metadata(session, names.system_disk(vm), {time_key: _iso(when)})
+        vmstore.set_metadata(session, names.system_disk(vm), _recorded(rec, snap, when))
     return {"vm": vm, "name": snap, "time": _iso(when), "disks": rec.disks}
+
+
+def _recorded(rec, snap: str, when) -> dict:
+    """What the system disk records of a snapshot: its time and the definition it goes with
+    (a rollback restores both: old disks must not boot with a newer definition)."""
+    return {vmschema.SNAPSHOT_TIME_PREFIX + snap: _iso(when),
+            vmschema.DEFINITION_AT_PREFIX + snap: vmschema.encode_definition(rec.metadata)}
 
 
 def remove_snapshot(session: Session, vm: str, snap: str) -> dict:
@@ -141,7 +149,8 @@ def _remove_one(session: Session, rec, snap: str, entry) -> None:
             for disk in entry["disks"]:
                 with rbd.Image(session.ioctx, disk) as img:
                     vmstore.remove_snapshot(img, snap)
-    vmstore.set_metadata(session, names.system_disk(rec.name), {}, remove=[vmschema.SNAPSHOT_TIME_PREFIX + snap])
+    vmstore.set_metadata(session, names.system_disk(rec.name), {},
+                         remove=[prefix + snap for prefix in vmschema.SNAPSHOT_PREFIXES])
 
 
 def check_rollback(session: Session, rec, snap: str) -> dict:
@@ -183,8 +192,12 @@ def rollback(session: Session, vm: str, snap: str) -> dict:
                         img.rollback_to_snap(snap)
                     checkpoint("rollback:disk")
         lease.check()
-        vmstore.set_metadata(session, system, {}, remove=[vmschema.STATE, vmschema.ROLLBACK_TO])
-    return {"vm": vm, "name": snap, "disks": entry["disks"]}
+        # the definition the snapshot was taken with, set before the VM is complete again
+        recorded = vmschema.stored_definition(rec.metadata, vmschema.DEFINITION_AT_PREFIX + snap)
+        restored = {vmschema.XML: recorded["xml"], vmschema.BASE_XML: recorded["base"]} if recorded else {}
+        vmstore.set_metadata(session, system, restored, remove=[vmschema.STATE, vmschema.ROLLBACK_TO])
+    return {"vm": vm, "name": snap, "disks": entry["disks"],
+            "definition": "restored" if recorded else "kept (the snapshot recorded none)"}
 
 
 def require_rollback_target(session: Session, vm: str, snap: str):

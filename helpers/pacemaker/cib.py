@@ -65,6 +65,30 @@ def primitive(vm: str, target: CephTarget, config: VmConfig, start: bool):
     return prim
 
 
+def _pairs(prim, tag: str) -> dict:
+    return {nv.get("name"): nv.get("value") for nv in prim.findall(f"{tag}/nvpair")}
+
+
+def restart_needed(old, new) -> bool:
+    """Whether replacing primitive `old` by `new` makes Pacemaker restart a running resource:
+    its agent's parameters (instance attributes) differ. Meta attributes, operation timeouts
+    and utilization change without a restart."""
+    return _pairs(old, "instance_attributes") != _pairs(new, "instance_attributes")
+
+
+def params(prim) -> dict:
+    """The agent parameters of a primitive."""
+    return _pairs(prim, "instance_attributes")
+
+
+def utilization(prim) -> dict:
+    return _pairs(prim, "utilization")
+
+
+def target_role(prim) -> str | None:
+    return _pairs(prim, "meta_attributes").get("target-role")
+
+
 def placement(vm: str, config: VmConfig):
     """The location constraint of a pinned or preferred VM, or None.
 

@@ -46,6 +46,20 @@ def add_resource(vm: str, target: CephTarget, config: VmConfig, start: bool, ena
     _merge(conf)
 
 
+def resource(vm: str):
+    """The VM's primitive as the CIB holds it, or None."""
+    out = _run(["cibadmin", "--query", "--scope", "resources"], timeout=15)
+    found = xmlsafe.parse(out, "the CIB's resources", ClusterUnavailable).xpath("//primitive[@id=$vm]", vm=vm)
+    return found[0] if found else None
+
+
+def replace_resource(prim) -> None:
+    """Replace the VM's primitive by `prim` (same id): one atomic CIB change, every attribute
+    exactly as given (a merge would keep the pairs `prim` no longer has)."""
+    _run(["cibadmin", "--replace", "--xpath", f"//resources/primitive[@id='{prim.get('id')}']",
+          "--xml-text", etree.tostring(prim, encoding="unicode")])
+
+
 def set_constraints(elements) -> None:
     """Create or update constraints (matched by id) in one atomic merge."""
     if elements:
@@ -137,8 +151,11 @@ def remove_resource(vm: str) -> None:
 
 
 def set_target_role(vm: str, role: str) -> None:
-    _run(["crm_resource", "--resource", vm, "--meta", "--set-parameter", "target-role",
-          "--parameter-value", role])
+    set_meta(vm, "target-role", role)
+
+
+def set_meta(vm: str, name: str, value: str) -> None:
+    _run(["crm_resource", "--resource", vm, "--meta", "--set-parameter", name, "--parameter-value", value])
 
 
 def wait_for_status(vm: str, wanted: tuple, timeout: float, node: str | None = None) -> dict:

@@ -16,20 +16,22 @@ MAY_IMPORT = {
     "rbdvm.helpers.core": {"rbdvm.helpers.core"},
     "rbdvm.helpers.ceph": {"rbdvm.helpers.core", "rbdvm.helpers.ceph"},
     "rbdvm.helpers.pacemaker": {"rbdvm.helpers.core", "rbdvm.helpers.pacemaker"},
+    "rbdvm.helpers.hypervisor": {"rbdvm.helpers.core", "rbdvm.helpers.hypervisor"},
     "rbdvm.helpers.ops": {"rbdvm.helpers.core", "rbdvm.helpers.ceph", "rbdvm.helpers.pacemaker",
-                          "rbdvm.helpers.ops"},
+                          "rbdvm.helpers.hypervisor", "rbdvm.helpers.ops"},
     "rbdvm.ocf": {"rbdvm.ocf", "rbdvm.helpers.core", "rbdvm.helpers.ceph"},
     "rbdvm.cli": {"rbdvm.cli", "rbdvm.helpers.core", "rbdvm.helpers.ops", "rbdvm.helpers.ceph.session",
                   "rbdvm.ocf.install"},
 }
 # outside libraries each layer may use: Ceph's bindings only in the Ceph adapters (and the
-# agent's guard), libvirt only in the agent, click only in the CLI
+# agent's guard), libvirt only in the agent and the hypervisor adapter, click only in the CLI
 THIRD_PARTY = {"rados", "rbd", "libvirt", "lxml", "click"}
 MAY_USE = {
     "rbdvm.helpers": set(),
     "rbdvm.helpers.core": {"lxml"},
     "rbdvm.helpers.ceph": {"rados", "rbd"},
     "rbdvm.helpers.pacemaker": {"lxml"},
+    "rbdvm.helpers.hypervisor": {"libvirt", "lxml"},
     "rbdvm.helpers.ops": {"rados", "rbd", "lxml"},
     "rbdvm.ocf": {"rados", "rbd", "libvirt", "lxml"},
     "rbdvm.cli": {"click"},

@@ -1,0 +1,1 @@
+"""The hypervisor adapter: a running VM's domain, reached on the node that runs it."""

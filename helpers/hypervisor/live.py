@@ -1,0 +1,110 @@
+"""What can change while a VM runs, done on the node that runs it through that node's
+libvirtd, reached by the URI the VM's live migration uses (qemu+TRANSPORT://NODE/system).
+
+Every call is bounded: a node whose libvirtd hangs or cannot be reached costs CALL_SECONDS,
+then an error naming the node and the URI (the change on the storage side is already made
+and stays; the VM sees it at its next start)."""
+
+import threading
+from typing import Any
+
+import libvirt
+from lxml import etree
+
+from ..core import xmlsafe
+from ..core.errors import ClusterUnavailable, NotFound
+
+CALL_SECONDS = 30
+
+
+def uri(node: str, transport: str = "", user: str = "") -> str:
+    scheme = f"qemu+{transport}" if transport else "qemu"
+    return f"{scheme}://{user + '@' if user else ''}{node}/system"
+
+
+def _bounded(what: str, fn, *args):
+    """fn(*args) in a thread, CALL_SECONDS at most; a libvirt error becomes ClusterUnavailable."""
+    box: dict = {}
+
+    def call():
+        try:
+            box["value"] = fn(*args)
+        except libvirt.libvirtError as exc:
+            box["error"] = exc
+
+    t = threading.Thread(target=call, daemon=True)
+    t.start()
+    t.join(CALL_SECONDS)
+    if t.is_alive():
+        raise ClusterUnavailable(f"libvirt did not answer {what}", f"no answer within {CALL_SECONDS} s",
+                                 "Check libvirtd on that node")
+    if "error" in box:
+        raise ClusterUnavailable(f"libvirt refused {what}", box["error"].get_error_message())
+    return box.get("value")
+
+
+class Domain:
+    """`with Domain(uri, vm) as d:` the running domain of VM `vm` behind `uri`."""
+
+    def __init__(self, uri_: str, vm: str):
+        self.uri, self.vm = uri_, vm
+        # libvirt's handles, set by __enter__
+        self.conn: Any = None
+        self.dom: Any = None
+
+    def __enter__(self):
+        self.conn = _bounded(f"a connection to {self.uri}", libvirt.open, self.uri)
+        try:
+            self.dom = _bounded(f"looking up {self.vm} on {self.uri}", self.conn.lookupByName, self.vm)
+        except ClusterUnavailable as exc:
+            self.close()
+            raise NotFound(f"VM {self.vm} does not run on {self.uri}", exc.why) from None
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self.conn is not None:
+            try:
+                self.conn.close()
+            except libvirt.libvirtError:
+                pass
+            self.conn = None
+
+    def definition(self):
+        return xmlsafe.parse(_bounded(f"the definition of {self.vm}", self.dom.XMLDesc, 0),
+                             f"the running definition of {self.vm}")
+
+    def target_of(self, rbd_name: str) -> str:
+        """The guest's device (vda, sdb...) of the RBD image `pool[/ns]/image`."""
+        for disk in self.definition().findall("devices/disk"):
+            src = disk.find("source")
+            if src is not None and src.get("protocol") == "rbd" and src.get("name") == rbd_name:
+                return disk.find("target").get("dev")
+        raise NotFound(f"the running VM {self.vm} has no disk {rbd_name}",
+                       "it was started before the disk was added", "Restart it to use the disk")
+
+    def resize(self, rbd_name: str, size: int) -> str:
+        dev = self.target_of(rbd_name)
+        _bounded(f"resizing {dev} of {self.vm}", self.dom.blockResize, dev, size,
+                 libvirt.VIR_DOMAIN_BLOCK_RESIZE_BYTES)
+        return dev
+
+    def block_size(self, dev: str) -> int:
+        """The size the guest sees (libvirt's block info: capacity)."""
+        return _bounded(f"block info of {dev}", self.dom.blockInfo, dev)[0]
+
+    def attach(self, disk_xml: str) -> None:
+        _bounded(f"attaching a disk to {self.vm}", self.dom.attachDeviceFlags, disk_xml,
+                 libvirt.VIR_DOMAIN_AFFECT_LIVE)
+
+
+def disk_element_xml(definition_xml: str, rbd_name: str) -> str:
+    """The <disk> of RBD image `rbd_name` in a stored definition, as attach takes it."""
+    root = xmlsafe.parse(definition_xml, "the VM's definition")
+    for disk in root.findall("devices/disk"):
+        src = disk.find("source")
+        if src is not None and src.get("name") == rbd_name:
+            return etree.tostring(disk, encoding="unicode")
+    raise NotFound(f"the definition has no disk {rbd_name}")

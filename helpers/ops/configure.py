@@ -1,0 +1,123 @@
+"""set: a VM's settings changed after it is created.
+
+The settings are the ones create takes (vmschema.SETTINGS, the same validation). They are
+written to the system disk under the VM's lease first (an interrupted `set`, run again,
+finishes the job); then, for an enabled VM, its resource is replaced in one atomic CIB change
+and its placement constraint brought in line. Pacemaker restarts a running resource only
+when its agent's parameters change (cib.restart_needed): `set` says when, and refuses unless
+the caller allows it: a surprise restart of a critical VM is worse than a refusal. A new disk
+bus changes the definition, which applies at the VM's next start.
+"""
+
+import dataclasses
+
+from ..ceph import vmstore
+from ..ceph.lease import Lease
+from ..ceph.session import Session
+from ..core import hints, names, vmschema
+from ..core.errors import Conflict, UsageError
+from ..core.hints import Hint
+from ..pacemaker import cib, cluster, crm_mon
+from . import provision
+
+SETTLE_WAIT = 180
+_HOSTS = ("pinned_host", "preferred_host")
+_SETTING_KEYS = frozenset(s.key for s in vmschema.SETTINGS)
+
+
+def merged(metadata: dict, changes: dict) -> dict:
+    """{setting: value} once `changes` apply to what `metadata` stores. In `changes`, None
+    leaves a setting as it is; a map's KEY with an empty value removes KEY; an empty pinned
+    or preferred host removes it, and setting one removes the other. Pure."""
+    if all(changes.get(h) for h in _HOSTS):
+        raise UsageError("a VM is either pinned or has a preferred host, not both")
+    values = vmschema.decode(metadata)
+    for name, value in changes.items():
+        if value is None:
+            continue
+        if vmschema.BY_NAME[name].kind == "map":
+            current = vmschema.stored_map(metadata, name)
+            current.update(value)
+            values[name] = {k: v for k, v in current.items() if v != ""}
+        elif name in _HOSTS:
+            values[name] = value or None
+            if value:
+                values[_HOSTS[1 - _HOSTS.index(name)]] = None
+        else:
+            values[name] = value
+    return values
+
+
+def set_settings(session: Session, vm: str, changes: dict, restart: bool = False) -> dict:
+    """Change VM `vm`'s settings ({name: value}, None: unchanged). Returns what changed, and
+    for an enabled VM whether Pacemaker restarted it and its status."""
+    names.check_name(vm, "VM name")
+    given = {k: v for k, v in changes.items() if v is not None and v != {}}
+    if not given:
+        raise UsageError(f"nothing to change on VM {vm}", "no setting was given", "Name a setting and its new value")
+    enabled = cluster.has_resource(vm)
+    status = cluster.cluster_status() if enabled or any(given.get(h) for h in _HOSTS) else None
+    for host in (given.get(h) for h in _HOSTS):
+        if host and host not in crm_mon.cluster_nodes(status):
+            raise UsageError(f"{host} is not a cluster node", f"nodes: {', '.join(crm_mon.cluster_nodes(status))}")
+    with Lease(session, vm, "set"):
+        rec = vmstore.require_complete(session, vm)
+        stored = vmschema.encode(merged(rec.metadata, given))
+        metadata = {k: v for k, v in rec.metadata.items() if k not in _SETTING_KEYS} | stored
+        config = vmschema.VmConfig.of(metadata)
+        write = {k: v for k, v in stored.items() if rec.metadata.get(k) != v}
+        remove = sorted(k for k in _SETTING_KEYS if k in rec.metadata and k not in stored)
+        definition_changed = vmschema.DISK_BUS in write
+        if definition_changed:
+            write[vmschema.XML] = provision.rebuild_xml(session, vm, metadata, rec.disks, bus=config.disk_bus)
+        plan = _plan(vm, session, config, status, restart, _old_utilization(rec.metadata)) if enabled else None
+        if write or remove:
+            vmstore.set_metadata(session, names.system_disk(vm), write, remove=remove)
+    out = {"name": vm, "changed": sorted(set(write) - {vmschema.XML} | set(remove)),
+           "definition": "applies at the next start" if definition_changed else "unchanged",
+           "enabled": enabled}
+    if plan is not None:
+        out.update(_apply(vm, config, plan))
+    return out
+
+
+def _old_utilization(metadata: dict) -> dict:
+    try:
+        return vmschema.stored_map(metadata, "pacemaker_utilization")
+    except UsageError:
+        return {}
+
+
+def _plan(vm: str, session: Session, config, status, restart: bool, old_stored_util: dict) -> dict:
+    """The resource the settings ask for, and whether replacing the current one restarts a
+    running VM (refused unless `restart`)."""
+    old = cluster.resource(vm)
+    role = (cib.target_role(old) if old is not None else None) or "Started"
+    if old is not None:
+        # utilization the agent measured (cpu, memory of the definition) is not a setting:
+        # kept, unless it was the operator's and is no longer
+        kept = {k: v for k, v in cib.utilization(old).items() if k not in old_stored_util}
+        config = dataclasses.replace(config, pacemaker_utilization=kept | config.pacemaker_utilization)
+    new = cib.primitive(vm, session.target, config, start=role != "Stopped")
+    st = crm_mon.vm_status(status, vm, True)
+    restarts = old is not None and cib.restart_needed(old, new) and st["status"] not in ("Stopped", "Disabled")
+    if restarts and not restart:
+        raise Conflict(f"this change restarts VM {vm} ({st['status']}" + (f" on {st['node']})" if st["node"] else ")"),
+                       "Pacemaker restarts a resource whose agent parameters change",
+                       hint=Hint(hints.ALLOW_RESTART))
+    return {"resource": new, "restarts": restarts}
+
+
+def _apply(vm: str, config, plan: dict) -> dict:
+    # replaced also when nothing changed: a `set` interrupted after its metadata write
+    # converges when run again
+    cluster.replace_resource(plan["resource"])
+    loc = cib.placement(vm, config)
+    if loc is None:
+        cluster.delete_constraints([f"rbdvm-{vm}-placement"])
+    else:
+        cluster.set_constraints([loc])
+    settled = cluster.settle(SETTLE_WAIT)
+    st = crm_mon.vm_status(cluster.cluster_status(), vm, True)
+    return {"restarted": plan["restarts"], "settled": settled,
+            "status": st["status"], "node": st["node"]}

@@ -1,0 +1,172 @@
+"""disk add / resize / remove: a VM's disks after it is created.
+
+Each change is made in Ceph first, under the VM's lease, and recorded in the VM's definition
+(its `xml`, rebuilt with the same UUID and MACs): that is what the next start runs. A VM
+running under Pacemaker is then told on the node that runs it (hypervisor.live): a new disk
+is hot-plugged, a grown disk is resized in QEMU so the guest sees the new size at once. If
+that live step fails, the storage change stands and the result says the guest sees it at the
+next start. Shrinking is refused (it cuts off data), and so is removing a disk of a VM that
+runs or removing its system disk.
+"""
+
+import rbd
+
+from ..ceph import diskimage, vmstore
+from ..ceph.lease import Lease
+from ..ceph.session import Session, ceph_errors
+from ..core import names, vmschema
+from ..core.errors import Conflict, NotFound, RbdvmError, UsageError
+from ..core.faults import checkpoint
+from ..hypervisor import live
+from ..pacemaker import cib, cluster, crm_mon
+from . import provision, snapshots
+
+ADDING = "_adding"      # on a data disk being added: the VM it is for (a re-run adopts it)
+
+
+def _running_on(vm: str):
+    """(node, URI of its libvirtd) if the VM runs under Pacemaker, else None."""
+    if not cluster.has_resource(vm):
+        return None
+    st = crm_mon.vm_status(cluster.cluster_status(), vm, True)
+    if st["status"] != "Started" or not st["node"]:
+        return None
+    prim = cluster.resource(vm)
+    params = cib.params(prim) if prim is not None else {}
+    return st["node"], live.uri(st["node"], params.get("migration_transport", ""), params.get("migration_user", ""))
+
+
+def _rbd_name(session: Session, image: str) -> str:
+    t = session.target
+    return "/".join(p for p in (t.pool, t.namespace, image) if p)
+
+
+def _disk_of(rec, disk: str) -> str:
+    if disk not in rec.disks:
+        raise NotFound(f"VM {rec.name} has no disk {disk}", f"its disks: {', '.join(rec.disks)}")
+    return disk
+
+
+def _size_of(session: Session, image: str) -> int:
+    with ceph_errors(f"reading the size of {image}", session.target):
+        with rbd.Image(session.ioctx, image, read_only=True) as img:
+            return img.size()
+
+
+def resize(session: Session, vm: str, disk: str, size: int) -> dict:
+    """Grow `disk` of VM `vm` to `size` bytes (equal: nothing to do; smaller: refused)."""
+    names.check_name(vm, "VM name")
+    with Lease(session, vm, f"resize {disk}"):
+        rec = vmstore.require_complete(session, vm)
+        _disk_of(rec, disk)
+        before = _size_of(session, disk)
+        if size < before:
+            raise Conflict(f"{disk} is {before} bytes: shrinking it to {size} is refused",
+                           "it would cut off the end of the disk and the data there",
+                           "Give a size at least as large")
+        if size > before:
+            with ceph_errors(f"resizing {disk}", session.target):
+                with rbd.Image(session.ioctx, disk) as img:
+                    img.resize(size)
+        checkpoint("disk:resized")
+    out = {"name": vm, "disk": disk, "size": size, "before": before, "changed": size != before}
+    out.update(_live(vm, lambda d: {"guest_device": d.resize(_rbd_name(session, disk), size)}))
+    return out
+
+
+def _live(vm: str, act) -> dict:
+    """Do `act(domain)` on the node running the VM; what the guest sees, in any case."""
+    where = _running_on(vm)
+    if where is None:
+        return {"live": False, "guest": "sees it at the next start"}
+    node, uri = where
+    try:
+        with live.Domain(uri, vm) as d:
+            out = act(d) or {}
+    except RbdvmError as exc:
+        return {"live": False, "node": node, "guest": f"sees it at the next start (live change failed: {exc})"}
+    return {"live": True, "node": node, "guest": "sees it now", **out}
+
+
+def add(session: Session, vm: str, *, size: int | None = None, image: str | None = None,
+        progress=None) -> dict:
+    """A new data disk data_<vm>_<i>: empty of `size` bytes, or imported from file `image`."""
+    names.check_name(vm, "VM name")
+    if (size is None) == (image is None):
+        raise UsageError("a new disk is either empty of a given size or imported from a file")
+    f = diskimage.inspect(image) if image is not None else None
+    with Lease(session, vm, "disk add") as lease:
+        rec = vmstore.require_complete(session, vm)
+        disk = _next_disk(session, rec)
+        fresh = provision.ensure_image(session, disk, f.virtual_size if f is not None else int(size or 0))
+        vmstore.set_metadata(session, disk, {ADDING: vm})
+        checkpoint("disk:image")
+        if f is not None:
+            provision.import_disk(session, vm, disk, f, lease, fresh=fresh, progress=progress)
+        provision.ensure_group(session, vm, [disk])
+        checkpoint("disk:group")
+        disks = rec.disks + ([] if disk in rec.disks else [disk])
+        data = [d for d in disks if d != names.system_disk(vm)]
+        xml = provision.rebuild_xml(session, vm, rec.metadata, disks)
+        lease.check()
+        vmstore.set_metadata(session, names.system_disk(vm),
+                             {vmschema.XML: xml, vmschema.ADDITIONAL_DISKS: str(len(data))})
+        vmstore.set_metadata(session, disk, {}, remove=[ADDING, vmschema.IMPORTED])
+    out = {"name": vm, "disk": disk, "size": _size_of(session, disk)}
+    rbd_name = _rbd_name(session, disk)
+    out.update(_live(vm, lambda d: d.attach(live.disk_element_xml(xml, rbd_name))))
+    return out
+
+
+def _next_disk(session: Session, rec) -> str:
+    """The disk an interrupted `disk add` of this VM left unfinished (already in its group),
+    else the first free data_<vm>_<i>. An image of that name that an interrupted `disk add`
+    of this VM made is taken again, any other is refused (rbdvm never adopts what it did not
+    make)."""
+    for d in rec.disks[1:]:
+        if vmstore.read_metadata(session, d).get(ADDING) == rec.name:
+            return d
+    taken = set(rec.disks)
+    i = 0
+    while names.data_disk(rec.name, i) in taken:
+        i += 1
+    disk = names.data_disk(rec.name, i)
+    if vmstore.image_exists(session, disk):
+        if vmstore.read_metadata(session, disk).get(ADDING) != rec.name:
+            raise Conflict(f"cannot add disk {disk} to VM {rec.name}: an image of that name exists",
+                           "it is not one rbdvm was adding to this VM",
+                           "Remove or rename that image, then add the disk again")
+    return disk
+
+
+def remove(session: Session, vm: str, disk: str) -> dict:
+    """Remove data disk `disk` of a VM that does not run (its data is lost)."""
+    names.check_name(vm, "VM name")
+    with Lease(session, vm, f"remove {disk}"):
+        rec = vmstore.require_complete(session, vm)
+        _disk_of(rec, disk)
+        if disk == names.system_disk(vm):
+            raise Conflict(f"{disk} is the system disk of VM {vm}", "a VM without it is no VM",
+                           f"Remove the whole VM instead (rbdvm remove {vm})")
+        if _running_on(vm) is not None:
+            raise Conflict(f"VM {vm} is running", "a disk is removed only from a stopped VM",
+                           f"Stop it first (rbdvm stop {vm})")
+        vmstore.refuse_if_open(session, vm, [disk], "remove a disk of")
+        if snapshots.list_snapshots(session, vm):
+            raise Conflict(f"VM {vm} has snapshots, which hold {disk} too",
+                           "a rollback to them would need the disk", f"Purge them first (rbdvm snapshot purge {vm})")
+        clones = provision.dependent_clones(session, [disk])
+        if clones:
+            raise Conflict(f"{disk} has copy-on-write clones", f"{', '.join(clones)} depend on it",
+                           "Remove those clones first")
+        disks = [d for d in rec.disks if d != disk]
+        data = [d for d in disks if d != names.system_disk(vm)]
+        xml = provision.rebuild_xml(session, vm, rec.metadata, disks)
+        # the definition first: from here the VM no longer uses the disk, even if the
+        # delete below is interrupted (run again, it finds the disk gone from the VM)
+        vmstore.set_metadata(session, names.system_disk(vm),
+                             {vmschema.XML: xml, vmschema.ADDITIONAL_DISKS: str(len(data))} if data
+                             else {vmschema.XML: xml}, remove=[] if data else [vmschema.ADDITIONAL_DISKS])
+        checkpoint("disk:unreferenced")
+        provision.delete_image(session, disk, vm)
+    return {"name": vm, "disk": disk, "removed": True}

@@ -1,0 +1,58 @@
+"""The cluster's nodes as rbdvm manages them: their state, the VMs on each, their
+utilization, and the node attribute (cib.NO_VMS_ATTRIBUTE) that drains them. Every VM
+resource rbdvm makes avoids a node where that attribute is true (cib.constraints), so one
+attribute moves every VM away, and removing it lets them come back."""
+
+from ..core import xmlsafe
+from ..core.errors import ClusterUnavailable, UsageError
+from . import cib, crm_mon
+from .runner import run as _run
+
+
+def _state(node) -> str:
+    if node.get("online") != "true":
+        return "offline"
+    if node.get("maintenance") == "true":
+        return "maintenance"
+    if node.get("standby") == "true" or node.get("standby_onfail") == "true":
+        return "standby"
+    return "online"
+
+
+def _cib_nodes():
+    return xmlsafe.parse(_run(["cibadmin", "--query", "--scope", "nodes"], timeout=15), "the CIB's nodes",
+                         ClusterUnavailable)
+
+
+def describe(status) -> list:
+    """[{name, state, drained, vms, utilization}] from crm_mon's XML and the CIB's nodes."""
+    cib_nodes = {n.get("uname"): n for n in _cib_nodes().iter("node")}
+    vms = set(crm_mon.enabled_vms(status))
+    out = []
+    for n in status.iterfind("nodes/node"):
+        name = n.get("name")
+        entry = cib_nodes.get(name)
+        attrs = {nv.get("name"): nv.get("value") for nv in entry.iterfind("instance_attributes/nvpair")} \
+            if entry is not None else {}
+        util = {nv.get("name"): nv.get("value") for nv in entry.iterfind("utilization/nvpair")} \
+            if entry is not None else {}
+        running = sorted(r.get("id") for r in status.iter("resource")
+                         if r.get("id") in vms and any(x.get("name") == name for x in r.iterfind("node")))
+        out.append({"name": name, "state": _state(n), "drained": attrs.get(cib.NO_VMS_ATTRIBUTE) == "true",
+                    "vms": running, "utilization": util})
+    return out
+
+
+def check_node(status, node: str) -> None:
+    nodes = crm_mon.cluster_nodes(status)
+    if node not in nodes:
+        raise UsageError(f"{node} is not a cluster node", f"nodes: {', '.join(nodes)}")
+
+
+def set_drained(node: str, drained: bool) -> None:
+    """Set (or delete) the node's permanent rbdvm-no-vms attribute: one CIB change."""
+    if drained:
+        _run(["crm_attribute", "--type", "nodes", "--node", node, "--name", cib.NO_VMS_ATTRIBUTE,
+              "--update", "true"])
+    else:
+        _run(["crm_attribute", "--type", "nodes", "--node", node, "--name", cib.NO_VMS_ATTRIBUTE, "--delete"])

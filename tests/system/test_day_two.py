@@ -1,0 +1,242 @@
+"""Day two (issue 13) on the lab's cluster: settings changed on a running VM, disks added and
+grown under a running guest, a cold move, a node drained and resumed."""
+
+import json
+import time
+
+import pytest
+from labkit import layout as L
+from labkit import ops
+from labkit.procs import wait_for
+from labkit.testing import boot_disk, base_xml, force_remove, other, qemu_pids, rbdvm, unique, where
+
+pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("agent_installed")]
+N1, N2 = L.NODES
+
+
+def cib_primitive(vm: str):
+    from lxml import etree
+
+    out = ops.on(N1, "cibadmin", "--query", "--xpath", f"//primitive[@id='{vm}']").stdout
+    return etree.fromstring(out.encode())
+
+
+def pairs(prim, tag: str) -> dict:
+    return {nv.get("name"): nv.get("value") for nv in prim.findall(f"{tag}/nvpair")}
+
+
+def set_json(vm, *args, check=True):
+    res = rbdvm("set", vm, *args, "--json", check=check)
+    return json.loads(res.stdout) if res.returncode == 0 else res
+
+
+def test_settings_change_on_a_running_vm_without_a_restart(cluster_vm):
+    vm = cluster_vm
+    x = where(vm)
+    before = pairs(cib_primitive(vm), "utilization")
+    assert before.get("cpu") == "1", "the agent measured the definition"
+    r = set_json(vm, "--priority", "7", "--stop-timeout", "45", "--pacemaker-utilization", "tier=2")
+    assert r["changed"] == ["_pacemaker_utilization", "_priority", "_stop_timeout"] and not r["restarted"], r
+    prim = cib_primitive(vm)
+    assert pairs(prim, "meta_attributes")["priority"] == "7"
+    assert prim.find("operations/op[@name='stop']").get("timeout") == "45s"
+    assert pairs(prim, "utilization") == {**before, "tier": "2"}, "the agent's cpu is kept"
+    assert where(vm) == x and ops.boots(vm) == 1, "no restart"
+
+    again = set_json(vm, "--priority", "7")
+    assert again["changed"] == [] and ops.boots(vm) == 1, "setting the same value changes nothing"
+    removed = set_json(vm, "--pacemaker-utilization", "tier=")
+    assert "tier" not in pairs(cib_primitive(vm), "utilization")
+    assert removed["changed"] == ["_pacemaker_utilization"]
+
+
+def test_an_agent_parameter_change_is_refused_on_a_running_vm_unless_a_restart_is_allowed(cluster_vm):
+    vm = cluster_vm
+    res = set_json(vm, "--migration-downtime", "300", check=False)
+    assert res.returncode == 4 and "restarts VM" in res.stderr and "--restart" in res.stderr, res.stderr
+    info = json.loads(rbdvm("info", vm, "--json").stdout)
+    assert "migration_downtime" not in info["settings"], "nothing was written"
+    r = set_json(vm, "--migration-downtime", "300", "--restart")
+    assert r["restarted"] and r["status"] == "Started", r
+    assert pairs(cib_primitive(vm), "instance_attributes")["migration_downtime"] == "300"
+    assert wait_for(60, lambda: ops.boots(vm) == 2), "Pacemaker restarted it"
+
+
+def test_a_disk_added_to_and_grown_under_a_running_guest(cluster_vm):
+    vm = cluster_vm
+    x = where(vm)
+    added = json.loads(rbdvm("disk", "add", vm, "--size", "64M", "--json").stdout)
+    assert added["disk"] == f"data_{vm}_0" and added["live"] and added["node"] == x, added
+    assert "vdb" in ops.virsh(x, "domblklist", vm), "hot-plugged"
+    assert int(ops.virsh(x, "domblkinfo", vm, "vdb").split("Capacity:")[1].split()[0]) == 64 << 20
+
+    grown = json.loads(rbdvm("disk", "resize", vm, f"data_{vm}_0", "128M", "--json").stdout)
+    assert grown["live"] and grown["guest_device"] == "vdb" and grown["before"] == 64 << 20, grown
+    assert int(ops.virsh(x, "domblkinfo", vm, "vdb").split("Capacity:")[1].split()[0]) == 128 << 20, \
+        "the guest sees the new size at once"
+    shrink = rbdvm("disk", "resize", vm, f"data_{vm}_0", "64M", check=False)
+    assert shrink.returncode == 4 and "shrinking" in shrink.stderr
+    busy = rbdvm("disk", "remove", vm, f"data_{vm}_0", check=False)
+    assert busy.returncode == 4 and "running" in busy.stderr
+    system = rbdvm("disk", "remove", vm, f"system_{vm}", check=False)
+    assert system.returncode == 4 and "system disk" in system.stderr
+    assert ops.boots(vm) == 1, "no restart"
+
+    # the definition holds the disk: after a stop and start the guest still has it
+    rbdvm("stop", vm)
+    rbdvm("start", vm)
+    y = where(vm)
+    assert "vdb" in ops.virsh(y, "domblklist", vm)
+    rbdvm("stop", vm)
+    assert rbdvm("disk", "remove", vm, f"data_{vm}_0").returncode == 0
+    assert f"data_{vm}_0" not in rbdvm("info", vm).stdout
+
+
+def test_a_vm_without_live_migration_moves_cold_only_when_asked(cluster_vm):
+    vm = cluster_vm
+    x = where(vm)
+    y = other(x)
+    assert set_json(vm, "--no-live-migration")["restarted"] is False
+    refused = rbdvm("migrate", vm, y, check=False)
+    assert refused.returncode == 4 and "--cold" in refused.stderr, refused.stderr
+    moved = json.loads(rbdvm("migrate", vm, y, "--cold", "--json").stdout)
+    assert moved["node"] == y and moved["how"] == "cold", moved
+    assert qemu_pids(y, vm) and not qemu_pids(x, vm)
+    assert wait_for(60, lambda: ops.boots(vm) == 2), "stopped and started: the guest booted again"
+    assert pairs(cib_primitive(vm), "meta_attributes")["allow-migrate"] == "false"
+
+
+@pytest.fixture
+def three_vms():
+    """On node1: one VM that migrates live and prefers node1, one that cannot migrate live,
+    one pinned to node1."""
+    vms = {"live": unique("l"), "cold": unique("c"), "pinned": unique("p")}
+    opts = {"live": ["--live-migration", "--preferred-host", N1], "cold": ["--preferred-host", N1],
+            "pinned": ["--pinned-host", N1]}
+    try:
+        for kind, vm in vms.items():
+            rbdvm("create", vm, "--image", boot_disk(), "--xml", base_xml(vm), *opts[kind],
+                  "--pacemaker-params", "migration_transport=tcp")
+            ops.wait_serial(vm, "READY")
+        yield vms
+    finally:
+        rbdvm("node", "resume", N1, check=False)
+        for vm in vms.values():
+            rbdvm("remove", "--force", vm, check=False)
+            force_remove(vm)
+
+
+def test_a_node_drained_of_three_vms_and_resumed(three_vms):
+    vms = three_vms
+    assert all(where(vm) == N1 for vm in vms.values())
+    listed = {n["name"]: n for n in json.loads(rbdvm("node", "list", "--json").stdout)}
+    assert set(vms.values()) <= set(listed[N1]["vms"]) and not listed[N1]["drained"]
+
+    r = json.loads(rbdvm("node", "drain", N1, "--json").stdout)
+    report = {v["name"]: v for v in r["vms"]}
+    assert r["settled"] and r["changed"], r
+    assert report[vms["live"]]["node"] == N2 and report[vms["cold"]]["node"] == N2
+    assert report[vms["pinned"]]["node"] is None and report[vms["pinned"]]["status"] == "Stopped"
+    assert r["still_there"] == []
+    assert ops.boots(vms["live"]) == 1, "moved live"
+    assert ops.boots(vms["cold"]) == 2, "stopped and started elsewhere"
+    listed = {n["name"]: n for n in json.loads(rbdvm("node", "list", "--json").stdout)}
+    assert listed[N1]["drained"] and listed[N1]["vms"] == []
+    again = json.loads(rbdvm("node", "drain", N1, "--json").stdout)
+    assert not again["changed"] and again["still_there"] == [], "drain again converges"
+
+    back = json.loads(rbdvm("node", "resume", N1, "--json").stdout)
+    assert back["changed"] and back["settled"]
+    assert wait_for(120, lambda: where(vms["live"]) == N1 and where(vms["pinned"]) == N1
+                    and where(vms["cold"]) == N1), "preferred and pinned VMs came home"
+    assert ops.boots(vms["live"]) == 1, "home live too"
+
+
+def running_memory_mib(n: str, vm: str) -> int:
+    from lxml import etree
+
+    dom = etree.fromstring(ops.virsh(n, "dumpxml", vm).encode())
+    return int(dom.findtext("memory")) // 1024   # libvirt reports KiB
+
+
+def test_a_definition_edited_applied_with_a_restart_then_undone(cluster_vm):
+    from labkit import guest
+
+    vm = cluster_vm
+    x = where(vm)
+    assert running_memory_mib(x, vm) == 64
+    uuid_before = json.loads(rbdvm("info", vm, "--json").stdout)["uuid"]
+    bigger = guest.base_xml("ignored", str(ops.serial_path(vm)), memory_mib=96, interface=True)
+    path = L.SHARED / "files" / f"{vm}.bigger.xml"
+    path.write_text(bigger)
+    edited = json.loads(rbdvm("edit", vm, "--xml", path, "--json").stdout)
+    assert edited["changed"] and "96" in edited["diff"] and edited["applies"] == "at the next start"
+    assert running_memory_mib(where(vm), vm) == 64 and ops.boots(vm) == 1, "nothing applied yet"
+    info = json.loads(rbdvm("info", vm, "--json").stdout)
+    assert info["uuid"] == uuid_before, "same machine: the UUID is kept"
+    assert not json.loads(rbdvm("edit", vm, "--xml", path, "--json").stdout)["changed"], "same base: no change"
+
+    # an edit applied now goes through Pacemaker (stop, start), then the undo, applied too
+    rbdvm("edit", vm, "--undo")
+    rbdvm("edit", vm, "--undo", "--restart")   # an undo of an undo: the 96 MiB base again
+    assert wait_for(60, lambda: ops.boots(vm) == 2)
+    assert running_memory_mib(where(vm), vm) == 96
+    undone = json.loads(rbdvm("edit", vm, "--undo", "--restart", "--json").stdout)
+    assert undone["changed"] and undone["applies"].startswith("now")
+    assert wait_for(60, lambda: ops.boots(vm) == 3)
+    assert running_memory_mib(where(vm), vm) == 64
+
+
+@pytest.fixture
+def disabled_vm():
+    vm = unique()
+    rbdvm("create", vm, "--image", boot_disk(), "--xml", base_xml(vm), "--disabled")
+    yield vm
+    force_remove(vm)
+
+
+def test_a_rollback_restores_the_definition_the_snapshot_was_taken_with(disabled_vm):
+    from labkit import guest
+
+    vm = disabled_vm
+    rbdvm("snapshot", "create", vm, "before")
+    path = L.SHARED / "files" / f"{vm}.bigger.xml"
+    path.write_text(guest.base_xml("ignored", str(ops.serial_path(vm)), memory_mib=96, interface=True))
+    rbdvm("edit", vm, "--xml", path)
+    assert "96" in rbdvm("metadata", "get", vm, "xml").stdout.split("<memory")[1].split("</memory>")[0]
+    r = json.loads(rbdvm("snapshot", "rollback", vm, "before", "--json").stdout)
+    assert r["definition"] == "restored", r
+    memory = rbdvm("metadata", "get", vm, "xml").stdout.split("<memory")[1].split("</memory>")[0]
+    assert ">64<" in memory, f"the definition of the snapshot's time: {memory}"
+
+
+def killed_at(step, *args):
+    """rbdvm SIGKILLed at `step` (a power cut there), with a short lease for the re-run."""
+    res = rbdvm(*args, env={"RBDVM_LEASE_SECONDS": "2", "RBDVM_FAULT_AT": step}, check=False)
+    assert res.returncode in (-9, 137), f"{step}: expected a kill, got {res.returncode}: {res.stderr}"
+
+
+def rerun(*args):
+    deadline = time.monotonic() + 20
+    while True:
+        res = rbdvm(*args, check=False)
+        if res.returncode != 4 or "is busy" not in res.stderr or time.monotonic() > deadline:
+            assert res.returncode == 0, res.stderr
+            return res
+        time.sleep(0.5)
+
+
+@pytest.mark.parametrize("step", ["disk:image", "disk:group"])
+def test_disk_add_killed_at_any_step_finishes_the_same_disk_when_rerun(disabled_vm, step):
+    vm = disabled_vm
+    killed_at(step, "disk", "add", vm, "--size", "32M")
+    rerun("disk", "add", vm, "--size", "32M")
+    info = json.loads(rbdvm("info", vm, "--json").stdout)
+    assert [d["name"] for d in info["disks"]] == [f"system_{vm}", f"data_{vm}_0"], "one disk, not two"
+    xml = rbdvm("metadata", "get", vm, "xml").stdout
+    assert f"data_{vm}_0" in xml and f"data_{vm}_1" not in xml
+    killed_at("disk:unreferenced", "disk", "remove", vm, f"data_{vm}_0")
+    assert f"data_{vm}_0" not in rbdvm("metadata", "get", vm, "xml").stdout, "the definition went first"
+    rerun("disk", "remove", vm, f"data_{vm}_0")
+    info = json.loads(rbdvm("info", vm, "--json").stdout)
+    assert [d["name"] for d in info["disks"]] == [f"system_{vm}"]
