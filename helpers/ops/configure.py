@@ -9,8 +9,6 @@ the caller allows it: a surprise restart of a critical VM is worse than a refusa
 bus changes the definition, which applies at the VM's next start.
 """
 
-import dataclasses
-
 from ..ceph import vmstore
 from ..ceph.lease import Lease
 from ..ceph.session import Session
@@ -70,7 +68,7 @@ def set_settings(session: Session, vm: str, changes: dict, restart: bool = False
         definition_changed = vmschema.DISK_BUS in write
         if definition_changed:
             write[vmschema.XML] = provision.rebuild_xml(session, vm, metadata, rec.disks, bus=config.disk_bus)
-        plan = _plan(vm, session, config, status, restart, _old_utilization(rec.metadata)) if enabled else None
+        plan = _plan(vm, _config_or_default(rec.metadata), config, status, restart) if enabled else None
         if write or remove:
             vmstore.set_metadata(session, names.system_disk(vm), write, remove=remove)
     out = {"name": vm, "changed": sorted(set(write) - {vmschema.XML} | set(remove)),
@@ -81,26 +79,23 @@ def set_settings(session: Session, vm: str, changes: dict, restart: bool = False
     return out
 
 
-def _old_utilization(metadata: dict) -> dict:
+def _config_or_default(metadata: dict) -> vmschema.VmConfig:
+    """The settings before the change; a value another tool stored badly counts as unset."""
     try:
-        return vmschema.stored_map(metadata, "pacemaker_utilization")
+        return vmschema.VmConfig.of(metadata)
     except UsageError:
-        return {}
+        return vmschema.VmConfig()
 
 
-def _plan(vm: str, session: Session, config, status, restart: bool, old_stored_util: dict) -> dict:
-    """The resource the settings ask for, and whether replacing the current one restarts a
-    running VM (refused unless `restart`)."""
+def _plan(vm: str, before, after, status, restart: bool) -> dict | None:
+    """The VM's resource patched for the new settings (cib.patched: what others set stays),
+    and whether it restarts a running VM (refused unless `restart`); None without one."""
     old = cluster.resource(vm)
-    role = (cib.target_role(old) if old is not None else None) or "Started"
-    if old is not None:
-        # utilization the agent measured (cpu, memory of the definition) is not a setting:
-        # kept, unless it was the operator's and is no longer
-        kept = {k: v for k, v in cib.utilization(old).items() if k not in old_stored_util}
-        config = dataclasses.replace(config, pacemaker_utilization=kept | config.pacemaker_utilization)
-    new = cib.primitive(vm, session.target, config, start=role != "Stopped")
+    if old is None:
+        return None
+    new = cib.patched(old, before, after)
     st = crm_mon.vm_status(status, vm, True)
-    restarts = old is not None and cib.restart_needed(old, new) and st["status"] not in ("Stopped", "Disabled")
+    restarts = cib.restart_needed(old, new) and st["status"] not in ("Stopped", "Disabled")
     if restarts and not restart:
         raise Conflict(f"this change restarts VM {vm} ({st['status']}" + (f" on {st['node']})" if st["node"] else ")"),
                        "Pacemaker restarts a resource whose agent parameters change",
@@ -110,7 +105,7 @@ def _plan(vm: str, session: Session, config, status, restart: bool, old_stored_u
 
 def _apply(vm: str, config, plan: dict) -> dict:
     # replaced also when nothing changed: a `set` interrupted after its metadata write
-    # converges when run again
+    # converges when run again (except for the removal of a map key: that run knew it)
     cluster.replace_resource(plan["resource"])
     loc = cib.placement(vm, config)
     if loc is None:

@@ -1,6 +1,8 @@
 """What rbdvm writes into the CIB for a VM: its primitive and its constraints, built from the
 VM's typed record (vmschema.VmConfig). Pure: builds elements, runs nothing."""
 
+import copy
+
 from lxml import etree
 
 from ..core import defaults, names
@@ -34,6 +36,32 @@ def check_resource_id(vm: str) -> None:
                          "Clone it under a name that starts with a letter and enable the clone")
 
 
+_BLOCKS = ("instance_attributes", "meta_attributes", "utilization")
+
+
+def setting_pairs(config: VmConfig) -> dict:
+    """{block: {name: value}}: the attributes of a VM's resource that its settings decide
+    (the one place that maps settings to the resource)."""
+    params = {}
+    if config.migration_downtime:
+        params["migration_downtime"] = str(config.migration_downtime)
+    params.update(config.pacemaker_params)
+    meta = {"allow-migrate": "true" if config.live_migration else "false"}
+    if config.priority:
+        meta["priority"] = str(config.priority)
+    meta.update(config.pacemaker_meta)
+    return {"instance_attributes": params, "meta_attributes": meta, "utilization": dict(config.pacemaker_utilization)}
+
+
+def setting_timeouts(config: VmConfig) -> dict:
+    """The operation timeouts a VM's settings decide."""
+    return {"stop": config.stop_timeout, "migrate_to": config.migrate_to_timeout}
+
+
+def _op_id(vm: str, name: str, interval: str) -> str:
+    return f"{vm}-{name}-{interval}"
+
+
 def primitive(vm: str, target: CephTarget, config: VmConfig, start: bool):
     """The resource of a VM, from what its system disk asks for."""
     check_resource_id(vm)
@@ -45,24 +73,53 @@ def primitive(vm: str, target: CephTarget, config: VmConfig, start: bool):
         params["ceph_conf"] = target.conf
     if target.client_id != defaults.CEPH_ID:
         params["ceph_id"] = target.client_id
-    if config.migration_downtime:
-        params["migration_downtime"] = str(config.migration_downtime)
-    params.update(config.pacemaker_params)
-    _nvpairs(prim, "instance_attributes", vm, params)
-    meta = {"allow-migrate": "true" if config.live_migration else "false",
-            "target-role": "Started" if start else "Stopped"}
-    if config.priority:
-        meta["priority"] = str(config.priority)
-    meta.update(config.pacemaker_meta)
-    _nvpairs(prim, "meta_attributes", vm, meta)
+    decided = setting_pairs(config)
+    _nvpairs(prim, "instance_attributes", vm, params | decided["instance_attributes"])
+    _nvpairs(prim, "meta_attributes", vm,
+             {"target-role": "Started" if start else "Stopped"} | decided["meta_attributes"])
     ops = etree.SubElement(prim, "operations")
-    timeouts = {**defaults.ACTION_TIMEOUTS, "stop": config.stop_timeout, "migrate_to": config.migrate_to_timeout}
+    timeouts = {**defaults.ACTION_TIMEOUTS, **setting_timeouts(config)}
     for name in ("monitor", "start", "stop", "migrate_to", "migrate_from"):
         interval = f"{defaults.MONITOR_INTERVAL}s" if name == "monitor" else "0s"
-        etree.SubElement(ops, "op", id=f"{vm}-{name}-{interval}", name=name, interval=interval,
+        etree.SubElement(ops, "op", id=_op_id(vm, name, interval), name=name, interval=interval,
                          timeout=f"{timeouts[name]}s")
-    _nvpairs(prim, "utilization", vm, config.pacemaker_utilization)
+    _nvpairs(prim, "utilization", vm, decided["utilization"])
     return prim
+
+
+def patched(current, before: VmConfig, after: VmConfig):
+    """The CIB's primitive `current` changed as the VM's settings changed from `before` to
+    `after`: attributes the settings no longer decide removed, those they decide set where
+    the CIB differs, the operation timeouts they decide set. Everything else (what pcs, an
+    operator or the agent itself set: its measured utilization) stays as it is."""
+    vm = current.get("id")
+    out = copy.deepcopy(current)
+    old, new = setting_pairs(before), setting_pairs(after)
+    for tag in _BLOCKS:
+        block = out.find(tag)
+        if block is None:
+            if not new[tag]:
+                continue
+            block = etree.SubElement(out, tag, id=f"{vm}-{tag.replace('_', '-')}")
+        have = {nv.get("name"): nv for nv in block.findall("nvpair")}
+        for name in old[tag].keys() - new[tag].keys():
+            if name in have:
+                block.remove(have[name])
+        for name, value in new[tag].items():
+            if name in have:
+                have[name].set("value", value)
+            else:
+                etree.SubElement(block, "nvpair", id=f"{block.get('id')}-{name}", name=name, value=value)
+    ops = out.find("operations")
+    if ops is None:
+        ops = etree.SubElement(out, "operations")
+    for name, seconds in setting_timeouts(after).items():
+        found = ops.findall(f"op[@name='{name}']")
+        for op in found:
+            op.set("timeout", f"{seconds}s")
+        if not found:
+            etree.SubElement(ops, "op", id=_op_id(vm, name, "0s"), name=name, interval="0s", timeout=f"{seconds}s")
+    return out
 
 
 def _pairs(prim, tag: str) -> dict:
@@ -79,10 +136,6 @@ def restart_needed(old, new) -> bool:
 def params(prim) -> dict:
     """The agent parameters of a primitive."""
     return _pairs(prim, "instance_attributes")
-
-
-def utilization(prim) -> dict:
-    return _pairs(prim, "utilization")
 
 
 def target_role(prim) -> str | None:

@@ -50,6 +50,31 @@ def test_only_agent_parameters_restart_a_running_resource():
     assert cib.target_role(base) == "Started"
 
 
+def test_a_patch_changes_only_what_the_settings_decide():
+    before = vmschema.VmConfig.of(vmschema.encode({"priority": 1, "pacemaker_utilization": {"tier": "1"}}))
+    after = vmschema.VmConfig.of(vmschema.encode({"priority": 2, "stop_timeout": 40}))
+    # a resource made with pcs, then measured by the agent
+    current = etree.fromstring(
+        "<primitive id='vm1' class='ocf' provider='rbdvm' type='VirtualDomain'>"
+        "<instance_attributes id='a'><nvpair id='a-vm' name='vm' value='vm1'/>"
+        "<nvpair id='a-t' name='migration_transport' value='tcp'/></instance_attributes>"
+        "<meta_attributes id='m'><nvpair id='m-p' name='priority' value='1'/>"
+        "<nvpair id='m-r' name='target-role' value='Stopped'/></meta_attributes>"
+        "<operations><op id='o1' name='stop' interval='0s' timeout='90s'/>"
+        "<op id='o2' name='monitor' interval='5s' timeout='30s'/></operations>"
+        "<utilization id='u'><nvpair id='u-c' name='cpu' value='1'/><nvpair id='u-t' name='tier' value='1'/>"
+        "</utilization></primitive>")
+    out = cib.patched(current, before, after)
+    assert cib.params(out) == {"vm": "vm1", "migration_transport": "tcp"}, "pcs's parameters stay"
+    assert not cib.restart_needed(current, out)
+    assert cib.target_role(out) == "Stopped"
+    meta = {nv.get("name"): nv.get("value") for nv in out.findall("meta_attributes/nvpair")}
+    assert meta["priority"] == "2" and meta["allow-migrate"] == "false"
+    assert out.find("operations/op[@name='stop']").get("timeout") == "40s"
+    assert out.find("operations/op[@name='monitor']").get("interval") == "5s"
+    assert {nv.get("name") for nv in out.findall("utilization/nvpair")} == {"cpu"}, "the agent's cpu stays"
+
+
 BASE = "<domain type='kvm'><name>x</name><memory>1</memory><devices><interface type='network'/></devices></domain>"
 
 

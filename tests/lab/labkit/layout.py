@@ -50,6 +50,7 @@ POOL = "rbd"
 SECRET_UUID = "5b1d7c0e-2a43-4f9e-9c1d-3e7a0b6c9d01"  # libvirt secret (ceph, client.rbdvm)
 CLUSTER_NAME = "rbdvmlab"
 FENCE_AGENT = "fence_rbdvmlab"
+MIGRATION_PORTS = "49152-49215"      # libvirt's default migration_port_min/max
 FENCE_DELAY = {"node1": "3s", "node2": "0s"}  # node1 wins a fence race: no mutual shooting
 MEMSTORE_BYTES = 4 << 30   # capacity only: memstore takes RAM as data is written
 
