@@ -49,6 +49,15 @@ def test_settings_change_on_a_running_vm_without_a_restart(cluster_vm):
     assert "tier" not in pairs(cib_primitive(vm), "utilization")
     assert removed["changed"] == ["_pacemaker_utilization"]
 
+    uuid_before = json.loads(rbdvm("info", vm, "--json").stdout)["uuid"]
+    bus = set_json(vm, "--disk-bus", "sata")
+    assert bus["definition"] == "applies at the next start" and not bus["restarted"]
+    stored = rbdvm("metadata", "get", vm, "xml").stdout
+    assert "bus=\"sata\"" in stored and "dev=\"sda\"" in stored, stored
+    assert json.loads(rbdvm("info", vm, "--json").stdout)["uuid"] == uuid_before, "same machine"
+    assert ops.boots(vm) == 1 and "bus='virtio'" in ops.virsh(x, "dumpxml", vm).replace('"', "'"), \
+        "the running guest is untouched"
+
 
 def test_an_agent_parameter_change_is_refused_on_a_running_vm_unless_a_restart_is_allowed(cluster_vm):
     vm = cluster_vm
@@ -214,6 +223,17 @@ def stored_memory_mib(vm: str) -> int:
 
     mem = etree.fromstring(rbdvm("metadata", "get", vm, "xml").stdout.encode()).find("memory")
     return int(mem.text) if mem.get("unit") == "MiB" else int(mem.text) // 1024
+
+
+def test_a_disk_imported_from_a_file_into_a_stopped_vm(disabled_vm):
+    from labkit.testing import qcow2, read_bytes
+
+    vm = disabled_vm
+    image = qcow2(f"{vm}.extra.qcow2", "8M", writes=[(4096, 4096, 0x5A)])
+    added = json.loads(rbdvm("disk", "add", vm, "--image", image, "--json").stdout)
+    assert added["disk"] == f"data_{vm}_0" and added["size"] == 8 << 20 and not added["live"], added
+    assert read_bytes(f"data_{vm}_0", 4096, 4096) == bytes([0x5A]) * 4096
+    assert f"data_{vm}_0" in rbdvm("metadata", "get", vm, "xml").stdout
 
 
 def killed_at(step, *args):

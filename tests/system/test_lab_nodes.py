@@ -25,6 +25,13 @@ def test_node_identity_and_name_resolution(n):
 
 
 @pytest.mark.parametrize("n", L.NODES)
+def test_migration_ports_are_reserved_in_each_node(n):
+    """As docs/agent.md asks of a real node (set in the node's namespace, not the host)."""
+    res = ops.on(n, "sysctl", "-n", "net.ipv4.ip_local_reserved_ports")
+    assert res.stdout.strip() == L.MIGRATION_PORTS
+
+
+@pytest.mark.parametrize("n", L.NODES)
 def test_rbdvm_command_on_each_node(n):
     res = ops.on(n, "rbdvm", "--help")
     assert "Usage: rbdvm" in res.stdout
