@@ -14,6 +14,7 @@ from ..ceph.lease import Lease
 from ..ceph.session import Session
 from ..core import hints, names, vmschema
 from ..core.errors import Conflict, UsageError
+from ..core.faults import checkpoint
 from ..core.hints import Hint
 from ..pacemaker import cib, cluster, crm_mon
 from . import provision
@@ -71,6 +72,7 @@ def set_settings(session: Session, vm: str, changes: dict, restart: bool = False
         plan = _plan(vm, _config_or_default(rec.metadata), config, status, restart) if enabled else None
         if write or remove:
             vmstore.set_metadata(session, names.system_disk(vm), write, remove=remove)
+        checkpoint("set:stored")
     out = {"name": vm, "changed": sorted(set(write) - {vmschema.XML} | set(remove)),
            "definition": "applies at the next start" if definition_changed else "unchanged",
            "enabled": enabled}

@@ -252,6 +252,16 @@ def rerun(*args):
         time.sleep(0.5)
 
 
+def test_set_killed_after_storing_brings_the_resource_in_line_when_rerun(cluster_vm):
+    vm = cluster_vm
+    killed_at("set:stored", "set", vm, "--priority", "9")
+    assert pairs(cib_primitive(vm), "meta_attributes").get("priority") != "9", "killed before the CIB"
+    r = json.loads(rerun("set", vm, "--priority", "9", "--json").stdout)
+    assert r["changed"] == [], "the setting was stored by the killed run"
+    assert pairs(cib_primitive(vm), "meta_attributes")["priority"] == "9", "the re-run updated the resource"
+    assert ops.boots(vm) == 1
+
+
 @pytest.mark.parametrize("step", ["disk:image", "disk:group"])
 def test_disk_add_killed_at_any_step_finishes_the_same_disk_when_rerun(disabled_vm, step):
     vm = disabled_vm
