@@ -98,6 +98,10 @@ def add(session: Session, vm: str, *, size: int | None = None, image: str | None
     with Lease(session, vm, "disk add") as lease:
         rec = vmstore.require_complete(session, vm)
         disk = _next_disk(session, rec)
+        disks = rec.disks + ([] if disk in rec.disks else [disk])
+        data = [d for d in disks if d != names.system_disk(vm)]
+        # the new definition first: a VM whose definition cannot be rebuilt gets no disk
+        xml = provision.rebuild_xml(session, vm, rec.metadata, disks)
         fresh = provision.ensure_image(session, disk, f.virtual_size if f is not None else int(size or 0))
         vmstore.set_metadata(session, disk, {ADDING: vm})
         checkpoint("disk:image")
@@ -105,9 +109,6 @@ def add(session: Session, vm: str, *, size: int | None = None, image: str | None
             provision.import_disk(session, vm, disk, f, lease, fresh=fresh, progress=progress)
         provision.ensure_group(session, vm, [disk])
         checkpoint("disk:group")
-        disks = rec.disks + ([] if disk in rec.disks else [disk])
-        data = [d for d in disks if d != names.system_disk(vm)]
-        xml = provision.rebuild_xml(session, vm, rec.metadata, disks)
         lease.check()
         vmstore.set_metadata(session, names.system_disk(vm),
                              {vmschema.XML: xml, vmschema.ADDITIONAL_DISKS: str(len(data))})

@@ -39,7 +39,7 @@ def edit(session: Session, vm: str, base_xml: str | None = None, undo: bool = Fa
                 raise NotFound(f"VM {vm} has no previous definition", "it was never edited")
             new_base, new_xml = previous["base"], previous["xml"]
         else:
-            new_base = base_xml or md[vmschema.BASE_XML]
+            new_base = base_xml or md.get(vmschema.BASE_XML)
             new_xml = provision.rebuild_xml(session, vm, md, rec.disks, base_xml=new_base)
         uid = domainxml.uuid_of(new_xml)
         if uid and uid != domainxml.stored_uuid(md.get(vmschema.XML)):

@@ -135,7 +135,12 @@ def rebuild_xml(session: Session, vm: str, metadata: dict, disks, *, bus: str | 
                 base_xml: str | None = None) -> str:
     """The VM's definition built again from its base (or a new one) for `disks`, keeping its
     UUID and MAC addresses unless the base sets them."""
-    base = domainxml.keep_identity(base_xml or metadata[vmschema.BASE_XML], metadata.get(vmschema.XML))
+    base_xml = base_xml or metadata.get(vmschema.BASE_XML)
+    if not base_xml:
+        raise Conflict(f"VM {vm} has no base definition stored",
+                       "another tool made it, and rbdvm builds the definition again from its base",
+                       f"Give it one first: rbdvm edit {vm} --xml BASE.xml")
+    base = domainxml.keep_identity(base_xml, metadata.get(vmschema.XML))
     return _build_xml(session, base, vm, disks, bus or metadata.get(vmschema.DISK_BUS) or defaults.DISK_BUS)
 
 

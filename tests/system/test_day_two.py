@@ -148,7 +148,7 @@ def test_a_node_drained_of_three_vms_and_resumed(three_vms):
     assert report[vms["pinned"]]["node"] is None and report[vms["pinned"]]["status"] == "Stopped"
     assert r["still_there"] == []
     assert ops.boots(vms["live"]) == 1, "moved live"
-    assert ops.boots(vms["cold"]) == 2, "stopped and started elsewhere"
+    assert wait_for(60, lambda: ops.boots(vms["cold"]) == 2), "stopped and started elsewhere"
     listed = {n["name"]: n for n in json.loads(rbdvm("node", "list", "--json").stdout)}
     assert listed[N1]["drained"] and listed[N1]["vms"] == []
     again = json.loads(rbdvm("node", "drain", N1, "--json").stdout)
@@ -276,3 +276,22 @@ def test_disk_add_killed_at_any_step_finishes_the_same_disk_when_rerun(disabled_
     rerun("disk", "remove", vm, f"data_{vm}_0")
     info = json.loads(rbdvm("info", vm, "--json").stdout)
     assert [d["name"] for d in info["disks"]] == [f"system_{vm}"]
+
+
+def test_a_vm_another_tool_made_without_a_base_is_refused_not_broken(disabled_vm):
+    """vm_manager stores no base definition: rebuilding the definition is refused with the
+    way out (an edit with a base), and nothing is half changed."""
+    vm = disabled_vm
+    ops.rbd(N1, "image-meta", "remove", f"system_{vm}", "_base_xml")
+    before = rbdvm("metadata", "get", vm, "xml").stdout
+    for args in (("disk", "add", vm, "--size", "8M"), ("set", vm, "--disk-bus", "sata"), ("edit", vm, "--undo")):
+        res = rbdvm(*args, check=False)
+        assert res.returncode in (3, 4) and "Traceback" not in res.stderr, (args, res.stderr)
+    assert "no base definition" in rbdvm("disk", "add", vm, "--size", "8M", check=False).stderr
+    assert rbdvm("metadata", "get", vm, "xml").stdout == before
+    info = json.loads(rbdvm("info", vm, "--json").stdout)
+    assert [d["name"] for d in info["disks"]] == [f"system_{vm}"]
+    path = L.SHARED / "files" / f"{vm}.base2.xml"
+    path.write_text(open(base_xml(vm)).read())
+    rbdvm("edit", vm, "--xml", path)
+    assert rbdvm("disk", "add", vm, "--size", "8M").returncode == 0, "with a base, it works"
