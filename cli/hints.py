@@ -12,4 +12,5 @@ TABLE = {
     hints.FORCE_REMOVE: "Disable it first (rbdvm disable {vm}), or remove with --force, which does",
     hints.PURGE_WHICH: "Give exactly one of --all, --oldest N, --before DATE",
     hints.ALLOW_RESTART: "Add --restart to let Pacemaker restart it, or change it while the VM is stopped",
+    hints.GIVE_BASE: "Give it one first: rbdvm edit {vm} --xml BASE.xml",
 }

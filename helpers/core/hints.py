@@ -14,6 +14,7 @@ LIVE_MIGRATION = "live_migration"  # the VM's live-migration setting
 FORCE_REMOVE = "force_remove"      # remove an enabled VM (disables it first)
 PURGE_WHICH = "purge_which"        # which snapshots a purge removes
 ALLOW_RESTART = "allow_restart"    # a change that restarts a running VM
+GIVE_BASE = "give_base"            # a VM made by another tool has no base definition
 
 
 class Hint:
@@ -37,6 +38,7 @@ NEUTRAL = {
     FORCE_REMOVE: "Disable it first (rbdvm disable {vm}), or ask remove to disable it",
     PURGE_WHICH: "Say which snapshots: all, the N oldest, or those before a date",
     ALLOW_RESTART: "Allow the restart, or make the change while the VM is stopped",
+    GIVE_BASE: "Give it a base definition first (rbdvm edit {vm})",
 }
 
 

@@ -139,7 +139,7 @@ def rebuild_xml(session: Session, vm: str, metadata: dict, disks, *, bus: str | 
     if not base_xml:
         raise Conflict(f"VM {vm} has no base definition stored",
                        "another tool made it, and rbdvm builds the definition again from its base",
-                       f"Give it one first: rbdvm edit {vm} --xml BASE.xml")
+                       hint=Hint(hints.GIVE_BASE, {"vm": vm}))
     base = domainxml.keep_identity(base_xml, metadata.get(vmschema.XML))
     return _build_xml(session, base, vm, disks, bus or metadata.get(vmschema.DISK_BUS) or defaults.DISK_BUS)
 

@@ -287,7 +287,8 @@ def test_a_vm_another_tool_made_without_a_base_is_refused_not_broken(disabled_vm
     for args in (("disk", "add", vm, "--size", "8M"), ("set", vm, "--disk-bus", "sata"), ("edit", vm, "--undo")):
         res = rbdvm(*args, check=False)
         assert res.returncode in (3, 4) and "Traceback" not in res.stderr, (args, res.stderr)
-    assert "no base definition" in rbdvm("disk", "add", vm, "--size", "8M", check=False).stderr
+    refused = rbdvm("disk", "add", vm, "--size", "8M", check=False).stderr
+    assert "no base definition" in refused and f"rbdvm edit {vm} --xml" in refused, refused
     assert rbdvm("metadata", "get", vm, "xml").stdout == before
     info = json.loads(rbdvm("info", vm, "--json").stdout)
     assert [d["name"] for d in info["disks"]] == [f"system_{vm}"]
