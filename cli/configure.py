@@ -5,7 +5,7 @@ import click
 from rbdvm.helpers.ops import configure
 
 from .options import emit, in_session, vm_command
-from .vms import _settings, settings_options
+from .vms import settings_options, settings_values
 
 
 def _text(r) -> list:
@@ -38,4 +38,4 @@ def set_(name, restart, target, as_json, **kwargs):
     running VM, which is refused unless --restart. A new --disk-bus rebuilds the definition
     (same UUID and MACs), which applies at the next start. Run again after an interruption.
     """
-    emit(as_json, in_session(target, configure.set_settings, name, _settings(kwargs), restart=restart), _text)
+    emit(as_json, in_session(target, configure.set_settings, name, settings_values(kwargs), restart=restart), _text)

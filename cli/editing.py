@@ -6,7 +6,7 @@ from rbdvm.helpers.core.errors import UsageError
 from rbdvm.helpers.ops import editing
 
 from .options import emit, in_session, vm_command
-from .vms import _read_xml
+from .vms import read_xml
 
 
 @vm_command(name="edit")
@@ -24,6 +24,6 @@ def edit(name, xml_file, undo, restart, target, as_json):
     """
     if (xml_file is None) == (not undo):
         raise UsageError("give either --xml FILE or --undo")
-    r = in_session(target, editing.edit, name, _read_xml(xml_file), undo=undo, restart=restart)
+    r = in_session(target, editing.edit, name, read_xml(xml_file), undo=undo, restart=restart)
     emit(as_json, r, lambda r: ([r["diff"].rstrip("\n")] if r["diff"] else []) + [
         f"VM {name}: " + (f"definition changed; applies {r['applies']}" if r["changed"] else "definition unchanged")])

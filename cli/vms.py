@@ -13,7 +13,7 @@ from .cluster import cluster_line, colocation_text
 from .options import Progress, ceph_command, emit, human_bytes, in_session, parse_pairs, table
 
 
-def _read_xml(path):
+def read_xml(path):
     if path is None:
         return None
     try:
@@ -42,7 +42,7 @@ def settings_options(func):
     return func
 
 
-def _settings(kwargs) -> dict:
+def settings_values(kwargs) -> dict:
     out = {}
     for s in vmschema.SETTINGS:
         value = kwargs.pop(s.name)
@@ -90,8 +90,8 @@ def create(name, image, xml_file, data_disk, metadata, force, disabled, target, 
     Interrupted, the same command resumes where it stopped.
     """
     names.check_new_vm_name(name)   # before touching any file
-    settings = _settings(kwargs)
-    base = _read_xml(xml_file)
+    settings = settings_values(kwargs)
+    base = read_xml(xml_file)
     progress = Progress(not as_json)
     with Session(target) as s:
         try:
@@ -123,9 +123,9 @@ def clone(src, dst, full, xml_file, metadata, disabled, target, as_json, **kwarg
     new UUID and new MAC addresses, and a copy of SRC's metadata and settings.
     """
     names.check_new_vm_name(dst)
-    settings = _settings(kwargs)
+    settings = settings_values(kwargs)
     with Session(target) as s:
-        result = provision.clone(s, src, dst, full=full, base_xml=_read_xml(xml_file),
+        result = provision.clone(s, src, dst, full=full, base_xml=read_xml(xml_file),
                                  metadata=parse_pairs(metadata, "--metadata"),
                                  settings=settings)
         _report(as_json, s, result, disabled, "cloned",

@@ -46,17 +46,13 @@ def look(conf: str, client_id: str, pool: str) -> tuple:
         return UNKNOWN, f"Ceph did not answer ({exc}): nothing can be said"
 
 
-def end_guests(say=_say) -> list:
-    """SIGKILL every QEMU here with an RBD disk; the names of those that did not end."""
-    left = []
+def end_guests() -> None:
+    """SIGKILL every QEMU here with an RBD disk, saying what ended and what did not."""
     for name in qemuproc.rbd_guests():
         now = time.monotonic()
         survivors = qemuproc.end(name, term_until=now, until=now + 5)
-        say(f"this host is fenced off Ceph: ended the QEMU of {name}" if not survivors
-            else f"this host is fenced off Ceph: the QEMU of {name} did not end ({survivors})")
-        if survivors:
-            left.append(name)
-    return left
+        _say(f"this host is fenced off Ceph: ended the QEMU of {name}" if not survivors
+             else f"this host is fenced off Ceph: the QEMU of {name} did not end ({survivors})")
 
 
 def once(args, last: str = "") -> str:

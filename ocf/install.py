@@ -115,6 +115,7 @@ def install(directory: str = DEFAULT_DIR, lib_dir: str = DEFAULT_LIB_DIR,
     interpreter = os.path.realpath(sys.executable)
     paths = _binding_paths()
     places = {"agent": directory, "fence": fence_dir}
+    targets = {p.name: os.path.join(places[p.place], p.name) for p in PROGRAMS}
     for d in (directory, fence_dir, lib_dir):
         os.makedirs(d, mode=0o755, exist_ok=True)
     _check_readable_by_all([interpreter], executable=True)
@@ -123,7 +124,7 @@ def install(directory: str = DEFAULT_DIR, lib_dir: str = DEFAULT_LIB_DIR,
     written = {}
     try:
         for program in PROGRAMS:
-            path = os.path.join(places[program.place], program.name)
+            path = targets[program.name]
             written[path] = path + ".new"
             with open(written[path], "w") as f:
                 f.write(script(interpreter, code, paths, program))
@@ -138,7 +139,7 @@ def install(directory: str = DEFAULT_DIR, lib_dir: str = DEFAULT_LIB_DIR,
     for path, tmp in written.items():
         os.replace(tmp, path)
     _prune(lib_dir, keep=keep)
-    return {program.name: os.path.join(places[program.place], program.name) for program in PROGRAMS}
+    return targets
 
 
 def script(interpreter: str, code: str, paths: list, program: Program = PROGRAMS[0]) -> str:

@@ -26,14 +26,8 @@ def rbd_guests() -> list:
     (libvirt passes it as `"driver":"rbd"` in a -blockdev argument)."""
     own_net, names = _net_of("self"), set[str]()
     for pid in (int(d) for d in os.listdir("/proc") if d.isdigit()):
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                args = f.read().split(b"\0")
-        except OSError:
-            continue
-        if not args or not _is_emulator(os.path.basename(args[0])) or _net_of(pid) != own_net:
-            continue
-        if any(b'"driver":"rbd"' in a or a.startswith(b"rbd:") or b"file=rbd:" in a for a in args):
+        args = _qemu_args(pid, own_net)
+        if args and any(b'"driver":"rbd"' in a or a.startswith(b"rbd:") or b"file=rbd:" in a for a in args):
             names.update(a.split(b",")[0][len(b"guest="):].decode(errors="replace")
                          for i, a in enumerate(args[1:], 1) if args[i - 1] == b"-name" and a.startswith(b"guest="))
     return sorted(names)
@@ -46,19 +40,24 @@ def _net_of(pid) -> str | None:
         return None
 
 
-def _is_qemu_of(pid: int, name: str, own_net) -> bool:
-    wanted = f"guest={name},".encode()
+def _qemu_args(pid: int, own_net) -> list | None:
+    """The command line of `pid` if it is a live QEMU in network namespace `own_net`."""
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
             args = f.read().split(b"\0")
-        if not args or not _is_emulator(os.path.basename(args[0])):
-            return False
-        if own_net and _net_of(pid) != own_net:
-            return False
-        return any(arg == b"-name" and (args[i + 1] + b",").startswith(wanted)
-                   for i, arg in enumerate(args[:-1])) and _alive(pid)
     except OSError:
-        return False
+        return None
+    if not args or not _is_emulator(os.path.basename(args[0])):
+        return None
+    if own_net and _net_of(pid) != own_net:
+        return None
+    return args if _alive(pid) else None
+
+
+def _is_qemu_of(pid: int, name: str, own_net) -> bool:
+    wanted = f"guest={name},".encode()
+    args = _qemu_args(pid, own_net) or []
+    return any(arg == b"-name" and (args[i + 1] + b",").startswith(wanted) for i, arg in enumerate(args[:-1]))
 
 
 def _is_emulator(program: bytes) -> bool:

@@ -10,7 +10,6 @@ and releases the lock under that map: the OSD holding the lock object then knows
 and refuses the loser."""
 
 import contextlib
-import errno
 import os
 import socket
 import time
@@ -18,7 +17,7 @@ import time
 import rados
 
 from ..core.errors import ClusterUnavailable, Conflict
-from .session import Session, translate
+from .session import Session, refused_by_blocklist, translate
 
 OBJECT = "rbdvm.fence"       # in the pool's default namespace
 LOCK = "fence"
@@ -29,11 +28,6 @@ class Fenced(ClusterUnavailable):
     """The OSDs refuse this host: it has been fenced off the storage."""
 
 
-def _refused(exc: Exception) -> bool:
-    # librados reports a blocklisted client as a shut-down connection
-    return getattr(exc, "errno", None) == errno.ESHUTDOWN
-
-
 def cut_off(session: Session) -> bool:
     """Whether the OSDs refuse this host's clients (one small read, by a client made now)."""
     try:
@@ -41,7 +35,7 @@ def cut_off(session: Session) -> bool:
     except rados.ObjectNotFound:
         return False
     except rados.Error as exc:
-        if _refused(exc):
+        if refused_by_blocklist(exc):
             return True
         raise translate(exc, "asking an OSD whether this host is fenced", session.target) from exc
     return False
@@ -65,7 +59,7 @@ def exclusive(session: Session, until: float):
                                "Check `rados -p POOL lock info rbdvm.fence fence`") from None
             time.sleep(0.2)
         except rados.Error as exc:
-            if _refused(exc):
+            if refused_by_blocklist(exc):
                 raise Fenced("this host is fenced itself: it may not fence another",
                              "the OSDs refuse its address (it is on the blocklist)",
                              "Reboot this host; unfencing removes the entry when it rejoins") from exc

@@ -104,6 +104,12 @@ class Session:
         self.close()
 
 
+def refused_by_blocklist(exc: Exception) -> bool:
+    """Whether a Ceph error says the OSDs refuse this client: its address is blocklisted
+    (librados reports it as a shut-down connection)."""
+    return getattr(exc, "errno", None) == errno.ESHUTDOWN
+
+
 def translate(exc: Exception, doing: str, target: CephTarget) -> RbdvmError:
     """A Ceph exception as an operator-facing error about `doing`."""
     code = getattr(exc, "errno", None)
@@ -113,7 +119,7 @@ def translate(exc: Exception, doing: str, target: CephTarget) -> RbdvmError:
             f"client.{target.client_id} lacks the capability for it",
             f"Grant it: ceph auth caps client.{target.client_id} mon 'profile rbd' "
             f"osd 'profile rbd pool={target.pool}'")
-    if code == errno.ESHUTDOWN:   # how librados reports a client the OSDs blocklisted
+    if refused_by_blocklist(exc):
         return ClusterUnavailable(f"Ceph refused this host while {doing}",
                                   "its address is on the OSD blocklist: it has been fenced off the storage",
                                   "Reboot this host; it is unfenced when it rejoins the cluster")

@@ -57,8 +57,8 @@ def set_settings(session: Session, vm: str, changes: dict, restart: bool = False
     enabled = cluster.has_resource(vm)
     status = cluster.cluster_status() if enabled or any(given.get(h) for h in _HOSTS) else None
     for host in (given.get(h) for h in _HOSTS):
-        if host and host not in crm_mon.cluster_nodes(status):
-            raise UsageError(f"{host} is not a cluster node", f"nodes: {', '.join(crm_mon.cluster_nodes(status))}")
+        if host:
+            crm_mon.check_node(status, host)
     with Lease(session, vm, "set"):
         rec = vmstore.require_complete(session, vm)
         stored = vmschema.encode(merged(rec.metadata, given))
@@ -109,11 +109,7 @@ def _apply(vm: str, config, plan: dict) -> dict:
     # replaced also when nothing changed: a `set` interrupted after its metadata write
     # converges when run again (except for the removal of a map key: that run knew it)
     cluster.replace_resource(plan["resource"])
-    loc = cib.placement(vm, config)
-    if loc is None:
-        cluster.delete_constraints([f"rbdvm-{vm}-placement"])
-    else:
-        cluster.set_constraints([loc])
+    cluster.set_placement(vm, config)
     settled = cluster.settle(SETTLE_WAIT)
     st = crm_mon.vm_status(cluster.cluster_status(), vm, True)
     return {"restarted": plan["restarts"], "settled": settled,

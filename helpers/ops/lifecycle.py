@@ -3,7 +3,7 @@
 from ..ceph import rbdbulk, vmstore
 from ..ceph.session import Session
 from ..core import hints, names, vmschema
-from ..core.errors import Conflict, NotFound, RbdvmError, UsageError
+from ..core.errors import Conflict, NotFound, RbdvmError
 from ..core.faults import checkpoint
 from ..core.hints import Hint
 from ..pacemaker import cluster, crm_mon
@@ -154,8 +154,7 @@ def migrate(session: Session, vm: str, node: str, wait: float = MIGRATE_WAIT, co
     status = cluster.cluster_status()
     if not crm_mon.is_enabled(status, vm):
         raise _not_on_cluster(vm)
-    if node not in crm_mon.cluster_nodes(status):
-        raise UsageError(f"{node} is not a cluster node", f"nodes: {', '.join(crm_mon.cluster_nodes(status))}")
+    crm_mon.check_node(status, node)
     live = vmschema.VmConfig.of(rec.metadata).live_migration
     if not live and not cold:
         raise Conflict(f"VM {vm} does not allow live migration",

@@ -25,25 +25,23 @@ def _vms_report(status, vms) -> list:
     return out
 
 
+def _set_drained(node: str, drained: bool, wait: float) -> tuple:
+    """(the node before, whether the cluster settled) once its attribute is set or removed."""
+    before = nodes.describe_node(cluster.cluster_status(), node)
+    nodes.set_drained(node, drained)
+    return before, cluster.settle(wait)
+
+
 def drain(node: str, wait: float = SETTLE_WAIT) -> dict:
-    status = cluster.cluster_status()
-    nodes.check_node(status, node)
-    before = next(n for n in nodes.describe(status) if n["name"] == node)
-    nodes.set_drained(node, True)
-    settled = cluster.settle(wait)
-    status = cluster.cluster_status()
-    report = _vms_report(status, before["vms"])
+    before, settled = _set_drained(node, True, wait)
+    report = _vms_report(cluster.cluster_status(), before["vms"])
     left = [v["name"] for v in report if v["node"] == node]
     return {"node": node, "drained": True, "settled": settled, "vms": report, "still_there": left,
             "changed": not before["drained"]}
 
 
 def resume(node: str, wait: float = SETTLE_WAIT) -> dict:
-    status = cluster.cluster_status()
-    nodes.check_node(status, node)
-    before = next(n for n in nodes.describe(status) if n["name"] == node)
-    nodes.set_drained(node, False)
-    settled = cluster.settle(wait)
-    after = next(n for n in nodes.describe(cluster.cluster_status()) if n["name"] == node)
+    before, settled = _set_drained(node, False, wait)
+    after = nodes.describe_node(cluster.cluster_status(), node)
     return {"node": node, "drained": False, "settled": settled, "vms": after["vms"],
             "changed": before["drained"]}

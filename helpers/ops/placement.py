@@ -15,12 +15,6 @@ from ..pacemaker import cib, cluster, crm_mon
 SETTLE_WAIT = 180
 
 
-def _cluster_node(status, node: str) -> None:
-    nodes = crm_mon.cluster_nodes(status)
-    if node not in nodes:
-        raise UsageError(f"{node} is not a cluster node", f"nodes: {', '.join(nodes)}")
-
-
 def _result(status, vm: str, changed: bool, settled: bool) -> dict:
     return {**crm_mon.vm_status(status, vm, True), "changed": changed, "settled": settled}
 
@@ -40,7 +34,7 @@ def _set_host(session: Session, vm: str, node, key: str, verb: str) -> dict:
     names.check_name(vm, "VM name")
     status = cluster.cluster_status()
     if node is not None:
-        _cluster_node(status, node)
+        crm_mon.check_node(status, node)
     with Lease(session, vm, verb):
         rec = vmstore.require_complete(session, vm)
         keys = (vmschema.PINNED_HOST, vmschema.PREFERRED_HOST)
@@ -53,11 +47,7 @@ def _set_host(session: Session, vm: str, node, key: str, verb: str) -> dict:
         metadata = {**{k: v for k, v in rec.metadata.items() if k not in keys}, **wanted}
 
     def update():
-        loc = cib.placement(vm, vmschema.VmConfig.of(metadata))
-        if loc is None:
-            cluster.delete_constraints([f"rbdvm-{vm}-placement"])
-        else:
-            cluster.set_constraints([loc])
+        cluster.set_placement(vm, vmschema.VmConfig.of(metadata))
     return _apply(vm, crm_mon.is_enabled(status, vm), changed, update)
 
 

@@ -122,24 +122,21 @@ def patched(current, before: VmConfig, after: VmConfig):
     return out
 
 
-def _pairs(prim, tag: str) -> dict:
-    return {nv.get("name"): nv.get("value") for nv in prim.findall(f"{tag}/nvpair")}
+def pairs(element, tag: str) -> dict:
+    """{name: value} of the nvpairs in `element`'s block `tag` (instance_attributes, ...)."""
+    return {nv.get("name"): nv.get("value") for nv in element.findall(f"{tag}/nvpair")}
 
 
 def restart_needed(old, new) -> bool:
     """Whether replacing primitive `old` by `new` makes Pacemaker restart a running resource:
     its agent's parameters (instance attributes) differ. Meta attributes, operation timeouts
     and utilization change without a restart."""
-    return _pairs(old, "instance_attributes") != _pairs(new, "instance_attributes")
+    return pairs(old, "instance_attributes") != pairs(new, "instance_attributes")
 
 
 def params(prim) -> dict:
     """The agent parameters of a primitive."""
-    return _pairs(prim, "instance_attributes")
-
-
-def target_role(prim) -> str | None:
-    return _pairs(prim, "meta_attributes").get("target-role")
+    return pairs(prim, "instance_attributes")
 
 
 def placement(vm: str, config: VmConfig):

@@ -60,6 +60,15 @@ def replace_resource(prim) -> None:
           "--xml-text", etree.tostring(prim, encoding="unicode")])
 
 
+def set_placement(vm: str, config: VmConfig) -> None:
+    """The VM's placement constraint as its settings ask: created, updated, or deleted."""
+    loc = cib.placement(vm, config)
+    if loc is None:
+        delete_constraints([f"rbdvm-{vm}-placement"])
+    else:
+        set_constraints([loc])
+
+
 def set_constraints(elements) -> None:
     """Create or update constraints (matched by id) in one atomic merge."""
     if elements:

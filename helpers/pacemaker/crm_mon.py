@@ -1,5 +1,6 @@
 """Reading crm_mon's XML: the nodes, and a VM's state as operators see it. Pure."""
 
+from ..core.errors import UsageError
 from .cib import AGENT
 
 NOT_PLACED = "no node may run it now (standby or offline nodes, pinning, colocations)"
@@ -7,6 +8,13 @@ NOT_PLACED = "no node may run it now (standby or offline nodes, pinning, colocat
 
 def cluster_nodes(status) -> list:
     return sorted(n.get("name") for n in status.iterfind("nodes/node"))
+
+
+def check_node(status, node: str) -> None:
+    """UsageError unless `node` is one of the cluster's nodes."""
+    nodes = cluster_nodes(status)
+    if node not in nodes:
+        raise UsageError(f"{node} is not a cluster node", f"nodes: {', '.join(nodes)}")
 
 
 def _resource(status, vm):

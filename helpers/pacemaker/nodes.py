@@ -4,7 +4,7 @@ resource rbdvm makes avoids a node where that attribute is true (cib.constraints
 attribute moves every VM away, and removing it lets them come back."""
 
 from ..core import xmlsafe
-from ..core.errors import ClusterUnavailable, UsageError
+from ..core.errors import ClusterUnavailable
 from . import cib, crm_mon
 from .runner import run as _run
 
@@ -32,10 +32,8 @@ def describe(status) -> list:
     for n in status.iterfind("nodes/node"):
         name = n.get("name")
         entry = cib_nodes.get(name)
-        attrs = {nv.get("name"): nv.get("value") for nv in entry.iterfind("instance_attributes/nvpair")} \
-            if entry is not None else {}
-        util = {nv.get("name"): nv.get("value") for nv in entry.iterfind("utilization/nvpair")} \
-            if entry is not None else {}
+        attrs = cib.pairs(entry, "instance_attributes") if entry is not None else {}
+        util = cib.pairs(entry, "utilization") if entry is not None else {}
         running = sorted(r.get("id") for r in status.iter("resource")
                          if r.get("id") in vms and any(x.get("name") == name for x in r.iterfind("node")))
         out.append({"name": name, "state": _state(n), "drained": attrs.get(cib.NO_VMS_ATTRIBUTE) == "true",
@@ -43,10 +41,10 @@ def describe(status) -> list:
     return out
 
 
-def check_node(status, node: str) -> None:
-    nodes = crm_mon.cluster_nodes(status)
-    if node not in nodes:
-        raise UsageError(f"{node} is not a cluster node", f"nodes: {', '.join(nodes)}")
+def describe_node(status, node: str) -> dict:
+    """describe() of one node; UsageError if it is not a cluster node."""
+    crm_mon.check_node(status, node)
+    return next(n for n in describe(status) if n["name"] == node)
 
 
 def set_drained(node: str, drained: bool) -> None:

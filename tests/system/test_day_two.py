@@ -2,13 +2,12 @@
 grown under a running guest, a cold move, a node drained and resumed."""
 
 import json
-import time
 
 import pytest
 from labkit import layout as L
 from labkit import ops
 from labkit.procs import wait_for
-from labkit.testing import boot_disk, base_xml, force_remove, other, qemu_pids, rbdvm, unique, where
+from labkit.testing import base_xml, boot_disk, force_remove, killed_at, other, qemu_pids, rbdvm, rerun, unique, where
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("agent_installed")]
 N1, N2 = L.NODES
@@ -234,22 +233,6 @@ def test_a_disk_imported_from_a_file_into_a_stopped_vm(disabled_vm):
     assert added["disk"] == f"data_{vm}_0" and added["size"] == 8 << 20 and not added["live"], added
     assert read_bytes(f"data_{vm}_0", 4096, 4096) == bytes([0x5A]) * 4096
     assert f"data_{vm}_0" in rbdvm("metadata", "get", vm, "xml").stdout
-
-
-def killed_at(step, *args):
-    """rbdvm SIGKILLed at `step` (a power cut there), with a short lease for the re-run."""
-    res = rbdvm(*args, env={"RBDVM_LEASE_SECONDS": "2", "RBDVM_FAULT_AT": step}, check=False)
-    assert res.returncode in (-9, 137), f"{step}: expected a kill, got {res.returncode}: {res.stderr}"
-
-
-def rerun(*args):
-    deadline = time.monotonic() + 20
-    while True:
-        res = rbdvm(*args, check=False)
-        if res.returncode != 4 or "is busy" not in res.stderr or time.monotonic() > deadline:
-            assert res.returncode == 0, res.stderr
-            return res
-        time.sleep(0.5)
 
 
 def test_set_killed_after_storing_brings_the_resource_in_line_when_rerun(cluster_vm):

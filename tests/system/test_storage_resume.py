@@ -1,6 +1,5 @@
 """Interrupted commands converge when re-run; one command at a time per VM (the lease)."""
 
-import signal
 import subprocess
 import time
 
@@ -9,14 +8,17 @@ from labkit.testing import (
     FILES,
     PYTHON,
     RBDTOOL,
+    SHORT_LEASE,
     base_xml,
     boot_disk,
     force_remove,
+    killed_at,
     qcow2,
     rbdvm,
     rbdvm_error,
     rbdvm_json,
     read_bytes,
+    rerun,
     unique,
 )
 from labkit import node as labnode
@@ -25,27 +27,6 @@ from labkit.procs import wait_for
 
 pytestmark = pytest.mark.lab
 MiB = 1 << 20
-SHORT_LEASE = {"RBDVM_LEASE_SECONDS": "2"}
-
-
-def killed_at(step, *args):
-    """Run rbdvm so that it SIGKILLs itself at `step` (a power cut there)."""
-    res = rbdvm(*args, env={**SHORT_LEASE, "RBDVM_FAULT_AT": step}, check=False)
-    assert res.returncode == -signal.SIGKILL or res.returncode == 128 + signal.SIGKILL, \
-        f"{step}: expected a kill, got {res.returncode}: {res.stderr}"
-
-
-def rerun(*args):
-    """Re-run once the killed command's lease has expired; busy meanwhile, never broken."""
-    deadline = time.monotonic() + 20
-    while True:
-        res = rbdvm(*args, check=False)
-        if res.returncode != 4 or "is busy" not in res.stderr or time.monotonic() > deadline:
-            assert res.returncode == 0, res.stderr
-            return res
-        time.sleep(0.5)
-
-
 def state(vm):
     """The VM's state as `list` reports it (bulk reads of the headers), checked against
     `info` (librbd, one image at a time)."""

@@ -47,7 +47,7 @@ def test_only_agent_parameters_restart_a_running_resource():
                                              pacemaker_utilization={"cpu": "2"}))
     assert cib.restart_needed(base, prim(priority=1, migration_downtime=300))
     assert cib.restart_needed(base, prim(priority=1, pacemaker_params={"migration_speed": "100"}))
-    assert cib.target_role(base) == "Started"
+    assert cib.pairs(base, "meta_attributes")["target-role"] == "Started"
 
 
 def test_a_patch_changes_only_what_the_settings_decide():
@@ -67,7 +67,7 @@ def test_a_patch_changes_only_what_the_settings_decide():
     out = cib.patched(current, before, after)
     assert cib.params(out) == {"vm": "vm1", "migration_transport": "tcp"}, "pcs's parameters stay"
     assert not cib.restart_needed(current, out)
-    assert cib.target_role(out) == "Stopped"
+    assert cib.pairs(out, "meta_attributes")["target-role"] == "Stopped"
     meta = {nv.get("name"): nv.get("value") for nv in out.findall("meta_attributes/nvpair")}
     assert meta["priority"] == "2" and meta["allow-migrate"] == "false"
     assert out.find("operations/op[@name='stop']").get("timeout") == "40s"

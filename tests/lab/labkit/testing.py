@@ -2,7 +2,9 @@
 read and write RBD images directly (as client.rbdvm, like every rbdvm command)."""
 
 import json
+import signal
 import subprocess
+import time
 import uuid
 from pathlib import Path
 
@@ -222,3 +224,25 @@ def cluster_vm_lifecycle():
 
 def pacemaker_log(n: str) -> str:
     return (L.node_dir(n) / "log-pacemaker" / "pacemaker.log").read_text(errors="replace")
+
+
+# ------------------------------------------------------------------ interrupted commands
+SHORT_LEASE = {"RBDVM_LEASE_SECONDS": "2"}
+
+
+def killed_at(step, *args):
+    """Run rbdvm so that it SIGKILLs itself at `step` (a power cut there)."""
+    res = rbdvm(*args, env={**SHORT_LEASE, "RBDVM_FAULT_AT": step}, check=False)
+    assert res.returncode == -signal.SIGKILL or res.returncode == 128 + signal.SIGKILL, \
+        f"{step}: expected a kill, got {res.returncode}: {res.stderr}"
+
+
+def rerun(*args):
+    """Re-run once the killed command's lease has expired; busy meanwhile, never broken."""
+    deadline = time.monotonic() + 20
+    while True:
+        res = rbdvm(*args, check=False)
+        if res.returncode != 4 or "is busy" not in res.stderr or time.monotonic() > deadline:
+            assert res.returncode == 0, res.stderr
+            return res
+        time.sleep(0.5)
