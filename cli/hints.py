@@ -13,4 +13,6 @@ TABLE = {
     hints.PURGE_WHICH: "Give exactly one of --all, --oldest N, --before DATE",
     hints.ALLOW_RESTART: "Add --restart to let Pacemaker restart it, or change it while the VM is stopped",
     hints.GIVE_BASE: "Give it one first: rbdvm edit {vm} --xml BASE.xml",
+    hints.TRUST: "Review it and accept it, as root on a cluster node: rbdvm trust {vm}",
+    hints.TRUST_SNAPSHOT: "Review it and accept it, as root on a cluster node: rbdvm trust {vm} --snapshot {snap}",
 }

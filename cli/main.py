@@ -34,13 +34,13 @@ def cli():
 
 
 def _register():
-    from . import agent, cluster, configure, disks, editing, metadata, nodes, snapshot, vms
+    from . import agent, cluster, configure, disks, editing, metadata, nodes, snapshot, trust, vms
 
     for command in (vms.create, vms.clone, vms.remove, vms.list_, vms.info, configure.set_, editing.edit, disks.disk,
                     snapshot.snapshot, metadata.metadata, agent.install_agent,
                     cluster.enable, cluster.disable, cluster.start, cluster.stop, cluster.status,
                     cluster.migrate, cluster.pin, cluster.prefer, cluster.unpin, cluster.colocate,
-                    nodes.node):
+                    nodes.node, trust.trust):
         cli.add_command(command)
 
 

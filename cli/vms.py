@@ -176,7 +176,9 @@ def info(name, target, as_json):
                     "  disks: " + ", ".join(d["name"] for d in r["disks"]),
                     f"  `rbdvm remove {r['name']}` deletes what is left of it"]
         lines = [f"VM {r['name']} ({r['state']}){where}",
-                 f"  uuid: {r['uuid'] or '-'}", f"  created: {r['created'] or '-'}"]
+                 f"  uuid: {r['uuid'] or '-'}", f"  created: {r['created'] or '-'}",
+                 f"  trust: {r['trust'] or '-'}" + (f" ({r['untrusted_because']}; review and accept it: "
+                                                     f"rbdvm trust {r['name']})" if r.get("untrusted_because") else "")]
         if r["cloned_from"]:
             lines.append(f"  cloned from: {r['cloned_from']['vm']} ({r['cloned_from']['mode']})")
         lines.append("  disks:")

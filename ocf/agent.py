@@ -467,11 +467,13 @@ class _MigrationJob:
 
 def migrate_from(p: Params) -> int:
     from . import domain
+    from .definition import check_stored
 
     name = _name(p)
     t0 = time.monotonic()
     end = t0 + op_timeout("migrate_from") - ANSWER_MARGIN
     deadline = min(end, t0 + 30)
+    check_stored(p, osd_op_timeout=max(1, min(10, int((end - t0) / 4))))
     conn = _conn(p, deadline)
     try:
         while True:

@@ -47,7 +47,6 @@ def load_xml(p: Params, session=None) -> str:
                 return f.read()
         except OSError as exc:
             raise AgentError(OCF_ERR_INSTALLED, f"cannot read {p.config}: {exc.strerror}") from None
-    from rbdvm.helpers.ceph import vmstore
     from rbdvm.helpers.ceph.session import Session
     from rbdvm.helpers.core.errors import ClusterUnavailable, RbdvmError
 
@@ -55,13 +54,42 @@ def load_xml(p: Params, session=None) -> str:
 
     try:
         if session is not None:
-            return vmstore.definition(session, p.vm)
+            return _verified_xml(session, p.vm)
         with Session(ceph_target(p)) as s:
-            return vmstore.definition(s, p.vm)
+            return _verified_xml(s, p.vm)
     except ClusterUnavailable as exc:
         raise AgentError(OCF_ERR_GENERIC, f"cannot read VM {p.vm} from Ceph: {hints.reason(exc)}") from None
     except RbdvmError as exc:
         raise AgentError(OCF_ERR_CONFIGURED, f"VM {p.vm} cannot start: {hints.reason(exc)}") from None
+
+
+def _verified_xml(session, vm: str) -> str:
+    """The VM's stored definition, only if this cluster signed it and it is within this
+    node's device policy (a Ceph key is not root: the pool is not trusted)."""
+    from rbdvm.helpers.ceph import trust, vmstore
+
+    return trust.runnable_xml(session, vm, vmstore.usable_metadata(session, vm))
+
+
+def check_stored(p: Params, osd_op_timeout: float) -> None:
+    """After an incoming live migration (vm= only): the stored definition must still be one
+    this node may start, or the next start would be refused. A definite refusal fails the
+    action; Ceph not answering does not (the domain runs, its start here was verified on
+    the source)."""
+    if not p.vm:
+        return
+    from rbdvm.helpers.ceph.session import Session
+    from rbdvm.helpers.core.errors import ClusterUnavailable, RbdvmError
+
+    from . import hints, log
+
+    try:
+        with Session(ceph_target(p), osd_op_timeout=osd_op_timeout) as s:
+            _verified_xml(s, p.vm)
+    except ClusterUnavailable as exc:
+        log.warn(f"could not read VM {p.vm} from Ceph to check its definition: {hints.reason(exc)}")
+    except RbdvmError as exc:
+        raise AgentError(OCF_ERR_CONFIGURED, f"VM {p.vm} arrived but may not run here: {hints.reason(exc)}") from None
 
 
 def ceph_target(p: Params):

@@ -29,6 +29,7 @@ class Session:
         # librados' handles (untyped bindings), set by __enter__
         self.cluster: Any = None
         self.ioctx: Any = None
+        self._fsid: str | None = None
 
     def __enter__(self):
         t = self.target
@@ -78,6 +79,13 @@ class Session:
                                       "none in the keyring paths of " + t.conf,
                                       hint=Hint(hints.CEPH_ID, {"client_id": t.client_id}))
         return ClusterUnavailable("cannot connect to the Ceph cluster", f"{exc} (monitors {mons})")
+
+    def fsid(self) -> str:
+        """The Ceph cluster's id (what a signature is bound to, with pool and namespace)."""
+        if self._fsid is None:
+            with ceph_errors("reading the Ceph cluster's id", self.target):
+                self._fsid = self.cluster.get_fsid()
+        return self._fsid
 
     def namespace_exists(self) -> bool:
         return not self.target.namespace or rbd.RBD().namespace_exists(self.ioctx, self.target.namespace)

@@ -220,9 +220,10 @@ def require_complete(session: Session, vm: str, groups=None, images=None, metada
     return rec
 
 
-def definition(session: Session, vm: str) -> str:
-    """The `xml` of a usable VM, read from its system disk alone (one open, no listing):
-    what the agent starts. Refused by the same rules and messages as every command."""
+def usable_metadata(session: Session, vm: str) -> dict:
+    """The system disk's metadata of a usable VM, read from it alone (one open, no listing):
+    the agent starts its `xml` (once trust.py verified it). Refused by the same rules and
+    messages as every command."""
     system = names.system_disk(vm)
     try:
         img = rbd.Image(session.ioctx, system, read_only=True)
@@ -238,7 +239,7 @@ def definition(session: Session, vm: str) -> str:
     if not _claimed(session, vm, metadata):
         _unclaimed(rec)
     refuse_incomplete(session, rec)
-    return metadata[vmschema.XML]
+    return metadata
 
 
 def refuse_incomplete(session: Session, rec: VmRecord, rolling_back_ok: bool = False) -> None:

@@ -57,6 +57,13 @@ class ClusterUnavailable(RbdvmError):
     exit_code = 5
 
 
+class Untrusted(RbdvmError):
+    """What a node would act on as root is not signed by this cluster, or breaks its device
+    policy: nothing runs until root reviews and accepts it."""
+
+    exit_code = 6
+
+
 EXIT_CODES = {
     0: "success",
     RbdvmError.exit_code: "operation failed (the message says why)",
@@ -64,4 +71,6 @@ EXIT_CODES = {
     NotFound.exit_code: "the VM, snapshot or key does not exist",
     Conflict.exit_code: "conflict: already exists, busy, or in use",
     ClusterUnavailable.exit_code: "Ceph, libvirt or Pacemaker unreachable or permission denied",
+    Untrusted.exit_code: "the VM's definition or settings are not signed by this cluster, or break "
+                         "the device policy",
 }

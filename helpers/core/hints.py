@@ -15,6 +15,8 @@ FORCE_REMOVE = "force_remove"      # remove an enabled VM (disables it first)
 PURGE_WHICH = "purge_which"        # which snapshots a purge removes
 ALLOW_RESTART = "allow_restart"    # a change that restarts a running VM
 GIVE_BASE = "give_base"            # a VM made by another tool has no base definition
+TRUST = "trust"                    # review and sign a VM's stored definition and settings
+TRUST_SNAPSHOT = "trust_snapshot"  # ... the definition recorded with one of its snapshots
 
 
 class Hint:
@@ -39,6 +41,9 @@ NEUTRAL = {
     PURGE_WHICH: "Say which snapshots: all, the N oldest, or those before a date",
     ALLOW_RESTART: "Allow the restart, or make the change while the VM is stopped",
     GIVE_BASE: "Give it a base definition first (rbdvm edit {vm})",
+    TRUST: "Review it and accept it, as root on a cluster node: rbdvm trust {vm}",
+    TRUST_SNAPSHOT: "Review the definition recorded with snapshot {snap} and accept it, as root on a "
+                    "cluster node (rbdvm trust {vm}, naming the snapshot)",
 }
 
 

@@ -27,15 +27,18 @@ IMPORTED = "_imported"             # on a disk while its image is being imported
 COPIED = "_copied"                 # on a disk while a full clone copies into it
 COLOCATIONS = "_colocations"       # JSON [{"with", "strong", "anti"}]
 SNAPSHOT_TIME_PREFIX = "_snapshot_"   # + snapshot name: when it was taken
-DEFINITION_AT_PREFIX = "_definition_at_"   # + snapshot name: JSON {"xml", "base"} it was taken with
-PREVIOUS_DEFINITION = "_previous_definition"   # JSON {"xml", "base"} before the last edit
+DEFINITION_AT_PREFIX = "_definition_at_"   # + snapshot name: JSON {"xml", "base", "sig"} it was taken with
+PREVIOUS_DEFINITION = "_previous_definition"   # JSON {"xml", "base", "sig"} before the last edit
+DEFINITION_SIG = "_definition_sig"   # signing.py: xml and _base_xml, signed by the cluster
+SETTINGS_SIG = "_settings_sig"       # signing.py: the settings below and _colocations, signed
 # per-snapshot keys: never inherited by a clone (its snapshots are not the source's)
 SNAPSHOT_PREFIXES = (SNAPSHOT_TIME_PREFIX, DEFINITION_AT_PREFIX)
 
 # a system disk is rbdvm's (or vm_manager's) only if it carries one of these
 OWNER_KEYS = (VM_NAME, STATE)
 # rbdvm's bookkeeping: never copied to a clone, never shown as settings
-INTERNAL_KEYS = (STATE, CREATED, IMPORTED, COPIED, CLONED_FROM, REENABLE, ROLLBACK_TO, PREVIOUS_DEFINITION)
+INTERNAL_KEYS = (STATE, CREATED, IMPORTED, COPIED, CLONED_FROM, REENABLE, ROLLBACK_TO, PREVIOUS_DEFINITION,
+                 DEFINITION_SIG, SETTINGS_SIG)
 # keys a user's metadata may not set (every `_` key is rbdvm's too)
 RESERVED_KEYS = frozenset({VM_NAME, XML, BASE_XML})
 
@@ -66,6 +69,8 @@ SETTINGS = (
     Setting("pacemaker_utilization", "map", "utilization attribute of the resource, KEY=VALUE"),
 )
 BY_NAME = {s.name: s for s in SETTINGS}
+# what the cluster's resource is built from: signed together (SETTINGS_SIG)
+SIGNED_SETTINGS = tuple(s.key for s in SETTINGS) + (COLOCATIONS,)
 PINNED_HOST, PREFERRED_HOST = BY_NAME["pinned_host"].key, BY_NAME["preferred_host"].key
 DISK_BUS = BY_NAME["disk_bus"].key
 
@@ -194,16 +199,24 @@ def encode_cloned_from(vm: str, mode: str, at: str) -> str:
 
 
 def encode_definition(metadata: dict) -> str:
-    """The VM's definition as it is now (its `xml` and the base it was built from)."""
-    return json.dumps({"xml": metadata.get(XML), "base": metadata.get(BASE_XML)})
+    """The VM's definition as it is now (its `xml`, the base it was built from, and their
+    signature, kept as it is: a recorded definition is restored, never signed again)."""
+    return json.dumps({"xml": metadata.get(XML), "base": metadata.get(BASE_XML), "sig": metadata.get(DEFINITION_SIG)})
 
 
 def stored_definition(metadata: dict, key: str) -> dict | None:
-    """A definition recorded under `key` (by a snapshot or an edit): {"xml", "base"}, or None."""
+    """A definition recorded under `key` (by a snapshot or an edit): {"xml", "base", "sig"},
+    or None."""
     value = stored_json(metadata, key, None)
     if isinstance(value, dict) and isinstance(value.get("xml"), str) and isinstance(value.get("base"), str):
-        return value
+        return {"xml": value["xml"], "base": value["base"],
+                "sig": value.get("sig") if isinstance(value.get("sig"), str) else None}
     return None
+
+
+def definition_keys(recorded: dict) -> dict:
+    """The metadata that makes a recorded definition the VM's current one again."""
+    return {XML: recorded["xml"], BASE_XML: recorded["base"], DEFINITION_SIG: recorded.get("sig") or ""}
 
 
 def cloned_from(metadata: dict) -> dict | None:

@@ -9,7 +9,7 @@ the caller allows it: a surprise restart of a critical VM is worse than a refusa
 bus changes the definition, which applies at the VM's next start.
 """
 
-from ..ceph import vmstore
+from ..ceph import trust, vmstore
 from ..ceph.lease import Lease
 from ..ceph.session import Session
 from ..core import hints, names, vmschema
@@ -67,13 +67,14 @@ def set_settings(session: Session, vm: str, changes: dict, restart: bool = False
         write = {k: v for k, v in stored.items() if rec.metadata.get(k) != v}
         remove = sorted(k for k in _SETTING_KEYS if k in rec.metadata and k not in stored)
         definition_changed = vmschema.DISK_BUS in write
+        doing = f"cannot change the settings of VM {vm}"
         if definition_changed:
-            write[vmschema.XML] = provision.rebuild_xml(session, vm, metadata, rec.disks, bus=config.disk_bus)
+            write.update(provision.rebuild_definition(session, vm, metadata, rec.disks, bus=config.disk_bus))
         plan = _plan(vm, _config_or_default(rec.metadata), config, status, restart) if enabled else None
         if write or remove:
-            vmstore.set_metadata(session, names.system_disk(vm), write, remove=remove)
+            trust.write_settings(session, vm, rec.metadata, write, remove, doing)
         checkpoint("set:stored")
-    out = {"name": vm, "changed": sorted(set(write) - {vmschema.XML} | set(remove)),
+    out = {"name": vm, "changed": sorted(set(write) - {vmschema.XML, vmschema.DEFINITION_SIG} | set(remove)),
            "definition": "applies at the next start" if definition_changed else "unchanged",
            "enabled": enabled}
     if plan is not None:

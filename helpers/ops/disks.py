@@ -101,7 +101,8 @@ def add(session: Session, vm: str, *, size: int | None = None, image: str | None
         disks = rec.disks + ([] if disk in rec.disks else [disk])
         data = [d for d in disks if d != names.system_disk(vm)]
         # the new definition first: a VM whose definition cannot be rebuilt gets no disk
-        xml = provision.rebuild_xml(session, vm, rec.metadata, disks)
+        definition = provision.rebuild_definition(session, vm, rec.metadata, disks)
+        xml = definition[vmschema.XML]
         fresh = provision.ensure_image(session, disk, f.virtual_size if f is not None else int(size or 0))
         vmstore.set_metadata(session, disk, {ADDING: vm})
         checkpoint("disk:image")
@@ -111,7 +112,7 @@ def add(session: Session, vm: str, *, size: int | None = None, image: str | None
         checkpoint("disk:group")
         lease.check()
         vmstore.set_metadata(session, names.system_disk(vm),
-                             {vmschema.XML: xml, vmschema.ADDITIONAL_DISKS: str(len(data))})
+                             {**definition, vmschema.ADDITIONAL_DISKS: str(len(data))})
         vmstore.set_metadata(session, disk, {}, remove=[ADDING, vmschema.IMPORTED])
     out = {"name": vm, "disk": disk, "size": _size_of(session, disk)}
     rbd_name = _rbd_name(session, disk)
@@ -162,12 +163,12 @@ def remove(session: Session, vm: str, disk: str) -> dict:
                            "Remove those clones first")
         disks = [d for d in rec.disks if d != disk]
         data = [d for d in disks if d != names.system_disk(vm)]
-        xml = provision.rebuild_xml(session, vm, rec.metadata, disks)
+        definition = provision.rebuild_definition(session, vm, rec.metadata, disks)
         # the definition first: from here the VM no longer uses the disk, even if the
         # delete below is interrupted (run again, it finds the disk gone from the VM)
         vmstore.set_metadata(session, names.system_disk(vm),
-                             {vmschema.XML: xml, vmschema.ADDITIONAL_DISKS: str(len(data))} if data
-                             else {vmschema.XML: xml}, remove=[] if data else [vmschema.ADDITIONAL_DISKS])
+                             {**definition, vmschema.ADDITIONAL_DISKS: str(len(data))} if data
+                             else definition, remove=[] if data else [vmschema.ADDITIONAL_DISKS])
         checkpoint("disk:unreferenced")
         provision.delete_image(session, disk, vm)
     return {"name": vm, "disk": disk, "removed": True}

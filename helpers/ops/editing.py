@@ -9,7 +9,7 @@ restart is asked for. Under the VM's lease; run again with the same base it chan
 
 import difflib
 
-from ..ceph import vmstore
+from ..ceph import trust, vmstore
 from ..ceph.lease import Lease
 from ..ceph.session import Session
 from ..core import domainxml, names, vmschema
@@ -37,19 +37,23 @@ def edit(session: Session, vm: str, base_xml: str | None = None, undo: bool = Fa
             previous = vmschema.stored_definition(md, vmschema.PREVIOUS_DEFINITION)
             if previous is None:
                 raise NotFound(f"VM {vm} has no previous definition", "it was never edited")
-            new_base, new_xml = previous["base"], previous["xml"]
+            # restored as it was kept, with its signature: it must verify, and pass the
+            # policy of today
+            trust.require_recorded(session, vm, previous, "previous definition", f"cannot undo the edit of VM {vm}")
+            trust.require_policy(session, vm, previous["xml"], f"cannot undo the edit of VM {vm}")
+            values = vmschema.definition_keys(previous)
         else:
-            new_base = base_xml or md.get(vmschema.BASE_XML)
-            new_xml = provision.rebuild_xml(session, vm, md, rec.disks, base_xml=new_base)
+            values = provision.rebuild_definition(session, vm, md, rec.disks, base_xml=base_xml)
+        new_base, new_xml = values[vmschema.BASE_XML], values[vmschema.XML]
         uid = domainxml.uuid_of(new_xml)
         if uid and uid != domainxml.stored_uuid(md.get(vmschema.XML)):
             provision.check_uuid_free(session, uid, vm)
-        changed = new_xml != md.get(vmschema.XML) or new_base != md.get(vmschema.BASE_XML)
+        changed = new_xml != md.get(vmschema.XML) or new_base != md.get(vmschema.BASE_XML) \
+            or values[vmschema.DEFINITION_SIG] != md.get(vmschema.DEFINITION_SIG)
         diff = _diff(md.get(vmschema.XML), new_xml)
         if changed:
             vmstore.set_metadata(session, names.system_disk(vm), {
-                vmschema.XML: new_xml, vmschema.BASE_XML: new_base,
-                vmschema.PREVIOUS_DEFINITION: vmschema.encode_definition(md)})
+                **values, vmschema.PREVIOUS_DEFINITION: vmschema.encode_definition(md)})
     out = {"name": vm, "changed": changed, "diff": diff, "applies": "at the next start"}
     if changed and restart and cluster.has_resource(vm):
         st = crm_mon.vm_status(cluster.cluster_status(), vm, True)

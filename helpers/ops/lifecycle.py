@@ -1,6 +1,6 @@
 """enable / disable / start / stop / status / migrate: the VM's life in the cluster."""
 
-from ..ceph import rbdbulk, vmstore
+from ..ceph import rbdbulk, trust, vmstore
 from ..ceph.session import Session
 from ..core import hints, names, vmschema
 from ..core.errors import Conflict, NotFound, RbdvmError
@@ -39,6 +39,10 @@ def enable(session: Session, vm: str, start: bool = True, wait: float = START_WA
     if crm_mon.is_enabled(status, vm):
         st = crm_mon.vm_status(status, vm, True)
         return {**st, "changed": False}
+    # the resource is built from the settings, and the agent starts the definition: both
+    # must be this cluster's (the agent checks the definition again at every start)
+    trust.require_settings(session, vm, rec.metadata, f"cannot enable VM {vm}")
+    trust.require_definition(session, vm, rec.metadata, f"cannot enable VM {vm}")
     enabled = crm_mon.enabled_vms(status)
     cluster.add_resource(vm, session.target, vmschema.VmConfig.of(rec.metadata), start, enabled,
                          _inbound(session, vm, enabled))
@@ -54,7 +58,10 @@ def _inbound(session: Session, vm: str, enabled) -> dict:
     `vm` removed those constraints (a constraint cannot name a missing resource)."""
     found = {}
     for other, header in rbdbulk.system_headers(session, [o for o in enabled if o != vm]).items():
-        for colo in vmschema.colocations(rbdbulk.metadata(header)):
+        metadata = rbdbulk.metadata(header)
+        if trust.settings_verdict(session, other, metadata)[0] != trust.SIGNED:
+            continue     # a colocation only another VM's signed settings declare
+        for colo in vmschema.colocations(metadata):
             if colo["with"] == vm:
                 found[other] = colo
     return found
@@ -155,6 +162,9 @@ def migrate(session: Session, vm: str, node: str, wait: float = MIGRATE_WAIT, co
     if not crm_mon.is_enabled(status, vm):
         raise _not_on_cluster(vm)
     crm_mon.check_node(status, node)
+    # a VM whose definition would be refused at its next start is not moved: a move ends
+    # in that start (cold) or in the check after a live migration, and the VM stops
+    trust.require_definition(session, vm, rec.metadata, f"cannot move VM {vm}")
     live = vmschema.VmConfig.of(rec.metadata).live_migration
     if not live and not cold:
         raise Conflict(f"VM {vm} does not allow live migration",

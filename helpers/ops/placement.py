@@ -5,7 +5,7 @@ The metadata is written first: an interrupted command leaves the wish recorded, 
 it again brings the constraints in line."""
 
 
-from ..ceph import vmstore
+from ..ceph import trust, vmstore
 from ..ceph.lease import Lease
 from ..ceph.session import Session
 from ..core import names, vmschema
@@ -42,8 +42,8 @@ def _set_host(session: Session, vm: str, node, key: str, verb: str) -> dict:
         current = {k: rec.metadata[k] for k in keys if k in rec.metadata}
         changed = current != wanted
         if changed:
-            vmstore.set_metadata(session, names.system_disk(vm), wanted,
-                                 remove=[k for k in keys if k not in wanted])
+            trust.write_settings(session, vm, rec.metadata, wanted, [k for k in keys if k not in wanted],
+                                 f"cannot {verb} VM {vm}")
         metadata = {**{k: v for k, v in rec.metadata.items() if k not in keys}, **wanted}
 
     def update():
@@ -89,9 +89,9 @@ def colocate(session: Session, vm: str, others, strong: bool = False, anti: bool
         wanted = sorted(kept + added, key=lambda c: c["with"])
         changed = wanted != sorted(current, key=lambda c: c["with"])
         if changed:
-            vmstore.set_metadata(session, names.system_disk(vm),
+            trust.write_settings(session, vm, rec.metadata,
                                  {vmschema.COLOCATIONS: vmschema.encode_colocations(wanted)} if wanted else {},
-                                 remove=[] if wanted else [vmschema.COLOCATIONS])
+                                 [] if wanted else [vmschema.COLOCATIONS], f"cannot colocate VM {vm}")
     enabled = crm_mon.enabled_vms(status)
 
     def update():

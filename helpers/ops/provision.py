@@ -10,12 +10,12 @@ from datetime import datetime, timezone
 import rados
 import rbd
 
-from ..ceph import diskimage, rbdbulk, vmstore
+from ..ceph import diskimage, rbdbulk, trust, vmstore
 from ..ceph.lease import Lease
 from ..ceph.monitors import monitor_hosts
 from ..ceph.session import Session, ceph_errors
 from ..ceph.vmstore import COMPLETE, CREATING, REMOVING, where
-from ..core import defaults, domainxml, hints, names, vmschema
+from ..core import defaults, domainxml, hints, names, secret, vmschema
 from ..core.errors import Conflict, RbdvmError, UsageError
 from ..core.faults import checkpoint
 from ..core.hints import Hint
@@ -45,6 +45,8 @@ def create(session: Session, name: str, image: str, base_xml: str, *, data_image
     bus = settings.get("disk_bus") or defaults.DISK_BUS
     files = [diskimage.inspect(image)] + [diskimage.inspect(p) for p in data_images]
     base_uuid = domainxml.uuid_of(base_xml, "the base XML")
+    key = secret.load()     # a node that cannot sign makes nothing
+    trust.require_policy(session, name, base_xml, f"cannot create VM {name}")
     session.ensure_namespace()
     with Lease(session, name, "create") as lease:
         disks = names.disk_names(name, len(data_images))
@@ -56,16 +58,18 @@ def create(session: Session, name: str, image: str, base_xml: str, *, data_image
         for disk, f in zip(disks, files):
             import_disk(session, name, disk, f, lease, fresh=disk in fresh, progress=progress)
         xml = _build_xml(session, base_xml, name, disks, bus)
-        values = {vmschema.VM_NAME: name, vmschema.BASE_XML: base_xml, vmschema.XML: xml,
-                  vmschema.DISK_BUS: bus, vmschema.CREATED: _now(), **stored, **user_md}
+        values = {vmschema.VM_NAME: name, vmschema.DISK_BUS: bus, vmschema.CREATED: _now(), **stored, **user_md,
+                  **trust.new_definition(session, name, xml, base_xml, f"cannot create VM {name}", key)}
+        values.update(trust.signed_settings(session, name, values, key))
         if data_images:
             values[vmschema.ADDITIONAL_DISKS] = str(len(data_images))
         for disk in disks[1:]:
             vmstore.set_metadata(session, disk, {}, remove=[vmschema.IMPORTED])
         checkpoint("create:commit")
         lease.check()
-        # the commit point: _state goes last
-        vmstore.set_metadata(session, disks[0], values, remove=[vmschema.IMPORTED, vmschema.STATE])
+        # the commit point: _state goes last; settings nobody gave are not left to be signed
+        vmstore.set_metadata(session, disks[0], values, remove=[vmschema.IMPORTED, vmschema.STATE] + [
+            k for k in vmschema.SIGNED_SETTINGS if k not in values])
     return {"name": name, "disks": disks, "uuid": domainxml.uuid_of(xml),
             "formats": [f.format for f in files]}
 
@@ -135,6 +139,9 @@ def rebuild_xml(session: Session, vm: str, metadata: dict, disks, *, bus: str | 
                 base_xml: str | None = None) -> str:
     """The VM's definition built again from its base (or a new one) for `disks`, keeping its
     UUID and MAC addresses unless the base sets them."""
+    if base_xml is None:
+        # built again from the stored base: only one this cluster signed
+        trust.require_definition(session, vm, metadata, f"cannot build the definition of VM {vm} again")
     base_xml = base_xml or metadata.get(vmschema.BASE_XML)
     if not base_xml:
         raise Conflict(f"VM {vm} has no base definition stored",
@@ -142,6 +149,15 @@ def rebuild_xml(session: Session, vm: str, metadata: dict, disks, *, bus: str | 
                        hint=Hint(hints.GIVE_BASE, {"vm": vm}))
     base = domainxml.keep_identity(base_xml, metadata.get(vmschema.XML))
     return _build_xml(session, base, vm, disks, bus or metadata.get(vmschema.DISK_BUS) or defaults.DISK_BUS)
+
+
+def rebuild_definition(session: Session, vm: str, metadata: dict, disks, *, bus: str | None = None,
+                       base_xml: str | None = None) -> dict:
+    """rebuild_xml, checked against the device policy and signed: the metadata to write
+    (`xml`, `_base_xml`, their signature)."""
+    xml = rebuild_xml(session, vm, metadata, disks, bus=bus, base_xml=base_xml)
+    base = base_xml or metadata.get(vmschema.BASE_XML)
+    return trust.new_definition(session, vm, xml, base, f"cannot change the definition of VM {vm}")
 
 
 def ensure_image(session: Session, image: str, size: int) -> bool:
@@ -214,7 +230,8 @@ def clone(session: Session, src: str, dst: str, *, full=False, base_xml=None, me
     settings = dict(settings or {})
     stored = vmschema.encode(settings)
     if base_xml is not None:
-        domainxml.parse(base_xml, "the base XML")
+        trust.require_policy(session, dst, base_xml, f"cannot clone VM {src} into {dst}")
+    key = secret.load()
     mode = "full" if full else "cow"
     with Lease(session, src, f"clone to {dst}") as src_lease, \
             Lease(session, dst, f"clone from {src}") as dst_lease:
@@ -233,8 +250,9 @@ def clone(session: Session, src: str, dst: str, *, full=False, base_xml=None, me
         bus = settings.get("disk_bus") or srec.metadata.get(vmschema.DISK_BUS) or defaults.DISK_BUS
         xml = _build_xml(session, base, dst, dst_disks, bus, new_identity=True)
         values = {**_inherited(srec.metadata), **stored, **user_md, vmschema.VM_NAME: dst,
-                  vmschema.BASE_XML: base, vmschema.XML: xml, vmschema.DISK_BUS: bus,
-                  vmschema.CLONED_FROM: vmschema.encode_cloned_from(src, mode, _now())}
+                  vmschema.DISK_BUS: bus, vmschema.CLONED_FROM: vmschema.encode_cloned_from(src, mode, _now()),
+                  **trust.new_definition(session, dst, xml, base, f"cannot clone VM {src} into {dst}", key)}
+        values.update(trust.signed_settings(session, dst, values, key))
         if len(dst_disks) > 1:
             values[vmschema.ADDITIONAL_DISKS] = str(len(dst_disks) - 1)
         for disk in dst_disks[1:]:
@@ -262,6 +280,9 @@ def _snapshot_source(session: Session, src: str, dst: str, snap: str, keep: bool
         system = rbd.Image(session.ioctx, names.system_disk(src))
     with system:
         srec = vmstore.require_complete(session, src, groups, images, metadata=dict(system.metadata_list()))
+        # a clone runs what its source runs, with its settings: only what this cluster signed
+        trust.require_definition(session, src, srec.metadata, f"cannot clone VM {src}")
+        trust.require_settings(session, src, srec.metadata, f"cannot clone VM {src}")
         drec = vmstore.record(session, dst, groups, images)
         if drec.state == COMPLETE:
             raise Conflict("VM already exists", f"VM {dst} exists in {where(session)}",
@@ -486,8 +507,20 @@ def _vm_of_image(image: str) -> str:
 def list_vms(session: Session) -> list:
     """Every VM in the pool/namespace, complete or not: one listing of groups and images and
     one bulk read of the system disks' headers."""
-    return [{"name": rec.name, "state": rec.state, "disks": len(rec.disks),
-             "uuid": domainxml.stored_uuid(rec.metadata.get("xml"))} for rec in vmstore.records(session)]
+    out = []
+    for rec in vmstore.records(session):
+        trusted, _ = _trust(session, rec)
+        out.append({"name": rec.name, "state": trust.UNTRUSTED if trusted == trust.UNTRUSTED else rec.state,
+                    "disks": len(rec.disks), "uuid": domainxml.stored_uuid(rec.metadata.get("xml")),
+                    "trust": trusted})
+    return out
+
+
+def _trust(session: Session, rec) -> tuple:
+    """(signed | untrusted | unknown, why) of a complete VM; ("", "") for any other."""
+    if rec.state != COMPLETE:
+        return "", ""
+    return trust.state(session, rec.name, rec.metadata)
 
 
 def info(session: Session, name: str) -> dict:
@@ -502,8 +535,11 @@ def info(session: Session, name: str) -> dict:
                 "disks": [{"name": d} for d in rec.disks]}
     disks = [_disk_info(session, d) for d in rec.disks]
     md = rec.metadata
+    trusted, why = _trust(session, rec)
     return {
-        "name": name, "state": rec.state, "pool": session.target.pool,
+        "name": name, "state": trust.UNTRUSTED if trusted == trust.UNTRUSTED else rec.state,
+        "trust": trusted, **({"untrusted_because": why} if trusted == trust.UNTRUSTED else {}),
+        "pool": session.target.pool,
         "namespace": session.target.namespace,
         "uuid": domainxml.stored_uuid(md.get("xml")),
         "created": vmschema.created(md),

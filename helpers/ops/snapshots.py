@@ -5,7 +5,7 @@ from datetime import datetime, timezone
 
 import rbd
 
-from ..ceph import vmstore
+from ..ceph import trust, vmstore
 from ..ceph.lease import Lease
 from ..ceph.session import Session, ceph_errors
 from ..core import hints, names, vmschema
@@ -167,6 +167,13 @@ def check_rollback(session: Session, rec, snap: str) -> dict:
         raise Conflict(f"snapshot {snap} of VM {rec.name} is incomplete",
                        "its creation was interrupted: it does not hold every disk",
                        f"Remove it: rbdvm snapshot remove {rec.name} {snap}")
+    recorded = vmschema.stored_definition(rec.metadata, vmschema.DEFINITION_AT_PREFIX + snap)
+    if recorded is not None:
+        # the definition a rollback restores becomes the one the VM runs: refused before
+        # any disk changes unless this cluster signed it, and it passes today's policy
+        doing = f"cannot roll VM {rec.name} back to snapshot {snap}"
+        trust.require_recorded(session, rec.name, recorded, f"definition of snapshot {snap}", doing, snapshot=snap)
+        trust.require_policy(session, rec.name, recorded["xml"], doing)
     return entry
 
 
@@ -194,7 +201,7 @@ def rollback(session: Session, vm: str, snap: str) -> dict:
         lease.check()
         # the definition the snapshot was taken with, set before the VM is complete again
         recorded = vmschema.stored_definition(rec.metadata, vmschema.DEFINITION_AT_PREFIX + snap)
-        restored = {vmschema.XML: recorded["xml"], vmschema.BASE_XML: recorded["base"]} if recorded else {}
+        restored = vmschema.definition_keys(recorded) if recorded else {}
         vmstore.set_metadata(session, system, restored, remove=[vmschema.STATE, vmschema.ROLLBACK_TO])
     return {"vm": vm, "name": snap, "disks": entry["disks"],
             "definition": "restored" if recorded else "kept (the snapshot recorded none)"}

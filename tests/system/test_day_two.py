@@ -7,7 +7,19 @@ import pytest
 from labkit import layout as L
 from labkit import ops
 from labkit.procs import wait_for
-from labkit.testing import base_xml, boot_disk, force_remove, killed_at, other, qemu_pids, rbdvm, rerun, unique, where
+from labkit.testing import (
+    base_xml,
+    boot_disk,
+    force_remove,
+    killed_at,
+    other,
+    qemu_pids,
+    rbdvm,
+    rbdvm_error,
+    rerun,
+    unique,
+    where,
+)
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("agent_installed")]
 N1, N2 = L.NODES
@@ -266,6 +278,9 @@ def test_a_vm_another_tool_made_without_a_base_is_refused_not_broken(disabled_vm
     way out (an edit with a base), and nothing is half changed."""
     vm = disabled_vm
     ops.rbd(N1, "image-meta", "remove", f"system_{vm}", "_base_xml")
+    # changed outside rbdvm: nothing is rebuilt from it until root accepts it
+    assert "not signed by this cluster" in rbdvm_error(6, "disk", "add", vm, "--size", "8M")
+    rbdvm("trust", vm, "--yes")
     before = rbdvm("metadata", "get", vm, "xml").stdout
     for args in (("disk", "add", vm, "--size", "8M"), ("set", vm, "--disk-bus", "sata"), ("edit", vm, "--undo")):
         res = rbdvm(*args, check=False)

@@ -73,6 +73,13 @@ def ceph_conf(fsid: str) -> str:
     ])
 
 
+def device_policy() -> str:
+    """/etc/rbdvm/policy.toml of a node: the test guests write their serial port to files in
+    the lab's shared directory (visible from every node and the host)."""
+    return ("# rbdvm device policy of a lab node (docs/security.md)\n"
+            f"file_dirs = [{str(L.SHARED)!r}]\n").replace("'", '"')
+
+
 def node_ceph_conf(fsid: str) -> str:
     """/etc/ceph/ceph.conf of a hypervisor: where the cluster is, nothing more."""
     return _ini([("global", {

@@ -74,6 +74,7 @@ NODE_BINDS = (
     ("log-libvirt", "/var/log/libvirt"),
     ("cache-libvirt", "/var/cache/libvirt"),
     ("etc-ceph", "/etc/ceph"),
+    ("etc-rbdvm", "/etc/rbdvm"),                       # the node's device policy
     ("usr-local-bin", "/usr/local/bin"),
     ("ocf-rbdvm", "/usr/lib/ocf/resource.d/rbdvm"),   # where `rbdvm install-agent` writes
     ("ocf-lib-rbdvm", "/usr/lib/ocf/lib/rbdvm"),      # and the agent's copy of the code

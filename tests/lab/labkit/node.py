@@ -217,6 +217,7 @@ def write_files(node: str, fsid: str, keys: dict, authkey: bytes, cib: str) -> N
     for user, key in keys.items():
         _write(d / "etc-ceph" / f"ceph.client.{user}.keyring", C.client_keyring(key, user).encode(), 0o600)
     (d / "hosts").write_text(C.hosts())
+    _write(d / "etc-rbdvm" / "policy.toml", C.device_policy().encode(), 0o644)
     # the hypervisor's rbdvm command: the project's venv, as an operator would install it
     link = d / "usr-local-bin" / "rbdvm"
     if not link.is_symlink():

@@ -1,0 +1,102 @@
+"""trust: root on a cluster node reviews a VM's stored definition and settings (or the
+definition recorded with one of its snapshots) and signs them: the way in for VMs made by
+vm_manager, by an rbdvm from before signatures, or changed outside rbdvm on purpose.
+
+What is signed is exactly what was reviewed: the review carries a digest of it, and the
+signing refuses if the stored values changed in between (someone writing the pool while root
+reads). A definition that breaks the node's device policy is never signed.
+"""
+
+import hashlib
+import json
+
+from ..ceph import trust, vmstore
+from ..ceph.lease import Lease
+from ..ceph.session import Session
+from ..core import domainxml, names, secret, signing, vmschema
+from ..core.errors import Conflict, NotFound, Untrusted, UsageError
+
+
+def _reviewed(session: Session, vm: str, snapshot: str | None) -> tuple:
+    """(record, {"xml", "base", "sig"} under review)."""
+    rec = vmstore.require_complete(session, vm)
+    if snapshot is None:
+        md = rec.metadata
+        return rec, {"xml": md.get(vmschema.XML), "base": md.get(vmschema.BASE_XML),
+                     "sig": md.get(vmschema.DEFINITION_SIG)}
+    names.check_name(snapshot, "snapshot name")
+    recorded = vmschema.stored_definition(rec.metadata, vmschema.DEFINITION_AT_PREFIX + snapshot)
+    if recorded is None:
+        raise NotFound(f"VM {vm} has no definition recorded with snapshot {snapshot}",
+                       "the snapshot does not exist, or was taken without one (a rollback to it keeps the "
+                       "current definition)")
+    return rec, recorded
+
+
+def _digest(definition: dict, settings: dict | None) -> str:
+    doc = {"xml": definition["xml"], "base": definition["base"], "settings": settings}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+
+
+def review(session: Session, vm: str, snapshot: str | None = None) -> dict:
+    """What `trust` would sign, what the device policy says of it, and whether it is signed
+    now. `digest` names exactly this content (accept() takes it back)."""
+    names.check_name(vm, "VM name")
+    rec, definition = _reviewed(session, vm, snapshot)
+    problems = []
+    try:
+        root = domainxml.parse(definition["xml"] or "", f"the definition of VM {vm}")
+    except UsageError as exc:
+        root, problems = None, [exc.message]
+    if root is not None:
+        named = (root.findtext("name") or "").strip()
+        if named != vm:
+            problems.append(f"the definition names the domain {named!r}, not {vm}")
+        problems += trust.policy_problems(session, vm, definition["xml"])
+    state, key_id = signing.verdict(secret.load(), signing.DEFINITION, trust.binding(session, vm),
+                                    signing.definition_data(definition["xml"], definition["base"]),
+                                    definition.get("sig"))
+    out = {"name": vm, "snapshot": snapshot, "xml": definition["xml"], "problems": problems,
+           "definition": state}
+    settings = None
+    if snapshot is None:
+        settings = signing.settings_data(rec.metadata, vmschema.SIGNED_SETTINGS)
+        out["settings"] = {**vmschema.decode(rec.metadata), "colocations": vmschema.colocations(rec.metadata)}
+        out["settings_state"] = trust.settings_verdict(session, vm, rec.metadata)[0]
+        try:
+            vmschema.VmConfig.of(rec.metadata)
+        except UsageError as exc:
+            problems.append(f"settings: {exc.message}")
+    out["digest"] = _digest(definition, settings)
+    return out
+
+
+def accept(session: Session, vm: str, snapshot: str | None = None, digest: str | None = None) -> dict:
+    """Sign what review() showed (`digest`: refused if it changed since; None: what is there
+    now). Refused when the definition breaks the device policy."""
+    names.check_name(vm, "VM name")
+    key = secret.load()
+    with Lease(session, vm, "trust"):
+        seen = review(session, vm, snapshot)
+        if digest is not None and seen["digest"] != digest:
+            raise Conflict(f"the stored definition or settings of VM {vm} changed while they were reviewed",
+                           "someone wrote them after they were shown; nothing was signed",
+                           "Review them again")
+        if seen["problems"]:
+            raise Untrusted(f"cannot trust VM {vm}" + (f"'s snapshot {snapshot}" if snapshot else ""),
+                                  "; ".join(seen["problems"]),
+                                  "Fix the definition (rbdvm edit) or, for what this site needs, the device "
+                                  "policy on every node (docs/security.md)")
+        rec, definition = _reviewed(session, vm, snapshot)
+        values = trust.signed_definition(session, vm, definition["xml"], definition["base"], key)
+        if snapshot is None:
+            changed = seen["definition"] != signing.SIGNED or seen["settings_state"] != signing.SIGNED
+            values.update(trust.signed_settings(session, vm, rec.metadata, key))
+        else:
+            changed = seen["definition"] != signing.SIGNED
+            values = {vmschema.DEFINITION_AT_PREFIX + snapshot: json.dumps(
+                {"xml": definition["xml"], "base": definition["base"], "sig": values[vmschema.DEFINITION_SIG]})}
+        if changed:
+            vmstore.set_metadata(session, names.system_disk(vm), values)
+    return {"name": vm, "snapshot": snapshot, "changed": changed, "was": seen["definition"],
+            "settings_were": seen.get("settings_state")}
