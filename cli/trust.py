@@ -60,7 +60,7 @@ def trust(names, snapshot, all_, yes, target, as_json):
                 click.echo("\n".join(_show(r)))
             done = r["definition"] == "signed" and r.get("settings_state", "signed") == "signed"
             if r["problems"]:
-                refused.append(vm)
+                refused.append(f"{vm}: {'; '.join(r['problems'])}")
                 results.append({**r, "signed": False, "changed": False})
                 continue
             what = "snapshot definition" if snapshot else "definition and settings"
@@ -72,5 +72,6 @@ def trust(names, snapshot, all_, yes, target, as_json):
     emit(as_json, results, lambda rs: [f"VM {r['name']}: " + ("signed" if r["changed"] else "already signed"
                                                               if r["signed"] else "not signed") for r in rs])
     if refused:
-        raise Untrusted(f"not signed: {', '.join(refused)}", "the device policy refuses their definition",
-                        "Fix the definition (rbdvm edit), or allow what this site needs in the policy file")
+        raise Untrusted("not signed: what would be signed is refused", " | ".join(refused),
+                        "Fix the definition (rbdvm edit) or the settings (rbdvm set), or allow what this site "
+                        "needs in the device policy file of every node (docs/security.md)")

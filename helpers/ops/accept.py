@@ -53,6 +53,12 @@ def review(session: Session, vm: str, snapshot: str | None = None) -> dict:
         if named != vm:
             problems.append(f"the definition names the domain {named!r}, not {vm}")
         problems += trust.policy_problems(session, vm, definition["xml"])
+    if definition["base"]:
+        # the base is what the next rebuild (a disk, a bus, an edit) makes a definition from
+        try:
+            problems += [f"base: {p}" for p in trust.policy_problems(session, vm, definition["base"])]
+        except UsageError as exc:
+            problems.append(f"base: {exc.message}")
     state, key_id = signing.verdict(secret.load(), signing.DEFINITION, trust.binding(session, vm),
                                     signing.definition_data(definition["xml"], definition["base"]),
                                     definition.get("sig"))

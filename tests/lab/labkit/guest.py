@@ -126,3 +126,52 @@ def domain_xml(name: str, uuid: str, rbd_image: str, serial_path: str, memory_mi
     etree.SubElement(source, "host", name=L.IP["ceph"], port=str(L.MON_V1))
     etree.SubElement(disk, "target", dev="vda", bus="virtio")
     return etree.tostring(dom, pretty_print=True, encoding="unicode")
+
+
+def seapath_like_base_xml(name: str) -> str:
+    """A base in the shape of SEAPATH's standard guest (seapath/ansible templates/vm/
+    guest.xml.j2): q35 with UEFI firmware, a real-time partition and pinning, bridge and
+    OVS (ethernet, unmanaged tap) interfaces, pty serial and console, a guest-agent channel
+    on libvirt's own socket path, a watchdog. Built here for the device-policy checks; the
+    lab does not boot it (no OVMF, no bridge)."""
+    from lxml import etree
+
+    dom = etree.Element("domain", type="kvm")
+    etree.SubElement(dom, "name").text = name
+    etree.SubElement(dom, "description").text = "SEAPATH-like guest"
+    etree.SubElement(etree.SubElement(dom, "resource"), "partition").text = "/machine/rt"
+    etree.SubElement(dom, "vcpu", placement="static").text = "2"
+    etree.SubElement(dom, "memory", unit="MiB").text = "2048"
+    os_ = etree.SubElement(dom, "os", firmware="efi")
+    etree.SubElement(os_, "type", arch="x86_64", machine="q35").text = "hvm"
+    etree.SubElement(os_, "boot", dev="hd")
+    etree.SubElement(os_, "bios", useserial="yes", rebootTimeout="0")
+    etree.SubElement(os_, "smbios", mode="emulate")
+    etree.SubElement(etree.SubElement(os_, "firmware"), "feature", enabled="no", name="secure-boot")
+    features = etree.SubElement(dom, "features")
+    for f in ("acpi", "apic"):
+        etree.SubElement(features, f)
+    cputune = etree.SubElement(dom, "cputune")
+    etree.SubElement(cputune, "vcpupin", vcpu="0", cpuset="2")
+    etree.SubElement(cputune, "vcpusched", vcpus="0", scheduler="fifo", priority="1")
+    etree.SubElement(dom, "cpu", mode="host-passthrough")
+    devices = etree.SubElement(dom, "devices")
+    etree.SubElement(devices, "emulator").text = "/usr/bin/qemu-system-x86_64"
+    bridge = etree.SubElement(devices, "interface", type="bridge")
+    etree.SubElement(bridge, "source", bridge="br0")
+    etree.SubElement(bridge, "model", type="virtio")
+    etree.SubElement(etree.SubElement(bridge, "vlan"), "tag", id="100")
+    ovs = etree.SubElement(devices, "interface", type="ethernet")
+    etree.SubElement(ovs, "target", dev="vm-port1", managed="no")
+    etree.SubElement(ovs, "model", type="virtio")
+    etree.SubElement(devices, "controller", type="pci", index="0", model="pcie-root")
+    serial = etree.SubElement(devices, "serial", type="pty")
+    etree.SubElement(serial, "target", type="isa-serial", port="0")
+    console = etree.SubElement(devices, "console", type="pty")
+    etree.SubElement(console, "target", type="serial", port="0")
+    channel = etree.SubElement(devices, "channel", type="unix")
+    etree.SubElement(channel, "source", mode="bind")
+    etree.SubElement(channel, "target", type="virtio", name="org.qemu.guest_agent.0")
+    etree.SubElement(devices, "memballoon", model="none")
+    etree.SubElement(devices, "watchdog", model="i6300esb", action="poweroff")
+    return etree.tostring(dom, pretty_print=True, encoding="unicode")
