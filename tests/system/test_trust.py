@@ -242,10 +242,11 @@ def test_an_upgrade_keeps_unsigned_vms_running_and_trust_first_lets_them_move():
         assert rbdvm_json("info", vm)["state"] == "untrusted"
         target = N2 if start_node == N1 else N1
         assert "not signed by this cluster" in rbdvm_error(6, "migrate", vm, target)
-        # two monitor intervals later it still runs where it ran, booted once
+        # a monitor interval later it still runs where it ran, booted once
         assert not wait_for(12, lambda: where(vm) != start_node, 1.0)
         assert ops.boots(vm) == 1
-        out = rbdvm("trust", "--all", "--yes").stdout
+        # (another test's VM the policy refuses would make the exit code 6: this one is signed)
+        out = rbdvm("trust", "--all", "--yes", check=False).stdout
         assert f"VM {vm}: signed" in out, out
         rbdvm("migrate", vm, target)
         assert where(vm) == target and ops.boots(vm) == 1, "moved live, not restarted"
