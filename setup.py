@@ -9,7 +9,7 @@ from setuptools import find_packages, setup
 ROOTS = {"ocf": "rbdvm.ocf", "helpers": "rbdvm.helpers", "cli": "rbdvm.cli"}
 
 setup(
-    package_dir=ROOTS,
+    package_dir={name: folder for folder, name in ROOTS.items()},
     packages=[p for folder, name in ROOTS.items()
               for p in [name] + [f"{name}.{sub}" for sub in find_packages(folder)]],
 )

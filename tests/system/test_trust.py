@@ -167,6 +167,7 @@ def test_a_signature_made_for_another_vm_or_another_cluster_is_refused(vm):
     assert runs_nowhere(vm)
     rbdvm("trust", vm, "--yes")
     assert agent(N1, "start", vm=vm).returncode == 0
+    ops.wait_serial(vm, "READY")      # (before it, the guest ignores the ACPI button)
     assert agent(N1, "stop", vm=vm).returncode == 0
 
 
@@ -190,6 +191,7 @@ def test_a_tampered_snapshot_definition_is_not_rolled_back_to(vm):
     assert read_bytes(f"system_{vm}", AT, 4096) == b"\0" * 4096, "rolled back"
     assert MEM96 in meta_get(vm, "xml")
     assert agent(N1, "start", vm=vm).returncode == 0
+    ops.wait_serial(vm, "READY")
     assert agent(N1, "stop", vm=vm).returncode == 0
 
 
