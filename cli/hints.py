@@ -14,5 +14,6 @@ TABLE = {
     hints.ALLOW_RESTART: "Add --restart to let Pacemaker restart it, or change it while the VM is stopped",
     hints.GIVE_BASE: "Give it one first: rbdvm edit {vm} --xml BASE.xml",
     hints.TRUST: "Review it and accept it, as root on a cluster node: rbdvm trust {vm}",
+    hints.DRAIN_UNTRUSTED: "Accept them first: rbdvm trust {vms}, then drain again; or add --force: they stop",
     hints.TRUST_SNAPSHOT: "Review it and accept it, as root on a cluster node: rbdvm trust {vm} --snapshot {snap}",
 }

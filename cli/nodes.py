@@ -34,17 +34,21 @@ def _vm_line(node_name, v) -> str:
 
 @node.command()
 @click.argument("name")
+@click.option("--force", is_flag=True,
+              help="Drain even when VMs on NAME are not signed by this cluster: they stop (their start "
+                   "elsewhere is refused).")
 @json_option
-def drain(name, as_json):
+def drain(name, force, as_json):
     """Move every VM off node NAME and keep VMs away from it (for maintenance).
 
     Sets the node attribute rbdvm-no-vms=true, which every VM rbdvm put under Pacemaker
     avoids: each VM leaves (live if it allows live migration, else stopped and started
     elsewhere); a VM pinned to NAME has nowhere to go and stops. Waits until the cluster has
     settled and reports each VM that ran there. Run it again at will; `rbdvm node resume NAME`
-    undoes it.
+    undoes it. Refused, before anything moves, while a VM on NAME is not signed by this
+    cluster (rbdvm trust).
     """
-    r = maintenance.drain(name)
+    r = maintenance.drain(name, untrusted_ok=force)
     emit(as_json, r, lambda r: [f"node {name} drained" + ("" if r["changed"] else " (it already was)")
                                 + ("" if r["settled"] else "; the cluster has not settled yet")]
          + [_vm_line(name, v) for v in r["vms"]])

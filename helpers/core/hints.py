@@ -17,6 +17,7 @@ ALLOW_RESTART = "allow_restart"    # a change that restarts a running VM
 GIVE_BASE = "give_base"            # a VM made by another tool has no base definition
 TRUST = "trust"                    # review and sign a VM's stored definition and settings
 TRUST_SNAPSHOT = "trust_snapshot"  # ... the definition recorded with one of its snapshots
+DRAIN_UNTRUSTED = "drain_untrusted"  # drain a node that runs VMs this cluster did not sign
 
 
 class Hint:
@@ -42,6 +43,7 @@ NEUTRAL = {
     ALLOW_RESTART: "Allow the restart, or make the change while the VM is stopped",
     GIVE_BASE: "Give it a base definition first (rbdvm edit {vm})",
     TRUST: "Review it and accept it, as root on a cluster node: rbdvm trust {vm}",
+    DRAIN_UNTRUSTED: "Review and accept them first (rbdvm trust {vms}), or drain anyway: they stop",
     TRUST_SNAPSHOT: "Review the definition recorded with snapshot {snap} and accept it, as root on a "
                     "cluster node (rbdvm trust {vm}, naming the snapshot)",
 }

@@ -8,7 +8,12 @@ takes VMs again and VMs that prefer it come back. Both are one attribute change,
 one again (after an interruption) converges.
 """
 
-from ..pacemaker import cluster, crm_mon, nodes
+from ..ceph import trust, vmstore
+from ..ceph.session import Session
+from ..core import hints
+from ..core.errors import RbdvmError, Untrusted
+from ..core.hints import Hint
+from ..pacemaker import cib, cluster, crm_mon, nodes
 
 SETTLE_WAIT = 600
 
@@ -32,7 +37,38 @@ def _set_drained(node: str, drained: bool, wait: float) -> tuple:
     return before, cluster.settle(wait)
 
 
-def drain(node: str, wait: float = SETTLE_WAIT) -> dict:
+def untrusted_vms(vms) -> list:
+    """Those of `vms` (enabled rbdvm VMs) whose stored definition this cluster did not sign:
+    moved, their start on the other node would be refused and they would stop."""
+    prims = cluster.primitives()
+    by_target: dict = {}
+    for vm in vms:
+        target = cib.ceph_target(prims[vm]) if vm in prims else None
+        if target is not None:
+            by_target.setdefault(target, []).append(vm)
+    found = []
+    for target, names in by_target.items():
+        with Session(target) as session:
+            for vm in names:
+                try:
+                    metadata = vmstore.usable_metadata(session, vm)
+                except RbdvmError:
+                    continue      # refused for another reason, which its start says
+                if trust.definition_verdict(session, vm, metadata)[0] != trust.SIGNED:
+                    found.append(vm)
+    return sorted(found)
+
+
+def drain(node: str, wait: float = SETTLE_WAIT, untrusted_ok: bool = False) -> dict:
+    """Move every VM off `node`; refused, before anything moves, while a VM on it is not
+    signed by this cluster (its start elsewhere would be refused), unless `untrusted_ok`."""
+    if not untrusted_ok:
+        here = nodes.describe_node(cluster.cluster_status(), node)["vms"]
+        untrusted = untrusted_vms(here)
+        if untrusted:
+            raise Untrusted(f"cannot drain node {node}: {', '.join(untrusted)} not signed by this cluster",
+                            "moved to another node, its start there would be refused and it would stop",
+                            hint=Hint(hints.DRAIN_UNTRUSTED, {"vms": " ".join(untrusted)}))
     before, settled = _set_drained(node, True, wait)
     report = _vms_report(cluster.cluster_status(), before["vms"])
     left = [v["name"] for v in report if v["node"] == node]

@@ -139,6 +139,18 @@ def params(prim) -> dict:
     return pairs(prim, "instance_attributes")
 
 
+def ceph_target(prim) -> CephTarget | None:
+    """Where the VM of an rbdvm primitive is stored (what primitive() wrote, read back);
+    None for another agent's resource or one run from a local file (config=)."""
+    if any(prim.get(k) != v for k, v in AGENT.items()):
+        return None
+    p = params(prim)
+    if not p.get("vm"):
+        return None
+    return CephTarget(conf=p.get("ceph_conf") or defaults.CEPH_CONF, client_id=p.get("ceph_id") or defaults.CEPH_ID,
+                      pool=p.get("pool") or defaults.POOL, namespace=p.get("namespace") or "")
+
+
 def placement(vm: str, config: VmConfig):
     """The location constraint of a pinned or preferred VM, or None.
 

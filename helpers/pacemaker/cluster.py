@@ -48,9 +48,13 @@ def add_resource(vm: str, target: CephTarget, config: VmConfig, start: bool, ena
 
 def resource(vm: str):
     """The VM's primitive as the CIB holds it, or None."""
+    return primitives().get(vm)
+
+
+def primitives() -> dict:
+    """{id: primitive} of every resource in the CIB: one query."""
     out = _run(["cibadmin", "--query", "--scope", "resources"], timeout=15)
-    found = xmlsafe.parse(out, "the CIB's resources", ClusterUnavailable).xpath("//primitive[@id=$vm]", vm=vm)
-    return found[0] if found else None
+    return {p.get("id"): p for p in xmlsafe.parse(out, "the CIB's resources", ClusterUnavailable).iter("primitive")}
 
 
 def replace_resource(prim) -> None:

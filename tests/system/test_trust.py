@@ -229,9 +229,9 @@ def test_tampered_settings_are_not_enabled(vm):
 
 def test_an_upgrade_keeps_unsigned_vms_running_and_trust_first_lets_them_move():
     """VMs made before signatures carry none (as made by the previous rbdvm: their signature
-    keys removed here). Running, they keep running (monitor never reads Ceph); a move is
-    refused before anything happens (its start would be); after `trust --all`, the VM
-    migrates live."""
+    keys removed here). Running, they keep running (monitor never reads Ceph); a migrate or
+    a drain is refused before anything moves (the start it ends in would be); after
+    `trust --all`, the drain moves the VM live."""
     vm = unique("up")
     make_vm(vm, live_migration=True, pacemaker_params="migration_transport=tcp")
     try:
@@ -243,16 +243,22 @@ def test_an_upgrade_keeps_unsigned_vms_running_and_trust_first_lets_them_move():
         ops.wait_serial(vm, "READY")
         assert rbdvm_json("info", vm)["state"] == "untrusted"
         target = N2 if start_node == N1 else N1
+        # a move would end in a refused start: refused before anything moves
         assert "not signed by this cluster" in rbdvm_error(6, "migrate", vm, target)
+        refused = rbdvm_error(6, "node", "drain", start_node)
+        assert vm in refused and f"rbdvm trust {vm}" in refused and "--force" in refused, refused
+        assert not {n["name"]: n for n in rbdvm_json("node", "list")}[start_node]["drained"]
         # a monitor interval later it still runs where it ran, booted once
         assert not wait_for(12, lambda: where(vm) != start_node, 1.0)
         assert ops.boots(vm) == 1
         # (another test's VM the policy refuses would make the exit code 6: this one is signed)
         out = rbdvm("trust", "--all", "--yes", check=False).stdout
         assert f"VM {vm}: signed" in out, out
-        rbdvm("migrate", vm, target)
-        assert where(vm) == target and ops.boots(vm) == 1, "moved live, not restarted"
+        rbdvm("node", "drain", start_node)
+        assert where(vm) == target and ops.boots(vm) == 1, "drained live, not restarted"
     finally:
+        rbdvm("node", "resume", N1, check=False)
+        rbdvm("node", "resume", N2, check=False)
         rbdvm("disable", vm, check=False)
         force_remove(vm)
 
