@@ -8,6 +8,8 @@ data untouched, and, where the definition is acceptable, the VM running again af
 import json
 
 import pytest
+from lxml import etree
+
 from labkit import guest, ops
 from labkit import layout as L
 from labkit.procs import wait_for
@@ -29,7 +31,6 @@ from labkit.testing import (
     where,
     write_bytes,
 )
-from lxml import etree
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("agent_installed")]
 N1, N2 = L.NODES

@@ -6,9 +6,9 @@ the device policy (core/devpolicy.py). The lab proves them against real attacks
 import os
 
 import pytest
-from labkit import guest
 from lxml import etree
 
+from labkit import guest
 from rbdvm.helpers.core import devpolicy, domainxml, secret, signing
 from rbdvm.helpers.core.errors import ClusterUnavailable, UsageError
 
@@ -59,9 +59,9 @@ def test_the_key_is_derived_never_the_secret_itself():
 
 
 # ------------------------------------------------------------------ the secret
-def _file(tmp_path, data=os.urandom(64), mode=0o600):
+def _file(tmp_path, data=None, mode=0o600):
     path = tmp_path / "authkey"
-    path.write_bytes(data)
+    path.write_bytes(os.urandom(64) if data is None else data)
     path.chmod(mode)
     return str(path)
 
@@ -97,7 +97,10 @@ def test_without_the_override_the_dedicated_key_comes_before_corosyncs():
 
 
 # ------------------------------------------------------------------ the device policy
-def problems(xml: str, policy=devpolicy.Policy(), vm="vm1") -> list:
+DEFAULT = devpolicy.Policy()
+
+
+def problems(xml: str, policy=DEFAULT, vm="vm1") -> list:
     return devpolicy.problems(domainxml.parse(xml), vm=vm, pool="rbd", namespace="", policy=policy)
 
 
