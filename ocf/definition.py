@@ -58,7 +58,7 @@ def load_xml(p: Params, session=None) -> str:
         with Session(ceph_target(p)) as s:
             return _verified_xml(s, p.vm)
     except ClusterUnavailable as exc:
-        raise AgentError(OCF_ERR_GENERIC, f"cannot read VM {p.vm} from Ceph: {hints.reason(exc)}") from None
+        raise AgentError(OCF_ERR_GENERIC, f"VM {p.vm} cannot start on this node: {hints.reason(exc)}") from None
     except RbdvmError as exc:
         raise AgentError(OCF_ERR_CONFIGURED, f"VM {p.vm} cannot start: {hints.reason(exc)}") from None
 
