@@ -4,7 +4,7 @@ key; core/devpolicy.py: the device policy). The one owner of "may a node act on 
 """
 
 from ..core import devpolicy, domainxml, hints, names, secret, signing, vmschema
-from ..core.errors import Untrusted
+from ..core.errors import ClusterUnavailable, Untrusted
 from ..core.hints import Hint
 from . import vmstore
 from .session import Session
@@ -41,10 +41,11 @@ def signed_settings(session: Session, vm: str, metadata: dict, key=None) -> dict
 
 
 # ------------------------------------------------------------------ verifying
-def definition_verdict(session: Session, vm: str, metadata: dict, key=None) -> tuple:
-    data = signing.definition_data(metadata.get(vmschema.XML), metadata.get(vmschema.BASE_XML))
-    return signing.verdict(_key(key), signing.DEFINITION, binding(session, vm), data,
-                           metadata.get(vmschema.DEFINITION_SIG))
+def definition_verdict(session: Session, vm: str, definition: dict, key=None) -> tuple:
+    """The verdict on a definition {"xml", "base", "sig"}: the VM's current one
+    (vmschema.current_definition) or one recorded with a snapshot or an edit."""
+    data = signing.definition_data(definition["xml"], definition["base"])
+    return signing.verdict(_key(key), signing.DEFINITION, binding(session, vm), data, definition.get("sig"))
 
 
 def settings_verdict(session: Session, vm: str, metadata: dict, key=None) -> tuple:
@@ -61,7 +62,7 @@ def _refuse(state: str, key_id: str, key, vm: str, what: str, doing: str, hint: 
 def require_definition(session: Session, vm: str, metadata: dict, doing: str, key=None) -> None:
     """Refuse (Untrusted) unless the VM's `xml` and `_base_xml` verify."""
     key = _key(key)
-    state, key_id = definition_verdict(session, vm, metadata, key)
+    state, key_id = definition_verdict(session, vm, vmschema.current_definition(metadata), key)
     if state != signing.SIGNED:
         raise _refuse(state, key_id, key, vm, "definition", doing, Hint(hints.TRUST, {"vm": vm}))
 
@@ -79,22 +80,28 @@ def require_recorded(session: Session, vm: str, recorded: dict, what: str, doing
     """Refuse a recorded definition (a snapshot's, the one before an edit) that does not
     verify: restoring it would make it the one the VM runs."""
     key = _key(key)
-    state, key_id = signing.verdict(key, signing.DEFINITION, binding(session, vm),
-                                    signing.definition_data(recorded["xml"], recorded["base"]), recorded.get("sig"))
+    state, key_id = definition_verdict(session, vm, recorded, key)
     if state != signing.SIGNED:
         hint = Hint(hints.TRUST_SNAPSHOT, {"vm": vm, "snap": snapshot}) if snapshot else Hint(hints.TRUST, {"vm": vm})
         raise _refuse(state, key_id, key, vm, what, doing, hint)
 
 
-def state(session: Session, vm: str, metadata: dict) -> tuple:
-    """(TRUSTED | UNTRUSTED | UNKNOWN, why) of a complete VM, for listings: never raises for
-    a missing key (a listing as a non-root user says "unknown")."""
+def key_here():
+    """This node's signing key, or None where it cannot be read (a listing as a user who is
+    not root says "unknown" instead of failing)."""
     try:
-        key = secret.load()
-    except Exception as exc:  # noqa: BLE001 - no key here is an answer, not a failure
-        return UNKNOWN, str(exc)
-    for what, verdict in (("definition", definition_verdict), ("settings", settings_verdict)):
-        st, key_id = verdict(session, vm, metadata, key)
+        return secret.load()
+    except ClusterUnavailable:
+        return None
+
+
+def state(session: Session, vm: str, metadata: dict, key) -> tuple:
+    """(TRUSTED | UNTRUSTED | UNKNOWN, why) of a complete VM, for listings; `key`: key_here()."""
+    if key is None:
+        return UNKNOWN, "this node cannot read the signing secret"
+    for what, st_key in (("definition", definition_verdict(session, vm, vmschema.current_definition(metadata), key)),
+                         ("settings", settings_verdict(session, vm, metadata, key))):
+        st, key_id = st_key
         if st != signing.SIGNED:
             return UNTRUSTED, f"its {what}: " + signing.explain(st, key_id, key)
     return TRUSTED, ""

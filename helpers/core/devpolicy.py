@@ -45,9 +45,10 @@ class Policy:
 _LISTS = {f.name for f in fields(Policy) if f.name != "source"}
 
 
-def load(path: str = POLICY_FILE) -> Policy:
+def load(path: str = POLICY_FILE, owner: int = 0) -> Policy:
     """The node's policy: the built-in default when the file does not exist; refused (not
-    ignored) when it cannot be trusted or read."""
+    ignored) when it cannot be trusted or read. `owner`: the only user the file may belong
+    to (root; another in unit tests)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
     except FileNotFoundError:
@@ -56,7 +57,7 @@ def load(path: str = POLICY_FILE) -> Policy:
         raise UsageError(f"cannot read the device policy {path}", exc.strerror or str(exc)) from None
     with os.fdopen(fd, "rb") as f:
         st = os.fstat(f.fileno())
-        if st.st_uid != 0 or st.st_mode & 0o022 or not stat.S_ISREG(st.st_mode):
+        if st.st_uid != owner or st.st_mode & 0o022 or not stat.S_ISREG(st.st_mode):
             raise UsageError(f"the device policy {path} is not root's alone",
                              f"owner uid {st.st_uid}, mode {stat.S_IMODE(st.st_mode):o}: whoever may change it "
                              "decides what QEMU may touch as root", f"chown root:root {path}; chmod 644 {path}")

@@ -28,8 +28,9 @@ def candidates(environ=os.environ) -> list:
     return [KEY_FILE, COROSYNC_AUTHKEY]
 
 
-def load(environ=os.environ) -> SigningKey:
-    """This node's signing key; ClusterUnavailable saying what to do when there is none."""
+def load(environ=os.environ, owner: int = 0) -> SigningKey:
+    """This node's signing key; ClusterUnavailable saying what to do when there is none.
+    `owner`: the only user the file may belong to (root; another in unit tests)."""
     paths = candidates(environ)
     for path in paths:
         if path in _cache:
@@ -46,7 +47,7 @@ def load(environ=os.environ) -> SigningKey:
             raise ClusterUnavailable(f"cannot read the signing secret {path}", exc.strerror or str(exc)) from None
         with os.fdopen(fd, "rb") as f:
             st = os.fstat(f.fileno())
-            _check_private(path, st)
+            _check_private(path, st, owner)
             secret = f.read()
         if len(secret) < MIN_BYTES:
             raise ClusterUnavailable(f"the signing secret {path} is too short",
@@ -60,10 +61,10 @@ def load(environ=os.environ) -> SigningKey:
                              f"key file {KEY_FILE} on every node")
 
 
-def _check_private(path: str, st) -> None:
+def _check_private(path: str, st, owner: int) -> None:
     if not stat.S_ISREG(st.st_mode):
         raise ClusterUnavailable(f"the signing secret {path} is not a regular file")
-    if st.st_uid != 0 or st.st_mode & 0o077:
+    if st.st_uid != owner or st.st_mode & 0o077:
         raise ClusterUnavailable(f"the signing secret {path} is not private to root",
                                  f"owner uid {st.st_uid}, mode {stat.S_IMODE(st.st_mode):o}: whoever can "
                                  "read it can sign definitions that run as root on every node",

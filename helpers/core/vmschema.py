@@ -198,10 +198,16 @@ def encode_cloned_from(vm: str, mode: str, at: str) -> str:
     return json.dumps({"vm": vm, "mode": mode, "at": at})
 
 
+def current_definition(metadata: dict) -> dict:
+    """The VM's definition as it is now, in the shape a recorded one has: its `xml`, the base
+    it was built from, and their signature."""
+    return {"xml": metadata.get(XML), "base": metadata.get(BASE_XML), "sig": metadata.get(DEFINITION_SIG)}
+
+
 def encode_definition(metadata: dict) -> str:
-    """The VM's definition as it is now (its `xml`, the base it was built from, and their
-    signature, kept as it is: a recorded definition is restored, never signed again)."""
-    return json.dumps({"xml": metadata.get(XML), "base": metadata.get(BASE_XML), "sig": metadata.get(DEFINITION_SIG)})
+    """The VM's definition as it is now, to record (its signature kept as it is: a recorded
+    definition is restored, never signed again)."""
+    return json.dumps(current_definition(metadata))
 
 
 def stored_definition(metadata: dict, key: str) -> dict | None:

@@ -13,7 +13,7 @@ import json
 from ..ceph import trust, vmstore
 from ..ceph.lease import Lease
 from ..ceph.session import Session
-from ..core import domainxml, names, secret, signing, vmschema
+from ..core import devpolicy, domainxml, names, secret, signing, vmschema
 from ..core.errors import Conflict, NotFound, Untrusted, UsageError
 
 
@@ -21,9 +21,7 @@ def _reviewed(session: Session, vm: str, snapshot: str | None) -> tuple:
     """(record, {"xml", "base", "sig"} under review)."""
     rec = vmstore.require_complete(session, vm)
     if snapshot is None:
-        md = rec.metadata
-        return rec, {"xml": md.get(vmschema.XML), "base": md.get(vmschema.BASE_XML),
-                     "sig": md.get(vmschema.DEFINITION_SIG)}
+        return rec, vmschema.current_definition(rec.metadata)
     names.check_name(snapshot, "snapshot name")
     recorded = vmschema.stored_definition(rec.metadata, vmschema.DEFINITION_AT_PREFIX + snapshot)
     if recorded is None:
@@ -38,11 +36,10 @@ def _digest(definition: dict, settings: dict | None) -> str:
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 
 
-def review(session: Session, vm: str, snapshot: str | None = None) -> dict:
-    """What `trust` would sign, what the device policy says of it, and whether it is signed
-    now. `digest` names exactly this content (accept() takes it back)."""
-    names.check_name(vm, "VM name")
-    rec, definition = _reviewed(session, vm, snapshot)
+def _problems(session: Session, vm: str, definition: dict) -> list:
+    """Why the definition (and its base) may not be signed: unreadable, naming another domain,
+    or refused by the node's device policy."""
+    policy = devpolicy.load()
     problems = []
     try:
         root = domainxml.parse(definition["xml"] or "", f"the definition of VM {vm}")
@@ -52,18 +49,22 @@ def review(session: Session, vm: str, snapshot: str | None = None) -> dict:
         named = (root.findtext("name") or "").strip()
         if named != vm:
             problems.append(f"the definition names the domain {named!r}, not {vm}")
-        problems += trust.policy_problems(session, vm, definition["xml"])
+        problems += trust.policy_problems(session, vm, definition["xml"], policy)
     if definition["base"]:
         # the base is what the next rebuild (a disk, a bus, an edit) makes a definition from
         try:
-            problems += [f"base: {p}" for p in trust.policy_problems(session, vm, definition["base"])]
+            problems += [f"base: {p}" for p in trust.policy_problems(session, vm, definition["base"], policy)]
         except UsageError as exc:
             problems.append(f"base: {exc.message}")
-    state, key_id = signing.verdict(secret.load(), signing.DEFINITION, trust.binding(session, vm),
-                                    signing.definition_data(definition["xml"], definition["base"]),
-                                    definition.get("sig"))
+    return problems
+
+
+def _review(session: Session, vm: str, snapshot: str | None) -> tuple:
+    """(record, definition, review): one read of the VM for review() and accept()."""
+    rec, definition = _reviewed(session, vm, snapshot)
+    problems = _problems(session, vm, definition)
     out = {"name": vm, "snapshot": snapshot, "xml": definition["xml"], "problems": problems,
-           "definition": state}
+           "definition": trust.definition_verdict(session, vm, definition)[0]}
     settings = None
     if snapshot is None:
         settings = signing.settings_data(rec.metadata, vmschema.SIGNED_SETTINGS)
@@ -74,7 +75,14 @@ def review(session: Session, vm: str, snapshot: str | None = None) -> dict:
         except UsageError as exc:
             problems.append(f"settings: {exc.message}")
     out["digest"] = _digest(definition, settings)
-    return out
+    return rec, definition, out
+
+
+def review(session: Session, vm: str, snapshot: str | None = None) -> dict:
+    """What `trust` would sign, what the device policy says of it, and whether it is signed
+    now. `digest` names exactly this content (accept() takes it back)."""
+    names.check_name(vm, "VM name")
+    return _review(session, vm, snapshot)[2]
 
 
 def accept(session: Session, vm: str, snapshot: str | None = None, digest: str | None = None) -> dict:
@@ -83,17 +91,16 @@ def accept(session: Session, vm: str, snapshot: str | None = None, digest: str |
     names.check_name(vm, "VM name")
     key = secret.load()
     with Lease(session, vm, "trust"):
-        seen = review(session, vm, snapshot)
+        rec, definition, seen = _review(session, vm, snapshot)
         if digest is not None and seen["digest"] != digest:
             raise Conflict(f"the stored definition or settings of VM {vm} changed while they were reviewed",
                            "someone wrote them after they were shown; nothing was signed",
                            "Review them again")
         if seen["problems"]:
             raise Untrusted(f"cannot trust VM {vm}" + (f"'s snapshot {snapshot}" if snapshot else ""),
-                                  "; ".join(seen["problems"]),
-                                  "Fix the definition (rbdvm edit) or, for what this site needs, the device "
-                                  "policy on every node (docs/security.md)")
-        rec, definition = _reviewed(session, vm, snapshot)
+                            "; ".join(seen["problems"]),
+                            "Fix the definition (rbdvm edit) or, for what this site needs, the device "
+                            "policy on every node (docs/security.md)")
         values = trust.signed_definition(session, vm, definition["xml"], definition["base"], key)
         if snapshot is None:
             changed = seen["definition"] != signing.SIGNED or seen["settings_state"] != signing.SIGNED

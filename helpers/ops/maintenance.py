@@ -10,7 +10,7 @@ one again (after an interruption) converges.
 
 from ..ceph import trust, vmstore
 from ..ceph.session import Session
-from ..core import hints
+from ..core import hints, vmschema
 from ..core.errors import RbdvmError, Untrusted
 from ..core.hints import Hint
 from ..pacemaker import cib, cluster, crm_mon, nodes
@@ -30,9 +30,10 @@ def _vms_report(status, vms) -> list:
     return out
 
 
-def _set_drained(node: str, drained: bool, wait: float) -> tuple:
-    """(the node before, whether the cluster settled) once its attribute is set or removed."""
-    before = nodes.describe_node(cluster.cluster_status(), node)
+def _set_drained(node: str, drained: bool, wait: float, before: dict | None = None) -> tuple:
+    """(the node before, whether the cluster settled) once its attribute is set or removed;
+    `before`: the caller's describe_node() of it, when it has one."""
+    before = before or nodes.describe_node(cluster.cluster_status(), node)
     nodes.set_drained(node, drained)
     return before, cluster.settle(wait)
 
@@ -54,7 +55,7 @@ def untrusted_vms(vms) -> list:
                     metadata = vmstore.usable_metadata(session, vm)
                 except RbdvmError:
                     continue      # refused for another reason, which its start says
-                if trust.definition_verdict(session, vm, metadata)[0] != trust.SIGNED:
+                if trust.definition_verdict(session, vm, vmschema.current_definition(metadata))[0] != trust.SIGNED:
                     found.append(vm)
     return sorted(found)
 
@@ -62,14 +63,13 @@ def untrusted_vms(vms) -> list:
 def drain(node: str, wait: float = SETTLE_WAIT, untrusted_ok: bool = False) -> dict:
     """Move every VM off `node`; refused, before anything moves, while a VM on it is not
     signed by this cluster (its start elsewhere would be refused), unless `untrusted_ok`."""
-    if not untrusted_ok:
-        here = nodes.describe_node(cluster.cluster_status(), node)["vms"]
-        untrusted = untrusted_vms(here)
-        if untrusted:
-            raise Untrusted(f"cannot drain node {node}: {', '.join(untrusted)} not signed by this cluster",
-                            "moved to another node, its start there would be refused and it would stop",
-                            hint=Hint(hints.DRAIN_UNTRUSTED, {"vms": " ".join(untrusted)}))
-    before, settled = _set_drained(node, True, wait)
+    before = nodes.describe_node(cluster.cluster_status(), node)
+    untrusted = [] if untrusted_ok else untrusted_vms(before["vms"])
+    if untrusted:
+        raise Untrusted(f"cannot drain node {node}: {', '.join(untrusted)} not signed by this cluster",
+                        "moved to another node, its start there would be refused and it would stop",
+                        hint=Hint(hints.DRAIN_UNTRUSTED, {"vms": " ".join(untrusted)}))
+    before, settled = _set_drained(node, True, wait, before)
     report = _vms_report(cluster.cluster_status(), before["vms"])
     left = [v["name"] for v in report if v["node"] == node]
     return {"node": node, "drained": True, "settled": settled, "vms": report, "still_there": left,

@@ -135,10 +135,11 @@ def _build_xml(session: Session, base_xml: str, vm: str, disks, bus: str, new_id
                            new_identity=new_identity)
 
 
-def rebuild_xml(session: Session, vm: str, metadata: dict, disks, *, bus: str | None = None,
-                base_xml: str | None = None) -> str:
+def rebuild_definition(session: Session, vm: str, metadata: dict, disks, *, bus: str | None = None,
+                       base_xml: str | None = None) -> dict:
     """The VM's definition built again from its base (or a new one) for `disks`, keeping its
-    UUID and MAC addresses unless the base sets them."""
+    UUID and MAC addresses unless the base sets them; checked against the device policy and
+    signed: the metadata to write (`xml`, `_base_xml`, their signature)."""
     if base_xml is None:
         # built again from the stored base: only one this cluster signed
         trust.require_definition(session, vm, metadata, f"cannot build the definition of VM {vm} again")
@@ -148,16 +149,8 @@ def rebuild_xml(session: Session, vm: str, metadata: dict, disks, *, bus: str | 
                        "another tool made it, and rbdvm builds the definition again from its base",
                        hint=Hint(hints.GIVE_BASE, {"vm": vm}))
     base = domainxml.keep_identity(base_xml, metadata.get(vmschema.XML))
-    return _build_xml(session, base, vm, disks, bus or metadata.get(vmschema.DISK_BUS) or defaults.DISK_BUS)
-
-
-def rebuild_definition(session: Session, vm: str, metadata: dict, disks, *, bus: str | None = None,
-                       base_xml: str | None = None) -> dict:
-    """rebuild_xml, checked against the device policy and signed: the metadata to write
-    (`xml`, `_base_xml`, their signature)."""
-    xml = rebuild_xml(session, vm, metadata, disks, bus=bus, base_xml=base_xml)
-    base = base_xml or metadata.get(vmschema.BASE_XML)
-    return trust.new_definition(session, vm, xml, base, f"cannot change the definition of VM {vm}")
+    xml = _build_xml(session, base, vm, disks, bus or metadata.get(vmschema.DISK_BUS) or defaults.DISK_BUS)
+    return trust.new_definition(session, vm, xml, base_xml, f"cannot change the definition of VM {vm}")
 
 
 def ensure_image(session: Session, image: str, size: int) -> bool:
@@ -508,19 +501,20 @@ def list_vms(session: Session) -> list:
     """Every VM in the pool/namespace, complete or not: one listing of groups and images and
     one bulk read of the system disks' headers."""
     out = []
+    key = trust.key_here()
     for rec in vmstore.records(session):
-        trusted, _ = _trust(session, rec)
+        trusted, _ = _trust(session, rec, key)
         out.append({"name": rec.name, "state": trust.UNTRUSTED if trusted == trust.UNTRUSTED else rec.state,
                     "disks": len(rec.disks), "uuid": domainxml.stored_uuid(rec.metadata.get("xml")),
                     "trust": trusted})
     return out
 
 
-def _trust(session: Session, rec) -> tuple:
+def _trust(session: Session, rec, key) -> tuple:
     """(signed | untrusted | unknown, why) of a complete VM; ("", "") for any other."""
     if rec.state != COMPLETE:
         return "", ""
-    return trust.state(session, rec.name, rec.metadata)
+    return trust.state(session, rec.name, rec.metadata, key)
 
 
 def info(session: Session, name: str) -> dict:
@@ -535,7 +529,7 @@ def info(session: Session, name: str) -> dict:
                 "disks": [{"name": d} for d in rec.disks]}
     disks = [_disk_info(session, d) for d in rec.disks]
     md = rec.metadata
-    trusted, why = _trust(session, rec)
+    trusted, why = _trust(session, rec, trust.key_here())
     return {
         "name": name, "state": trust.UNTRUSTED if trusted == trust.UNTRUSTED else rec.state,
         "trust": trusted, **({"untrusted_because": why} if trusted == trust.UNTRUSTED else {}),

@@ -73,17 +73,21 @@ def _fresh_cache():
     secret.forget()
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="a root-owned file needs root to make")
+ME = os.geteuid()    # the owner the files below must have (root on a node)
+
+
 def test_a_private_secret_is_used_and_one_others_can_read_is_refused(tmp_path):
     path = _file(tmp_path)
-    assert secret.load({secret.ENV: path}).source == path
+    assert secret.load({secret.ENV: path}, owner=ME).source == path
     secret.forget()
+    with pytest.raises(ClusterUnavailable, match="not private to root"):
+        secret.load({secret.ENV: path}, owner=ME + 1)     # someone else's file
     os.chmod(path, 0o640)
     with pytest.raises(ClusterUnavailable, match="not private to root"):
-        secret.load({secret.ENV: path})
+        secret.load({secret.ENV: path}, owner=ME)
     short = _file(tmp_path, b"x" * 8)
     with pytest.raises(ClusterUnavailable, match="too short"):
-        secret.load({secret.ENV: short})
+        secret.load({secret.ENV: short}, owner=ME)
 
 
 def test_no_secret_says_where_it_looked(tmp_path):
@@ -215,13 +219,14 @@ def test_a_policy_file_with_a_mistake_is_refused_not_half_read(text, words):
         devpolicy.parse(text, "p")
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="a root-owned file needs root to make")
 def test_a_policy_file_others_may_write_is_refused(tmp_path):
     path = tmp_path / "policy.toml"
     path.write_text("file_dirs = ['/var/log/libvirt/qemu']\n")
     path.chmod(0o644)
-    assert devpolicy.load(str(path)).file_dirs == ("/var/log/libvirt/qemu",)
+    assert devpolicy.load(str(path), owner=ME).file_dirs == ("/var/log/libvirt/qemu",)
+    with pytest.raises(UsageError, match="not root's alone"):
+        devpolicy.load(str(path), owner=ME + 1)           # someone else's file
     path.chmod(0o666)
     with pytest.raises(UsageError, match="not root's alone"):
-        devpolicy.load(str(path))
-    assert devpolicy.load(str(tmp_path / "none.toml")) == devpolicy.Policy()
+        devpolicy.load(str(path), owner=ME)
+    assert devpolicy.load(str(tmp_path / "none.toml"), owner=ME) == devpolicy.Policy()
