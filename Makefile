@@ -4,7 +4,7 @@ PY    := $(VENV)/bin/python
 LAB   := tests/lab/lab
 STAMP := $(VENV)/.installed
 
-.PHONY: deps lab-up lab-down lab-status demo test unit lint bench
+.PHONY: deps lab-up lab-down lab-status demo test unit lint bench deb
 
 deps: $(STAMP)
 
@@ -43,3 +43,7 @@ bench: lab-up
 	$(PY) bench/agent.py
 	$(PY) bench/listing.py
 	$(PY) bench/failover.py
+
+# dist/rbdvm_<version>_all.deb, built with Debian's tooling and checked by lintian
+deb: deps
+	debian/build-deb dist

@@ -71,14 +71,34 @@ HYPERVISOR_UNITS = ("libvirtd.service", "virtqemud.service", "virtlogd.service",
                     "libvirt-guests.service", "machine.slice")
 
 
-def dropin_text() -> str:
+BY_INSTALL_AGENT = "`rbdvm install-agent`"
+BY_PACKAGE = "the rbdvm package"
+
+
+def dropin_text(by: str = BY_INSTALL_AGENT) -> str:
     """pacemaker.service's drop-in: ordered after the hypervisor's units, so that at shutdown
     systemd stops Pacemaker (which moves or stops the VMs cleanly) before them (units that do
     not exist are ignored by After=)."""
-    return ("# written by `rbdvm install-agent`: at shutdown Pacemaker stops, moving its VMs\n"
+    return (f"# from {by}: at shutdown Pacemaker stops, moving its VMs\n"
             "# away, before libvirt and the guests' machine slice are stopped\n"
             "[Unit]\n"
             f"After={' '.join(HYPERVISOR_UNITS)}\n")
+
+
+def selfcheck_unit_text(sbin: str = DEFAULT_FENCE_DIR) -> str:
+    """fence_rbdvm_check as a service: started before Pacemaker, restarted if it ends (shipped,
+    not enabled: only sites that storage-fence need it)."""
+    from rbdvm.helpers.core import defaults
+
+    return ("[Unit]\n"
+            "Description=End this node's VMs when Ceph has fenced it (fence_rbdvm)\n"
+            "Documentation=man:fence_rbdvm_check(8)\n"
+            "Before=pacemaker.service\n"
+            "[Service]\n"
+            f"ExecStart={sbin}/fence_rbdvm_check --interval {defaults.FENCE_CHECK_INTERVAL:g}\n"
+            "Restart=always\n"
+            "[Install]\n"
+            "WantedBy=multi-user.target\n")
 
 
 def install_dropin(path: str = DROPIN, running: str = SYSTEMD_RUNNING) -> str | None:
@@ -142,10 +162,12 @@ def install(directory: str = DEFAULT_DIR, lib_dir: str = DEFAULT_LIB_DIR,
     return targets
 
 
-def script(interpreter: str, code: str, paths: list, program: Program = PROGRAMS[0]) -> str:
+def script(interpreter: str, code: str, paths: list, program: Program = PROGRAMS[0],
+           by: str = BY_INSTALL_AGENT) -> str:
+    how = ("run it again after\n# upgrading rbdvm. The code is {module}, copied to the directory below.\n"
+           if by == BY_INSTALL_AGENT else "upgraded with it.\n# The code is {module}.\n")
     return (f"#!{interpreter} -S\n"
-            f"# {program.what}, written by `rbdvm install-agent`: run it again after\n"
-            f"# upgrading rbdvm. The code is {program.module}, copied to the directory below.\n"
+            f"# {program.what}, written by {by}: " + how.format(module=program.module) +
             "import sys\n"
             f"sys.path[1:1] = {[code, *paths]!r}\n"
             "import types\n"
@@ -261,3 +283,24 @@ def _prune(lib_dir: str, keep: set) -> None:
     for name in os.listdir(lib_dir):
         if name not in keep and not name.startswith("."):
             shutil.rmtree(os.path.join(lib_dir, name), ignore_errors=True)
+
+
+# The Debian package's layout: Debian's interpreter, the code where dh-python puts it
+PACKAGED_PYTHON = "/usr/bin/python3"
+PACKAGED_SITE = "/usr/lib/python3/dist-packages"
+PACKAGED_UNITS = "/lib/systemd/system"
+
+
+def packaged_files() -> dict:
+    """{absolute path: (text, mode)}: what the Debian package installs besides the Python
+    package, built from the same declarations as `install` (the agents run from the packaged
+    code on Debian's python3; the systemd files are shipped, the self-check is not enabled)."""
+    from rbdvm.helpers.core import devpolicy
+
+    places = {"agent": DEFAULT_DIR, "fence": DEFAULT_FENCE_DIR}
+    files = {os.path.join(places[p.place], p.name): (script(PACKAGED_PYTHON, PACKAGED_SITE, [], p, BY_PACKAGE), 0o755)
+             for p in PROGRAMS}
+    files[f"{PACKAGED_UNITS}/pacemaker.service.d/50-rbdvm.conf"] = (dropin_text(BY_PACKAGE), 0o644)
+    files[f"{PACKAGED_UNITS}/fence_rbdvm_check.service"] = (selfcheck_unit_text(), 0o644)
+    files[devpolicy.POLICY_FILE] = (devpolicy.default_text(), 0o644)
+    return files

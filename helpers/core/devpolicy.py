@@ -45,6 +45,23 @@ class Policy:
 _LISTS = {f.name for f in fields(Policy) if f.name != "source"}
 
 
+def default_text() -> str:
+    """The policy file a node starts with: every key at its built-in value, commented out, so
+    the file changes nothing until a site uncomments and widens a key."""
+    lines = ["# rbdvm's device policy: what a VM's definition may make QEMU (root on this node)",
+             "# touch. Every key below is shown at its built-in value; uncomment one to change it.",
+             "# Keep this file root's alone (0644 root:root): rbdvm refuses one that others may edit.",
+             "# See /usr/share/doc/rbdvm/security.md (docs/security.md in the source).", ""]
+    for f in fields(Policy):
+        if f.name in _LISTS:
+            lines.append(f"# {f.name} = [{', '.join(_toml_string(v) for v in f.default)}]")
+    return "\n".join(lines) + "\n"
+
+
+def _toml_string(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def load(path: str = POLICY_FILE, owner: int = 0) -> Policy:
     """The node's policy: the built-in default when the file does not exist; refused (not
     ignored) when it cannot be trusted or read. `owner`: the only user the file may belong

@@ -14,6 +14,8 @@ LAB_DIR = Path(os.environ.get("RBDVM_LAB_DIR", "/tmp/rbdvm-lab"))
 STATE = LAB_DIR / "state"
 PIDS = STATE / "pids"
 SHARED = STATE / "shared"          # visible from every node (serial logs, images)
+LAB_USR = STATE / "usr"            # the lab's own layer under every node's /usr (its fence agent)
+LAB_SBIN = LAB_USR / "sbin"
 CEPH_DIR = STATE / "ceph"
 CEPH_CONF = CEPH_DIR / "ceph.conf"  # the lab's admin view; nodes get their own
 VENV = Path(os.environ.get("RBDVM_VENV", REPO / ".venv"))
@@ -76,9 +78,14 @@ NODE_BINDS = (
     ("etc-ceph", "/etc/ceph"),
     ("etc-rbdvm", "/etc/rbdvm"),                       # the node's device policy
     ("usr-local-bin", "/usr/local/bin"),
-    ("ocf-rbdvm", "/usr/lib/ocf/resource.d/rbdvm"),   # where `rbdvm install-agent` writes
-    ("ocf-lib-rbdvm", "/usr/lib/ocf/lib/rbdvm"),      # and the agent's copy of the code
     ("hosts", "/etc/hosts"),
+)
+# Layers of a node over the host's own trees: (mount point, upper folder under node_dir, lab
+# layer below it or None). Everything a node installs (`rbdvm install-agent`, the Debian
+# package with dpkg's and apt's state) stays the node's; the node's binds go on top.
+NODE_OVERLAYS = (
+    ("/usr", "usr", LAB_USR),
+    ("/var", "var", None),
 )
 # Volatile file systems of a node: lost on a "power cut" (crash / fence).
 NODE_TMPFS = (("/run", "0755"), ("/dev/shm", "1777"))

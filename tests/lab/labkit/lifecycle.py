@@ -100,9 +100,9 @@ def up(keep_on_fail: bool = False) -> float:
 
 
 def _up(clock: Clock) -> None:
-    for d in (L.PIDS, L.SHARED, L.STATE / "sbin"):
+    for d in (L.PIDS, L.SHARED, L.LAB_SBIN):
         d.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(L.LAB_SRC / "sbin" / L.FENCE_AGENT, L.STATE / "sbin" / L.FENCE_AGENT)
+    shutil.copy2(L.LAB_SRC / "sbin" / L.FENCE_AGENT, L.LAB_SBIN / L.FENCE_AGENT)
     fsid = str(uuid.uuid4())
     keys = {user: ceph.gen_key() for user in (L.CEPH_USER, L.FENCE_USER)}
     L.CEPH_DIR.mkdir(parents=True, exist_ok=True)

@@ -72,15 +72,17 @@ def _mount_node(node: str) -> None:
             Path(target).mkdir(parents=True, exist_ok=True)
     mnt = ["nsenter", "-t", str(holder(node)), "-m", "-u", "--"]
     run(mnt + ["hostname", node])
+    # the node's own /usr and /var over the host's (pacemaker-fenced looks for fence agents
+    # only in /usr/sbin: the lab's is in the layer under the node's)
+    for target, name, lab_layer in L.NODE_OVERLAYS:
+        upper, work = d / name, d / f"{name}.work"
+        for path in (upper, work):
+            path.mkdir(exist_ok=True)
+        lower = f"{lab_layer}:{target}" if lab_layer else target
+        run(mnt + ["mount", "-t", "overlay", "overlay", "-o",
+                   f"lowerdir={lower},upperdir={upper},workdir={work}", target])
     for src, target in L.NODE_BINDS:
         run(mnt + ["mount", "--bind", d / src, target])
-    # pacemaker-fenced looks for fence agents only in /usr/sbin: overlay the lab's agent there,
-    # with a layer of the node's own on top (`rbdvm install-agent` writes fence_rbdvm into it)
-    upper, work = d / "usr-sbin", d / "usr-sbin.work"
-    for path in (upper, work):
-        path.mkdir(exist_ok=True)
-    run(mnt + ["mount", "-t", "overlay", "overlay", "-o",
-               f"lowerdir={L.STATE / 'sbin'}:/usr/sbin,upperdir={upper},workdir={work}", "/usr/sbin"])
     for path, mode in L.NODE_TMPFS:
         run(mnt + ["mount", "-t", "tmpfs", "-o", f"mode={mode}", "tmpfs", path])
 
@@ -189,7 +191,7 @@ def stop_fence_check(node: str) -> None:
 def crash(node: str) -> None:
     """Pull the plug: exactly what the fence agent does to a node."""
     holder(node)
-    run([L.STATE / "sbin" / L.FENCE_AGENT, "-o", "off", "-n", node, "--state-dir", L.STATE])
+    run([L.LAB_SBIN / L.FENCE_AGENT, "-o", "off", "-n", node, "--state-dir", L.STATE])
 
 
 def write_files(node: str, fsid: str, keys: dict, authkey: bytes, cib: str) -> None:
