@@ -52,9 +52,9 @@ def default_text() -> str:
              "# touch. Every key below is shown at its built-in value; uncomment one to change it.",
              "# Keep this file root's alone (0644 root:root): rbdvm refuses one that others may edit.",
              "# See /usr/share/doc/rbdvm/security.md (docs/security.md in the source).", ""]
-    for f in fields(Policy):
-        if f.name in _LISTS:
-            lines.append(f"# {f.name} = [{', '.join(_toml_string(v) for v in f.default)}]")
+    default = Policy()
+    for name in sorted(_LISTS, key=[f.name for f in fields(Policy)].index):
+        lines.append(f"# {name} = [{', '.join(_toml_string(v) for v in getattr(default, name))}]")
     return "\n".join(lines) + "\n"
 
 

@@ -129,7 +129,8 @@ def test_pacemaker_runs_and_live_migrates_a_vm_through_the_packaged_agent_and_an
         _write_lab_policy(n)
     vm = unique()
     try:
-        _packaged("create", "--disabled", vm, "--image", boot_disk(), "--xml", base_xml(vm), "--live-migration")
+        _packaged("create", "--disabled", vm, "--image", boot_disk(), "--xml", base_xml(vm), "--live-migration",
+                 "--pacemaker-params", "migration_transport=tcp")   # the lab has no ssh between nodes
         _packaged("enable", vm)
         ops.wait_serial(vm, "READY")
         x = where(vm)
