@@ -31,7 +31,7 @@ test: lint
 	$(PY) -m pytest
 
 lint: deps
-	$(PY) -m ruff check helpers ocf cli
+	$(PY) -m ruff check helpers ocf cli ansible_collections debian/generate
 	tests/typecheck
 
 unit: deps

@@ -208,11 +208,12 @@ _NOT_INHERITED = (vmschema.VM_NAME, vmschema.XML, vmschema.BASE_XML, vmschema.AD
 
 
 def clone(session: Session, src: str, dst: str, *, full=False, base_xml=None, metadata=None,
-          settings=None) -> dict:
+          settings=None, unset=()) -> dict:
     """Make VM `dst` from VM `src`: copy-on-write (default) or an independent full copy.
 
     The clone gets a new UUID and new MAC addresses; it inherits the source's metadata and
-    settings unless given here. The source may keep running.
+    settings unless given here, or named in `unset` (settings the clone starts without).
+    The source may keep running.
     """
     names.check_name(src, "VM name")
     names.check_new_vm_name(dst)
@@ -222,6 +223,7 @@ def clone(session: Session, src: str, dst: str, *, full=False, base_xml=None, me
     user_md = _user_metadata(metadata)
     settings = dict(settings or {})
     stored = vmschema.encode(settings)
+    dropped = {vmschema.BY_NAME[n].key for n in unset if n != "disk_bus"}
     if base_xml is not None:
         trust.require_policy(session, dst, base_xml, f"cannot clone VM {src} into {dst}")
     key = secret.load()
@@ -242,7 +244,8 @@ def clone(session: Session, src: str, dst: str, *, full=False, base_xml=None, me
         base = base_xml if base_xml is not None else srec.metadata[vmschema.BASE_XML]
         bus = settings.get("disk_bus") or srec.metadata.get(vmschema.DISK_BUS) or defaults.DISK_BUS
         xml = _build_xml(session, base, dst, dst_disks, bus, new_identity=True)
-        values = {**_inherited(srec.metadata), **stored, **user_md, vmschema.VM_NAME: dst,
+        inherited = {k: v for k, v in _inherited(srec.metadata).items() if k not in dropped}
+        values = {**inherited, **stored, **user_md, vmschema.VM_NAME: dst,
                   vmschema.DISK_BUS: bus, vmschema.CLONED_FROM: vmschema.encode_cloned_from(src, mode, _now()),
                   **trust.new_definition(session, dst, xml, base, f"cannot clone VM {src} into {dst}", key)}
         values.update(trust.signed_settings(session, dst, values, key))

@@ -1,0 +1,730 @@
+#!/usr/bin/python
+# Copyright (C) 2026 rbdvm developers
+# SPDX-License-Identifier: Apache-2.0
+
+DOCUMENTATION = r"""
+---
+module: vm
+short_description: Manage rbdvm virtual machines (Ceph RBD, libvirt, Pacemaker)
+description:
+  - Creates, clones, removes, enables, starts, stops, snapshots and describes the VMs of an
+    rbdvm cluster, through the rbdvm library on the managed node (not by running the CLI).
+  - Takes the parameters and commands of SEAPATH's C(cluster_vm) module, so a SEAPATH
+    playbook runs after renaming the module; what rbdvm does not support is refused with a
+    message naming it.
+  - Declarative use with I(state) instead of I(command) (C(present), C(absent), C(enabled),
+    C(started), C(stopped)) is idempotent, and supports check mode and diff mode.
+  - C(changed) is honest (cluster_vm always reports unchanged). A command that finds the VM as asked
+    reports no change. C(rollback_snapshot) always rolls back and always reports a change
+    (Ceph cannot tell whether disks were written since a group snapshot).
+  - Run it on one cluster node, as root (C(become)), where rbdvm is installed (the Debian
+    package, or a venv given as C(ansible_python_interpreter)).
+version_added: "0.1.0"
+author:
+  - rbdvm developers
+options:
+  name:
+    description:
+      - Name of the VM (letters and digits). Required except for C(list_vms).
+    type: str
+    aliases: [guest]
+  command:
+    description:
+      - What to do, as in cluster_vm. Exactly one of I(command) and I(state) is given.
+      - C(create) imports I(system_image) (and I(additional_disks)) with the base definition
+        I(xml), then enables and starts the VM (unless I(enable=false) or I(nostart)). An
+        existing VM that matches the request is left as it is; one that differs is refused
+        unless I(force), which replaces it (its disks are lost).
+      - C(clone) makes I(name) from I(src_name) (copy-on-write, or I(full) copy).
+      - C(remove) removes the VM, disabling it first if it is enabled.
+      - C(enable), C(disable), C(start), C(stop), C(status), C(list_vms).
+      - C(create_snapshot), C(remove_snapshot), C(list_snapshots), C(rollback_snapshot),
+        C(purge_image) (all snapshots, or I(purge_number) oldest, or those before I(purge_date)).
+      - C(list_metadata), C(get_metadata), C(set_metadata).
+      - C(define_colocation) (cluster_vm's name) or C(add_colocation).
+      - C(add_pacemaker_remote) and C(remove_pacemaker_remote) are refused (not supported by rbdvm).
+    type: str
+    choices: [create, clone, remove, enable, disable, start, stop, status, list_vms,
+              create_snapshot, remove_snapshot, list_snapshots, rollback_snapshot, purge_image,
+              list_metadata, get_metadata, set_metadata, define_colocation, add_colocation,
+              add_pacemaker_remote, remove_pacemaker_remote]
+  state:
+    description:
+      - The state the VM must be in (instead of I(command)).
+      - C(present) exists with the given I(xml), settings and I(metadata) (created disabled
+        if missing; its definition and settings changed in place if they differ).
+      - C(enabled) present and under Pacemaker (started when first enabled, unless I(nostart)).
+      - C(started) / C(stopped) enabled and running / stopped.
+      - C(absent) removed (disabled first).
+      - Settings and metadata keys not given are left as they are; a map setting's keys are
+        merged into the stored map (an empty value removes a key).
+    type: str
+    choices: [present, absent, enabled, started, stopped]
+  xml:
+    description: Base libvirt domain XML (its content, e.g. from C(lookup)), for C(create),
+      C(clone) and I(state).
+    type: str
+  system_image:
+    description: System disk file (qcow2 or raw) on the managed node, for C(create) and I(state).
+    type: path
+  additional_disks:
+    description: Data disk files (qcow2 or raw), imported when the VM is created.
+    type: list
+    elements: path
+    default: []
+  force:
+    description:
+      - C(create) and C(clone) replace an existing VM of that name (its disks are lost).
+      - C(stop) with I(force) (a power-off) is refused; rbdvm stops through Pacemaker.
+    type: bool
+    default: false
+  enable:
+    description: C(create) and C(clone) put the new VM under Pacemaker.
+    type: bool
+    default: true
+  nostart:
+    description: A VM put under Pacemaker now is left stopped.
+    type: bool
+    default: false
+  src_name:
+    description: The VM to clone (C(clone)).
+    type: str
+  full:
+    description: C(clone) makes an independent full copy instead of a copy-on-write clone.
+    type: bool
+    default: false
+  snapshot_name:
+    description: The snapshot (C(create_snapshot), C(remove_snapshot), C(rollback_snapshot)).
+    type: str
+  metadata_name:
+    description: The metadata key (C(get_metadata)).
+    type: str
+  metadata:
+    description: User metadata, key to value (C(create), C(clone), C(set_metadata), I(state)).
+    type: dict
+  purge_date:
+    description: C(purge_image) removes the snapshots taken before this date.
+    type: dict
+    suboptions:
+      date:
+        description: Date, YYYY-MM-DD (with I(time)).
+        type: str
+      time:
+        description: Time, HH:MM (with I(date)).
+        type: str
+      iso_8601:
+        description: Date and time in ISO 8601.
+        type: str
+      posix:
+        description: Seconds since 1970-01-01 UTC.
+        type: int
+  purge_number:
+    description: C(purge_image) removes this many snapshots, the oldest first.
+    type: int
+  pinned_host:
+    description: The VM runs only on this node.
+    type: str
+  preferred_host:
+    description: The VM runs on this node when it can.
+    type: str
+  live_migration:
+    description: Pacemaker may live-migrate the VM.
+    type: bool
+  migration_user:
+    description: Stored as the agent parameter C(migration_user) (I(pacemaker_params)).
+    type: str
+  stop_timeout:
+    description: Seconds a graceful stop may take.
+    type: int
+  migrate_to_timeout:
+    description: Seconds a live migration may take.
+    type: int
+  migration_downtime:
+    description: Maximum downtime of a live migration, in milliseconds.
+    type: int
+  priority:
+    description: Pacemaker priority of the VM's resource.
+    type: int
+  disk_bus:
+    description: Bus of the VM's disks.
+    type: str
+    choices: [virtio, scsi, sata, usb, ide]
+  pacemaker_meta:
+    description: Extra meta attributes of the resource.
+    type: dict
+  pacemaker_params:
+    description: Extra parameters of the resource agent.
+    type: dict
+  pacemaker_utilization:
+    description: Utilization attributes of the resource.
+    type: dict
+  clear_constraint:
+    description: C(clone) does not inherit the source's pinned or preferred host.
+    type: bool
+    default: false
+  clear_pacemaker_meta:
+    description: C(clone) does not inherit the source's I(pacemaker_meta).
+    type: bool
+    default: false
+  clear_pacemaker_params:
+    description: C(clone) does not inherit the source's I(pacemaker_params).
+    type: bool
+    default: false
+  clear_pacemaker_utilization:
+    description: C(clone) does not inherit the source's I(pacemaker_utilization).
+    type: bool
+    default: false
+  colocated_vms:
+    description: VMs to keep with this one (C(define_colocation), C(add_colocation)).
+    type: list
+    elements: str
+  strong:
+    description: The colocation is strong (the VM runs only where they run).
+    type: bool
+    default: false
+  allow_restart:
+    description: A change of definition or settings may restart a running VM through
+      Pacemaker (otherwise a definition change applies at the next start, and a setting
+      that needs a restart is refused).
+    type: bool
+    default: false
+  crm_config_cmd:
+    description: Refused when given (rbdvm does not run crm shell commands; add the
+      constraints with pcs).
+    type: list
+    elements: str
+  remote_name:
+    description: Refused (Pacemaker remote is not supported by rbdvm).
+    type: str
+  remote_address:
+    description: Refused (Pacemaker remote is not supported by rbdvm).
+    type: str
+  remote_port:
+    description: Refused (Pacemaker remote is not supported by rbdvm).
+    type: str
+  remote_timeout:
+    description: Refused (Pacemaker remote is not supported by rbdvm).
+    type: str
+  pool:
+    description: RBD pool of the VMs (default C(rbd), or C(RBDVM_POOL)).
+    type: str
+  namespace:
+    description: RBD namespace of the VMs (default none, or C(RBDVM_NAMESPACE)).
+    type: str
+  ceph_conf:
+    description: ceph.conf of the cluster (default C(/etc/ceph/ceph.conf)).
+    type: path
+  ceph_id:
+    description: Ceph user, without C(client.) (default C(rbdvm)).
+    type: str
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+requirements:
+  - rbdvm (the Debian package, or pip) on the managed node
+notes:
+  - Failures carry rbdvm's message (what failed, why, what to do) and its error class in
+    C(error).
+"""
+
+EXAMPLES = r"""
+- name: Create and start guest0 (as with SEAPATH's cluster_vm)
+  rbdvm.cluster.vm:
+    name: guest0
+    command: create
+    system_image: /var/tmp/guest0.qcow2
+    xml: "{{ lookup('file', 'guest0.xml') }}"
+    live_migration: true
+    metadata:
+      owner: substation-a
+
+- name: Snapshot it before an upgrade
+  rbdvm.cluster.vm:
+    name: guest0
+    command: create_snapshot
+    snapshot_name: beforeupgrade
+
+- name: Keep guest1 declared, running
+  rbdvm.cluster.vm:
+    name: guest1
+    state: started
+    system_image: /var/tmp/guest1.qcow2
+    xml: "{{ lookup('template', 'guest1.xml.j2') }}"
+    priority: 10
+    preferred_host: node1
+
+- name: Remove snapshots older than a date
+  rbdvm.cluster.vm:
+    name: guest0
+    command: purge_image
+    purge_date:
+      date: "2026-01-31"
+      time: "08:00"
+
+- name: Gone
+  rbdvm.cluster.vm:
+    name: guest2
+    state: absent
+"""
+
+RETURN = r"""
+status:
+  description: The VM's status (C(status), and after I(state)) as cluster_vm gives it.
+  type: str
+  returned: when asked, or with I(state)
+  sample: Started
+list_vms:
+  description: The VMs' names.
+  type: list
+  elements: str
+  returned: command list_vms
+vms:
+  description: The VMs with their status, node and storage state.
+  type: list
+  elements: dict
+  returned: command list_vms
+list_snapshots:
+  description: The snapshots' names, oldest first (also as C(list_snapshot), cluster_vm's key).
+  type: list
+  elements: str
+  returned: command list_snapshots
+snapshots:
+  description: The snapshots with their time and disks.
+  type: list
+  elements: dict
+  returned: command list_snapshots
+list_metadata:
+  description: The VM's user metadata keys.
+  type: list
+  elements: str
+  returned: command list_metadata
+metadata:
+  description: The VM's user metadata.
+  type: dict
+  returned: commands list_metadata and set_metadata
+metadata_value:
+  description: The value of I(metadata_name).
+  type: str
+  returned: command get_metadata
+actions:
+  description: What was done (or, in check mode, would be), in order.
+  type: list
+  elements: str
+  returned: always
+purged:
+  description: The snapshots C(purge_image) removed (or would remove), and those it kept.
+  type: dict
+  returned: command purge_image
+error:
+  description: rbdvm's error class when the module failed (UsageError, NotFound, Conflict,
+    ClusterUnavailable, Untrusted, ...).
+  type: str
+  returned: failure
+"""
+
+import datetime
+import os
+import traceback
+
+from ansible.module_utils.basic import AnsibleModule
+
+try:
+    from rbdvm.helpers.ceph import vmstore
+    from rbdvm.helpers.ceph.session import Session
+    from rbdvm.helpers.core import hints, vmschema
+    from rbdvm.helpers.core.errors import NotFound, RbdvmError, UsageError
+    from rbdvm.helpers.core.settings import ceph_target_from_env
+    from rbdvm.helpers.ops import declared, lifecycle, metadata, placement, provision, snapshots
+except ImportError:
+    RBDVM_IMPORT_ERROR = traceback.format_exc()
+else:
+    RBDVM_IMPORT_ERROR = None
+
+COMMANDS = ("create", "clone", "remove", "enable", "disable", "start", "stop", "status", "list_vms",
+            "create_snapshot", "remove_snapshot", "list_snapshots", "rollback_snapshot", "purge_image",
+            "list_metadata", "get_metadata", "set_metadata", "define_colocation", "add_colocation",
+            "add_pacemaker_remote", "remove_pacemaker_remote")
+STATES = ("present", "absent", "enabled", "started", "stopped")
+SETTINGS = ("disk_bus", "live_migration", "pinned_host", "preferred_host", "priority", "stop_timeout",
+            "migrate_to_timeout", "migration_downtime", "pacemaker_meta", "pacemaker_params",
+            "pacemaker_utilization")
+UNSUPPORTED_COMMANDS = {
+    "add_pacemaker_remote": "rbdvm does not manage Pacemaker remote nodes in guests",
+    "remove_pacemaker_remote": "rbdvm does not manage Pacemaker remote nodes in guests",
+}
+
+ARGUMENT_SPEC = dict(
+    name=dict(type="str", aliases=["guest"]),
+    command=dict(type="str", choices=list(COMMANDS)),
+    state=dict(type="str", choices=list(STATES)),
+    xml=dict(type="str"),
+    system_image=dict(type="path"),
+    additional_disks=dict(type="list", elements="path", default=[]),
+    force=dict(type="bool", default=False),
+    enable=dict(type="bool", default=True),
+    nostart=dict(type="bool", default=False),
+    src_name=dict(type="str"),
+    full=dict(type="bool", default=False),
+    snapshot_name=dict(type="str"),
+    metadata_name=dict(type="str"),
+    metadata=dict(type="dict"),
+    purge_date=dict(type="dict", options=dict(date=dict(type="str"), time=dict(type="str"),
+                                              iso_8601=dict(type="str"), posix=dict(type="int"))),
+    purge_number=dict(type="int"),
+    pinned_host=dict(type="str"),
+    preferred_host=dict(type="str"),
+    live_migration=dict(type="bool"),
+    migration_user=dict(type="str"),
+    stop_timeout=dict(type="int"),
+    migrate_to_timeout=dict(type="int"),
+    migration_downtime=dict(type="int"),
+    priority=dict(type="int"),
+    disk_bus=dict(type="str", choices=["virtio", "scsi", "sata", "usb", "ide"]),
+    pacemaker_meta=dict(type="dict"),
+    pacemaker_params=dict(type="dict"),
+    pacemaker_utilization=dict(type="dict"),
+    clear_constraint=dict(type="bool", default=False),
+    clear_pacemaker_meta=dict(type="bool", default=False),
+    clear_pacemaker_params=dict(type="bool", default=False),
+    clear_pacemaker_utilization=dict(type="bool", default=False),
+    colocated_vms=dict(type="list", elements="str"),
+    strong=dict(type="bool", default=False),
+    allow_restart=dict(type="bool", default=False),
+    crm_config_cmd=dict(type="list", elements="str"),
+    remote_name=dict(type="str"),
+    remote_address=dict(type="str"),
+    remote_port=dict(type="str"),
+    remote_timeout=dict(type="str"),
+    pool=dict(type="str"),
+    namespace=dict(type="str"),
+    ceph_conf=dict(type="path"),
+    ceph_id=dict(type="str"),
+)
+
+REQUIRED_IF = [
+    ("command", "create", ("name", "xml", "system_image")),
+    ("command", "clone", ("name", "src_name")),
+    ("command", "get_metadata", ("name", "metadata_name")),
+    ("command", "set_metadata", ("name", "metadata")),
+    ("command", "create_snapshot", ("name", "snapshot_name")),
+    ("command", "remove_snapshot", ("name", "snapshot_name")),
+    ("command", "rollback_snapshot", ("name", "snapshot_name")),
+    ("command", "define_colocation", ("name", "colocated_vms")),
+    ("command", "add_colocation", ("name", "colocated_vms")),
+] + [("command", c, ("name",)) for c in COMMANDS if c not in ("list_vms",)] + [
+    ("state", s, ("name",)) for s in STATES]
+
+
+
+def _hints() -> dict:
+    """The fixes rbdvm suggests (rbdvm.helpers.core.hints), in this module's words; the others
+    keep rbdvm's neutral wording."""
+    return {
+        hints.CEPH_CONF: "Point ceph_conf at the cluster's ceph.conf",
+        hints.CEPH_ID: "Install /etc/ceph/ceph.client.{client_id}.keyring on the node, or set ceph_id",
+        hints.POOL: "Set pool to the pool the VMs are in",
+        hints.REPLACE_VM: "Choose another name, or set force: true to replace it (its disks and snapshots are "
+                          "deleted)",
+        hints.LIVE_MIGRATION: "Set live_migration: true for {vm}, or move it stopped",
+        hints.FORCE_REMOVE: "Disable it first (command: disable), or remove it with state: absent, which does",
+        hints.PURGE_WHICH: "Give purge_number or purge_date, or neither to remove every snapshot",
+        hints.ALLOW_RESTART: "Set allow_restart: true to let Pacemaker restart it, or change it while the VM is "
+                             "stopped",
+        hints.GIVE_BASE: "Give its base definition first (state: present with xml)",
+    }
+
+
+class Refused(Exception):
+    """A parameter or command of cluster_vm that rbdvm does not support."""
+
+
+def _settings(p: dict) -> dict:
+    out = {k: p[k] for k in SETTINGS if p.get(k) is not None}
+    if p.get("migration_user"):
+        out["pacemaker_params"] = {**out.get("pacemaker_params", {}), "migration_user": p["migration_user"]}
+    return out
+
+
+def _purge_before(purge_date):
+    """cluster_vm's purge_date as a datetime (UTC unless it says otherwise), or None."""
+    if not purge_date:
+        return None
+    given = {k for k, v in purge_date.items() if v is not None}
+    if given in ({"date", "time"}, {"date"}):
+        day = datetime.date.fromisoformat(purge_date["date"])
+        at = datetime.time.fromisoformat(purge_date["time"]) if purge_date.get("time") else datetime.time()
+        return datetime.datetime.combine(day, at, tzinfo=datetime.timezone.utc)
+    if given == {"iso_8601"}:
+        when = datetime.datetime.fromisoformat(purge_date["iso_8601"])
+        return when if when.tzinfo else when.replace(tzinfo=datetime.timezone.utc)
+    if given == {"posix"}:
+        return datetime.datetime.fromtimestamp(purge_date["posix"], datetime.timezone.utc)
+    raise UsageError("purge_date takes date (and time), or iso_8601, or posix", f"got {sorted(given)}")
+
+
+class Run:
+    """One module invocation: the parameters, the session, and what it did."""
+
+    def __init__(self, module, session):
+        self.module, self.p, self.session = module, module.params, session
+        self.check = module.check_mode
+        self.changed = False
+        self.actions = []
+        self.result = {}
+        self.diff = None
+
+    def did(self, what: str, step=None):
+        """Record a change; run `step` unless in check mode."""
+        self.changed = True
+        self.actions.append(what)
+        return None if self.check or step is None else step()
+
+    # -------------------------------------------------------------- declarative
+    def converge(self, state: str, start_when_enabled: bool = True) -> dict:
+        p = self.p
+        d = declared.Declared(
+            name=p["name"], state=state, xml=p["xml"], image=p["system_image"],
+            data_images=tuple(p["additional_disks"] or ()), metadata=dict(p["metadata"] or {}),
+            settings=_settings(p), start_when_enabled=start_when_enabled, allow_restart=p["allow_restart"])
+        plan = declared.plan(self.session, d)
+        for step in plan.steps:
+            self.actions.append(step.what)
+        self.changed = self.changed or plan.changed
+        self.diff = {"before": plan.before, "after": plan.after}
+        self.result["status"] = plan.after["status"]
+        if plan.changed and not self.check:
+            declared.apply(self.session, d, plan)
+            self.result["status"] = lifecycle.status(self.session, p["name"])["status"]
+        return plan
+
+    # -------------------------------------------------------------- commands
+    def cmd_create(self):
+        p = self.p
+        now = declared.snapshot(self.session, p["name"])
+        if now["exists"] and p["force"]:
+            self.did(f"replace VM {p['name']} (its disks are deleted)",
+                     lambda: lifecycle.remove(self.session, p["name"], force=True))
+            if not self.check:
+                now = {"exists": False}
+        state = "enabled" if p["enable"] else "present"
+        if now["exists"]:
+            d = declared.Declared(name=p["name"], xml=p["xml"], data_images=tuple(p["additional_disks"] or ()),
+                                  metadata=dict(p["metadata"] or {}), settings=_settings(p))
+            differs = [s.what for s in declared.plan(self.session, d).steps]
+            if differs:
+                raise UsageError(f"VM {p['name']} exists and differs from this create", "; ".join(differs),
+                                 "Set force: true to replace it (its disks are lost), or use state: present "
+                                 "to change it in place")
+        if self.check and self.changed:   # replaced: what follows is a create
+            self.actions.append(f"create VM {p['name']} from {p['system_image']}")
+            return
+        self.converge(state, start_when_enabled=not p["nostart"])
+
+    def cmd_clone(self):
+        p = self.p
+        src, dst = p["src_name"], p["name"]
+        now = declared.snapshot(self.session, dst)
+        if now["exists"] and p["force"]:
+            self.did(f"replace VM {dst} (its disks are deleted)",
+                     lambda: lifecycle.remove(self.session, dst, force=True))
+        elif now["exists"]:
+            rec = metadata.list_metadata(self.session, dst, include_reserved=True)
+            origin = (vmschema.cloned_from(rec) or {}).get("vm")
+            if origin != src:
+                raise UsageError(f"VM {dst} exists and is not a clone of {src}",
+                                 f"it was {'cloned from ' + origin if origin else 'not cloned'}",
+                                 "Set force: true to replace it (its disks are lost), or choose another name")
+        if not now["exists"] or p["force"]:
+            unset = [n for flag, names in (("clear_constraint", ("pinned_host", "preferred_host")),
+                                           ("clear_pacemaker_meta", ("pacemaker_meta",)),
+                                           ("clear_pacemaker_params", ("pacemaker_params",)),
+                                           ("clear_pacemaker_utilization", ("pacemaker_utilization",)))
+                     if p[flag] for n in names]
+            self.did(f"clone VM {src} into {dst}" + (" (full copy)" if p["full"] else ""),
+                     lambda: provision.clone(self.session, src, dst, full=p["full"], base_xml=p["xml"],
+                                             metadata={k: str(v) for k, v in (p["metadata"] or {}).items()},
+                                             settings=_settings(p), unset=unset))
+        if p["enable"]:
+            if self.check and self.changed:
+                self.actions.append(f"put VM {dst} under Pacemaker")
+                return
+            self.converge("enabled", start_when_enabled=not p["nostart"])
+
+    def cmd_remove(self):
+        self.converge("absent")
+
+    def _status(self):
+        return lifecycle.status(self.session, self.p["name"])["status"]
+
+    def cmd_enable(self):
+        status = self._status()
+        if status == "Undefined":
+            raise vmstore.no_such_vm(self.session, self.p["name"])
+        if status == "Disabled":
+            self.did(f"put VM {self.p['name']} under Pacemaker",
+                     lambda: lifecycle.enable(self.session, self.p["name"], start=not self.p["nostart"]))
+
+    def cmd_disable(self):
+        if self._status() not in ("Disabled", "Undefined"):
+            self.did(f"take VM {self.p['name']} out of Pacemaker (stopping it)",
+                     lambda: lifecycle.disable(self.session, self.p["name"]))
+
+    def cmd_start(self):
+        if self._status() != "Started":
+            self.did(f"start VM {self.p['name']}", lambda: lifecycle.start(self.p["name"]))
+
+    def cmd_stop(self):
+        if self.p["force"]:
+            raise Refused("force with command stop (a power-off) is not supported by rbdvm: it stops VMs "
+                          "through Pacemaker, gracefully within stop_timeout, then forcibly")
+        if self._status() != "Stopped":
+            self.did(f"stop VM {self.p['name']}", lambda: lifecycle.stop(self.p["name"]))
+
+    def cmd_status(self):
+        self.result["status"] = self._status()
+
+    def cmd_list_vms(self):
+        vms = lifecycle.list_status(self.session)
+        self.result["list_vms"] = [v["name"] for v in vms]
+        self.result["vms"] = vms
+
+    def _snapshot_names(self):
+        return [s["name"] for s in snapshots.list_snapshots(self.session, self.p["name"])]
+
+    def cmd_create_snapshot(self):
+        p = self.p
+        if p["snapshot_name"] not in self._snapshot_names():
+            self.did(f"snapshot VM {p['name']} as {p['snapshot_name']}",
+                     lambda: snapshots.create_snapshot(self.session, p["name"], p["snapshot_name"]))
+
+    def cmd_remove_snapshot(self):
+        p = self.p
+        if p["snapshot_name"] in self._snapshot_names():
+            self.did(f"remove snapshot {p['snapshot_name']} of VM {p['name']}",
+                     lambda: snapshots.remove_snapshot(self.session, p["name"], p["snapshot_name"]))
+
+    def cmd_list_snapshots(self):
+        snaps = snapshots.list_snapshots(self.session, self.p["name"])
+        self.result["list_snapshots"] = self.result["list_snapshot"] = [s["name"] for s in snaps]
+        self.result["snapshots"] = snaps
+
+    def cmd_rollback_snapshot(self):
+        p = self.p
+        if p["snapshot_name"] not in self._snapshot_names():
+            raise NotFound("Snapshot does not exist on VM", f"VM {p['name']} has no snapshot {p['snapshot_name']}",
+                           "List them with command: list_snapshots")
+        self.did(f"roll VM {p['name']} back to snapshot {p['snapshot_name']}",
+                 lambda: lifecycle.rollback(self.session, p["name"], p["snapshot_name"]))
+
+    def cmd_purge_image(self):
+        p = self.p
+        before = _purge_before(p["purge_date"])
+        if p["purge_date"] and p["purge_number"] is not None:
+            raise UsageError("purge_date and purge_number cannot be used together")
+        which = dict(everything=before is None and p["purge_number"] is None,
+                     oldest=p["purge_number"], before=before)
+        if self.check:
+            snaps = snapshots.list_snapshots(self.session, p["name"])
+            if which["oldest"] is not None:
+                snaps = snaps[:which["oldest"]]
+            elif before is not None:
+                snaps = [s for s in snaps if s["time"] and datetime.datetime.fromisoformat(s["time"]) < before]
+            removed = [s["name"] for s in snaps if not s["clones"]]
+            kept = [{"name": s["name"], "reason": f"clones depend on it: {', '.join(s['clones'])}"}
+                    for s in snaps if s["clones"]]
+        else:
+            out = snapshots.purge(self.session, p["name"], **which)
+            removed, kept = out["removed"], out["kept"]
+        self.result["purged"] = {"removed": removed, "kept": kept}
+        if removed:
+            self.changed = True
+            self.actions.append(f"remove snapshots {', '.join(removed)} of VM {p['name']}")
+
+    def cmd_list_metadata(self):
+        md = metadata.list_metadata(self.session, self.p["name"])
+        self.result["list_metadata"] = list(md)
+        self.result["metadata"] = md
+
+    def cmd_get_metadata(self):
+        self.result["metadata_value"] = metadata.get_metadata(self.session, self.p["name"], self.p["metadata_name"])
+
+    def cmd_set_metadata(self):
+        p = self.p
+        before = metadata.list_metadata(self.session, p["name"])
+        wanted = {k: str(v) for k, v in p["metadata"].items()}
+        for key in wanted:
+            vmschema.check_user_key(key)
+        different = {k: v for k, v in wanted.items() if before.get(k) != v}
+        after = {**before, **wanted}
+        self.diff = {"before": {"metadata": before}, "after": {"metadata": after}}
+        self.result["metadata"] = before if self.check else after
+        if different:
+            def write():
+                for k, v in different.items():
+                    metadata.set_metadata(self.session, p["name"], k, v)
+            self.did(f"set metadata {', '.join(sorted(different))} of VM {p['name']}", write)
+
+    def cmd_define_colocation(self):
+        p = self.p
+        md = metadata.list_metadata(self.session, p["name"], include_reserved=True)
+        current = vmschema.colocations(md)
+        wanted = [{"with": o, "strong": p["strong"], "anti": False} for o in dict.fromkeys(p["colocated_vms"])]
+        if any(w not in current for w in wanted):
+            self.did(f"colocate VM {p['name']} with {', '.join(w['with'] for w in wanted)}",
+                     lambda: placement.colocate(self.session, p["name"], p["colocated_vms"], strong=p["strong"]))
+
+    cmd_add_colocation = cmd_define_colocation
+
+
+def _refusals(p: dict) -> list:
+    out = []
+    if p["command"] in UNSUPPORTED_COMMANDS:
+        out.append(f"command {p['command']} is not supported by rbdvm: {UNSUPPORTED_COMMANDS[p['command']]}")
+    if p.get("crm_config_cmd"):
+        out.append("crm_config_cmd is not supported by rbdvm (it runs no crm shell commands): add those "
+                   "constraints with pcs, after the VM is enabled")
+    for key in ("remote_name", "remote_address", "remote_port", "remote_timeout"):
+        if p.get(key) and p["command"] not in UNSUPPORTED_COMMANDS:
+            out.append(f"{key} is not supported by rbdvm (no Pacemaker remote nodes)")
+    return out
+
+
+def main():
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True, required_if=REQUIRED_IF,
+                           mutually_exclusive=[("command", "state"), ("purge_date", "purge_number"),
+                                               ("pinned_host", "preferred_host")],
+                           required_one_of=[("command", "state")])
+    p = module.params
+    refused = _refusals(p)
+    if refused:
+        module.fail_json(msg="; ".join(refused), error="Unsupported", changed=False)
+    if RBDVM_IMPORT_ERROR:
+        module.fail_json(msg="the rbdvm library cannot be imported on this node: install rbdvm (the Debian "
+                             "package), or point ansible_python_interpreter at the python that has it",
+                         exception=RBDVM_IMPORT_ERROR)
+    target = ceph_target_from_env(os.environ, conf=p["ceph_conf"], client_id=p["ceph_id"], pool=p["pool"],
+                                  namespace=p["namespace"])
+    run = None
+    try:
+        with Session(target) as session:
+            run = Run(module, session)
+            if p["state"]:
+                run.converge(p["state"], start_when_enabled=not p["nostart"])
+            else:
+                getattr(run, "cmd_" + p["command"])()
+    except Refused as exc:
+        module.fail_json(msg=str(exc), error="Unsupported", changed=False)
+    except RbdvmError as exc:
+        done = run.actions if run else []
+        module.fail_json(msg=exc.message_for(_hints()), error=type(exc).__name__,
+                         changed=bool(run and run.changed and not run.check), actions=done)
+    out = dict(changed=run.changed, actions=run.actions, **run.result)
+    if module._diff and run.diff is not None:
+        out["diff"] = run.diff
+    module.exit_json(**out)
+
+
+if __name__ == "__main__":
+    main()

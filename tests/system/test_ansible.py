@@ -1,0 +1,178 @@
+"""The Ansible collection (ansible_collections/rbdvm/cluster, module rbdvm.cluster.vm) on the
+lab (issue 19): ansible-core, from the test venv, runs playbooks on a lab node (connection
+local, the venv's python as the node's interpreter): one written after SEAPATH's VM
+playbooks (create, snapshot, rollback, clone, remove), one declarative. Each runs twice, the
+second reporting changed=0; check mode changes nothing (read back with rbdvm); a bad
+parameter fails with a clear message and changes nothing."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from labkit import layout as L
+from labkit import ops
+from labkit.testing import base_xml, boot_disk, force_remove, rbdvm, rbdvm_json, unique, where
+
+pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("agent_installed")]
+REPO = Path(__file__).resolve().parents[2]
+N1 = L.NODES[0]
+PLAYBOOK_ENV = {
+    "ANSIBLE_COLLECTIONS_PATH": str(REPO),
+    "ANSIBLE_CALLBACK_PLUGINS": str(Path(__file__).parent / "ansible_plugins"),
+    "ANSIBLE_STDOUT_CALLBACK": "results_json",
+    "ANSIBLE_HOST_KEY_CHECKING": "False",
+    "ANSIBLE_RETRY_FILES_ENABLED": "False",
+    "ANSIBLE_NOCOLOR": "1",
+}
+
+
+@pytest.fixture
+def play(tmp_path):
+    """play(tasks, check=False, diff=False) -> (rc, {"changed", "failures", "tasks": [results]})
+    for a playbook of `tasks` run on node1 by ansible-playbook."""
+    (tmp_path / "inventory").write_text(
+        f"{N1} ansible_connection=local ansible_python_interpreter={L.VENV / 'bin' / 'python'}\n")
+    env = {**PLAYBOOK_ENV, "ANSIBLE_LOCAL_TEMP": str(tmp_path / "tmp"), "ANSIBLE_REMOTE_TEMP": str(tmp_path / "tmp"),
+           "HOME": str(tmp_path)}
+
+    def run(tasks, check=False, diff=False):
+        book = tmp_path / "play.yml"
+        book.write_text(json.dumps([{"hosts": N1, "gather_facts": False, "tasks": tasks}]))
+        argv = [str(L.VENV / "bin" / "ansible-playbook"), "-i", str(tmp_path / "inventory"), str(book)]
+        argv += ["--check"] * check + ["--diff"] * diff
+        res = ops.on(N1, "env", *(f"{k}={v}" for k, v in env.items()), *argv, check=False, timeout=600)
+        try:
+            out = json.loads(res.stdout)
+        except ValueError:
+            raise AssertionError(f"ansible-playbook gave no JSON ({res.returncode}):\n{res.stdout}\n{res.stderr}") \
+                from None
+        stats = out["stats"][N1]
+        results = [t["result"] for t in out["tasks"]]
+        return res.returncode, {"changed": stats["changed"], "failures": stats["failures"], "tasks": results}
+    return run
+
+
+def vm_task(title=None, **params):
+    return {"name": title or f"{params.get('command') or params.get('state')} {params.get('name', '')}",
+            "rbdvm.cluster.vm": params}
+
+
+def _cleanup(*vms):
+    for vm in vms:
+        rbdvm("remove", "--force", vm, check=False)
+        force_remove(vm)
+
+
+def test_a_seapath_style_playbook_creates_snapshots_rolls_back_clones_removes_and_runs_twice_unchanged(play):
+    vm, clone, old = unique("g"), unique("c"), unique("o")
+    xml = Path(base_xml(vm)).read_text()
+    # a VM made before, by hand: the playbook removes it
+    rbdvm("create", "--disabled", old, "--image", boot_disk(), "--xml", base_xml(old))
+    tasks = [
+        vm_task("is it there", command="status", name=vm),
+        vm_task(command="create", name=vm, system_image=boot_disk(), xml=xml, live_migration=True,
+                enable=False, metadata={"site": "substation-a"}, priority=5),
+        {**vm_task(command="create_snapshot", name=vm, snapshot_name="beforeupgrade"), "register": "snap"},
+        # an upgrade that went wrong would be here: the VM goes back to the snapshot just taken
+        {**vm_task(command="rollback_snapshot", name=vm, snapshot_name="beforeupgrade"),
+         "when": "snap is changed"},
+        vm_task(command="clone", name=clone, src_name=vm, xml=Path(base_xml(clone)).read_text(), enable=False),
+        vm_task(command="remove", name=old),
+        vm_task(command="get_metadata", name=vm, metadata_name="site"),
+        vm_task(command="list_snapshots", name=vm),
+        vm_task(command="list_vms"),
+    ]
+    try:
+        rc, first = play(tasks)
+        assert rc == 0 and first["failures"] == 0, first
+        assert first["tasks"][0]["status"] == "Undefined", "cluster_vm's word for a missing VM"
+        assert [t.get("changed") for t in first["tasks"][1:6]] == [True, True, True, True, True], first["tasks"]
+        assert first["tasks"][6]["metadata_value"] == "substation-a"
+        assert first["tasks"][7]["list_snapshots"] == ["beforeupgrade"]
+        assert {vm, clone} <= set(first["tasks"][8]["list_vms"]) and old not in first["tasks"][8]["list_vms"]
+        info = rbdvm_json("info", clone)
+        assert info["cloned_from"]["vm"] == vm and info["settings"]["priority"] == 5
+        assert rbdvm("info", old, check=False).returncode == 3
+
+        rc, second = play(tasks)
+        assert rc == 0 and second["changed"] == 0, [t.get("actions") for t in second["tasks"]]
+        assert second["tasks"][3].get("skipped"), "no snapshot taken, no rollback"
+    finally:
+        _cleanup(clone, vm, old)
+
+
+def test_declared_vms_converge_idempotently_check_mode_changes_nothing(play):
+    run_vm, kept, gone = unique("d"), unique("p"), unique("x")
+    rbdvm("create", "--disabled", gone, "--image", boot_disk(), "--xml", base_xml(gone))
+
+    def tasks(priority=5, site="a", kept_state="present"):
+        return [
+            vm_task(state="started", name=run_vm, system_image=boot_disk(), xml=Path(base_xml(run_vm)).read_text(),
+                    priority=priority, metadata={"site": site}),
+            vm_task(state=kept_state, name=kept, system_image=boot_disk(), xml=Path(base_xml(kept)).read_text()),
+            vm_task(state="absent", name=gone),
+        ]
+    try:
+        rc, first = play(tasks())
+        assert rc == 0 and first["failures"] == 0, first
+        assert [t["changed"] for t in first["tasks"]] == [True, True, True]
+        assert first["tasks"][0]["status"] == "Started" and where(run_vm)
+        ops.wait_serial(run_vm, "READY")   # a guest stops on ACPI only once booted
+        assert rbdvm_json("info", kept)["state"] == "complete"
+        assert rbdvm("info", gone, check=False).returncode == 3
+
+        rc, second = play(tasks())
+        assert rc == 0 and second["changed"] == 0, [t.get("actions") for t in second["tasks"]]
+
+        # check mode: says what would change, with a diff; changes nothing
+        rc, checked = play(tasks(priority=7, site="b", kept_state="started"), check=True, diff=True)
+        assert rc == 0 and checked["changed"] == 2, checked
+        actions = checked["tasks"][0]["actions"]
+        assert any("priority 5 -> 7" in a for a in actions) and any("site" in a for a in actions), actions
+        assert checked["tasks"][1]["actions"] == [f"put VM {kept} under Pacemaker and start it"]
+        diff = checked["tasks"][0]["diff"]
+        assert diff["before"]["settings"]["priority"] == 5 and diff["after"]["settings"]["priority"] == 7
+        info = rbdvm_json("info", run_vm)
+        assert info["settings"]["priority"] == 5 and info["metadata"] == {"site": "a"}
+        assert rbdvm_json("status", kept)["status"] == "Disabled"
+
+        # and for real: the changes are made in place (no restart needed for these)
+        rc, changed = play(tasks(priority=7, site="b"))
+        assert rc == 0 and changed["changed"] == 1, changed
+        info = rbdvm_json("info", run_vm)
+        assert info["settings"]["priority"] == 7 and info["metadata"] == {"site": "b"}
+        assert where(run_vm), "still running"
+    finally:
+        _cleanup(run_vm, kept, gone)
+
+
+def test_bad_parameters_fail_with_a_clear_message_and_change_nothing(play):
+    vm = unique("b")
+    xml = Path(base_xml(vm)).read_text()
+    cases = [
+        (vm_task(command="create", name=vm, system_image=boot_disk(), xml=xml, crm_config_cmd=["location x"]),
+         "crm_config_cmd is not supported by rbdvm"),
+        (vm_task(command="add_pacemaker_remote", name=vm, remote_name="r1", remote_address="10.0.0.1"),
+         "add_pacemaker_remote is not supported by rbdvm"),
+        (vm_task(command="create", name=vm, system_image=boot_disk(), xml=xml, priority="high"),
+         "priority"),
+        (vm_task(command="create", name="bad name!", system_image=boot_disk(), xml=xml),
+         "VM name"),
+        (vm_task(command="create", name=vm, system_image="/nonexistent.qcow2", xml=xml),
+         "/nonexistent.qcow2"),
+        (vm_task(command="create", name=vm, system_image=boot_disk(), xml=xml,
+                 pacemaker_params={"pool": "other"}), "may not set 'pool'"),
+        (vm_task(command="create", name=vm, system_image=boot_disk(), xml="<domain><name>x"),
+         "XML"),
+    ]
+    try:
+        for task, words in cases:
+            rc, out = play([task])
+            assert rc != 0 and out["failures"] == 1, (task, out)
+            result = out["tasks"][0]
+            assert words in result["msg"], (words, result["msg"])
+            assert "Traceback" not in result["msg"]
+            assert rbdvm("info", vm, check=False).returncode == 3, f"nothing made by {task}"
+    finally:
+        _cleanup(vm)
