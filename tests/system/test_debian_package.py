@@ -89,7 +89,7 @@ def _write_lab_policy(n):
     path.chmod(0o644)
 
 
-def test_the_package_installs_the_agents_the_command_and_a_pristine_policy(packaged_nodes):
+def test_the_package_installs_the_agents_the_command_and_a_pristine_policy(packaged_nodes, tmp_path):
     for n in L.NODES:
         assert installed_version(n) == "0.1.0"
         owned = on(n, "dpkg-query", "-L", "rbdvm").stdout.split()
@@ -114,6 +114,13 @@ def test_the_package_installs_the_agents_the_command_and_a_pristine_policy(packa
             line.startswith("#") or not line.strip() for line in policy.splitlines()), policy
         conffiles = on(n, "dpkg-query", "-W", "-f=${Conffiles}", "rbdvm").stdout
         assert POLICY in conffiles
+        # the Ansible collection, where Ansible looks by default, runs on Debian's python3 with
+        # the packaged library
+        res = on(n, "env", f"HOME={tmp_path}", "ANSIBLE_NOCOLOR=1",
+                 "ANSIBLE_COLLECTIONS_PATH=/usr/share/ansible/collections", str(L.VENV / "bin" / "ansible"), "localhost", "-c", "local",
+                 "-e", "ansible_python_interpreter=/usr/bin/python3", "-m", "rbdvm.cluster.vm",
+                 "-a", "command=list_vms", check=False)
+        assert res.returncode == 0 and "SUCCESS" in res.stdout and '"list_vms"' in res.stdout, res.stdout + res.stderr
         # the self-check unit is shipped, not enabled
         assert not node.root_path(n, "/etc/systemd/system/multi-user.target.wants/fence_rbdvm_check.service").exists()
         _write_lab_policy(n)
