@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 
 from lxml import etree
 
-from ..ceph import vmstore
+from ..ceph import diskimage, trust, vmstore
 from ..ceph.session import Session
-from ..core import names, vmschema, xmlsafe
+from ..core import domainxml, names, vmschema, xmlsafe
 from ..core.errors import UsageError
 from ..pacemaker import cluster, crm_mon
 from . import configure, editing, lifecycle, metadata, provision
@@ -111,6 +111,7 @@ def plan(session: Session, d: Declared, status=None) -> Plan:
         if d.xml is None or d.image is None:
             raise UsageError(f"VM {d.name} does not exist", "creating it needs its base definition and its "
                                                              "system image", "Give both")
+        _check_create(session, d)
         steps.append(Step("create", f"create VM {d.name} from {d.image}"))
         stored_settings = vmschema.decode(vmschema.encode(settings))
         stored_settings.setdefault("disk_bus", vmschema.BY_NAME["disk_bus"].choices[0])
@@ -152,6 +153,20 @@ def plan(session: Session, d: Declared, status=None) -> Plan:
         status = "Stopped"
     after["status"] = status
     return Plan(d.name, steps, now, after)
+
+
+def _check_create(session: Session, d: Declared) -> None:
+    """What a create would refuse, found while planning: a plan (check mode) that says
+    "create" is one the create carries out."""
+    assert d.xml is not None and d.image is not None
+    names.check_new_vm_name(d.name)
+    vmschema.encode({k: v for k, v in d.settings.items() if v is not None})
+    for key in d.metadata:
+        vmschema.check_user_key(key)
+    domainxml.parse(d.xml, "the declared definition")
+    for path in (d.image, *d.data_images):
+        diskimage.inspect(path)
+    trust.require_policy(session, d.name, d.xml, f"cannot create VM {d.name}")
 
 
 def _stored(now: dict) -> dict:

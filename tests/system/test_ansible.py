@@ -174,5 +174,8 @@ def test_bad_parameters_fail_with_a_clear_message_and_change_nothing(play):
             assert words in result["msg"], (words, result["msg"])
             assert "Traceback" not in result["msg"]
             assert rbdvm("info", vm, check=False).returncode == 3, f"nothing made by {task}"
+        # check mode finds what the create would refuse: it does not promise a create that fails
+        rc, out = play([cases[4][0]], check=True)
+        assert rc != 0 and cases[4][1] in out["tasks"][0]["msg"], out
     finally:
         _cleanup(vm)

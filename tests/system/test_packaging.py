@@ -82,3 +82,13 @@ def test_every_command_and_agent_runs_from_the_installed_wheel(built):
     check = run(python, "-c", "import sys; from rbdvm.ocf.fencecheck import main; "
                               "sys.argv = ['fence_rbdvm_check', '--help']; sys.exit(main())").stdout
     assert "fence_rbdvm_check" in check
+
+
+def test_ansible_doc_documents_the_collection_from_a_clean_clone(built):
+    clone, _, _ = built
+    doc = subprocess.run([str(Path(sys.executable).parent / "ansible-doc"), "rbdvm.cluster.vm"], capture_output=True,
+                         text=True, timeout=120, env={"PATH": "/usr/bin:/bin", "HOME": str(clone),
+                                                      "ANSIBLE_COLLECTIONS_PATH": str(clone), "ANSIBLE_NOCOLOR": "1"})
+    assert doc.returncode == 0, doc.stderr
+    for words in ("rbdvm.cluster.vm", "OPTIONS", "system_image", "state", "EXAMPLES", "RETURN VALUES"):
+        assert words in doc.stdout, words
