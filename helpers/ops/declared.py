@@ -79,6 +79,10 @@ def _canonical(text: str, source: str) -> bytes:
     return etree.tostring(root, method="c14n")
 
 
+# what is left of a VM by an interrupted command or another failure: not a VM yet, or no more
+_LEFTOVERS = (vmstore.CREATING, vmstore.REMOVING, vmstore.BROKEN)
+
+
 def snapshot(session: Session, name: str, status=None) -> dict:
     """{exists, state, definition, settings, metadata, status} of VM `name` now."""
     names.check_name(name, "VM name")
@@ -87,6 +91,9 @@ def snapshot(session: Session, name: str, status=None) -> dict:
     st = crm_mon.vm_status(status, name, rec.state != "absent")
     if rec.state == "absent":
         return {"exists": False, "status": st["status"]}
+    if rec.state in _LEFTOVERS:
+        # an interrupted create (finished by creating again) or remove (by removing again)
+        return {"exists": False, "leftover": rec.state, "status": st["status"]}
     rec = vmstore.require_complete(session, name)
     md = rec.metadata
     return {"exists": True, "definition": md.get(vmschema.BASE_XML), "settings": vmschema.decode(md),
@@ -102,17 +109,20 @@ def plan(session: Session, d: Declared, status=None) -> Plan:
     steps: list = []
     after = dict(now)
     if not exists:
-        if now["exists"]:
+        if now["exists"] or now.get("leftover"):
             steps.append(Step("remove", f"remove VM {d.name} (disabling it first if it is enabled)"))
         after = {"exists": False, "status": "Undefined"}
         return Plan(d.name, steps, now, after)
     settings = {k: v for k, v in d.settings.items() if v is not None}
+    if now.get("leftover") in (vmstore.REMOVING, vmstore.BROKEN):
+        vmstore.refuse_unusable(vmstore.record(session, d.name))
     if not now["exists"]:
         if d.xml is None or d.image is None:
             raise UsageError(f"VM {d.name} does not exist", "creating it needs its base definition and its "
                                                              "system image", "Give both")
         _check_create(session, d)
-        steps.append(Step("create", f"create VM {d.name} from {d.image}"))
+        steps.append(Step("create", ("finish creating" if now.get("leftover") else "create")
+                          + f" VM {d.name} from {d.image}"))
         stored_settings = vmschema.decode(vmschema.encode(settings))
         stored_settings.setdefault("disk_bus", vmschema.BY_NAME["disk_bus"].choices[0])
         after = {"exists": True, "definition": d.xml, "settings": stored_settings,

@@ -6,6 +6,7 @@ second reporting changed=0; check mode changes nothing (read back with rbdvm); a
 parameter fails with a clear message and changes nothing."""
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -177,5 +178,31 @@ def test_bad_parameters_fail_with_a_clear_message_and_change_nothing(play):
         # check mode finds what the create would refuse: it does not promise a create that fails
         rc, out = play([cases[4][0]], check=True)
         assert rc != 0 and cases[4][1] in out["tasks"][0]["msg"], out
+    finally:
+        _cleanup(vm)
+
+
+@pytest.mark.parametrize("step", ["create:images", "create:commit"])
+def test_a_declared_create_killed_midway_converges_when_run_again(play, step):
+    """kill -9 of the module inside the create (RBDVM_FAULT_AT): the next run of the same
+    playbook finishes that VM, the one after changes nothing."""
+    vm = unique("k")
+    short_lease = {"RBDVM_LEASE_SECONDS": "2"}
+    task = {**vm_task(state="present", name=vm, system_image=boot_disk(), xml=Path(base_xml(vm)).read_text()),
+            "environment": short_lease}
+    try:
+        rc, killed = play([{**task, "environment": {**short_lease, "RBDVM_FAULT_AT": step}}])
+        assert rc != 0 and killed["failures"] == 1, killed
+        # busy until the killed module's lease expires (as testing.rerun waits for the CLI)
+        deadline = time.monotonic() + 20
+        while True:
+            rc, again = play([task])
+            if rc == 0 or "is busy" not in again["tasks"][0].get("msg", "") or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert rc == 0 and again["changed"] == 1, again["tasks"]
+        assert rbdvm_json("info", vm)["state"] == "complete"
+        rc, third = play([task])
+        assert rc == 0 and third["changed"] == 0, third["tasks"]
     finally:
         _cleanup(vm)
