@@ -69,7 +69,8 @@ def migrate(name, node, cold, target, as_json):
     live migration, else refused unless --cold."""
     emit(as_json, in_session(target, lifecycle.migrate, name, node, cold=cold),
          lambda r: cluster_line(r) + ("" if r["changed"] else " (already there)")
-         + (" (moved cold: stopped and started)" if r["changed"] and r["how"] == "cold" else ""))
+         + (" (moved cold: stopped and started)" if r["changed"] and r["how"] == "cold" else "")
+         + (f"\nWarning: {r['warning']}" if r.get("warning") else ""))
 
 
 def _placed(r) -> str:

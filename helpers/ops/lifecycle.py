@@ -177,20 +177,47 @@ def migrate(session: Session, vm: str, node: str, wait: float = MIGRATE_WAIT, co
     how = "cold" if cold else "live"
     if st["node"] == node:
         return {**st, "changed": False, "how": how}
+    source = st["node"]
+    seen = {_failure_id(f) for f in crm_mon.failures(status, vm)}
     if live:
         # Pacemaker migrates a resource that allows it: for a cold move, it does not. Set
         # either way: a cold move interrupted before it set it back left it false
         cluster.set_meta(vm, "allow-migrate", "false" if cold else "true")
     cluster.move(vm, node)
+    warning = broken = None
     try:
         st = cluster.wait_for_status(vm, ("Started",), wait, node=node)
+        if not cold:
+            # a live migration that fails is recovered by Pacemaker with a stop here and a
+            # start there: the VM moves, but its guest reboots, and the operator must hear it
+            failed = [f for f in crm_mon.failures(cluster.cluster_status(), vm)
+                      if f["task"] in ("migrate_to", "migrate_from") and _failure_id(f) not in seen]
+            if failed:
+                how = "restarted"
+                f = failed[-1]
+                broken = (f"the live migration failed ({f['task']} on {f['node']}: "
+                          + (f["reason"] or f"{f['status']}; the agent's message is in the Pacemaker log of "
+                                            f"{f['node']}") + ")")
+                warning = (f"{broken}; Pacemaker stopped VM {vm} on {source} and started it on {node}: "
+                           "the guest rebooted")
+                cluster.settle(wait)
+                st = crm_mon.vm_status(cluster.cluster_status(), vm, True)
     finally:
         cluster.clear_move(vm)
         if cold and live:
             cluster.set_meta(vm, "allow-migrate", "true")
     if st["status"] != "Started" or st["node"] != node:
+        if broken:
+            raise ClusterOperationFailed(f"VM {vm} failed to migrate to {node}",
+                                         f"{broken}; it is {st['status']} now"
+                                         + (f" on {st['node']}" if st["node"] else ""),
+                                         f"See `crm_mon -1` and `rbdvm status {vm}`")
         raise _failed(vm, st, f"migrate to {node}")
-    return {**st, "changed": True, "how": how}
+    return {**st, "changed": True, "how": how, **({"warning": warning} if warning else {})}
+
+
+def _failure_id(f: dict) -> tuple:
+    return f["task"], f["node"], f["call"]
 
 
 def enable_new(session: Session, vm: str, made: str) -> dict:

@@ -47,6 +47,16 @@ def vm_status(status, vm: str, in_storage: bool) -> dict:
     return out
 
 
+def failures(status, vm: str) -> list:
+    """The VM's operation failures crm_mon records: [{task, node, call, status, reason}]
+    (reason: the agent's exit reason; crm_mon leaves it empty for a failed migrate_to)."""
+    if status is None:
+        return []
+    return [{"task": f.get("task"), "node": f.get("node"), "call": f.get("call"),
+             "status": f.get("exitstatus"), "reason": f.get("exitreason") or ""}
+            for f in status.iterfind("failures/failure") if f.get("op_key", "").startswith(vm + "_")]
+
+
 def _state(rsc, stopped: bool, start_failed: bool) -> str:
     role, active = rsc.get("role"), rsc.get("active") == "true"
     # a failure Pacemaker still acts on: the resource is failed or blocked, or it cannot start

@@ -3,6 +3,7 @@ cluster: create (enabled), status/list, snapshot, migrate, stop/start, rollback 
 enabled, disable, remove; a VM that cannot start; pinning, preference and anti-colocation
 across standby. `list` is checked against crm_mon's own view at every step."""
 
+import json
 import signal
 import subprocess
 import xml.etree.ElementTree as ET
@@ -163,6 +164,25 @@ def test_whole_life_from_the_cli(vms):
     assert "VM is not on the cluster" in rbdvm_error(3, "start", vm)
     rbdvm("remove", vm)
     assert rbdvm_json("status", vm)["status"] == "Undefined"
+
+
+def test_a_live_migration_that_fails_is_not_reported_as_live(vms):
+    """Seen while building the Debian package test: with a migration transport that cannot
+    reach the other node (the default, TLS, which the lab's libvirtd does not listen on),
+    migrate_to fails and Pacemaker recovers the VM
+    by a stop and a start on the target: the guest reboots. `rbdvm migrate` said it moved
+    live. It must say the guest was restarted, and why."""
+    vm = vms()
+    rbdvm("create", vm, "--image", boot_disk(), "--xml", base_xml(vm), "--live-migration")   # default transport
+    x = rbdvm_json("status", vm)["node"]
+    ops.wait_serial(vm, "READY")
+    y = other(x)
+    out = json.loads(rbdvm("migrate", vm, y, "--json").stdout)
+    assert (out["status"], out["node"]) == ("Started", y), out
+    assert wait_for(30, lambda: ops.boots(vm) == 2), "moved by a restart"
+    assert out["how"] == "restarted", out
+    assert "live migration failed" in out["warning"] and "rebooted" in out["warning"], out
+    ops.wait_serial(vm, "READY")     # a guest stops on ACPI only once booted
 
 
 def test_clone_starts_by_default_and_remove_force_disables_first(vms):

@@ -33,27 +33,30 @@ def run(*argv, cwd=None) -> str:
     return res.stdout
 
 
-def _set_version(clone: Path, version: str) -> None:
-    """The next release as a maintainer makes it: both places that carry the version."""
-    project = clone / "pyproject.toml"
-    project.write_text(re.sub(r'(?m)^version = ".*"$', f'version = "{version}"', project.read_text(), count=1))
-    changelog = clone / "debian" / "changelog"
-    changelog.write_text(f"rbdvm ({version}) unstable; urgency=medium\n\n  * Lab upgrade test.\n\n"
-                         " -- rbdvm developers <dev@rbdvm.org>  Fri, 04 Dec 2026 20:00:00 +0000\n\n"
-                         + changelog.read_text())
+def _next_version(deb: str, version: str, out: Path) -> str:
+    """The package again as a later version whose agent code differs (one more line), made
+    by unpacking and repacking it: a second build would cost the suite ~9 s more."""
+    tree = out / "tree"
+    run("dpkg-deb", "-R", deb, tree)
+    control = tree / "DEBIAN" / "control"
+    control.write_text(re.sub(r"(?m)^Version: .*$", f"Version: {version}", control.read_text()))
+    agent = tree / "usr/lib/python3/dist-packages/rbdvm/ocf/agent.py"
+    agent.write_text(agent.read_text() + f"# {version}\n")
+    path = out / f"rbdvm_{version}_all.deb"
+    run("dpkg-deb", "--root-owner-group", "-b", tree, path)
+    return str(path)
 
 
 @pytest.fixture(scope="module")
 def debs(tmp_path_factory):
-    """{version: path} of the committed tree's package and of a later version of it."""
+    """{version: path} of the committed tree's package, built from a clean clone, and of a
+    later version of it."""
     tmp = tmp_path_factory.mktemp("deb")
     clone = tmp / "clone"
     run("git", "clone", "-q", REPO, clone)
     first = run(clone / "debian" / "build-deb", tmp / "dist").strip().splitlines()[-1]
-    _set_version(clone, UPGRADE)
-    second = run(clone / "debian" / "build-deb", tmp / "dist").strip().splitlines()[-1]
-    # the nodes see the host's /tmp: the package is where dpkg on a node can read it
-    return {"first": first, "upgrade": second}
+    # the nodes see the host's /tmp: the packages are where dpkg on a node can read them
+    return {"first": first, "upgrade": _next_version(first, UPGRADE, tmp)}
 
 
 def on(n, *argv, check=True, timeout=120):
