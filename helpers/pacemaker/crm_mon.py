@@ -29,7 +29,7 @@ def vm_status(status, vm: str, in_storage: bool) -> dict:
            "target": None}
     if status is None:
         return out
-    failures = [f for f in status.iterfind("failures/failure") if f.get("op_key", "").startswith(vm + "_")]
+    failures = _failures_of(status, vm)
     if failures:
         f = failures[-1]
         out["reason"] = f.get("exitreason") or f"{f.get('task')} returned {f.get('exitstatus')}"
@@ -54,7 +54,19 @@ def failures(status, vm: str) -> list:
         return []
     return [{"task": f.get("task"), "node": f.get("node"), "call": f.get("call"),
              "status": f.get("exitstatus"), "reason": f.get("exitreason") or ""}
-            for f in status.iterfind("failures/failure") if f.get("op_key", "").startswith(vm + "_")]
+            for f in _failures_of(status, vm)]
+
+
+def _failures_of(status, vm: str) -> list:
+    """The failure elements of resource `vm`: op keys are RESOURCE_TASK_INTERVAL, and a prefix
+    alone would give VM vm1 the failures of a resource named vm1_x."""
+    found = []
+    for f in status.iterfind("failures/failure"):
+        key, task = f.get("op_key", ""), f.get("task", "")
+        head = f"{vm}_{task}_"
+        if task and key.startswith(head) and key[len(head):].isdigit():
+            found.append(f)
+    return found
 
 
 def _state(rsc, stopped: bool, start_failed: bool) -> str:

@@ -100,3 +100,16 @@ def test_status_without_resource():
 def test_enabled_vms_are_the_rbdvm_resources():
     x = crm_mon_xml(rsc("Started") + '<resource id="fence-node1" resource_agent="stonith:fence_x"/>')
     assert crm_mon.enabled_vms(x) == ["vm1"]
+
+
+def test_another_resources_failures_are_not_the_vms():
+    """A resource named `vm1_x` (not a VM: VM names have no '_') had its failures counted
+    as VM vm1's: its op keys start with "vm1_"."""
+    other = ('<failure op_key="vm1_x_monitor_10000" node="node1" exitstatus="error" exitreason="not mine" '
+             'task="monitor" call="7"/>')
+    mine = ('<failure op_key="vm1_migrate_to_0" node="node1" exitstatus="error" exitreason="" '
+            'task="migrate_to" call="9"/>')
+    st = crm_mon.vm_status(crm_mon_xml(rsc("Started"), other), "vm1", True)
+    assert (st["status"], st["reason"]) == ("Started", None)
+    assert crm_mon.failures(crm_mon_xml(rsc("Started"), other + mine), "vm1") == [
+        {"task": "migrate_to", "node": "node1", "call": "9", "status": "error", "reason": ""}]
