@@ -114,6 +114,8 @@ def plan(session: Session, d: Declared, status=None) -> Plan:
         after = {"exists": False, "status": "Undefined"}
         return Plan(d.name, steps, now, after)
     settings = {k: v for k, v in d.settings.items() if v is not None}
+    for key in d.metadata:        # refused here too, so that check mode refuses what a run would
+        vmschema.check_user_key(key)
     if now.get("leftover") in (vmstore.REMOVING, vmstore.BROKEN):
         vmstore.refuse_unusable(vmstore.record(session, d.name))
     if not now["exists"]:
@@ -171,8 +173,6 @@ def _check_create(session: Session, d: Declared) -> None:
     assert d.xml is not None and d.image is not None
     names.check_new_vm_name(d.name)
     vmschema.encode({k: v for k, v in d.settings.items() if v is not None})
-    for key in d.metadata:
-        vmschema.check_user_key(key)
     domainxml.parse(d.xml, "the declared definition")
     for path in (d.image, *d.data_images):
         diskimage.inspect(path)
