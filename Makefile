@@ -25,13 +25,13 @@ lab-status:
 demo: lab-up
 	$(PY) tests/lab/demo.py
 
-# ruff and mypy on the product, then the whole suite; a lab it had to start is taken down
+# ruff on the product, the tests and the benchmarks, mypy on the product, then the whole suite; a lab it had to start is taken down
 # at the end
 test: lint
 	$(PY) -m pytest
 
 lint: deps
-	$(PY) -m ruff check helpers ocf cli ansible_collections debian/generate
+	$(PY) -m ruff check helpers ocf cli ansible_collections debian/generate tests bench
 	tests/typecheck
 
 unit: deps

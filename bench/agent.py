@@ -50,7 +50,8 @@ def main() -> int:
         "## Agent: monitor and start (issue 4)",
         "",
         f"Command: `make bench` (`bench/agent.py --runs {runs}`, worker `bench/agent_worker.py` on node1, "
-        f"one running TCG domain, the four monitors interleaved), {machine()}. Monitor runs as Pacemaker runs it (a new process).",
+        f"one running TCG domain, the four monitors interleaved), {machine()}. "
+        "Monitor runs as Pacemaker runs it (a new process).",
         "",
         "| monitor | median | p95 | vs floor |",
         "|---|---|---|---|",

@@ -68,7 +68,8 @@ def main() -> int:
         "",
         "| measure | median | all runs | budget |",
         "|---|---|---|---|",
-        f"| `lab up`, fresh (after `lab down`) | {med(fresh):.2f} s | {', '.join(f'{x:.2f}' for x in fresh)} | ≤ 20 s |",
+        f"| `lab up`, fresh (after `lab down`) | {med(fresh):.2f} s | "
+        f"{', '.join(f'{x:.2f}' for x in fresh)} | ≤ 20 s |",
         f"| `lab up` over stale state (all lab processes SIGKILLed) | {med(stale):.2f} s | "
         f"{', '.join(f'{x:.2f}' for x in stale)} | ≤ 20 s |",
         f"| `lab down` | {med(downs[1:] or downs):.2f} s | {', '.join(f'{x:.2f}' for x in downs)} | — |",

@@ -87,12 +87,12 @@ def clone_bench(s):
             bare.append(time.perf_counter() - bare_t)
             undo_bare(io, f"system_{src}", snap, child)
             dst = f"benchcow{i}"
-            cow.append(timed(lambda: provision.clone(s, src, dst)))
+            cow.append(timed(lambda src=src, dst=dst: provision.clone(s, src, dst)))
             provision.remove(s, dst)
         out["cow"][written // MiB] = statistics.median(cow)
         out["bare"][written // MiB] = statistics.median(bare)
         if written == 1 * GiB:
-            full = timed(lambda: provision.clone(s, src, "benchfull", full=True))
+            full = timed(lambda src=src: provision.clone(s, src, "benchfull", full=True))
             out["full_1g"] = full
             out["full_1g_used"] = used(io, "system_benchfull")
             provision.remove(s, "benchfull")
@@ -116,7 +116,7 @@ def import_bench(s):
     io = s.ioctx
     disk = diskimage.inspect(path)
     ours, step, theirs = [], [], []
-    for i in range(3):   # interleaved
+    for _ in range(3):   # interleaved
         ours.append(timed(lambda: provision.create(s, "benchimp", path, base_xml())))
         stored_ours = used(io, "system_benchimp")
         provision.remove(s, "benchimp")

@@ -5,10 +5,11 @@ import signal
 import time
 
 import pytest
-from labkit.testing import AGENT, agent, exit_reason, qemu_pids, rbdvm, stopped_vm, unique
+
 from labkit import ceph, ops
 from labkit import layout as L
 from labkit.procs import run, wait_for
+from labkit.testing import AGENT, agent, exit_reason, qemu_pids, rbdvm, stopped_vm, unique
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("agent_installed")]
 vm = stopped_vm   # the fixture `vm`: a stopped VM, removed afterwards

@@ -5,7 +5,6 @@ failed for ocf-tester's unprivileged user, rc 126). Needs root (to run as nobody
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest

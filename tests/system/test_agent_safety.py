@@ -8,6 +8,10 @@ import time
 from pathlib import Path
 
 import pytest
+
+from labkit import layout as L
+from labkit import node, ops
+from labkit.procs import run, wait_for
 from labkit.testing import (
     AGENT,
     agent,
@@ -21,9 +25,6 @@ from labkit.testing import (
     stopped_vm,
     unique,
 )
-from labkit import layout as L
-from labkit import node, ops
-from labkit.procs import run, wait_for
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("agent_installed")]
 vm = stopped_vm   # the fixture `vm`: a stopped VM, removed afterwards
@@ -62,11 +63,11 @@ def test_simultaneous_starts_on_both_nodes_never_run_two_writers(vm):
         barrier = threading.Barrier(2)
         results = {}
 
-        def go(n):
+        def go(n, barrier, results):
             barrier.wait()
             results[n] = agent(n, "start", timeout_ms=8000, vm=vm)
 
-        threads = [threading.Thread(target=go, args=(n,)) for n in (N1, N2)]
+        threads = [threading.Thread(target=go, args=(n, barrier, results)) for n in (N1, N2)]
         for t in threads:
             t.start()
         for t in threads:
@@ -250,7 +251,8 @@ def test_probe_without_libvirt_bindings_says_not_installed_and_stop_still_works(
 # ------------------------------------------------------------------ S6 only complete VMs start
 def test_agent_refuses_a_half_done_clone(vm):
     half = unique("half")
-    res = rbdvm("clone", "--disabled", vm, half, env={"RBDVM_FAULT_AT": "clone:disk", "RBDVM_LEASE_SECONDS": "2"}, check=False)
+    res = rbdvm("clone", "--disabled", vm, half, env={"RBDVM_FAULT_AT": "clone:disk", "RBDVM_LEASE_SECONDS": "2"},
+                check=False)
     assert res.returncode != 0
     try:
         res = agent(N1, "start", vm=half)

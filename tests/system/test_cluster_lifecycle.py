@@ -9,6 +9,10 @@ import subprocess
 import xml.etree.ElementTree as ET
 
 import pytest
+
+from labkit import node as labnode
+from labkit import ops
+from labkit.procs import wait_for
 from labkit.testing import (
     PYTHON,
     RBDTOOL,
@@ -25,9 +29,6 @@ from labkit.testing import (
     unique,
     write_bytes,
 )
-from labkit import node as labnode
-from labkit import ops
-from labkit.procs import wait_for
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("agent_installed")]
 N1, N2 = "node1", "node2"

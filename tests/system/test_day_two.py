@@ -4,6 +4,7 @@ grown under a running guest, a cold move, a node drained and resumed."""
 import json
 
 import pytest
+
 from labkit import layout as L
 from labkit import ops
 from labkit.procs import wait_for

@@ -120,7 +120,8 @@ def test_the_package_installs_the_agents_the_command_and_a_pristine_policy(packa
         # the Ansible collection, where Ansible looks by default, runs on Debian's python3 with
         # the packaged library
         res = on(n, "env", f"HOME={tmp_path}", "ANSIBLE_NOCOLOR=1",
-                 "ANSIBLE_COLLECTIONS_PATH=/usr/share/ansible/collections", str(L.VENV / "bin" / "ansible"), "localhost", "-c", "local",
+                 "ANSIBLE_COLLECTIONS_PATH=/usr/share/ansible/collections", str(L.VENV / "bin" / "ansible"),
+                 "localhost", "-c", "local",
                  "-e", "ansible_python_interpreter=/usr/bin/python3", "-m", "rbdvm.cluster.vm",
                  "-a", "command=list_vms", check=False)
         assert res.returncode == 0 and "SUCCESS" in res.stdout and '"list_vms"' in res.stdout, res.stdout + res.stderr

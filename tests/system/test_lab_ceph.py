@@ -3,6 +3,7 @@
 import json
 
 import pytest
+
 from labkit import ceph, ops
 from labkit import layout as L
 

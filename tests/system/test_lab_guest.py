@@ -1,6 +1,7 @@
 """A real guest on the lab: boots from RBD on node1, live-migrates to node2, powers off on ACPI."""
 
 import pytest
+
 from labkit import layout as L
 from labkit import ops
 from labkit.procs import wait_for

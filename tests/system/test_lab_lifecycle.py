@@ -6,6 +6,7 @@ Runs last (marker lab_lifecycle): it takes the lab down and brings it up again.
 import subprocess
 
 import pytest
+
 from labkit import layout as L
 from labkit import lifecycle, net
 from labkit.procs import kill_pids, pids_in_netns, reap_children, run, wait_for

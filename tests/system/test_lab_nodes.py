@@ -3,6 +3,7 @@
 import xml.etree.ElementTree as ET
 
 import pytest
+
 from labkit import layout as L
 from labkit import node, ops
 from labkit.procs import run
@@ -50,7 +51,8 @@ def test_libvirt_on_both_nodes_secret_and_cross_reachability():
 def test_both_pacemaker_nodes_online_with_fencing_enabled():
     for n in L.NODES:
         assert node.online_nodes(n) == sorted(L.NODES)
-    assert ops.on(L.NODES[0], "crm_attribute", "-G", "-t", "crm_config", "-n", "stonith-enabled", "-q").stdout.strip() == "true"
+    stonith = ops.on(L.NODES[0], "crm_attribute", "-G", "-t", "crm_config", "-n", "stonith-enabled", "-q")
+    assert stonith.stdout.strip() == "true"
     for n in L.NODES:
         runs_on = ops.resource_node(L.NODES[0], f"fence-{n}")
         assert runs_on is not None and runs_on != n, "a node's fence device runs on the other node"

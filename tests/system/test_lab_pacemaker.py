@@ -1,10 +1,11 @@
 """Pacemaker on the lab: live migration of a resource, and fencing of a crashed node."""
 
 import pytest
+from lxml import etree
+
 from labkit import layout as L
 from labkit import node, ops
 from labkit.procs import run, wait_for
-from lxml import etree
 
 pytestmark = pytest.mark.lab
 

@@ -1,6 +1,9 @@
 """rbdvm clone (copy-on-write and --full) and remove on the lab's Ceph."""
 
 import pytest
+from lxml import etree
+
+from labkit import ops
 from labkit.testing import (
     base_xml,
     boot_disk,
@@ -14,8 +17,6 @@ from labkit.testing import (
     unique,
     write_bytes,
 )
-from labkit import ops
-from lxml import etree
 
 pytestmark = pytest.mark.lab
 MiB = 1 << 20
@@ -45,7 +46,8 @@ def test_cow_clone_is_independent_both_ways_and_gets_a_new_identity(src):
     out = rbdvm_json("clone", "--disabled", src, dst, "-m", "owner=bob")
     assert out["mode"] == "cow" and out["disks"] == [f"system_{dst}", f"data_{dst}_0"]
     info = rbdvm_json("info", dst)
-    assert [d["parent"] for d in info["disks"]] == [f"system_{src}@rbdvm-clone-{dst}", f"data_{src}_0@rbdvm-clone-{dst}"]
+    assert [d["parent"] for d in info["disks"]] == [f"system_{src}@rbdvm-clone-{dst}",
+                                                    f"data_{src}_0@rbdvm-clone-{dst}"]
     assert all(d["used"] == 0 for d in info["disks"]), "nothing copied: the clone shares the source's data"
     assert info["metadata"] == {"owner": "bob", "tier": "gold"}
     assert info["settings"]["live_migration"] is True and info["settings"]["stop_timeout"] == 90
@@ -101,7 +103,8 @@ def test_clone_errors(src):
     other = unique("c")
     rbdvm("clone", "--disabled", src, other)
     assert "VM already exists" in rbdvm_error(4, "clone", "--disabled", src, other)
-    assert "Parameter must not contain spaces or special chars" in rbdvm_error(2, "clone", "--disabled", src, "bad-name")
+    assert "Parameter must not contain spaces or special chars" in rbdvm_error(2, "clone", "--disabled", src,
+                                                                                 "bad-name")
 
 
 def test_remove_refused_while_open(src):

@@ -4,6 +4,9 @@ import json
 import uuid
 
 import pytest
+from lxml import etree
+
+from labkit import ops
 from labkit.testing import (
     base_xml,
     boot_disk,
@@ -18,8 +21,6 @@ from labkit.testing import (
     start_vm,
     unique,
 )
-from labkit import ops
-from lxml import etree
 
 pytestmark = pytest.mark.lab
 MiB = 1 << 20
@@ -90,14 +91,16 @@ def test_format_comes_from_content_not_extension(vm):
     other = unique()
     try:
         raw_named_qcow = raw_file(f"{other}.qcow2", 4 * MiB, [(0, 4096, 0x44)])
-        assert rbdvm_json("create", "--disabled", other, "--image", raw_named_qcow, "--xml", base_xml(other))["formats"] == ["raw"]
+        made = rbdvm_json("create", "--disabled", other, "--image", raw_named_qcow, "--xml", base_xml(other))
+        assert made["formats"] == ["raw"]
     finally:
         force_remove(other)
 
 
 def test_existing_vm_refused_unless_force(vm):
     rbdvm("create", "--disabled", vm, "--image", boot_disk(), "--xml", base_xml(vm))
-    assert "VM already exists" in rbdvm_error(4, "create", "--disabled", vm, "--image", boot_disk(), "--xml", base_xml(vm))
+    assert "VM already exists" in rbdvm_error(4, "create", "--disabled", vm, "--image", boot_disk(),
+                                              "--xml", base_xml(vm))
     marked = raw_file(f"{vm}-new.raw", MiB, [(0, 512, 0x55)])
     rbdvm("create", "--disabled", vm, "--image", marked, "--xml", base_xml(vm), "--force")
     assert read_bytes(f"system_{vm}", 0, 2) == b"\x55\x55"
@@ -114,8 +117,8 @@ def test_missing_files_named_with_their_path(vm):
                                                     "--xml", base_xml(vm))
     assert "/nonexistent/base.xml" in rbdvm_error(2, "create", "--disabled", vm, "--image", boot_disk(),
                                                   "--xml", "/nonexistent/base.xml")
-    assert "/nonexistent/d0" in rbdvm_error(2, "create", "--disabled", vm, "--image", boot_disk(), "--xml", base_xml(vm),
-                                            "-d", "/nonexistent/d0")
+    assert "/nonexistent/d0" in rbdvm_error(2, "create", "--disabled", vm, "--image", boot_disk(),
+                                            "--xml", base_xml(vm), "-d", "/nonexistent/d0")
 
 
 def test_unsupported_format_and_invalid_xml_refused(vm):

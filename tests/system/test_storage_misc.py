@@ -4,6 +4,9 @@ import json
 import time
 
 import pytest
+
+from labkit import ceph, ops
+from labkit import layout as L
 from labkit.testing import (
     FILES,
     base_xml,
@@ -17,8 +20,6 @@ from labkit.testing import (
     unique,
     write_bytes,
 )
-from labkit import ceph, ops
-from labkit import layout as L
 
 pytestmark = pytest.mark.lab
 MiB = 1 << 20

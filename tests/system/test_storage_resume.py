@@ -4,6 +4,10 @@ import subprocess
 import time
 
 import pytest
+
+from labkit import node as labnode
+from labkit import ops
+from labkit.procs import wait_for
 from labkit.testing import (
     FILES,
     PYTHON,
@@ -21,9 +25,6 @@ from labkit.testing import (
     rerun,
     unique,
 )
-from labkit import node as labnode
-from labkit import ops
-from labkit.procs import wait_for
 
 pytestmark = pytest.mark.lab
 MiB = 1 << 20

@@ -10,6 +10,10 @@ import subprocess
 import time
 
 import pytest
+
+from labkit import node as labnode
+from labkit import ops
+from labkit.procs import wait_for
 from labkit.testing import (
     PYTHON,
     RBDTOOL,
@@ -29,9 +33,6 @@ from labkit.testing import (
     unique,
     write_bytes,
 )
-from labkit import node as labnode
-from labkit import ops
-from labkit.procs import wait_for
 
 pytestmark = pytest.mark.lab
 MiB = 1 << 20

@@ -6,6 +6,10 @@ import time
 from datetime import datetime, timedelta
 
 import pytest
+
+from labkit import node as labnode
+from labkit import ops
+from labkit.procs import wait_for
 from labkit.testing import (
     FILES,
     PYTHON,
@@ -22,9 +26,6 @@ from labkit.testing import (
     unique,
     write_bytes,
 )
-from labkit import node as labnode
-from labkit import ops
-from labkit.procs import wait_for
 
 pytestmark = pytest.mark.lab
 MiB = 1 << 20

@@ -3,6 +3,7 @@ restart a running VM, and the identity a rebuilt definition keeps (no Ceph, no P
 
 import pytest
 from lxml import etree
+
 from rbdvm.helpers.core import domainxml, vmschema
 from rbdvm.helpers.core.errors import UsageError
 from rbdvm.helpers.core.settings import CephTarget

@@ -2,6 +2,7 @@
 logic: no Ceph, no Pacemaker; the lab tests in tests/system/test_storage_fencing.py run it)."""
 
 import pytest
+
 from rbdvm.helpers.core import xmlsafe
 from rbdvm.ocf import fence_rbdvm as f
 

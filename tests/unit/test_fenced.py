@@ -2,6 +2,7 @@
 shape crm_mon, stonith_admin and cibadmin print them)."""
 
 import pytest
+
 from rbdvm.helpers.core import xmlsafe
 from rbdvm.ocf import fenced
 

@@ -12,7 +12,8 @@ from rbdvm.ocf import qemuproc
 
 pytestmark = pytest.mark.unit
 
-IGNORES_TERM = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('up', flush=True); time.sleep(60)"
+IGNORES_TERM = ("import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('up', flush=True); "
+                "time.sleep(60)")
 OBEYS_TERM = "import time; print('up', flush=True); time.sleep(60)"
 
 

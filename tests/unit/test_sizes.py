@@ -1,6 +1,7 @@
 """Disk size parsing (pure)."""
 
 import pytest
+
 from rbdvm.helpers.core.errors import UsageError
 from rbdvm.helpers.core.sizes import parse_size
 

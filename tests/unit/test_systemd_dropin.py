@@ -4,6 +4,7 @@ file is written into a temporary directory)."""
 import configparser
 
 import pytest
+
 from rbdvm.ocf import install
 
 pytestmark = pytest.mark.unit

@@ -5,6 +5,7 @@ import importlib.util
 import io
 
 import pytest
+
 from labkit import layout as L
 
 pytestmark = pytest.mark.unit

@@ -1,9 +1,10 @@
 """Pure logic: the hand-assembled boot sector and the test guest's domain XML (no lab)."""
 
 import pytest
+from lxml import etree
+
 from labkit import guest
 from labkit import layout as L
-from lxml import etree
 
 pytestmark = pytest.mark.unit
 

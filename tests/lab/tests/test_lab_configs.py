@@ -4,6 +4,7 @@ import configparser
 import xml.etree.ElementTree as ET
 
 import pytest
+
 from labkit import configs
 from labkit import layout as L
 
