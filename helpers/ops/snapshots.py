@@ -218,11 +218,12 @@ def require_rollback_target(session: Session, vm: str, snap: str):
     return rec
 
 
-def purge(session: Session, vm: str, *, everything=False, oldest=None, before=None) -> dict:
+def purge(session: Session, vm: str, *, everything=False, oldest=None, before=None, dry_run=False) -> dict:
     """Remove all snapshots, the N oldest, or those older than `before` (a datetime).
 
     A snapshot that still has clones is kept and reported; the others go on regardless.
     Not transactional, by nature: re-running after an interruption removes the rest.
+    `dry_run`: say what would be removed and kept, remove nothing.
     """
     chosen = [everything, oldest is not None, before is not None]
     if sum(chosen) != 1:
@@ -231,19 +232,32 @@ def purge(session: Session, vm: str, *, everything=False, oldest=None, before=No
         raise UsageError("the number of oldest snapshots to purge must not be negative", f"got {oldest}")
     if before is not None and before.tzinfo is None:
         before = before.replace(tzinfo=timezone.utc)
+    if dry_run:
+        snaps = _purge_choice(session, vmstore.require_complete(session, vm), oldest, before)
+        return {"vm": vm, "removed": [n for n, e in snaps if not e["children"]],
+                "kept": [_kept(n, e) for n, e in snaps if e["children"]]}
     with Lease(session, vm, "snapshot purge") as lease:
         rec = vmstore.require_complete(session, vm)
-        snaps = list(_snapshots(session, rec).items())
-        if oldest is not None:
-            snaps = snaps[:oldest]
-        elif before is not None:
-            snaps = [(n, e) for n, e in snaps if e["time"] is not None and e["time"] < before]
         removed, kept = [], []
-        for name, entry in snaps:
+        for name, entry in _purge_choice(session, rec, oldest, before):
             lease.check()
             if entry["children"]:
-                kept.append({"name": name, "reason": f"clones depend on it: {', '.join(entry['children'])}"})
+                kept.append(_kept(name, entry))
                 continue
             _remove_one(session, rec, name, entry)
             removed.append(name)
     return {"vm": vm, "removed": removed, "kept": kept}
+
+
+def _purge_choice(session: Session, rec, oldest, before) -> list:
+    """[(name, entry)] of the snapshots a purge takes (all when neither `oldest` nor `before`)."""
+    snaps = list(_snapshots(session, rec).items())
+    if oldest is not None:
+        return snaps[:oldest]
+    if before is not None:
+        return [(n, e) for n, e in snaps if e["time"] is not None and e["time"] < before]
+    return snaps
+
+
+def _kept(name: str, entry) -> dict:
+    return {"name": name, "reason": f"clones depend on it: {', '.join(entry['children'])}"}

@@ -95,6 +95,9 @@ def test_a_seapath_style_playbook_creates_snapshots_rolls_back_clones_removes_an
         info = rbdvm_json("info", clone)
         assert info["cloned_from"]["vm"] == vm and info["settings"]["priority"] == 5
         assert rbdvm("info", old, check=False).returncode == 3
+        # check mode refuses what a run would (it once sliced snapshots[:-1] and said "nothing")
+        rc, checked = play([vm_task(command="purge_image", name=vm, purge_number=-1)], check=True)
+        assert rc != 0 and "must not be negative" in checked["tasks"][0]["msg"], checked
 
         rc, second = play(tasks)
         assert rc == 0 and second["changed"] == 0, [t.get("actions") for t in second["tasks"]]

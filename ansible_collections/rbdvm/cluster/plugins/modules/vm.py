@@ -620,27 +620,13 @@ class Run:
 
     def cmd_purge_image(self):
         p = self.p
-        before = _purge_before(p["purge_date"])
-        if p["purge_date"] and p["purge_number"] is not None:
-            raise UsageError("purge_date and purge_number cannot be used together")
-        which = dict(everything=before is None and p["purge_number"] is None,
-                     oldest=p["purge_number"], before=before)
-        if self.check:
-            snaps = snapshots.list_snapshots(self.session, p["name"])
-            if which["oldest"] is not None:
-                snaps = snaps[:which["oldest"]]
-            elif before is not None:
-                snaps = [s for s in snaps if s["time"] and datetime.datetime.fromisoformat(s["time"]) < before]
-            removed = [s["name"] for s in snaps if not s["clones"]]
-            kept = [{"name": s["name"], "reason": f"clones depend on it: {', '.join(s['clones'])}"}
-                    for s in snaps if s["clones"]]
-        else:
-            out = snapshots.purge(self.session, p["name"], **which)
-            removed, kept = out["removed"], out["kept"]
-        self.result["purged"] = {"removed": removed, "kept": kept}
-        if removed:
+        before = _purge_before(p["purge_date"])     # purge_number excludes it (mutually_exclusive)
+        out = snapshots.purge(self.session, p["name"], everything=before is None and p["purge_number"] is None,
+                              oldest=p["purge_number"], before=before, dry_run=self.check)
+        self.result["purged"] = {"removed": out["removed"], "kept": out["kept"]}
+        if out["removed"]:
             self.changed = True
-            self.actions.append(f"remove snapshots {', '.join(removed)} of VM {p['name']}")
+            self.actions.append(f"remove snapshots {', '.join(out['removed'])} of VM {p['name']}")
 
     def cmd_list_metadata(self):
         md = metadata.list_metadata(self.session, self.p["name"])
