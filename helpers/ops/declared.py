@@ -12,7 +12,7 @@ from lxml import etree
 
 from ..ceph import diskimage, trust, vmstore
 from ..ceph.session import Session
-from ..core import domainxml, names, vmschema, xmlsafe
+from ..core import defaults, domainxml, names, vmschema, xmlsafe
 from ..core.errors import UsageError
 from ..pacemaker import cluster, crm_mon
 from . import configure, editing, lifecycle, metadata, provision
@@ -40,6 +40,15 @@ class Declared:
     settings: dict = field(default_factory=dict)     # {setting: value}, None = as it is
     start_when_enabled: bool = True                  # a VM put under Pacemaker now starts
     allow_restart: bool = False                      # a change may restart a running VM
+
+    @property
+    def given_settings(self) -> dict:
+        return {k: v for k, v in self.settings.items() if v is not None}
+
+    @property
+    def given_metadata(self) -> dict:
+        """Metadata values as they are stored: text."""
+        return {k: str(v) for k, v in self.metadata.items()}
 
 
 @dataclass
@@ -79,45 +88,44 @@ def _canonical(text: str, source: str) -> bytes:
     return etree.tostring(root, method="c14n")
 
 
-# what is left of a VM by an interrupted command or another failure: not a VM yet, or no more
-_LEFTOVERS = (vmstore.CREATING, vmstore.REMOVING, vmstore.BROKEN)
+def snapshot(session: Session, name: str, status=None, removing: bool = False) -> dict:
+    """{exists, definition, settings, metadata, data_disks, status} of VM `name` now, from one
+    read of it. A VM left half made by an interrupted create is not there yet ("leftover"),
+    to be created again; one half removed or broken is refused unless `removing` it."""
+    return _read(session, name, status, removing)[0]
 
 
-def snapshot(session: Session, name: str, status=None) -> dict:
-    """{exists, state, definition, settings, metadata, status} of VM `name` now."""
+def _read(session: Session, name: str, status, removing: bool) -> tuple:
+    """(snapshot, the system disk's metadata or None)."""
     names.check_name(name, "VM name")
     rec = vmstore.record(session, name)
     status = cluster.cluster_status() if status is None else status
     st = crm_mon.vm_status(status, name, rec.state != "absent")
     if rec.state == "absent":
-        return {"exists": False, "status": st["status"]}
-    if rec.state in _LEFTOVERS:
-        # an interrupted create (finished by creating again) or remove (by removing again)
-        return {"exists": False, "leftover": rec.state, "status": st["status"]}
-    rec = vmstore.require_complete(session, name)
+        return {"exists": False, "status": st["status"]}, None
+    if rec.state == vmstore.CREATING or (removing and rec.state in (vmstore.REMOVING, vmstore.BROKEN)):
+        return {"exists": False, "leftover": rec.state, "status": st["status"]}, None
+    vmstore.refuse_incomplete(session, rec)
     md = rec.metadata
     return {"exists": True, "definition": md.get(vmschema.BASE_XML), "settings": vmschema.decode(md),
             "metadata": {k: v for k, v in sorted(md.items()) if vmschema.is_user_key(k)},
-            "data_disks": len(rec.disks) - 1, "status": st["status"]}
+            "data_disks": len(rec.disks) - 1, "status": st["status"]}, md
 
 
 def plan(session: Session, d: Declared, status=None) -> Plan:
     if d.state not in STATES:
         raise UsageError(f"unknown state {d.state!r}", f"one of {', '.join(STATES)}")
     exists, enabled, role = STATES[d.state]
-    now = snapshot(session, d.name, status)
+    now, md = _read(session, d.name, status, removing=not exists)
     steps: list = []
-    after = dict(now)
     if not exists:
         if now["exists"] or now.get("leftover"):
             steps.append(Step("remove", f"remove VM {d.name} (disabling it first if it is enabled)"))
         after = {"exists": False, "status": "Undefined"}
         return Plan(d.name, steps, now, after)
-    settings = {k: v for k, v in d.settings.items() if v is not None}
+    settings = d.given_settings
     for key in d.metadata:        # refused here too, so that check mode refuses what a run would
         vmschema.check_user_key(key)
-    if now.get("leftover") in (vmstore.REMOVING, vmstore.BROKEN):
-        vmstore.refuse_unusable(vmstore.record(session, d.name))
     if not now["exists"]:
         if d.xml is None or d.image is None:
             raise UsageError(f"VM {d.name} does not exist", "creating it needs its base definition and its "
@@ -126,7 +134,7 @@ def plan(session: Session, d: Declared, status=None) -> Plan:
         steps.append(Step("create", ("finish creating" if now.get("leftover") else "create")
                           + f" VM {d.name} from {d.image}"))
         stored_settings = vmschema.decode(vmschema.encode(settings))
-        stored_settings.setdefault("disk_bus", vmschema.BY_NAME["disk_bus"].choices[0])
+        stored_settings.setdefault("disk_bus", defaults.DISK_BUS)     # what create stores
         after = {"exists": True, "definition": d.xml, "settings": stored_settings,
                  "metadata": dict(sorted(d.metadata.items())), "data_disks": len(d.data_images),
                  "status": "Disabled"}
@@ -135,15 +143,14 @@ def plan(session: Session, d: Declared, status=None) -> Plan:
         if d.xml is not None and not same_definition(now["definition"], d.xml):
             steps.append(Step("edit", f"give VM {d.name} the declared definition"))
             after["definition"] = d.xml
-        wanted = vmschema.decode(vmschema.encode(configure.merged(_stored(now), settings))) if settings \
-            else now["settings"]
+        wanted = vmschema.decode(vmschema.encode(configure.merged(md, settings))) if settings else now["settings"]
         changes = {k: v for k, v in settings.items() if wanted.get(k) != now["settings"].get(k)}
         if changes:
             steps.append(Step("set", "change " + ", ".join(
                 f"{k} {now['settings'].get(k)!r} -> {wanted.get(k)!r}" for k in sorted(changes)),
                 {"changes": changes}))
             after["settings"] = wanted
-        different = {k: str(v) for k, v in d.metadata.items() if now["metadata"].get(k) != str(v)}
+        different = {k: v for k, v in d.given_metadata.items() if now["metadata"].get(k) != v}
         if different:
             steps.append(Step("metadata", "set metadata " + ", ".join(sorted(different)), {"values": different}))
             after["metadata"] = dict(sorted({**now["metadata"], **different}.items()))
@@ -160,7 +167,7 @@ def plan(session: Session, d: Declared, status=None) -> Plan:
     elif role == "Started" and status != "Started":
         steps.append(Step("start", f"start VM {d.name}"))
         status = "Started"
-    elif role == "Stopped" and status not in ("Stopped",):
+    elif role == "Stopped" and status != "Stopped":
         steps.append(Step("stop", f"stop VM {d.name}"))
         status = "Stopped"
     after["status"] = status
@@ -171,17 +178,11 @@ def _check_create(session: Session, d: Declared) -> None:
     """What a create would refuse, found while planning: a plan (check mode) that says
     "create" is one the create carries out."""
     assert d.xml is not None and d.image is not None
-    names.check_new_vm_name(d.name)
-    vmschema.encode({k: v for k, v in d.settings.items() if v is not None})
+    names.check_new_vm_name(d.name)      # the settings: checked by plan() as it encodes them
     domainxml.parse(d.xml, "the declared definition")
     for path in (d.image, *d.data_images):
         diskimage.inspect(path)
     trust.require_policy(session, d.name, d.xml, f"cannot create VM {d.name}")
-
-
-def _stored(now: dict) -> dict:
-    """The metadata `configure.merged` reads, from a snapshot's decoded settings."""
-    return vmschema.encode({k: v for k, v in now["settings"].items() if k in vmschema.BY_NAME})
 
 
 def apply(session: Session, d: Declared, p: Plan) -> list:
@@ -193,8 +194,7 @@ def apply(session: Session, d: Declared, p: Plan) -> list:
         elif step.action == "create":
             assert d.image is not None and d.xml is not None    # plan() refused a create without them
             out = provision.create(session, d.name, d.image, d.xml, data_images=d.data_images,
-                                   metadata={k: str(v) for k, v in d.metadata.items()},
-                                   settings={k: v for k, v in d.settings.items() if v is not None})
+                                   metadata=d.given_metadata, settings=d.given_settings)
         elif step.action == "edit":
             out = editing.edit(session, d.name, base_xml=d.xml, restart=d.allow_restart)
         elif step.action == "set":

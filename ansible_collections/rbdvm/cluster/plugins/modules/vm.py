@@ -347,9 +347,6 @@ COMMANDS = ("create", "clone", "remove", "enable", "disable", "start", "stop", "
             "list_metadata", "get_metadata", "set_metadata", "define_colocation", "add_colocation",
             "add_pacemaker_remote", "remove_pacemaker_remote")
 STATES = ("present", "absent", "enabled", "started", "stopped")
-SETTINGS = ("disk_bus", "live_migration", "pinned_host", "preferred_host", "priority", "stop_timeout",
-            "migrate_to_timeout", "migration_downtime", "pacemaker_meta", "pacemaker_params",
-            "pacemaker_utilization")
 UNSUPPORTED_COMMANDS = {
     "add_pacemaker_remote": "rbdvm does not manage Pacemaker remote nodes in guests",
     "remove_pacemaker_remote": "rbdvm does not manage Pacemaker remote nodes in guests",
@@ -441,7 +438,8 @@ class Refused(Exception):
 
 
 def _settings(p: dict) -> dict:
-    out = {k: p[k] for k in SETTINGS if p.get(k) is not None}
+    """rbdvm's settings (vmschema.SETTINGS, each a parameter of the same name) given here."""
+    out = {s.name: p[s.name] for s in vmschema.SETTINGS if p.get(s.name) is not None}
     if p.get("migration_user"):
         out["pacemaker_params"] = {**out.get("pacemaker_params", {}), "migration_user": p["migration_user"]}
     return out
@@ -482,13 +480,17 @@ class Run:
         return None if self.check or step is None else step()
 
     # -------------------------------------------------------------- declarative
-    def converge(self, state: str, start_when_enabled: bool = True) -> dict:
+    def declaration(self, state: str):
+        """The VM as this task's parameters describe it."""
         p = self.p
-        d = declared.Declared(
+        return declared.Declared(
             name=p["name"], state=state, xml=p["xml"], image=p["system_image"],
             data_images=tuple(p["additional_disks"] or ()), metadata=dict(p["metadata"] or {}),
-            settings=_settings(p), start_when_enabled=start_when_enabled, allow_restart=p["allow_restart"])
-        plan = declared.plan(self.session, d)
+            settings=_settings(p), start_when_enabled=not p["nostart"], allow_restart=p["allow_restart"])
+
+    def converge(self, d, plan=None):
+        """Carry out (or, in check mode, report) the plan that makes the VM as `d` says."""
+        plan = plan or declared.plan(self.session, d)
         for step in plan.steps:
             self.actions.append(step.what)
         self.changed = self.changed or plan.changed
@@ -496,31 +498,25 @@ class Run:
         self.result["status"] = plan.after["status"]
         if plan.changed and not self.check:
             declared.apply(self.session, d, plan)
-            self.result["status"] = lifecycle.status(self.session, p["name"])["status"]
-        return plan
+            self.result["status"] = lifecycle.status(self.session, d.name)["status"]
 
     # -------------------------------------------------------------- commands
     def cmd_create(self):
         p = self.p
-        now = declared.snapshot(self.session, p["name"])
-        if now["exists"] and p["force"]:
-            self.did(f"replace VM {p['name']} (its disks are deleted)",
-                     lambda: lifecycle.remove(self.session, p["name"], force=True))
-            if not self.check:
-                now = {"exists": False}
-        state = "enabled" if p["enable"] else "present"
-        if now["exists"]:
-            d = declared.Declared(name=p["name"], xml=p["xml"], data_images=tuple(p["additional_disks"] or ()),
-                                  metadata=dict(p["metadata"] or {}), settings=_settings(p))
-            differs = [s.what for s in declared.plan(self.session, d).steps]
-            if differs:
-                raise UsageError(f"VM {p['name']} exists and differs from this create", "; ".join(differs),
-                                 "Set force: true to replace it (its disks are lost), or use state: present "
-                                 "to change it in place")
-        if self.check and self.changed:   # replaced: what follows is a create
-            self.actions.append(f"create VM {p['name']} from {p['system_image']}")
-            return
-        self.converge(state, start_when_enabled=not p["nostart"])
+        d = self.declaration("enabled" if p["enable"] else "present")
+        if p["force"] and declared.snapshot(self.session, d.name)["exists"]:
+            self.did(f"replace VM {d.name} (its disks are deleted)",
+                     lambda: lifecycle.remove(self.session, d.name, force=True))
+            if self.check:    # replaced: what follows is a create
+                self.actions.append(f"create VM {d.name} from {d.image}")
+                return
+        plan = declared.plan(self.session, d)
+        differs = [s.what for s in plan.steps if s.action in ("edit", "set", "metadata")]
+        if differs:
+            raise UsageError(f"VM {d.name} exists and differs from this create", "; ".join(differs),
+                             "Set force: true to replace it (its disks are lost), or use state: present "
+                             "to change it in place")
+        self.converge(d, plan)
 
     def cmd_clone(self):
         p = self.p
@@ -544,16 +540,16 @@ class Run:
                      if p[flag] for n in names]
             self.did(f"clone VM {src} into {dst}" + (" (full copy)" if p["full"] else ""),
                      lambda: provision.clone(self.session, src, dst, full=p["full"], base_xml=p["xml"],
-                                             metadata={k: str(v) for k, v in (p["metadata"] or {}).items()},
+                                             metadata=self.declaration("present").given_metadata,
                                              settings=_settings(p), unset=unset))
         if p["enable"]:
             if self.check and self.changed:
                 self.actions.append(f"put VM {dst} under Pacemaker")
                 return
-            self.converge("enabled", start_when_enabled=not p["nostart"])
+            self.converge(self.declaration("enabled"))
 
     def cmd_remove(self):
-        self.converge("absent")
+        self.converge(self.declaration("absent"))
 
     def _status(self):
         return lifecycle.status(self.session, self.p["name"])["status"]
@@ -639,7 +635,7 @@ class Run:
     def cmd_set_metadata(self):
         p = self.p
         before = metadata.list_metadata(self.session, p["name"])
-        wanted = {k: str(v) for k, v in p["metadata"].items()}
+        wanted = self.declaration("present").given_metadata
         for key in wanted:
             vmschema.check_user_key(key)
         different = {k: v for k, v in wanted.items() if before.get(k) != v}
@@ -697,7 +693,7 @@ def main():
         with Session(target) as session:
             run = Run(module, session)
             if p["state"]:
-                run.converge(p["state"], start_when_enabled=not p["nostart"])
+                run.converge(run.declaration(p["state"]))
             else:
                 getattr(run, "cmd_" + p["command"])()
     except Refused as exc:
