@@ -28,6 +28,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
+from rbdvm.helpers.core import defaults, devpolicy
 from rbdvm.helpers.core.errors import RbdvmError
 
 DEFAULT_DIR = "/usr/lib/ocf/resource.d/rbdvm"
@@ -88,11 +89,8 @@ def dropin_text(by: str = BY_INSTALL_AGENT) -> str:
 def selfcheck_unit_text(sbin: str = DEFAULT_FENCE_DIR) -> str:
     """fence_rbdvm_check as a service: started before Pacemaker, restarted if it ends (shipped,
     not enabled: only sites that storage-fence need it)."""
-    from rbdvm.helpers.core import defaults
-
     return ("[Unit]\n"
             "Description=End this node's VMs when Ceph has fenced it (fence_rbdvm)\n"
-            "Documentation=man:fence_rbdvm_check(8)\n"
             "Before=pacemaker.service\n"
             "[Service]\n"
             f"ExecStart={sbin}/fence_rbdvm_check --interval {defaults.FENCE_CHECK_INTERVAL:g}\n"
@@ -134,8 +132,7 @@ def install(directory: str = DEFAULT_DIR, lib_dir: str = DEFAULT_LIB_DIR,
     program passed its check."""
     interpreter = os.path.realpath(sys.executable)
     paths = _binding_paths()
-    places = {"agent": directory, "fence": fence_dir}
-    targets = {p.name: os.path.join(places[p.place], p.name) for p in PROGRAMS}
+    targets = _targets(directory, fence_dir)
     for d in (directory, fence_dir, lib_dir):
         os.makedirs(d, mode=0o755, exist_ok=True)
     _check_readable_by_all([interpreter], executable=True)
@@ -160,6 +157,13 @@ def install(directory: str = DEFAULT_DIR, lib_dir: str = DEFAULT_LIB_DIR,
         os.replace(tmp, path)
     _prune(lib_dir, keep=keep)
     return targets
+
+
+def _targets(directory: str, fence_dir: str) -> dict:
+    """{program: the path it is installed at}: the agent in the OCF provider's directory, the
+    fence agent and its self-check where pacemaker-fenced looks."""
+    places = {"agent": directory, "fence": fence_dir}
+    return {p.name: os.path.join(places[p.place], p.name) for p in PROGRAMS}
 
 
 def script(interpreter: str, code: str, paths: list, program: Program = PROGRAMS[0],
@@ -295,11 +299,8 @@ def packaged_files() -> dict:
     """{absolute path: (text, mode)}: what the Debian package installs besides the Python
     package, built from the same declarations as `install` (the agents run from the packaged
     code on Debian's python3; the systemd files are shipped, the self-check is not enabled)."""
-    from rbdvm.helpers.core import devpolicy
-
-    places = {"agent": DEFAULT_DIR, "fence": DEFAULT_FENCE_DIR}
-    files = {os.path.join(places[p.place], p.name): (script(PACKAGED_PYTHON, PACKAGED_SITE, [], p, BY_PACKAGE), 0o755)
-             for p in PROGRAMS}
+    paths = _targets(DEFAULT_DIR, DEFAULT_FENCE_DIR)
+    files = {paths[p.name]: (script(PACKAGED_PYTHON, PACKAGED_SITE, [], p, BY_PACKAGE), 0o755) for p in PROGRAMS}
     files[f"{PACKAGED_UNITS}/pacemaker.service.d/50-rbdvm.conf"] = (dropin_text(BY_PACKAGE), 0o644)
     files[f"{PACKAGED_UNITS}/fence_rbdvm_check.service"] = (selfcheck_unit_text(), 0o644)
     files[devpolicy.POLICY_FILE] = (devpolicy.default_text(), 0o644)

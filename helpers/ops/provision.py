@@ -223,7 +223,7 @@ def clone(session: Session, src: str, dst: str, *, full=False, base_xml=None, me
     user_md = _user_metadata(metadata)
     settings = dict(settings or {})
     stored = vmschema.encode(settings)
-    dropped = {vmschema.BY_NAME[n].key for n in unset if n != "disk_bus"}
+    dropped = {vmschema.BY_NAME[n].key for n in unset}
     if base_xml is not None:
         trust.require_policy(session, dst, base_xml, f"cannot clone VM {src} into {dst}")
     key = secret.load()
