@@ -61,7 +61,6 @@ def vm_task(title=None, **params):
 
 def _cleanup(*vms):
     for vm in vms:
-        rbdvm("remove", "--force", vm, check=False)
         force_remove(vm)
 
 

@@ -86,7 +86,6 @@ def vms(request):
         ops.on(N1, "crm_attribute", "--node", N1, "--name", "standby", "--delete", "--lifetime", "forever", check=False)
         ops.on(N1, "crm_attribute", "--node", N2, "--name", "standby", "--delete", "--lifetime", "forever", check=False)
         for vm in made:
-            rbdvm("remove", vm, "--force", check=False)
             force_remove(vm)
     request.addfinalizer(cleanup)
     return new

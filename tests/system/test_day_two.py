@@ -143,7 +143,6 @@ def three_vms():
     finally:
         rbdvm("node", "resume", N1, check=False)
         for vm in vms.values():
-            rbdvm("remove", "--force", vm, check=False)
             force_remove(vm)
 
 

@@ -81,7 +81,7 @@ def packaged_nodes(lab, debs):
     finally:
         for n in L.NODES:
             on(n, "env", "DEBIAN_FRONTEND=noninteractive", "dpkg", "--purge", "rbdvm", check=False)
-            node.root_path(n, POLICY).write_text(device_policy())
+            _write_lab_policy(n)
             on(n, "rbdvm", "install-agent")
 
 
