@@ -25,8 +25,8 @@ lab-status:
 demo: lab-up
 	$(PY) tests/lab/demo.py
 
-# ruff on the product, the tests and the benchmarks, mypy on the product, then the whole suite; a lab it had to start is taken down
-# at the end
+# ruff on the product, the tests and the benchmarks, mypy on the product, then the whole
+# suite; a lab it had to start is taken down at the end
 test: lint
 	$(PY) -m pytest
 
