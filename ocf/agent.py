@@ -9,6 +9,8 @@ import os
 import sys
 import time
 
+from rbdvm.helpers.core import peer, timeouts
+
 from . import log
 from .codes import (
     OCF_ERR_ARGS,
@@ -33,15 +35,6 @@ def op_timeout(action: str) -> float:
     return next(a.timeout for a in ACTIONS if a.name == action)
 
 
-# the agent's own answer must reach Pacemaker before the operation's timeout
-ANSWER_MARGIN = 1.0
-# kept at the end of stop to SIGKILL a QEMU libvirt could not end, and see it gone
-KILL_RESERVE = 3.0
-# a libvirtd that has not answered a plain query in this time is hung: use the process table
-LIBVIRT_SECONDS = 10.0
-# how often monitor asks again while libvirt and the process table disagree
-RECHECK_SECONDS = 0.2
-RECHECK_FOR_SECONDS = 2.0
 
 
 def _why(exc) -> str:
@@ -86,7 +79,7 @@ def monitor(p: Params) -> int:
     except ImportError as exc:
         return _monitor_from_process_table(name, f"the libvirt Python bindings cannot be loaded ({exc})",
                                            missing=OCF_ERR_INSTALLED)
-    until = t0 + min(LIBVIRT_SECONDS, op_timeout("monitor") / 2)
+    until = t0 + min(timeouts.AGENT_LIBVIRT, op_timeout("monitor") / 2)
     try:
         st = domain.bounded(until, domain.query_state, p.hypervisor, name)
         if st in domain.RUNNING_STATES:
@@ -114,12 +107,12 @@ def _confirmed_running(p: Params, name: str, st: int, until: float) -> int:
     libvirt's answer stands."""
     from . import domain, qemuproc
 
-    until = min(until, time.monotonic() + RECHECK_FOR_SECONDS)
+    until = min(until, time.monotonic() + timeouts.MONITOR_RECHECK_FOR)
     while st in domain.RUNNING_STATES and not qemuproc.running(name):
-        if time.monotonic() + RECHECK_SECONDS >= until:
+        if time.monotonic() + timeouts.MONITOR_RECHECK_EVERY >= until:
             log.warn(f"libvirt reports domain {name} running but no QEMU process of it was found")
             break
-        time.sleep(RECHECK_SECONDS)
+        time.sleep(timeouts.MONITOR_RECHECK_EVERY)
         st = domain.bounded(until, domain.query_state, p.hypervisor, name)
     return st
 
@@ -142,7 +135,7 @@ def start(p: Params) -> int:
 
     t0 = time.monotonic()
     budget = op_timeout("start")
-    end = t0 + budget - ANSWER_MARGIN
+    end = t0 + budget - timeouts.AGENT_ANSWER_MARGIN
     name = _name(p)
     conn = _conn(p, end)
     try:
@@ -252,7 +245,7 @@ def stop(p: Params) -> int:
     """Stop through libvirt (graceful, then destroy); whatever libvirt could not do (dead,
     hung, or a destroy that would overrun) is finished from the process table."""
     t0 = time.monotonic()
-    end = t0 + op_timeout("stop") - ANSWER_MARGIN
+    end = t0 + op_timeout("stop") - timeouts.AGENT_ANSWER_MARGIN
     name = _known_name(p)
     if name is None:
         return OCF_SUCCESS
@@ -272,11 +265,11 @@ def _stop_with_libvirt(p: Params, name: str, t0: float, end: float) -> None:
     from . import domain
 
     lv = domain.libvirt
-    kill_at = end - KILL_RESERVE
+    kill_at = end - timeouts.AGENT_KILL_RESERVE
     graceful_until = min(end - p.stop_margin, kill_at)
-    conn = domain.open_conn(p.hypervisor, until=min(kill_at, t0 + LIBVIRT_SECONDS))
+    conn = domain.open_conn(p.hypervisor, until=min(kill_at, t0 + timeouts.AGENT_LIBVIRT))
     try:
-        quick = min(kill_at, time.monotonic() + LIBVIRT_SECONDS)
+        quick = min(kill_at, time.monotonic() + timeouts.AGENT_LIBVIRT)
         dom = domain.bounded(quick, domain.lookup, conn, name)
         alive = domain.RUNNING_STATES | {lv.VIR_DOMAIN_CRASHED}
         if dom is None or domain.bounded(quick, domain.state, dom) not in alive:
@@ -319,8 +312,8 @@ def _stop_from_process_table(name: str, end: float) -> int:
 
     if qemuproc.running(name):
         now = time.monotonic()
-        kill_at = max(now, end - KILL_RESERVE)
-        survivors = qemuproc.end(name, term_until=min(now + LIBVIRT_SECONDS, kill_at), until=end)
+        kill_at = max(now, end - timeouts.AGENT_KILL_RESERVE)
+        survivors = qemuproc.end(name, term_until=min(now + timeouts.AGENT_LIBVIRT, kill_at), until=end)
         if survivors:
             raise AgentError(OCF_ERR_GENERIC, f"QEMU of {name} (pid {', '.join(map(str, survivors))}) "
                                           "survived SIGKILL: failing so the cluster fences")
@@ -331,28 +324,22 @@ def _stop_from_process_table(name: str, end: float) -> int:
 
 # ------------------------------------------------------------------ migration
 def _target_uris(p: Params, target: str):
-    host = target + p.migration_network_suffix
-    if p.remoteuri:
-        dest = p.remoteuri.replace("%n", host)
-    else:
-        scheme = "qemu" + (f"+{p.migration_transport}" if p.migration_transport else "")
-        user = f"{p.migration_user}@" if p.migration_user else ""
-        dest = f"{scheme}://{user}{host}/system"
-    return dest, p.migrateuri.replace("%n", host) if p.migrateuri else ""
+    return peer.libvirt_uri(target, vars(p)), peer.data_uri(target, vars(p))
 
 
 def migrate_to(p: Params) -> int:
     from . import domain
 
     t0 = time.monotonic()
-    hard_end = t0 + op_timeout("migrate_to") - ANSWER_MARGIN   # the agent answers before Pacemaker gives up
+    # the agent answers before Pacemaker gives up
+    hard_end = t0 + op_timeout("migrate_to") - timeouts.AGENT_ANSWER_MARGIN
     deadline = t0 + op_timeout("migrate_to") - p.migrate_margin
     target = os.environ.get("OCF_RESKEY_CRM_meta_migrate_target")
     if not target:
         raise AgentError(OCF_ERR_CONFIGURED, "migrate_to needs the target node (CRM_meta_migrate_target)")
     name = _name(p)
     dest, data_uri = _target_uris(p, target)
-    conn = _conn(p, min(deadline, t0 + LIBVIRT_SECONDS))
+    conn = _conn(p, min(deadline, t0 + timeouts.AGENT_LIBVIRT))
     try:
         try:
             dom = domain.bounded(deadline, domain.lookup, conn, name)
@@ -412,7 +399,7 @@ def _migrate(p: Params, dom, name: str, target: str, dest: str, data_uri: str,
             break
         now = time.monotonic()
         if now >= hard_end:
-            from .deadline import abandoned
+            from rbdvm.helpers.core.bounded import abandoned
 
             abandoned.append("migrateToURI3")
             # the job ignored the abort, or libvirt does not answer (a hung QEMU on either
@@ -471,8 +458,8 @@ def migrate_from(p: Params) -> int:
 
     name = _name(p)
     t0 = time.monotonic()
-    end = t0 + op_timeout("migrate_from") - ANSWER_MARGIN
-    deadline = min(end, t0 + 30)
+    end = t0 + op_timeout("migrate_from") - timeouts.AGENT_ANSWER_MARGIN
+    deadline = min(end, t0 + timeouts.MIGRATE_FROM_APPEAR)
     check_stored(p, osd_op_timeout=max(1, min(10, int((end - t0) / 4))))
     conn = _conn(p, deadline)
     try:
@@ -576,7 +563,7 @@ def main(argv=None) -> int:
     for problem in p.ignored:
         log.warn(f"{problem} (a {action} does not fail for it; validate-all and start do)")
     code = _run(action, p)
-    from .deadline import abandoned
+    from rbdvm.helpers.core.bounded import abandoned
 
     if abandoned:
         # a thread is still blocked in libvirt (or DNS): leave without waiting for it
@@ -611,7 +598,8 @@ def _last_resort(action: str, p: Params, reason: str) -> int:
         if name is None:
             return OCF_SUCCESS if action == "stop" else OCF_NOT_RUNNING
         if action == "stop":
-            return _stop_from_process_table(name, time.monotonic() + KILL_RESERVE + LIBVIRT_SECONDS)
+            until = time.monotonic() + timeouts.AGENT_KILL_RESERVE + timeouts.AGENT_LIBVIRT
+            return _stop_from_process_table(name, until)
         return _monitor_from_process_table(name, reason)
     except AgentError as exc:
         log.exit_reason(str(exc))

@@ -8,7 +8,7 @@ import time
 
 import libvirt
 
-from .deadline import Hung, bounded
+from rbdvm.helpers.core.bounded import Hung, bounded
 
 # libvirt prints every error on stderr by default; the agent reports what matters itself
 libvirt.registerErrorHandler(lambda _ctx, _err: None, None)

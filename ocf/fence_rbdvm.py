@@ -22,17 +22,7 @@ import sys
 import time
 from dataclasses import dataclass
 
-from rbdvm.helpers.core import defaults
-
-from . import nodes
-
-# a fence holds until unfencing removes it; Ceph wants an expiry, so a long one
-FENCE_SECONDS = 90 * 24 * 3600
-# what an action may wait for another fencer's lock, and for one OSD request: with Ceph's
-# 10 s to connect, an action answers within ~40 s at worst (set the device's pcmk_off_timeout
-# or stonith-timeout above that; Pacemaker's default is 60 s)
-LOCK_WAIT = 20
-OSD_OP_TIMEOUT = 10
+from rbdvm.helpers.core import defaults, hostnames, timeouts
 
 
 @dataclass(frozen=True)
@@ -81,7 +71,7 @@ def parse(argv, stdin_text: str) -> dict:
     return opts
 
 
-def node_addresses(opts: dict, corosync_conf: str = nodes.COROSYNC_CONF) -> dict:
+def node_addresses(opts: dict, corosync_conf: str = hostnames.COROSYNC_CONF) -> dict:
     """{node: [address, ...]}: the node_addresses option, else corosync's node list."""
     out: dict = {}
     if opts.get("node_addresses"):
@@ -90,7 +80,7 @@ def node_addresses(opts: dict, corosync_conf: str = nodes.COROSYNC_CONF) -> dict
             if node.strip() and addrs.strip():
                 out[node.strip()] = [a.strip() for a in addrs.split(",") if a.strip()]
         return out
-    for addr, node in nodes.cluster_addresses(corosync_conf).items():
+    for addr, node in hostnames.cluster_addresses(corosync_conf).items():
         out.setdefault(node, []).append(addr)
     return out
 
@@ -152,7 +142,7 @@ def run(opts: dict, say) -> int:
     if action == "validate-all":
         return 0
     target = CephTarget(conf=opts["ceph_conf"], client_id=opts["ceph_id"], pool=opts["pool"])
-    with Session(target, OSD_OP_TIMEOUT) as session:
+    with Session(target, timeouts.OSD_OP_FENCE_AGENT) as session:
         listed = set(blocklist.entries(session))   # also proves the monitor capabilities
         if action == "monitor":
             return 0
@@ -160,9 +150,9 @@ def run(opts: dict, say) -> int:
         if action == "status":
             return EXIT_OFF if set(wanted) <= listed else EXIT_ON
         if action in ("off", "reboot"):
-            with fencing.exclusive(session, time.monotonic() + LOCK_WAIT):
+            with fencing.exclusive(session, time.monotonic() + timeouts.FENCE_LOCK_WAIT):
                 for entry in wanted:
-                    blocklist.add(session, entry, FENCE_SECONDS)
+                    blocklist.add(session, entry, timeouts.FENCE_EXPIRY)
                 missing = set(wanted) - set(blocklist.entries(session))
                 if missing:
                     raise LookupError(f"Ceph did not list {', '.join(sorted(missing))} after adding them")

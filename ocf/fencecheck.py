@@ -17,13 +17,12 @@ import argparse
 import sys
 import time
 
-from rbdvm.helpers.core import defaults
+from rbdvm.helpers.core import defaults, timeouts
 
 from . import qemuproc
 
 CLEAR, FENCED, UNKNOWN = "clear", "fenced", "unknown"
-# a paused or down OSD makes the look "unknown" after this, never "fenced"
-OSD_OP_TIMEOUT = 5
+# a paused or down OSD makes the look "unknown" after timeouts.OSD_OP_FENCE_CHECK, never "fenced"
 
 
 def _say(text: str) -> None:
@@ -38,7 +37,7 @@ def look(conf: str, client_id: str, pool: str) -> tuple:
     from rbdvm.helpers.core.settings import CephTarget
 
     try:
-        with Session(CephTarget(conf=conf, client_id=client_id, pool=pool), OSD_OP_TIMEOUT) as session:
+        with Session(CephTarget(conf=conf, client_id=client_id, pool=pool), timeouts.OSD_OP_FENCE_CHECK) as session:
             if fencing.cut_off(session):
                 return FENCED, "the OSDs refuse this host: it is on Ceph's blocklist"
             return CLEAR, "the OSDs answer this host"
@@ -73,7 +72,7 @@ def main(argv=None) -> int:
     p.add_argument("--ceph-id", default=defaults.CEPH_ID, help="the node's rbdvm Ceph user")
     p.add_argument("--pool", default=defaults.POOL, help="a pool this user may read")
     p.add_argument("--interval", type=float, default=0,
-                   help=f"look every S seconds, forever (e.g. {defaults.FENCE_CHECK_INTERVAL}); "
+                   help=f"look every S seconds, forever (e.g. {timeouts.FENCE_CHECK_INTERVAL}); "
                         "0: look once and exit 1 if fenced")
     args = p.parse_args(argv)
     if args.interval <= 0:

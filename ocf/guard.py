@@ -29,16 +29,15 @@ import rbd
 
 from rbdvm.helpers.ceph import blocklist, vmstore
 from rbdvm.helpers.ceph.session import Session
+from rbdvm.helpers.core import hostnames, timeouts
 from rbdvm.helpers.core.errors import RbdvmError
 from rbdvm.helpers.core.settings import CephTarget
 
-from . import fenced, hints, log, nodes
+from . import fenced, hints, log
 from .codes import OCF_ERR_GENERIC, AgentError
 
 # not librbd's own "rbd_lock" (the exclusive-lock feature and `rbd lock`): an independent lock
 LOCK_NAME = "rbdvm.start"
-# the three Pacemaker queries that judge a node fenced, together
-FENCE_QUERY_SECONDS = 10
 
 
 class GuardRefused(AgentError):
@@ -145,7 +144,7 @@ class StartSection:
         for d in self.disks:
             for w in d.handle.watchers_list():
                 addr = vmstore.client_address(w)
-                found.append((d.label, addr, nodes.name_of(addr), w["addr"]))
+                found.append((d.label, addr, hostnames.name_of(addr), w["addr"]))
         return found
 
     def release_fenced(self, clients, until: float) -> None:
@@ -183,7 +182,7 @@ class StartSection:
             now = time.monotonic()
             if now >= deadline:
                 raise GuardRefused(_refusal(clients))
-            self.release_fenced(clients, min(deadline, now + FENCE_QUERY_SECONDS))
+            self.release_fenced(clients, min(deadline, now + timeouts.FENCE_QUERY))
             if now - said >= 5:
                 who = _who(clients)
                 log.warn(f"split-brain guard: {who}; waiting for it to go ({deadline - now:.0f} s left)")

@@ -28,7 +28,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
-from rbdvm.helpers.core import defaults, devpolicy
+from rbdvm.helpers.core import devpolicy, timeouts
 from rbdvm.helpers.core.errors import RbdvmError
 
 DEFAULT_DIR = "/usr/lib/ocf/resource.d/rbdvm"
@@ -93,7 +93,7 @@ def selfcheck_unit_text(sbin: str = DEFAULT_FENCE_DIR) -> str:
             "Description=End this node's VMs when Ceph has fenced it (fence_rbdvm)\n"
             "Before=pacemaker.service\n"
             "[Service]\n"
-            f"ExecStart={sbin}/fence_rbdvm_check --interval {defaults.FENCE_CHECK_INTERVAL:g}\n"
+            f"ExecStart={sbin}/fence_rbdvm_check --interval {timeouts.FENCE_CHECK_INTERVAL:g}\n"
             "Restart=always\n"
             "[Install]\n"
             "WantedBy=multi-user.target\n")

@@ -7,7 +7,7 @@ resource moves to this agent by changing its type. Standard library only: monito
 
 import os
 
-from rbdvm.helpers.core import defaults
+from rbdvm.helpers.core import defaults, timeouts
 from rbdvm.helpers.core.names import is_name
 
 from .codes import OCF_ERR_CONFIGURED, AgentError
@@ -89,8 +89,8 @@ class Action:
 
 
 ACTIONS = tuple(
-    Action(name, timeout, interval=defaults.MONITOR_INTERVAL, depth=0) if name == "monitor" else Action(name, timeout)
-    for name, timeout in defaults.ACTION_TIMEOUTS.items())
+    Action(name, timeout, interval=timeouts.MONITOR_INTERVAL, depth=0) if name == "monitor" else Action(name, timeout)
+    for name, timeout in timeouts.ACTION_TIMEOUTS.items())
 
 
 def _wrong(message: str) -> AgentError:

@@ -5,15 +5,13 @@ every client from that host). Every entry has an expiry."""
 
 import json
 
+from ..core import timeouts
 from ..core.errors import ClusterUnavailable
 from .session import Session
 
-# long enough for any fenced node to be rebooted (its new clients have new nonces)
-DEFAULT_SECONDS = 3600
-
 
 def _mon(session: Session, cmd: dict, doing: str) -> str:
-    ret, out, err = session.cluster.mon_command(json.dumps(cmd), b"", timeout=10)
+    ret, out, err = session.cluster.mon_command(json.dumps(cmd), b"", timeout=timeouts.MON_COMMAND)
     if ret != 0:
         who = f"client.{session.target.client_id}"
         raise ClusterUnavailable(f"Ceph refused {doing}", f"{err or ret}",
@@ -21,7 +19,7 @@ def _mon(session: Session, cmd: dict, doing: str) -> str:
     return out.decode() if isinstance(out, bytes) else out
 
 
-def add(session: Session, entity: str, seconds: int = DEFAULT_SECONDS) -> None:
+def add(session: Session, entity: str, seconds: int = timeouts.BLOCKLIST_EXPIRY) -> None:
     """Blocklist one client instance (`IP:PORT/NONCE`, as a watcher shows it), or every
     client of a host (`IP:0/0`)."""
     _mon(session, {"prefix": "osd blocklist", "blocklistop": "add", "addr": entity, "expire": float(seconds)},

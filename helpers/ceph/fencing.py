@@ -16,12 +16,12 @@ import time
 
 import rados
 
+from ..core import timeouts
 from ..core.errors import ClusterUnavailable, Conflict
 from .session import Session, refused_by_blocklist, translate
 
 OBJECT = "rbdvm.fence"       # in the pool's default namespace
 LOCK = "fence"
-LOCK_SECONDS = 30            # a fencer that dies holding the lock lets it go after this
 
 
 class Fenced(ClusterUnavailable):
@@ -50,7 +50,7 @@ def exclusive(session: Session, until: float):
     ioctx = session.ioctx
     while True:
         try:
-            ioctx.lock_exclusive(OBJECT, LOCK, cookie, desc="rbdvm storage fencing", duration=LOCK_SECONDS)
+            ioctx.lock_exclusive(OBJECT, LOCK, cookie, desc="rbdvm storage fencing", duration=timeouts.FENCE_LOCK)
             break
         except (rados.ObjectBusy, rados.ObjectExists):
             if time.monotonic() >= until:
@@ -73,4 +73,4 @@ def exclusive(session: Session, until: float):
         try:
             ioctx.unlock(OBJECT, LOCK, cookie)
         except rados.Error:
-            pass   # it expires after LOCK_SECONDS
+            pass   # it expires after timeouts.FENCE_LOCK

@@ -4,7 +4,7 @@ The lease is an exclusive RADOS object lock with an expiry on a small object bes
 VM's images (never an advisory lock on the disk images themselves: those share the header
 lock with the exclusive-lock feature and freeze every writer, QEMU included). A thread renews
 it while the command runs; a command killed mid-way leaves a lease that expires after
-LEASE_SECONDS and is then taken over by the next command.
+timeouts.LEASE and is then taken over by the next command.
 """
 
 import json
@@ -17,12 +17,11 @@ from datetime import datetime, timezone
 
 import rados
 
+from ..core import timeouts
 from ..core.errors import Conflict, RbdvmError
 from ..core.names import lease_object
 from .session import Session, ceph_errors
 
-# how long a killed command's lease blocks the VM; RBDVM_LEASE_SECONDS shortens it (tests)
-LEASE_SECONDS = int(os.environ.get("RBDVM_LEASE_SECONDS", "30"))
 LOCK_NAME = "rbdvm-lease"
 LOCK_FLAG_RENEW = 1          # LIBRADOS_LOCK_FLAG_MAY_RENEW
 HOLDER_XATTR = "rbdvm.holder"
@@ -45,7 +44,7 @@ class Lease:
     kills the children the command adopted (qemu-img) and makes check() raise.
     """
 
-    def __init__(self, session: Session, vm: str, operation: str, seconds: int = LEASE_SECONDS):
+    def __init__(self, session: Session, vm: str, operation: str, seconds: int = timeouts.LEASE):
         self.session, self.vm, self.operation, self.seconds = session, vm, operation, seconds
         self.obj = lease_object(vm)
         self.cookie = uuid.uuid4().hex

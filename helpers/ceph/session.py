@@ -9,19 +9,16 @@ from typing import Any
 import rados
 import rbd
 
-from ..core import hints
+from ..core import hints, timeouts
 from ..core.errors import ClusterUnavailable, Conflict, NotFound, RbdvmError
 from ..core.hints import Hint
 from ..core.settings import CephTarget
-
-CONNECT_TIMEOUT = 10      # seconds: an unreachable cluster fails within this
-OSD_OP_TIMEOUT = 60       # a down OSD makes I/O wait forever without it
 
 
 class Session:
     """One client connection and an I/O context on the target pool and namespace."""
 
-    def __init__(self, target: CephTarget, osd_op_timeout: float = OSD_OP_TIMEOUT):
+    def __init__(self, target: CephTarget, osd_op_timeout: float = timeouts.OSD_OP):
         """`osd_op_timeout`: what one OSD request may wait (a paused or down OSD), shorter for
         callers that must answer within a budget of their own."""
         self.target = target
@@ -39,12 +36,12 @@ class Session:
             why = "the file does not exist" if not os.path.exists(t.conf) else str(exc)
             raise ClusterUnavailable(f"cannot read the Ceph configuration {t.conf}", why,
                                      hint=Hint(hints.CEPH_CONF)) from exc
-        for key, value in (("client_mount_timeout", CONNECT_TIMEOUT),
-                           ("rados_mon_op_timeout", CONNECT_TIMEOUT),
+        for key, value in (("client_mount_timeout", timeouts.CEPH_CONNECT),
+                           ("rados_mon_op_timeout", timeouts.CEPH_CONNECT),
                            ("rados_osd_op_timeout", self.osd_op_timeout)):
             self.cluster.conf_set(key, str(value))
         try:
-            self.cluster.connect(timeout=CONNECT_TIMEOUT)
+            self.cluster.connect(timeout=timeouts.CEPH_CONNECT)
         except rados.Error as exc:
             raise self._connect_error(exc) from exc
         try:
@@ -67,7 +64,7 @@ class Session:
             mons = "?"
         if isinstance(exc, rados.TimedOut) or getattr(exc, "errno", None) in (errno.ETIMEDOUT, errno.EINTR):
             return ClusterUnavailable("cannot reach the Ceph cluster",
-                                      f"no monitor answered within {CONNECT_TIMEOUT} s (tried {mons})",
+                                      f"no monitor answered within {timeouts.CEPH_CONNECT} s (tried {mons})",
                                       "Check the network to the monitors and `mon host` in " + t.conf)
         if isinstance(exc, (rados.PermissionDeniedError, rados.PermissionError)) or \
                 getattr(exc, "errno", None) in (errno.EACCES, errno.EPERM):

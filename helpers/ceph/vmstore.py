@@ -1,12 +1,11 @@
 """How a VM is stored in RBD: its group, disks, metadata and state, read in one place."""
 
-import socket
 from dataclasses import dataclass, field
 
 import rados
 import rbd
 
-from ..core import names, vmschema
+from ..core import hostnames, names, vmschema
 from ..core.errors import Conflict, NotFound
 from . import rbdbulk
 from .session import Session, ceph_errors, translate
@@ -343,20 +342,13 @@ def watchers(session: Session, disks) -> list:
             with img:
                 for w in img.watchers_list():
                     addr = client_address(w)
-                    found.append((disk, addr, host_of(addr)))
+                    found.append((disk, addr, hostnames.name_of(addr)))
     return found
 
 
 def client_address(watcher: dict) -> str:
     """The host address of an RBD watcher (librbd gives `IP:PORT/NONCE`)."""
     return watcher["addr"].split("/")[0].rsplit(":", 1)[0]
-
-
-def host_of(addr: str):
-    try:
-        return socket.gethostbyaddr(addr.strip("[]"))[0]
-    except OSError:
-        return None
 
 
 def describe_watchers(found) -> str:

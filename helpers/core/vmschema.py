@@ -9,7 +9,7 @@ stores them, `VmConfig` reads them back with their defaults.
 import json
 from dataclasses import dataclass, field
 
-from . import defaults, names
+from . import defaults, names, timeouts
 from .domainxml import DISK_BUSES
 from .errors import UsageError
 
@@ -163,8 +163,8 @@ class VmConfig:
     pinned_host: str | None = None
     preferred_host: str | None = None
     priority: int | None = None
-    stop_timeout: int = defaults.ACTION_TIMEOUTS["stop"]
-    migrate_to_timeout: int = defaults.ACTION_TIMEOUTS["migrate_to"]
+    stop_timeout: int = timeouts.ACTION_TIMEOUTS["stop"]
+    migrate_to_timeout: int = timeouts.ACTION_TIMEOUTS["migrate_to"]
     migration_downtime: int | None = None
     pacemaker_params: dict = field(default_factory=dict)
     pacemaker_meta: dict = field(default_factory=dict)
@@ -180,8 +180,8 @@ class VmConfig:
             pinned_host=metadata.get(BY_NAME["pinned_host"].key) or None,
             preferred_host=metadata.get(BY_NAME["preferred_host"].key) or None,
             priority=_stored_int(metadata, "priority", None),
-            stop_timeout=_stored_int(metadata, "stop_timeout", defaults.ACTION_TIMEOUTS["stop"]),
-            migrate_to_timeout=_stored_int(metadata, "migrate_to_timeout", defaults.ACTION_TIMEOUTS["migrate_to"]),
+            stop_timeout=_stored_int(metadata, "stop_timeout", timeouts.ACTION_TIMEOUTS["stop"]),
+            migrate_to_timeout=_stored_int(metadata, "migrate_to_timeout", timeouts.ACTION_TIMEOUTS["migrate_to"]),
             migration_downtime=_stored_int(metadata, "migration_downtime", None),
             pacemaker_params=stored_map(metadata, "pacemaker_params"),
             pacemaker_meta=stored_map(metadata, "pacemaker_meta"),

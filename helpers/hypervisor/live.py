@@ -1,46 +1,30 @@
 """What can change while a VM runs, done on the node that runs it through that node's
-libvirtd, reached by the URI the VM's live migration uses (qemu+TRANSPORT://NODE/system).
+libvirtd, reached by the URI the VM's live migration uses (core.peer).
 
-Every call is bounded: a node whose libvirtd hangs or cannot be reached costs CALL_SECONDS,
+Every call is bounded: a node whose libvirtd hangs or cannot be reached costs timeouts.LIBVIRT_CALL,
 then an error naming the node and the URI (the change on the storage side is already made
 and stays; the VM sees it at its next start)."""
 
-import threading
+import time
 from typing import Any
 
 import libvirt
 from lxml import etree
 
-from ..core import xmlsafe
+from ..core import timeouts, xmlsafe
+from ..core.bounded import Hung, bounded
 from ..core.errors import ClusterUnavailable, NotFound
-
-CALL_SECONDS = 30
-
-
-def uri(node: str, transport: str = "", user: str = "") -> str:
-    scheme = f"qemu+{transport}" if transport else "qemu"
-    return f"{scheme}://{user + '@' if user else ''}{node}/system"
 
 
 def _bounded(what: str, fn, *args):
-    """fn(*args) in a thread, CALL_SECONDS at most; a libvirt error becomes ClusterUnavailable."""
-    box: dict = {}
-
-    def call():
-        try:
-            box["value"] = fn(*args)
-        except libvirt.libvirtError as exc:
-            box["error"] = exc
-
-    t = threading.Thread(target=call, daemon=True)
-    t.start()
-    t.join(CALL_SECONDS)
-    if t.is_alive():
-        raise ClusterUnavailable(f"libvirt did not answer {what}", f"no answer within {CALL_SECONDS} s",
-                                 "Check libvirtd on that node")
-    if "error" in box:
-        raise ClusterUnavailable(f"libvirt refused {what}", box["error"].get_error_message())
-    return box.get("value")
+    """fn(*args), timeouts.LIBVIRT_CALL at most (core.bounded); a libvirt error becomes ClusterUnavailable."""
+    try:
+        return bounded(time.monotonic() + timeouts.LIBVIRT_CALL, fn, *args)
+    except Hung:
+        raise ClusterUnavailable(f"libvirt did not answer {what}", f"no answer within {timeouts.LIBVIRT_CALL} s",
+                                 "Check libvirtd on that node") from None
+    except libvirt.libvirtError as exc:
+        raise ClusterUnavailable(f"libvirt refused {what}", exc.get_error_message()) from None
 
 
 class Domain:

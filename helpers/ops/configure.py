@@ -12,14 +12,13 @@ bus changes the definition, which applies at the VM's next start.
 from ..ceph import trust, vmstore
 from ..ceph.lease import Lease
 from ..ceph.session import Session
-from ..core import hints, names, vmschema
+from ..core import hints, names, timeouts, vmschema
 from ..core.errors import Conflict, UsageError
 from ..core.faults import checkpoint
 from ..core.hints import Hint
 from ..pacemaker import cib, cluster, crm_mon
 from . import provision
 
-SETTLE_WAIT = 180
 _HOSTS = ("pinned_host", "preferred_host")
 _SETTING_KEYS = frozenset(s.key for s in vmschema.SETTINGS)
 
@@ -111,7 +110,7 @@ def _apply(vm: str, config, plan: dict) -> dict:
     # converges when run again (except for the removal of a map key: that run knew it)
     cluster.replace_resource(plan["resource"])
     cluster.set_placement(vm, config)
-    settled = cluster.settle(SETTLE_WAIT)
+    settled = cluster.settle(timeouts.SETTLE_WAIT)
     st = crm_mon.vm_status(cluster.cluster_status(), vm, True)
     return {"restarted": plan["restarts"], "settled": settled,
             "status": st["status"], "node": st["node"]}

@@ -14,7 +14,7 @@ import rbd
 from ..ceph import diskimage, vmstore
 from ..ceph.lease import Lease
 from ..ceph.session import Session, ceph_errors
-from ..core import names, vmschema
+from ..core import names, peer, vmschema
 from ..core.errors import Conflict, NotFound, RbdvmError, UsageError
 from ..core.faults import checkpoint
 from ..hypervisor import live
@@ -33,7 +33,7 @@ def _running_on(vm: str):
         return None
     prim = cluster.resource(vm)
     params = cib.params(prim) if prim is not None else {}
-    return st["node"], live.uri(st["node"], params.get("migration_transport", ""), params.get("migration_user", ""))
+    return st["node"], peer.libvirt_uri(st["node"], params)
 
 
 def _rbd_name(session: Session, image: str) -> str:

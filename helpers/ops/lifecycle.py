@@ -2,15 +2,13 @@
 
 from ..ceph import rbdbulk, trust, vmstore
 from ..ceph.session import Session
-from ..core import hints, names, vmschema
+from ..core import hints, names, timeouts, vmschema
 from ..core.errors import Conflict, NotFound, RbdvmError
 from ..core.faults import checkpoint
 from ..core.hints import Hint
 from ..pacemaker import cluster, crm_mon
 from ..pacemaker.crm_mon import NOT_PLACED  # also the CLI's word for it
 from . import provision, snapshots
-
-START_WAIT, STOP_WAIT, MIGRATE_WAIT = 120, 150, 180
 
 
 class ClusterOperationFailed(RbdvmError):
@@ -32,7 +30,7 @@ def _failed(vm: str, st: dict, doing: str) -> ClusterOperationFailed:
                                   f"Fix the cause, then `rbdvm disable {vm}` and `rbdvm enable {vm}`")
 
 
-def enable(session: Session, vm: str, start: bool = True, wait: float = START_WAIT) -> dict:
+def enable(session: Session, vm: str, start: bool = True, wait: float = timeouts.START_WAIT) -> dict:
     names.check_name(vm, "VM name")
     rec = vmstore.require_complete(session, vm)
     status = cluster.cluster_status()
@@ -77,14 +75,14 @@ def _forget_reenable(session: Session, vm: str, metadata=None) -> None:
         pass
 
 
-def disable(session: Session, vm: str, wait: float = STOP_WAIT) -> dict:
+def disable(session: Session, vm: str, wait: float = timeouts.STOP_WAIT) -> dict:
     names.check_name(vm, "VM name")
     out = _disable(vm, wait)
     _forget_reenable(session, vm)      # the operator's disable: no rollback re-enables it
     return out
 
 
-def _disable(vm: str, wait: float = STOP_WAIT) -> dict:
+def _disable(vm: str, wait: float = timeouts.STOP_WAIT) -> dict:
     status = cluster.cluster_status()
     if not crm_mon.is_enabled(status, vm):
         return {"name": vm, "status": "Disabled", "changed": False}
@@ -123,12 +121,12 @@ def _set_role(vm: str, role: str, verb: str, wait: float, clear_failures: bool =
     return st
 
 
-def start(vm: str, wait: float = START_WAIT) -> dict:
+def start(vm: str, wait: float = timeouts.START_WAIT) -> dict:
     # an operator's start is a fresh attempt: earlier failures are forgotten first
     return _set_role(vm, "Started", "start", wait, clear_failures=True)
 
 
-def stop(vm: str, wait: float = STOP_WAIT) -> dict:
+def stop(vm: str, wait: float = timeouts.STOP_WAIT) -> dict:
     return _set_role(vm, "Stopped", "stop", wait)
 
 
@@ -152,7 +150,7 @@ def list_status(session: Session) -> list:
     return out
 
 
-def migrate(session: Session, vm: str, node: str, wait: float = MIGRATE_WAIT, cold: bool = False) -> dict:
+def migrate(session: Session, vm: str, node: str, wait: float = timeouts.MIGRATE_WAIT, cold: bool = False) -> dict:
     """Move a running VM to `node` through Pacemaker: move, wait, clear the temporary
     constraint. Live (no reboot) if its settings allow it; `cold`: stopped here and started
     there (the only way for a VM without live migration; asked for, also for one with it)."""

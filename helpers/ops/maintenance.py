@@ -10,12 +10,10 @@ one again (after an interruption) converges.
 
 from ..ceph import trust, vmstore
 from ..ceph.session import Session
-from ..core import hints, vmschema
+from ..core import hints, timeouts, vmschema
 from ..core.errors import RbdvmError, Untrusted
 from ..core.hints import Hint
 from ..pacemaker import cib, cluster, crm_mon, nodes
-
-SETTLE_WAIT = 600
 
 
 def node_list() -> list:
@@ -60,7 +58,7 @@ def untrusted_vms(vms) -> list:
     return sorted(found)
 
 
-def drain(node: str, wait: float = SETTLE_WAIT, untrusted_ok: bool = False) -> dict:
+def drain(node: str, wait: float = timeouts.DRAIN_WAIT, untrusted_ok: bool = False) -> dict:
     """Move every VM off `node`; refused, before anything moves, while a VM on it is not
     signed by this cluster (its start elsewhere would be refused), unless `untrusted_ok`."""
     before = nodes.describe_node(cluster.cluster_status(), node)
@@ -76,7 +74,7 @@ def drain(node: str, wait: float = SETTLE_WAIT, untrusted_ok: bool = False) -> d
             "changed": not before["drained"]}
 
 
-def resume(node: str, wait: float = SETTLE_WAIT) -> dict:
+def resume(node: str, wait: float = timeouts.DRAIN_WAIT) -> dict:
     before, settled = _set_drained(node, False, wait)
     after = nodes.describe_node(cluster.cluster_status(), node)
     return {"node": node, "drained": False, "settled": settled, "vms": after["vms"],

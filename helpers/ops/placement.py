@@ -8,11 +8,9 @@ it again brings the constraints in line."""
 from ..ceph import trust, vmstore
 from ..ceph.lease import Lease
 from ..ceph.session import Session
-from ..core import names, vmschema
+from ..core import names, timeouts, vmschema
 from ..core.errors import UsageError
 from ..pacemaker import cib, cluster, crm_mon
-
-SETTLE_WAIT = 180
 
 
 def _result(status, vm: str, changed: bool, settled: bool) -> dict:
@@ -25,7 +23,7 @@ def _apply(vm: str, enabled: bool, changed: bool, update) -> dict:
     settled = True
     if enabled:
         update()
-        settled = cluster.settle(SETTLE_WAIT)
+        settled = cluster.settle(timeouts.SETTLE_WAIT)
     return _result(cluster.cluster_status(), vm, changed, settled)
 
 

@@ -5,7 +5,7 @@ import copy
 
 from lxml import etree
 
-from ..core import defaults, names
+from ..core import defaults, names, timeouts
 from ..core.errors import UsageError
 from ..core.settings import CephTarget
 from ..core.vmschema import VmConfig
@@ -78,11 +78,11 @@ def primitive(vm: str, target: CephTarget, config: VmConfig, start: bool):
     _nvpairs(prim, "meta_attributes", vm,
              {"target-role": "Started" if start else "Stopped"} | decided["meta_attributes"])
     ops = etree.SubElement(prim, "operations")
-    timeouts = {**defaults.ACTION_TIMEOUTS, **setting_timeouts(config)}
+    op_timeouts = {**timeouts.ACTION_TIMEOUTS, **setting_timeouts(config)}
     for name in ("monitor", "start", "stop", "migrate_to", "migrate_from"):
-        interval = f"{defaults.MONITOR_INTERVAL}s" if name == "monitor" else "0s"
+        interval = f"{timeouts.MONITOR_INTERVAL}s" if name == "monitor" else "0s"
         etree.SubElement(ops, "op", id=_op_id(vm, name, interval), name=name, interval=interval,
-                         timeout=f"{timeouts[name]}s")
+                         timeout=f"{op_timeouts[name]}s")
     _nvpairs(prim, "utilization", vm, decided["utilization"])
     return prim
 

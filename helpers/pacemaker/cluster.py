@@ -11,7 +11,7 @@ import time
 
 from lxml import etree
 
-from ..core import xmlsafe
+from ..core import timeouts, xmlsafe
 from ..core.errors import ClusterUnavailable, Conflict
 from ..core.settings import CephTarget
 from ..core.vmschema import VmConfig
@@ -32,7 +32,7 @@ def has_resource(vm: str) -> bool:
     if shutil.which("cibadmin") is None:
         return False
     try:
-        out = _run(["cibadmin", "--query", "--scope", "resources"], timeout=15)
+        out = _run(["cibadmin", "--query", "--scope", "resources"], timeout=timeouts.CIB_QUERY)
     except ClusterUnavailable as exc:
         raise exc.reworded(f"cannot tell whether VM {vm} is enabled in the cluster") from None
     return bool(xmlsafe.parse(out, "the CIB's resources", ClusterUnavailable).xpath("//primitive[@id=$vm]", vm=vm))
@@ -53,7 +53,7 @@ def resource(vm: str):
 
 def primitives() -> dict:
     """{id: primitive} of every resource in the CIB: one query."""
-    out = _run(["cibadmin", "--query", "--scope", "resources"], timeout=15)
+    out = _run(["cibadmin", "--query", "--scope", "resources"], timeout=timeouts.CIB_QUERY)
     return {p.get("id"): p for p in xmlsafe.parse(out, "the CIB's resources", ClusterUnavailable).iter("primitive")}
 
 
@@ -113,7 +113,7 @@ def settle(timeout: float) -> bool:
 
 def cleanup(vm: str) -> None:
     """Forget the resource's failures and operation history."""
-    _run(["crm_resource", "--cleanup", "--resource", vm], timeout=60)
+    _run(["crm_resource", "--cleanup", "--resource", vm], timeout=timeouts.CLEANUP)
 
 
 def move(vm: str, node: str) -> None:

@@ -3,7 +3,7 @@ utilization, and the node attribute (cib.NO_VMS_ATTRIBUTE) that drains them. Eve
 resource rbdvm makes avoids a node where that attribute is true (cib.constraints), so one
 attribute moves every VM away, and removing it lets them come back."""
 
-from ..core import xmlsafe
+from ..core import timeouts, xmlsafe
 from ..core.errors import ClusterUnavailable
 from . import cib, crm_mon
 from .runner import run as _run
@@ -20,8 +20,8 @@ def _state(node) -> str:
 
 
 def _cib_nodes():
-    return xmlsafe.parse(_run(["cibadmin", "--query", "--scope", "nodes"], timeout=15), "the CIB's nodes",
-                         ClusterUnavailable)
+    out = _run(["cibadmin", "--query", "--scope", "nodes"], timeout=timeouts.CIB_QUERY)
+    return xmlsafe.parse(out, "the CIB's nodes", ClusterUnavailable)
 
 
 def describe(status) -> list:

@@ -4,10 +4,11 @@ timeout on every call, and failures as ClusterUnavailable naming the tool."""
 import shutil
 import subprocess
 
+from ..core import timeouts
 from ..core.errors import ClusterUnavailable
 
 
-def run(argv, timeout: float = 30) -> str:
+def run(argv, timeout: float = timeouts.PACEMAKER_CALL) -> str:
     if shutil.which(argv[0]) is None:
         raise ClusterUnavailable(f"{argv[0]} is not installed", "this host is not a Pacemaker node",
                                  "Run the command on a cluster node")

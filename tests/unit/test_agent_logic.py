@@ -76,7 +76,7 @@ def test_stop_and_monitor_take_bad_optional_values_with_a_note():
 
 
 def test_node_names_come_from_corosyncs_nodelist(tmp_path):
-    from rbdvm.ocf import nodes
+    from rbdvm.helpers.core import hostnames as nodes
 
     conf = tmp_path / "corosync.conf"
     conf.write_text("totem {\n version: 2\n}\nnodelist {\n    node {\n        name: alpha\n"

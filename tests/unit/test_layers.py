@@ -98,13 +98,15 @@ def test_the_checker_sees_a_wrong_direction(tmp_path):
 # the helpers the agent's light modules may use: the name rule and the defaults, both
 # standard library only themselves
 STDLIB_ONLY_HELPERS = ("rbdvm.helpers.core.names", "rbdvm.helpers.core.defaults", "rbdvm.helpers.core.errors",
+                       "rbdvm.helpers.core.bounded", "rbdvm.helpers.core.hostnames", "rbdvm.helpers.core.peer",
+                       "rbdvm.helpers.core.timeouts",
                        "rbdvm.helpers.core.hints")
 
 
 def test_the_agent_core_needs_only_the_standard_library():
     """What monitor loads on every node every few seconds: no Ceph, no lxml, no helpers but
     the name rule."""
-    light = [REPO / "ocf" / f"{n}.py" for n in ("codes", "params", "log", "deadline", "qemuproc", "domain", "rsctmp")]
+    light = [REPO / "ocf" / f"{n}.py" for n in ("codes", "params", "log", "qemuproc", "domain", "rsctmp")]
     light += [REPO / "helpers" / "core" / f"{m.rsplit('.', 1)[1]}.py" for m in STDLIB_ONLY_HELPERS]
     for path in light:
         module = "rbdvm." + ".".join(path.relative_to(REPO).with_suffix("").parts)

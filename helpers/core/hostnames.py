@@ -1,8 +1,9 @@
-"""Which cluster node an address belongs to, for messages about disk clients.
+"""Address -> host name, the one owner (always bounded): which cluster node an address
+belongs to, for messages about disk clients (the agent's guard, the fence agent, the CLI).
 
 From the cluster's own node list first (corosync.conf: `ringN_addr` and `name`), so a
 partition with an unreachable DNS server costs nothing; then one reverse lookup bounded to
-DNS_SECONDS per address and remembered for the rest of the action (glibc's resolver would
+timeouts.DNS_LOOKUP per address and remembered for the rest of the action (glibc's resolver would
 take timeout x attempts per call, 10 s and more). Standard library only.
 """
 
@@ -10,10 +11,10 @@ import re
 import socket
 import time
 
-from .deadline import Hung, bounded
+from . import timeouts
+from .bounded import Hung, bounded
 
 COROSYNC_CONF = "/etc/corosync/corosync.conf"
-DNS_SECONDS = 0.5
 _cache: dict = {}
 _NODE = re.compile(r"\bnode\s*\{([^{}]*)\}")
 _ITEM = re.compile(r"^\s*(ring\d+_addr|name)\s*:\s*(\S+)\s*$", re.M)
@@ -46,6 +47,6 @@ def name_of(addr: str):
 
 def _reverse(addr: str):
     try:
-        return bounded(time.monotonic() + DNS_SECONDS, socket.gethostbyaddr, addr)[0]
+        return bounded(time.monotonic() + timeouts.DNS_LOOKUP, socket.gethostbyaddr, addr)[0]
     except (OSError, Hung):
         return None

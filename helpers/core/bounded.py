@@ -1,4 +1,4 @@
-"""Calls that must not outlive the operation's timeout. Standard library only (`_thread`,
+"""The one bounded call: a call that must not outlive its deadline. Standard library only (`_thread`,
 not `threading`: 4 ms of imports on every monitor).
 
 A libvirt call blocks in C without a timeout of its own when libvirtd is stopped (its

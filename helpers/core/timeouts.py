@@ -1,0 +1,79 @@
+"""Every time rbdvm waits for something, named in one place, with why it is that long.
+
+Seconds throughout. Constants only, standard library only: the agent's monitor imports this
+module. docs/timeouts.md lists the same table for operators (a unit test keeps the two in step).
+"""
+
+import os
+
+# ---------------------------------------------------------------- the agent's actions
+# what each action of ocf:rbdvm:VirtualDomain may take (its meta-data advertises these and
+# the resources rbdvm writes into the CIB set them); a VM's stop and migrate_to timeouts can be
+# set per VM (its stop_timeout and migrate_to_timeout settings)
+ACTION_TIMEOUTS = {"start": 90, "stop": 90, "monitor": 30, "status": 30, "migrate_to": 120,
+                   "migrate_from": 60, "meta-data": 5, "validate-all": 10}
+MONITOR_INTERVAL = 10
+# the agent's own answer must reach Pacemaker before the operation's timeout
+AGENT_ANSWER_MARGIN = 1.0
+# kept at the end of stop to SIGKILL a QEMU libvirt could not end, and see it gone
+AGENT_KILL_RESERVE = 3.0
+# a libvirtd that has not answered a plain query in this time is hung: the agent uses the
+# process table instead
+AGENT_LIBVIRT = 10.0
+# how often, and how long, monitor asks again while libvirt and the process table disagree
+MONITOR_RECHECK_EVERY = 0.2
+MONITOR_RECHECK_FOR = 2.0
+# migrate_from: how long the target waits for the incoming domain to appear running
+MIGRATE_FROM_APPEAR = 30
+# the split-brain guard's three Pacemaker queries that judge a node fenced, together
+FENCE_QUERY = 10
+
+# ---------------------------------------------------------------- Ceph
+# an unreachable cluster fails a connection within this
+CEPH_CONNECT = 10
+# what one OSD request may wait: a paused or down OSD makes I/O wait for ever without it.
+# The CLI's operations take the long one; the fence agent and its self-check answer within
+# budgets of their own
+OSD_OP = 60
+OSD_OP_FENCE_AGENT = 10
+OSD_OP_FENCE_CHECK = 5
+# one monitor command (blocklist entries)
+MON_COMMAND = 10
+# how long a killed command's lease blocks the VM; RBDVM_LEASE_SECONDS shortens it (tests)
+LEASE = int(os.environ.get("RBDVM_LEASE_SECONDS", "30"))
+# a fencer that dies holding the fence lock lets it go after this
+FENCE_LOCK = 30
+# what a fence action may wait for another fencer's lock: with CEPH_CONNECT and
+# OSD_OP_FENCE_AGENT an action answers within ~40 s at worst (set the device's
+# pcmk_off_timeout or stonith-timeout above that; Pacemaker's default is 60 s)
+FENCE_LOCK_WAIT = 20
+# a fence holds until unfencing removes it; Ceph wants an expiry, so a long one
+FENCE_EXPIRY = 90 * 24 * 3600
+# a blocklist entry rbdvm adds without fencing: long enough for any fenced node to be
+# rebooted (its new clients have new nonces)
+BLOCKLIST_EXPIRY = 3600
+# seconds between the fence self-check's looks at the blocklist
+FENCE_CHECK_INTERVAL = 5
+
+# ---------------------------------------------------------------- Pacemaker and libvirt
+# one call of a Pacemaker tool (crm_mon, cibadmin, crm_resource, crm_attribute)
+PACEMAKER_CALL = 30
+# a CIB query
+CIB_QUERY = 15
+# crm_resource --cleanup (it waits for the re-probe on every node)
+CLEANUP = 60
+# what the CLI waits for the cluster to act on a command
+START_WAIT = 120
+STOP_WAIT = 150
+MIGRATE_WAIT = 180
+# a settings change or a placement change: the cluster settles after it
+SETTLE_WAIT = 180
+# a node drained or resumed: every VM it runs moves
+DRAIN_WAIT = 600
+# one libvirt call on another node's libvirtd (hot-plug, live resize)
+LIBVIRT_CALL = 30
+
+# ---------------------------------------------------------------- names
+# one reverse DNS lookup of a disk client's address (glibc's resolver would take
+# timeout x attempts, 10 s and more, towards a dead server)
+DNS_LOOKUP = 0.5
