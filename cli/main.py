@@ -1,5 +1,6 @@
 """Entry point of the `rbdvm` command."""
 
+import json
 import os
 import sys
 from importlib.metadata import version
@@ -7,9 +8,9 @@ from importlib.metadata import version
 import click
 
 from rbdvm.helpers.core import defaults
-from rbdvm.helpers.core.errors import EXIT_CODES, RbdvmError
+from rbdvm.helpers.core.errors import EXIT_CODES, RbdvmError, UsageError
 
-from . import hints
+from . import hints, options
 
 
 def _epilog() -> str:
@@ -47,27 +48,42 @@ def _register():
 _register()
 
 
+def _fail(error: RbdvmError) -> None:
+    """An error as people read it (stderr), or under --json as {"error": {...}} on stdout, where
+    a script reads the result; the exit code is the error's either way."""
+    if options.json_asked():
+        click.echo(json.dumps({"error": error.as_dict(hints.TABLE)}, indent=2, sort_keys=True, default=str))
+    else:
+        click.echo(f"Error: {error.message_for(hints.TABLE)}", err=True)
+    sys.exit(error.exit_code)
+
+
 def main(argv=None):
-    """Run the CLI; an RbdvmError becomes its message on stderr and its exit code, never a traceback."""
+    """Run the CLI; an RbdvmError becomes its message and its exit code, never a traceback."""
     try:
         cli.main(args=argv, prog_name="rbdvm", standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
+        # click refuses a command line before any option is processed: --json is seen in it
+        args = sys.argv[1:] if argv is None else argv
+        if "--json" in args[:args.index("--")] if "--" in args else "--json" in args:
+            options.ask_json()
+        if not options.json_asked():
+            exc.show()
+            sys.exit(exc.exit_code)
+        usage = UsageError(exc.format_message())
+        usage.exit_code = exc.exit_code
+        _fail(usage)
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         sys.exit(130)
     except RbdvmError as exc:
-        click.echo(f"Error: {exc.message_for(hints.TABLE)}", err=True)
-        sys.exit(exc.exit_code)
+        _fail(exc)
     except Exception as exc:  # noqa: BLE001 - an operator gets a message, never a traceback
         if os.environ.get("RBDVM_DEBUG") == "1":
             raise
-        click.echo(f"Error: unexpected {type(exc).__name__}: {exc} "
-                   "(RBDVM_DEBUG=1 shows where; please report it)", err=True)
-        sys.exit(1)
+        _fail(RbdvmError(f"unexpected {type(exc).__name__}: {exc}", fix="RBDVM_DEBUG=1 shows where; please report it"))
     sys.exit(0)
 
 

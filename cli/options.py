@@ -12,7 +12,28 @@ from rbdvm.helpers.core import defaults
 from rbdvm.helpers.core.errors import UsageError
 from rbdvm.helpers.core.settings import ceph_target_from_env
 
-json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+_asked = {"json": False}
+
+
+def _remember_json(ctx, param, value):
+    """--json also shapes an error (main renders it as {"error": {...}}): remembered as soon
+    as it is parsed (eager), before another option can fail."""
+    if value:
+        _asked["json"] = True
+    return value
+
+
+def ask_json() -> None:
+    _asked["json"] = True
+
+
+def json_asked() -> bool:
+    return _asked["json"]
+
+
+json_option = click.option("--json", "as_json", is_flag=True, is_eager=True, callback=_remember_json,
+                           help="Print the result as JSON; an error as {\"error\": {code, message, details...}} "
+                                "on stdout, with the same non-zero exit code.")
 
 
 def ceph_command(func):

@@ -44,11 +44,14 @@ def inspect(path: str) -> DiskFile:
             head = f.read(512)
             size = os.fstat(f.fileno()).st_size
     except FileNotFoundError:
-        raise UsageError(f"disk image {path} does not exist", "", "Check the path") from None
+        raise UsageError(f"disk image {path} does not exist", "", "Check the path",
+                         code="INVALID_DISK_IMAGE", details={"path": path}) from None
     except IsADirectoryError:
-        raise UsageError(f"disk image {path} is a directory", "", "Give a qcow2 or raw file") from None
+        raise UsageError(f"disk image {path} is a directory", "", "Give a qcow2 or raw file",
+                         code="INVALID_DISK_IMAGE", details={"path": path}) from None
     except PermissionError:
-        raise UsageError(f"cannot read disk image {path}", "permission denied") from None
+        raise UsageError(f"cannot read disk image {path}", "permission denied",
+                         code="INVALID_DISK_IMAGE", details={"path": path}) from None
     if head.startswith(QCOW2_MAGIC):
         with open(path, "rb") as f:
             header = f.read(QCOW2_HEADER_READ)
@@ -58,14 +61,15 @@ def inspect(path: str) -> DiskFile:
             raise UsageError(f"disk image {path} {exc.args[0]}", "rbdvm imports self-contained, "
                              "unencrypted qcow2 images whose every header field it understands",
                              f"Convert it to a plain image first: qemu-img convert -O qcow2 {path} plain.qcow2"
-                             ) from None
+                             , code="INVALID_DISK_IMAGE", details={"path": path}) from None
         return DiskFile(os.path.abspath(path), "qcow2", virtual_size)
     for offset, magic, name in _OTHER_MAGIC:
         if head[offset:offset + len(magic)] == magic:
             raise UsageError(f"disk image {path} is in {name} format", "rbdvm imports qcow2 and raw",
-                             f"Convert it: qemu-img convert -O qcow2 {path} disk.qcow2")
+                             f"Convert it: qemu-img convert -O qcow2 {path} disk.qcow2",
+                             code="INVALID_DISK_IMAGE", details={"path": path})
     if size == 0:
-        raise UsageError(f"disk image {path} is empty")
+        raise UsageError(f"disk image {path} is empty", code="INVALID_DISK_IMAGE", details={"path": path})
     return DiskFile(os.path.abspath(path), "raw", size)
 
 

@@ -56,7 +56,7 @@ def exclusive(session: Session, until: float):
             if time.monotonic() >= until:
                 raise Conflict("another node is fencing right now",
                                f"the lock on {OBJECT} in pool {session.target.pool} stayed taken",
-                               "Check `rados -p POOL lock info rbdvm.fence fence`") from None
+                               "Check `rados -p POOL lock info rbdvm.fence fence`", code="FENCE_BUSY") from None
             time.sleep(0.2)
         except rados.Error as exc:
             if refused_by_blocklist(exc):

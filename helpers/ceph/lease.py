@@ -69,7 +69,8 @@ class Lease:
         except rados.ObjectBusy:
             raise Conflict(f"VM {self.vm} is busy", self._holder(),
                            "Wait for that command to finish (a killed command's lease expires "
-                           f"after {self.seconds} s), then run yours again") from None
+                           f"after {self.seconds} s), then run yours again",
+                           code="VM_BUSY", details={"vm": self.vm}) from None
         except rados.Error as exc:
             with ceph_errors(f"taking the lease of VM {self.vm}", self.session.target):
                 raise exc

@@ -35,7 +35,7 @@ class Session:
         except (rados.Error, OSError) as exc:
             why = "the file does not exist" if not os.path.exists(t.conf) else str(exc)
             raise ClusterUnavailable(f"cannot read the Ceph configuration {t.conf}", why,
-                                     hint=Hint(hints.CEPH_CONF)) from exc
+                                     hint=Hint(hints.CEPH_CONF), code="CEPH_UNAVAILABLE") from exc
         for key, value in (("client_mount_timeout", timeouts.CEPH_CONNECT),
                            ("rados_mon_op_timeout", timeouts.CEPH_CONNECT),
                            ("rados_osd_op_timeout", self.osd_op_timeout)):
@@ -65,17 +65,20 @@ class Session:
         if isinstance(exc, rados.TimedOut) or getattr(exc, "errno", None) in (errno.ETIMEDOUT, errno.EINTR):
             return ClusterUnavailable("cannot reach the Ceph cluster",
                                       f"no monitor answered within {timeouts.CEPH_CONNECT} s (tried {mons})",
-                                      "Check the network to the monitors and `mon host` in " + t.conf)
+                                      "Check the network to the monitors and `mon host` in " + t.conf,
+                                      code="CEPH_UNAVAILABLE")
         if isinstance(exc, (rados.PermissionDeniedError, rados.PermissionError)) or \
                 getattr(exc, "errno", None) in (errno.EACCES, errno.EPERM):
             return ClusterUnavailable(f"Ceph refused client.{t.client_id}",
                                       f"authentication failed against {mons}: {exc}",
-                                      f"Check /etc/ceph/ceph.client.{t.client_id}.keyring and the user's key")
+                                      f"Check /etc/ceph/ceph.client.{t.client_id}.keyring and the user's key",
+                                      code="CEPH_UNAVAILABLE")
         if isinstance(exc, rados.ObjectNotFound) or getattr(exc, "errno", None) == errno.ENOENT:
             return ClusterUnavailable(f"no keyring for client.{t.client_id}",
                                       "none in the keyring paths of " + t.conf,
-                                      hint=Hint(hints.CEPH_ID, {"client_id": t.client_id}))
-        return ClusterUnavailable("cannot connect to the Ceph cluster", f"{exc} (monitors {mons})")
+                                      hint=Hint(hints.CEPH_ID, {"client_id": t.client_id}), code="CEPH_UNAVAILABLE")
+        return ClusterUnavailable("cannot connect to the Ceph cluster", f"{exc} (monitors {mons})",
+                                  code="CEPH_UNAVAILABLE")
 
     def fsid(self) -> str:
         """The Ceph cluster's id (what a signature is bound to, with pool and namespace)."""
@@ -123,14 +126,15 @@ def translate(exc: Exception, doing: str, target: CephTarget) -> RbdvmError:
             f"permission denied {doing}",
             f"client.{target.client_id} lacks the capability for it",
             f"Grant it: ceph auth caps client.{target.client_id} mon 'profile rbd' "
-            f"osd 'profile rbd pool={target.pool}'")
+            f"osd 'profile rbd pool={target.pool}'", code="CEPH_UNAVAILABLE")
     if refused_by_blocklist(exc):
         return ClusterUnavailable(f"Ceph refused this host while {doing}",
                                   "its address is on the OSD blocklist: it has been fenced off the storage",
-                                  "Reboot this host; it is unfenced when it rejoins the cluster")
+                                  "Reboot this host; it is unfenced when it rejoins the cluster",
+                                  code="CEPH_UNAVAILABLE")
     if isinstance(exc, (rbd.Timeout, rados.TimedOut)) or code == errno.ETIMEDOUT:
         return ClusterUnavailable(f"Ceph timed out {doing}", "an OSD or monitor did not answer",
-                                  "Check `ceph -s` for down OSDs")
+                                  "Check `ceph -s` for down OSDs", code="CEPH_UNAVAILABLE")
     if isinstance(exc, (rbd.ImageNotFound, rados.ObjectNotFound)) or code == errno.ENOENT:
         return NotFound(f"not found while {doing}", str(exc))
     if isinstance(exc, (rbd.ImageExists, rados.ObjectExists)) or code == errno.EEXIST:

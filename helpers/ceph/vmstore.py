@@ -207,7 +207,8 @@ def records(session: Session) -> list:
 
 
 def no_such_vm(session: Session, vm: str) -> NotFound:
-    return NotFound("VM does not exist", f"no VM {vm} in {where(session)}", "List the VMs with `rbdvm list`")
+    return NotFound("VM does not exist", f"no VM {vm} in {where(session)}", "List the VMs with `rbdvm list`",
+                    code="VM_NOT_FOUND", details={"vm": vm})
 
 
 def require_complete(session: Session, vm: str, groups=None, images=None, metadata=None,
@@ -247,12 +248,14 @@ def refuse_incomplete(session: Session, rec: VmRecord, rolling_back_ok: bool = F
         snap = rec.metadata.get(vmschema.ROLLBACK_TO, "?")
         raise Conflict(f"VM {vm} is partly rolled back to snapshot {snap}",
                        "a rollback was interrupted: some disks may be at the snapshot, others not",
-                       f"Run `rbdvm snapshot rollback {vm} {snap}` again to finish it")
+                       f"Run `rbdvm snapshot rollback {vm} {snap}` again to finish it",
+                       code="VM_INCOMPLETE", details={"vm": vm, "snapshot": snap})
     if rec.state == "absent":
         raise no_such_vm(session, vm)
     if rec.state == CREATING:
         raise Conflict(f"VM {vm} is only partly created", "a create or clone of it was interrupted",
-                       f"Run that create/clone again to finish it, or `rbdvm remove {vm}`")
+                       f"Run that create/clone again to finish it, or `rbdvm remove {vm}`",
+                       code="VM_INCOMPLETE", details={"vm": vm})
     refuse_unusable(rec)
 
 
@@ -260,16 +263,19 @@ def refuse_unusable(rec: VmRecord) -> None:
     """Refuse a name no command but remove may touch: being removed, broken, another tool's."""
     if rec.state == REMOVING:
         raise Conflict(f"VM {rec.name} is being removed", "a remove of it was interrupted",
-                       f"Run `rbdvm remove {rec.name}` again to finish it")
+                       f"Run `rbdvm remove {rec.name}` again to finish it",
+                       code="VM_INCOMPLETE", details={"vm": rec.name})
     if rec.state == BROKEN:
-        raise Conflict(f"VM {rec.name} is broken", rec.why, f"Remove what is left of it: rbdvm remove {rec.name}")
+        raise Conflict(f"VM {rec.name} is broken", rec.why, f"Remove what is left of it: rbdvm remove {rec.name}",
+                       code="VM_BROKEN", details={"vm": rec.name})
     refuse_foreign(rec)
 
 
 def refuse_foreign(rec: VmRecord) -> None:
     if rec.state == FOREIGN:
         raise Conflict(f"{rec.name} is not a VM rbdvm manages", rec.why,
-                       "It belongs to another tool: rbdvm leaves it alone")
+                       "It belongs to another tool: rbdvm leaves it alone",
+                       code="NOT_RBDVM", details={"name": rec.name})
 
 
 def refuse_taken(session: Session, vm: str, disks, images=None) -> None:
@@ -280,7 +286,8 @@ def refuse_taken(session: Session, vm: str, disks, images=None) -> None:
     if taken:
         raise Conflict(f"cannot make VM {vm}: image {', '.join(taken)} already exists",
                        "it is not part of any VM rbdvm manages, and rbdvm never overwrites an "
-                       "image it did not make", "Choose another VM name, or remove or rename that image")
+                       "image it did not make", "Choose another VM name, or remove or rename that image",
+                       code="IMAGE_TAKEN", details={"vm": vm, "images": list(taken)})
 
 
 def where(session: Session) -> str:
@@ -360,4 +367,6 @@ def refuse_if_open(session: Session, vm: str, disks, doing: str) -> None:
     found = watchers(session, disks)
     if found:
         raise Conflict(f"cannot {doing} VM {vm} while it runs", describe_watchers(found),
-                       f"Stop the VM first (rbdvm stop {vm} when it is enabled in the cluster)")
+                       f"Stop the VM first (rbdvm stop {vm} when it is enabled in the cluster)",
+                       code="VM_RUNNING",
+                       details={"vm": vm, "clients": [{"disk": d, "address": a, "host": h} for d, a, h in found]})

@@ -20,7 +20,7 @@ import stat
 from dataclasses import dataclass, field, fields
 
 from . import names
-from .errors import UsageError
+from .errors import Problems, UsageError
 
 POLICY_FILE = "/etc/rbdvm/policy.toml"
 
@@ -90,19 +90,27 @@ def parse(text: bytes, source: str) -> Policy:
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise UsageError(f"the device policy {source} is not valid TOML", str(exc)) from None
     values = {}
+    found = Problems()
     for key, value in doc.items():
-        if key not in _LISTS:
-            raise UsageError(f"the device policy {source} has the unknown key {key!r}",
-                             f"known keys: {', '.join(sorted(_LISTS))}", "Fix the policy file")
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise UsageError(f"the device policy {source}: {key} is not a list of strings", f"got {value!r}")
-        if key.endswith("_dirs") or key == "emulators":
-            bad = [v for v in value if not _clean_absolute(v)]
-            if bad:
-                raise UsageError(f"the device policy {source}: {key} has paths that are not absolute and "
-                                 f"normalised: {', '.join(bad)}")
-        values[key] = tuple(value)
+        with found.check():
+            values[key] = _entry(source, key, value)
+    found.raise_if_any(f"the device policy {source} has {len(found.errors)} errors")
     return Policy(**values, source=source)
+
+
+def _entry(source: str, key: str, value) -> tuple:
+    """One key of a policy file, checked."""
+    if key not in _LISTS:
+        raise UsageError(f"the device policy {source} has the unknown key {key!r}",
+                         f"known keys: {', '.join(sorted(_LISTS))}", "Fix the policy file")
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise UsageError(f"the device policy {source}: {key} is not a list of strings", f"got {value!r}")
+    if key.endswith("_dirs") or key == "emulators":
+        bad = [v for v in value if not _clean_absolute(v)]
+        if bad:
+            raise UsageError(f"the device policy {source}: {key} has paths that are not absolute and "
+                             f"normalised: {', '.join(bad)}")
+    return tuple(value)
 
 
 def _clean_absolute(path: str) -> bool:

@@ -20,7 +20,7 @@ def parse(text: str, source: str = "the XML") -> etree._Element:
     root = xmlsafe.parse(text, source, fix="Fix the libvirt domain XML")
     if root.tag != "domain":
         raise UsageError(f"{source} is not a libvirt domain", f"its root element is <{root.tag}>",
-                         "Give a <domain> definition")
+                         "Give a <domain> definition", code="INVALID_DEFINITION")
     return root
 
 

@@ -26,7 +26,8 @@ def check_name(name: str, what: str = "name") -> str:
     if not is_name(name):
         raise UsageError("Parameter must not contain spaces or special chars",
                          f"{what} {name!r} is not letters and digits only",
-                         f"Choose a {what} made of letters and digits")
+                         f"Choose a {what} made of letters and digits",
+                         code="INVALID_NAME", details={"name": name, "kind": what})
     return name
 
 
@@ -45,7 +46,8 @@ def check_new_vm_name(name: str) -> str:
     if not is_cib_id(name):
         raise UsageError(f"VM name {name!r} starts with a digit",
                          "the VM's name is its Pacemaker resource id, an XML name, which "
-                         "must start with a letter", "Choose a name that starts with a letter")
+                         "must start with a letter", "Choose a name that starts with a letter",
+                         code="INVALID_NAME", details={"name": name, "kind": "VM name"})
     return name
 
 

@@ -42,9 +42,10 @@ def load(environ=os.environ, owner: int = 0) -> SigningKey:
         except PermissionError:
             raise ClusterUnavailable(f"cannot read the signing secret {path}",
                                      "only root on a cluster node may sign or verify VM definitions",
-                                     "Run this as root on a cluster node") from None
+                                     "Run this as root on a cluster node", code="SIGNING_SECRET") from None
         except OSError as exc:
-            raise ClusterUnavailable(f"cannot read the signing secret {path}", exc.strerror or str(exc)) from None
+            raise ClusterUnavailable(f"cannot read the signing secret {path}", exc.strerror or str(exc),
+                                     code="SIGNING_SECRET") from None
         with os.fdopen(fd, "rb") as f:
             st = os.fstat(f.fileno())
             _check_private(path, st, owner)
@@ -52,23 +53,24 @@ def load(environ=os.environ, owner: int = 0) -> SigningKey:
         if len(secret) < MIN_BYTES:
             raise ClusterUnavailable(f"the signing secret {path} is too short",
                                      f"{len(secret)} bytes; at least {MIN_BYTES} random bytes are needed",
-                                     "Write a new one (docs/security.md) and copy it to every node")
+                                     "Write a new one (docs/security.md) and copy it to every node",
+                                     code="SIGNING_SECRET")
         _cache[path] = SigningKey(secret, path)
         return _cache[path]
     raise ClusterUnavailable("no signing secret on this node",
                              f"none of {', '.join(paths)} exists: VM definitions are signed with corosync's "
                              "authkey or a dedicated key", "Run this on a cluster node (root), or create the "
-                             f"key file {KEY_FILE} on every node")
+                             f"key file {KEY_FILE} on every node", code="SIGNING_SECRET")
 
 
 def _check_private(path: str, st, owner: int) -> None:
     if not stat.S_ISREG(st.st_mode):
-        raise ClusterUnavailable(f"the signing secret {path} is not a regular file")
+        raise ClusterUnavailable(f"the signing secret {path} is not a regular file", code="SIGNING_SECRET")
     if st.st_uid != owner or st.st_mode & 0o077:
         raise ClusterUnavailable(f"the signing secret {path} is not private to root",
                                  f"owner uid {st.st_uid}, mode {stat.S_IMODE(st.st_mode):o}: whoever can "
                                  "read it can sign definitions that run as root on every node",
-                                 f"chown root:root {path}; chmod 600 {path} (on every node)")
+                                 f"chown root:root {path}; chmod 600 {path} (on every node)", code="SIGNING_SECRET")
 
 
 def forget() -> None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from . import defaults, names, timeouts
 from .domainxml import DISK_BUSES
-from .errors import UsageError
+from .errors import Problems, UsageError
 
 # ------------------------------------------------------------------ the keys
 VM_NAME = "vm_name"                # the VM's name (vm_manager's marker of its system disks)
@@ -96,25 +96,33 @@ def check_map(name: str, value) -> dict:
     Refuses what is not a map of strings, numbers and booleans, and the reserved keys."""
     key = BY_NAME[name].key
     if not isinstance(value, dict):
-        raise UsageError(f"setting {key} is not a map of KEY=VALUE", f"got {value!r}")
+        raise UsageError(f"setting {key} is not a map of KEY=VALUE", f"got {value!r}",
+                         code="INVALID_SETTING", details={"setting": key})
     out = {}
+    found = Problems()
     for k, v in value.items():
-        why = RESERVED_MAP_KEYS.get(name, {}).get(k)
-        if why:
-            raise UsageError(f"setting {key} may not set {k!r}", why,
-                             f"Remove {k} from {key}")
-        if not names.is_cib_id(k):
-            raise UsageError(f"setting {key} has the key {k!r}",
-                             "a Pacemaker attribute name is a letter or '_', then letters, digits, "
-                             "'_', '.' or '-'", f"Rename {k!r}")
-        if isinstance(v, bool):
-            out[k] = "true" if v else "false"
-        elif isinstance(v, (str, int, float)):
-            out[k] = str(v)
-        else:
-            raise UsageError(f"setting {key}: the value of {k!r} is not a string, number or boolean",
-                             f"got {v!r}")
+        with found.check():
+            out.update(_map_item(name, key, k, v))
+    found.raise_if_any(f"setting {key} has {len(found.errors)} refused entries")
     return out
+
+
+def _map_item(name: str, key: str, k, v) -> dict:
+    """One entry of map setting `name` (stored as `key`), checked and as Pacemaker takes it."""
+    why = RESERVED_MAP_KEYS.get(name, {}).get(k)
+    if why:
+        raise UsageError(f"setting {key} may not set {k!r}", why,
+                         f"Remove {k} from {key}", code="INVALID_SETTING", details={"setting": key})
+    if not names.is_cib_id(k):
+        raise UsageError(f"setting {key} has the key {k!r}",
+                         "a Pacemaker attribute name is a letter or '_', then letters, digits, "
+                         "'_', '.' or '-'", f"Rename {k!r}", code="INVALID_SETTING", details={"setting": key})
+    if isinstance(v, bool):
+        return {k: "true" if v else "false"}
+    if isinstance(v, (str, int, float)):
+        return {k: str(v)}
+    raise UsageError(f"setting {key}: the value of {k!r} is not a string, number or boolean",
+                     f"got {v!r}", code="INVALID_SETTING", details={"setting": key})
 
 
 def stored_json(metadata: dict, key: str, default):
@@ -126,7 +134,8 @@ def stored_json(metadata: dict, key: str, default):
         return json.loads(raw)
     except ValueError:
         raise UsageError(f"metadata {key} is not JSON", raw[:200],
-                         "Set it again with rbdvm, or remove that metadata key") from None
+                         "Set it again with rbdvm, or remove that metadata key",
+                         code="INVALID_SETTING", details={"setting": key}) from None
 
 
 def stored_map(metadata: dict, name: str) -> dict:
@@ -142,7 +151,8 @@ def _stored_int(metadata: dict, name: str, default):
         return default
     if not raw.isdigit():
         raise UsageError(f"setting {key} is not a whole number", f"got {raw!r}",
-                         "Set it again with rbdvm, or remove that metadata key")
+                         "Set it again with rbdvm, or remove that metadata key",
+                         code="INVALID_SETTING", details={"setting": key})
     return int(raw)
 
 
@@ -236,12 +246,24 @@ def created(metadata: dict) -> str | None:
 
 
 def check_user_key(key: str) -> str:
+    """A key an operator may set: not one of rbdvm's records (those, and every key starting
+    with '_', are rbdvm's), and letters and digits."""
+    if key in RESERVED_KEYS or (isinstance(key, str) and key.startswith("_")):
+        raise UsageError(f"metadata key {key!r} is reserved",
+                         "rbdvm keeps its own records under it",
+                         "Choose another key", code="RESERVED_KEY", details={"key": key})
     names.check_name(key, "metadata key")
-    if key in RESERVED_KEYS:
-        raise UsageError("Parameter must not contain spaces or special chars",
-                         f"metadata key {key!r} is reserved for rbdvm",
-                         "Choose another key")
     return key
+
+
+def check_user_metadata(metadata) -> dict:
+    """Every key of user metadata checked; all the bad ones reported together."""
+    found = Problems()
+    for key in metadata or {}:
+        with found.check():
+            check_user_key(key)
+    found.raise_if_any(f"{len(found.errors)} metadata keys are refused")
+    return dict(metadata or {})
 
 
 def is_user_key(key: str) -> bool:
@@ -251,27 +273,15 @@ def is_user_key(key: str) -> bool:
 def encode(values: dict) -> dict:
     """{setting name: python value} -> {metadata key: stored string}; None means unset."""
     out = {}
+    found = Problems()
     for name, value in values.items():
         if value is None or value == {} or value == ():
             continue
-        s = BY_NAME[name]
-        if s.kind == "bool":
-            out[s.key] = "true" if value else "false"
-        elif s.kind == "int":
-            if not isinstance(value, int) and not str(value).isdigit():
-                raise UsageError(f"setting {s.key} is not a whole number", f"got {value!r}")
-            if int(value) < 0:
-                raise UsageError(f"setting {s.key} must not be negative", f"got {value}")
-            out[s.key] = str(int(value))
-        elif s.kind == "map":
-            out[s.key] = json.dumps(check_map(name, dict(value)), sort_keys=True)
-        elif s.kind == "choice" and value not in s.choices:
-            raise UsageError(f"setting {s.key} must be one of {', '.join(s.choices)}",
-                             f"got {value!r}")
-        else:
-            out[s.key] = str(value)
+        with found.check():
+            out.update(_encoded(BY_NAME[name], name, value))
+    found.raise_if_any(f"{len(found.errors)} settings are not valid")
     if PINNED_HOST in out and PREFERRED_HOST in out:
-        raise UsageError("a VM is either pinned or has a preferred host, not both")
+        raise UsageError("a VM is either pinned or has a preferred host, not both", code="INVALID_SETTING")
     return out
 
 
@@ -295,3 +305,23 @@ def decode(metadata: dict) -> dict:
         else:
             out[s.name] = raw
     return out
+
+
+def _encoded(s, name: str, value) -> dict:
+    """{metadata key: stored string} of one setting's value, checked."""
+    if s.kind == "bool":
+        return {s.key: "true" if value else "false"}
+    if s.kind == "int":
+        if not isinstance(value, int) and not str(value).isdigit():
+            raise UsageError(f"setting {s.key} is not a whole number", f"got {value!r}",
+                             code="INVALID_SETTING", details={"setting": s.key})
+        if int(value) < 0:
+            raise UsageError(f"setting {s.key} must not be negative", f"got {value}",
+                             code="INVALID_SETTING", details={"setting": s.key})
+        return {s.key: str(int(value))}
+    if s.kind == "map":
+        return {s.key: json.dumps(check_map(name, dict(value)), sort_keys=True)}
+    if s.kind == "choice" and value not in s.choices:
+        raise UsageError(f"setting {s.key} must be one of {', '.join(s.choices)}",
+                         f"got {value!r}", code="INVALID_SETTING", details={"setting": s.key})
+    return {s.key: str(value)}

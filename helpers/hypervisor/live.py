@@ -22,9 +22,10 @@ def _bounded(what: str, fn, *args):
         return bounded(time.monotonic() + timeouts.LIBVIRT_CALL, fn, *args)
     except Hung:
         raise ClusterUnavailable(f"libvirt did not answer {what}", f"no answer within {timeouts.LIBVIRT_CALL} s",
-                                 "Check libvirtd on that node") from None
+                                 "Check libvirtd on that node", code="LIBVIRT_UNAVAILABLE") from None
     except libvirt.libvirtError as exc:
-        raise ClusterUnavailable(f"libvirt refused {what}", exc.get_error_message()) from None
+        raise ClusterUnavailable(f"libvirt refused {what}", exc.get_error_message(),
+                                 code="LIBVIRT_UNAVAILABLE") from None
 
 
 class Domain:

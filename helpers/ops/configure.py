@@ -101,7 +101,8 @@ def _plan(vm: str, before, after, status, restart: bool) -> dict | None:
     if restarts and not restart:
         raise Conflict(f"this change restarts VM {vm} ({st['status']}" + (f" on {st['node']})" if st["node"] else ")"),
                        "Pacemaker restarts a resource whose agent parameters change",
-                       hint=Hint(hints.ALLOW_RESTART))
+                       hint=Hint(hints.ALLOW_RESTART),
+                       code="RESTART_NEEDED", details={"vm": vm, "status": st["status"], "node": st["node"]})
     return {"resource": new, "restarts": restarts}
 
 

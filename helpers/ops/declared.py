@@ -124,8 +124,7 @@ def plan(session: Session, d: Declared, status=None) -> Plan:
         after = {"exists": False, "status": "Undefined"}
         return Plan(d.name, steps, now, after)
     settings = d.given_settings
-    for key in d.metadata:        # refused here too, so that check mode refuses what a run would
-        vmschema.check_user_key(key)
+    vmschema.check_user_metadata(d.metadata)    # here too, so that check mode refuses what a run would
     if not now["exists"]:
         if d.xml is None or d.image is None:
             raise UsageError(f"VM {d.name} does not exist", "creating it needs its base definition and its "

@@ -43,7 +43,8 @@ def _rbd_name(session: Session, image: str) -> str:
 
 def _disk_of(rec, disk: str) -> str:
     if disk not in rec.disks:
-        raise NotFound(f"VM {rec.name} has no disk {disk}", f"its disks: {', '.join(rec.disks)}")
+        raise NotFound(f"VM {rec.name} has no disk {disk}", f"its disks: {', '.join(rec.disks)}",
+                       code="DISK_NOT_FOUND", details={"vm": rec.name, "disk": disk})
     return disk
 
 
@@ -63,7 +64,8 @@ def resize(session: Session, vm: str, disk: str, size: int) -> dict:
         if size < before:
             raise Conflict(f"{disk} is {before} bytes: shrinking it to {size} is refused",
                            "it would cut off the end of the disk and the data there",
-                           "Give a size at least as large")
+                           "Give a size at least as large",
+                           code="SHRINK_REFUSED", details={"disk": disk, "size": before, "wanted": size})
         if size > before:
             with ceph_errors(f"resizing {disk}", session.target):
                 with rbd.Image(session.ioctx, disk) as img:
@@ -137,7 +139,8 @@ def _next_disk(session: Session, rec) -> str:
         if vmstore.read_metadata(session, disk).get(ADDING) != rec.name:
             raise Conflict(f"cannot add disk {disk} to VM {rec.name}: an image of that name exists",
                            "it is not one rbdvm was adding to this VM",
-                           "Remove or rename that image, then add the disk again")
+                           "Remove or rename that image, then add the disk again",
+                           code="IMAGE_TAKEN", details={"vm": rec.name, "image": disk})
     return disk
 
 
@@ -152,7 +155,7 @@ def remove(session: Session, vm: str, disk: str) -> dict:
                            f"Remove the whole VM instead (rbdvm remove {vm})")
         if _running_on(vm) is not None:
             raise Conflict(f"VM {vm} is running", "a disk is removed only from a stopped VM",
-                           f"Stop it first (rbdvm stop {vm})")
+                           f"Stop it first (rbdvm stop {vm})", code="VM_RUNNING", details={"vm": vm})
         vmstore.refuse_if_open(session, vm, [disk], "remove a disk of")
         if snapshots.list_snapshots(session, vm):
             raise Conflict(f"VM {vm} has snapshots, which hold {disk} too",
@@ -160,7 +163,8 @@ def remove(session: Session, vm: str, disk: str) -> dict:
         clones = provision.dependent_clones(session, [disk])
         if clones:
             raise Conflict(f"{disk} has copy-on-write clones", f"{', '.join(clones)} depend on it",
-                           "Remove those clones first")
+                           "Remove those clones first",
+                           code="HAS_CLONES", details={"disk": disk, "clones": list(clones)})
         disks = [d for d in rec.disks if d != disk]
         data = [d for d in disks if d != names.system_disk(vm)]
         definition = provision.rebuild_definition(session, vm, rec.metadata, disks)

@@ -17,7 +17,7 @@ class ClusterOperationFailed(RbdvmError):
 
 def _not_on_cluster(vm: str) -> NotFound:
     return NotFound("VM is not on the cluster", f"VM {vm} has no Pacemaker resource",
-                    f"Enable it first: rbdvm enable {vm}")
+                    f"Enable it first: rbdvm enable {vm}", code="VM_NOT_ENABLED", details={"vm": vm})
 
 
 def _failed(vm: str, st: dict, doing: str) -> ClusterOperationFailed:
@@ -171,7 +171,7 @@ def migrate(session: Session, vm: str, node: str, wait: float = timeouts.MIGRATE
     st = crm_mon.vm_status(status, vm, True)
     if st["status"] != "Started":
         raise Conflict(f"VM {vm} is {st['status']}, not running", "only a running VM migrates live",
-                       f"Start it: rbdvm start {vm}")
+                       f"Start it: rbdvm start {vm}", code="VM_NOT_RUNNING", details={"vm": vm, "status": st["status"]})
     how = "cold" if cold else "live"
     if st["node"] == node:
         return {**st, "changed": False, "how": how}
@@ -233,7 +233,7 @@ def remove(session: Session, vm: str, force: bool = False) -> dict:
         if not force:
             raise Conflict(f"VM {vm} is enabled in the cluster",
                            "removing it would pull its disks from under Pacemaker",
-                           hint=Hint(hints.FORCE_REMOVE, {"vm": vm}))
+                           hint=Hint(hints.FORCE_REMOVE, {"vm": vm}), code="VM_ENABLED", details={"vm": vm})
         _disable(vm)
     return provision.remove(session, vm)
 

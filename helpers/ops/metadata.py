@@ -16,7 +16,8 @@ def get_metadata(session: Session, vm: str, key: str) -> str:
     rec = vmstore.require_complete(session, vm)
     if key not in rec.metadata:
         raise NotFound("No metadata for image", f"{names.system_disk(vm)} has no key {key!r}",
-                       f"List the keys with `rbdvm metadata list {vm}`")
+                       f"List the keys with `rbdvm metadata list {vm}`",
+                       code="KEY_NOT_FOUND", details={"vm": vm, "key": key})
     return rec.metadata[key]
 
 

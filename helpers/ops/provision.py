@@ -28,7 +28,7 @@ def _now() -> str:
 
 
 def _user_metadata(metadata) -> dict:
-    return {vmschema.check_user_key(k): v for k, v in (metadata or {}).items()}
+    return vmschema.check_user_metadata(metadata)
 
 
 # ------------------------------------------------------------------ create
@@ -81,7 +81,7 @@ def _claim(session: Session, name: str, disks, lease, force: bool, base_uuid) ->
     if rec.state == COMPLETE:
         if not force:
             raise Conflict("VM already exists", f"VM {name} exists in {where(session)}",
-                           hint=Hint(hints.REPLACE_VM))
+                           hint=Hint(hints.REPLACE_VM), code="VM_EXISTS", details={"vm": name})
         _remove(session, rec, lease)
     vmstore.refuse_unusable(rec)
     if base_uuid:
@@ -189,7 +189,8 @@ def ensure_group(session: Session, vm: str, disks, exists: bool = False) -> None
                 group.add_image(session.ioctx, disk)
             except (rbd.ImageExists, rbd.ObjectExists):
                 raise Conflict(f"image {disk} belongs to another group", "",
-                               "Remove it from that group (rbd group image rm) or remove the VM owning it") from None
+                               "Remove it from that group (rbd group image rm) or remove the VM owning it",
+                               code="IMAGE_TAKEN", details={"image": disk}) from None
 
 
 def check_uuid_free(session: Session, uid: str, name: str) -> None:
@@ -282,7 +283,7 @@ def _snapshot_source(session: Session, src: str, dst: str, snap: str, keep: bool
         drec = vmstore.record(session, dst, groups, images)
         if drec.state == COMPLETE:
             raise Conflict("VM already exists", f"VM {dst} exists in {where(session)}",
-                           "Choose another name for the clone")
+                           "Choose another name for the clone", code="VM_EXISTS", details={"vm": dst})
         vmstore.refuse_unusable(drec)
         dst_disks = names.disk_names(dst, len(srec.disks) - 1)
         resuming = drec.state == CREATING
@@ -346,7 +347,8 @@ def _cow_clone(session: Session, src_disk: str, snap: str, dst_disk: str) -> Non
                     parent = {}
             if (parent.get("image_name"), parent.get("snap_name")) != (src_disk, snap):
                 raise Conflict(f"image {dst_disk} already exists and is not a clone of {src_disk}",
-                               "", "Remove it, or choose another name for the clone") from None
+                               "", "Remove it, or choose another name for the clone",
+                               code="IMAGE_TAKEN", details={"image": dst_disk}) from None
 
 
 def _full_copy(session: Session, src_disk: str, snap: str, dst_disk: str) -> None:
@@ -393,16 +395,19 @@ def _remove(session: Session, rec, lease) -> list:
     name = rec.name
     if cluster.has_resource(name):
         raise Conflict(f"VM {name} is enabled in the cluster", "removing it would pull its disks "
-                       "from under Pacemaker", f"Disable it first: rbdvm disable {name}")
+                       "from under Pacemaker", f"Disable it first: rbdvm disable {name}",
+                       code="VM_ENABLED", details={"vm": name})
     if rec.strangers:
         raise Conflict(f"VM {name}'s group also holds {', '.join(rec.strangers)}",
                        "rbdvm did not make those images and never deletes them",
-                       f"Take them out of the group first: rbd group image remove {name} IMAGE")
+                       f"Take them out of the group first: rbd group image remove {name} IMAGE",
+                       code="NOT_RBDVM", details={"vm": name, "images": list(rec.strangers)})
     vmstore.refuse_if_open(session, name, rec.disks, "remove")
     clones = dependent_clones(session, rec.disks)
     if clones:
         raise Conflict(f"VM {name} has copy-on-write clones", f"{', '.join(clones)} depend on its disks",
-                       "Remove those clones first (or make them independent with `rbd flatten`)")
+                       "Remove those clones first (or make them independent with `rbd flatten`)",
+                       code="HAS_CLONES", details={"vm": name, "clones": list(clones)})
     system = names.system_disk(name)
     if system in rec.disks and rec.state != vmstore.BROKEN:
         vmstore.set_metadata(session, system, {vmschema.STATE: REMOVING})

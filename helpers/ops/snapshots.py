@@ -86,7 +86,8 @@ def _require(session, rec, snap):
     snaps = _snapshots(session, rec)
     if snap not in snaps:
         raise NotFound("Snapshot does not exist on VM", f"VM {rec.name} has no snapshot {snap}",
-                       f"List them with `rbdvm snapshot list {rec.name}`")
+                       f"List them with `rbdvm snapshot list {rec.name}`",
+                       code="SNAPSHOT_NOT_FOUND", details={"vm": rec.name, "snapshot": snap})
     return snaps[snap]
 
 
@@ -112,7 +113,7 @@ def create_snapshot(session: Session, vm: str, snap: str) -> dict:
                 vmstore.set_metadata(session, names.system_disk(vm), _recorded(rec, snap, when))
                 return {"vm": vm, "name": snap, "time": _iso(when), "disks": rec.disks}
             raise Conflict("Snapshot already exists", f"VM {vm} already has a snapshot {snap}",
-                           "Choose another snapshot name")
+                           "Choose another snapshot name", code="SNAPSHOT_EXISTS", details={"vm": vm, "snapshot": snap})
         when = _now()
         with ceph_errors(f"creating snapshot {snap} of VM {vm}", session.target):
             rbd.Group(session.ioctx, vm).create_snap(snap)
@@ -141,7 +142,8 @@ def _remove_one(session: Session, rec, snap: str, entry) -> None:
     if entry["children"]:
         raise Conflict(f"snapshot {snap} of VM {rec.name} has clones",
                        f"{', '.join(entry['children'])} depend on it",
-                       "Remove those clones first (or flatten them with `rbd flatten`)")
+                       "Remove those clones first (or flatten them with `rbd flatten`)",
+                       code="HAS_CLONES", details={"vm": rec.name, "snapshot": snap, "clones": list(entry["children"])})
     with ceph_errors(f"removing snapshot {snap} of VM {rec.name}", session.target):
         if entry["kind"] == GROUP:
             rbd.Group(session.ioctx, rec.name).remove_snap(snap)
@@ -162,11 +164,13 @@ def check_rollback(session: Session, rec, snap: str) -> dict:
         raise Conflict(f"snapshot {snap} of VM {rec.name} is incomplete",
                        f"{', '.join(entry['missing'])} has no snapshot {snap}: a rollback would "
                        "leave that disk at its current content",
-                       f"Remove it: rbdvm snapshot remove {rec.name} {snap}")
+                       f"Remove it: rbdvm snapshot remove {rec.name} {snap}",
+                       code="SNAPSHOT_INCOMPLETE", details={"vm": rec.name, "snapshot": snap})
     if not entry["complete"]:
         raise Conflict(f"snapshot {snap} of VM {rec.name} is incomplete",
                        "its creation was interrupted: it does not hold every disk",
-                       f"Remove it: rbdvm snapshot remove {rec.name} {snap}")
+                       f"Remove it: rbdvm snapshot remove {rec.name} {snap}",
+                       code="SNAPSHOT_INCOMPLETE", details={"vm": rec.name, "snapshot": snap})
     recorded = vmschema.stored_definition(rec.metadata, vmschema.DEFINITION_AT_PREFIX + snap)
     if recorded is not None:
         # the definition a rollback restores becomes the one the VM runs: refused before
@@ -214,7 +218,8 @@ def require_rollback_target(session: Session, vm: str, snap: str):
     if rec.state == vmstore.ROLLING_BACK and pending != snap:
         raise Conflict(f"VM {vm} is partly rolled back to snapshot {pending}",
                        f"finish that rollback before rolling back to {snap}",
-                       f"Run `rbdvm snapshot rollback {vm} {pending}` first")
+                       f"Run `rbdvm snapshot rollback {vm} {pending}` first",
+                       code="VM_INCOMPLETE", details={"vm": vm, "snapshot": pending})
     return rec
 
 

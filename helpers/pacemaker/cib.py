@@ -33,7 +33,8 @@ def check_resource_id(vm: str) -> None:
         raise UsageError(f"VM {vm} cannot be a Pacemaker resource",
                          "its name starts with a digit, and a resource id is an XML name, "
                          "which must start with a letter",
-                         "Clone it under a name that starts with a letter and enable the clone")
+                         "Clone it under a name that starts with a letter and enable the clone",
+                         code="INVALID_NAME", details={"name": vm})
 
 
 _BLOCKS = ("instance_attributes", "meta_attributes", "utilization")

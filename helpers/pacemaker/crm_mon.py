@@ -14,7 +14,8 @@ def check_node(status, node: str) -> None:
     """UsageError unless `node` is one of the cluster's nodes."""
     nodes = cluster_nodes(status)
     if node not in nodes:
-        raise UsageError(f"{node} is not a cluster node", f"nodes: {', '.join(nodes)}")
+        raise UsageError(f"{node} is not a cluster node", f"nodes: {', '.join(nodes)}",
+                         code="NOT_A_NODE", details={"node": node, "nodes": nodes})
 
 
 def _resource(status, vm):

@@ -169,7 +169,7 @@ def test_bad_parameters_fail_with_a_clear_message_and_change_nothing(play):
         (vm_task(command="create", name=vm, system_image=boot_disk(), xml="<domain><name>x"),
          "XML"),
         (vm_task(command="create", name=vm, system_image=boot_disk(), xml=xml, metadata={"xml": "<domain/>"}),
-         "metadata key 'xml' is reserved for rbdvm"),
+         "metadata key 'xml' is reserved"),
         (vm_task(state="present", name=vm, system_image=boot_disk(), xml=xml, metadata={"_settings_sig": "x"}),
          "metadata key"),
     ]

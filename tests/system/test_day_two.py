@@ -74,7 +74,9 @@ def test_settings_change_on_a_running_vm_without_a_restart(cluster_vm):
 def test_an_agent_parameter_change_is_refused_on_a_running_vm_unless_a_restart_is_allowed(cluster_vm):
     vm = cluster_vm
     res = set_json(vm, "--migration-downtime", "300", check=False)
-    assert res.returncode == 4 and "restarts VM" in res.stderr and "--restart" in res.stderr, res.stderr
+    error = json.loads(res.stdout)["error"] if res.stdout else {}
+    assert res.returncode == 4 and error.get("code") == "RESTART_NEEDED", res.stdout + res.stderr
+    assert "restarts VM" in error["message"] and "--restart" in error["message"], error
     info = json.loads(rbdvm("info", vm, "--json").stdout)
     assert "migration_downtime" not in info["settings"], "nothing was written"
     r = set_json(vm, "--migration-downtime", "300", "--restart")

@@ -15,6 +15,7 @@ from labkit.testing import (
     qcow2,
     rbdvm,
     rbdvm_error,
+    rbdvm_error_json,
     rbdvm_json,
     read_bytes,
     unique,
@@ -41,11 +42,28 @@ def test_metadata_list_get_set(vm):
     full = rbdvm_json("metadata", "list", vm, "--all")
     assert {"vm_name", "xml", "_base_xml", "owner", "site"} <= set(full)
     assert "No metadata for image" in rbdvm_error(3, "metadata", "get", vm, "nokey")
-    for reserved in ("xml", "vm_name", "_base_xml", "_live_migration", "my-key", "a b"):
-        assert "Parameter must not contain spaces or special chars" in \
-            rbdvm_error(2, "metadata", "set", vm, reserved, "x")
-    assert "Parameter must not contain spaces or special chars" in \
+    for reserved in ("xml", "vm_name", "_base_xml", "_live_migration"):
+        assert f"metadata key '{reserved}' is reserved" in rbdvm_error(2, "metadata", "set", vm, reserved, "x")
+    for bad in ("my-key", "a b"):
+        assert "Parameter must not contain spaces or special chars" in rbdvm_error(2, "metadata", "set", vm, bad, "x")
+    assert "metadata key '_x' is reserved" in \
         rbdvm_error(2, "create", "--disabled", unique(), "--image", boot_disk(), "--xml", base_xml(vm), "-m", "_x=1")
+
+
+def test_errors_under_json_carry_a_code_and_the_objects(vm):
+    """--json: an error is {"error": {...}} on stdout with the error's exit code, and every
+    problem of an input is reported, not the first."""
+    missing = rbdvm_error_json(3, "metadata", "get", vm, "nokey")
+    assert (missing["code"], missing["details"]) == ("KEY_NOT_FOUND", {"vm": vm, "key": "nokey"})
+    reserved = rbdvm_error_json(2, "metadata", "set", vm, "xml", "x")
+    assert (reserved["code"], reserved["details"]) == ("RESERVED_KEY", {"key": "xml"})
+    assert rbdvm_error_json(3, "info", "nosuchvm")["details"] == {"vm": "nosuchvm"}
+    name = unique()
+    both = rbdvm_error_json(2, "create", "--disabled", name, "--image", boot_disk(), "--xml", base_xml(name),
+                            "-m", "xml=1", "-m", "a-b=2")
+    assert [p["code"] for p in both["problems"]] == ["RESERVED_KEY", "INVALID_NAME"]
+    assert "'xml' is reserved" in both["message"] and "'a-b'" in both["message"]
+    assert rbdvm_error_json(3, "info", name)["code"] == "VM_NOT_FOUND", "the refused create left something"
 
 
 def test_namespaces_isolate_vms_of_the_same_name():

@@ -47,6 +47,17 @@ def rbdvm_error(code: int, *args, node: str = "node1") -> str:
     return res.stderr
 
 
+def rbdvm_error_json(code: int, *args, node: str = "node1") -> dict:
+    """Run a command with --json that must fail with exit code `code`; return its error as
+    the JSON on stdout gives it (stderr stays empty)."""
+    res = rbdvm(*args, "--json", node=node, check=False)
+    assert res.returncode == code, f"expected exit {code}, got {res.returncode}: {res.stdout} {res.stderr}"
+    assert res.stderr == "", res.stderr
+    error = json.loads(res.stdout)["error"]
+    assert error["exit_code"] == code
+    return error
+
+
 def rbdtool(*args, node: str = "node1", ns: str = "-") -> str:
     return ops.on(node, PYTHON, RBDTOOL, args[0], ns, *map(str, args[1:])).stdout.strip()
 
@@ -245,7 +256,8 @@ def rerun(*args):
     deadline = time.monotonic() + 20
     while True:
         res = rbdvm(*args, check=False)
-        if res.returncode != 4 or "is busy" not in res.stderr or time.monotonic() > deadline:
-            assert res.returncode == 0, res.stderr
+        busy = "is busy" in res.stderr or '"code": "VM_BUSY"' in res.stdout     # --json: the error on stdout
+        if res.returncode != 4 or not busy or time.monotonic() > deadline:
+            assert res.returncode == 0, res.stdout + res.stderr
             return res
         time.sleep(0.5)

@@ -322,6 +322,21 @@ error:
     ClusterUnavailable, Untrusted, ...).
   type: str
   returned: failure
+code:
+  description: The stable code of what went wrong (VM_NOT_FOUND, VM_BUSY, RESERVED_KEY...; the
+    table is in rbdvm's docs/errors.md), for a C(failed_when) or C(until) to test.
+  type: str
+  returned: failure
+  sample: VM_BUSY
+details:
+  description: The objects the error is about (vm, snapshot, disk, node...).
+  type: dict
+  returned: failure
+problems:
+  description: When an input has several problems, each of them (code, message, details).
+  type: list
+  elements: dict
+  returned: failure
 """
 
 import datetime
@@ -636,8 +651,7 @@ class Run:
         p = self.p
         before = metadata.list_metadata(self.session, p["name"])
         wanted = self.declaration("present").given_metadata
-        for key in wanted:
-            vmschema.check_user_key(key)
+        vmschema.check_user_metadata(wanted)
         different = {k: v for k, v in wanted.items() if before.get(k) != v}
         after = {**before, **wanted}
         self.diff = {"before": {"metadata": before}, "after": {"metadata": after}}
@@ -700,7 +714,9 @@ def main():
         module.fail_json(msg=str(exc), error="Unsupported", changed=False)
     except RbdvmError as exc:
         done = run.actions if run else []
-        module.fail_json(msg=exc.message_for(_hints()), error=type(exc).__name__,
+        report = exc.as_dict(_hints())
+        module.fail_json(msg=report["message"], error=type(exc).__name__, code=report["code"],
+                         details=report["details"], problems=report.get("problems", []),
                          changed=bool(run and run.changed and not run.check), actions=done)
     out = dict(changed=run.changed, actions=run.actions, **run.result)
     if module._diff and run.diff is not None:
