@@ -7,6 +7,7 @@ import click
 from rbdvm.helpers.ceph.session import Session
 from rbdvm.helpers.core import names, vmschema
 from rbdvm.helpers.core.errors import UsageError
+from rbdvm.helpers.core.vmschema import VmState
 from rbdvm.helpers.ops import lifecycle, provision
 
 from .cluster import cluster_line, colocation_text
@@ -171,7 +172,7 @@ def info(name, target, as_json):
 
     def text(r):
         where = f" in pool {r['pool']}" + (f", namespace {r['namespace']}" if r['namespace'] else "")
-        if r["state"] == "broken":
+        if r["state"] == VmState.BROKEN:
             return [f"VM {r['name']} (broken){where}: {r['why']}",
                     "  disks: " + ", ".join(d["name"] for d in r["disks"]),
                     f"  `rbdvm remove {r['name']}` deletes what is left of it"]

@@ -14,11 +14,11 @@ query is one of Pacemaker's tools with XML output, bounded by the caller's deadl
 """
 
 import calendar
-import subprocess
 import time
 
 from rbdvm.helpers.core import xmlsafe
 from rbdvm.helpers.core.errors import RbdvmError
+from rbdvm.helpers.pacemaker import crm_mon, runner
 
 FENCE_ACTIONS = ("off", "reboot")
 
@@ -28,19 +28,10 @@ class Unknown(Exception):
 
 
 def _xml(argv, until: float):
-    left = until - time.monotonic()
-    if left <= 0:
-        raise Unknown(f"no time left for {argv[0]}")
     try:
-        res = subprocess.run(argv, capture_output=True, text=True, timeout=left)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise Unknown(f"{argv[0]}: {exc}") from None
-    if res.returncode != 0:
-        raise Unknown(f"{argv[0]} failed: {(res.stderr or res.stdout).strip()[:200]}")
-    try:
-        return xmlsafe.parse(res.stdout, f"{argv[0]}'s output")
+        return xmlsafe.parse(runner.run(argv, until=until), f"{argv[0]}'s output")
     except RbdvmError as exc:
-        raise Unknown(str(exc)) from None
+        raise Unknown(exc.message[:300]) from None
 
 
 def _epoch(text: str):
@@ -64,22 +55,6 @@ def _epoch(text: str):
         return calendar.timegm(time.strptime(body, "%Y-%m-%d %H:%M:%S")) - offset
     except ValueError:
         return None
-
-
-def node_state(crm_mon, node: str) -> str:
-    """online | unclean | lost | offline | unknown, from crm_mon's XML. `lost`: gone while
-    Pacemaker still expects it up (left without being fenced, e.g. fencing disabled); only
-    `offline` (expected down: fenced, or shut down) can be a confirmed fence."""
-    found = next((n for n in crm_mon.iter("node") if n.get("name") == node), None)
-    if found is None:
-        return "unknown"
-    if found.get("online") == "true":
-        return "online"
-    if found.get("unclean") == "true":
-        return "unclean"
-    if found.get("expected_up") == "true":
-        return "lost"
-    return "offline"
 
 
 def last_fence(history, node: str):
@@ -113,7 +88,7 @@ def confirmed(node: str, until: float):
     """A description of the fence that took `node` down, if Pacemaker confirms it and has not
     seen the node since; None otherwise (with the reason in `why`, for the log)."""
     try:
-        state = node_state(_xml(["crm_mon", "--one-shot", "--output-as=xml"], until), node)
+        state = crm_mon.node_state(_xml(["crm_mon", "--one-shot", "--output-as=xml"], until), node)
         if state != "offline":
             return None, f"node {node} is {state}"
         fence = last_fence(_xml(["stonith_admin", "--history", node, "--verbose", "--output-as=xml"], until), node)

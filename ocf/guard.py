@@ -24,10 +24,10 @@ without fencing the guard refuses exactly as before.
 import time
 import uuid
 
-import rados
 import rbd
 
 from rbdvm.helpers.ceph import blocklist, vmstore
+from rbdvm.helpers.ceph.radoslock import RadosLock
 from rbdvm.helpers.ceph.session import Session
 from rbdvm.helpers.core import hostnames, timeouts
 from rbdvm.helpers.core.errors import RbdvmError
@@ -120,22 +120,15 @@ class StartSection:
 
         desc = f"start by {socket.gethostname()}"
         for d in self.disks:
-            while True:
-                try:
-                    d.ioctx.lock_exclusive(d.header, LOCK_NAME, self.cookie, desc=desc,
-                                           duration=self.hold_seconds)
-                    self.locked.append(d)
-                    break
-                except rados.ObjectBusy:
-                    if time.monotonic() >= until:
-                        # the other start may have its QEMU up by now: name it if so
-                        clients = self.clients()
-                        if clients:
-                            raise GuardRefused(_refusal(clients)) from None
-                        raise GuardRefused(
-                            f"split-brain guard: another start of {d.label} is under way (it "
-                            "holds the disk's start lock); refusing to start a second writer") from None
-                    time.sleep(0.05)
+            lock = RadosLock(d.ioctx, d.header, LOCK_NAME, self.hold_seconds, desc=desc, cookie=self.cookie)
+            if not lock.take(until, every=0.05):
+                # the other start may have its QEMU up by now: name it if so
+                clients = self.clients()
+                if clients:
+                    raise GuardRefused(_refusal(clients))
+                raise GuardRefused(f"split-brain guard: another start of {d.label} is under way (it "
+                                   "holds the disk's start lock); refusing to start a second writer")
+            self.locked.append(lock)
 
     def clients(self) -> list:
         """[(disk label, address, node name or None, client instance)] of every client
@@ -211,11 +204,8 @@ class StartSection:
         self._close()
 
     def _close(self) -> None:
-        for d in self.locked if self.release else ():
-            try:
-                d.ioctx.unlock(d.header, LOCK_NAME, self.cookie)
-            except rados.Error:
-                pass   # expired: nothing to release
+        for lock in self.locked if self.release else ():
+            lock.release()
         for d in self.disks:
             if d.handle is not None:
                 d.handle.close()

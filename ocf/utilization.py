@@ -3,11 +3,9 @@ when it changed: the last values written on this node are remembered in $HA_RSCT
 monitor ever forks. The memory is forgotten when the domain leaves this node (stop,
 migrate_to), so a resource deleted and created again gets its utilization again."""
 
-import subprocess
-import time
-
 from rbdvm.helpers.core import xmlsafe
 from rbdvm.helpers.core.errors import RbdvmError
+from rbdvm.helpers.pacemaker import runner
 
 from . import log, rsctmp
 
@@ -42,19 +40,12 @@ def update(rsc: str, xml: str, cpu: bool, hv_memory: bool, until: float) -> None
     if rsctmp.recall(KIND, rsc) == text:
         return
     for key, value in wanted.items():
-        left = until - time.monotonic()
-        if left <= 0:
-            log.warn(f"no time left to set utilization {key}={value}")
-            return
         argv = ["crm_resource", "--resource", rsc, "--utilization", "--set-parameter", key,
                 "--parameter-value", str(value)]
         try:
-            res = subprocess.run(argv, capture_output=True, text=True, timeout=left)
-        except (subprocess.TimeoutExpired, OSError) as exc:
-            log.warn(f"could not set utilization {key}={value}: {exc}")
-            return
-        if res.returncode != 0:
-            log.warn(f"could not set utilization {key}={value}: {res.stderr.strip()}")
+            runner.run(argv, until=until)
+        except RbdvmError as exc:
+            log.warn(f"could not set utilization {key}={value}: {exc.message}")
             return
     rsctmp.remember(KIND, rsc, text)
     log.info(f"utilization of {rsc} set: {text}")

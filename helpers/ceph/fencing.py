@@ -18,6 +18,7 @@ import rados
 
 from ..core import timeouts
 from ..core.errors import ClusterUnavailable, Conflict
+from .radoslock import RadosLock
 from .session import Session, refused_by_blocklist, translate
 
 OBJECT = "rbdvm.fence"       # in the pool's default namespace
@@ -46,31 +47,23 @@ def exclusive(session: Session, until: float):
     """Hold the fence lock (waiting for another fencer until `until`, monotonic clock).
 
     Raises Fenced when the OSDs refuse this host, Conflict when another fencer keeps it."""
-    cookie = f"{socket.gethostname()}/{os.getpid()}/{time.time_ns()}"
-    ioctx = session.ioctx
-    while True:
-        try:
-            ioctx.lock_exclusive(OBJECT, LOCK, cookie, desc="rbdvm storage fencing", duration=timeouts.FENCE_LOCK)
-            break
-        except (rados.ObjectBusy, rados.ObjectExists):
-            if time.monotonic() >= until:
-                raise Conflict("another node is fencing right now",
-                               f"the lock on {OBJECT} in pool {session.target.pool} stayed taken",
-                               "Check `rados -p POOL lock info rbdvm.fence fence`", code="FENCE_BUSY") from None
-            time.sleep(0.2)
-        except rados.Error as exc:
-            if refused_by_blocklist(exc):
-                raise Fenced("this host is fenced itself: it may not fence another",
-                             "the OSDs refuse its address (it is on the blocklist)",
-                             "Reboot this host; unfencing removes the entry when it rejoins") from exc
-            raise translate(exc, f"taking the fence lock on {OBJECT}", session.target) from exc
+    lock = RadosLock(session.ioctx, OBJECT, LOCK, timeouts.FENCE_LOCK, desc="rbdvm storage fencing",
+                     cookie=f"{socket.gethostname()}/{os.getpid()}/{time.time_ns()}")
+    try:
+        if not lock.take(until, every=0.2):
+            raise Conflict("another node is fencing right now",
+                           f"the lock on {OBJECT} in pool {session.target.pool} stayed taken",
+                           "Check `rados -p POOL lock info rbdvm.fence fence`", code="FENCE_BUSY")
+    except rados.Error as exc:
+        if refused_by_blocklist(exc):
+            raise Fenced("this host is fenced itself: it may not fence another",
+                         "the OSDs refuse its address (it is on the blocklist)",
+                         "Reboot this host; unfencing removes the entry when it rejoins") from exc
+        raise translate(exc, f"taking the fence lock on {OBJECT}", session.target) from exc
     try:
         yield
         # the release travels with the newest OSD map: entries added above are known to
         # the OSD before anyone else can take the lock
         session.cluster.wait_for_latest_osdmap()
     finally:
-        try:
-            ioctx.unlock(OBJECT, LOCK, cookie)
-        except rados.Error:
-            pass   # it expires after timeouts.FENCE_LOCK
+        lock.release()      # or it expires after timeouts.FENCE_LOCK

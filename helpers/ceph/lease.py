@@ -12,7 +12,6 @@ import os
 import socket
 import threading
 import time
-import uuid
 from datetime import datetime, timezone
 
 import rados
@@ -20,10 +19,10 @@ import rados
 from ..core import timeouts
 from ..core.errors import Conflict, RbdvmError
 from ..core.names import lease_object
+from .radoslock import RadosLock
 from .session import Session, ceph_errors
 
 LOCK_NAME = "rbdvm-lease"
-LOCK_FLAG_RENEW = 1          # LIBRADOS_LOCK_FLAG_MAY_RENEW
 HOLDER_XATTR = "rbdvm.holder"
 STALLED = "it was not renewed in time (this host or Ceph stalled)"
 
@@ -47,7 +46,7 @@ class Lease:
     def __init__(self, session: Session, vm: str, operation: str, seconds: int = timeouts.LEASE):
         self.session, self.vm, self.operation, self.seconds = session, vm, operation, seconds
         self.obj = lease_object(vm)
-        self.cookie = uuid.uuid4().hex
+        self.lock = RadosLock(session.ioctx, self.obj, LOCK_NAME, seconds, desc=operation)
         self._stop = threading.Event()
         self._guard = threading.Lock()
         self._lost: str | None = None
@@ -57,23 +56,20 @@ class Lease:
         # stop acting a little before the OSD lets the lock go
         self._margin = min(1.0, seconds / 4)
 
-    def _lock(self, flags: int = 0) -> None:
-        self.session.ioctx.lock_exclusive(self.obj, LOCK_NAME, self.cookie, desc=self.operation,
-                                          duration=self.seconds, flags=flags)
 
     def __enter__(self):
         ioctx = self.session.ioctx
         sent = time.monotonic()
         try:
-            self._lock()
-        except rados.ObjectBusy:
-            raise Conflict(f"VM {self.vm} is busy", self._holder(),
-                           "Wait for that command to finish (a killed command's lease expires "
-                           f"after {self.seconds} s), then run yours again",
-                           code="VM_BUSY", details={"vm": self.vm}) from None
+            taken = self.lock.try_take()
         except rados.Error as exc:
             with ceph_errors(f"taking the lease of VM {self.vm}", self.session.target):
                 raise exc
+        if not taken:
+            raise Conflict(f"VM {self.vm} is busy", self._holder(),
+                           "Wait for that command to finish (a killed command's lease expires "
+                           f"after {self.seconds} s), then run yours again",
+                           code="VM_BUSY", details={"vm": self.vm})
         self._valid_until = sent + self.seconds
         holder = {"operation": self.operation, "host": socket.gethostname(), "pid": os.getpid(),
                   "since": datetime.now(timezone.utc).isoformat(timespec="seconds")}
@@ -102,9 +98,8 @@ class Lease:
             if self._expired() or self._lost is not None:
                 return self._lose(STALLED + (f"; the last renewal failed: {failing}" if failing else ""))
             try:
-                self._lock(LOCK_FLAG_RENEW)
-            except rados.ObjectBusy:
-                return self._lose("another command took it")
+                if not self.lock.try_take(renew=True):
+                    return self._lose("another command took it")
             except rados.Error as exc:
                 pause, failing = min(1.0, self.seconds / 6), exc     # retried until the lease runs out
                 continue
@@ -149,7 +144,4 @@ class Lease:
         self._stop.set()
         for t in self._threads:
             t.join()      # a renewal in flight would take the lock again after the unlock
-        try:
-            self.session.ioctx.unlock(self.obj, LOCK_NAME, self.cookie)
-        except rados.Error:
-            pass   # expired or gone with the VM: nothing to release
+        self.lock.release()

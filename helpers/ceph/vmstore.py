@@ -7,19 +7,10 @@ import rbd
 
 from ..core import hostnames, names, vmschema
 from ..core.errors import Conflict, NotFound
+from ..core.vmschema import VmState
 from . import rbdbulk
 from .session import Session, ceph_errors, translate
 
-# _state on the system disk while a create/clone or a remove is under way; absent when done
-CREATING, REMOVING = "creating", "removing"
-# ... and while a snapshot rollback rewrites the disks (vmschema.ROLLBACK_TO: to which
-# snapshot): half the disks may be at the snapshot and half at head, so nothing may boot it
-ROLLING_BACK = "rolling-back"
-COMPLETE = "complete"
-# the command whose interruption leaves each state, to be run again
-INTERRUPTED = {CREATING: "create or clone", REMOVING: "remove", ROLLING_BACK: "snapshot rollback"}
-# not rbdvm's (another tool's group or image in the shared pool), or a disk librbd cannot open
-FOREIGN, BROKEN = "foreign", "broken"
 # on the VM's lease object from the moment a create/clone makes its first image until that
 # image carries vmschema.OWNER_KEYS: the one window in which rbdvm's own system disk has no marker
 MAKING_XATTR = "rbdvm.making"
@@ -28,7 +19,7 @@ MAKING_XATTR = "rbdvm.making"
 @dataclass
 class VmRecord:
     name: str
-    state: str                          # complete | creating | removing | absent | foreign | broken
+    state: VmState
     disks: list = field(default_factory=list)
     metadata: dict = field(default_factory=dict)   # of the system disk
     in_group: bool = False
@@ -102,12 +93,10 @@ def group_images(session: Session, vm: str) -> list:
 def disk_order(vm: str, disks) -> list:
     """System disk first, then data disks by index, then anything else by name."""
     def key(d):
-        if d == names.system_disk(vm):
-            return (0, 0, d)
-        prefix = f"{names.DATA_PREFIX}{vm}_"
-        if d.startswith(prefix) and d[len(prefix):].isdigit():
-            return (1, int(d[len(prefix):]), d)
-        return (2, 0, d)
+        parsed = names.parse_disk(d)
+        if parsed is None or parsed[0] != vm:
+            return (2, 0, d)
+        return (0, 0, d) if parsed[1] is None else (1, parsed[1], d)
     return sorted(disks, key=key)
 
 
@@ -120,7 +109,7 @@ def record(session: Session, vm: str, groups=None, images=None, metadata=None, m
     if not isinstance(images, (set, frozenset)):
         images = set(list_images(session) if images is None else images)
     system = names.system_disk(vm)
-    rec = VmRecord(vm, "absent", in_group=vm in groups)
+    rec = VmRecord(vm, VmState.ABSENT, in_group=vm in groups)
     if not rec.in_group and system not in images:
         return rec
     if members is None:
@@ -134,7 +123,7 @@ def record(session: Session, vm: str, groups=None, images=None, metadata=None, m
             metadata = read_metadata(session, system)
         except NotFound:
             # listed but unopenable: its header is gone (a crash inside librbd's remove)
-            rec.state, rec.why = BROKEN, f"image {system} is listed but cannot be opened"
+            rec.state, rec.why = VmState.BROKEN, f"image {system} is listed but cannot be opened"
             rec.disks = disk_order(vm, {system} | {i for i in images if names.is_vm_disk(vm, i)})
             return rec
     if not _claimed(session, vm, metadata):
@@ -151,7 +140,7 @@ def record(session: Session, vm: str, groups=None, images=None, metadata=None, m
 
 
 def _foreign(rec: VmRecord, why: str) -> VmRecord:
-    rec.state, rec.why, rec.in_group = FOREIGN, why, False
+    rec.state, rec.why, rec.in_group = VmState.FOREIGN, why, False
     return rec
 
 
@@ -165,18 +154,18 @@ def _unclaimed(rec: VmRecord) -> VmRecord:
     return _foreign(rec, f"image {names.system_disk(rec.name)} carries no rbdvm metadata (no vm_name)")
 
 
-def state_of(metadata: dict, system_in_group: bool) -> str:
+def state_of(metadata: dict, system_in_group: bool) -> VmState:
     """The one rule for "is this VM usable", from its system disk alone: its metadata and
     whether it is a member of the VM's group. Shared by every listing and by the agent.
 
     The system disk joins the group last: membership is a create/clone's commit point. A
     half-done clone's system disk already carries the source's metadata, `xml` included."""
     state = metadata.get(vmschema.STATE)
-    if state in INTERRUPTED:
-        return state
+    if state in vmschema.INTERRUPTED:
+        return VmState(state)
     if system_in_group and vmschema.XML in metadata:
-        return COMPLETE
-    return CREATING   # a create or clone that stopped before it could say so
+        return VmState.COMPLETE
+    return VmState.CREATING   # a create or clone that stopped before it could say so
 
 
 def records(session: Session) -> list:
@@ -186,7 +175,7 @@ def records(session: Session) -> list:
         return []
     ids = rbdbulk.image_ids(session)
     groups = rbdbulk.group_ids(session)
-    candidates = set(groups) | {i[len(names.SYSTEM_PREFIX):] for i in ids if i.startswith(names.SYSTEM_PREFIX)}
+    candidates = set(groups) | {p[0] for p in map(names.parse_disk, ids) if p and p[1] is None}
     headers = rbdbulk.system_headers(session, candidates, ids)
     group_set, image_set = set(groups), set(ids)
     out = []
@@ -201,7 +190,7 @@ def records(session: Session) -> list:
         else:
             # partly created or removed: rare, and read exactly through librbd
             rec = record(session, vm, group_set, image_set)
-        if rec.state not in ("absent", FOREIGN):
+        if rec.state not in (VmState.ABSENT, VmState.FOREIGN):
             out.append(rec)
     return out
 
@@ -244,15 +233,15 @@ def usable_metadata(session: Session, vm: str) -> dict:
 
 def refuse_incomplete(session: Session, rec: VmRecord, rolling_back_ok: bool = False) -> None:
     vm = rec.name
-    if rec.state == ROLLING_BACK and not rolling_back_ok:
+    if rec.state == VmState.ROLLING_BACK and not rolling_back_ok:
         snap = rec.metadata.get(vmschema.ROLLBACK_TO, "?")
         raise Conflict(f"VM {vm} is partly rolled back to snapshot {snap}",
                        "a rollback was interrupted: some disks may be at the snapshot, others not",
                        f"Run `rbdvm snapshot rollback {vm} {snap}` again to finish it",
                        code="VM_INCOMPLETE", details={"vm": vm, "snapshot": snap})
-    if rec.state == "absent":
+    if rec.state == VmState.ABSENT:
         raise no_such_vm(session, vm)
-    if rec.state == CREATING:
+    if rec.state == VmState.CREATING:
         raise Conflict(f"VM {vm} is only partly created", "a create or clone of it was interrupted",
                        f"Run that create/clone again to finish it, or `rbdvm remove {vm}`",
                        code="VM_INCOMPLETE", details={"vm": vm})
@@ -261,18 +250,18 @@ def refuse_incomplete(session: Session, rec: VmRecord, rolling_back_ok: bool = F
 
 def refuse_unusable(rec: VmRecord) -> None:
     """Refuse a name no command but remove may touch: being removed, broken, another tool's."""
-    if rec.state == REMOVING:
+    if rec.state == VmState.REMOVING:
         raise Conflict(f"VM {rec.name} is being removed", "a remove of it was interrupted",
                        f"Run `rbdvm remove {rec.name}` again to finish it",
                        code="VM_INCOMPLETE", details={"vm": rec.name})
-    if rec.state == BROKEN:
+    if rec.state == VmState.BROKEN:
         raise Conflict(f"VM {rec.name} is broken", rec.why, f"Remove what is left of it: rbdvm remove {rec.name}",
                        code="VM_BROKEN", details={"vm": rec.name})
     refuse_foreign(rec)
 
 
 def refuse_foreign(rec: VmRecord) -> None:
-    if rec.state == FOREIGN:
+    if rec.state == VmState.FOREIGN:
         raise Conflict(f"{rec.name} is not a VM rbdvm manages", rec.why,
                        "It belongs to another tool: rbdvm leaves it alone",
                        code="NOT_RBDVM", details={"name": rec.name})

@@ -59,13 +59,30 @@ def data_disk(vm: str, index: int) -> str:
     return f"{DATA_PREFIX}{vm}_{index}"
 
 
+def parse_disk(image: str):
+    """(vm, index) of a disk name rbdvm lays out: index None for the system disk
+    (system_VM), N for the data disk data_VM_N; None for any other name. The one reading of
+    disk names."""
+    if image.startswith(SYSTEM_PREFIX) and is_name(image[len(SYSTEM_PREFIX):]):
+        return image[len(SYSTEM_PREFIX):], None
+    if image.startswith(DATA_PREFIX):
+        vm, sep, index = image[len(DATA_PREFIX):].rpartition("_")
+        if sep and is_name(vm) and index.isdigit():
+            return vm, int(index)
+    return None
+
+
 def is_vm_disk(vm: str, image: str) -> bool:
     """Whether `image` has one of the names VM `vm`'s disks are laid out with: rbdvm never
     deletes or overwrites an image outside them."""
-    if image == system_disk(vm):
-        return True
-    prefix = f"{DATA_PREFIX}{vm}_"
-    return image.startswith(prefix) and image[len(prefix):].isdigit()
+    parsed = parse_disk(image)
+    return parsed is not None and parsed[0] == vm
+
+
+def vm_of_disk(image: str) -> str:
+    """The VM a disk name belongs to (the name itself if it is not one of rbdvm's)."""
+    parsed = parse_disk(image)
+    return parsed[0] if parsed else image
 
 
 def disk_names(vm: str, data_disks: int) -> list:

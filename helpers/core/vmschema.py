@@ -8,22 +8,44 @@ stores them, `VmConfig` reads them back with their defaults.
 
 import json
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from . import defaults, names, timeouts
 from .domainxml import DISK_BUSES
 from .errors import Problems, UsageError
+
+
+class VmState(StrEnum):
+    """What a VM is in storage: the one list of its states (vmstore reads them; the three
+    interrupted ones are also what STATE stores while an operation runs). A str, so JSON and
+    comparisons with stored text need nothing more."""
+
+    COMPLETE = "complete"
+    CREATING = "creating"           # a create or clone is under way, or was interrupted
+    REMOVING = "removing"           # a remove is under way, or was interrupted
+    ROLLING_BACK = "rolling-back"   # a rollback rewrites the disks: half may be at the snapshot
+    ABSENT = "absent"               # nothing of it in storage
+    FOREIGN = "foreign"             # another tool's group or image in the shared pool
+    BROKEN = "broken"               # a disk librbd cannot open
+
+
+# the command whose interruption leaves each stored state, to be run again
+INTERRUPTED = {VmState.CREATING: "create or clone", VmState.REMOVING: "remove",
+               VmState.ROLLING_BACK: "snapshot rollback"}
+
 
 # ------------------------------------------------------------------ the keys
 VM_NAME = "vm_name"                # the VM's name (vm_manager's marker of its system disks)
 XML = "xml"                        # the libvirt definition the agent starts
 BASE_XML = "_base_xml"             # the operator's definition the xml was built from
 ADDITIONAL_DISKS = "_additional_disks"
-STATE = "_state"                   # creating | removing | rolling-back; absent when complete
+STATE = "_state"                   # VmState.CREATING | REMOVING | ROLLING_BACK; absent when complete
 ROLLBACK_TO = "_rollback_to"       # the snapshot an interrupted rollback was going to
 REENABLE = "_reenable"             # the target role a rollback restores after it
 CREATED = "_created"
 CLONED_FROM = "_cloned_from"       # JSON {"vm", "mode", "at"}
 IMPORTED = "_imported"             # on a disk while its image is being imported
+ADDING = "_adding"                 # on a data disk being added: the VM it is for (a re-run adopts it)
 COPIED = "_copied"                 # on a disk while a full clone copies into it
 COLOCATIONS = "_colocations"       # JSON [{"with", "strong", "anti"}]
 SNAPSHOT_TIME_PREFIX = "_snapshot_"   # + snapshot name: when it was taken

@@ -14,6 +14,7 @@ from ..ceph import diskimage, trust, vmstore
 from ..ceph.session import Session
 from ..core import defaults, domainxml, names, vmschema, xmlsafe
 from ..core.errors import UsageError
+from ..core.vmschema import VmState
 from ..pacemaker import cluster, crm_mon
 from . import configure, editing, lifecycle, metadata, provision
 
@@ -100,10 +101,10 @@ def _read(session: Session, name: str, status, removing: bool) -> tuple:
     names.check_name(name, "VM name")
     rec = vmstore.record(session, name)
     status = cluster.cluster_status() if status is None else status
-    st = crm_mon.vm_status(status, name, rec.state != "absent")
-    if rec.state == "absent":
+    st = crm_mon.vm_status(status, name, rec.state != VmState.ABSENT)
+    if rec.state == VmState.ABSENT:
         return {"exists": False, "status": st["status"]}, None
-    if rec.state == vmstore.CREATING or (removing and rec.state in (vmstore.REMOVING, vmstore.BROKEN)):
+    if rec.state == VmState.CREATING or (removing and rec.state in (VmState.REMOVING, VmState.BROKEN)):
         return {"exists": False, "leftover": rec.state, "status": st["status"]}, None
     vmstore.refuse_incomplete(session, rec)
     md = rec.metadata

@@ -21,8 +21,6 @@ from ..hypervisor import live
 from ..pacemaker import cib, cluster, crm_mon
 from . import provision, snapshots
 
-ADDING = "_adding"      # on a data disk being added: the VM it is for (a re-run adopts it)
-
 
 def _running_on(vm: str):
     """(node, URI of its libvirtd) if the VM runs under Pacemaker, else None."""
@@ -106,7 +104,7 @@ def add(session: Session, vm: str, *, size: int | None = None, image: str | None
         definition = provision.rebuild_definition(session, vm, rec.metadata, disks)
         xml = definition[vmschema.XML]
         fresh = provision.ensure_image(session, disk, f.virtual_size if f is not None else int(size or 0))
-        vmstore.set_metadata(session, disk, {ADDING: vm})
+        vmstore.set_metadata(session, disk, {vmschema.ADDING: vm})
         checkpoint("disk:image")
         if f is not None:
             provision.import_disk(session, vm, disk, f, lease, fresh=fresh, progress=progress)
@@ -115,7 +113,7 @@ def add(session: Session, vm: str, *, size: int | None = None, image: str | None
         lease.check()
         vmstore.set_metadata(session, names.system_disk(vm),
                              {**definition, vmschema.ADDITIONAL_DISKS: str(len(data))})
-        vmstore.set_metadata(session, disk, {}, remove=[ADDING, vmschema.IMPORTED])
+        vmstore.set_metadata(session, disk, {}, remove=[vmschema.ADDING, vmschema.IMPORTED])
     out = {"name": vm, "disk": disk, "size": _size_of(session, disk)}
     rbd_name = _rbd_name(session, disk)
     out.update(_live(vm, lambda d: d.attach(live.disk_element_xml(xml, rbd_name))))
@@ -128,7 +126,7 @@ def _next_disk(session: Session, rec) -> str:
     of this VM made is taken again, any other is refused (rbdvm never adopts what it did not
     make)."""
     for d in rec.disks[1:]:
-        if vmstore.read_metadata(session, d).get(ADDING) == rec.name:
+        if vmstore.read_metadata(session, d).get(vmschema.ADDING) == rec.name:
             return d
     taken = set(rec.disks)
     i = 0
@@ -136,7 +134,7 @@ def _next_disk(session: Session, rec) -> str:
         i += 1
     disk = names.data_disk(rec.name, i)
     if vmstore.image_exists(session, disk):
-        if vmstore.read_metadata(session, disk).get(ADDING) != rec.name:
+        if vmstore.read_metadata(session, disk).get(vmschema.ADDING) != rec.name:
             raise Conflict(f"cannot add disk {disk} to VM {rec.name}: an image of that name exists",
                            "it is not one rbdvm was adding to this VM",
                            "Remove or rename that image, then add the disk again",

@@ -6,6 +6,7 @@ from ..core import hints, names, timeouts, vmschema
 from ..core.errors import Conflict, NotFound, RbdvmError
 from ..core.faults import checkpoint
 from ..core.hints import Hint
+from ..core.vmschema import VmState
 from ..pacemaker import cluster, crm_mon
 from ..pacemaker.crm_mon import NOT_PLACED  # also the CLI's word for it
 from . import provision, snapshots
@@ -133,7 +134,7 @@ def stop(vm: str, wait: float = timeouts.STOP_WAIT) -> dict:
 def status(session: Session, vm: str) -> dict:
     names.check_name(vm, "VM name")
     rec = vmstore.record(session, vm)
-    return crm_mon.vm_status(cluster.cluster_status(), vm, rec.state != "absent")
+    return crm_mon.vm_status(cluster.cluster_status(), vm, rec.state != VmState.ABSENT)
 
 
 def list_status(session: Session) -> list:

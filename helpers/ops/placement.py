@@ -10,6 +10,7 @@ from ..ceph.lease import Lease
 from ..ceph.session import Session
 from ..core import names, timeouts, vmschema
 from ..core.errors import UsageError
+from ..core.vmschema import VmState
 from ..pacemaker import cib, cluster, crm_mon
 
 
@@ -79,7 +80,7 @@ def colocate(session: Session, vm: str, others, strong: bool = False, anti: bool
         rec = vmstore.require_complete(session, vm)
         if not remove:
             for other in others:
-                if vmstore.record(session, other).state == "absent":
+                if vmstore.record(session, other).state == VmState.ABSENT:
                     raise vmstore.no_such_vm(session, other)
         current = vmschema.colocations(rec.metadata)
         kept = [c for c in current if c["with"] not in others]

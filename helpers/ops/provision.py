@@ -14,11 +14,12 @@ from ..ceph import diskimage, rbdbulk, trust, vmstore
 from ..ceph.lease import Lease
 from ..ceph.monitors import monitor_hosts
 from ..ceph.session import Session, ceph_errors
-from ..ceph.vmstore import COMPLETE, CREATING, REMOVING, where
+from ..ceph.vmstore import where
 from ..core import defaults, domainxml, hints, names, secret, vmschema
 from ..core.errors import Conflict, RbdvmError, UsageError
 from ..core.faults import checkpoint
 from ..core.hints import Hint
+from ..core.vmschema import VmState
 from ..pacemaker import cluster
 from .snapshots import list_snapshots
 
@@ -78,7 +79,7 @@ def _claim(session: Session, name: str, disks, lease, force: bool, base_uuid) ->
     """Make sure `name` may be created (an existing VM replaced only with `force`); True if
     an interrupted create or clone of it is being finished."""
     rec = vmstore.record(session, name)
-    if rec.state == COMPLETE:
+    if rec.state == VmState.COMPLETE:
         if not force:
             raise Conflict("VM already exists", f"VM {name} exists in {where(session)}",
                            hint=Hint(hints.REPLACE_VM), code="VM_EXISTS", details={"vm": name})
@@ -86,7 +87,7 @@ def _claim(session: Session, name: str, disks, lease, force: bool, base_uuid) ->
     vmstore.refuse_unusable(rec)
     if base_uuid:
         check_uuid_free(session, base_uuid, name)
-    if rec.state == CREATING:
+    if rec.state == VmState.CREATING:
         return True
     vmstore.refuse_taken(session, name, disks)
     vmstore.mark_making(session, name, True)
@@ -102,7 +103,7 @@ def _make_images(session: Session, name: str, disks, sizes, lease, resuming: boo
         if ensure_image(session, disk, size):
             fresh.add(disk)
         if disk == disks[0]:
-            vmstore.set_metadata(session, disk, {vmschema.STATE: CREATING, vmschema.VM_NAME: name})
+            vmstore.set_metadata(session, disk, {vmschema.STATE: VmState.CREATING, vmschema.VM_NAME: name})
             vmstore.mark_making(session, name, False)
     return fresh
 
@@ -197,7 +198,7 @@ def check_uuid_free(session: Session, uid: str, name: str) -> None:
     # every VM's stored XML, in one bulk read of the system disks' headers
     others = [vm for vm in vmstore.list_groups(session) if vm != name]
     for other, header in rbdbulk.system_headers(session, others).items():
-        if domainxml.stored_uuid(rbdbulk.metadata(header).get("xml")) == uid:
+        if domainxml.stored_uuid(rbdbulk.metadata(header).get(vmschema.XML)) == uid:
             raise Conflict(f"UUID {uid} is already used by VM {other}",
                            "two VMs with one UUID cannot both run in a libvirt cluster",
                            "Remove <uuid> from the base XML (rbdvm generates one) or choose another")
@@ -281,12 +282,12 @@ def _snapshot_source(session: Session, src: str, dst: str, snap: str, keep: bool
         trust.require_definition(session, src, srec.metadata, f"cannot clone VM {src}")
         trust.require_settings(session, src, srec.metadata, f"cannot clone VM {src}")
         drec = vmstore.record(session, dst, groups, images)
-        if drec.state == COMPLETE:
+        if drec.state == VmState.COMPLETE:
             raise Conflict("VM already exists", f"VM {dst} exists in {where(session)}",
                            "Choose another name for the clone", code="VM_EXISTS", details={"vm": dst})
         vmstore.refuse_unusable(drec)
         dst_disks = names.disk_names(dst, len(srec.disks) - 1)
-        resuming = drec.state == CREATING
+        resuming = drec.state == VmState.CREATING
         if not resuming:
             vmstore.refuse_taken(session, dst, dst_disks, images)
             vmstore.mark_making(session, dst, True)
@@ -360,7 +361,7 @@ def _full_copy(session: Session, src_disk: str, snap: str, dst_disk: str) -> Non
                     return
                 # a copy cut short, or of a snapshot since replaced: it is not the source's
                 # content, so it is redone (unless someone has it open since)
-                vmstore.refuse_if_open(session, _vm_of_image(dst_disk), [dst_disk], "overwrite the disks of")
+                vmstore.refuse_if_open(session, names.vm_of_disk(dst_disk), [dst_disk], "overwrite the disks of")
                 delete_image(session, dst_disk)
             src.copy(session.ioctx, dst_disk)
         vmstore.set_metadata(session, dst_disk, {vmschema.COPIED: marker})
@@ -379,7 +380,7 @@ def remove(session: Session, name: str) -> dict:
     names.check_name(name, "VM name")
     with Lease(session, name, "remove") as lease:
         rec = vmstore.record(session, name)
-        if rec.state == "absent":
+        if rec.state == VmState.ABSENT:
             raise vmstore.no_such_vm(session, name)
         vmstore.refuse_foreign(rec)
         removed = _remove(session, rec, lease)
@@ -409,8 +410,8 @@ def _remove(session: Session, rec, lease) -> list:
                        "Remove those clones first (or make them independent with `rbd flatten`)",
                        code="HAS_CLONES", details={"vm": name, "clones": list(clones)})
     system = names.system_disk(name)
-    if system in rec.disks and rec.state != vmstore.BROKEN:
-        vmstore.set_metadata(session, system, {vmschema.STATE: REMOVING})
+    if system in rec.disks and rec.state != VmState.BROKEN:
+        vmstore.set_metadata(session, system, {vmschema.STATE: VmState.REMOVING})
     checkpoint("remove:marked")
     parents = set()
     with ceph_errors(f"removing VM {name}", session.target):
@@ -492,16 +493,9 @@ def dependent_clones(session: Session, disks) -> list:
                 continue          # broken: no clone can read through it either
             with img:
                 for child in img.list_children2():
-                    found.add(_vm_of_image(child["image"]))
+                    found.add(names.vm_of_disk(child["image"]))
     return sorted(found)
 
-
-def _vm_of_image(image: str) -> str:
-    if image.startswith(names.SYSTEM_PREFIX):
-        return image[len(names.SYSTEM_PREFIX):]
-    if image.startswith(names.DATA_PREFIX):
-        return image[len(names.DATA_PREFIX):].rsplit("_", 1)[0]
-    return image
 
 
 # ------------------------------------------------------------------ read
@@ -513,14 +507,14 @@ def list_vms(session: Session) -> list:
     for rec in vmstore.records(session):
         trusted, _ = _trust(session, rec, key)
         out.append({"name": rec.name, "state": trust.UNTRUSTED if trusted == trust.UNTRUSTED else rec.state,
-                    "disks": len(rec.disks), "uuid": domainxml.stored_uuid(rec.metadata.get("xml")),
+                    "disks": len(rec.disks), "uuid": domainxml.stored_uuid(rec.metadata.get(vmschema.XML)),
                     "trust": trusted})
     return out
 
 
 def _trust(session: Session, rec, key) -> tuple:
     """(signed | untrusted | unknown, why) of a complete VM; ("", "") for any other."""
-    if rec.state != COMPLETE:
+    if rec.state != VmState.COMPLETE:
         return "", ""
     return trust.state(session, rec.name, rec.metadata, key)
 
@@ -528,10 +522,10 @@ def _trust(session: Session, rec, key) -> tuple:
 def info(session: Session, name: str) -> dict:
     names.check_name(name, "VM name")
     rec = vmstore.record(session, name)
-    if rec.state == "absent":
+    if rec.state == VmState.ABSENT:
         raise vmstore.no_such_vm(session, name)
     vmstore.refuse_foreign(rec)
-    if rec.state == vmstore.BROKEN:
+    if rec.state == VmState.BROKEN:
         return {"name": name, "state": rec.state, "pool": session.target.pool,
                 "namespace": session.target.namespace, "why": rec.why,
                 "disks": [{"name": d} for d in rec.disks]}
@@ -543,14 +537,14 @@ def info(session: Session, name: str) -> dict:
         "trust": trusted, **({"untrusted_because": why} if trusted == trust.UNTRUSTED else {}),
         "pool": session.target.pool,
         "namespace": session.target.namespace,
-        "uuid": domainxml.stored_uuid(md.get("xml")),
+        "uuid": domainxml.stored_uuid(md.get(vmschema.XML)),
         "created": vmschema.created(md),
         "cloned_from": vmschema.cloned_from(md),
         "disks": disks,
         "settings": vmschema.decode(md),
         "colocations": vmschema.colocations(md),
         "metadata": {k: v for k, v in sorted(md.items()) if vmschema.is_user_key(k)},
-        "snapshots": list_snapshots(session, name) if rec.state == COMPLETE else [],
+        "snapshots": list_snapshots(session, name) if rec.state == VmState.COMPLETE else [],
         "clones": dependent_clones(session, rec.disks),
     }
 

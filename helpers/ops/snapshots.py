@@ -12,6 +12,7 @@ from ..core import hints, names, vmschema
 from ..core.errors import Conflict, NotFound, UsageError
 from ..core.faults import checkpoint
 from ..core.hints import Hint
+from ..core.vmschema import VmState
 
 GROUP, PER_DISK = "group", "per-disk"
 
@@ -190,7 +191,7 @@ def rollback(session: Session, vm: str, snap: str) -> dict:
         entry = check_rollback(session, rec, snap)
         vmstore.refuse_if_open(session, vm, rec.disks, "roll back")
         # marked before the first disk changes: a rollback cut short leaves a VM nothing boots
-        vmstore.set_metadata(session, system, {vmschema.STATE: vmstore.ROLLING_BACK,
+        vmstore.set_metadata(session, system, {vmschema.STATE: VmState.ROLLING_BACK,
                                                vmschema.ROLLBACK_TO: snap})
         checkpoint("rollback:marked")
         with ceph_errors(f"rolling VM {vm} back to snapshot {snap}", session.target):
@@ -215,7 +216,7 @@ def require_rollback_target(session: Session, vm: str, snap: str):
     """The VM a rollback to `snap` may run on: complete, or half rolled back to `snap`."""
     rec = vmstore.require_complete(session, vm, rolling_back_ok=True)
     pending = rec.metadata.get(vmschema.ROLLBACK_TO)
-    if rec.state == vmstore.ROLLING_BACK and pending != snap:
+    if rec.state == VmState.ROLLING_BACK and pending != snap:
         raise Conflict(f"VM {vm} is partly rolled back to snapshot {pending}",
                        f"finish that rollback before rolling back to {snap}",
                        f"Run `rbdvm snapshot rollback {vm} {pending}` first",

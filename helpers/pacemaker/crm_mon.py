@@ -6,6 +6,29 @@ from .cib import AGENT
 NOT_PLACED = "no node may run it now (standby or offline nodes, pinning, colocations)"
 
 
+def node_state(status, node: str) -> str:
+    """A node as crm_mon's XML shows it, the one reading of it: online | maintenance | standby
+    (up), or unclean (Pacemaker waits to fence it) | lost (gone while Pacemaker still expects
+    it up: left without being fenced, e.g. fencing disabled) | offline (expected down: fenced
+    or shut down), or unknown (not a node of the cluster). Only `offline` can be a confirmed
+    fence."""
+    found = next((n for n in status.iter("node") if n.get("name") == node), None)
+    if found is None:
+        return "unknown"
+    if found.get("online") != "true":
+        if found.get("unclean") == "true":
+            return "unclean"
+        return "lost" if found.get("expected_up") == "true" else "offline"
+    if found.get("maintenance") == "true":
+        return "maintenance"
+    if found.get("standby") == "true" or found.get("standby_onfail") == "true":
+        return "standby"
+    return "online"
+
+
+UP = ("online", "maintenance", "standby")
+
+
 def cluster_nodes(status) -> list:
     return sorted(n.get("name") for n in status.iterfind("nodes/node"))
 

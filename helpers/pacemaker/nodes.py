@@ -9,19 +9,14 @@ from . import cib, crm_mon
 from .runner import run as _run
 
 
-def _state(node) -> str:
-    if node.get("online") != "true":
-        return "offline"
-    if node.get("maintenance") == "true":
-        return "maintenance"
-    if node.get("standby") == "true" or node.get("standby_onfail") == "true":
-        return "standby"
-    return "online"
-
-
 def _cib_nodes():
     out = _run(["cibadmin", "--query", "--scope", "nodes"], timeout=timeouts.CIB_QUERY)
     return xmlsafe.parse(out, "the CIB's nodes", ClusterUnavailable)
+
+
+def _shown(state: str) -> str:
+    """`rbdvm node list` tells up states apart; every down one is offline there."""
+    return state if state in crm_mon.UP else "offline"
 
 
 def describe(status) -> list:
@@ -36,7 +31,8 @@ def describe(status) -> list:
         util = cib.pairs(entry, "utilization") if entry is not None else {}
         running = sorted(r.get("id") for r in status.iter("resource")
                          if r.get("id") in vms and any(x.get("name") == name for x in r.iterfind("node")))
-        out.append({"name": name, "state": _state(n), "drained": attrs.get(cib.NO_VMS_ATTRIBUTE) == "true",
+        out.append({"name": name, "state": _shown(crm_mon.node_state(status, name)),
+                    "drained": attrs.get(cib.NO_VMS_ATTRIBUTE) == "true",
                     "vms": running, "utilization": util})
     return out
 

@@ -4,6 +4,7 @@ shape crm_mon, stonith_admin and cibadmin print them)."""
 import pytest
 
 from rbdvm.helpers.core import xmlsafe
+from rbdvm.helpers.pacemaker import crm_mon as mon_reading
 from rbdvm.ocf import fenced
 
 pytestmark = pytest.mark.unit
@@ -39,7 +40,7 @@ def test_times_as_pacemaker_prints_them():
 
 def test_node_states():
     mon = crm_mon(node1="online", node2="unclean", node3="offline", node5="lost")
-    assert [fenced.node_state(mon, n) for n in ("node1", "node2", "node3", "node4", "node5")] == \
+    assert [mon_reading.node_state(mon, n) for n in ("node1", "node2", "node3", "node4", "node5")] == \
         ["online", "unclean", "offline", "unknown", "lost"]
 
 

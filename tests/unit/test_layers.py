@@ -19,7 +19,10 @@ MAY_IMPORT = {
     "rbdvm.helpers.hypervisor": {"rbdvm.helpers.core", "rbdvm.helpers.hypervisor"},
     "rbdvm.helpers.ops": {"rbdvm.helpers.core", "rbdvm.helpers.ceph", "rbdvm.helpers.pacemaker",
                           "rbdvm.helpers.hypervisor", "rbdvm.helpers.ops"},
-    "rbdvm.ocf": {"rbdvm.ocf", "rbdvm.helpers.core", "rbdvm.helpers.ceph"},
+    # the agent runs Pacemaker's tools through the one runner, and reads node states with
+    # crm_mon's one reading; the rest of the Pacemaker adapter is the operations'
+    "rbdvm.ocf": {"rbdvm.ocf", "rbdvm.helpers.core", "rbdvm.helpers.ceph", "rbdvm.helpers.pacemaker.runner",
+                  "rbdvm.helpers.pacemaker.crm_mon"},
     "rbdvm.cli": {"rbdvm.cli", "rbdvm.helpers.core", "rbdvm.helpers.ops", "rbdvm.helpers.ceph.session",
                   "rbdvm.ocf.install"},
 }
