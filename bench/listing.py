@@ -39,7 +39,7 @@ def main() -> int:
         "## `rbdvm list` with 1,000 VMs (issue 5)",
         "",
         f"Command: `make bench` (`bench/listing.py`, worker `bench/listing_worker.py` on node1 as "
-        f"client.rbdvm; VMs of a 1 MiB disk made with `provision.create` in the RBD namespace bench1k, each a "
+        f"client.rbdvm; VMs of a 1 MiB disk made with `creation.create` in the RBD namespace bench1k, each a "
         f"primitive with target-role Stopped; `rbdvm list --json -N bench1k` run 5 times per step, "
         f"median wall time of the whole command), {machine()}, "
         f"memstore OSD. Whole benchmark {total / 60:.1f} min.",

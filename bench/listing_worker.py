@@ -15,7 +15,7 @@ from rbdvm.helpers.ceph import vmstore
 from rbdvm.helpers.ceph.session import Session
 from rbdvm.helpers.core.settings import ceph_target_from_env
 from rbdvm.helpers.core.vmschema import VmConfig
-from rbdvm.helpers.ops import lifecycle, provision
+from rbdvm.helpers.ops import creation, inventory, lifecycle, removal
 from rbdvm.helpers.pacemaker import cib, cluster
 
 NAMESPACE = "bench1k"        # its own namespace: the pool's other VMs are not listed
@@ -68,7 +68,7 @@ def measure(session, count: int) -> dict:
         rows = json.loads(res.stdout)
         assert len(rows) == count and all(r["status"] == "Stopped" for r in rows), rows[:3]
     t0 = time.perf_counter()
-    provision.list_vms(session)
+    inventory.list_vms(session)
     ceph = time.perf_counter() - t0
     t0 = time.perf_counter()
     cluster.cluster_status()
@@ -87,7 +87,7 @@ def main() -> None:
     with Session(target) as s:
         t0 = time.perf_counter()
         if vmstore.record(s, name(0)).state != "complete":    # a run that was interrupted
-            provision.create(s, name(0), IMAGE, xml, force=True)
+            creation.create(s, name(0), IMAGE, xml, force=True)
         out["made"]["create"] = time.perf_counter() - t0
         made, t0 = 1, time.perf_counter()
         add_resources(target, [name(0)])
@@ -96,7 +96,7 @@ def main() -> None:
             t1 = time.perf_counter()
             for vm in new:
                 if vmstore.record(s, vm).state != "complete":
-                    provision.create(s, vm, IMAGE, xml, force=True)
+                    creation.create(s, vm, IMAGE, xml, force=True)
             out["made"][f"create_{count}"] = (time.perf_counter() - t1) / max(len(new), 1)
             add_resources(target, new)
             made = count
@@ -111,7 +111,7 @@ def main() -> None:
         settle()
         t1 = time.perf_counter()
         for i in reversed(range(made)):
-            provision.remove(s, name(i))
+            removal.remove(s, name(i))
         out["made"]["remove_each"] = (time.perf_counter() - t1) / made
     print(json.dumps(out))
 

@@ -14,7 +14,7 @@ import rbd
 from rbdvm.helpers.ceph import diskimage
 from rbdvm.helpers.ceph.session import Session
 from rbdvm.helpers.core.settings import ceph_target_from_env
-from rbdvm.helpers.ops import provision
+from rbdvm.helpers.ops import cloning, creation, removal
 
 MiB, GiB = 1 << 20, 1 << 30
 FILES = sys.argv[1]          # a directory shared with the host, for disk files
@@ -54,7 +54,7 @@ def make_vm(s, name, nbytes, size=2 * GiB + 64 * MiB):
     raw = os.path.join(FILES, "bench-empty.raw")
     with open(raw, "wb") as f:
         f.truncate(size)
-    provision.create(s, name, raw, base_xml())
+    creation.create(s, name, raw, base_xml())
     write_data(f"system_{name}", nbytes)
 
 
@@ -87,20 +87,20 @@ def clone_bench(s):
             bare.append(time.perf_counter() - bare_t)
             undo_bare(io, f"system_{src}", snap, child)
             dst = f"benchcow{i}"
-            cow.append(timed(lambda src=src, dst=dst: provision.clone(s, src, dst)))
-            provision.remove(s, dst)
+            cow.append(timed(lambda src=src, dst=dst: cloning.clone(s, src, dst)))
+            removal.remove(s, dst)
         out["cow"][written // MiB] = statistics.median(cow)
         out["bare"][written // MiB] = statistics.median(bare)
         if written == 1 * GiB:
-            full = timed(lambda src=src: provision.clone(s, src, "benchfull", full=True))
+            full = timed(lambda src=src: cloning.clone(s, src, "benchfull", full=True))
             out["full_1g"] = full
             out["full_1g_used"] = used(io, "system_benchfull")
-            provision.remove(s, "benchfull")
+            removal.remove(s, "benchfull")
             with rbd.Image(io, f"system_{src}", read_only=True) as img:
                 deep = timed(lambda: img.deep_copy(io, "benchdeep"))
             out["deep_copy_1g"] = deep
             rbd.RBD().remove(io, "benchdeep")
-        provision.remove(s, src)
+        removal.remove(s, src)
     return out
 
 
@@ -117,9 +117,9 @@ def import_bench(s):
     disk = diskimage.inspect(path)
     ours, step, theirs = [], [], []
     for _ in range(3):   # interleaved
-        ours.append(timed(lambda: provision.create(s, "benchimp", path, base_xml())))
+        ours.append(timed(lambda: creation.create(s, "benchimp", path, base_xml())))
         stored_ours = used(io, "system_benchimp")
-        provision.remove(s, "benchimp")
+        removal.remove(s, "benchimp")
         rbd.RBD().create(io, "benchstep", GiB)
         step.append(timed(lambda: diskimage.import_into(disk, s.target, "benchstep")))
         rbd.RBD().remove(io, "benchstep")
@@ -142,7 +142,7 @@ def main():
     with Session(ceph_target_from_env()) as s:
         # warm-up: the first large write after the lab starts pays memory first-touch
         make_vm(s, "benchwarm", 512 * MiB)
-        provision.remove(s, "benchwarm")
+        removal.remove(s, "benchwarm")
         result = {"clone": clone_bench(s), "import": import_bench(s)}
     print(json.dumps(result))
 

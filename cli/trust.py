@@ -4,7 +4,7 @@ import click
 
 from rbdvm.helpers.ceph.session import Session
 from rbdvm.helpers.core.errors import Untrusted, UsageError
-from rbdvm.helpers.ops import accept, provision
+from rbdvm.helpers.ops import accept, inventory
 
 from .options import ceph_command, emit
 
@@ -52,7 +52,7 @@ def trust(names, snapshot, all_, yes, target, as_json):
     results = []
     with Session(target) as s:
         if all_:
-            names = [v["name"] for v in provision.list_vms(s) if v["trust"] == "untrusted"]
+            names = [v["name"] for v in inventory.list_vms(s) if v["trust"] == "untrusted"]
         refused = []
         for vm in names:
             r = accept.review(s, vm, snapshot)

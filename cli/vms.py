@@ -8,7 +8,7 @@ from rbdvm.helpers.ceph.session import Session
 from rbdvm.helpers.core import names, vmschema
 from rbdvm.helpers.core.errors import UsageError
 from rbdvm.helpers.core.vmschema import VmState
-from rbdvm.helpers.ops import lifecycle, provision
+from rbdvm.helpers.ops import cloning, creation, inventory, lifecycle
 
 from .cluster import cluster_line, colocation_text
 from .options import Progress, ceph_command, emit, human_bytes, in_session, parse_pairs, table
@@ -96,7 +96,7 @@ def create(name, image, xml_file, data_disk, metadata, force, disabled, target, 
     progress = Progress(not as_json)
     with Session(target) as s:
         try:
-            result = provision.create(s, name, image, base, data_images=data_disk,
+            result = creation.create(s, name, image, base, data_images=data_disk,
                                       metadata=parse_pairs(metadata, "--metadata"),
                                       settings=settings, force=force, progress=progress)
         finally:
@@ -126,7 +126,7 @@ def clone(src, dst, full, xml_file, metadata, disabled, target, as_json, **kwarg
     names.check_new_vm_name(dst)
     settings = settings_values(kwargs)
     with Session(target) as s:
-        result = provision.clone(s, src, dst, full=full, base_xml=read_xml(xml_file),
+        result = cloning.clone(s, src, dst, full=full, base_xml=read_xml(xml_file),
                                  metadata=parse_pairs(metadata, "--metadata"),
                                  settings=settings)
         _report(as_json, s, result, disabled, "cloned",
@@ -168,7 +168,7 @@ def list_(target, as_json):
 def info(name, target, as_json):
     """Show VM NAME: disks, settings, metadata, snapshots, clones."""
     with Session(target) as s:
-        result = provision.info(s, name)
+        result = inventory.info(s, name)
 
     def text(r):
         where = f" in pool {r['pool']}" + (f", namespace {r['namespace']}" if r['namespace'] else "")

@@ -27,6 +27,15 @@ HOLDER_XATTR = "rbdvm.holder"
 STALLED = "it was not renewed in time (this host or Ceph stalled)"
 
 
+def remove_object(session: Session, vm: str) -> None:
+    """The lease object of a VM that is gone (its last step: nothing is left of the VM)."""
+    with ceph_errors(f"removing the lease of {vm}", session.target):
+        try:
+            session.ioctx.remove_object(lease_object(vm))
+        except rados.ObjectNotFound:
+            pass
+
+
 class LeaseLost(RbdvmError):
     """The lease expired under a running command (the host or Ceph stalled), or another
     command took it."""

@@ -17,7 +17,7 @@ from ..core.errors import Conflict, UsageError
 from ..core.faults import checkpoint
 from ..core.hints import Hint
 from ..pacemaker import cib, cluster, crm_mon
-from . import provision
+from . import definition
 
 _HOSTS = ("pinned_host", "preferred_host")
 _SETTING_KEYS = frozenset(s.key for s in vmschema.SETTINGS)
@@ -68,7 +68,7 @@ def set_settings(session: Session, vm: str, changes: dict, restart: bool = False
         definition_changed = vmschema.DISK_BUS in write
         doing = f"cannot change the settings of VM {vm}"
         if definition_changed:
-            write.update(provision.rebuild_definition(session, vm, metadata, rec.disks, bus=config.disk_bus))
+            write.update(definition.rebuild_definition(session, vm, metadata, rec.disks, bus=config.disk_bus))
         plan = _plan(vm, _config_or_default(rec.metadata), config, status, restart) if enabled else None
         if write or remove:
             trust.write_settings(session, vm, rec.metadata, write, remove, doing)

@@ -16,7 +16,7 @@ from ..core import defaults, domainxml, names, vmschema, xmlsafe
 from ..core.errors import UsageError
 from ..core.vmschema import VmState
 from ..pacemaker import cluster, crm_mon
-from . import configure, editing, lifecycle, metadata, provision
+from . import configure, creation, editing, lifecycle, metadata
 
 # state -> (the VM exists, it is under Pacemaker, the role it has there: None = as it is)
 STATES = {
@@ -193,7 +193,7 @@ def apply(session: Session, d: Declared, p: Plan) -> list:
             out = lifecycle.remove(session, d.name, force=True)
         elif step.action == "create":
             assert d.image is not None and d.xml is not None    # plan() refused a create without them
-            out = provision.create(session, d.name, d.image, d.xml, data_images=d.data_images,
+            out = creation.create(session, d.name, d.image, d.xml, data_images=d.data_images,
                                    metadata=d.given_metadata, settings=d.given_settings)
         elif step.action == "edit":
             out = editing.edit(session, d.name, base_xml=d.xml, restart=d.allow_restart)

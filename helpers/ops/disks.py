@@ -9,17 +9,15 @@ next start. Shrinking is refused (it cuts off data), and so is removing a disk o
 runs or removing its system disk.
 """
 
-import rbd
-
-from ..ceph import diskimage, vmstore
+from ..ceph import diskimage, groups, images, vmstore
 from ..ceph.lease import Lease
-from ..ceph.session import Session, ceph_errors
+from ..ceph.session import Session
 from ..core import names, peer, vmschema
 from ..core.errors import Conflict, NotFound, RbdvmError, UsageError
 from ..core.faults import checkpoint
 from ..hypervisor import live
 from ..pacemaker import cib, cluster, crm_mon
-from . import provision, snapshots
+from . import creation, definition, snapshots
 
 
 def _running_on(vm: str):
@@ -46,28 +44,20 @@ def _disk_of(rec, disk: str) -> str:
     return disk
 
 
-def _size_of(session: Session, image: str) -> int:
-    with ceph_errors(f"reading the size of {image}", session.target):
-        with rbd.Image(session.ioctx, image, read_only=True) as img:
-            return img.size()
-
-
 def resize(session: Session, vm: str, disk: str, size: int) -> dict:
     """Grow `disk` of VM `vm` to `size` bytes (equal: nothing to do; smaller: refused)."""
     names.check_name(vm, "VM name")
     with Lease(session, vm, f"resize {disk}"):
         rec = vmstore.require_complete(session, vm)
         _disk_of(rec, disk)
-        before = _size_of(session, disk)
+        before = images.size_of(session, disk)
         if size < before:
             raise Conflict(f"{disk} is {before} bytes: shrinking it to {size} is refused",
                            "it would cut off the end of the disk and the data there",
                            "Give a size at least as large",
                            code="SHRINK_REFUSED", details={"disk": disk, "size": before, "wanted": size})
         if size > before:
-            with ceph_errors(f"resizing {disk}", session.target):
-                with rbd.Image(session.ioctx, disk) as img:
-                    img.resize(size)
+            images.grow(session, disk, size)
         checkpoint("disk:resized")
     out = {"name": vm, "disk": disk, "size": size, "before": before, "changed": size != before}
     out.update(_live(vm, lambda d: {"guest_device": d.resize(_rbd_name(session, disk), size)}))
@@ -101,20 +91,20 @@ def add(session: Session, vm: str, *, size: int | None = None, image: str | None
         disks = rec.disks + ([] if disk in rec.disks else [disk])
         data = [d for d in disks if d != names.system_disk(vm)]
         # the new definition first: a VM whose definition cannot be rebuilt gets no disk
-        definition = provision.rebuild_definition(session, vm, rec.metadata, disks)
-        xml = definition[vmschema.XML]
-        fresh = provision.ensure_image(session, disk, f.virtual_size if f is not None else int(size or 0))
+        rebuilt = definition.rebuild_definition(session, vm, rec.metadata, disks)
+        xml = rebuilt[vmschema.XML]
+        fresh = images.ensure_image(session, disk, f.virtual_size if f is not None else int(size or 0))
         vmstore.set_metadata(session, disk, {vmschema.ADDING: vm})
         checkpoint("disk:image")
         if f is not None:
-            provision.import_disk(session, vm, disk, f, lease, fresh=fresh, progress=progress)
-        provision.ensure_group(session, vm, [disk])
+            creation.import_disk(session, vm, disk, f, lease, fresh=fresh, progress=progress)
+        groups.ensure_group(session, vm, [disk])
         checkpoint("disk:group")
         lease.check()
         vmstore.set_metadata(session, names.system_disk(vm),
-                             {**definition, vmschema.ADDITIONAL_DISKS: str(len(data))})
+                             {**rebuilt, vmschema.ADDITIONAL_DISKS: str(len(data))})
         vmstore.set_metadata(session, disk, {}, remove=[vmschema.ADDING, vmschema.IMPORTED])
-    out = {"name": vm, "disk": disk, "size": _size_of(session, disk)}
+    out = {"name": vm, "disk": disk, "size": images.size_of(session, disk)}
     rbd_name = _rbd_name(session, disk)
     out.update(_live(vm, lambda d: d.attach(live.disk_element_xml(xml, rbd_name))))
     return out
@@ -158,19 +148,19 @@ def remove(session: Session, vm: str, disk: str) -> dict:
         if snapshots.list_snapshots(session, vm):
             raise Conflict(f"VM {vm} has snapshots, which hold {disk} too",
                            "a rollback to them would need the disk", f"Purge them first (rbdvm snapshot purge {vm})")
-        clones = provision.dependent_clones(session, [disk])
+        clones = images.dependent_clones(session, [disk])
         if clones:
             raise Conflict(f"{disk} has copy-on-write clones", f"{', '.join(clones)} depend on it",
                            "Remove those clones first",
                            code="HAS_CLONES", details={"disk": disk, "clones": list(clones)})
         disks = [d for d in rec.disks if d != disk]
         data = [d for d in disks if d != names.system_disk(vm)]
-        definition = provision.rebuild_definition(session, vm, rec.metadata, disks)
+        rebuilt = definition.rebuild_definition(session, vm, rec.metadata, disks)
         # the definition first: from here the VM no longer uses the disk, even if the
         # delete below is interrupted (run again, it finds the disk gone from the VM)
         vmstore.set_metadata(session, names.system_disk(vm),
-                             {**definition, vmschema.ADDITIONAL_DISKS: str(len(data))} if data
-                             else definition, remove=[] if data else [vmschema.ADDITIONAL_DISKS])
+                             {**rebuilt, vmschema.ADDITIONAL_DISKS: str(len(data))} if data
+                             else rebuilt, remove=[] if data else [vmschema.ADDITIONAL_DISKS])
         checkpoint("disk:unreferenced")
-        provision.delete_image(session, disk, vm)
+        images.delete_image(session, disk, vm)
     return {"name": vm, "disk": disk, "removed": True}

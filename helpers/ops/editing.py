@@ -15,7 +15,7 @@ from ..ceph.session import Session
 from ..core import domainxml, names, vmschema
 from ..core.errors import NotFound
 from ..pacemaker import cluster, crm_mon
-from . import lifecycle, provision
+from . import definition, lifecycle
 
 
 def _diff(old: str | None, new: str) -> str:
@@ -43,11 +43,11 @@ def edit(session: Session, vm: str, base_xml: str | None = None, undo: bool = Fa
             trust.require_policy(session, vm, previous["xml"], f"cannot undo the edit of VM {vm}")
             values = vmschema.definition_keys(previous)
         else:
-            values = provision.rebuild_definition(session, vm, md, rec.disks, base_xml=base_xml)
+            values = definition.rebuild_definition(session, vm, md, rec.disks, base_xml=base_xml)
         new_base, new_xml = values[vmschema.BASE_XML], values[vmschema.XML]
         uid = domainxml.uuid_of(new_xml)
         if uid and uid != domainxml.stored_uuid(md.get(vmschema.XML)):
-            provision.check_uuid_free(session, uid, vm)
+            definition.check_uuid_free(session, uid, vm)
         changed = new_xml != md.get(vmschema.XML) or new_base != md.get(vmschema.BASE_XML) \
             or values[vmschema.DEFINITION_SIG] != md.get(vmschema.DEFINITION_SIG)
         diff = _diff(md.get(vmschema.XML), new_xml)

@@ -9,7 +9,7 @@ from ..core.hints import Hint
 from ..core.vmschema import VmState
 from ..pacemaker import cluster, crm_mon
 from ..pacemaker.crm_mon import NOT_PLACED  # also the CLI's word for it
-from . import provision, snapshots
+from . import inventory, removal, snapshots
 
 
 class ClusterOperationFailed(RbdvmError):
@@ -139,7 +139,7 @@ def status(session: Session, vm: str) -> dict:
 
 def list_status(session: Session) -> list:
     """Every VM of the pool/namespace with its cluster status: one listing, one crm_mon."""
-    vms = provision.list_vms(session)
+    vms = inventory.list_vms(session)
     try:
         status = cluster.cluster_status()
     except RbdvmError:
@@ -236,7 +236,7 @@ def remove(session: Session, vm: str, force: bool = False) -> dict:
                            "removing it would pull its disks from under Pacemaker",
                            hint=Hint(hints.FORCE_REMOVE, {"vm": vm}), code="VM_ENABLED", details={"vm": vm})
         _disable(vm)
-    return provision.remove(session, vm)
+    return removal.remove(session, vm)
 
 
 def rollback(session: Session, vm: str, snap: str) -> dict:

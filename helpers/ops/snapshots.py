@@ -1,90 +1,31 @@
 """VM snapshots: one atomic RBD group snapshot across all disks of a VM (crash-consistent,
 allowed while it runs), and vm_manager's per-disk snapshots, listed and handled alike."""
 
-from datetime import datetime, timezone
+from datetime import timezone
 
-import rbd
-
-from ..ceph import trust, vmstore
+from ..ceph import snapstore, trust, vmstore
 from ..ceph.lease import Lease
-from ..ceph.session import Session, ceph_errors
-from ..core import hints, names, vmschema
+from ..ceph.session import Session
+from ..core import clock, hints, names, vmschema
 from ..core.errors import Conflict, NotFound, UsageError
 from ..core.faults import checkpoint
 from ..core.hints import Hint
 from ..core.vmschema import VmState
-
-GROUP, PER_DISK = "group", "per-disk"
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc).replace(microsecond=0)
 
 
 def _iso(t) -> str | None:
     return t.isoformat() if t else None
 
 
-def _parse_time(text):
-    try:
-        t = datetime.fromisoformat(text)
-    except (TypeError, ValueError):
-        return None
-    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
-
-
-def _snapshots(session: Session, rec) -> dict:
-    """{name: {"kind", "time", "disks", "complete", "children"}} of a VM, oldest first."""
-    system = names.system_disk(rec.name)
-    out = {}
-    group_times = {}
-    with ceph_errors(f"listing the snapshots of VM {rec.name}", session.target):
-        if rec.in_group:
-            for s in rbd.Group(session.ioctx, rec.name).list_snaps():
-                out[s["name"]] = {"kind": GROUP, "disks": list(rec.disks), "children": [],
-                                  "complete": s["state"] == rbd.RBD_GROUP_SNAP_STATE_COMPLETE,
-                                  "time": _parse_time(rec.metadata.get(vmschema.SNAPSHOT_TIME_PREFIX + s["name"]))}
-        for disk in rec.disks:
-            with rbd.Image(session.ioctx, disk, read_only=True) as img:
-                for s in img.list_snaps():
-                    ns = s.get("namespace", rbd.RBD_SNAP_NAMESPACE_TYPE_USER)
-                    if ns == rbd.RBD_SNAP_NAMESPACE_TYPE_GROUP and disk == system:
-                        g = img.snap_get_group_namespace(s["id"])
-                        group_times[g.get("group_snap_name")] = img.get_snap_timestamp(s["id"])
-                    if ns != rbd.RBD_SNAP_NAMESPACE_TYPE_USER or s["name"].startswith(names.INTERNAL_SNAP_PREFIX):
-                        continue
-                    entry = out.setdefault(s["name"], {"kind": PER_DISK, "disks": [], "children": [],
-                                                       "complete": True, "time": None})
-                    if entry["kind"] != PER_DISK:
-                        continue
-                    entry["disks"].append(disk)
-                    if entry["time"] is None:
-                        entry["time"] = img.get_snap_timestamp(s["id"]).replace(tzinfo=timezone.utc)
-                    if img.is_protected_snap(s["name"]):
-                        with rbd.Image(session.ioctx, disk, snapshot=s["name"], read_only=True) as at:
-                            entry["children"] += [c["image"] for c in at.list_children2()]
-    for name, entry in out.items():
-        if entry["kind"] == PER_DISK:
-            # a per-disk snapshot restores the VM only if every disk has it
-            entry["missing"] = [d for d in rec.disks if d not in entry["disks"]]
-            entry["complete"] = not entry["missing"]
-        if entry["time"] is None and name in group_times:
-            # the group snapshot's creation time was not recorded (interrupted): the time
-            # librbd gave the system disk's member snapshot is the same instant
-            entry["time"] = group_times[name].replace(tzinfo=timezone.utc)
-    far_past = datetime.min.replace(tzinfo=timezone.utc)
-    return dict(sorted(out.items(), key=lambda kv: (kv[1]["time"] or far_past, kv[0])))
-
-
 def list_snapshots(session: Session, vm: str) -> list:
     rec = vmstore.require_complete(session, vm)
     return [{"name": n, "kind": e["kind"], "time": _iso(e["time"]), "disks": e["disks"],
              "complete": e["complete"], "clones": e["children"]}
-            for n, e in _snapshots(session, rec).items()]
+            for n, e in snapstore.snapshots(session, rec).items()]
 
 
 def _require(session, rec, snap):
-    snaps = _snapshots(session, rec)
+    snaps = snapstore.snapshots(session, rec)
     if snap not in snaps:
         raise NotFound("Snapshot does not exist on VM", f"VM {rec.name} has no snapshot {snap}",
                        f"List them with `rbdvm snapshot list {rec.name}`",
@@ -96,28 +37,26 @@ def create_snapshot(session: Session, vm: str, snap: str) -> dict:
     names.check_name(snap, "snapshot name")
     with Lease(session, vm, f"snapshot create {snap}"):
         rec = vmstore.require_complete(session, vm)
-        snaps = _snapshots(session, rec)
+        snaps = snapstore.snapshots(session, rec)
         time_key = vmschema.SNAPSHOT_TIME_PREFIX + snap
-        if snap in snaps and snaps[snap]["kind"] == GROUP and not snaps[snap]["complete"] \
+        if snap in snaps and snaps[snap]["kind"] == snapstore.GROUP and not snaps[snap]["complete"] \
                 and time_key not in rec.metadata:
             # librbd was interrupted inside the group snapshot: some disks may lack theirs.
             # It holds nothing a rollback could use: removed, then made again
-            with ceph_errors(f"removing the incomplete snapshot {snap} of VM {vm}", session.target):
-                rbd.Group(session.ioctx, vm).remove_snap(snap)
+            snapstore.remove_snapshot(session, vm, snap, snaps[snap])
             del snaps[snap]
         if snap in snaps:
             entry = snaps[snap]
-            if entry["kind"] == GROUP and time_key not in rec.metadata:
+            if entry["kind"] == snapstore.GROUP and time_key not in rec.metadata:
                 # this very command was interrupted after the snapshot: finish it (the lease
                 # kept the definition as it was then)
-                when = entry["time"] or _now()
+                when = entry["time"] or clock.now()
                 vmstore.set_metadata(session, names.system_disk(vm), _recorded(rec, snap, when))
                 return {"vm": vm, "name": snap, "time": _iso(when), "disks": rec.disks}
             raise Conflict("Snapshot already exists", f"VM {vm} already has a snapshot {snap}",
                            "Choose another snapshot name", code="SNAPSHOT_EXISTS", details={"vm": vm, "snapshot": snap})
-        when = _now()
-        with ceph_errors(f"creating snapshot {snap} of VM {vm}", session.target):
-            rbd.Group(session.ioctx, vm).create_snap(snap)
+        when = clock.now()
+        snapstore.create_group_snapshot(session, vm, snap)
         checkpoint("snapshot:created")
         vmstore.set_metadata(session, names.system_disk(vm), _recorded(rec, snap, when))
     return {"vm": vm, "name": snap, "time": _iso(when), "disks": rec.disks}
@@ -145,13 +84,7 @@ def _remove_one(session: Session, rec, snap: str, entry) -> None:
                        f"{', '.join(entry['children'])} depend on it",
                        "Remove those clones first (or flatten them with `rbd flatten`)",
                        code="HAS_CLONES", details={"vm": rec.name, "snapshot": snap, "clones": list(entry["children"])})
-    with ceph_errors(f"removing snapshot {snap} of VM {rec.name}", session.target):
-        if entry["kind"] == GROUP:
-            rbd.Group(session.ioctx, rec.name).remove_snap(snap)
-        else:
-            for disk in entry["disks"]:
-                with rbd.Image(session.ioctx, disk) as img:
-                    vmstore.remove_snapshot(img, snap)
+    snapstore.remove_snapshot(session, rec.name, snap, entry)
     vmstore.set_metadata(session, names.system_disk(rec.name), {},
                          remove=[prefix + snap for prefix in vmschema.SNAPSHOT_PREFIXES])
 
@@ -194,15 +127,13 @@ def rollback(session: Session, vm: str, snap: str) -> dict:
         vmstore.set_metadata(session, system, {vmschema.STATE: VmState.ROLLING_BACK,
                                                vmschema.ROLLBACK_TO: snap})
         checkpoint("rollback:marked")
-        with ceph_errors(f"rolling VM {vm} back to snapshot {snap}", session.target):
-            if entry["kind"] == GROUP:
-                rbd.Group(session.ioctx, vm).rollback_to_snap(snap)
-            else:
-                for disk in entry["disks"]:
-                    lease.check()
-                    with rbd.Image(session.ioctx, disk) as img:
-                        img.rollback_to_snap(snap)
-                    checkpoint("rollback:disk")
+        if entry["kind"] == snapstore.GROUP:
+            snapstore.rollback_group(session, vm, snap)
+        else:
+            for disk in entry["disks"]:
+                lease.check()
+                snapstore.rollback_disk(session, vm, disk, snap)
+                checkpoint("rollback:disk")
         lease.check()
         # the definition the snapshot was taken with, set before the VM is complete again
         recorded = vmschema.stored_definition(rec.metadata, vmschema.DEFINITION_AT_PREFIX + snap)
@@ -257,7 +188,7 @@ def purge(session: Session, vm: str, *, everything=False, oldest=None, before=No
 
 def _purge_choice(session: Session, rec, oldest, before) -> list:
     """[(name, entry)] of the snapshots a purge takes (all when neither `oldest` nor `before`)."""
-    snaps = list(_snapshots(session, rec).items())
+    snaps = list(snapstore.snapshots(session, rec).items())
     if oldest is not None:
         return snaps[:oldest]
     if before is not None:

@@ -35,7 +35,9 @@ MAY_USE = {
     "rbdvm.helpers.ceph": {"rados", "rbd"},
     "rbdvm.helpers.pacemaker": {"lxml"},
     "rbdvm.helpers.hypervisor": {"libvirt", "lxml"},
-    "rbdvm.helpers.ops": {"rados", "rbd", "lxml"},
+    # the operations reach Ceph only through helpers/ceph (images, groups, snapshots, clones,
+    # metadata), libvirt only through helpers/hypervisor
+    "rbdvm.helpers.ops": {"lxml"},
     "rbdvm.ocf": {"rados", "rbd", "libvirt", "lxml"},
     "rbdvm.cli": {"click"},
 }

@@ -351,7 +351,7 @@ try:
     from rbdvm.helpers.core import hints, vmschema
     from rbdvm.helpers.core.errors import NotFound, RbdvmError, UsageError
     from rbdvm.helpers.core.settings import ceph_target_from_env
-    from rbdvm.helpers.ops import declared, lifecycle, metadata, placement, provision, snapshots
+    from rbdvm.helpers.ops import cloning, declared, lifecycle, metadata, placement, snapshots
 except ImportError:
     RBDVM_IMPORT_ERROR = traceback.format_exc()
 else:
@@ -554,9 +554,9 @@ class Run:
                                            ("clear_pacemaker_utilization", ("pacemaker_utilization",)))
                      if p[flag] for n in names]
             self.did(f"clone VM {src} into {dst}" + (" (full copy)" if p["full"] else ""),
-                     lambda: provision.clone(self.session, src, dst, full=p["full"], base_xml=p["xml"],
-                                             metadata=self.declaration("present").given_metadata,
-                                             settings=_settings(p), unset=unset))
+                     lambda: cloning.clone(self.session, src, dst, full=p["full"], base_xml=p["xml"],
+                                               metadata=self.declaration("present").given_metadata,
+                                               settings=_settings(p), unset=unset))
         if p["enable"]:
             if self.check and self.changed:
                 self.actions.append(f"put VM {dst} under Pacemaker")
