@@ -3,6 +3,9 @@ when it changed: the last values written on this node are remembered in $HA_RSCT
 monitor ever forks. The memory is forgotten when the domain leaves this node (stop,
 migrate_to), so a resource deleted and created again gets its utilization again."""
 
+import os
+import time
+
 from rbdvm.helpers.core import xmlsafe
 from rbdvm.helpers.core.errors import RbdvmError
 from rbdvm.helpers.pacemaker import runner
@@ -53,3 +56,19 @@ def update(rsc: str, xml: str, cpu: bool, hv_memory: bool, until: float) -> None
 
 def forget(rsc: str) -> None:
     rsctmp.forget(KIND, rsc)
+
+
+def apply(p, xml: str, until: float) -> None:
+    """The agent's step after a start or an incoming migration: cpu / hv_memory of resource
+    OCF_RESOURCE_INSTANCE from the definition, as its parameters ask."""
+    rsc = os.environ.get("OCF_RESOURCE_INSTANCE")
+    if rsc and (p.autoset_utilization_cpu or p.autoset_utilization_hv_memory):
+        update(rsc, xml, cpu=p.autoset_utilization_cpu, hv_memory=p.autoset_utilization_hv_memory,
+               until=min(until, time.monotonic() + 10))
+
+
+def forget_here() -> None:
+    """The agent's step when the domain leaves this node (stop, migrate_to)."""
+    rsc = os.environ.get("OCF_RESOURCE_INSTANCE")
+    if rsc:
+        forget(rsc)

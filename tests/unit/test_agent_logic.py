@@ -5,7 +5,7 @@ import subprocess
 import pytest
 from lxml import etree
 
-from rbdvm.ocf import agent, utilization
+from rbdvm.ocf import agent, migration, utilization
 from rbdvm.ocf.codes import AgentError
 from rbdvm.ocf.metadata import metadata_xml
 from rbdvm.ocf.params import PARAMS, Params
@@ -36,10 +36,10 @@ def test_bad_parameters_are_refused_with_a_reason(bad, why):
 
 def test_uris_from_transport_user_suffix_or_templates():
     p = Params(env(vm="a", migration_transport="tcp", migration_user="root", migration_network_suffix="-mig"))
-    assert agent._target_uris(p, "node2") == ("qemu+tcp://root@node2-mig/system", "")
+    assert migration.target_uris(p, "node2") == ("qemu+tcp://root@node2-mig/system", "")
     p = Params(env(vm="a", remoteuri="qemu+ssh://%n/system", migrateuri="tcp://%n:49152"))
-    assert agent._target_uris(p, "node2") == ("qemu+ssh://node2/system", "tcp://node2:49152")
-    assert agent._target_uris(Params(env(vm="a")), "n") == ("qemu://n/system", "")
+    assert migration.target_uris(p, "node2") == ("qemu+ssh://node2/system", "tcp://node2:49152")
+    assert migration.target_uris(Params(env(vm="a")), "n") == ("qemu://n/system", "")
 
 
 def test_utilization_from_the_definition():

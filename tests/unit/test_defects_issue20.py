@@ -9,7 +9,7 @@ import pytest
 from rbdvm.helpers.core import hostnames
 from rbdvm.helpers.ops import disks
 from rbdvm.helpers.pacemaker import cluster
-from rbdvm.ocf import agent
+from rbdvm.ocf import migration
 from rbdvm.ocf.params import Params
 
 pytestmark = pytest.mark.unit
@@ -36,7 +36,7 @@ def test_a_hot_plug_reaches_the_node_by_the_uri_its_migration_uses(monkeypatch):
     node, uri = disks._running_on("vm1")
     p = Params({"OCF_RESKEY_vm": "vm1", "OCF_RESKEY_remoteuri": "qemu+ssh://admin@%n/system?keyfile=/k",
                 "OCF_RESKEY_migration_network_suffix": "-mig"})
-    assert (node, uri) == ("node2", agent._target_uris(p, "node2")[0])
+    assert (node, uri) == ("node2", migration.target_uris(p, "node2")[0])
 
 
 def test_naming_a_disk_client_never_waits_on_a_dead_dns_server(monkeypatch):

@@ -1,0 +1,156 @@
+"""migrate_to and migrate_from: a live migration, peer to peer, to the libvirtd of the target
+node by the URI core/peer derives from the resource's parameters. The job is followed and
+aborted before the operation's timeout; the agent answers by then whatever libvirt does."""
+
+import os
+import threading
+import time
+
+from rbdvm.helpers.core import peer, timeouts
+from rbdvm.helpers.core.bounded import abandoned
+
+from . import basics, definition, domain, log, utilization
+from .codes import OCF_ERR_CONFIGURED, OCF_ERR_GENERIC, OCF_SUCCESS, AgentError
+from .params import Params
+
+
+def target_uris(p: Params, target: str):
+    return peer.libvirt_uri(target, vars(p)), peer.data_uri(target, vars(p))
+
+
+def migrate_to(p: Params) -> int:
+    t0 = time.monotonic()
+    # the agent answers before Pacemaker gives up
+    hard_end = t0 + basics.op_timeout("migrate_to") - timeouts.AGENT_ANSWER_MARGIN
+    deadline = t0 + basics.op_timeout("migrate_to") - p.migrate_margin
+    target = os.environ.get("OCF_RESKEY_CRM_meta_migrate_target")
+    if not target:
+        raise AgentError(OCF_ERR_CONFIGURED, "migrate_to needs the target node (CRM_meta_migrate_target)")
+    name = basics.domain_name(p)
+    dest, data_uri = target_uris(p, target)
+    conn = basics.connect(p, min(deadline, t0 + timeouts.AGENT_LIBVIRT))
+    try:
+        try:
+            dom = domain.bounded(deadline, domain.lookup, conn, name)
+            running = dom is not None and domain.bounded(deadline, domain.state, dom) in domain.RUNNING_STATES
+        except (domain.Error, domain.Hung) as exc:
+            raise AgentError(OCF_ERR_GENERIC, f"libvirt failed before migrating {name}: {basics.why(exc)}") from None
+        if not running:
+            raise AgentError(OCF_ERR_GENERIC, f"domain {name} does not run here: nothing to migrate")
+        _migrate(p, dom, name, target, dest, data_uri, deadline, hard_end)
+        log.info(f"domain {name} migrated to {target} in {time.monotonic() - t0:.2f}s")
+        utilization.forget_here()
+        return OCF_SUCCESS
+    finally:
+        domain.close(conn, hard_end)
+
+
+def _migration_settings(p: Params, data_uri: str):
+    """libvirt's typed parameters and flags for this resource's live migration."""
+    lv = domain.libvirt
+    params = {}
+    if data_uri:
+        params[lv.VIR_MIGRATE_PARAM_URI] = data_uri
+    if p.migration_speed:
+        params[lv.VIR_MIGRATE_PARAM_BANDWIDTH] = p.migration_speed
+    flags = lv.VIR_MIGRATE_LIVE | lv.VIR_MIGRATE_PEER2PEER | lv.VIR_MIGRATE_ABORT_ON_ERROR
+    if p.migration_auto_converge:
+        flags |= lv.VIR_MIGRATE_AUTO_CONVERGE
+    return params, flags
+
+
+def _migrate(p: Params, dom, name: str, target: str, dest: str, data_uri: str,
+             deadline: float, hard_end: float) -> None:
+    """Run the migration job; abort it at `deadline`; answer by `hard_end` whatever libvirt
+    and both QEMUs do (every query is bounded: a stopped QEMU blocks its monitor)."""
+
+    params, flags = _migration_settings(p, data_uri)
+    log.info(f"migrating {name} to {target} ({dest}{', data ' + data_uri if data_uri else ''})")
+    outcome = {}
+
+    def run():
+        try:
+            dom.migrateToURI3(dest, params, flags)
+        except domain.Error as exc:
+            outcome["error"] = exc.get_error_message()
+
+    worker = threading.Thread(target=run, name="migrate", daemon=True)
+    worker.start()
+    job, aborted = _MigrationJob(p, dom, name), False
+    while worker.is_alive():
+        worker.join(0.5)
+        if not worker.is_alive():
+            break
+        now = time.monotonic()
+        if now >= hard_end:
+            abandoned.append("migrateToURI3")
+            # the job ignored the abort, or libvirt does not answer (a hung QEMU on either
+            # side): answer now, state unknown
+            raise AgentError(OCF_ERR_GENERIC, f"live migration of {name} to {target} did not end "
+                             f"{'after being aborted' if aborted else 'and libvirt did not answer'}; "
+                             "the cluster recovers the VM (stop on both nodes)")
+        quick = min(hard_end, now + 2)
+        job.follow(now, quick)
+        if now >= deadline and not aborted:
+            log.warn(f"migration of {name} not done {p.migrate_margin}s before the timeout: aborting")
+            aborted = True
+            job.abort(quick)
+    if aborted or "error" in outcome:
+        why = "aborted before the operation timed out" if aborted else outcome["error"]
+        raise AgentError(OCF_ERR_GENERIC, f"live migration of {name} to {target} failed: {why}; "
+                                          "it keeps running here")
+
+
+class _MigrationJob:
+    """The running migration job, seen from the source: its downtime is set once it starts,
+    its progress logged every 2 s; every query bounded (a stopped QEMU blocks its monitor)."""
+
+    def __init__(self, p: Params, dom, name: str):
+        self.p, self.dom, self.name = p, dom, name
+        self.downtime_set, self.said = not p.migration_downtime, 0.0
+
+    def follow(self, now: float, until: float) -> None:
+        try:
+            if not self.downtime_set and \
+                    domain.bounded(until, self.dom.jobInfo)[0] != domain.libvirt.VIR_DOMAIN_JOB_NONE:
+                domain.bounded(until, self.dom.migrateSetMaxDowntime, self.p.migration_downtime)
+                self.downtime_set = True
+            if now - self.said >= 2:
+                stats = domain.bounded(until, self.dom.jobStats)
+                log.info(f"migration of {self.name}: {stats.get('memory_processed', 0) >> 20} MiB sent, "
+                         f"{stats.get('memory_remaining', 0) >> 20} MiB to go")
+                self.said = now
+        except (domain.Error, domain.Hung) as exc:
+            log.debug(f"migration job query: {basics.why(exc)}")
+
+    def abort(self, until: float) -> None:
+        try:
+            domain.bounded(until, self.dom.abortJob)
+        except (domain.Error, domain.Hung) as exc:
+            log.warn(f"abort of the migration of {self.name}: {basics.why(exc)}")
+
+
+def migrate_from(p: Params) -> int:
+    name = basics.domain_name(p)
+    t0 = time.monotonic()
+    end = t0 + basics.op_timeout("migrate_from") - timeouts.AGENT_ANSWER_MARGIN
+    deadline = min(end, t0 + timeouts.MIGRATE_FROM_APPEAR)
+    definition.check_stored(p, osd_op_timeout=max(1, min(10, int((end - t0) / 4))))
+    conn = basics.connect(p, deadline)
+    try:
+        while True:
+            try:
+                dom = domain.bounded(deadline, domain.lookup, conn, name)
+                if dom is not None and domain.bounded(deadline, domain.state, dom) in domain.RUNNING_STATES:
+                    log.info(f"domain {name} runs here after migration")
+                    definition.remember_name(p, name)
+                    utilization.apply(p, domain.bounded(deadline, dom.XMLDesc, 0), end)
+                    return OCF_SUCCESS
+            except (domain.Error, domain.Hung) as exc:
+                raise AgentError(OCF_ERR_GENERIC,
+                                 f"libvirt failed after the migration of {name}: {basics.why(exc)}") from None
+            if time.monotonic() >= deadline:
+                raise AgentError(OCF_ERR_GENERIC, f"domain {name} does not run here after the migration")
+            time.sleep(0.2)
+    finally:
+        domain.close(conn, end)
