@@ -16,7 +16,8 @@ from rbdvm.helpers.ceph.session import Session
 from rbdvm.helpers.core.settings import ceph_target_from_env
 from rbdvm.helpers.core.vmschema import VmConfig
 from rbdvm.helpers.ops import creation, inventory, lifecycle, removal
-from rbdvm.helpers.pacemaker import cib, cluster
+from rbdvm.helpers.ops.env import Env
+from rbdvm.helpers.pacemaker import cib
 
 NAMESPACE = "bench1k"        # its own namespace: the pool's other VMs are not listed
 STEPS = tuple(int(n) for n in os.environ.get("BENCH_STEPS", "10,100,1000").split(","))
@@ -57,7 +58,7 @@ def settle() -> float:
     return time.perf_counter() - t0
 
 
-def measure(session, count: int) -> dict:
+def measure(env, count: int) -> dict:
     argv = [sys.executable, "-c", COUNTING_CLI, "list", "--json", "--namespace", NAMESPACE]
     walls, procs = [], set()
     for _ in range(REPEAT):
@@ -68,13 +69,13 @@ def measure(session, count: int) -> dict:
         rows = json.loads(res.stdout)
         assert len(rows) == count and all(r["status"] == "Stopped" for r in rows), rows[:3]
     t0 = time.perf_counter()
-    inventory.list_vms(session)
+    inventory.list_vms(env)
     ceph = time.perf_counter() - t0
     t0 = time.perf_counter()
-    cluster.cluster_status()
+    env.cluster.cluster_status()
     crm = time.perf_counter() - t0
     t0 = time.perf_counter()
-    lifecycle.list_status(session)
+    lifecycle.list_status(env)
     whole = time.perf_counter() - t0
     return {"vms": count, "wall": statistics.median(walls), "walls": walls, "subprocesses": sorted(procs),
             "ceph_listing": ceph, "crm_mon": crm, "in_process": whole}
@@ -85,9 +86,10 @@ def main() -> None:
     xml = open(BASE_XML).read()
     out = {"steps": [], "made": {}}
     with Session(target) as s:
+        env = Env(session=s)
         t0 = time.perf_counter()
         if vmstore.record(s, name(0)).state != "complete":    # a run that was interrupted
-            creation.create(s, name(0), IMAGE, xml, force=True)
+            creation.create(env, name(0), IMAGE, xml, force=True)
         out["made"]["create"] = time.perf_counter() - t0
         made, t0 = 1, time.perf_counter()
         add_resources(target, [name(0)])
@@ -96,12 +98,12 @@ def main() -> None:
             t1 = time.perf_counter()
             for vm in new:
                 if vmstore.record(s, vm).state != "complete":
-                    creation.create(s, vm, IMAGE, xml, force=True)
+                    creation.create(env, vm, IMAGE, xml, force=True)
             out["made"][f"create_{count}"] = (time.perf_counter() - t1) / max(len(new), 1)
             add_resources(target, new)
             made = count
             out["made"][f"settle_{count}"] = settle()
-            out["steps"].append(measure(s, count))
+            out["steps"].append(measure(env, count))
         # cleanup: every resource in one delete, then the VMs
         t0 = time.perf_counter()
         subprocess.run(["cibadmin", "--delete", "--delete-all", "--force", "--xpath",
@@ -111,7 +113,7 @@ def main() -> None:
         settle()
         t1 = time.perf_counter()
         for i in reversed(range(made)):
-            removal.remove(s, name(i))
+            removal.remove(env, name(i))
         out["made"]["remove_each"] = (time.perf_counter() - t1) / made
     print(json.dumps(out))
 

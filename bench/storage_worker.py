@@ -15,6 +15,7 @@ from rbdvm.helpers.ceph import diskimage
 from rbdvm.helpers.ceph.session import Session
 from rbdvm.helpers.core.settings import ceph_target_from_env
 from rbdvm.helpers.ops import cloning, creation, removal
+from rbdvm.helpers.ops.env import Env
 
 MiB, GiB = 1 << 20, 1 << 30
 FILES = sys.argv[1]          # a directory shared with the host, for disk files
@@ -50,11 +51,11 @@ def base_xml():
     return open(path).read()
 
 
-def make_vm(s, name, nbytes, size=2 * GiB + 64 * MiB):
+def make_vm(env, name, nbytes, size=2 * GiB + 64 * MiB):
     raw = os.path.join(FILES, "bench-empty.raw")
     with open(raw, "wb") as f:
         f.truncate(size)
-    creation.create(s, name, raw, base_xml())
+    creation.create(env, name, raw, base_xml())
     write_data(f"system_{name}", nbytes)
 
 
@@ -74,12 +75,12 @@ def undo_bare(io, src, snap, child):
         img.remove_snap(snap)
 
 
-def clone_bench(s):
-    io = s.ioctx
+def clone_bench(env):
+    io = env.session.ioctx
     out = {"cow": {}, "bare": {}}
     for written in (256 * MiB, 1 * GiB, 2 * GiB):
         src = f"benchsrc{written // MiB}"
-        make_vm(s, src, written)
+        make_vm(env, src, written)
         cow, bare = [], []
         for i in range(REPEAT):   # interleaved: both see the same cluster state
             bare_t = time.perf_counter()
@@ -87,24 +88,24 @@ def clone_bench(s):
             bare.append(time.perf_counter() - bare_t)
             undo_bare(io, f"system_{src}", snap, child)
             dst = f"benchcow{i}"
-            cow.append(timed(lambda src=src, dst=dst: cloning.clone(s, src, dst)))
-            removal.remove(s, dst)
+            cow.append(timed(lambda src=src, dst=dst: cloning.clone(env, src, dst)))
+            removal.remove(env, dst)
         out["cow"][written // MiB] = statistics.median(cow)
         out["bare"][written // MiB] = statistics.median(bare)
         if written == 1 * GiB:
-            full = timed(lambda src=src: cloning.clone(s, src, "benchfull", full=True))
+            full = timed(lambda src=src: cloning.clone(env, src, "benchfull", full=True))
             out["full_1g"] = full
             out["full_1g_used"] = used(io, "system_benchfull")
-            removal.remove(s, "benchfull")
+            removal.remove(env, "benchfull")
             with rbd.Image(io, f"system_{src}", read_only=True) as img:
                 deep = timed(lambda: img.deep_copy(io, "benchdeep"))
             out["deep_copy_1g"] = deep
             rbd.RBD().remove(io, "benchdeep")
-        removal.remove(s, src)
+        removal.remove(env, src)
     return out
 
 
-def import_bench(s):
+def import_bench(env):
     path = os.path.join(FILES, "bench-import.qcow2")
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", path, "1G"], check=True)
     # ~256 MiB of data in 64 extents of 4 MiB spread over the disk
@@ -113,15 +114,15 @@ def import_bench(s):
         cmds += ["-c", f"write -P {(i % 250) + 1} {i * 16 * MiB} {4 * MiB}"]
     subprocess.run(["qemu-io", "-f", "qcow2", *cmds, path], check=True, capture_output=True)
     data = 64 * 4 * MiB
-    io = s.ioctx
+    io = env.session.ioctx
     disk = diskimage.inspect(path)
     ours, step, theirs = [], [], []
     for _ in range(3):   # interleaved
-        ours.append(timed(lambda: creation.create(s, "benchimp", path, base_xml())))
+        ours.append(timed(lambda: creation.create(env, "benchimp", path, base_xml())))
         stored_ours = used(io, "system_benchimp")
-        removal.remove(s, "benchimp")
+        removal.remove(env, "benchimp")
         rbd.RBD().create(io, "benchstep", GiB)
-        step.append(timed(lambda: diskimage.import_into(disk, s.target, "benchstep")))
+        step.append(timed(lambda: diskimage.import_into(disk, env.session.target, "benchstep")))
         rbd.RBD().remove(io, "benchstep")
         rbd.RBD().create(io, "benchqimg", GiB)
         opts = "driver=rbd,pool=rbd,image=benchqimg,user=rbdvm,conf=/etc/ceph/ceph.conf"
@@ -140,10 +141,11 @@ def import_bench(s):
 
 def main():
     with Session(ceph_target_from_env()) as s:
+        env = Env(session=s)
         # warm-up: the first large write after the lab starts pays memory first-touch
-        make_vm(s, "benchwarm", 512 * MiB)
-        removal.remove(s, "benchwarm")
-        result = {"clone": clone_bench(s), "import": import_bench(s)}
+        make_vm(env, "benchwarm", 512 * MiB)
+        removal.remove(env, "benchwarm")
+        result = {"clone": clone_bench(env), "import": import_bench(env)}
     print(json.dumps(result))
 
 

@@ -2,11 +2,10 @@
 
 import click
 
-from rbdvm.helpers.ceph.session import Session
 from rbdvm.helpers.ops import lifecycle, placement
 from rbdvm.helpers.ops.lifecycle import NOT_PLACED
 
-from .options import ceph_command, emit, in_session, json_option, vm_command
+from .options import ceph_command, ceph_env, cluster_env, emit, in_session, json_option, vm_command
 
 
 def cluster_line(r) -> str:
@@ -43,7 +42,7 @@ def disable(name, target, as_json):
 @json_option
 def start(name, as_json):
     """Start the enabled VM NAME (target-role Started) and wait until it runs."""
-    emit(as_json, lifecycle.start(name), cluster_line)
+    emit(as_json, lifecycle.start(cluster_env(), name), cluster_line)
 
 
 @click.command()
@@ -51,7 +50,7 @@ def start(name, as_json):
 @json_option
 def stop(name, as_json):
     """Stop the enabled VM NAME (target-role Stopped) and wait until it is stopped."""
-    emit(as_json, lifecycle.stop(name), cluster_line)
+    emit(as_json, lifecycle.stop(cluster_env(), name), cluster_line)
 
 
 @vm_command()
@@ -121,7 +120,7 @@ def colocate(name, others, anti, strong, remove, target, as_json):
     Stored in NAME's metadata (_colocations), so disable + enable restores it; a constraint
     naming a VM that is not enabled is added when that VM is enabled.
     """
-    with Session(target) as s:
+    with ceph_env(target) as s:
         r = placement.colocate(s, name, others, strong=strong, anti=anti, remove=remove)
 
     emit(as_json, r, lambda r: [_placed(r), f"  colocations: {colocation_text(r['colocations'])}"])

@@ -2,10 +2,9 @@
 
 import click
 
-from rbdvm.helpers.ceph.session import Session
 from rbdvm.helpers.ops import metadata as md
 
-from .options import ceph_command, emit, in_session
+from .options import ceph_command, ceph_env, emit, in_session
 
 
 @click.group()
@@ -33,7 +32,7 @@ def list_(name, include_reserved, target, as_json):
 @ceph_command
 def get(name, key, target, as_json):
     """Print the value of KEY for VM NAME."""
-    with Session(target) as s:
+    with ceph_env(target) as s:
         value = md.get_metadata(s, name, key)
     emit(as_json, {"key": key, "value": value}, lambda r: r["value"])
 
@@ -45,6 +44,6 @@ def get(name, key, target, as_json):
 @ceph_command
 def set_(name, key, value, target, as_json):
     """Set KEY to VALUE for VM NAME."""
-    with Session(target) as s:
+    with ceph_env(target) as s:
         md.set_metadata(s, name, key, value)
     emit(as_json, {"key": key, "value": value}, f"{key}={value}")

@@ -4,7 +4,7 @@ import click
 
 from rbdvm.helpers.ops import maintenance
 
-from .options import emit, json_option, table
+from .options import cluster_env, emit, json_option, table
 
 
 @click.group()
@@ -17,7 +17,7 @@ def node():
 def list_(as_json):
     """Nodes, their state (online, standby, maintenance, offline), whether rbdvm drained
     them, the VMs running on each and their utilization."""
-    rows = maintenance.node_list()
+    rows = maintenance.node_list(cluster_env())
     emit(as_json, rows, lambda rs: table(rs, [
         ("NODE", "name"), ("STATE", "state"), ("VMS", lambda r: "drained" if r["drained"] else "taken"),
         ("RUNNING", lambda r: ", ".join(r["vms"]) or "-"),
@@ -48,7 +48,7 @@ def drain(name, force, as_json):
     undoes it. Refused, before anything moves, while a VM on NAME is not signed by this
     cluster (rbdvm trust).
     """
-    r = maintenance.drain(name, untrusted_ok=force)
+    r = maintenance.drain(cluster_env(), name, untrusted_ok=force)
     emit(as_json, r, lambda r: [f"node {name} drained" + ("" if r["changed"] else " (it already was)")
                                 + ("" if r["settled"] else "; the cluster has not settled yet")]
          + [_vm_line(name, v) for v in r["vms"]])
@@ -59,6 +59,6 @@ def drain(name, force, as_json):
 @json_option
 def resume(name, as_json):
     """Let node NAME take VMs again; VMs that prefer it come back."""
-    r = maintenance.resume(name)
+    r = maintenance.resume(cluster_env(), name)
     emit(as_json, r, lambda r: f"node {name} takes VMs again" + ("" if r["changed"] else " (it was not drained)")
          + (f"; running there: {', '.join(r['vms'])}" if r["vms"] else ""))

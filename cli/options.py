@@ -1,5 +1,6 @@
 """Options every storage command shares, and how results are printed."""
 
+import contextlib
 import functools
 import json
 import sys
@@ -11,6 +12,7 @@ from rbdvm.helpers.ceph.session import Session
 from rbdvm.helpers.core import defaults
 from rbdvm.helpers.core.errors import UsageError
 from rbdvm.helpers.core.settings import ceph_target_from_env
+from rbdvm.helpers.ops.env import Env
 
 _asked = {"json": False}
 
@@ -122,10 +124,22 @@ def parse_pairs(pairs, what: str) -> dict:
     return out
 
 
+@contextlib.contextmanager
+def ceph_env(target):
+    """The operations' environment (helpers/ops/env.py) with a Ceph session opened for it."""
+    with Session(target) as s:
+        yield Env(session=s)
+
+
+def cluster_env() -> Env:
+    """The operations' environment for a command that needs no Ceph (start, stop, node)."""
+    return Env()
+
+
 def in_session(target, op, *args, **kw):
     """One operation, in a Ceph session opened for it."""
-    with Session(target) as s:
-        return op(s, *args, **kw)
+    with ceph_env(target) as env:
+        return op(env, *args, **kw)
 
 
 def vm_command(*arguments: str, under=None, name: str | None = None):

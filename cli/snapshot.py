@@ -4,12 +4,11 @@ from datetime import datetime
 
 import click
 
-from rbdvm.helpers.ceph.session import Session
 from rbdvm.helpers.core.errors import UsageError
 from rbdvm.helpers.ops import lifecycle, snapshots
 
 from .cluster import cluster_line
-from .options import ceph_command, emit, in_session, table, vm_command
+from .options import ceph_command, ceph_env, emit, in_session, table, vm_command
 
 
 @click.group()
@@ -83,7 +82,7 @@ def purge(name, everything, oldest, before, target, as_json):
     A snapshot that copy-on-write clones still depend on is kept and reported. Not
     transactional: if interrupted, run it again.
     """
-    with Session(target) as s:
+    with ceph_env(target) as s:
         result = snapshots.purge(s, name, everything=everything, oldest=oldest, before=_date(before))
 
     def text(r):

@@ -2,11 +2,10 @@
 
 import click
 
-from rbdvm.helpers.ceph.session import Session
 from rbdvm.helpers.core.errors import Untrusted, UsageError
 from rbdvm.helpers.ops import accept, inventory
 
-from .options import ceph_command, emit
+from .options import ceph_command, ceph_env, emit
 
 _SAID = {"signed": "signed by this cluster", "unsigned": "NOT SIGNED", "other-key": "SIGNED WITH ANOTHER KEY",
          "tampered": "SIGNATURE DOES NOT MATCH"}
@@ -50,7 +49,7 @@ def trust(names, snapshot, all_, yes, target, as_json):
     if all_ and snapshot:
         raise UsageError("--snapshot names one VM's snapshot: not with --all")
     results = []
-    with Session(target) as s:
+    with ceph_env(target) as s:
         if all_:
             names = [v["name"] for v in inventory.list_vms(s) if v["trust"] == "untrusted"]
         refused = []

@@ -4,14 +4,13 @@ from pathlib import Path
 
 import click
 
-from rbdvm.helpers.ceph.session import Session
 from rbdvm.helpers.core import names, vmschema
 from rbdvm.helpers.core.errors import UsageError
 from rbdvm.helpers.core.vmschema import VmState
 from rbdvm.helpers.ops import cloning, creation, inventory, lifecycle
 
 from .cluster import cluster_line, colocation_text
-from .options import Progress, ceph_command, emit, human_bytes, in_session, parse_pairs, table
+from .options import Progress, ceph_command, ceph_env, emit, human_bytes, in_session, parse_pairs, table
 
 
 def read_xml(path):
@@ -94,7 +93,7 @@ def create(name, image, xml_file, data_disk, metadata, force, disabled, target, 
     settings = settings_values(kwargs)
     base = read_xml(xml_file)
     progress = Progress(not as_json)
-    with Session(target) as s:
+    with ceph_env(target) as s:
         try:
             result = creation.create(s, name, image, base, data_images=data_disk,
                                       metadata=parse_pairs(metadata, "--metadata"),
@@ -125,7 +124,7 @@ def clone(src, dst, full, xml_file, metadata, disabled, target, as_json, **kwarg
     """
     names.check_new_vm_name(dst)
     settings = settings_values(kwargs)
-    with Session(target) as s:
+    with ceph_env(target) as s:
         result = cloning.clone(s, src, dst, full=full, base_xml=read_xml(xml_file),
                                  metadata=parse_pairs(metadata, "--metadata"),
                                  settings=settings)
@@ -155,7 +154,7 @@ def list_(target, as_json):
     """List the VMs of the pool (and namespace): cluster status, node, storage state.
 
     One Ceph listing and one crm_mon call, whatever the number of VMs."""
-    with Session(target) as s:
+    with ceph_env(target) as s:
         result = lifecycle.list_status(s)
     emit(as_json, result, lambda r: table(r, [("NAME", "name"), ("STATUS", "status"), ("NODE", "node"),
                                               ("STORAGE", "state"), ("DISKS", "disks"),
@@ -167,7 +166,7 @@ def list_(target, as_json):
 @ceph_command
 def info(name, target, as_json):
     """Show VM NAME: disks, settings, metadata, snapshots, clones."""
-    with Session(target) as s:
+    with ceph_env(target) as s:
         result = inventory.info(s, name)
 
     def text(r):

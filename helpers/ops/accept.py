@@ -12,13 +12,14 @@ import json
 
 from ..ceph import trust, vmstore
 from ..ceph.lease import Lease
-from ..ceph.session import Session
 from ..core import devpolicy, domainxml, names, secret, signing, vmschema
 from ..core.errors import Conflict, NotFound, Untrusted, UsageError
+from .env import Env
 
 
-def _reviewed(session: Session, vm: str, snapshot: str | None) -> tuple:
+def _reviewed(env: Env, vm: str, snapshot: str | None) -> tuple:
     """(record, {"xml", "base", "sig"} under review)."""
+    session = env.session
     rec = vmstore.require_complete(session, vm)
     if snapshot is None:
         return rec, vmschema.current_definition(rec.metadata)
@@ -36,9 +37,10 @@ def _digest(definition: dict, settings: dict | None) -> str:
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 
 
-def _problems(session: Session, vm: str, definition: dict) -> list:
+def _problems(env: Env, vm: str, definition: dict) -> list:
     """Why the definition (and its base) may not be signed: unreadable, naming another domain,
     or refused by the node's device policy."""
+    session = env.session
     policy = devpolicy.load()
     problems = []
     try:
@@ -59,10 +61,11 @@ def _problems(session: Session, vm: str, definition: dict) -> list:
     return problems
 
 
-def _review(session: Session, vm: str, snapshot: str | None) -> tuple:
+def _review(env: Env, vm: str, snapshot: str | None) -> tuple:
     """(record, definition, review): one read of the VM for review() and accept()."""
-    rec, definition = _reviewed(session, vm, snapshot)
-    problems = _problems(session, vm, definition)
+    session = env.session
+    rec, definition = _reviewed(env, vm, snapshot)
+    problems = _problems(env, vm, definition)
     out = {"name": vm, "snapshot": snapshot, "xml": definition["xml"], "problems": problems,
            "definition": trust.definition_verdict(session, vm, definition)[0]}
     settings = None
@@ -78,20 +81,21 @@ def _review(session: Session, vm: str, snapshot: str | None) -> tuple:
     return rec, definition, out
 
 
-def review(session: Session, vm: str, snapshot: str | None = None) -> dict:
+def review(env: Env, vm: str, snapshot: str | None = None) -> dict:
     """What `trust` would sign, what the device policy says of it, and whether it is signed
     now. `digest` names exactly this content (accept() takes it back)."""
     names.check_name(vm, "VM name")
-    return _review(session, vm, snapshot)[2]
+    return _review(env, vm, snapshot)[2]
 
 
-def accept(session: Session, vm: str, snapshot: str | None = None, digest: str | None = None) -> dict:
+def accept(env: Env, vm: str, snapshot: str | None = None, digest: str | None = None) -> dict:
     """Sign what review() showed (`digest`: refused if it changed since; None: what is there
     now). Refused when the definition breaks the device policy."""
+    session = env.session
     names.check_name(vm, "VM name")
     key = secret.load()
     with Lease(session, vm, "trust"):
-        rec, definition, seen = _review(session, vm, snapshot)
+        rec, definition, seen = _review(env, vm, snapshot)
         if digest is not None and seen["digest"] != digest:
             raise Conflict(f"the stored definition or settings of VM {vm} changed while they were reviewed",
                            "someone wrote them after they were shown; nothing was signed",

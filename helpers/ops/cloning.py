@@ -6,19 +6,19 @@ clone:snapshots, clone:disk, clone:group, clone:commit). The source may keep run
 from ..ceph import groups as storegroups
 from ..ceph import images, trust, vmstore
 from ..ceph.lease import Lease
-from ..ceph.session import Session
 from ..ceph.vmstore import where
-from ..core import clock, defaults, domainxml, names, secret, vmschema
+from ..core import defaults, domainxml, names, secret, vmschema
 from ..core.errors import Conflict, UsageError
 from ..core.faults import checkpoint
 from ..core.vmschema import VmState
 from . import definition
+from .env import Env
 
 _NOT_INHERITED = (vmschema.VM_NAME, vmschema.XML, vmschema.BASE_XML, vmschema.ADDITIONAL_DISKS) \
     + vmschema.INTERNAL_KEYS
 
 
-def clone(session: Session, src: str, dst: str, *, full=False, base_xml=None, metadata=None,
+def clone(env: Env, src: str, dst: str, *, full=False, base_xml=None, metadata=None,
           settings=None, unset=()) -> dict:
     """Make VM `dst` from VM `src`: copy-on-write (default) or an independent full copy.
 
@@ -26,6 +26,7 @@ def clone(session: Session, src: str, dst: str, *, full=False, base_xml=None, me
     settings unless given here, or named in `unset` (settings the clone starts without).
     The source may keep running.
     """
+    session = env.session
     names.check_name(src, "VM name")
     names.check_new_vm_name(dst)
     if src == dst:
@@ -43,7 +44,7 @@ def clone(session: Session, src: str, dst: str, *, full=False, base_xml=None, me
             Lease(session, dst, f"clone from {src}") as dst_lease:
         lease = _Both(src_lease, dst_lease)
         snap = names.clone_base_snapshot(dst)
-        srec, dst_disks = _snapshot_source(session, src, dst, snap, keep=not full)
+        srec, dst_disks = _snapshot_source(env, src, dst, snap, keep=not full)
         checkpoint("clone:snapshots")
         for s, d in zip(srec.disks, dst_disks):
             lease.check()
@@ -54,10 +55,11 @@ def clone(session: Session, src: str, dst: str, *, full=False, base_xml=None, me
         checkpoint("clone:group")
         base = base_xml if base_xml is not None else srec.metadata[vmschema.BASE_XML]
         bus = settings.get("disk_bus") or srec.metadata.get(vmschema.DISK_BUS) or defaults.DISK_BUS
-        xml = definition.build(session, base, dst, dst_disks, bus, new_identity=True)
+        xml = definition.build(env, base, dst, dst_disks, bus, new_identity=True)
         inherited = {k: v for k, v in _inherited(srec.metadata).items() if k not in dropped}
+        cloned_from = vmschema.encode_cloned_from(src, mode, env.now().isoformat())
         values = {**inherited, **stored, **user_md, vmschema.VM_NAME: dst,
-                  vmschema.DISK_BUS: bus, vmschema.CLONED_FROM: vmschema.encode_cloned_from(src, mode, clock.now_iso()),
+                  vmschema.DISK_BUS: bus, vmschema.CLONED_FROM: cloned_from,
                   **trust.new_definition(session, dst, xml, base, f"cannot clone VM {src} into {dst}", key)}
         values.update(trust.signed_settings(session, dst, values, key))
         if len(dst_disks) > 1:
@@ -75,9 +77,10 @@ def clone(session: Session, src: str, dst: str, *, full=False, base_xml=None, me
     return {"name": dst, "source": src, "mode": mode, "disks": dst_disks, "uuid": domainxml.uuid_of(xml)}
 
 
-def _snapshot_source(session: Session, src: str, dst: str, snap: str, keep: bool):
+def _snapshot_source(env: Env, src: str, dst: str, snap: str, keep: bool):
     """Check both VMs, claim dst's names, and take the source's base snapshots; returns the
     source's record and the clone's disk names."""
+    session = env.session
     groups, listed = vmstore.list_groups(session), vmstore.list_images(session)
     if names.system_disk(src) not in listed:
         vmstore.require_complete(session, src, groups, listed)   # says what is missing

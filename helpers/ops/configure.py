@@ -11,13 +11,13 @@ bus changes the definition, which applies at the VM's next start.
 
 from ..ceph import trust, vmstore
 from ..ceph.lease import Lease
-from ..ceph.session import Session
 from ..core import hints, names, timeouts, vmschema
 from ..core.errors import Conflict, UsageError
 from ..core.faults import checkpoint
 from ..core.hints import Hint
-from ..pacemaker import cib, cluster, crm_mon
+from ..pacemaker import cib, crm_mon
 from . import definition
+from .env import Env
 
 _HOSTS = ("pinned_host", "preferred_host")
 _SETTING_KEYS = frozenset(s.key for s in vmschema.SETTINGS)
@@ -46,15 +46,16 @@ def merged(metadata: dict, changes: dict) -> dict:
     return values
 
 
-def set_settings(session: Session, vm: str, changes: dict, restart: bool = False) -> dict:
+def set_settings(env: Env, vm: str, changes: dict, restart: bool = False) -> dict:
     """Change VM `vm`'s settings ({name: value}, None: unchanged). Returns what changed, and
     for an enabled VM whether Pacemaker restarted it and its status."""
+    session = env.session
     names.check_name(vm, "VM name")
     given = {k: v for k, v in changes.items() if v is not None and v != {}}
     if not given:
         raise UsageError(f"nothing to change on VM {vm}", "no setting was given", "Name a setting and its new value")
-    enabled = cluster.has_resource(vm)
-    status = cluster.cluster_status() if enabled or any(given.get(h) for h in _HOSTS) else None
+    enabled = env.cluster.has_resource(vm)
+    status = env.cluster.cluster_status() if enabled or any(given.get(h) for h in _HOSTS) else None
     for host in (given.get(h) for h in _HOSTS):
         if host:
             crm_mon.check_node(status, host)
@@ -68,8 +69,8 @@ def set_settings(session: Session, vm: str, changes: dict, restart: bool = False
         definition_changed = vmschema.DISK_BUS in write
         doing = f"cannot change the settings of VM {vm}"
         if definition_changed:
-            write.update(definition.rebuild_definition(session, vm, metadata, rec.disks, bus=config.disk_bus))
-        plan = _plan(vm, _config_or_default(rec.metadata), config, status, restart) if enabled else None
+            write.update(definition.rebuild_definition(env, vm, metadata, rec.disks, bus=config.disk_bus))
+        plan = _plan(env, vm, _config_or_default(rec.metadata), config, status, restart) if enabled else None
         if write or remove:
             trust.write_settings(session, vm, rec.metadata, write, remove, doing)
         checkpoint("set:stored")
@@ -77,7 +78,7 @@ def set_settings(session: Session, vm: str, changes: dict, restart: bool = False
            "definition": "applies at the next start" if definition_changed else "unchanged",
            "enabled": enabled}
     if plan is not None:
-        out.update(_apply(vm, config, plan))
+        out.update(_apply(env, vm, config, plan))
     return out
 
 
@@ -89,10 +90,10 @@ def _config_or_default(metadata: dict) -> vmschema.VmConfig:
         return vmschema.VmConfig()
 
 
-def _plan(vm: str, before, after, status, restart: bool) -> dict | None:
+def _plan(env: Env, vm: str, before, after, status, restart: bool) -> dict | None:
     """The VM's resource patched for the new settings (cib.patched: what others set stays),
     and whether it restarts a running VM (refused unless `restart`); None without one."""
-    old = cluster.resource(vm)
+    old = env.cluster.resource(vm)
     if old is None:
         return None
     new = cib.patched(old, before, after)
@@ -106,12 +107,12 @@ def _plan(vm: str, before, after, status, restart: bool) -> dict | None:
     return {"resource": new, "restarts": restarts}
 
 
-def _apply(vm: str, config, plan: dict) -> dict:
+def _apply(env: Env, vm: str, config, plan: dict) -> dict:
     # replaced also when nothing changed: a `set` interrupted after its metadata write
     # converges when run again (except for the removal of a map key: that run knew it)
-    cluster.replace_resource(plan["resource"])
-    cluster.set_placement(vm, config)
-    settled = cluster.settle(timeouts.SETTLE_WAIT)
-    st = crm_mon.vm_status(cluster.cluster_status(), vm, True)
+    env.cluster.replace_resource(plan["resource"])
+    env.cluster.set_placement(vm, config)
+    settled = env.cluster.settle(timeouts.SETTLE_WAIT)
+    st = crm_mon.vm_status(env.cluster.cluster_status(), vm, True)
     return {"restarted": plan["restarts"], "settled": settled,
             "status": st["status"], "node": st["node"]}

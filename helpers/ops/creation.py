@@ -7,23 +7,24 @@ replaced only when asked (`force`)."""
 
 from ..ceph import diskimage, groups, images, trust, vmstore
 from ..ceph.lease import Lease
-from ..ceph.session import Session
 from ..ceph.vmstore import where
-from ..core import clock, defaults, domainxml, hints, names, secret, vmschema
+from ..core import defaults, domainxml, hints, names, secret, vmschema
 from ..core.errors import Conflict, RbdvmError
 from ..core.faults import checkpoint
 from ..core.hints import Hint
 from ..core.vmschema import VmState
 from . import definition
+from .env import Env
 from .removal import remove_record
 
 
-def create(session: Session, name: str, image: str, base_xml: str, *, data_images=(),
+def create(env: Env, name: str, image: str, base_xml: str, *, data_images=(),
            metadata=None, settings=None, force=False, progress=None) -> dict:
     """Import the disk files into a new VM `name` and store its definition.
 
     progress(disk, fraction) follows each import.
     """
+    session = env.session
     names.check_new_vm_name(name)
     user_md = vmschema.check_user_metadata(metadata)
     settings = dict(settings or {})
@@ -36,16 +37,16 @@ def create(session: Session, name: str, image: str, base_xml: str, *, data_image
     session.ensure_namespace()
     with Lease(session, name, "create") as lease:
         disks = names.disk_names(name, len(data_images))
-        resuming = _claim(session, name, disks, lease, force, base_uuid)
-        fresh = _make_images(session, name, disks, [f.virtual_size for f in files], lease, resuming)
+        resuming = _claim(env, name, disks, lease, force, base_uuid)
+        fresh = _make_images(env, name, disks, [f.virtual_size for f in files], lease, resuming)
         checkpoint("create:images")
         groups.ensure_group(session, name, disks)
         checkpoint("create:group")
         for disk, f in zip(disks, files):
-            import_disk(session, name, disk, f, lease, fresh=disk in fresh, progress=progress)
-        xml = definition.build(session, base_xml, name, disks, bus)
+            import_disk(env, name, disk, f, lease, fresh=disk in fresh, progress=progress)
+        xml = definition.build(env, base_xml, name, disks, bus)
         signed = trust.new_definition(session, name, xml, base_xml, f"cannot create VM {name}", key)
-        values = {vmschema.VM_NAME: name, vmschema.DISK_BUS: bus, vmschema.CREATED: clock.now_iso(),
+        values = {vmschema.VM_NAME: name, vmschema.DISK_BUS: bus, vmschema.CREATED: env.now().isoformat(),
                   **stored, **user_md, **signed}
         values.update(trust.signed_settings(session, name, values, key))
         if data_images:
@@ -61,18 +62,19 @@ def create(session: Session, name: str, image: str, base_xml: str, *, data_image
             "formats": [f.format for f in files]}
 
 
-def _claim(session: Session, name: str, disks, lease, force: bool, base_uuid) -> bool:
+def _claim(env: Env, name: str, disks, lease, force: bool, base_uuid) -> bool:
     """Make sure `name` may be created (an existing VM replaced only with `force`); True if
     an interrupted create or clone of it is being finished."""
+    session = env.session
     rec = vmstore.record(session, name)
     if rec.state == VmState.COMPLETE:
         if not force:
             raise Conflict("VM already exists", f"VM {name} exists in {where(session)}",
                            hint=Hint(hints.REPLACE_VM), code="VM_EXISTS", details={"vm": name})
-        remove_record(session, rec, lease)
+        remove_record(env, rec, lease)
     vmstore.refuse_unusable(rec)
     if base_uuid:
-        definition.check_uuid_free(session, base_uuid, name)
+        definition.check_uuid_free(env, base_uuid, name)
     if rec.state == VmState.CREATING:
         return True
     vmstore.refuse_taken(session, name, disks)
@@ -80,9 +82,10 @@ def _claim(session: Session, name: str, disks, lease, force: bool, base_uuid) ->
     return False
 
 
-def _make_images(session: Session, name: str, disks, sizes, lease, resuming: bool) -> set:
+def _make_images(env: Env, name: str, disks, sizes, lease, resuming: bool) -> set:
     """The VM's images at their sizes; returns those made now (the others a previous run
     made). The system disk is marked as being created the moment it exists."""
+    session = env.session
     fresh = set()
     for disk, size in zip(disks, sizes):
         lease.check()
@@ -94,8 +97,9 @@ def _make_images(session: Session, name: str, disks, sizes, lease, resuming: boo
     return fresh
 
 
-def import_disk(session: Session, name: str, disk: str, f, lease, fresh: bool, progress) -> None:
+def import_disk(env: Env, name: str, disk: str, f, lease, fresh: bool, progress) -> None:
     """One disk file into its image, unless a previous run imported exactly that file."""
+    session = env.session
     lease.check()
     if vmstore.read_metadata(session, disk).get(vmschema.IMPORTED) == f.fingerprint:
         return
@@ -105,7 +109,7 @@ def import_disk(session: Session, name: str, disk: str, f, lease, fresh: bool, p
         images.zero(session, disk)   # an import must start on an all-zero image
     lease.check()
     try:
-        diskimage.import_into(f, session.target, disk, adopt=lease.adopt,
+        env.import_disk(f, session.target, disk, adopt=lease.adopt,
                               progress=(lambda x: progress(disk, x)) if progress else None)
     except RbdvmError:
         lease.check()      # qemu-img was killed because the lease was lost: say that

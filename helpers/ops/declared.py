@@ -11,12 +11,12 @@ from dataclasses import dataclass, field
 from lxml import etree
 
 from ..ceph import diskimage, trust, vmstore
-from ..ceph.session import Session
 from ..core import defaults, domainxml, names, vmschema, xmlsafe
 from ..core.errors import UsageError
 from ..core.vmschema import VmState
-from ..pacemaker import cluster, crm_mon
+from ..pacemaker import crm_mon
 from . import configure, creation, editing, lifecycle, metadata
+from .env import Env
 
 # state -> (the VM exists, it is under Pacemaker, the role it has there: None = as it is)
 STATES = {
@@ -89,18 +89,19 @@ def _canonical(text: str, source: str) -> bytes:
     return etree.tostring(root, method="c14n")
 
 
-def snapshot(session: Session, name: str, status=None, removing: bool = False) -> dict:
+def snapshot(env: Env, name: str, status=None, removing: bool = False) -> dict:
     """{exists, definition, settings, metadata, data_disks, status} of VM `name` now, from one
     read of it. A VM left half made by an interrupted create is not there yet ("leftover"),
     to be created again; one half removed or broken is refused unless `removing` it."""
-    return _read(session, name, status, removing)[0]
+    return _read(env, name, status, removing)[0]
 
 
-def _read(session: Session, name: str, status, removing: bool) -> tuple:
+def _read(env: Env, name: str, status, removing: bool) -> tuple:
     """(snapshot, the system disk's metadata or None)."""
+    session = env.session
     names.check_name(name, "VM name")
     rec = vmstore.record(session, name)
-    status = cluster.cluster_status() if status is None else status
+    status = env.cluster.cluster_status() if status is None else status
     st = crm_mon.vm_status(status, name, rec.state != VmState.ABSENT)
     if rec.state == VmState.ABSENT:
         return {"exists": False, "status": st["status"]}, None
@@ -113,11 +114,11 @@ def _read(session: Session, name: str, status, removing: bool) -> tuple:
             "data_disks": len(rec.disks) - 1, "status": st["status"]}, md
 
 
-def plan(session: Session, d: Declared, status=None) -> Plan:
+def plan(env: Env, d: Declared, status=None) -> Plan:
     if d.state not in STATES:
         raise UsageError(f"unknown state {d.state!r}", f"one of {', '.join(STATES)}")
     exists, enabled, role = STATES[d.state]
-    now, md = _read(session, d.name, status, removing=not exists)
+    now, md = _read(env, d.name, status, removing=not exists)
     steps: list = []
     if not exists:
         if now["exists"] or now.get("leftover"):
@@ -130,7 +131,7 @@ def plan(session: Session, d: Declared, status=None) -> Plan:
         if d.xml is None or d.image is None:
             raise UsageError(f"VM {d.name} does not exist", "creating it needs its base definition and its "
                                                              "system image", "Give both")
-        _check_create(session, d)
+        _check_create(env, d)
         steps.append(Step("create", ("finish creating" if now.get("leftover") else "create")
                           + f" VM {d.name} from {d.image}"))
         stored_settings = vmschema.decode(vmschema.encode(settings))
@@ -174,9 +175,10 @@ def plan(session: Session, d: Declared, status=None) -> Plan:
     return Plan(d.name, steps, now, after)
 
 
-def _check_create(session: Session, d: Declared) -> None:
+def _check_create(env: Env, d: Declared) -> None:
     """What a create would refuse, found while planning: a plan (check mode) that says
     "create" is one the create carries out."""
+    session = env.session
     assert d.xml is not None and d.image is not None
     names.check_new_vm_name(d.name)      # the settings: checked by plan() as it encodes them
     domainxml.parse(d.xml, "the declared definition")
@@ -185,29 +187,29 @@ def _check_create(session: Session, d: Declared) -> None:
     trust.require_policy(session, d.name, d.xml, f"cannot create VM {d.name}")
 
 
-def apply(session: Session, d: Declared, p: Plan) -> list:
+def apply(env: Env, d: Declared, p: Plan) -> list:
     """Run the plan's steps in order; returns what each did."""
     done = []
     for step in p.steps:
         if step.action == "remove":
-            out = lifecycle.remove(session, d.name, force=True)
+            out = lifecycle.remove(env, d.name, force=True)
         elif step.action == "create":
             assert d.image is not None and d.xml is not None    # plan() refused a create without them
-            out = creation.create(session, d.name, d.image, d.xml, data_images=d.data_images,
+            out = creation.create(env, d.name, d.image, d.xml, data_images=d.data_images,
                                    metadata=d.given_metadata, settings=d.given_settings)
         elif step.action == "edit":
-            out = editing.edit(session, d.name, base_xml=d.xml, restart=d.allow_restart)
+            out = editing.edit(env, d.name, base_xml=d.xml, restart=d.allow_restart)
         elif step.action == "set":
-            out = configure.set_settings(session, d.name, step.args["changes"], restart=d.allow_restart)
+            out = configure.set_settings(env, d.name, step.args["changes"], restart=d.allow_restart)
         elif step.action == "metadata":
             for key, value in step.args["values"].items():
-                metadata.set_metadata(session, d.name, key, value)
+                metadata.set_metadata(env, d.name, key, value)
             out = {"set": sorted(step.args["values"])}
         elif step.action == "enable":
-            out = lifecycle.enable(session, d.name, start=step.args["start"])
+            out = lifecycle.enable(env, d.name, start=step.args["start"])
         elif step.action == "start":
-            out = lifecycle.start(d.name)
+            out = lifecycle.start(env, d.name)
         else:
-            out = lifecycle.stop(d.name)
+            out = lifecycle.stop(env, d.name)
         done.append({"action": step.action, "what": step.what, "result": out})
     return done

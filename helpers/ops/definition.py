@@ -5,24 +5,26 @@ changes all build it here."""
 
 from ..ceph import rbdbulk, trust, vmstore
 from ..ceph.monitors import monitor_hosts
-from ..ceph.session import Session
 from ..core import defaults, domainxml, hints, vmschema
 from ..core.errors import Conflict
 from ..core.hints import Hint
+from .env import Env
 
 
-def build(session: Session, base_xml: str, vm: str, disks, bus: str, new_identity: bool = False) -> str:
+def build(env: Env, base_xml: str, vm: str, disks, bus: str, new_identity: bool = False) -> str:
+    session = env.session
     t = session.target
     return domainxml.build(base_xml, vm=vm, images=disks, pool=t.pool, namespace=t.namespace,
                            monitors=monitor_hosts(session), client_id=t.client_id, bus=bus,
                            new_identity=new_identity)
 
 
-def rebuild_definition(session: Session, vm: str, metadata: dict, disks, *, bus: str | None = None,
+def rebuild_definition(env: Env, vm: str, metadata: dict, disks, *, bus: str | None = None,
                        base_xml: str | None = None) -> dict:
     """The VM's definition built again from its base (or a new one) for `disks`, keeping its
     UUID and MAC addresses unless the base sets them; checked against the device policy and
     signed: the metadata to write (`xml`, `_base_xml`, their signature)."""
+    session = env.session
     if base_xml is None:
         # built again from the stored base: only one this cluster signed
         trust.require_definition(session, vm, metadata, f"cannot build the definition of VM {vm} again")
@@ -32,13 +34,14 @@ def rebuild_definition(session: Session, vm: str, metadata: dict, disks, *, bus:
                        "another tool made it, and rbdvm builds the definition again from its base",
                        hint=Hint(hints.GIVE_BASE, {"vm": vm}))
     base = domainxml.keep_identity(base_xml, metadata.get(vmschema.XML))
-    xml = build(session, base, vm, disks, bus or metadata.get(vmschema.DISK_BUS) or defaults.DISK_BUS)
+    xml = build(env, base, vm, disks, bus or metadata.get(vmschema.DISK_BUS) or defaults.DISK_BUS)
     return trust.new_definition(session, vm, xml, base_xml, f"cannot change the definition of VM {vm}")
 
 
-def check_uuid_free(session: Session, uid: str, name: str) -> None:
+def check_uuid_free(env: Env, uid: str, name: str) -> None:
     """Conflict if another VM's stored definition has UUID `uid` (one bulk read of the
     system disks' headers)."""
+    session = env.session
     others = [vm for vm in vmstore.list_groups(session) if vm != name]
     for other, header in rbdbulk.system_headers(session, others).items():
         if domainxml.stored_uuid(rbdbulk.metadata(header).get(vmschema.XML)) == uid:

@@ -11,28 +11,29 @@ runs or removing its system disk.
 
 from ..ceph import diskimage, groups, images, vmstore
 from ..ceph.lease import Lease
-from ..ceph.session import Session
 from ..core import names, peer, vmschema
 from ..core.errors import Conflict, NotFound, RbdvmError, UsageError
 from ..core.faults import checkpoint
 from ..hypervisor import live
-from ..pacemaker import cib, cluster, crm_mon
+from ..pacemaker import cib, crm_mon
 from . import creation, definition, snapshots
+from .env import Env
 
 
-def _running_on(vm: str):
+def _running_on(env: Env, vm: str):
     """(node, URI of its libvirtd) if the VM runs under Pacemaker, else None."""
-    if not cluster.has_resource(vm):
+    if not env.cluster.has_resource(vm):
         return None
-    st = crm_mon.vm_status(cluster.cluster_status(), vm, True)
+    st = crm_mon.vm_status(env.cluster.cluster_status(), vm, True)
     if st["status"] != "Started" or not st["node"]:
         return None
-    prim = cluster.resource(vm)
+    prim = env.cluster.resource(vm)
     params = cib.params(prim) if prim is not None else {}
     return st["node"], peer.libvirt_uri(st["node"], params)
 
 
-def _rbd_name(session: Session, image: str) -> str:
+def _rbd_name(env: Env, image: str) -> str:
+    session = env.session
     t = session.target
     return "/".join(p for p in (t.pool, t.namespace, image) if p)
 
@@ -44,8 +45,9 @@ def _disk_of(rec, disk: str) -> str:
     return disk
 
 
-def resize(session: Session, vm: str, disk: str, size: int) -> dict:
+def resize(env: Env, vm: str, disk: str, size: int) -> dict:
     """Grow `disk` of VM `vm` to `size` bytes (equal: nothing to do; smaller: refused)."""
+    session = env.session
     names.check_name(vm, "VM name")
     with Lease(session, vm, f"resize {disk}"):
         rec = vmstore.require_complete(session, vm)
@@ -60,44 +62,45 @@ def resize(session: Session, vm: str, disk: str, size: int) -> dict:
             images.grow(session, disk, size)
         checkpoint("disk:resized")
     out = {"name": vm, "disk": disk, "size": size, "before": before, "changed": size != before}
-    out.update(_live(vm, lambda d: {"guest_device": d.resize(_rbd_name(session, disk), size)}))
+    out.update(_live(env, vm, lambda d: {"guest_device": d.resize(_rbd_name(env, disk), size)}))
     return out
 
 
-def _live(vm: str, act) -> dict:
+def _live(env: Env, vm: str, act) -> dict:
     """Do `act(domain)` on the node running the VM; what the guest sees, in any case."""
-    where = _running_on(vm)
+    where = _running_on(env, vm)
     if where is None:
         return {"live": False, "guest": "sees it at the next start"}
     node, uri = where
     try:
-        with live.Domain(uri, vm) as d:
+        with env.open_domain(uri, vm) as d:
             out = act(d) or {}
     except RbdvmError as exc:
         return {"live": False, "node": node, "guest": f"sees it at the next start (live change failed: {exc})"}
     return {"live": True, "node": node, "guest": "sees it now", **out}
 
 
-def add(session: Session, vm: str, *, size: int | None = None, image: str | None = None,
+def add(env: Env, vm: str, *, size: int | None = None, image: str | None = None,
         progress=None) -> dict:
     """A new data disk data_<vm>_<i>: empty of `size` bytes, or imported from file `image`."""
+    session = env.session
     names.check_name(vm, "VM name")
     if (size is None) == (image is None):
         raise UsageError("a new disk is either empty of a given size or imported from a file")
     f = diskimage.inspect(image) if image is not None else None
     with Lease(session, vm, "disk add") as lease:
         rec = vmstore.require_complete(session, vm)
-        disk = _next_disk(session, rec)
+        disk = _next_disk(env, rec)
         disks = rec.disks + ([] if disk in rec.disks else [disk])
         data = [d for d in disks if d != names.system_disk(vm)]
         # the new definition first: a VM whose definition cannot be rebuilt gets no disk
-        rebuilt = definition.rebuild_definition(session, vm, rec.metadata, disks)
+        rebuilt = definition.rebuild_definition(env, vm, rec.metadata, disks)
         xml = rebuilt[vmschema.XML]
         fresh = images.ensure_image(session, disk, f.virtual_size if f is not None else int(size or 0))
         vmstore.set_metadata(session, disk, {vmschema.ADDING: vm})
         checkpoint("disk:image")
         if f is not None:
-            creation.import_disk(session, vm, disk, f, lease, fresh=fresh, progress=progress)
+            creation.import_disk(env, vm, disk, f, lease, fresh=fresh, progress=progress)
         groups.ensure_group(session, vm, [disk])
         checkpoint("disk:group")
         lease.check()
@@ -105,16 +108,17 @@ def add(session: Session, vm: str, *, size: int | None = None, image: str | None
                              {**rebuilt, vmschema.ADDITIONAL_DISKS: str(len(data))})
         vmstore.set_metadata(session, disk, {}, remove=[vmschema.ADDING, vmschema.IMPORTED])
     out = {"name": vm, "disk": disk, "size": images.size_of(session, disk)}
-    rbd_name = _rbd_name(session, disk)
-    out.update(_live(vm, lambda d: d.attach(live.disk_element_xml(xml, rbd_name))))
+    rbd_name = _rbd_name(env, disk)
+    out.update(_live(env, vm, lambda d: d.attach(live.disk_element_xml(xml, rbd_name))))
     return out
 
 
-def _next_disk(session: Session, rec) -> str:
+def _next_disk(env: Env, rec) -> str:
     """The disk an interrupted `disk add` of this VM left unfinished (already in its group),
     else the first free data_<vm>_<i>. An image of that name that an interrupted `disk add`
     of this VM made is taken again, any other is refused (rbdvm never adopts what it did not
     make)."""
+    session = env.session
     for d in rec.disks[1:]:
         if vmstore.read_metadata(session, d).get(vmschema.ADDING) == rec.name:
             return d
@@ -132,8 +136,9 @@ def _next_disk(session: Session, rec) -> str:
     return disk
 
 
-def remove(session: Session, vm: str, disk: str) -> dict:
+def remove(env: Env, vm: str, disk: str) -> dict:
     """Remove data disk `disk` of a VM that does not run (its data is lost)."""
+    session = env.session
     names.check_name(vm, "VM name")
     with Lease(session, vm, f"remove {disk}"):
         rec = vmstore.require_complete(session, vm)
@@ -141,11 +146,11 @@ def remove(session: Session, vm: str, disk: str) -> dict:
         if disk == names.system_disk(vm):
             raise Conflict(f"{disk} is the system disk of VM {vm}", "a VM without it is no VM",
                            f"Remove the whole VM instead (rbdvm remove {vm})")
-        if _running_on(vm) is not None:
+        if _running_on(env, vm) is not None:
             raise Conflict(f"VM {vm} is running", "a disk is removed only from a stopped VM",
                            f"Stop it first (rbdvm stop {vm})", code="VM_RUNNING", details={"vm": vm})
         vmstore.refuse_if_open(session, vm, [disk], "remove a disk of")
-        if snapshots.list_snapshots(session, vm):
+        if snapshots.list_snapshots(env, vm):
             raise Conflict(f"VM {vm} has snapshots, which hold {disk} too",
                            "a rollback to them would need the disk", f"Purge them first (rbdvm snapshot purge {vm})")
         clones = images.dependent_clones(session, [disk])
@@ -155,7 +160,7 @@ def remove(session: Session, vm: str, disk: str) -> dict:
                            code="HAS_CLONES", details={"disk": disk, "clones": list(clones)})
         disks = [d for d in rec.disks if d != disk]
         data = [d for d in disks if d != names.system_disk(vm)]
-        rebuilt = definition.rebuild_definition(session, vm, rec.metadata, disks)
+        rebuilt = definition.rebuild_definition(env, vm, rec.metadata, disks)
         # the definition first: from here the VM no longer uses the disk, even if the
         # delete below is interrupted (run again, it finds the disk gone from the VM)
         vmstore.set_metadata(session, names.system_disk(vm),

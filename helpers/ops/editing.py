@@ -11,11 +11,11 @@ import difflib
 
 from ..ceph import trust, vmstore
 from ..ceph.lease import Lease
-from ..ceph.session import Session
 from ..core import domainxml, names, vmschema
 from ..core.errors import NotFound
-from ..pacemaker import cluster, crm_mon
+from ..pacemaker import crm_mon
 from . import definition, lifecycle
+from .env import Env
 
 
 def _diff(old: str | None, new: str) -> str:
@@ -23,10 +23,11 @@ def _diff(old: str | None, new: str) -> str:
                                         "definition now", "definition after the edit"))
 
 
-def edit(session: Session, vm: str, base_xml: str | None = None, undo: bool = False,
+def edit(env: Env, vm: str, base_xml: str | None = None, undo: bool = False,
          restart: bool = False) -> dict:
     """Give VM `vm` the definition built from `base_xml` (or, `undo`, the one before the last
     edit); restart it through Pacemaker if `restart` and it runs."""
+    session = env.session
     names.check_name(vm, "VM name")
     if base_xml is not None:
         domainxml.parse(base_xml, "the new base XML")
@@ -43,11 +44,11 @@ def edit(session: Session, vm: str, base_xml: str | None = None, undo: bool = Fa
             trust.require_policy(session, vm, previous["xml"], f"cannot undo the edit of VM {vm}")
             values = vmschema.definition_keys(previous)
         else:
-            values = definition.rebuild_definition(session, vm, md, rec.disks, base_xml=base_xml)
+            values = definition.rebuild_definition(env, vm, md, rec.disks, base_xml=base_xml)
         new_base, new_xml = values[vmschema.BASE_XML], values[vmschema.XML]
         uid = domainxml.uuid_of(new_xml)
         if uid and uid != domainxml.stored_uuid(md.get(vmschema.XML)):
-            definition.check_uuid_free(session, uid, vm)
+            definition.check_uuid_free(env, uid, vm)
         changed = new_xml != md.get(vmschema.XML) or new_base != md.get(vmschema.BASE_XML) \
             or values[vmschema.DEFINITION_SIG] != md.get(vmschema.DEFINITION_SIG)
         diff = _diff(md.get(vmschema.XML), new_xml)
@@ -55,10 +56,10 @@ def edit(session: Session, vm: str, base_xml: str | None = None, undo: bool = Fa
             vmstore.set_metadata(session, names.system_disk(vm), {
                 **values, vmschema.PREVIOUS_DEFINITION: vmschema.encode_definition(md)})
     out = {"name": vm, "changed": changed, "diff": diff, "applies": "at the next start"}
-    if changed and restart and cluster.has_resource(vm):
-        st = crm_mon.vm_status(cluster.cluster_status(), vm, True)
+    if changed and restart and env.cluster.has_resource(vm):
+        st = crm_mon.vm_status(env.cluster.cluster_status(), vm, True)
         if st["status"] == "Started":
-            lifecycle.stop(vm)
-            st = lifecycle.start(vm)
+            lifecycle.stop(env, vm)
+            st = lifecycle.start(env, vm)
             out.update(applies="now (restarted through Pacemaker)", status=st["status"], node=st["node"])
     return out

@@ -2,33 +2,36 @@
 system disks' headers), and one VM in detail."""
 
 from ..ceph import images, trust, vmstore
-from ..ceph.session import Session
 from ..core import domainxml, names, vmschema
 from ..core.vmschema import VmState
+from .env import Env
 from .snapshots import list_snapshots
 
 
-def list_vms(session: Session) -> list:
+def list_vms(env: Env) -> list:
     """Every VM in the pool/namespace, complete or not: one listing of groups and images and
     one bulk read of the system disks' headers."""
+    session = env.session
     out = []
     key = trust.key_here()
     for rec in vmstore.records(session):
-        trusted, _ = _trust(session, rec, key)
+        trusted, _ = _trust(env, rec, key)
         out.append({"name": rec.name, "state": trust.UNTRUSTED if trusted == trust.UNTRUSTED else rec.state,
                     "disks": len(rec.disks), "uuid": domainxml.stored_uuid(rec.metadata.get(vmschema.XML)),
                     "trust": trusted})
     return out
 
 
-def _trust(session: Session, rec, key) -> tuple:
+def _trust(env: Env, rec, key) -> tuple:
     """(signed | untrusted | unknown, why) of a complete VM; ("", "") for any other."""
+    session = env.session
     if rec.state != VmState.COMPLETE:
         return "", ""
     return trust.state(session, rec.name, rec.metadata, key)
 
 
-def info(session: Session, name: str) -> dict:
+def info(env: Env, name: str) -> dict:
+    session = env.session
     names.check_name(name, "VM name")
     rec = vmstore.record(session, name)
     if rec.state == VmState.ABSENT:
@@ -40,7 +43,7 @@ def info(session: Session, name: str) -> dict:
                 "disks": [{"name": d} for d in rec.disks]}
     disks = [images.disk_info(session, d) for d in rec.disks]
     md = rec.metadata
-    trusted, why = _trust(session, rec, trust.key_here())
+    trusted, why = _trust(env, rec, trust.key_here())
     return {
         "name": name, "state": trust.UNTRUSTED if trusted == trust.UNTRUSTED else rec.state,
         "trust": trusted, **({"untrusted_because": why} if trusted == trust.UNTRUSTED else {}),
@@ -53,6 +56,6 @@ def info(session: Session, name: str) -> dict:
         "settings": vmschema.decode(md),
         "colocations": vmschema.colocations(md),
         "metadata": {k: v for k, v in sorted(md.items()) if vmschema.is_user_key(k)},
-        "snapshots": list_snapshots(session, name) if rec.state == VmState.COMPLETE else [],
+        "snapshots": list_snapshots(env, name) if rec.state == VmState.COMPLETE else [],
         "clones": images.dependent_clones(session, rec.disks),
     }

@@ -1,15 +1,15 @@
 """enable / disable / start / stop / status / migrate: the VM's life in the cluster."""
 
 from ..ceph import rbdbulk, trust, vmstore
-from ..ceph.session import Session
 from ..core import hints, names, timeouts, vmschema
 from ..core.errors import Conflict, NotFound, RbdvmError
 from ..core.faults import checkpoint
 from ..core.hints import Hint
 from ..core.vmschema import VmState
-from ..pacemaker import cluster, crm_mon
+from ..pacemaker import crm_mon
 from ..pacemaker.crm_mon import NOT_PLACED  # also the CLI's word for it
 from . import inventory, removal, snapshots
+from .env import Env
 
 
 class ClusterOperationFailed(RbdvmError):
@@ -31,10 +31,11 @@ def _failed(vm: str, st: dict, doing: str) -> ClusterOperationFailed:
                                   f"Fix the cause, then `rbdvm disable {vm}` and `rbdvm enable {vm}`")
 
 
-def enable(session: Session, vm: str, start: bool = True, wait: float = timeouts.START_WAIT) -> dict:
+def enable(env: Env, vm: str, start: bool = True, wait: float = timeouts.START_WAIT) -> dict:
+    session = env.session
     names.check_name(vm, "VM name")
     rec = vmstore.require_complete(session, vm)
-    status = cluster.cluster_status()
+    status = env.cluster.cluster_status()
     if crm_mon.is_enabled(status, vm):
         st = crm_mon.vm_status(status, vm, True)
         return {**st, "changed": False}
@@ -43,18 +44,19 @@ def enable(session: Session, vm: str, start: bool = True, wait: float = timeouts
     trust.require_settings(session, vm, rec.metadata, f"cannot enable VM {vm}")
     trust.require_definition(session, vm, rec.metadata, f"cannot enable VM {vm}")
     enabled = crm_mon.enabled_vms(status)
-    cluster.add_resource(vm, session.target, vmschema.VmConfig.of(rec.metadata), start, enabled,
-                         _inbound(session, vm, enabled))
-    _forget_reenable(session, vm, rec.metadata)
-    st = cluster.wait_for_status(vm, ("Started",) if start else ("Stopped",), wait)
+    env.cluster.add_resource(vm, session.target, vmschema.VmConfig.of(rec.metadata), start, enabled,
+                         _inbound(env, vm, enabled))
+    _forget_reenable(env, vm, rec.metadata)
+    st = env.cluster.wait_for_status(vm, ("Started",) if start else ("Stopped",), wait)
     if st["status"] == "Failed" or (start and st["status"] != "Started"):
         raise _failed(vm, st, "start")
     return {**st, "changed": True}
 
 
-def _inbound(session: Session, vm: str, enabled) -> dict:
+def _inbound(env: Env, vm: str, enabled) -> dict:
     """{other VM: its colocation with `vm`} for the enabled VMs that declared one: disabling
     `vm` removed those constraints (a constraint cannot name a missing resource)."""
+    session = env.session
     found = {}
     for other, header in rbdbulk.system_headers(session, [o for o in enabled if o != vm]).items():
         metadata = rbdbulk.metadata(header)
@@ -66,8 +68,9 @@ def _inbound(session: Session, vm: str, enabled) -> dict:
     return found
 
 
-def _forget_reenable(session: Session, vm: str, metadata=None) -> None:
+def _forget_reenable(env: Env, vm: str, metadata=None) -> None:
     """Drop an interrupted rollback's note that the VM is to be enabled again."""
+    session = env.session
     if metadata is not None and vmschema.REENABLE not in metadata:
         return
     try:
@@ -76,22 +79,22 @@ def _forget_reenable(session: Session, vm: str, metadata=None) -> None:
         pass
 
 
-def disable(session: Session, vm: str, wait: float = timeouts.STOP_WAIT) -> dict:
+def disable(env: Env, vm: str, wait: float = timeouts.STOP_WAIT) -> dict:
     names.check_name(vm, "VM name")
-    out = _disable(vm, wait)
-    _forget_reenable(session, vm)      # the operator's disable: no rollback re-enables it
+    out = _disable(env, vm, wait)
+    _forget_reenable(env, vm)      # the operator's disable: no rollback re-enables it
     return out
 
 
-def _disable(vm: str, wait: float = timeouts.STOP_WAIT) -> dict:
-    status = cluster.cluster_status()
+def _disable(env: Env, vm: str, wait: float = timeouts.STOP_WAIT) -> dict:
+    status = env.cluster.cluster_status()
     if not crm_mon.is_enabled(status, vm):
         return {"name": vm, "status": "Disabled", "changed": False}
-    cluster.refuse_operators_constraints(vm)     # before the VM is stopped for nothing
+    env.cluster.refuse_operators_constraints(vm)     # before the VM is stopped for nothing
     st = crm_mon.vm_status(status, vm, True)
     if st["status"] != "Stopped":
-        cluster.set_target_role(vm, "Stopped")
-        st = cluster.wait_for_status(vm, ("Stopped",), wait)
+        env.cluster.set_target_role(vm, "Stopped")
+        st = env.cluster.wait_for_status(vm, ("Stopped",), wait)
         if st["status"] == "Failed":
             # a failed resource counts as stopped once its failure is cleared (Pacemaker
             # keeps it from running); if it still runs somewhere, do not pull it out
@@ -100,48 +103,49 @@ def _disable(vm: str, wait: float = timeouts.STOP_WAIT) -> dict:
     # an action still in flight (a start decided elsewhere, e.g. by the other side of a
     # healed partition) would run on after remove_resource has erased its history: an
     # orphan QEMU no one stops. Remove only once the cluster has settled with the VM stopped.
-    cluster.settle(wait)
-    st = crm_mon.vm_status(cluster.cluster_status(), vm, True)
+    env.cluster.settle(wait)
+    st = crm_mon.vm_status(env.cluster.cluster_status(), vm, True)
     if st["node"]:
         raise _failed(vm, st, "stop")
-    cluster.remove_resource(vm)
+    env.cluster.remove_resource(vm)
     return {"name": vm, "status": "Disabled", "changed": True}
 
 
-def _set_role(vm: str, role: str, verb: str, wait: float, clear_failures: bool = False) -> dict:
+def _set_role(env: Env, vm: str, role: str, verb: str, wait: float, clear_failures: bool = False) -> dict:
     """Set the target role (Started/Stopped) and wait until the VM has it."""
     names.check_name(vm, "VM name")
-    if not crm_mon.is_enabled(cluster.cluster_status(), vm):
+    if not crm_mon.is_enabled(env.cluster.cluster_status(), vm):
         raise _not_on_cluster(vm)
     if clear_failures:
-        cluster.cleanup(vm)
-    cluster.set_target_role(vm, role)
-    st = cluster.wait_for_status(vm, (role,), wait)
+        env.cluster.cleanup(vm)
+    env.cluster.set_target_role(vm, role)
+    st = env.cluster.wait_for_status(vm, (role,), wait)
     if st["status"] != role:
         raise _failed(vm, st, verb)
     return st
 
 
-def start(vm: str, wait: float = timeouts.START_WAIT) -> dict:
+def start(env: Env, vm: str, wait: float = timeouts.START_WAIT) -> dict:
     # an operator's start is a fresh attempt: earlier failures are forgotten first
-    return _set_role(vm, "Started", "start", wait, clear_failures=True)
+    return _set_role(env, vm, "Started", "start", wait, clear_failures=True)
 
 
-def stop(vm: str, wait: float = timeouts.STOP_WAIT) -> dict:
-    return _set_role(vm, "Stopped", "stop", wait)
+def stop(env: Env, vm: str, wait: float = timeouts.STOP_WAIT) -> dict:
+    return _set_role(env, vm, "Stopped", "stop", wait)
 
 
-def status(session: Session, vm: str) -> dict:
+def status(env: Env, vm: str) -> dict:
+    session = env.session
     names.check_name(vm, "VM name")
     rec = vmstore.record(session, vm)
-    return crm_mon.vm_status(cluster.cluster_status(), vm, rec.state != VmState.ABSENT)
+    return crm_mon.vm_status(env.cluster.cluster_status(), vm, rec.state != VmState.ABSENT)
 
 
-def list_status(session: Session) -> list:
+def list_status(env: Env) -> list:
     """Every VM of the pool/namespace with its cluster status: one listing, one crm_mon."""
-    vms = inventory.list_vms(session)
+    vms = inventory.list_vms(env)
     try:
-        status = cluster.cluster_status()
+        status = env.cluster.cluster_status()
     except RbdvmError:
         status = None   # not a cluster node: storage facts only
     out = []
@@ -151,13 +155,14 @@ def list_status(session: Session) -> list:
     return out
 
 
-def migrate(session: Session, vm: str, node: str, wait: float = timeouts.MIGRATE_WAIT, cold: bool = False) -> dict:
+def migrate(env: Env, vm: str, node: str, wait: float = timeouts.MIGRATE_WAIT, cold: bool = False) -> dict:
     """Move a running VM to `node` through Pacemaker: move, wait, clear the temporary
     constraint. Live (no reboot) if its settings allow it; `cold`: stopped here and started
     there (the only way for a VM without live migration; asked for, also for one with it)."""
+    session = env.session
     names.check_name(vm, "VM name")
     rec = vmstore.require_complete(session, vm)
-    status = cluster.cluster_status()
+    status = env.cluster.cluster_status()
     if not crm_mon.is_enabled(status, vm):
         raise _not_on_cluster(vm)
     crm_mon.check_node(status, node)
@@ -181,15 +186,15 @@ def migrate(session: Session, vm: str, node: str, wait: float = timeouts.MIGRATE
     if live:
         # Pacemaker migrates a resource that allows it: for a cold move, it does not. Set
         # either way: a cold move interrupted before it set it back left it false
-        cluster.set_meta(vm, "allow-migrate", "false" if cold else "true")
-    cluster.move(vm, node)
+        env.cluster.set_meta(vm, "allow-migrate", "false" if cold else "true")
+    env.cluster.move(vm, node)
     warning = broken = None
     try:
-        st = cluster.wait_for_status(vm, ("Started",), wait, node=node)
+        st = env.cluster.wait_for_status(vm, ("Started",), wait, node=node)
         if not cold:
             # a live migration that fails is recovered by Pacemaker with a stop here and a
             # start there: the VM moves, but its guest reboots, and the operator must hear it
-            failed = [f for f in crm_mon.failures(cluster.cluster_status(), vm)
+            failed = [f for f in crm_mon.failures(env.cluster.cluster_status(), vm)
                       if f["task"] in ("migrate_to", "migrate_from") and _failure_id(f) not in seen]
             if failed:
                 how = "restarted"
@@ -199,12 +204,12 @@ def migrate(session: Session, vm: str, node: str, wait: float = timeouts.MIGRATE
                                             f"{f['node']}") + ")")
                 warning = (f"{broken}; Pacemaker stopped VM {vm} on {source} and started it on {node}: "
                            "the guest rebooted")
-                cluster.settle(wait)
-                st = crm_mon.vm_status(cluster.cluster_status(), vm, True)
+                env.cluster.settle(wait)
+                st = crm_mon.vm_status(env.cluster.cluster_status(), vm, True)
     finally:
-        cluster.clear_move(vm)
+        env.cluster.clear_move(vm)
         if cold and live:
-            cluster.set_meta(vm, "allow-migrate", "true")
+            env.cluster.set_meta(vm, "allow-migrate", "true")
     if st["status"] != "Started" or st["node"] != node:
         if broken:
             raise ClusterOperationFailed(f"VM {vm} failed to migrate to {node}",
@@ -219,49 +224,50 @@ def _failure_id(f: dict) -> tuple:
     return f["task"], f["node"], f["call"]
 
 
-def enable_new(session: Session, vm: str, made: str) -> dict:
+def enable_new(env: Env, vm: str, made: str) -> dict:
     """`enable` right after a create or clone: a failure says the VM itself exists."""
     try:
-        return enable(session, vm)
+        return enable(env, vm)
     except RbdvmError as exc:
         raise exc.reworded(f"VM {vm} was {made} but not started: {exc.what}") from None
 
 
-def remove(session: Session, vm: str, force: bool = False) -> dict:
+def remove(env: Env, vm: str, force: bool = False) -> dict:
     """Remove a VM; an enabled one only with `force`, which disables it first."""
     names.check_name(vm, "VM name")
-    if cluster.has_resource(vm):      # False on a host without Pacemaker: storage-only hosts remove too
+    if env.cluster.has_resource(vm):      # False on a host without Pacemaker: storage-only hosts remove too
         if not force:
             raise Conflict(f"VM {vm} is enabled in the cluster",
                            "removing it would pull its disks from under Pacemaker",
                            hint=Hint(hints.FORCE_REMOVE, {"vm": vm}), code="VM_ENABLED", details={"vm": vm})
-        _disable(vm)
-    return removal.remove(session, vm)
+        _disable(env, vm)
+    return removal.remove(env, vm)
 
 
-def rollback(session: Session, vm: str, snap: str) -> dict:
+def rollback(env: Env, vm: str, snap: str) -> dict:
     """Snapshot rollback; an enabled VM is disabled for it and enabled again afterwards
     with the same target role, also when the rollback fails. The role to restore is noted
     in the VM's metadata first, so a rollback interrupted while the VM is disabled enables
     it again when it is run again."""
+    session = env.session
     names.check_name(vm, "VM name")
-    rec = snapshots.require_rollback_target(session, vm, snap)
-    snapshots.check_rollback(session, rec, snap)     # a wrong name must not cost a restart
+    rec = snapshots.require_rollback_target(env, vm, snap)
+    snapshots.check_rollback(env, rec, snap)     # a wrong name must not cost a restart
     role = rec.metadata.get(vmschema.REENABLE)
-    if cluster.has_resource(vm):
-        cluster.refuse_operators_constraints(vm)
-        role = crm_mon.vm_status(cluster.cluster_status(), vm, True)["target"]
+    if env.cluster.has_resource(vm):
+        env.cluster.refuse_operators_constraints(vm)
+        role = crm_mon.vm_status(env.cluster.cluster_status(), vm, True)["target"]
         vmstore.set_metadata(session, names.system_disk(vm), {vmschema.REENABLE: role})
-        _disable(vm)
+        _disable(env, vm)
         checkpoint("rollback:disabled")
     if role is None:
-        return snapshots.rollback(session, vm, snap)
+        return snapshots.rollback(env, vm, snap)
     start = role == "Started"
     try:
-        out = snapshots.rollback(session, vm, snap)
+        out = snapshots.rollback(env, vm, snap)
     except RbdvmError as failed:
         try:
-            again = enable(session, vm, start=start)
+            again = enable(env, vm, start=start)
         except RbdvmError as also:
             raise ClusterOperationFailed(f"rollback of VM {vm} to {snap} failed, and so did enabling it again",
                                          f"{failed.message}; then {also.message}",
@@ -270,7 +276,7 @@ def rollback(session: Session, vm: str, snap: str) -> dict:
                                      f"The VM is enabled again, unchanged ({again['status']}"
                                      + (f" on {again['node']})" if again.get("node") else ")")) from failed
     try:
-        again = enable(session, vm, start=start)
+        again = enable(env, vm, start=start)
     except RbdvmError as exc:
         raise exc.reworded(f"VM {vm} was rolled back to {snap} but not enabled again: {exc.what}") from None
     return {**out, "cluster": again}

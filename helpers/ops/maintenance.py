@@ -13,11 +13,12 @@ from ..ceph.session import Session
 from ..core import hints, timeouts, vmschema
 from ..core.errors import RbdvmError, Untrusted
 from ..core.hints import Hint
-from ..pacemaker import cib, cluster, crm_mon, nodes
+from ..pacemaker import cib, crm_mon, nodes
+from .env import Env
 
 
-def node_list() -> list:
-    return nodes.describe(cluster.cluster_status())
+def node_list(env: Env) -> list:
+    return nodes.describe(env.cluster.cluster_status(), env.cluster.cib_nodes())
 
 
 def _vms_report(status, vms) -> list:
@@ -28,18 +29,18 @@ def _vms_report(status, vms) -> list:
     return out
 
 
-def _set_drained(node: str, drained: bool, wait: float, before: dict | None = None) -> tuple:
+def _set_drained(env: Env, node: str, drained: bool, wait: float, before: dict | None = None) -> tuple:
     """(the node before, whether the cluster settled) once its attribute is set or removed;
     `before`: the caller's describe_node() of it, when it has one."""
-    before = before or nodes.describe_node(cluster.cluster_status(), node)
-    nodes.set_drained(node, drained)
-    return before, cluster.settle(wait)
+    before = before or nodes.describe_node(env.cluster.cluster_status(), env.cluster.cib_nodes(), node)
+    env.cluster.set_drained(node, drained)
+    return before, env.cluster.settle(wait)
 
 
-def untrusted_vms(vms) -> list:
+def untrusted_vms(env: Env, vms) -> list:
     """Those of `vms` (enabled rbdvm VMs) whose stored definition this cluster did not sign:
     moved, their start on the other node would be refused and they would stop."""
-    prims = cluster.primitives()
+    prims = env.cluster.primitives()
     by_target: dict = {}
     for vm in vms:
         target = cib.ceph_target(prims[vm]) if vm in prims else None
@@ -58,24 +59,24 @@ def untrusted_vms(vms) -> list:
     return sorted(found)
 
 
-def drain(node: str, wait: float = timeouts.DRAIN_WAIT, untrusted_ok: bool = False) -> dict:
+def drain(env: Env, node: str, wait: float = timeouts.DRAIN_WAIT, untrusted_ok: bool = False) -> dict:
     """Move every VM off `node`; refused, before anything moves, while a VM on it is not
     signed by this cluster (its start elsewhere would be refused), unless `untrusted_ok`."""
-    before = nodes.describe_node(cluster.cluster_status(), node)
-    untrusted = [] if untrusted_ok else untrusted_vms(before["vms"])
+    before = nodes.describe_node(env.cluster.cluster_status(), env.cluster.cib_nodes(), node)
+    untrusted = [] if untrusted_ok else untrusted_vms(env, before["vms"])
     if untrusted:
         raise Untrusted(f"cannot drain node {node}: {', '.join(untrusted)} not signed by this cluster",
                         "moved to another node, its start there would be refused and it would stop",
                         hint=Hint(hints.DRAIN_UNTRUSTED, {"vms": " ".join(untrusted)}))
-    before, settled = _set_drained(node, True, wait, before)
-    report = _vms_report(cluster.cluster_status(), before["vms"])
+    before, settled = _set_drained(env, node, True, wait, before)
+    report = _vms_report(env.cluster.cluster_status(), before["vms"])
     left = [v["name"] for v in report if v["node"] == node]
     return {"node": node, "drained": True, "settled": settled, "vms": report, "still_there": left,
             "changed": not before["drained"]}
 
 
-def resume(node: str, wait: float = timeouts.DRAIN_WAIT) -> dict:
-    before, settled = _set_drained(node, False, wait)
-    after = nodes.describe_node(cluster.cluster_status(), node)
+def resume(env: Env, node: str, wait: float = timeouts.DRAIN_WAIT) -> dict:
+    before, settled = _set_drained(env, node, False, wait)
+    after = nodes.describe_node(env.cluster.cluster_status(), env.cluster.cib_nodes(), node)
     return {"node": node, "drained": False, "settled": settled, "vms": after["vms"],
             "changed": before["drained"]}

@@ -2,17 +2,19 @@
 
 from ..ceph import vmstore
 from ..ceph.lease import Lease
-from ..ceph.session import Session
 from ..core import names, vmschema
 from ..core.errors import NotFound
+from .env import Env
 
 
-def list_metadata(session: Session, vm: str, include_reserved: bool = False) -> dict:
+def list_metadata(env: Env, vm: str, include_reserved: bool = False) -> dict:
+    session = env.session
     rec = vmstore.require_complete(session, vm)
     return {k: v for k, v in sorted(rec.metadata.items()) if include_reserved or vmschema.is_user_key(k)}
 
 
-def get_metadata(session: Session, vm: str, key: str) -> str:
+def get_metadata(env: Env, vm: str, key: str) -> str:
+    session = env.session
     rec = vmstore.require_complete(session, vm)
     if key not in rec.metadata:
         raise NotFound("No metadata for image", f"{names.system_disk(vm)} has no key {key!r}",
@@ -21,7 +23,8 @@ def get_metadata(session: Session, vm: str, key: str) -> str:
     return rec.metadata[key]
 
 
-def set_metadata(session: Session, vm: str, key: str, value: str) -> None:
+def set_metadata(env: Env, vm: str, key: str, value: str) -> None:
+    session = env.session
     vmschema.check_user_key(key)
     with Lease(session, vm, f"metadata set {key}"):
         vmstore.require_complete(session, vm)

@@ -7,31 +7,32 @@ it again brings the constraints in line."""
 
 from ..ceph import trust, vmstore
 from ..ceph.lease import Lease
-from ..ceph.session import Session
 from ..core import names, timeouts, vmschema
 from ..core.errors import UsageError
 from ..core.vmschema import VmState
-from ..pacemaker import cib, cluster, crm_mon
+from ..pacemaker import cib, crm_mon
+from .env import Env
 
 
 def _result(status, vm: str, changed: bool, settled: bool) -> dict:
     return {**crm_mon.vm_status(status, vm, True), "changed": changed, "settled": settled}
 
 
-def _apply(vm: str, enabled: bool, changed: bool, update) -> dict:
+def _apply(env: Env, vm: str, enabled: bool, changed: bool, update) -> dict:
     """Run `update()` (the CIB change) if the VM is enabled, then wait for the cluster to
     carry out what it implies (a move, a stop) and report the VM's status."""
     settled = True
     if enabled:
         update()
-        settled = cluster.settle(timeouts.SETTLE_WAIT)
-    return _result(cluster.cluster_status(), vm, changed, settled)
+        settled = env.cluster.settle(timeouts.SETTLE_WAIT)
+    return _result(env.cluster.cluster_status(), vm, changed, settled)
 
 
-def _set_host(session: Session, vm: str, node, key: str, verb: str) -> dict:
+def _set_host(env: Env, vm: str, node, key: str, verb: str) -> dict:
     """`key` = node (pinned or preferred host, dropping the other one), or node None: neither."""
+    session = env.session
     names.check_name(vm, "VM name")
-    status = cluster.cluster_status()
+    status = env.cluster.cluster_status()
     if node is not None:
         crm_mon.check_node(status, node)
     with Lease(session, vm, verb):
@@ -46,36 +47,37 @@ def _set_host(session: Session, vm: str, node, key: str, verb: str) -> dict:
         metadata = {**{k: v for k, v in rec.metadata.items() if k not in keys}, **wanted}
 
     def update():
-        cluster.set_placement(vm, vmschema.VmConfig.of(metadata))
-    return _apply(vm, crm_mon.is_enabled(status, vm), changed, update)
+        env.cluster.set_placement(vm, vmschema.VmConfig.of(metadata))
+    return _apply(env, vm, crm_mon.is_enabled(status, vm), changed, update)
 
 
-def pin(session: Session, vm: str, node: str) -> dict:
+def pin(env: Env, vm: str, node: str) -> dict:
     """The VM runs only on `node`: when that node is away, the VM stops."""
-    return _set_host(session, vm, node, vmschema.PINNED_HOST, f"pin {node}")
+    return _set_host(env, vm, node, vmschema.PINNED_HOST, f"pin {node}")
 
 
-def prefer(session: Session, vm: str, node: str) -> dict:
+def prefer(env: Env, vm: str, node: str) -> dict:
     """The VM runs on `node` whenever it can, and goes back there when it returns."""
-    return _set_host(session, vm, node, vmschema.PREFERRED_HOST, f"prefer {node}")
+    return _set_host(env, vm, node, vmschema.PREFERRED_HOST, f"prefer {node}")
 
 
-def unpin(session: Session, vm: str) -> dict:
+def unpin(env: Env, vm: str) -> dict:
     """Neither pinned nor preferred: the cluster places the VM."""
-    return _set_host(session, vm, None, "", "unpin")
+    return _set_host(env, vm, None, "", "unpin")
 
 
-def colocate(session: Session, vm: str, others, strong: bool = False, anti: bool = False,
+def colocate(env: Env, vm: str, others, strong: bool = False, anti: bool = False,
              remove: bool = False) -> dict:
     """Keep VM with (or, `anti`, away from) each of `others`: always (`strong`) or when the
     cluster can (`remove`: forget those colocations)."""
+    session = env.session
     names.check_name(vm, "VM name")
     others = list(dict.fromkeys(others))
     for other in others:
         names.check_name(other, "VM name")
         if other == vm:
             raise UsageError(f"VM {vm} cannot be colocated with itself")
-    status = cluster.cluster_status()
+    status = env.cluster.cluster_status()
     with Lease(session, vm, "colocate"):
         rec = vmstore.require_complete(session, vm)
         if not remove:
@@ -95,10 +97,10 @@ def colocate(session: Session, vm: str, others, strong: bool = False, anti: bool
 
     def update():
         if remove:
-            cluster.delete_constraints([cib.colocation_id(vm, o) for o in others])
+            env.cluster.delete_constraints([cib.colocation_id(vm, o) for o in others])
         else:
             # with a VM that is not enabled, the constraint is added when that VM is enabled
-            cluster.set_constraints([cib.colocation(vm, c) for c in added if c["with"] in enabled])
-    out = _apply(vm, vm in enabled, changed, update)
+            env.cluster.set_constraints([cib.colocation(vm, c) for c in added if c["with"] in enabled])
+    out = _apply(env, vm, vm in enabled, changed, update)
     out["colocations"] = wanted
     return out

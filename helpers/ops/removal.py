@@ -6,31 +6,32 @@ copy-on-write clones, or its group holds images rbdvm did not make."""
 from ..ceph import groups, images, vmstore
 from ..ceph import lease as lease_module
 from ..ceph.lease import Lease
-from ..ceph.session import Session
 from ..core import names, vmschema
 from ..core.errors import Conflict
 from ..core.faults import checkpoint
 from ..core.vmschema import VmState
-from ..pacemaker import cluster
+from .env import Env
 
 
-def remove(session: Session, name: str) -> dict:
+def remove(env: Env, name: str) -> dict:
+    session = env.session
     names.check_name(name, "VM name")
     with Lease(session, name, "remove") as lease:
         rec = vmstore.record(session, name)
         if rec.state == VmState.ABSENT:
             raise vmstore.no_such_vm(session, name)
         vmstore.refuse_foreign(rec)
-        removed = remove_record(session, rec, lease)
+        removed = remove_record(env, rec, lease)
         lease_module.remove_object(session, name)
     return {"name": name, "removed_disks": removed}
 
 
-def remove_record(session: Session, rec, lease) -> list:
+def remove_record(env: Env, rec, lease) -> list:
     """Remove what VM `rec` has in storage (under its `lease`); the disks removed. Also what
     a create with `force` does to the VM it replaces."""
+    session = env.session
     name = rec.name
-    if cluster.has_resource(name):
+    if env.cluster.has_resource(name):
         raise Conflict(f"VM {name} is enabled in the cluster", "removing it would pull its disks "
                        "from under Pacemaker", f"Disable it first: rbdvm disable {name}",
                        code="VM_ENABLED", details={"vm": name})

@@ -5,26 +5,28 @@ from datetime import timezone
 
 from ..ceph import snapstore, trust, vmstore
 from ..ceph.lease import Lease
-from ..ceph.session import Session
-from ..core import clock, hints, names, vmschema
+from ..core import hints, names, vmschema
 from ..core.errors import Conflict, NotFound, UsageError
 from ..core.faults import checkpoint
 from ..core.hints import Hint
 from ..core.vmschema import VmState
+from .env import Env
 
 
 def _iso(t) -> str | None:
     return t.isoformat() if t else None
 
 
-def list_snapshots(session: Session, vm: str) -> list:
+def list_snapshots(env: Env, vm: str) -> list:
+    session = env.session
     rec = vmstore.require_complete(session, vm)
     return [{"name": n, "kind": e["kind"], "time": _iso(e["time"]), "disks": e["disks"],
              "complete": e["complete"], "clones": e["children"]}
             for n, e in snapstore.snapshots(session, rec).items()]
 
 
-def _require(session, rec, snap):
+def _require(env: Env, rec, snap):
+    session = env.session
     snaps = snapstore.snapshots(session, rec)
     if snap not in snaps:
         raise NotFound("Snapshot does not exist on VM", f"VM {rec.name} has no snapshot {snap}",
@@ -33,7 +35,8 @@ def _require(session, rec, snap):
     return snaps[snap]
 
 
-def create_snapshot(session: Session, vm: str, snap: str) -> dict:
+def create_snapshot(env: Env, vm: str, snap: str) -> dict:
+    session = env.session
     names.check_name(snap, "snapshot name")
     with Lease(session, vm, f"snapshot create {snap}"):
         rec = vmstore.require_complete(session, vm)
@@ -50,12 +53,12 @@ def create_snapshot(session: Session, vm: str, snap: str) -> dict:
             if entry["kind"] == snapstore.GROUP and time_key not in rec.metadata:
                 # this very command was interrupted after the snapshot: finish it (the lease
                 # kept the definition as it was then)
-                when = entry["time"] or clock.now()
+                when = entry["time"] or env.now()
                 vmstore.set_metadata(session, names.system_disk(vm), _recorded(rec, snap, when))
                 return {"vm": vm, "name": snap, "time": _iso(when), "disks": rec.disks}
             raise Conflict("Snapshot already exists", f"VM {vm} already has a snapshot {snap}",
                            "Choose another snapshot name", code="SNAPSHOT_EXISTS", details={"vm": vm, "snapshot": snap})
-        when = clock.now()
+        when = env.now()
         snapstore.create_group_snapshot(session, vm, snap)
         checkpoint("snapshot:created")
         vmstore.set_metadata(session, names.system_disk(vm), _recorded(rec, snap, when))
@@ -69,16 +72,18 @@ def _recorded(rec, snap: str, when) -> dict:
             vmschema.DEFINITION_AT_PREFIX + snap: vmschema.encode_definition(rec.metadata)}
 
 
-def remove_snapshot(session: Session, vm: str, snap: str) -> dict:
+def remove_snapshot(env: Env, vm: str, snap: str) -> dict:
+    session = env.session
     names.check_name(snap, "snapshot name")
     with Lease(session, vm, f"snapshot remove {snap}"):
         rec = vmstore.require_complete(session, vm)
-        entry = _require(session, rec, snap)
-        _remove_one(session, rec, snap, entry)
+        entry = _require(env, rec, snap)
+        _remove_one(env, rec, snap, entry)
     return {"vm": vm, "name": snap}
 
 
-def _remove_one(session: Session, rec, snap: str, entry) -> None:
+def _remove_one(env: Env, rec, snap: str, entry) -> None:
+    session = env.session
     if entry["children"]:
         raise Conflict(f"snapshot {snap} of VM {rec.name} has clones",
                        f"{', '.join(entry['children'])} depend on it",
@@ -89,11 +94,12 @@ def _remove_one(session: Session, rec, snap: str, entry) -> None:
                          remove=[prefix + snap for prefix in vmschema.SNAPSHOT_PREFIXES])
 
 
-def check_rollback(session: Session, rec, snap: str) -> dict:
+def check_rollback(env: Env, rec, snap: str) -> dict:
     """The snapshot of the VM (a complete record) a rollback would restore; raises if there
     is none to restore."""
+    session = env.session
     names.check_name(snap, "snapshot name")
-    entry = _require(session, rec, snap)
+    entry = _require(env, rec, snap)
     if entry.get("missing"):
         raise Conflict(f"snapshot {snap} of VM {rec.name} is incomplete",
                        f"{', '.join(entry['missing'])} has no snapshot {snap}: a rollback would "
@@ -115,13 +121,14 @@ def check_rollback(session: Session, rec, snap: str) -> dict:
     return entry
 
 
-def rollback(session: Session, vm: str, snap: str) -> dict:
+def rollback(env: Env, vm: str, snap: str) -> dict:
     """Every disk back to the snapshot; refused while any client has a disk open."""
+    session = env.session
     names.check_name(snap, "snapshot name")
     system = names.system_disk(vm)
     with Lease(session, vm, f"snapshot rollback {snap}") as lease:
-        rec = require_rollback_target(session, vm, snap)
-        entry = check_rollback(session, rec, snap)
+        rec = require_rollback_target(env, vm, snap)
+        entry = check_rollback(env, rec, snap)
         vmstore.refuse_if_open(session, vm, rec.disks, "roll back")
         # marked before the first disk changes: a rollback cut short leaves a VM nothing boots
         vmstore.set_metadata(session, system, {vmschema.STATE: VmState.ROLLING_BACK,
@@ -143,8 +150,9 @@ def rollback(session: Session, vm: str, snap: str) -> dict:
             "definition": "restored" if recorded else "kept (the snapshot recorded none)"}
 
 
-def require_rollback_target(session: Session, vm: str, snap: str):
+def require_rollback_target(env: Env, vm: str, snap: str):
     """The VM a rollback to `snap` may run on: complete, or half rolled back to `snap`."""
+    session = env.session
     rec = vmstore.require_complete(session, vm, rolling_back_ok=True)
     pending = rec.metadata.get(vmschema.ROLLBACK_TO)
     if rec.state == VmState.ROLLING_BACK and pending != snap:
@@ -155,13 +163,14 @@ def require_rollback_target(session: Session, vm: str, snap: str):
     return rec
 
 
-def purge(session: Session, vm: str, *, everything=False, oldest=None, before=None, dry_run=False) -> dict:
+def purge(env: Env, vm: str, *, everything=False, oldest=None, before=None, dry_run=False) -> dict:
     """Remove all snapshots, the N oldest, or those older than `before` (a datetime).
 
     A snapshot that still has clones is kept and reported; the others go on regardless.
     Not transactional, by nature: re-running after an interruption removes the rest.
     `dry_run`: say what would be removed and kept, remove nothing.
     """
+    session = env.session
     chosen = [everything, oldest is not None, before is not None]
     if sum(chosen) != 1:
         raise UsageError("purge needs exactly one choice of snapshots", hint=Hint(hints.PURGE_WHICH))
@@ -170,24 +179,25 @@ def purge(session: Session, vm: str, *, everything=False, oldest=None, before=No
     if before is not None and before.tzinfo is None:
         before = before.replace(tzinfo=timezone.utc)
     if dry_run:
-        snaps = _purge_choice(session, vmstore.require_complete(session, vm), oldest, before)
+        snaps = _purge_choice(env, vmstore.require_complete(session, vm), oldest, before)
         return {"vm": vm, "removed": [n for n, e in snaps if not e["children"]],
                 "kept": [_kept(n, e) for n, e in snaps if e["children"]]}
     with Lease(session, vm, "snapshot purge") as lease:
         rec = vmstore.require_complete(session, vm)
         removed, kept = [], []
-        for name, entry in _purge_choice(session, rec, oldest, before):
+        for name, entry in _purge_choice(env, rec, oldest, before):
             lease.check()
             if entry["children"]:
                 kept.append(_kept(name, entry))
                 continue
-            _remove_one(session, rec, name, entry)
+            _remove_one(env, rec, name, entry)
             removed.append(name)
     return {"vm": vm, "removed": removed, "kept": kept}
 
 
-def _purge_choice(session: Session, rec, oldest, before) -> list:
+def _purge_choice(env: Env, rec, oldest, before) -> list:
     """[(name, entry)] of the snapshots a purge takes (all when neither `oldest` nor `before`)."""
+    session = env.session
     snaps = list(snapstore.snapshots(session, rec).items())
     if oldest is not None:
         return snaps[:oldest]

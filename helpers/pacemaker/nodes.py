@@ -1,17 +1,10 @@
 """The cluster's nodes as rbdvm manages them: their state, the VMs on each, their
 utilization, and the node attribute (cib.NO_VMS_ATTRIBUTE) that drains them. Every VM
 resource rbdvm makes avoids a node where that attribute is true (cib.constraints), so one
-attribute moves every VM away, and removing it lets them come back."""
+attribute moves every VM away, and removing it lets them come back (Cluster.set_drained).
+Pure: reads the documents it is given."""
 
-from ..core import timeouts, xmlsafe
-from ..core.errors import ClusterUnavailable
 from . import cib, crm_mon
-from .runner import run as _run
-
-
-def _cib_nodes():
-    out = _run(["cibadmin", "--query", "--scope", "nodes"], timeout=timeouts.CIB_QUERY)
-    return xmlsafe.parse(out, "the CIB's nodes", ClusterUnavailable)
 
 
 def _shown(state: str) -> str:
@@ -19,9 +12,10 @@ def _shown(state: str) -> str:
     return state if state in crm_mon.UP else "offline"
 
 
-def describe(status) -> list:
-    """[{name, state, drained, vms, utilization}] from crm_mon's XML and the CIB's nodes."""
-    cib_nodes = {n.get("uname"): n for n in _cib_nodes().iter("node")}
+def describe(status, cib_nodes) -> list:
+    """[{name, state, drained, vms, utilization}] from crm_mon's XML and the CIB's nodes
+    section (Cluster.cib_nodes)."""
+    cib_nodes = {n.get("uname"): n for n in cib_nodes.iter("node")}
     vms = set(crm_mon.enabled_vms(status))
     out = []
     for n in status.iterfind("nodes/node"):
@@ -37,16 +31,7 @@ def describe(status) -> list:
     return out
 
 
-def describe_node(status, node: str) -> dict:
+def describe_node(status, cib_nodes, node: str) -> dict:
     """describe() of one node; UsageError if it is not a cluster node."""
     crm_mon.check_node(status, node)
-    return next(n for n in describe(status) if n["name"] == node)
-
-
-def set_drained(node: str, drained: bool) -> None:
-    """Set (or delete) the node's permanent rbdvm-no-vms attribute: one CIB change."""
-    if drained:
-        _run(["crm_attribute", "--type", "nodes", "--node", node, "--name", cib.NO_VMS_ATTRIBUTE,
-              "--update", "true"])
-    else:
-        _run(["crm_attribute", "--type", "nodes", "--node", node, "--name", cib.NO_VMS_ATTRIBUTE, "--delete"])
+    return next(n for n in describe(status, cib_nodes) if n["name"] == node)

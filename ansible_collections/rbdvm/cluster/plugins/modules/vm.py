@@ -352,6 +352,7 @@ try:
     from rbdvm.helpers.core.errors import NotFound, RbdvmError, UsageError
     from rbdvm.helpers.core.settings import ceph_target_from_env
     from rbdvm.helpers.ops import cloning, declared, lifecycle, metadata, placement, snapshots
+    from rbdvm.helpers.ops.env import Env
 except ImportError:
     RBDVM_IMPORT_ERROR = traceback.format_exc()
 else:
@@ -478,10 +479,10 @@ def _purge_before(purge_date):
 
 
 class Run:
-    """One module invocation: the parameters, the session, and what it did."""
+    """One module invocation: the parameters, the operations' environment, and what it did."""
 
-    def __init__(self, module, session):
-        self.module, self.p, self.session = module, module.params, session
+    def __init__(self, module, env):
+        self.module, self.p, self.env = module, module.params, env
         self.check = module.check_mode
         self.changed = False
         self.actions = []
@@ -505,27 +506,27 @@ class Run:
 
     def converge(self, d, plan=None):
         """Carry out (or, in check mode, report) the plan that makes the VM as `d` says."""
-        plan = plan or declared.plan(self.session, d)
+        plan = plan or declared.plan(self.env, d)
         for step in plan.steps:
             self.actions.append(step.what)
         self.changed = self.changed or plan.changed
         self.diff = {"before": plan.before, "after": plan.after}
         self.result["status"] = plan.after["status"]
         if plan.changed and not self.check:
-            declared.apply(self.session, d, plan)
-            self.result["status"] = lifecycle.status(self.session, d.name)["status"]
+            declared.apply(self.env, d, plan)
+            self.result["status"] = lifecycle.status(self.env, d.name)["status"]
 
     # -------------------------------------------------------------- commands
     def cmd_create(self):
         p = self.p
         d = self.declaration("enabled" if p["enable"] else "present")
-        if p["force"] and declared.snapshot(self.session, d.name)["exists"]:
+        if p["force"] and declared.snapshot(self.env, d.name)["exists"]:
             self.did(f"replace VM {d.name} (its disks are deleted)",
-                     lambda: lifecycle.remove(self.session, d.name, force=True))
+                     lambda: lifecycle.remove(self.env, d.name, force=True))
             if self.check:    # replaced: what follows is a create
                 self.actions.append(f"create VM {d.name} from {d.image}")
                 return
-        plan = declared.plan(self.session, d)
+        plan = declared.plan(self.env, d)
         differs = [s.what for s in plan.steps if s.action in ("edit", "set", "metadata")]
         if differs:
             raise UsageError(f"VM {d.name} exists and differs from this create", "; ".join(differs),
@@ -536,12 +537,12 @@ class Run:
     def cmd_clone(self):
         p = self.p
         src, dst = p["src_name"], p["name"]
-        now = declared.snapshot(self.session, dst)
+        now = declared.snapshot(self.env, dst)
         if now["exists"] and p["force"]:
             self.did(f"replace VM {dst} (its disks are deleted)",
-                     lambda: lifecycle.remove(self.session, dst, force=True))
+                     lambda: lifecycle.remove(self.env, dst, force=True))
         elif now["exists"]:
-            rec = metadata.list_metadata(self.session, dst, include_reserved=True)
+            rec = metadata.list_metadata(self.env, dst, include_reserved=True)
             origin = (vmschema.cloned_from(rec) or {}).get("vm")
             if origin != src:
                 raise UsageError(f"VM {dst} exists and is not a clone of {src}",
@@ -554,7 +555,7 @@ class Run:
                                            ("clear_pacemaker_utilization", ("pacemaker_utilization",)))
                      if p[flag] for n in names]
             self.did(f"clone VM {src} into {dst}" + (" (full copy)" if p["full"] else ""),
-                     lambda: cloning.clone(self.session, src, dst, full=p["full"], base_xml=p["xml"],
+                     lambda: cloning.clone(self.env, src, dst, full=p["full"], base_xml=p["xml"],
                                                metadata=self.declaration("present").given_metadata,
                                                settings=_settings(p), unset=unset))
         if p["enable"]:
@@ -567,20 +568,20 @@ class Run:
         self.converge(self.declaration("absent"))
 
     def _status(self):
-        return lifecycle.status(self.session, self.p["name"])["status"]
+        return lifecycle.status(self.env, self.p["name"])["status"]
 
     def cmd_enable(self):
         status = self._status()
         if status == "Undefined":
-            raise vmstore.no_such_vm(self.session, self.p["name"])
+            raise vmstore.no_such_vm(self.env.session, self.p["name"])
         if status == "Disabled":
             self.did(f"put VM {self.p['name']} under Pacemaker",
-                     lambda: lifecycle.enable(self.session, self.p["name"], start=not self.p["nostart"]))
+                     lambda: lifecycle.enable(self.env, self.p["name"], start=not self.p["nostart"]))
 
     def cmd_disable(self):
         if self._status() not in ("Disabled", "Undefined"):
             self.did(f"take VM {self.p['name']} out of Pacemaker (stopping it)",
-                     lambda: lifecycle.disable(self.session, self.p["name"]))
+                     lambda: lifecycle.disable(self.env, self.p["name"]))
 
     def cmd_start(self):
         if self._status() != "Started":
@@ -597,27 +598,27 @@ class Run:
         self.result["status"] = self._status()
 
     def cmd_list_vms(self):
-        vms = lifecycle.list_status(self.session)
+        vms = lifecycle.list_status(self.env)
         self.result["list_vms"] = [v["name"] for v in vms]
         self.result["vms"] = vms
 
     def _snapshot_names(self):
-        return [s["name"] for s in snapshots.list_snapshots(self.session, self.p["name"])]
+        return [s["name"] for s in snapshots.list_snapshots(self.env, self.p["name"])]
 
     def cmd_create_snapshot(self):
         p = self.p
         if p["snapshot_name"] not in self._snapshot_names():
             self.did(f"snapshot VM {p['name']} as {p['snapshot_name']}",
-                     lambda: snapshots.create_snapshot(self.session, p["name"], p["snapshot_name"]))
+                     lambda: snapshots.create_snapshot(self.env, p["name"], p["snapshot_name"]))
 
     def cmd_remove_snapshot(self):
         p = self.p
         if p["snapshot_name"] in self._snapshot_names():
             self.did(f"remove snapshot {p['snapshot_name']} of VM {p['name']}",
-                     lambda: snapshots.remove_snapshot(self.session, p["name"], p["snapshot_name"]))
+                     lambda: snapshots.remove_snapshot(self.env, p["name"], p["snapshot_name"]))
 
     def cmd_list_snapshots(self):
-        snaps = snapshots.list_snapshots(self.session, self.p["name"])
+        snaps = snapshots.list_snapshots(self.env, self.p["name"])
         self.result["list_snapshots"] = self.result["list_snapshot"] = [s["name"] for s in snaps]
         self.result["snapshots"] = snaps
 
@@ -627,12 +628,12 @@ class Run:
             raise NotFound("Snapshot does not exist on VM", f"VM {p['name']} has no snapshot {p['snapshot_name']}",
                            "List them with command: list_snapshots")
         self.did(f"roll VM {p['name']} back to snapshot {p['snapshot_name']}",
-                 lambda: lifecycle.rollback(self.session, p["name"], p["snapshot_name"]))
+                 lambda: lifecycle.rollback(self.env, p["name"], p["snapshot_name"]))
 
     def cmd_purge_image(self):
         p = self.p
         before = _purge_before(p["purge_date"])     # purge_number excludes it (mutually_exclusive)
-        out = snapshots.purge(self.session, p["name"], everything=before is None and p["purge_number"] is None,
+        out = snapshots.purge(self.env, p["name"], everything=before is None and p["purge_number"] is None,
                               oldest=p["purge_number"], before=before, dry_run=self.check)
         self.result["purged"] = {"removed": out["removed"], "kept": out["kept"]}
         if out["removed"]:
@@ -640,16 +641,16 @@ class Run:
             self.actions.append(f"remove snapshots {', '.join(out['removed'])} of VM {p['name']}")
 
     def cmd_list_metadata(self):
-        md = metadata.list_metadata(self.session, self.p["name"])
+        md = metadata.list_metadata(self.env, self.p["name"])
         self.result["list_metadata"] = list(md)
         self.result["metadata"] = md
 
     def cmd_get_metadata(self):
-        self.result["metadata_value"] = metadata.get_metadata(self.session, self.p["name"], self.p["metadata_name"])
+        self.result["metadata_value"] = metadata.get_metadata(self.env, self.p["name"], self.p["metadata_name"])
 
     def cmd_set_metadata(self):
         p = self.p
-        before = metadata.list_metadata(self.session, p["name"])
+        before = metadata.list_metadata(self.env, p["name"])
         wanted = self.declaration("present").given_metadata
         vmschema.check_user_metadata(wanted)
         different = {k: v for k, v in wanted.items() if before.get(k) != v}
@@ -659,17 +660,17 @@ class Run:
         if different:
             def write():
                 for k, v in different.items():
-                    metadata.set_metadata(self.session, p["name"], k, v)
+                    metadata.set_metadata(self.env, p["name"], k, v)
             self.did(f"set metadata {', '.join(sorted(different))} of VM {p['name']}", write)
 
     def cmd_define_colocation(self):
         p = self.p
-        md = metadata.list_metadata(self.session, p["name"], include_reserved=True)
+        md = metadata.list_metadata(self.env, p["name"], include_reserved=True)
         current = vmschema.colocations(md)
         wanted = [{"with": o, "strong": p["strong"], "anti": False} for o in dict.fromkeys(p["colocated_vms"])]
         if any(w not in current for w in wanted):
             self.did(f"colocate VM {p['name']} with {', '.join(w['with'] for w in wanted)}",
-                     lambda: placement.colocate(self.session, p["name"], p["colocated_vms"], strong=p["strong"]))
+                     lambda: placement.colocate(self.env, p["name"], p["colocated_vms"], strong=p["strong"]))
 
     cmd_add_colocation = cmd_define_colocation
 
@@ -705,7 +706,7 @@ def main():
     run = None
     try:
         with Session(target) as session:
-            run = Run(module, session)
+            run = Run(module, Env(session=session))
             if p["state"]:
                 run.converge(run.declaration(p["state"]))
             else:
