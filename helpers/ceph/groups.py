@@ -13,10 +13,10 @@ def ensure_group(session: Session, vm: str, disks, exists: bool = False) -> None
     with ceph_errors(f"creating group {vm}", session.target):
         if not exists:
             try:
-                rbd.RBD().group_create(session.ioctx, vm)
+                session.rbd.RBD().group_create(session.ioctx, vm)
             except (rbd.ImageExists, rbd.ObjectExists):
                 pass
-        group = rbd.Group(session.ioctx, vm)
+        group = session.rbd.Group(session.ioctx, vm)
         members = {i["name"] for i in group.list_images()} if not exists else set()
         for disk in disks:
             if disk in members:
@@ -32,7 +32,7 @@ def ensure_group(session: Session, vm: str, disks, exists: bool = False) -> None
 def remove_snapshots(session: Session, vm: str) -> None:
     """Every group snapshot of `vm` (a remove takes them all)."""
     with ceph_errors(f"removing the snapshots of VM {vm}", session.target):
-        group = rbd.Group(session.ioctx, vm)
+        group = session.rbd.Group(session.ioctx, vm)
         for snap in list(group.list_snaps()):
             group.remove_snap(snap["name"])
 
@@ -42,7 +42,7 @@ def remove_group(session: Session, vm: str) -> None:
     if vm not in vmstore.list_groups(session):
         return
     with ceph_errors(f"removing group {vm}", session.target):
-        group = rbd.Group(session.ioctx, vm)
+        group = session.rbd.Group(session.ioctx, vm)
         for member in [i["name"] for i in group.list_images()]:
             group.remove_image(session.ioctx, member)
-        rbd.RBD().group_remove(session.ioctx, vm)
+        session.rbd.RBD().group_remove(session.ioctx, vm)

@@ -16,7 +16,7 @@ from .session import Session, ceph_errors
 def opened(session: Session, image: str, read_only: bool = False):
     """An open image (for a caller that reads its metadata and snapshots it on one handle)."""
     with ceph_errors(f"opening {image}", session.target):
-        img = rbd.Image(session.ioctx, image, read_only=read_only)
+        img = session.rbd.Image(session.ioctx, image, read_only=read_only)
     with img:
         yield img
 
@@ -27,13 +27,13 @@ def metadata_of(img) -> dict:
 
 def size_of(session: Session, image: str) -> int:
     with ceph_errors(f"reading the size of {image}", session.target):
-        with rbd.Image(session.ioctx, image, read_only=True) as img:
+        with session.rbd.Image(session.ioctx, image, read_only=True) as img:
             return img.size()
 
 
 def grow(session: Session, image: str, size: int) -> None:
     with ceph_errors(f"resizing {image}", session.target):
-        with rbd.Image(session.ioctx, image) as img:
+        with session.rbd.Image(session.ioctx, image) as img:
             img.resize(size)
 
 
@@ -41,10 +41,10 @@ def ensure_image(session: Session, image: str, size: int) -> bool:
     """Create the image if missing (True), or grow it to `size`."""
     with ceph_errors(f"creating image {image}", session.target):
         try:
-            rbd.RBD().create(session.ioctx, image, size)
+            session.rbd.RBD().create(session.ioctx, image, size)
             return True
         except rbd.ImageExists:
-            with rbd.Image(session.ioctx, image) as img:
+            with session.rbd.Image(session.ioctx, image) as img:
                 if img.size() < size:
                     img.resize(size)
             return False
@@ -52,7 +52,7 @@ def ensure_image(session: Session, image: str, size: int) -> bool:
 
 def zero(session: Session, image: str) -> None:
     with ceph_errors(f"clearing image {image}", session.target):
-        with rbd.Image(session.ioctx, image) as img:
+        with session.rbd.Image(session.ioctx, image) as img:
             img.discard(0, img.size())
 
 
@@ -66,7 +66,7 @@ def delete_image(session: Session, disk: str, group: str | None = None):
 
 def _delete(session: Session, disk: str, group: str | None):
     try:
-        img = rbd.Image(session.ioctx, disk)
+        img = session.rbd.Image(session.ioctx, disk)
     except rbd.ImageNotFound:
         if disk in vmstore.list_images(session):
             _unlink(session, disk, group)
@@ -90,11 +90,11 @@ def _unlink(session: Session, disk: str, group) -> None:
     """Take the disk out of `group` (if any, and if still there) and remove the image."""
     if group:
         try:
-            rbd.Group(session.ioctx, group).remove_image(session.ioctx, disk)
+            session.rbd.Group(session.ioctx, group).remove_image(session.ioctx, disk)
         except (rbd.ImageNotFound, rbd.ObjectNotFound):
             pass
     try:
-        rbd.RBD().remove(session.ioctx, disk)
+        session.rbd.RBD().remove(session.ioctx, disk)
     except rbd.ImageNotFound:
         pass
 
@@ -105,7 +105,7 @@ def dependent_clones(session: Session, disks) -> list:
     for disk in disks:
         with ceph_errors(f"listing the clones of {disk}", session.target):
             try:
-                img = rbd.Image(session.ioctx, disk, read_only=True)
+                img = session.rbd.Image(session.ioctx, disk, read_only=True)
             except rbd.ImageNotFound:
                 continue          # broken: no clone can read through it either
             with img:
@@ -134,9 +134,9 @@ def ensure_base_snapshot(session: Session, img, snap: str, reuse: bool, protect:
 def cow_clone(session: Session, src_disk: str, snap: str, dst_disk: str) -> None:
     with ceph_errors(f"cloning {src_disk} into {dst_disk}", session.target):
         try:
-            rbd.RBD().clone(session.ioctx, src_disk, snap, session.ioctx, dst_disk)
+            session.rbd.RBD().clone(session.ioctx, src_disk, snap, session.ioctx, dst_disk)
         except rbd.ImageExists:
-            with rbd.Image(session.ioctx, dst_disk, read_only=True) as img:
+            with session.rbd.Image(session.ioctx, dst_disk, read_only=True) as img:
                 try:
                     parent = img.get_parent_image_spec()
                 except rbd.ImageNotFound:
@@ -149,7 +149,7 @@ def cow_clone(session: Session, src_disk: str, snap: str, dst_disk: str) -> None
 
 def full_copy(session: Session, src_disk: str, snap: str, dst_disk: str) -> None:
     with ceph_errors(f"copying {src_disk} into {dst_disk}", session.target):
-        with rbd.Image(session.ioctx, src_disk, snapshot=snap, read_only=True) as src:
+        with session.rbd.Image(session.ioctx, src_disk, snapshot=snap, read_only=True) as src:
             marker = f"{src_disk}@{src.snap_get_id(snap)}"
             if vmstore.image_exists(session, dst_disk):
                 if vmstore.read_metadata(session, dst_disk).get(vmschema.COPIED) == marker:
@@ -165,7 +165,7 @@ def full_copy(session: Session, src_disk: str, snap: str, dst_disk: str) -> None
 def remove_snapshot_quietly(session: Session, disk: str, snap: str) -> None:
     """Remove `disk`'s snapshot `snap` unless it is gone or a clone still hangs on it."""
     with ceph_errors(f"removing snapshot {snap} of {disk}", session.target):
-        with rbd.Image(session.ioctx, disk) as img:
+        with session.rbd.Image(session.ioctx, disk) as img:
             if any(s["name"] == snap for s in img.list_snaps()) \
                     and not vmstore.snapshot_children(session, disk, snap):
                 vmstore.remove_snapshot(img, snap)
@@ -174,7 +174,7 @@ def remove_snapshot_quietly(session: Session, disk: str, snap: str) -> None:
 def disk_info(session: Session, disk: str) -> dict:
     """{name, size, used, parent, open_by} of a disk (used: allocated bytes of its own)."""
     with ceph_errors(f"reading disk {disk}", session.target):
-        with rbd.Image(session.ioctx, disk, read_only=True) as img:
+        with session.rbd.Image(session.ioctx, disk, read_only=True) as img:
             size = img.size()
             used = [0]
 

@@ -12,7 +12,6 @@ reference.
 import struct
 
 import rados
-import rbd
 
 from ..core import names
 from .session import Session, ceph_errors
@@ -27,7 +26,7 @@ PAGE = 1000
 def image_ids(session: Session) -> dict:
     """{image name: image id} for the images of the pool/namespace."""
     with ceph_errors("listing RBD images", session.target):
-        return {i["name"]: i["id"] for i in rbd.RBD().list2(session.ioctx)}
+        return {i["name"]: i["id"] for i in session.rbd.RBD().list2(session.ioctx)}
 
 
 def _ceph_string(raw: bytes, at: int = 0):
@@ -43,7 +42,7 @@ def _omap(session: Session, oid: str, prefix: str = "", after: str = "") -> dict
     `after`), page by page."""
     out: dict = {}
     while True:
-        with rados.ReadOpCtx() as op:
+        with session.rados.ReadOpCtx() as op:
             it, _ = session.ioctx.get_omap_vals(op, after, prefix, PAGE)
             try:
                 session.ioctx.operate_read_op(op, oid)

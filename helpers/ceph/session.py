@@ -18,6 +18,14 @@ from ..core.settings import CephTarget
 class Session:
     """One client connection and an I/O context on the target pool and namespace."""
 
+    # the bindings every Ceph adapter calls through this session (a scripted session in the
+    # operations' unit tests brings in-memory ones: tests/unit/scripted.py)
+    rbd = rbd
+    rados = rados
+    # a node's trust material: None reads this node's own (core/secret, core/devpolicy)
+    signing_key = None
+    device_policy = None
+
     def __init__(self, target: CephTarget, osd_op_timeout: float = timeouts.OSD_OP):
         """`osd_op_timeout`: what one OSD request may wait (a paused or down OSD), shorter for
         callers that must answer within a budget of their own."""
@@ -88,7 +96,7 @@ class Session:
         return self._fsid
 
     def namespace_exists(self) -> bool:
-        return not self.target.namespace or rbd.RBD().namespace_exists(self.ioctx, self.target.namespace)
+        return not self.target.namespace or self.rbd.RBD().namespace_exists(self.ioctx, self.target.namespace)
 
     def ensure_namespace(self) -> None:
         """Create the RBD namespace on first use (creating a VM in it)."""
@@ -96,7 +104,7 @@ class Session:
             with self.cluster.open_ioctx(self.target.pool) as root:
                 with ceph_errors(f"creating namespace {self.target.namespace}", self.target):
                     try:
-                        rbd.RBD().namespace_create(root, self.target.namespace)
+                        self.rbd.RBD().namespace_create(root, self.target.namespace)
                     except rbd.ImageExists:
                         pass
 

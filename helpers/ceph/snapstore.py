@@ -31,12 +31,12 @@ def snapshots(session: Session, rec) -> dict:
     group_times = {}
     with ceph_errors(f"listing the snapshots of VM {rec.name}", session.target):
         if rec.in_group:
-            for s in rbd.Group(session.ioctx, rec.name).list_snaps():
+            for s in session.rbd.Group(session.ioctx, rec.name).list_snaps():
                 out[s["name"]] = {"kind": GROUP, "disks": list(rec.disks), "children": [],
                                   "complete": s["state"] == rbd.RBD_GROUP_SNAP_STATE_COMPLETE,
                                   "time": parse_time(rec.metadata.get(vmschema.SNAPSHOT_TIME_PREFIX + s["name"]))}
         for disk in rec.disks:
-            with rbd.Image(session.ioctx, disk, read_only=True) as img:
+            with session.rbd.Image(session.ioctx, disk, read_only=True) as img:
                 for s in img.list_snaps():
                     ns = s.get("namespace", rbd.RBD_SNAP_NAMESPACE_TYPE_USER)
                     if ns == rbd.RBD_SNAP_NAMESPACE_TYPE_GROUP and disk == system:
@@ -52,7 +52,7 @@ def snapshots(session: Session, rec) -> dict:
                     if entry["time"] is None:
                         entry["time"] = img.get_snap_timestamp(s["id"]).replace(tzinfo=timezone.utc)
                     if img.is_protected_snap(s["name"]):
-                        with rbd.Image(session.ioctx, disk, snapshot=s["name"], read_only=True) as at:
+                        with session.rbd.Image(session.ioctx, disk, snapshot=s["name"], read_only=True) as at:
                             entry["children"] += [c["image"] for c in at.list_children2()]
     for name, entry in out.items():
         if entry["kind"] == PER_DISK:
@@ -69,26 +69,26 @@ def snapshots(session: Session, rec) -> dict:
 
 def create_group_snapshot(session: Session, vm: str, snap: str) -> None:
     with ceph_errors(f"creating snapshot {snap} of VM {vm}", session.target):
-        rbd.Group(session.ioctx, vm).create_snap(snap)
+        session.rbd.Group(session.ioctx, vm).create_snap(snap)
 
 
 def remove_snapshot(session: Session, vm: str, snap: str, entry: dict) -> None:
     """Snapshot `snap` of VM `vm` as snapshots() listed it (`entry`), group or per disk."""
     with ceph_errors(f"removing snapshot {snap} of VM {vm}", session.target):
         if entry["kind"] == GROUP:
-            rbd.Group(session.ioctx, vm).remove_snap(snap)
+            session.rbd.Group(session.ioctx, vm).remove_snap(snap)
         else:
             for disk in entry["disks"]:
-                with rbd.Image(session.ioctx, disk) as img:
+                with session.rbd.Image(session.ioctx, disk) as img:
                     vmstore.remove_snapshot(img, snap)
 
 
 def rollback_group(session: Session, vm: str, snap: str) -> None:
     with ceph_errors(f"rolling VM {vm} back to snapshot {snap}", session.target):
-        rbd.Group(session.ioctx, vm).rollback_to_snap(snap)
+        session.rbd.Group(session.ioctx, vm).rollback_to_snap(snap)
 
 
 def rollback_disk(session: Session, vm: str, disk: str, snap: str) -> None:
     with ceph_errors(f"rolling {disk} of VM {vm} back to snapshot {snap}", session.target):
-        with rbd.Image(session.ioctx, disk) as img:
+        with session.rbd.Image(session.ioctx, disk) as img:
             img.rollback_to_snap(snap)

@@ -19,14 +19,26 @@ def binding(session: Session, vm: str) -> signing.Binding:
     return signing.Binding(fsid=session.fsid(), pool=t.pool, namespace=t.namespace, vm=vm)
 
 
-def _key(key):
-    return key if key is not None else secret.load()
+def signing_key(session: Session, key=None):
+    """The key to sign or verify with: the caller's, the session's own (a scripted session
+    in unit tests brings one), else this node's (core/secret)."""
+    if key is not None:
+        return key
+    return session.signing_key if session.signing_key is not None else secret.load()
+
+
+def _policy(session: Session, policy):
+    """The device policy to apply: the caller's, the session's own, else this node's file."""
+    if policy is not None:
+        return policy
+    return session.device_policy if session.device_policy is not None else devpolicy.load()
 
 
 # ------------------------------------------------------------------ signing
 def signed_definition(session: Session, vm: str, xml: str, base, key=None) -> dict:
     """The metadata that stores this definition with its signature."""
-    sig = signing.sign(_key(key), signing.DEFINITION, binding(session, vm), signing.definition_data(xml, base))
+    data = signing.definition_data(xml, base)
+    sig = signing.sign(signing_key(session, key), signing.DEFINITION, binding(session, vm), data)
     values = {vmschema.XML: xml, vmschema.DEFINITION_SIG: sig}
     if base is not None:
         values[vmschema.BASE_XML] = base
@@ -37,7 +49,8 @@ def signed_settings(session: Session, vm: str, metadata: dict, key=None) -> dict
     """The signature of the settings `metadata` holds (the metadata as it will be once the
     caller's changes are written)."""
     data = signing.settings_data(metadata, vmschema.SIGNED_SETTINGS)
-    return {vmschema.SETTINGS_SIG: signing.sign(_key(key), signing.SETTINGS, binding(session, vm), data)}
+    sig = signing.sign(signing_key(session, key), signing.SETTINGS, binding(session, vm), data)
+    return {vmschema.SETTINGS_SIG: sig}
 
 
 # ------------------------------------------------------------------ verifying
@@ -45,23 +58,24 @@ def definition_verdict(session: Session, vm: str, definition: dict, key=None) ->
     """The verdict on a definition {"xml", "base", "sig"}: the VM's current one
     (vmschema.current_definition) or one recorded with a snapshot or an edit."""
     data = signing.definition_data(definition["xml"], definition["base"])
-    return signing.verdict(_key(key), signing.DEFINITION, binding(session, vm), data, definition.get("sig"))
+    return signing.verdict(signing_key(session, key), signing.DEFINITION, binding(session, vm), data,
+                           definition.get("sig"))
 
 
 def settings_verdict(session: Session, vm: str, metadata: dict, key=None) -> tuple:
     data = signing.settings_data(metadata, vmschema.SIGNED_SETTINGS)
-    return signing.verdict(_key(key), signing.SETTINGS, binding(session, vm), data,
+    return signing.verdict(signing_key(session, key), signing.SETTINGS, binding(session, vm), data,
                            metadata.get(vmschema.SETTINGS_SIG))
 
 
 def _refuse(state: str, key_id: str, key, vm: str, what: str, doing: str, hint: Hint) -> Untrusted:
     said = f"the stored {what} of VM {vm} is not signed by this cluster"
-    return Untrusted(f"{doing}: {said}" if doing else said, signing.explain(state, key_id, _key(key)), hint=hint)
+    return Untrusted(f"{doing}: {said}" if doing else said, signing.explain(state, key_id, key), hint=hint)
 
 
 def require_definition(session: Session, vm: str, metadata: dict, doing: str, key=None) -> None:
     """Refuse (Untrusted) unless the VM's `xml` and `_base_xml` verify."""
-    key = _key(key)
+    key = signing_key(session, key)
     state, key_id = definition_verdict(session, vm, vmschema.current_definition(metadata), key)
     if state != signing.SIGNED:
         raise _refuse(state, key_id, key, vm, "definition", doing, Hint(hints.TRUST, {"vm": vm}))
@@ -69,7 +83,7 @@ def require_definition(session: Session, vm: str, metadata: dict, doing: str, ke
 
 def require_settings(session: Session, vm: str, metadata: dict, doing: str, key=None) -> None:
     """Refuse (Untrusted) unless the settings Pacemaker's resource is built from verify."""
-    key = _key(key)
+    key = signing_key(session, key)
     state, key_id = settings_verdict(session, vm, metadata, key)
     if state != signing.SIGNED:
         raise _refuse(state, key_id, key, vm, "settings", doing, Hint(hints.TRUST, {"vm": vm}))
@@ -79,18 +93,18 @@ def require_recorded(session: Session, vm: str, recorded: dict, what: str, doing
                      snapshot: str | None = None, key=None) -> None:
     """Refuse a recorded definition (a snapshot's, the one before an edit) that does not
     verify: restoring it would make it the one the VM runs."""
-    key = _key(key)
+    key = signing_key(session, key)
     state, key_id = definition_verdict(session, vm, recorded, key)
     if state != signing.SIGNED:
         hint = Hint(hints.TRUST_SNAPSHOT, {"vm": vm, "snap": snapshot}) if snapshot else Hint(hints.TRUST, {"vm": vm})
         raise _refuse(state, key_id, key, vm, what, doing, hint)
 
 
-def key_here():
+def key_here(session: Session):
     """This node's signing key, or None where it cannot be read (a listing as a user who is
     not root says "unknown" instead of failing)."""
     try:
-        return secret.load()
+        return signing_key(session, None)
     except ClusterUnavailable:
         return None
 
@@ -112,13 +126,13 @@ def policy_problems(session: Session, vm: str, xml: str, policy=None) -> list:
     root = domainxml.parse(xml, f"the definition of VM {vm}")
     t = session.target
     return devpolicy.problems(root, vm=vm, pool=t.pool, namespace=t.namespace,
-                              policy=policy if policy is not None else devpolicy.load())
+                              policy=_policy(session, policy))
 
 
 def require_policy(session: Session, vm: str, xml: str, doing: str, policy=None) -> None:
     """Refuse (Untrusted) a definition that breaks the node's device policy, naming every
     problem, not the first."""
-    policy = policy if policy is not None else devpolicy.load()
+    policy = _policy(session, policy)
     found = policy_problems(session, vm, xml, policy)
     if found:
         said = f"the definition of VM {vm} breaks the device policy"

@@ -61,19 +61,19 @@ def list_groups(session: Session) -> list:
     if not session.namespace_exists():
         return []
     with ceph_errors("listing RBD groups", session.target):
-        return sorted(rbd.RBD().group_list(session.ioctx))
+        return sorted(session.rbd.RBD().group_list(session.ioctx))
 
 
 def list_images(session: Session) -> list:
     if not session.namespace_exists():
         return []
     with ceph_errors("listing RBD images", session.target):
-        return rbd.RBD().list(session.ioctx)
+        return session.rbd.RBD().list(session.ioctx)
 
 
 def image_exists(session: Session, image: str) -> bool:
     try:
-        with rbd.Image(session.ioctx, image, read_only=True):
+        with session.rbd.Image(session.ioctx, image, read_only=True):
             return True
     except rbd.ImageNotFound:
         return False
@@ -81,13 +81,13 @@ def image_exists(session: Session, image: str) -> bool:
 
 def read_metadata(session: Session, image: str) -> dict:
     with ceph_errors(f"reading the metadata of {image}", session.target):
-        with rbd.Image(session.ioctx, image, read_only=True) as img:
+        with session.rbd.Image(session.ioctx, image, read_only=True) as img:
             return dict(img.metadata_list())
 
 
 def group_images(session: Session, vm: str) -> list:
     with ceph_errors(f"listing the disks of VM {vm}", session.target):
-        return [i["name"] for i in rbd.Group(session.ioctx, vm).list_images()]
+        return [i["name"] for i in session.rbd.Group(session.ioctx, vm).list_images()]
 
 
 def disk_order(vm: str, disks) -> list:
@@ -215,7 +215,7 @@ def usable_metadata(session: Session, vm: str) -> dict:
     messages as every command."""
     system = names.system_disk(vm)
     try:
-        img = rbd.Image(session.ioctx, system, read_only=True)
+        img = session.rbd.Image(session.ioctx, system, read_only=True)
     except rbd.ImageNotFound:
         raise no_such_vm(session, vm) from None
     except rbd.Error as exc:
@@ -286,7 +286,7 @@ def where(session: Session) -> str:
 
 def set_metadata(session: Session, image: str, values: dict, remove=()) -> None:
     with ceph_errors(f"writing the metadata of {image}", session.target):
-        with rbd.Image(session.ioctx, image) as img:
+        with session.rbd.Image(session.ioctx, image) as img:
             for k, v in values.items():
                 img.metadata_set(k, v)
             for k in remove:
@@ -300,7 +300,7 @@ def replace_metadata(session: Session, image: str, values: dict, keep=()) -> Non
     """Make the image's metadata exactly `values` (plus the keys in `keep`), in one open,
     writing only what differs."""
     with ceph_errors(f"writing the metadata of {image}", session.target):
-        with rbd.Image(session.ioctx, image) as img:
+        with session.rbd.Image(session.ioctx, image) as img:
             current = dict(img.metadata_list())
             for k, v in values.items():
                 if current.get(k) != v:
@@ -322,7 +322,7 @@ def snapshot_children(session: Session, image: str, snap: str) -> list:
     """The images cloned from this one snapshot of `image` (librbd's list_children2 on the
     image's head lists the clones of every snapshot: never the answer to this question)."""
     with ceph_errors(f"listing the clones of {image}@{snap}", session.target):
-        with rbd.Image(session.ioctx, image, snapshot=snap, read_only=True) as at:
+        with session.rbd.Image(session.ioctx, image, snapshot=snap, read_only=True) as at:
             return [c["image"] for c in at.list_children2()]
 
 
@@ -332,7 +332,7 @@ def watchers(session: Session, disks) -> list:
     for disk in disks:
         with ceph_errors(f"listing the clients of {disk}", session.target):
             try:
-                img = rbd.Image(session.ioctx, disk, read_only=True)
+                img = session.rbd.Image(session.ioctx, disk, read_only=True)
             except rbd.ImageNotFound:
                 continue          # listed but its header is gone: nobody can have it open
             with img:

@@ -12,7 +12,7 @@ import json
 
 from ..ceph import trust, vmstore
 from ..ceph.lease import Lease
-from ..core import devpolicy, domainxml, names, secret, signing, vmschema
+from ..core import devpolicy, domainxml, names, signing, vmschema
 from ..core.errors import Conflict, NotFound, Untrusted, UsageError
 from .env import Env
 
@@ -93,7 +93,7 @@ def accept(env: Env, vm: str, snapshot: str | None = None, digest: str | None = 
     now). Refused when the definition breaks the device policy."""
     session = env.session
     names.check_name(vm, "VM name")
-    key = secret.load()
+    key = trust.signing_key(session)
     with Lease(session, vm, "trust"):
         rec, definition, seen = _review(env, vm, snapshot)
         if digest is not None and seen["digest"] != digest:

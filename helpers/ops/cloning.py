@@ -7,7 +7,7 @@ from ..ceph import groups as storegroups
 from ..ceph import images, trust, vmstore
 from ..ceph.lease import Lease
 from ..ceph.vmstore import where
-from ..core import defaults, domainxml, names, secret, vmschema
+from ..core import defaults, domainxml, names, vmschema
 from ..core.errors import Conflict, UsageError
 from ..core.faults import checkpoint
 from ..core.vmschema import VmState
@@ -38,7 +38,7 @@ def clone(env: Env, src: str, dst: str, *, full=False, base_xml=None, metadata=N
     dropped = {vmschema.BY_NAME[n].key for n in unset}
     if base_xml is not None:
         trust.require_policy(session, dst, base_xml, f"cannot clone VM {src} into {dst}")
-    key = secret.load()
+    key = trust.signing_key(session)
     mode = "full" if full else "cow"
     with Lease(session, src, f"clone to {dst}") as src_lease, \
             Lease(session, dst, f"clone from {src}") as dst_lease:

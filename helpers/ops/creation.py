@@ -8,7 +8,7 @@ replaced only when asked (`force`)."""
 from ..ceph import diskimage, groups, images, trust, vmstore
 from ..ceph.lease import Lease
 from ..ceph.vmstore import where
-from ..core import defaults, domainxml, hints, names, secret, vmschema
+from ..core import defaults, domainxml, hints, names, vmschema
 from ..core.errors import Conflict, RbdvmError
 from ..core.faults import checkpoint
 from ..core.hints import Hint
@@ -32,7 +32,7 @@ def create(env: Env, name: str, image: str, base_xml: str, *, data_images=(),
     bus = settings.get("disk_bus") or defaults.DISK_BUS
     files = [diskimage.inspect(image)] + [diskimage.inspect(p) for p in data_images]
     base_uuid = domainxml.uuid_of(base_xml, "the base XML")
-    key = secret.load()     # a node that cannot sign makes nothing
+    key = trust.signing_key(session)     # a node that cannot sign makes nothing
     trust.require_policy(session, name, base_xml, f"cannot create VM {name}")
     session.ensure_namespace()
     with Lease(session, name, "create") as lease:

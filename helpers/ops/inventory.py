@@ -13,7 +13,7 @@ def list_vms(env: Env) -> list:
     one bulk read of the system disks' headers."""
     session = env.session
     out = []
-    key = trust.key_here()
+    key = trust.key_here(env.session)
     for rec in vmstore.records(session):
         trusted, _ = _trust(env, rec, key)
         out.append({"name": rec.name, "state": trust.UNTRUSTED if trusted == trust.UNTRUSTED else rec.state,
@@ -43,7 +43,7 @@ def info(env: Env, name: str) -> dict:
                 "disks": [{"name": d} for d in rec.disks]}
     disks = [images.disk_info(session, d) for d in rec.disks]
     md = rec.metadata
-    trusted, why = _trust(env, rec, trust.key_here())
+    trusted, why = _trust(env, rec, trust.key_here(env.session))
     return {
         "name": name, "state": trust.UNTRUSTED if trusted == trust.UNTRUSTED else rec.state,
         "trust": trusted, **({"untrusted_because": why} if trusted == trust.UNTRUSTED else {}),

@@ -9,7 +9,6 @@ one again (after an interruption) converges.
 """
 
 from ..ceph import trust, vmstore
-from ..ceph.session import Session
 from ..core import hints, timeouts, vmschema
 from ..core.errors import RbdvmError, Untrusted
 from ..core.hints import Hint
@@ -48,7 +47,7 @@ def untrusted_vms(env: Env, vms) -> list:
             by_target.setdefault(target, []).append(vm)
     found = []
     for target, names in by_target.items():
-        with Session(target) as session:
+        with env.open_session(target) as session:
             for vm in names:
                 try:
                     metadata = vmstore.usable_metadata(session, vm)

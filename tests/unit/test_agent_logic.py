@@ -10,7 +10,7 @@ from rbdvm.ocf.codes import AgentError
 from rbdvm.ocf.metadata import metadata_xml
 from rbdvm.ocf.params import PARAMS, Params
 
-pytestmark = pytest.mark.unit
+pytestmark = [pytest.mark.unit, pytest.mark.requires("xmllint", "python:libvirt")]
 
 
 def env(**kw):

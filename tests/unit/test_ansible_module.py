@@ -10,7 +10,7 @@ import yaml
 from rbdvm.helpers.core import vmschema
 from rbdvm.helpers.ops import declared
 
-pytestmark = pytest.mark.unit
+pytestmark = [pytest.mark.unit, pytest.mark.requires("python:rados", "python:rbd", "python:libvirt")]
 MODULE = Path(__file__).resolve().parents[2] / "ansible_collections/rbdvm/cluster/plugins/modules/vm.py"
 
 

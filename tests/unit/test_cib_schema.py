@@ -14,7 +14,7 @@ from rbdvm.helpers.core.settings import CephTarget
 from rbdvm.helpers.core.vmschema import VmConfig
 from rbdvm.helpers.pacemaker import cib
 
-pytestmark = pytest.mark.unit
+pytestmark = [pytest.mark.unit, pytest.mark.requires("crm_verify")]
 
 NAMES = ["vm1", "a", "Z9", "rbdvm", "instance", "meta", "utilization", "x" * 60]
 KEYS = ["attributes", "instance", "meta", "a.b", "a-b", "_x", "X9", "monitor"]

@@ -10,7 +10,7 @@ from rbdvm.helpers.core.settings import CephTarget
 from rbdvm.helpers.ops.configure import merged
 from rbdvm.helpers.pacemaker import cib
 
-pytestmark = pytest.mark.unit
+pytestmark = [pytest.mark.unit, pytest.mark.requires("python:rados", "python:rbd", "python:libvirt")]
 
 STORED = vmschema.encode({"live_migration": False, "priority": 5, "preferred_host": "node1",
                           "pacemaker_utilization": {"cpu": "2", "memory": "512"}})

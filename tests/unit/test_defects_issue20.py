@@ -13,7 +13,7 @@ from rbdvm.helpers.pacemaker.cluster import Cluster
 from rbdvm.ocf import migration
 from rbdvm.ocf.params import Params
 
-pytestmark = pytest.mark.unit
+pytestmark = [pytest.mark.unit, pytest.mark.requires("python:rados", "python:rbd", "python:libvirt")]
 
 CRM_MON = """<pacemaker-result><nodes><node name="node1"/><node name="node2"/></nodes>
 <resources><resource id="vm1" resource_agent="ocf:rbdvm:VirtualDomain" role="Started" active="true"

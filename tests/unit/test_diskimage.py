@@ -9,7 +9,7 @@ import pytest
 from rbdvm.helpers.ceph import diskimage
 from rbdvm.helpers.core.errors import UsageError
 
-pytestmark = pytest.mark.unit
+pytestmark = [pytest.mark.unit, pytest.mark.requires("qemu-img")]
 MiB = 1 << 20
 
 

@@ -14,7 +14,7 @@ from rbdvm.cli import options
 from rbdvm.helpers.core import devpolicy, vmschema
 from rbdvm.helpers.core.errors import CODES, Conflict, UsageError
 
-pytestmark = pytest.mark.unit
+pytestmark = [pytest.mark.unit, pytest.mark.requires("python:rados", "python:rbd", "python:libvirt")]
 REPO = Path(__file__).resolve().parents[2]
 
 

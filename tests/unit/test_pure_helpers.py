@@ -13,7 +13,7 @@ from rbdvm.helpers.core import domainxml, hints, names, vmschema, xmlsafe
 from rbdvm.helpers.core.errors import ClusterUnavailable, Conflict, UsageError
 from rbdvm.ocf import hints as agent_hints
 
-pytestmark = pytest.mark.unit
+pytestmark = [pytest.mark.unit, pytest.mark.requires("python:rados", "python:rbd")]
 REPO = Path(__file__).resolve().parents[2]
 BASE = "<domain type='kvm'><name>x</name><memory>1024</memory><devices>" \
        "<interface type='network'><source network='default'/></interface></devices></domain>"

@@ -19,6 +19,37 @@ LAB_SRC = Path(__file__).resolve().parents[1]
 LAB_CMD = str(LAB_SRC / "lab")
 
 
+# what a `requires` marker may name: a program on PATH, or "python:MODULE" (Debian's
+# bindings, seen by the venv through --system-site-packages); the package that brings it
+REQUIREMENTS = {"qemu-img": "qemu-utils", "xmllint": "libxml2-utils", "crm_verify": "pacemaker-cli-utils",
+                "python:rados": "python3-rados", "python:rbd": "python3-rbd", "python:libvirt": "python3-libvirt"}
+
+
+def missing_requirements(item) -> list:
+    """What the item's `requires` markers name that this host lacks, as 'thing (package)'."""
+    import importlib.util
+    import shutil
+
+    out = []
+    for marker in item.iter_markers("requires"):
+        for thing in marker.args:
+            if thing not in REQUIREMENTS:
+                raise pytest.UsageError(f"{item.nodeid}: requires({thing!r}) is not in labkit's REQUIREMENTS")
+            present = importlib.util.find_spec(thing[7:]) is not None if thing.startswith("python:") \
+                else shutil.which(thing) is not None
+            if not present:
+                out.append(f"{thing} ({REQUIREMENTS[thing]})")
+    return out
+
+
+def pytest_runtest_setup(item):
+    """A test that needs a host tool says so (marker `requires`); without it, it fails naming
+    the package to install: never a skip, never a confusing error deep inside."""
+    missing = missing_requirements(item)
+    if missing:
+        pytest.fail(f"this test needs {', '.join(missing)}: run `make deps` (tests/lab/packages.txt)", pytrace=False)
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.get_closest_marker("lab"):

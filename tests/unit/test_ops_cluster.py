@@ -1,0 +1,158 @@
+"""The cluster operations' decisions over a scripted environment (tests/unit/scripted.py: an
+in-memory CIB answering Pacemaker's tools, and the in-memory Ceph model): the CIB each
+command writes, in how many changes, and what each refuses before it changes anything. The
+lab tests run them on a real Pacemaker cluster (tests/system/test_cluster_*.py,
+test_day_two.py) and stay the proof."""
+
+import pytest
+from lxml import etree
+from scripted import BASE_XML, disk_file, scripted_env
+
+from rbdvm.helpers.core.errors import RbdvmError, Untrusted
+from rbdvm.helpers.ops import configure, creation, lifecycle, maintenance, placement
+from rbdvm.helpers.pacemaker import cib
+
+pytestmark = [pytest.mark.unit, pytest.mark.requires("python:rados", "python:rbd", "python:libvirt")]
+
+
+@pytest.fixture
+def env(tmp_path):
+    env = scripted_env()
+    creation.create(env, "vm1", disk_file(tmp_path), BASE_XML, settings={"live_migration": True})
+    return env
+
+
+def code_of(fn, *args, **kw) -> str:
+    with pytest.raises(RbdvmError) as exc:
+        fn(*args, **kw)
+    return exc.value.code
+
+
+def writes(env) -> list:
+    return [" ".join(c[:2]) for c in env.pacemaker.writes()]
+
+
+def primitive(env, vm="vm1"):
+    return env.pacemaker.section("resources").find(f"primitive[@id='{vm}']")
+
+
+def tamper(env, key="_priority", value="99"):
+    env.session.store.images["system_vm1"].metadata[key] = value
+
+
+def test_enable_writes_the_resource_and_its_constraints_in_one_change(env):
+    assert lifecycle.enable(env, "vm1")["status"] == "Started"
+    assert writes(env) == ["cibadmin --modify"], "one atomic CIB change"
+    prim = primitive(env)
+    assert (prim.get("class"), prim.get("provider"), prim.get("type")) == ("ocf", "rbdvm", "VirtualDomain")
+    assert cib.params(prim)["vm"] == "vm1" and cib.pairs(prim, "meta_attributes")["allow-migrate"] == "true"
+    ops = {op.get("name"): op.get("timeout") for op in prim.iter("op")}
+    assert ops["stop"] == "90s" and ops["migrate_to"] == "120s"
+    drained = env.pacemaker.section("constraints").xpath("rsc_location[@rsc='vm1']//expression/@attribute")
+    assert drained == [cib.NO_VMS_ATTRIBUTE], "every VM avoids a drained node"
+    assert lifecycle.enable(env, "vm1")["changed"] is False
+    assert writes(env) == ["cibadmin --modify"], "enabling an enabled VM writes nothing"
+
+
+def test_enable_refuses_settings_this_cluster_did_not_sign_and_writes_nothing(env):
+    tamper(env)
+    with pytest.raises(Untrusted):
+        lifecycle.enable(env, "vm1")
+    assert writes(env) == [] and primitive(env) is None
+
+
+def test_disable_stops_then_removes_the_resource_and_its_constraints_at_once(env):
+    lifecycle.enable(env, "vm1")
+    env.pacemaker.calls.clear()
+    assert lifecycle.disable(env, "vm1")["changed"] is True
+    assert writes(env) == ["crm_resource --resource", "crm_resource --cleanup", "cibadmin --delete"]
+    assert primitive(env) is None
+    assert env.pacemaker.section("constraints").xpath("*[@rsc='vm1']") == []
+
+
+def test_disable_refuses_before_stopping_a_vm_an_operators_constraint_names(env):
+    lifecycle.enable(env, "vm1")
+    etree.SubElement(env.pacemaker.section("constraints"), "rsc_location", id="theirs", rsc="vm1",
+                     node="node2", score="100")
+    env.pacemaker.calls.clear()
+    assert code_of(lifecycle.disable, env, "vm1") == "CONFLICT"
+    assert writes(env) == [], "the VM was not stopped for nothing"
+
+
+def test_start_stop_and_migrate_refusals(env):
+    assert code_of(lifecycle.start, env, "vm1") == "VM_NOT_ENABLED"
+    lifecycle.enable(env, "vm1", start=False)
+    assert code_of(lifecycle.migrate, env, "vm1", "node2") == "VM_NOT_RUNNING"
+    lifecycle.start(env, "vm1")
+    assert code_of(lifecycle.migrate, env, "vm1", "node9") == "NOT_A_NODE"
+    moved = lifecycle.migrate(env, "vm1", "node2")
+    assert (moved["node"], moved["how"]) == ("node2", "live")
+    assert writes(env)[-3:] == ["crm_resource --resource", "crm_resource --move", "crm_resource --clear"]
+
+
+def test_set_refuses_to_restart_a_running_vm_unless_allowed_and_changes_nothing_then(env):
+    lifecycle.enable(env, "vm1")
+    before = dict(env.session.store.images["system_vm1"].metadata)
+    env.pacemaker.calls.clear()
+    assert code_of(configure.set_settings, env, "vm1", {"migration_downtime": 300}) == "RESTART_NEEDED"
+    assert env.session.store.images["system_vm1"].metadata == before and writes(env) == []
+    done = configure.set_settings(env, "vm1", {"migration_downtime": 300}, restart=True)
+    assert done["restarted"] is True and cib.params(primitive(env))["migration_downtime"] == "300"
+
+
+def test_set_of_a_meta_attribute_needs_no_restart(env):
+    lifecycle.enable(env, "vm1")
+    done = configure.set_settings(env, "vm1", {"priority": 5})
+    assert done["restarted"] is False and cib.pairs(primitive(env), "meta_attributes")["priority"] == "5"
+
+
+def test_pin_writes_the_placement_and_refuses_an_unknown_node(env):
+    lifecycle.enable(env, "vm1")
+    assert code_of(placement.pin, env, "vm1", "node9") == "NOT_A_NODE"
+    placement.pin(env, "vm1", "node2")
+    loc = env.pacemaker.section("constraints").find("rsc_location[@id='rbdvm-vm1-placement']")
+    rule = loc.find("rule")
+    assert (rule.get("score"), rule.find("expression").get("operation"), rule.find("expression").get("value")) \
+        == ("-INFINITY", "ne", "node2"), "never anywhere but node2"
+    placement.unpin(env, "vm1")
+    assert env.pacemaker.section("constraints").find("rsc_location[@id='rbdvm-vm1-placement']") is None
+
+
+def test_drain_refuses_while_a_vm_there_is_not_signed_unless_told(env):
+    lifecycle.enable(env, "vm1")
+    env.session.store.images["system_vm1"].metadata["xml"] += "<!-- not signed -->"
+    env.pacemaker.calls.clear()
+    with pytest.raises(Untrusted, match="vm1 not signed"):
+        maintenance.drain(env, "node1")
+    assert writes(env) == [], "nothing moved"
+    maintenance.drain(env, "node1", untrusted_ok=True)
+    assert writes(env) == ["crm_attribute --type"]
+
+
+def test_remove_with_force_disables_first(env):
+    lifecycle.enable(env, "vm1")
+    assert code_of(lifecycle.remove, env, "vm1") == "VM_ENABLED"
+    lifecycle.remove(env, "vm1", force=True)
+    assert primitive(env) is None and env.session.store.images == {}
+
+
+def test_a_set_stopped_after_storing_brings_the_resource_in_line_when_run_again(env, monkeypatch):
+    from scripted import cut
+
+    lifecycle.enable(env, "vm1")
+    cut(monkeypatch, "set:stored", configure.set_settings, env, "vm1", {"priority": 9})
+    assert "priority" not in cib.pairs(primitive(env), "meta_attributes"), "stopped before the CIB"
+    again = configure.set_settings(env, "vm1", {"priority": 9})
+    assert again["changed"] == [], "the killed run stored the setting"
+    assert cib.pairs(primitive(env), "meta_attributes")["priority"] == "9", "the re-run updated the resource"
+
+
+def test_node_list_drain_and_resume(env):
+    lifecycle.enable(env, "vm1")
+    listed = {n["name"]: n for n in maintenance.node_list(env)}
+    assert listed["node1"]["vms"] == ["vm1"] and listed["node2"]["state"] == "online"
+    maintenance.drain(env, "node1")
+    assert code_of(maintenance.drain, env, "node9") == "NOT_A_NODE"
+    env.pacemaker.calls.clear()
+    maintenance.resume(env, "node1")
+    assert [c[-1] for c in env.pacemaker.writes()] == ["--delete"], "the drain attribute goes"
