@@ -155,10 +155,10 @@ class Problems:
         found.raise_if_any("the settings of VM vm1 are not valid")
     """
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.errors: list = []
 
-    def check(self):
+    def check(self) -> "_Catch":
         return _Catch(self.errors)
 
     def raise_if_any(self, what: str) -> None:
@@ -172,7 +172,9 @@ class Problems:
 
 
 class _Catch:
-    def __init__(self, into: list):
+    """Collects a UsageError raised inside; lets anything else through."""
+
+    def __init__(self, into: list) -> None:
         self.into = into
 
     def __enter__(self):
