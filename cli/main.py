@@ -66,8 +66,9 @@ def main(argv=None):
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
         # click refuses a command line before any option is processed: --json is seen in it
-        args = sys.argv[1:] if argv is None else argv
-        if "--json" in args[:args.index("--")] if "--" in args else "--json" in args:
+        args = list(sys.argv[1:] if argv is None else argv)
+        options_part = args[:args.index("--")] if "--" in args else args
+        if "--json" in options_part:
             options.ask_json()
         if not options.json_asked():
             exc.show()
