@@ -1,5 +1,5 @@
-"""What every action of the agent starts from: its time budget, the domain's name, and a
-libvirt connection. Standard library only (monitor loads it)."""
+"""What every action of the agent starts from: its time budget, the domain's name (as stop
+and monitor need it), and a libvirt connection. Standard library only (monitor loads it)."""
 
 import os
 
@@ -32,15 +32,11 @@ def connect(p: Params, until: float):
         raise AgentError(OCF_ERR_GENERIC, f"cannot reach libvirtd at {p.hypervisor}: {why(exc)}") from None
 
 
-def domain_name(p: Params) -> str:
-    return definition.domain_name(p)
-
-
 def known_name(p: Params):
     """The domain's name for stop and monitor; None when config= names a file that is gone
     and no start here remembered its name (so nothing was started here since boot)."""
     try:
-        return domain_name(p)
+        return definition.domain_name(p)
     except AgentError as exc:
         if exc.code != OCF_ERR_INSTALLED:
             raise

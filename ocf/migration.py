@@ -26,7 +26,7 @@ def migrate_to(p: Params) -> int:
     target = os.environ.get("OCF_RESKEY_CRM_meta_migrate_target")
     if not target:
         raise AgentError(OCF_ERR_CONFIGURED, "migrate_to needs the target node (CRM_meta_migrate_target)")
-    name = basics.domain_name(p)
+    name = definition.domain_name(p)
     dest, data_uri = target_uris(p, target)
     conn = basics.connect(p, min(deadline, t0 + timeouts.AGENT_LIBVIRT))
     try:
@@ -131,7 +131,7 @@ class _MigrationJob:
 
 
 def migrate_from(p: Params) -> int:
-    name = basics.domain_name(p)
+    name = definition.domain_name(p)
     t0 = time.monotonic()
     end = t0 + basics.op_timeout("migrate_from") - timeouts.AGENT_ANSWER_MARGIN
     deadline = min(end, t0 + timeouts.MIGRATE_FROM_APPEAR)

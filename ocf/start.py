@@ -20,7 +20,7 @@ def start(p: Params) -> int:
     t0 = time.monotonic()
     budget = basics.op_timeout("start")
     end = t0 + budget - timeouts.AGENT_ANSWER_MARGIN
-    name = basics.domain_name(p)
+    name = definition.domain_name(p)
     conn = basics.connect(p, end)
     try:
         try:
