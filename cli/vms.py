@@ -186,6 +186,8 @@ def info(name, target, as_json):
             ("NAME", "name"), ("SIZE", lambda d: human_bytes(d["size"])),
             ("USED", lambda d: human_bytes(d["used"])), ("PARENT", "parent"),
             ("OPEN BY", lambda d: ", ".join(d["open_by"]) or "-")])]
+        if r["nvram"]:
+            lines.append(f"  UEFI variables: image {r['nvram']} (snapshotted, rolled back and cloned with the disks)")
         if r["settings"]:
             lines.append("  settings: " + ", ".join(f"{k}={v}" for k, v in r["settings"].items()))
         if r["colocations"]:

@@ -11,8 +11,8 @@ from rbdvm.helpers.ceph.session import Session
 from rbdvm.helpers.core import domainxml, timeouts
 from rbdvm.helpers.core.errors import RbdvmError
 
-from . import basics, definition, domain, guard, hints, log, utilization
-from .codes import OCF_ERR_CONFIGURED, OCF_ERR_GENERIC, OCF_SUCCESS, AgentError
+from . import basics, definition, domain, guard, hints, log, uefi, utilization
+from .codes import OCF_ERR_CONFIGURED, OCF_ERR_GENERIC, OCF_ERR_INSTALLED, OCF_SUCCESS, AgentError
 from .params import Params
 
 
@@ -68,6 +68,8 @@ def _guarded_create(p: Params, conn, name: str, guard_deadline: float, end: floa
                 section.lock(guard_deadline)
                 marks.append(time.monotonic())
                 section.wait_free(guard_deadline)
+                if session is not None:
+                    xml = _variables_in_ceph(session, p.vm, root) or xml
                 marks.append(time.monotonic())
                 try:
                     dom = domain.bounded(end, conn.createXML, xml, 0)   # transient: nothing stays defined
@@ -97,6 +99,16 @@ def _guarded_create(p: Params, conn, name: str, guard_deadline: float, end: floa
     if st not in domain.RUNNING_STATES:
         raise AgentError(OCF_ERR_GENERIC, f"domain {name} is {domain.STATE_NAMES.get(st)} right after start")
     return xml
+
+
+def _variables_in_ceph(session, vm: str, root) -> str | None:
+    try:
+        return uefi.in_ceph(session, vm, root)
+    except RbdvmError as exc:
+        # no fitting firmware is this node's lack (another node may have it); Ceph failing
+        # is generic
+        rc = OCF_ERR_INSTALLED if exc.code == "FIRMWARE_NOT_FOUND" else OCF_ERR_GENERIC
+        raise AgentError(rc, f"cannot move the UEFI variables of {vm} into Ceph: {hints.reason(exc)}") from None
 
 
 def _ceph_session(p: Params):

@@ -24,7 +24,8 @@ class VmRecord:
     metadata: dict = field(default_factory=dict)   # of the system disk
     in_group: bool = False
     why: str = ""                       # foreign or broken: what makes it so
-    strangers: list = field(default_factory=list)  # group members without the VM's disk names
+    strangers: list = field(default_factory=list)  # group members without the VM's image names
+    nvram: str | None = None            # its UEFI variable store, if the image exists
 
 
 def owned(metadata: dict) -> bool:
@@ -114,7 +115,9 @@ def record(session: Session, vm: str, groups=None, images=None, metadata=None, m
         return rec
     if members is None:
         members = set(group_images(session, vm)) if rec.in_group else set()
-    rec.strangers = sorted(m for m in members if not names.is_vm_disk(vm, m))
+    rec.strangers = sorted(m for m in members if not names.is_vm_image(vm, m))
+    if names.nvram_image(vm) in members or names.nvram_image(vm) in images:
+        rec.nvram = names.nvram_image(vm)
     if system not in images:
         # rbdvm makes the system disk first and deletes it last
         return _foreign(rec, f"group {vm} has no system disk {system}")
@@ -268,10 +271,10 @@ def refuse_foreign(rec: VmRecord) -> None:
 
 
 def refuse_taken(session: Session, vm: str, disks, images=None) -> None:
-    """Before a new VM's first image: none of its disk names may exist (another tool's
-    image, or what a VM of that name left behind)."""
+    """Before a new VM's first image: none of its disk names (nor its variable store's) may
+    exist (another tool's image, or what a VM of that name left behind)."""
     images = set(list_images(session) if images is None else images)
-    taken = [d for d in disks if d in images]
+    taken = [d for d in [*disks, names.nvram_image(vm)] if d in images]
     if taken:
         raise Conflict(f"cannot make VM {vm}: image {', '.join(taken)} already exists",
                        "it is not part of any VM rbdvm manages, and rbdvm never overwrites an "

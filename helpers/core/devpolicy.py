@@ -186,8 +186,19 @@ class _Check:
             for el in os_.findall(tag):
                 self.path_rule(el, None, p.firmware_dirs, f"<os><{tag}>", "firmware_dirs")
         for el in os_.findall("nvram"):
-            self.path_rule(el, None, p.nvram_dirs, "<os><nvram>", "nvram_dirs")
             self.path_rule(el, "template", p.firmware_dirs, "<os><nvram template>", "firmware_dirs")
+            if el.get("type", "file") == "file":
+                self.path_rule(el, None, p.nvram_dirs, "<os><nvram>", "nvram_dirs")
+                continue
+            source = el.find("source")
+            spec = source.get("name", "") if source is not None else ""
+            if el.get("type") != "network" or source is None or source.get("protocol") != "rbd" \
+                    or not self._own_image(spec, names.nvram_image(self.vm)):
+                self.refuse(f"<os><nvram> is {el.get('type')} {spec or '(none named)'}: only VM {self.vm}'s own "
+                            f"variable store {names.nvram_image(self.vm)} or a file in the nvram directories")
+            if source is not None and source.find("config") is not None:
+                self.refuse("<os><nvram> reads a Ceph configuration file: the node's own configuration is used")
+                self.allow(source.find("config"), "file")
         for el in os_.findall("acpi/table"):
             self.path_rule(el, None, p.firmware_dirs, "<os><acpi><table>", "firmware_dirs")
 
@@ -228,12 +239,14 @@ class _Check:
             if source is not None and source.get(a):
                 self.allow(source, a)
 
-    def _own_image(self, spec: str) -> bool:
+    def _own_image(self, spec: str, exactly: str | None = None) -> bool:
+        """`spec` (pool[/namespace]/image) is one of the VM's disks, or the image `exactly`."""
         parts = spec.split("/")
         pool, image = parts[0], parts[-1]
         namespace = parts[1] if len(parts) == 3 else ""
+        mine = image == exactly if exactly else names.is_vm_disk(self.vm, image.split("@")[0])
         return len(parts) in (2, 3) and pool == self.pool and namespace == self.namespace \
-            and names.is_vm_disk(self.vm, image.split("@")[0]) and "@" not in image
+            and mine and "@" not in image
 
     def _filesystem(self, el) -> None:
         source = el.find("source")

@@ -65,8 +65,9 @@ def _device_names(bus: str, taken, count: int) -> list:
 
 
 def build(base_xml: str, *, vm: str, images, pool: str, namespace: str, monitors,
-          client_id: str, bus: str = "virtio", new_identity: bool = False) -> str:
-    """The `xml` of a VM: base + one RBD disk per image (in order: vda, vdb, ...).
+          client_id: str, bus: str = "virtio", new_identity: bool = False, nvram: str | None = None) -> str:
+    """The `xml` of a VM: base + one RBD disk per image (in order: vda, vdb, ...), and, for
+    a UEFI guest, its variable store `nvram` (an image) in place of any host file.
 
     Keeps the base's UUID and MAC addresses unless `new_identity` (a clone); fills in what is
     missing, so the VM keeps the same identity on every node it ever starts on.
@@ -101,7 +102,76 @@ def build(base_xml: str, *, vm: str, images, pool: str, namespace: str, monitors
     for image, dev in zip(images, _device_names(bus, taken, len(images))):
         devices.append(_rbd_disk(image, dev, pool=pool, namespace=namespace, monitors=monitors,
                                  client_id=client_id, bus=bus))
+    if nvram and is_uefi(root):
+        set_nvram(root, nvram, pool=pool, namespace=namespace, monitors=monitors, client_id=client_id)
     return to_string(root)
+
+
+def is_uefi(root) -> bool:
+    """Whether the domain boots UEFI firmware with a variable store of its own: firmware
+    autoselection of 'efi', or a read-only pflash loader (the code, its variables apart)."""
+    os_ = root.find("os")
+    if os_ is None:
+        return False
+    if os_.get("firmware") == "efi":
+        return True
+    loader = os_.find("loader")
+    return loader is not None and loader.get("type") == "pflash" and loader.get("readonly") == "yes"
+
+
+def nvram_image_of(root) -> str | None:
+    """The RBD image name (pool[/namespace]/image) of a variable store kept in Ceph."""
+    el = root.find("os/nvram")
+    if el is None or el.get("type") != "network":
+        return None
+    source = el.find("source")
+    return source.get("name") if source is not None and source.get("protocol") == "rbd" else None
+
+
+def nvram_file_of(root) -> str | None:
+    """The host file a variable store is kept in (libvirt's own choice when only the
+    firmware is named: /var/lib/libvirt/qemu/nvram/<name>_VARS.fd)."""
+    el = root.find("os/nvram")
+    if el is not None and el.get("type", "file") == "file" and (el.text or "").strip():
+        return el.text.strip()
+    if el is not None and el.get("type") not in (None, "file"):
+        return None
+    return f"/var/lib/libvirt/qemu/nvram/{(root.findtext('name') or '').strip()}_VARS.fd"
+
+
+def firmware_request(root) -> dict:
+    """What the definition asks of its UEFI firmware, for choosing the variables' template:
+    arch, machine, loader (a path named by hand), template (given in <nvram template>) and
+    features ({name: enabled})."""
+    os_ = root.find("os")
+    type_ = os_.find("type") if os_ is not None else None
+    features = {f.get("name"): f.get("enabled") == "yes" for f in root.findall("os/firmware/feature")}
+    nvram = root.find("os/nvram")
+    return {"arch": type_.get("arch", "x86_64") if type_ is not None else "x86_64",
+            "machine": type_.get("machine", "pc") if type_ is not None else "pc",
+            "loader": (root.findtext("os/loader") or "").strip() or None,
+            "template": nvram.get("template") if nvram is not None else None,
+            "features": features}
+
+
+def set_nvram(root, image: str, *, pool: str, namespace: str, monitors, client_id: str) -> None:
+    """The variable store of `root` made RBD image `image` (replacing a host file)."""
+    os_ = root.find("os")
+    old = os_.find("nvram")
+    el = etree.Element("nvram", type="network")
+    if old is not None:
+        if old.get("template"):
+            el.set("template", old.get("template"))
+        old.addprevious(el)
+        os_.remove(old)
+    else:
+        anchor = next((os_.find(t) for t in ("loader", "firmware", "type") if os_.find(t) is not None), None)
+        if anchor is not None:
+            anchor.addnext(el)
+        else:
+            os_.insert(0, el)
+    source = _rbd_source(el, pool, namespace, image, monitors)
+    _auth(source, client_id)
 
 
 def keep_identity(base_xml: str, current_xml: str | None) -> str:
@@ -135,12 +205,21 @@ def keep_identity(base_xml: str, current_xml: str | None) -> str:
 def _rbd_disk(image, dev, *, pool, namespace, monitors, client_id, bus):
     disk = etree.Element("disk", type="network", device="disk")
     etree.SubElement(disk, "driver", name="qemu", type="raw", cache="writeback", discard="unmap")
-    auth = etree.SubElement(disk, "auth", username=client_id)
-    # by usage, not UUID: every node's libvirt secret for this client matches, whatever its UUID
-    etree.SubElement(auth, "secret", type="ceph", usage=f"client.{client_id}")
-    path = "/".join(p for p in (pool, namespace, image) if p)
-    source = etree.SubElement(disk, "source", protocol="rbd", name=path)
-    for host, port in monitors:
-        etree.SubElement(source, "host", name=host, port=str(port))
+    _auth(disk, client_id)
+    _rbd_source(disk, pool, namespace, image, monitors)
     etree.SubElement(disk, "target", dev=dev, bus=bus)
     return disk
+
+
+def _auth(parent, client_id: str) -> None:
+    auth = etree.SubElement(parent, "auth", username=client_id)
+    # by usage, not UUID: every node's libvirt secret for this client matches, whatever its UUID
+    etree.SubElement(auth, "secret", type="ceph", usage=f"client.{client_id}")
+
+
+def _rbd_source(parent, pool: str, namespace: str, image: str, monitors):
+    path = "/".join(p for p in (pool, namespace, image) if p)
+    source = etree.SubElement(parent, "source", protocol="rbd", name=path)
+    for host, port in monitors:
+        etree.SubElement(source, "host", name=host, port=str(port))
+    return source

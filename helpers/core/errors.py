@@ -27,6 +27,8 @@ CODES = {
     "RESERVED_KEY": "a metadata key is reserved for rbdvm's own records",
     "INVALID_SETTING": "a setting's value is not valid for that setting",
     "INVALID_DEFINITION": "a libvirt domain definition is not valid XML or not a domain",
+    "FIRMWARE_NOT_FOUND": "no UEFI firmware on the node fits the definition, or its variables template is "
+                          "unreadable",
     "INVALID_DISK_IMAGE": "a disk image file is missing, unreadable or not a format rbdvm imports",
     "NOT_A_NODE": "the node named is not one of the cluster's nodes",
     # VMs

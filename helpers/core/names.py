@@ -1,7 +1,8 @@
 """Names of VMs, snapshots and metadata keys, and the RBD names a VM is laid out with.
 
 The layout is SEAPATH vm_manager's, so VMs it created are managed by rbdvm unchanged:
-group <vm>; system disk system_<vm>; additional disks data_<vm>_<i>.
+group <vm>; system disk system_<vm>; additional disks data_<vm>_<i>. rbdvm adds one image of
+its own to a UEFI VM's group: its firmware variable store nvram_<vm>.
 """
 
 import re
@@ -11,6 +12,7 @@ from .errors import UsageError
 _NAME = re.compile(r"[A-Za-z0-9]+")
 SYSTEM_PREFIX = "system_"
 DATA_PREFIX = "data_"
+NVRAM_PREFIX = "nvram_"
 # per-image snapshots rbdvm makes for its own use carry this prefix: a user snapshot name
 # (letters and digits only) can never collide with one
 INTERNAL_SNAP_PREFIX = "rbdvm-"
@@ -57,6 +59,16 @@ def system_disk(vm: str) -> str:
 
 def data_disk(vm: str, index: int) -> str:
     return f"{DATA_PREFIX}{vm}_{index}"
+
+
+def nvram_image(vm: str) -> str:
+    """The image holding a UEFI VM's firmware variables (a member of its group, not a disk)."""
+    return NVRAM_PREFIX + vm
+
+
+def is_vm_image(vm: str, image: str) -> bool:
+    """One of VM `vm`'s disks or its variable store: the images rbdvm may delete for it."""
+    return is_vm_disk(vm, image) or image == nvram_image(vm)
 
 
 def parse_disk(image: str):

@@ -47,6 +47,7 @@ CLONED_FROM = "_cloned_from"       # JSON {"vm", "mode", "at"}
 IMPORTED = "_imported"             # on a disk while its image is being imported
 ADDING = "_adding"                 # on a data disk being added: the VM it is for (a re-run adopts it)
 COPIED = "_copied"                 # on a disk while a full clone copies into it
+NVRAM_ORIGIN = "_nvram_origin"     # on a variable store once its content is written: what it came from
 COLOCATIONS = "_colocations"       # JSON [{"with", "strong", "anti"}]
 SNAPSHOT_TIME_PREFIX = "_snapshot_"   # + snapshot name: when it was taken
 DEFINITION_AT_PREFIX = "_definition_at_"   # + snapshot name: JSON {"xml", "base", "sig"} it was taken with

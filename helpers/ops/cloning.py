@@ -46,12 +46,15 @@ def clone(env: Env, src: str, dst: str, *, full=False, base_xml=None, metadata=N
         snap = names.clone_base_snapshot(dst)
         srec, dst_disks = _snapshot_source(env, src, dst, snap, keep=not full)
         checkpoint("clone:snapshots")
-        for s, d in zip(srec.disks, dst_disks):
+        pairs = list(zip(srec.disks, dst_disks))
+        if srec.nvram:    # its own variable store, from the source's at the same instant
+            pairs.append((srec.nvram, names.nvram_image(dst)))
+        for s, d in pairs:
             lease.check()
             (images.full_copy if full else images.cow_clone)(session, s, snap, d)
             checkpoint("clone:disk")
-        # the data disks join the group now, the system disk last (the commit point)
-        storegroups.ensure_group(session, dst, dst_disks[1:])
+        # the data disks (and store) join the group now, the system disk last (the commit point)
+        storegroups.ensure_group(session, dst, [d for _, d in pairs[1:]])
         checkpoint("clone:group")
         base = base_xml if base_xml is not None else srec.metadata[vmschema.BASE_XML]
         bus = settings.get("disk_bus") or srec.metadata.get(vmschema.DISK_BUS) or defaults.DISK_BUS
@@ -67,14 +70,15 @@ def clone(env: Env, src: str, dst: str, *, full=False, base_xml=None, metadata=N
         for disk in dst_disks[1:]:
             vmstore.replace_metadata(session, disk, {})   # what the copy brought from the source
         if full:   # a full copy needs its source snapshots no more
-            for disk in srec.disks:
+            for disk, _ in pairs:
                 images.remove_snapshot_quietly(session, disk, snap)
         vmstore.replace_metadata(session, dst_disks[0], values)
         vmstore.mark_making(session, dst, False)     # the system disk carries vm_name now
         checkpoint("clone:commit")
         lease.check()
         storegroups.ensure_group(session, dst, dst_disks[:1], exists=True)
-    return {"name": dst, "source": src, "mode": mode, "disks": dst_disks, "uuid": domainxml.uuid_of(xml)}
+    return {"name": dst, "source": src, "mode": mode, "disks": dst_disks, "uuid": domainxml.uuid_of(xml),
+            "nvram": names.nvram_image(dst) if srec.nvram else None}
 
 
 def _snapshot_source(env: Env, src: str, dst: str, snap: str, keep: bool):
@@ -104,7 +108,7 @@ def _snapshot_source(env: Env, src: str, dst: str, snap: str, keep: bool):
         # all source snapshots first, back to back: as close to one instant as per-disk
         # snapshots get (a clone hangs on image snapshots; group snapshots cannot be cloned)
         images.ensure_base_snapshot(session, system, snap, resuming, keep)
-        for disk in srec.disks[1:]:
+        for disk in srec.disks[1:] + ([srec.nvram] if srec.nvram else []):
             with images.opened(session, disk) as img:
                 images.ensure_base_snapshot(session, img, snap, resuming, keep)
     return srec, dst_disks

@@ -1,11 +1,11 @@
 """Creating a VM: its disk files imported into new images, its definition built and signed.
 
 It runs under the VM's lease as steps that each check what is already there: re-running an
-interrupted create finishes it (checkpoints create:images, create:group, create:imported,
-create:commit); nothing that exists correctly is deleted and made again. An existing VM is
+interrupted create finishes it (checkpoints create:images, create:group, create:nvram,
+create:imported, create:commit); nothing that exists correctly is deleted and made again. An existing VM is
 replaced only when asked (`force`)."""
 
-from ..ceph import diskimage, groups, images, trust, vmstore
+from ..ceph import diskimage, groups, images, nvram, trust, vmstore
 from ..ceph.lease import Lease
 from ..ceph.vmstore import where
 from ..core import defaults, domainxml, hints, names, vmschema
@@ -34,6 +34,7 @@ def create(env: Env, name: str, image: str, base_xml: str, *, data_images=(),
     base_uuid = domainxml.uuid_of(base_xml, "the base XML")
     key = trust.signing_key(session)     # a node that cannot sign makes nothing
     trust.require_policy(session, name, base_xml, f"cannot create VM {name}")
+    variables = definition.uefi_variables(env, base_xml)
     session.ensure_namespace()
     with Lease(session, name, "create") as lease:
         disks = names.disk_names(name, len(data_images))
@@ -42,6 +43,10 @@ def create(env: Env, name: str, image: str, base_xml: str, *, data_images=(),
         checkpoint("create:images")
         groups.ensure_group(session, name, disks)
         checkpoint("create:group")
+        if variables:
+            lease.check()
+            nvram.ensure_store(session, name, variables[1], variables[0])
+            checkpoint("create:nvram")
         for disk, f in zip(disks, files):
             import_disk(env, name, disk, f, lease, fresh=disk in fresh, progress=progress)
         xml = definition.build(env, base_xml, name, disks, bus)
@@ -59,7 +64,7 @@ def create(env: Env, name: str, image: str, base_xml: str, *, data_images=(),
         vmstore.set_metadata(session, disks[0], values, remove=[vmschema.IMPORTED, vmschema.STATE] + [
             k for k in vmschema.SIGNED_SETTINGS if k not in values])
     return {"name": name, "disks": disks, "uuid": domainxml.uuid_of(xml),
-            "formats": [f.format for f in files]}
+            "formats": [f.format for f in files], "nvram": names.nvram_image(name) if variables else None}
 
 
 def _claim(env: Env, name: str, disks, lease, force: bool, base_uuid) -> bool:

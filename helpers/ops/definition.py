@@ -3,20 +3,29 @@ VM's disks (the same UUID and MACs when built again), checked against the device
 signed; and the rule that no two VMs share a UUID. Create, clone, set, edit and disk
 changes all build it here."""
 
-from ..ceph import rbdbulk, trust, vmstore
+from ..ceph import nvram, rbdbulk, trust, vmstore
 from ..ceph.monitors import monitor_hosts
-from ..core import defaults, domainxml, hints, vmschema
+from ..core import defaults, domainxml, hints, names, vmschema
 from ..core.errors import Conflict
 from ..core.hints import Hint
 from .env import Env
 
 
 def build(env: Env, base_xml: str, vm: str, disks, bus: str, new_identity: bool = False) -> str:
+    """The definition for `disks`; a UEFI guest's variables in its store once the store is
+    complete (until then the agent moves them there at the next start)."""
     session = env.session
     t = session.target
+    store = names.nvram_image(vm) if nvram.is_complete(session, vm) else None
     return domainxml.build(base_xml, vm=vm, images=disks, pool=t.pool, namespace=t.namespace,
                            monitors=monitor_hosts(session), client_id=t.client_id, bus=bus,
-                           new_identity=new_identity)
+                           new_identity=new_identity, nvram=store)
+
+
+def uefi_variables(env: Env, base_xml: str):
+    """(origin, content) of a new variable store if `base_xml` boots UEFI, else None."""
+    root = domainxml.parse(base_xml, "the base XML")
+    return env.uefi_variables(domainxml.firmware_request(root)) if domainxml.is_uefi(root) else None
 
 
 def rebuild_definition(env: Env, vm: str, metadata: dict, disks, *, bus: str | None = None,

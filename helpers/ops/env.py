@@ -12,7 +12,7 @@ from typing import Any
 from ..ceph import diskimage
 from ..ceph.session import Session
 from ..core import clock
-from ..hypervisor import live
+from ..hypervisor import firmware, live
 from ..pacemaker.cluster import Cluster
 
 
@@ -28,3 +28,6 @@ class Env:
     # (DiskFile, CephTarget, image, adopt=, progress=) -> None (ceph.diskimage.import_into)
     import_disk: Callable = diskimage.import_into
     now: Callable = clock.now
+    # domainxml.firmware_request -> (origin, bytes): the variables a new UEFI store starts
+    # with, from the template this node's libvirt would choose (hypervisor.firmware)
+    uefi_variables: Callable = firmware.variables_for

@@ -53,6 +53,7 @@ def info(env: Env, name: str) -> dict:
         "created": vmschema.created(md),
         "cloned_from": vmschema.cloned_from(md),
         "disks": disks,
+        "nvram": rec.nvram,      # the UEFI variable store, None for a BIOS guest
         "settings": vmschema.decode(md),
         "colocations": vmschema.colocations(md),
         "metadata": {k: v for k, v in sorted(md.items()) if vmschema.is_user_key(k)},

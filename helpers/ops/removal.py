@@ -1,7 +1,8 @@
 """Removing a VM: its group snapshots, data disks, then the system disk (marked "removing"
 first) and the group, so a remove cut short is finished by running it again (checkpoints
-remove:marked, remove:disk). Refused while the VM is enabled in the cluster, runs, has
-copy-on-write clones, or its group holds images rbdvm did not make."""
+remove:marked, remove:disk). A UEFI VM's variable store goes with its disks. Refused while
+the VM is enabled in the cluster, runs, has copy-on-write clones, or its group holds images
+rbdvm did not make."""
 
 from ..ceph import groups, images, vmstore
 from ..ceph import lease as lease_module
@@ -40,8 +41,9 @@ def remove_record(env: Env, rec, lease) -> list:
                        "rbdvm did not make those images and never deletes them",
                        f"Take them out of the group first: rbd group image remove {name} IMAGE",
                        code="NOT_RBDVM", details={"vm": name, "images": list(rec.strangers)})
-    vmstore.refuse_if_open(session, name, rec.disks, "remove")
-    clones = images.dependent_clones(session, rec.disks)
+    owned = rec.disks + ([rec.nvram] if rec.nvram else [])
+    vmstore.refuse_if_open(session, name, owned, "remove")
+    clones = images.dependent_clones(session, owned)
     if clones:
         raise Conflict(f"VM {name} has copy-on-write clones", f"{', '.join(clones)} depend on its disks",
                        "Remove those clones first (or make them independent with `rbd flatten`)",
@@ -53,8 +55,8 @@ def remove_record(env: Env, rec, lease) -> list:
     parents = set()
     if rec.in_group:
         groups.remove_snapshots(session, name)
-    # data disks first, the system disk (which says "removing") last
-    for disk in [d for d in rec.disks if d != system] + [system]:
+    # data disks and the variable store first, the system disk (which says "removing") last
+    for disk in [d for d in owned if d != system] + [system]:
         lease.check()
         if disk == system and rec.in_group:
             groups.remove_group(session, name)

@@ -114,6 +114,18 @@ class ImageHandle:
         self._writable()
         self.state.content = None
 
+    def write(self, data, offset):
+        self._writable()
+        self.store.calls.append(("write", self.state.name))
+        self.state.content = bytes(data) if offset == 0 else self.state.content
+
+    def read(self, offset, length):
+        content = self.at.content if self.at else self.state.content
+        return content[offset:offset + length] if isinstance(content, bytes) else bytes(length)
+
+    def flush(self):
+        pass
+
     def metadata_list(self):
         return list(self.state.metadata.items())
 
@@ -662,12 +674,17 @@ def scripted_env(ceph: ScriptedCeph | None = None, pacemaker: ScriptedPacemaker 
     ceph = ceph or ScriptedCeph()
     pacemaker = pacemaker or ScriptedPacemaker()
     env = Env(session=ceph, open_session=lambda target: ceph, cluster=Cluster(run=pacemaker, available=True),
-              open_domain=no_libvirt, import_disk=Imports(ceph), now=lambda: NOW)
+              open_domain=no_libvirt, import_disk=Imports(ceph), now=lambda: NOW,
+              uefi_variables=lambda request: ("template /scripted/VARS.fd", UEFI_TEMPLATE))
     env.pacemaker = pacemaker        # what a test reads back
     return env
 
 
 # ------------------------------------------------------------------ helpers for the tests
+UEFI_TEMPLATE = b"VARS" * 1024     # what the scripted firmware's template holds
+UEFI_BASE_XML = ("<domain type='kvm'><name>x</name><memory unit='MiB'>64</memory><vcpu>1</vcpu>"
+                 "<os firmware='efi'><type arch='x86_64' machine='q35'>hvm</type>"
+                 "<firmware><feature enabled='no' name='secure-boot'/></firmware></os><devices/></domain>")
 BASE_XML = ("<domain type='kvm'><name>x</name><memory unit='MiB'>64</memory><vcpu>1</vcpu>"
             "<os><type arch='x86_64' machine='q35'>hvm</type></os><devices/></domain>")
 

@@ -20,9 +20,10 @@ MAY_IMPORT = {
     "rbdvm.helpers.ops": {"rbdvm.helpers.core", "rbdvm.helpers.ceph", "rbdvm.helpers.pacemaker",
                           "rbdvm.helpers.hypervisor", "rbdvm.helpers.ops"},
     # the agent runs Pacemaker's tools through the one runner, and reads node states with
-    # crm_mon's one reading; the rest of the Pacemaker adapter is the operations'
+    # crm_mon's one reading; the rest of the Pacemaker adapter is the operations'. It picks
+    # a UEFI variables template with the hypervisor adapter's firmware choice (no libvirt)
     "rbdvm.ocf": {"rbdvm.ocf", "rbdvm.helpers.core", "rbdvm.helpers.ceph", "rbdvm.helpers.pacemaker.runner",
-                  "rbdvm.helpers.pacemaker.crm_mon"},
+                  "rbdvm.helpers.pacemaker.crm_mon", "rbdvm.helpers.hypervisor.firmware"},
     "rbdvm.cli": {"rbdvm.cli", "rbdvm.helpers.core", "rbdvm.helpers.ops", "rbdvm.helpers.ceph.session",
                   "rbdvm.ocf.install"},
 }

@@ -175,3 +175,88 @@ def seapath_like_base_xml(name: str) -> str:
     etree.SubElement(devices, "memballoon", model="none")
     etree.SubElement(devices, "watchdog", model="i6300esb", action="poweroff")
     return etree.tostring(dom, pretty_print=True, encoding="unicode")
+
+
+# ------------------------------------------------------------------ the UEFI guest
+# The UEFI guest needs no OS either: OVMF finds no bootable disk, starts its built-in UEFI
+# Shell, and the Shell runs startup.nsh from the first FAT filesystem it sees: the disk.
+# A Shell variable set without -v is non-volatile: kept in the firmware's variable store. So
+# each boot prints the variables it found, then adds one "x" (RBDVM-VARS [xx] means the
+# store saw two earlier boots), then READY.
+UEFI_STARTUP = ("@echo -off\r\n"
+                "echo RBDVM-VARS [%rbdvmgen%]\r\n"
+                "set rbdvmgen x%rbdvmgen%\r\n"
+                "echo RBDVM-WROTE [%rbdvmgen%]\r\n"
+                "echo READY\r\n")
+
+
+def uefi_disk_image(path: str) -> None:
+    """A 2 MiB FAT disk (no partition table: OVMF mounts a bare FAT volume) holding
+    startup.nsh, written with mtools, never mounted."""
+    import os
+    import subprocess
+    import tempfile
+
+    with open(path, "wb") as f:
+        f.truncate(2 << 20)
+    subprocess.run(["mformat", "-i", path, "-T", "4096", "-h", "2", "-s", "32", "::"], check=True,
+                   capture_output=True)
+    with tempfile.NamedTemporaryFile("w", suffix=".nsh", delete=False) as script:
+        script.write(UEFI_STARTUP)
+    try:
+        subprocess.run(["mcopy", "-o", "-i", path, script.name, "::/startup.nsh"], check=True, capture_output=True)
+    finally:
+        os.unlink(script.name)
+
+
+def seapath_uefi_xml(name: str, serial_log: str, secure_boot: bool = False) -> str:
+    """SEAPATH's standard guest (seapath/ansible templates/vm/guest.xml.j2, default
+    features) as the lab can run it: q35, <os firmware="efi"> with the secure-boot feature,
+    bootmenu off, serial BIOS output, emulated SMBIOS, ACPI/APIC/vmport off, its clock
+    timers, pcie-root, a pty serial and console, no balloon, the i6300esb watchdog.
+    Left out: KVM (TCG here: /dev/kvm cannot run guests on this machine), the host-model
+    CPU (TCG has no host), hugepages (dpdk feature), the real-time partition, pinning and
+    FIFO scheduling (rt/isolated features), PCI passthrough and bridge/OVS/SR-IOV
+    interfaces (no such devices in the lab); memory 128 MiB instead of 2 GiB. The pty
+    serial also logs to `serial_log`, where the tests read what the guest printed."""
+    from lxml import etree
+
+    dom = etree.Element("domain", type="qemu")
+    etree.SubElement(dom, "name").text = name
+    etree.SubElement(dom, "description").text = "SEAPATH standard guest, lab variant"
+    etree.SubElement(dom, "vcpu", placement="static").text = "1"
+    etree.SubElement(dom, "memory", unit="MiB").text = "128"
+    etree.SubElement(dom, "currentMemory", unit="MiB").text = "128"
+    os_ = etree.SubElement(dom, "os", firmware="efi")
+    etree.SubElement(os_, "type", arch="x86_64", machine="q35").text = "hvm"
+    etree.SubElement(os_, "boot", dev="hd")
+    etree.SubElement(os_, "bootmenu", enable="no")
+    etree.SubElement(os_, "bios", useserial="yes", rebootTimeout="0")
+    etree.SubElement(os_, "smbios", mode="emulate")
+    etree.SubElement(etree.SubElement(os_, "firmware"), "feature", enabled="yes" if secure_boot else "no",
+                     name="secure-boot")
+    features = etree.SubElement(dom, "features")
+    etree.SubElement(features, "acpi")
+    etree.SubElement(features, "apic")
+    etree.SubElement(features, "vmport", state="off")
+    clock = etree.SubElement(dom, "clock", offset="utc")
+    etree.SubElement(clock, "timer", name="rtc", tickpolicy="catchup")
+    etree.SubElement(clock, "timer", name="pit", tickpolicy="delay")
+    etree.SubElement(clock, "timer", name="hpet", present="no")
+    for event, action in (("on_poweroff", "destroy"), ("on_reboot", "restart"), ("on_crash", "destroy")):
+        etree.SubElement(dom, event).text = action
+    pm = etree.SubElement(dom, "pm")
+    etree.SubElement(pm, "suspend-to-mem", enabled="no")
+    etree.SubElement(pm, "suspend-to-disk", enabled="no")
+    devices = etree.SubElement(dom, "devices")
+    etree.SubElement(devices, "emulator").text = "/usr/bin/qemu-system-x86_64"
+    etree.SubElement(devices, "controller", type="pci", index="0", model="pcie-root")
+    serial = etree.SubElement(devices, "serial", type="pty")
+    etree.SubElement(serial, "log", file=serial_log, append="on")
+    target = etree.SubElement(serial, "target", type="isa-serial", port="0")
+    etree.SubElement(target, "model", name="isa-serial")
+    console = etree.SubElement(devices, "console", type="pty")
+    etree.SubElement(console, "target", type="serial", port="0")
+    etree.SubElement(devices, "memballoon", model="none")
+    etree.SubElement(devices, "watchdog", model="i6300esb", action="poweroff")
+    return etree.tostring(dom, pretty_print=True, encoding="unicode")

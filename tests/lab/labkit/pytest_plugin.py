@@ -22,12 +22,14 @@ LAB_CMD = str(LAB_SRC / "lab")
 # what a `requires` marker may name: a program on PATH, or "python:MODULE" (Debian's
 # bindings, seen by the venv through --system-site-packages); the package that brings it
 REQUIREMENTS = {"qemu-img": "qemu-utils", "xmllint": "libxml2-utils", "crm_verify": "pacemaker-cli-utils",
-                "python:rados": "python3-rados", "python:rbd": "python3-rbd", "python:libvirt": "python3-libvirt"}
+                "python:rados": "python3-rados", "python:rbd": "python3-rbd", "python:libvirt": "python3-libvirt",
+                "/usr/share/OVMF/OVMF_VARS_4M.fd": "ovmf", "mformat": "mtools"}
 
 
 def missing_requirements(item) -> list:
     """What the item's `requires` markers name that this host lacks, as 'thing (package)'."""
     import importlib.util
+    import os
     import shutil
 
     out = []
@@ -35,8 +37,12 @@ def missing_requirements(item) -> list:
         for thing in marker.args:
             if thing not in REQUIREMENTS:
                 raise pytest.UsageError(f"{item.nodeid}: requires({thing!r}) is not in labkit's REQUIREMENTS")
-            present = importlib.util.find_spec(thing[7:]) is not None if thing.startswith("python:") \
-                else shutil.which(thing) is not None
+            if thing.startswith("python:"):
+                present = importlib.util.find_spec(thing[7:]) is not None
+            elif thing.startswith("/"):
+                present = os.path.exists(thing)
+            else:
+                present = shutil.which(thing) is not None
             if not present:
                 out.append(f"{thing} ({REQUIREMENTS[thing]})")
     return out

@@ -1,0 +1,115 @@
+"""SEAPATH's UEFI guest under rbdvm, on the lab's real Ceph, libvirt, OVMF and Pacemaker:
+its firmware variables live in Ceph (nvram_<vm>, in the VM's group), so what the guest
+wrote on one node is there on the next, whichever way it got there, and snapshots,
+rollbacks and clones carry them with the disks.
+
+The guest (labkit/guest.py) is OVMF's own UEFI Shell running startup.nsh from a FAT disk:
+each boot prints the non-volatile Shell variable it finds (RBDVM-VARS [xx]) and adds an x.
+Where libvirt kept the store in a host file on each node, the crash failover and the cold
+move printed a fresh store ([]) instead."""
+
+import re
+
+import pytest
+
+from labkit import guest, ops
+from labkit import layout as L
+from labkit.procs import run, wait_for
+from labkit.testing import files_dir, force_remove, other, rbdtool, rbdvm, rbdvm_json, unique, where
+
+pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("agent_installed"),
+              pytest.mark.requires("/usr/share/OVMF/OVMF_VARS_4M.fd", "mformat")]
+LAB = str(L.LAB_SRC / "lab")
+BOOT = 90       # seconds an OVMF boot may take under TCG here (measured ~9 s; the suite's two cores are busy)
+
+
+def uefi_disk() -> str:
+    path = files_dir() / "uefi-shell.raw"
+    if not path.exists():
+        guest.uefi_disk_image(str(path))
+    return str(path)
+
+
+def make_uefi_vm(vm: str, *extra) -> None:
+    xml = files_dir() / f"{vm}.uefi.xml"
+    xml.write_text(guest.seapath_uefi_xml("ignored", str(ops.serial_path(vm))))
+    rbdvm("create", vm, "--image", uefi_disk(), "--xml", str(xml), "--live-migration",
+          "--pacemaker-params", "force_stop=true", "--pacemaker-params", "migration_transport=tcp", *extra)
+
+
+def seen(vm: str) -> list:
+    """What each boot found in the variable store, in order."""
+    return re.findall(r"RBDVM-VARS \[(x*)\]", ops.serial_text(vm))
+
+
+def wait_seen(vm: str, expected: list) -> None:
+    assert wait_for(BOOT, lambda: seen(vm) == expected, 0.2), f"boots saw {seen(vm)}, expected {expected}"
+
+
+def rbd_images() -> list:
+    return ops.on("node1", "rbd", "--id", L.CEPH_USER, "ls", L.POOL).stdout.split()
+
+
+@pytest.fixture
+def uefi_vm():
+    vm = unique("uefi")
+    make_uefi_vm(vm)
+    assert wait_for(60, lambda: where(vm) is not None), "Pacemaker started the VM"
+    wait_seen(vm, [""])
+    yield vm
+    force_remove(vm)
+
+
+def test_the_variables_follow_the_vm_through_crash_failover_cold_move_live_migration_and_rollback(uefi_vm):
+    vm = uefi_vm
+    info = rbdvm_json("info", vm)
+    assert info["nvram"] == f"nvram_{vm}"
+    x = where(vm)
+    y = other(x)
+    on_x = ops.on(x, "virsh", "dumpxml", vm).stdout
+    assert f"name='{L.POOL}/nvram_{vm}'" in on_x and "type='network'" in on_x, "the store is the RBD image"
+
+    # crash failover: node x loses power; y fences it and boots the VM from the same store
+    run([LAB, "crash", x])
+    wait_seen(vm, ["", "x"])
+    assert where(vm) == y
+    run([LAB, "boot", x], timeout=180)
+
+    # cold move back to x: stopped on y, booted on x
+    rbdvm("migrate", vm, x, "--cold")
+    wait_seen(vm, ["", "x", "xx"])
+    assert where(vm) == x
+
+    # live migration to y (no boot), then a reset there: the guest's next boot reads the
+    # store on y
+    rbdvm("migrate", vm, y)
+    assert where(vm) == y and seen(vm) == ["", "x", "xx"], "live: no reboot"
+    ops.on(y, "virsh", "reset", vm)
+    wait_seen(vm, ["", "x", "xx", "xxx"])
+
+    # a snapshot holds the store as it is (xxxx); after one more boot (xxxxx) a rollback
+    # brings back the snapshot's variables
+    rbdvm("snapshot", "create", vm, "s1")
+    ops.on(y, "virsh", "reset", vm)
+    wait_seen(vm, ["", "x", "xx", "xxx", "xxxx"])
+    rbdvm("snapshot", "rollback", vm, "s1")
+    wait_seen(vm, ["", "x", "xx", "xxx", "xxxx", "xxxx"])
+
+
+def test_a_clone_gets_its_own_store_and_remove_takes_it(uefi_vm):
+    src = uefi_vm
+    dst = unique("uefic")
+    rbdvm("clone", src, dst, "--disabled")
+    try:
+        assert f"nvram_{dst}" in rbd_images()
+        source_store = rbdtool("read", f"nvram_{src}", 0, 540672)
+        xml = files_dir() / f"{dst}.uefi.xml"
+        xml.write_text(guest.seapath_uefi_xml("ignored", str(ops.serial_path(dst))))
+        rbdvm("edit", dst, "--xml", str(xml))       # its own serial log
+        rbdvm("enable", dst)        # the source's settings came along (force_stop)
+        # the clone starts from the source's variables at the clone's instant, then writes its own
+        wait_seen(dst, ["x"])
+        assert rbdtool("read", f"nvram_{src}", 0, 540672) == source_store, "the source's store is untouched"
+    finally:
+        force_remove(dst)
+    assert f"nvram_{dst}" not in rbd_images(), "remove took the clone's store"
