@@ -15,7 +15,17 @@ import pytest
 from labkit import guest, ops
 from labkit import layout as L
 from labkit.procs import run, wait_for
-from labkit.testing import files_dir, force_remove, other, rbdtool, rbdvm, rbdvm_json, unique, where
+from labkit.testing import (
+    files_dir,
+    force_remove,
+    other,
+    pacemaker_log,
+    rbdtool,
+    rbdvm,
+    rbdvm_json,
+    unique,
+    where,
+)
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("agent_installed"),
               pytest.mark.requires("/usr/share/OVMF/OVMF_VARS_4M.fd", "mformat")]
@@ -113,3 +123,65 @@ def test_a_clone_gets_its_own_store_and_remove_takes_it(uefi_vm):
     finally:
         force_remove(dst)
     assert f"nvram_{dst}" not in rbd_images(), "remove took the clone's store"
+
+
+def test_a_vm_whose_variables_are_in_a_host_file_gets_them_moved_into_ceph_at_its_next_start():
+    """A VM made before rbdvm kept variables in Ceph (or by vm_manager): its signed
+    definition names no store, and node1 holds the variables in libvirt's host file. Its
+    next start, on node1, moves them into nvram_<vm>: the guest finds what it wrote; after
+    a cold move node2 boots from the same store; node1's file is left as it was."""
+    vm = unique("uefil")
+    make_uefi_vm(vm, "--disabled", "--preferred-host", "node1")
+    try:
+        # as an rbdvm from before this change left it: no store, a definition without <nvram>
+        rbd = lambda *a: ops.rbd("node1", *a)  # noqa: E731
+        rbd("group", "image", "remove", f"{L.POOL}/{vm}", f"{L.POOL}/nvram_{vm}")
+        rbd("rm", "--no-progress", f"{L.POOL}/nvram_{vm}")
+        xml = ops.on("node1", "rbd", "--id", L.CEPH_USER, "image-meta", "get", f"{L.POOL}/system_{vm}", "xml").stdout
+        old = re.sub(r"<nvram type=.network.>.*?</nvram>\s*", "", xml, flags=re.S)
+        assert "<nvram" not in old
+        stored = files_dir() / f"{vm}.old.xml"
+        stored.write_text(old)
+        ops.on("node1", "sh", "-c", f'rbd --id {L.CEPH_USER} image-meta set {L.POOL}/system_{vm} xml "$(cat {stored})"')
+        rbdvm("trust", vm, "--yes")
+        # node1's libvirt keeps the variables in its host file: one boot there writes [x]
+        ops.on("node1", "virsh", "create", str(stored))
+        wait_seen(vm, [""])
+        ops.on("node1", "virsh", "destroy", vm)
+        host_file = f"/var/lib/libvirt/qemu/nvram/{vm}_VARS.fd"
+        before = ops.on("node1", "sha256sum", host_file).stdout
+
+        rbdvm("enable", vm)
+        wait_seen(vm, ["", "x"])
+        assert where(vm) == "node1"
+        origin = ops.on("node1", "rbd", "--id", L.CEPH_USER, "image-meta", "get", f"{L.POOL}/nvram_{vm}",
+                        "_nvram_origin").stdout.strip()
+        assert origin == f"file {host_file}"
+        assert rbdvm_json("info", vm)["nvram"] == f"nvram_{vm}", "the store joined the VM's group"
+        rbdvm("migrate", vm, "node2", "--cold")
+        wait_seen(vm, ["", "x", "xx"])
+        assert ops.on("node1", "sha256sum", host_file).stdout == before, "the host file is untouched"
+        assert "UEFI variables moved into Ceph" in pacemaker_log("node1")
+    finally:
+        force_remove(vm)
+
+
+def test_a_secure_boot_guest_gets_the_enrolled_keys_template_and_boots_with_secure_boot_enforced():
+    """Secure boot on: the store starts from the template with Microsoft's keys enrolled
+    (libvirt's pick), so OVMF enforces secure boot from the first boot: it refuses the
+    unsigned UEFI Shell ("Security Violation"). A store without enrolled keys would have
+    run it."""
+    vm = unique("uefis")
+    xml = files_dir() / f"{vm}.uefi.xml"
+    xml.write_text(guest.seapath_uefi_xml("ignored", str(ops.serial_path(vm)), secure_boot=True))
+    rbdvm("create", vm, "--image", uefi_disk(), "--xml", str(xml), "--pacemaker-params", "force_stop=true")
+    try:
+        origin = ops.on("node1", "rbd", "--id", L.CEPH_USER, "image-meta", "get", f"{L.POOL}/nvram_{vm}",
+                        "_nvram_origin").stdout.strip()
+        assert origin == "template /usr/share/OVMF/OVMF_VARS_4M.ms.fd", "libvirt's pick for secure boot"
+        assert wait_for(BOOT, lambda: "Security Violation" in ops.serial_text(vm), 0.2), ops.serial_text(vm)[-2000:]
+        assert seen(vm) == [], "the unsigned Shell never ran"
+        running = ops.on(where(vm), "virsh", "dumpxml", vm).stdout
+        assert "secure='yes'" in running and "<smm state='on'/>" in running
+    finally:
+        force_remove(vm)
