@@ -2,6 +2,7 @@
 
 import click
 
+from rbdvm.helpers.core import migstats
 from rbdvm.helpers.ops import lifecycle, placement
 from rbdvm.helpers.ops.lifecycle import NOT_PLACED
 
@@ -69,6 +70,7 @@ def migrate(name, node, cold, target, as_json):
     emit(as_json, in_session(target, lifecycle.migrate, name, node, cold=cold),
          lambda r: cluster_line(r) + ("" if r["changed"] else " (already there)")
          + (" (moved cold: stopped and started)" if r["changed"] and r["how"] == "cold" else "")
+         + (f"\nLive migration: {migstats.describe(r['migration'])}" if r.get("migration") else "")
          + (f"\nWarning: {r['warning']}" if r.get("warning") else ""))
 
 

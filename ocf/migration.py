@@ -6,7 +6,7 @@ import os
 import threading
 import time
 
-from rbdvm.helpers.core import peer, timeouts
+from rbdvm.helpers.core import migstats, peer, timeouts
 from rbdvm.helpers.core.bounded import abandoned
 
 from . import basics, definition, domain, log, utilization
@@ -130,6 +130,19 @@ class _MigrationJob:
             log.warn(f"abort of the migration of {self.name}: {basics.why(exc)}")
 
 
+def _measured(dom, until: float) -> str:
+    """': downtime ..., total ...' from the incoming migration's completed job, or ''."""
+    try:
+        # KEEP_COMPLETED: reading them would otherwise clear them for `rbdvm migrate`
+        lv = domain.libvirt
+        stats = migstats.summary(domain.bounded(until, dom.jobStats, lv.VIR_DOMAIN_JOB_STATS_COMPLETED
+                                                | lv.VIR_DOMAIN_JOB_STATS_KEEP_COMPLETED))
+    except (domain.Error, domain.Hung) as exc:
+        log.debug(f"no statistics of the migration: {basics.why(exc)}")
+        return ""
+    return f": {migstats.describe(stats)}" if stats else ""
+
+
 def migrate_from(p: Params) -> int:
     name = definition.domain_name(p)
     t0 = time.monotonic()
@@ -142,7 +155,7 @@ def migrate_from(p: Params) -> int:
             try:
                 dom = domain.bounded(deadline, domain.lookup, conn, name)
                 if dom is not None and domain.bounded(deadline, domain.state, dom) in domain.RUNNING_STATES:
-                    log.info(f"domain {name} runs here after migration")
+                    log.info(f"domain {name} runs here after migration{_measured(dom, deadline)}")
                     definition.remember_name(p, name)
                     utilization.apply(p, domain.bounded(deadline, dom.XMLDesc, 0), end)
                     return OCF_SUCCESS

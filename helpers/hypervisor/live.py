@@ -80,6 +80,12 @@ class Domain:
         """The size the guest sees (libvirt's block info: capacity)."""
         return _bounded(f"block info of {dev}", self.dom.blockInfo, dev)[0]
 
+    def completed_job(self) -> dict:
+        """libvirt's statistics of the domain's last completed job (on a migration's
+        destination: the incoming migration, with its downtime)."""
+        return _bounded(f"the last job of {self.vm}", self.dom.jobStats,
+                        libvirt.VIR_DOMAIN_JOB_STATS_COMPLETED | libvirt.VIR_DOMAIN_JOB_STATS_KEEP_COMPLETED)
+
     def attach(self, disk_xml: str) -> None:
         _bounded(f"attaching a disk to {self.vm}", self.dom.attachDeviceFlags, disk_xml,
                  libvirt.VIR_DOMAIN_AFFECT_LIVE)

@@ -1,12 +1,12 @@
 """enable / disable / start / stop / status / migrate: the VM's life in the cluster."""
 
 from ..ceph import rbdbulk, trust, vmstore
-from ..core import hints, names, timeouts, vmschema
+from ..core import hints, migstats, names, peer, timeouts, vmschema
 from ..core.errors import Conflict, NotFound, RbdvmError
 from ..core.faults import checkpoint
 from ..core.hints import Hint
 from ..core.vmschema import VmState
-from ..pacemaker import crm_mon
+from ..pacemaker import cib, crm_mon
 from ..pacemaker.crm_mon import NOT_PLACED  # also the CLI's word for it
 from . import inventory, removal, snapshots
 from .env import Env
@@ -210,6 +210,7 @@ def migrate(env: Env, vm: str, node: str, wait: float = timeouts.MIGRATE_WAIT, c
         env.cluster.clear_move(vm)
         if cold and live:
             env.cluster.set_meta(vm, "allow-migrate", "true")
+    measured = _measured(env, vm, node) if how == "live" and st["node"] == node else None
     if st["status"] != "Started" or st["node"] != node:
         if broken:
             raise ClusterOperationFailed(f"VM {vm} failed to migrate to {node}",
@@ -217,7 +218,20 @@ def migrate(env: Env, vm: str, node: str, wait: float = timeouts.MIGRATE_WAIT, c
                                          + (f" on {st['node']}" if st["node"] else ""),
                                          f"See `crm_mon -1` and `rbdvm status {vm}`")
         raise _failed(vm, st, f"migrate to {node}")
-    return {**st, "changed": True, "how": how, **({"warning": warning} if warning else {})}
+    return {**st, "changed": True, "how": how, **({"warning": warning} if warning else {}),
+            **({"migration": measured} if measured else {})}
+
+
+def _measured(env: Env, vm: str, node: str) -> dict | None:
+    """The live migration's downtime and total time, from the destination's libvirt (its
+    completed job); None if it cannot say (the move itself succeeded either way)."""
+    prim = env.cluster.resource(vm)
+    uri = peer.libvirt_uri(node, cib.params(prim) if prim is not None else {})
+    try:
+        with env.open_domain(uri, vm) as d:
+            return migstats.summary(d.completed_job())
+    except RbdvmError:
+        return None
 
 
 def _failure_id(f: dict) -> tuple:

@@ -91,9 +91,13 @@ def test_the_variables_follow_the_vm_through_crash_failover_cold_move_live_migra
     assert where(vm) == x
 
     # live migration to y (no boot), then a reset there: the guest's next boot reads the
-    # store on y
-    rbdvm("migrate", vm, y)
+    # store on y. The migration's downtime and total time are reported, and logged by the
+    # agent on the destination
+    moved = rbdvm_json("migrate", vm, y)
     assert where(vm) == y and seen(vm) == ["", "x", "xx"], "live: no reboot"
+    m = moved["migration"]
+    assert 0 <= m["downtime_ms"] <= m["total_ms"] and m["transferred_bytes"] > 0, m
+    assert f"domain {vm} runs here after migration: guest downtime {m['downtime_ms']} ms" in pacemaker_log(y)
     ops.on(y, "virsh", "reset", vm)
     wait_seen(vm, ["", "x", "xx", "xxx"])
 

@@ -85,9 +85,29 @@ def test_start_stop_and_migrate_refusals(env):
     assert code_of(lifecycle.migrate, env, "vm1", "node2") == "VM_NOT_RUNNING"
     lifecycle.start(env, "vm1")
     assert code_of(lifecycle.migrate, env, "vm1", "node9") == "NOT_A_NODE"
+    opened = []
+
+    class Destination:
+        """The destination's libvirt after an incoming migration (its completed job)."""
+
+        def __init__(self, uri, vm):
+            opened.append((uri, vm))
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            pass
+
+        def completed_job(self):
+            return {"downtime": 21, "time_elapsed": 380, "data_processed": 3 << 20, "memory_iteration": 2}
+
+    env.open_domain = Destination
     moved = lifecycle.migrate(env, "vm1", "node2")
     assert (moved["node"], moved["how"]) == ("node2", "live")
     assert writes(env)[-3:] == ["crm_resource --resource", "crm_resource --move", "crm_resource --clear"]
+    assert opened == [("qemu://node2/system", "vm1")], "the destination, by the migration's URI"
+    assert moved["migration"] == {"downtime_ms": 21, "total_ms": 380, "transferred_bytes": 3 << 20, "iterations": 2}
 
 
 def test_set_refuses_to_restart_a_running_vm_unless_allowed_and_changes_nothing_then(env):
