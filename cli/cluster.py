@@ -1,8 +1,13 @@
 """rbdvm enable | disable | start | stop | status | migrate | pin | prefer | unpin | colocate."""
 
+import os
+import sys
+
 import click
 
 from rbdvm.helpers.core import migstats
+from rbdvm.helpers.core.errors import UsageError
+from rbdvm.helpers.ops import console as console_op
 from rbdvm.helpers.ops import lifecycle, placement
 from rbdvm.helpers.ops.lifecycle import NOT_PLACED
 
@@ -58,6 +63,27 @@ def stop(name, as_json):
 def status(name, target, as_json):
     """Status of VM NAME: Undefined, Disabled, Starting, Started, Stopping, Stopped or Failed."""
     emit(as_json, in_session(target, lifecycle.status, name), cluster_line)
+
+
+@vm_command()
+@click.option("--force", is_flag=True, help="Take the console over from another session attached to it.")
+def console(name, force, target, as_json):
+    """Attach to the serial console of the running VM NAME, on whichever node runs it.
+
+    Works from any node: the console is reached through the libvirtd of the node that runs
+    the VM, by the URI its live migration uses. Ctrl-] leaves. With --json, only say where
+    the console is ({name, node, uri}) without attaching.
+    """
+    where = in_session(target, console_op.locate, name)
+    if as_json:
+        emit(as_json, where, None)
+        return
+    if not sys.stdin.isatty():
+        raise UsageError("the console needs a terminal", "standard input is not one",
+                         "Run it from an interactive shell (or use --json to print where the console is)")
+    click.echo(f"VM {name} runs on {where['node']}: attaching to its console ({where['uri']}); Ctrl-] leaves",
+               err=True)
+    os.execvp("virsh", ["virsh", "-c", where["uri"], "console", *(["--force"] if force else []), name])
 
 
 @vm_command("node")

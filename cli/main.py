@@ -40,7 +40,7 @@ def _register():
     for command in (vms.create, vms.clone, vms.remove, vms.list_, vms.info, configure.set_, editing.edit, disks.disk,
                     snapshot.snapshot, metadata.metadata, agent.install_agent,
                     cluster.enable, cluster.disable, cluster.start, cluster.stop, cluster.status,
-                    cluster.migrate, cluster.pin, cluster.prefer, cluster.unpin, cluster.colocate,
+                    cluster.migrate, cluster.console, cluster.pin, cluster.prefer, cluster.unpin, cluster.colocate,
                     nodes.node, trust.trust):
         cli.add_command(command)
 

@@ -11,25 +11,12 @@ runs or removing its system disk.
 
 from ..ceph import diskimage, groups, images, vmstore
 from ..ceph.lease import Lease
-from ..core import names, peer, vmschema
+from ..core import names, vmschema
 from ..core.errors import Conflict, NotFound, RbdvmError, UsageError
 from ..core.faults import checkpoint
 from ..hypervisor import live
-from ..pacemaker import cib, crm_mon
-from . import creation, definition, snapshots
+from . import creation, definition, lifecycle, snapshots
 from .env import Env
-
-
-def _running_on(env: Env, vm: str):
-    """(node, URI of its libvirtd) if the VM runs under Pacemaker, else None."""
-    if not env.cluster.has_resource(vm):
-        return None
-    st = crm_mon.vm_status(env.cluster.cluster_status(), vm, True)
-    if st["status"] != "Started" or not st["node"]:
-        return None
-    prim = env.cluster.resource(vm)
-    params = cib.params(prim) if prim is not None else {}
-    return st["node"], peer.libvirt_uri(st["node"], params)
 
 
 def _rbd_name(env: Env, image: str) -> str:
@@ -68,7 +55,7 @@ def resize(env: Env, vm: str, disk: str, size: int) -> dict:
 
 def _live(env: Env, vm: str, act) -> dict:
     """Do `act(domain)` on the node running the VM; what the guest sees, in any case."""
-    where = _running_on(env, vm)
+    where = lifecycle.running_on(env, vm)
     if where is None:
         return {"live": False, "guest": "sees it at the next start"}
     node, uri = where
@@ -146,7 +133,7 @@ def remove(env: Env, vm: str, disk: str) -> dict:
         if disk == names.system_disk(vm):
             raise Conflict(f"{disk} is the system disk of VM {vm}", "a VM without it is no VM",
                            f"Remove the whole VM instead (rbdvm remove {vm})")
-        if _running_on(env, vm) is not None:
+        if lifecycle.running_on(env, vm) is not None:
             raise Conflict(f"VM {vm} is running", "a disk is removed only from a stopped VM",
                            f"Stop it first (rbdvm stop {vm})", code="VM_RUNNING", details={"vm": vm})
         vmstore.refuse_if_open(session, vm, [disk], "remove a disk of")

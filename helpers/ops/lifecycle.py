@@ -222,6 +222,20 @@ def migrate(env: Env, vm: str, node: str, wait: float = timeouts.MIGRATE_WAIT, c
             **({"migration": measured} if measured else {})}
 
 
+def running_on(env: Env, vm: str):
+    """(node, URI of its libvirtd, by the VM's migration parameters) if the VM runs under
+    Pacemaker, else None (also on a host without Pacemaker: a storage-only host)."""
+    if not env.cluster.available():
+        return None
+    prim = env.cluster.resource(vm)
+    if prim is None:
+        return None
+    st = crm_mon.vm_status(env.cluster.cluster_status(), vm, True)
+    if st["status"] != "Started" or not st["node"]:
+        return None
+    return st["node"], peer.libvirt_uri(st["node"], cib.params(prim))
+
+
 def _measured(env: Env, vm: str, node: str) -> dict | None:
     """The live migration's downtime and total time, from the destination's libvirt (its
     completed job); None if it cannot say (the move itself succeeded either way)."""

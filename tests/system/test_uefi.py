@@ -16,12 +16,14 @@ from labkit import guest, ops
 from labkit import layout as L
 from labkit.procs import run, wait_for
 from labkit.testing import (
+    console_exchange,
     files_dir,
     force_remove,
     other,
     pacemaker_log,
     rbdtool,
     rbdvm,
+    rbdvm_error,
     rbdvm_json,
     unique,
     where,
@@ -108,6 +110,25 @@ def test_the_variables_follow_the_vm_through_crash_failover_cold_move_live_migra
     wait_seen(vm, ["", "x", "xx", "xxx", "xxxx"])
     rbdvm("snapshot", "rollback", vm, "s1")
     wait_seen(vm, ["", "x", "xx", "xxx", "xxxx", "xxxx"])
+
+
+def test_the_console_attaches_on_the_node_that_runs_the_vm_from_any_node(uefi_vm):
+    """`rbdvm console` on the node that does not run the VM attaches to the guest's serial
+    console there: typed into the UEFI Shell, `echo %rbdvmgen%-console` answers with the
+    guest's own variable."""
+    vm = uefi_vm
+    x = where(vm)
+    out = console_exchange(other(x), vm, "echo %rbdvmgen%-console",
+                           lambda text: re.search(r"\n\s*x-console", text) is not None)
+    assert re.search(r"\n\s*x-console", out.split("Escape character", 1)[-1]), out[-1500:]
+    assert f"runs on {x}" in out
+    assert rbdvm_json("console", vm, node=other(x))["node"] == x
+    stopped = unique("uefin")
+    make_uefi_vm(stopped, "--disabled")
+    try:
+        assert "runs nowhere" in rbdvm_error(3, "console", stopped)
+    finally:
+        force_remove(stopped)
 
 
 def test_a_clone_gets_its_own_store_and_remove_takes_it(uefi_vm):

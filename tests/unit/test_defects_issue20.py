@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from rbdvm.helpers.core import hostnames
-from rbdvm.helpers.ops import disks
+from rbdvm.helpers.ops import lifecycle
 from rbdvm.helpers.ops.env import Env
 from rbdvm.helpers.pacemaker.cluster import Cluster
 from rbdvm.ocf import migration
@@ -33,7 +33,7 @@ def scripted_pacemaker(argv, timeout=30):
 
 def test_a_hot_plug_reaches_the_node_by_the_uri_its_migration_uses():
     env = Env(cluster=Cluster(run=scripted_pacemaker, available=True))
-    node, uri = disks._running_on(env, "vm1")
+    node, uri = lifecycle.running_on(env, "vm1")
     p = Params({"OCF_RESKEY_vm": "vm1", "OCF_RESKEY_remoteuri": "qemu+ssh://admin@%n/system?keyfile=/k",
                 "OCF_RESKEY_migration_network_suffix": "-mig"})
     assert (node, uri) == ("node2", migration.target_uris(p, "node2")[0])

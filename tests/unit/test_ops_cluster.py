@@ -9,7 +9,7 @@ from lxml import etree
 from scripted import BASE_XML, disk_file, scripted_env
 
 from rbdvm.helpers.core.errors import RbdvmError, Untrusted
-from rbdvm.helpers.ops import configure, creation, lifecycle, maintenance, placement
+from rbdvm.helpers.ops import configure, console, creation, lifecycle, maintenance, placement
 from rbdvm.helpers.pacemaker import cib
 
 pytestmark = [pytest.mark.unit, pytest.mark.requires("python:rados", "python:rbd", "python:libvirt")]
@@ -176,3 +176,15 @@ def test_node_list_drain_and_resume(env):
     env.pacemaker.calls.clear()
     maintenance.resume(env, "node1")
     assert [c[-1] for c in env.pacemaker.writes()] == ["--delete"], "the drain attribute goes"
+
+
+def test_the_console_is_found_on_the_node_that_runs_the_vm_by_its_migration_uri(env):
+    assert code_of(console.locate, env, "vm1") == "VM_NOT_ENABLED"
+    lifecycle.enable(env, "vm1", start=False)
+    assert code_of(console.locate, env, "vm1") == "VM_NOT_RUNNING"
+    configure.set_settings(env, "vm1", {"pacemaker_params": {"migration_transport": "tcp"}})
+    lifecycle.start(env, "vm1")
+    where = console.locate(env, "vm1")
+    node = lifecycle.status(env, "vm1")["node"]
+    assert where == {"name": "vm1", "node": node, "uri": f"qemu+tcp://{node}/system"}
+    assert code_of(console.locate, env, "nosuch") == "VM_NOT_FOUND"

@@ -261,3 +261,43 @@ def rerun(*args):
             assert res.returncode == 0, res.stdout + res.stderr
             return res
         time.sleep(0.5)
+
+
+def console_exchange(n: str, vm: str, line: str, until, timeout: float = 30) -> str:
+    """Run `rbdvm console VM` on node `n` in a pseudo-terminal, as an operator does: once
+    virsh says it is attached, type `line` and Enter, read until `until(text after the
+    attach)` is true, then leave with Ctrl-]. Returns everything read."""
+    import os
+    import pty
+    import select
+
+    pid, fd = pty.fork()
+    if pid == 0:
+        lab = str(L.LAB_SRC / "lab")
+        os.execv(lab, [lab, "exec", n, "--", "rbdvm", "console", vm])
+    out, sent = b"", False
+    end = time.monotonic() + timeout
+    try:
+        while time.monotonic() < end:
+            if select.select([fd], [], [], 0.2)[0]:
+                try:
+                    out += os.read(fd, 4096)
+                except OSError:
+                    break
+            attached = out.split(b"Escape character", 1)
+            if not sent and len(attached) == 2:
+                time.sleep(0.5)
+                os.write(fd, line.encode() + b"\r")
+                sent = True
+            if sent and until(attached[-1].decode(errors="replace")):
+                break
+        os.write(fd, b"\x1d")
+        wait_for(10, lambda: os.waitpid(pid, os.WNOHANG)[0] != 0)
+    finally:
+        try:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
+        os.close(fd)
+    return out.decode(errors="replace")
