@@ -121,6 +121,10 @@ def pin(name, node, target, as_json):
 def prefer(name, node, target, as_json):
     """Run VM NAME on NODE whenever NODE is up; elsewhere while it is away, and back after.
 
+    NODE may be an ordered list, most preferred first (node1,node2,node3), or weighted
+    nodes, higher preferred (node1:3,node2:3,node3:1, as Proxmox's node priorities): the VM
+    runs on the most preferred node that is up, and moves back as better ones return.
+
     Stored in the VM's metadata (_preferred_host, replacing a pin); applied at once to an
     enabled VM.
     """

@@ -7,6 +7,7 @@ stores them, `VmConfig` reads them back with their defaults.
 """
 
 import json
+import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -82,7 +83,8 @@ SETTINGS = (
     Setting("disk_bus", "choice", "bus of the VM's RBD disks [default: virtio]", DISK_BUSES),
     Setting("live_migration", "bool", "the cluster may live-migrate the VM (allow-migrate)"),
     Setting("pinned_host", "str", "the VM runs only on this node"),
-    Setting("preferred_host", "str", "the VM prefers this node when it is up"),
+    Setting("preferred_host", "str", "the VM prefers this node when it is up; an ordered list "
+                                     "NODE1,NODE2 or with weights NODE1:3,NODE2:1 (higher is preferred)"),
     Setting("priority", "int", "Pacemaker priority of the VM's resource"),
     Setting("stop_timeout", "int", "seconds a graceful stop may take"),
     Setting("migrate_to_timeout", "int", "seconds a live migration may take"),
@@ -330,6 +332,44 @@ def decode(metadata: dict) -> dict:
     return out
 
 
+# a node's name in a preference: a host name (letters, digits, '-', '.', '_')
+_NODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+MAX_WEIGHT = 999        # times PREFERRED_SCORE (1000) stays below Pacemaker's INFINITY
+
+
+def preferred_hosts(value: str) -> list:
+    """[(node, weight)] of a preferred_host setting, most preferred first: "node1" (weight
+    1), an order "node1,node2" (weights n..1) or weights "node1:3,node2:1" (Proxmox's
+    node:priority; higher is preferred, equal weights are equal). The one reading of it."""
+    entries = [e.strip() for e in str(value).split(",")]
+    if not value or not all(entries):
+        raise UsageError("the preferred host list has an empty entry", f"got {value!r}",
+                         "Give NODE, NODE1,NODE2 or NODE1:WEIGHT,NODE2:WEIGHT", code="INVALID_SETTING",
+                         details={"setting": PREFERRED_HOST})
+    parsed = [e.partition(":")[::2] for e in entries]
+    weighted = [w != "" for _, w in parsed]
+    problems = []
+    if any(weighted) and not all(weighted):
+        problems.append("give a weight to every node or to none")
+    for node, weight in parsed:
+        if not _NODE.fullmatch(node):
+            problems.append(f"{node!r} is not a node name")
+        if weight and not (weight.isdigit() and 1 <= int(weight) <= MAX_WEIGHT):
+            problems.append(f"weight {weight!r} of {node} is not a whole number from 1 to {MAX_WEIGHT}")
+    nodes = [n for n, _ in parsed]
+    if len(set(nodes)) != len(nodes):
+        problems.append("a node is named twice")
+    if problems:
+        raise UsageError(f"the preferred host list {value!r} is not valid", "; ".join(problems),
+                         "Give NODE, NODE1,NODE2 or NODE1:WEIGHT,NODE2:WEIGHT", code="INVALID_SETTING",
+                         details={"setting": PREFERRED_HOST})
+    if all(weighted):
+        out = [(n, int(w)) for n, w in parsed]
+    else:
+        out = [(n, len(nodes) - i) for i, n in enumerate(nodes)]
+    return sorted(out, key=lambda nw: -nw[1])
+
+
 def _encoded(s, name: str, value) -> dict:
     """{metadata key: stored string} of one setting's value, checked."""
     if s.kind == "bool":
@@ -344,6 +384,8 @@ def _encoded(s, name: str, value) -> dict:
         return {s.key: str(int(value))}
     if s.kind == "map":
         return {s.key: json.dumps(check_map(name, dict(value)), sort_keys=True)}
+    if name == "preferred_host":
+        preferred_hosts(value)      # refused here, before it is stored
     if s.kind == "choice" and value not in s.choices:
         raise UsageError(f"setting {s.key} must be one of {', '.join(s.choices)}",
                          f"got {value!r}", code="INVALID_SETTING", details={"setting": s.key})

@@ -33,7 +33,10 @@ def _set_host(env: Env, vm: str, node, key: str, verb: str) -> dict:
     session = env.session
     names.check_name(vm, "VM name")
     status = env.cluster.cluster_status()
-    if node is not None:
+    if key == vmschema.PREFERRED_HOST:
+        for one, _ in vmschema.preferred_hosts(node):
+            crm_mon.check_node(status, one)
+    elif node is not None:
         crm_mon.check_node(status, node)
     with Lease(session, vm, verb):
         rec = vmstore.require_complete(session, vm)
@@ -57,7 +60,9 @@ def pin(env: Env, vm: str, node: str) -> dict:
 
 
 def prefer(env: Env, vm: str, node: str) -> dict:
-    """The VM runs on `node` whenever it can, and goes back there when it returns."""
+    """The VM runs on `node` whenever it can, and goes back there when it returns; `node`
+    may be an ordered list or weighted nodes (vmschema.preferred_hosts): the VM runs on
+    the most preferred node that is up."""
     return _set_host(env, vm, node, vmschema.PREFERRED_HOST, f"prefer {node}")
 
 

@@ -5,7 +5,7 @@ import copy
 
 from lxml import etree
 
-from ..core import defaults, names, timeouts
+from ..core import defaults, names, timeouts, vmschema
 from ..core.errors import UsageError
 from ..core.settings import CephTarget
 from ..core.vmschema import VmConfig
@@ -153,19 +153,26 @@ def ceph_target(prim) -> CephTarget | None:
 
 
 def placement(vm: str, config: VmConfig):
-    """The location constraint of a pinned or preferred VM, or None.
-
-    Both shapes are one rule with the same ids, so a pin becomes a preference (and back) in
-    one atomic merge of attributes."""
+    """The location constraint of a pinned or preferred VM, or None: one constraint (one id,
+    replaced whole when it changes). A pin is one rule (-INFINITY off the node); preferred
+    hosts are one rule per node, scored PREFERRED_SCORE times the node's weight, so the VM
+    runs on the highest-weighted node that is up and goes back when it returns."""
     pinned, preferred = config.pinned_host, config.preferred_host
     if not (pinned or preferred):
         return None
-    loc = etree.Element("rsc_location", id=f"rbdvm-{vm}-placement", rsc=vm)
-    rule = etree.SubElement(loc, "rule", id=f"rbdvm-{vm}-placement-rule",
-                            score="-INFINITY" if pinned else PREFERRED_SCORE)
-    etree.SubElement(rule, "expression", id=f"rbdvm-{vm}-placement-expr", attribute="#uname",
-                     operation="ne" if pinned else "eq", value=pinned or preferred)
+    loc = etree.Element("rsc_location", id=placement_id(vm), rsc=vm)
+    rules = [(pinned, "-INFINITY", "ne")] if pinned else \
+        [(node, str(int(PREFERRED_SCORE) * weight), "eq") for node, weight in vmschema.preferred_hosts(preferred)]
+    for i, (node, score, op) in enumerate(rules):
+        suffix = f"-{i + 1}" if i else ""     # the first keeps the ids of a single host
+        rule = etree.SubElement(loc, "rule", id=f"rbdvm-{vm}-placement-rule{suffix}", score=score)
+        etree.SubElement(rule, "expression", id=f"rbdvm-{vm}-placement-expr{suffix}", attribute="#uname",
+                         operation=op, value=node)
     return loc
+
+
+def placement_id(vm: str) -> str:
+    return f"rbdvm-{vm}-placement"
 
 
 def colocation_id(vm: str, other: str) -> str:

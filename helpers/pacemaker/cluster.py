@@ -82,7 +82,11 @@ class Cluster:
         """The VM's placement constraint as its settings ask: created, updated, or deleted."""
         loc = cib.placement(vm, config)
         if loc is None:
-            self.delete_constraints([f"rbdvm-{vm}-placement"])
+            self.delete_constraints([cib.placement_id(vm)])
+        elif cib.placement_id(vm) in self.constraints_naming(vm)[0]:
+            # replaced whole, in one change: a merge would keep the rules of hosts no longer listed
+            self.run(["cibadmin", "--replace", "--xpath", f"//constraints/rsc_location[@id='{cib.placement_id(vm)}']",
+                      "--xml-text", etree.tostring(loc, encoding="unicode")])
         else:
             self.set_constraints([loc])
 

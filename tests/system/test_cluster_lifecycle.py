@@ -251,6 +251,16 @@ def test_pinned_never_moves_preferred_comes_back(vms):
     agrees(pinned, "Started", N2)
     ops.wait_boots(pinned, 2)
 
+    # an ordered, weighted list, changed live by `set`: one rule per node, the VM on the
+    # highest that is up; `prefer` with a plain order replaces it whole
+    out = rbdvm_json("set", preferred, "--preferred-host", f"{N2}:5,{N1}:1")
+    assert (out["status"], out["node"]) == ("Started", N2)
+    constraints = ops.on(N1, "cibadmin", "--query", "--scope", "constraints").stdout
+    assert 'score="5000"' in constraints and 'score="1000"' in constraints
+    out = rbdvm_json("prefer", preferred, f"{N1},{N2}")
+    assert (out["status"], out["node"]) == ("Started", N1)
+    assert rbdvm_json("info", preferred)["settings"]["preferred_host"] == f"{N1},{N2}"
+
     # disable + enable restores the placement, from the metadata
     rbdvm("disable", pinned)
     assert rbdvm_json("enable", pinned)["node"] == N2

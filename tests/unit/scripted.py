@@ -608,7 +608,8 @@ class ScriptedPacemaker:
             self._merge(etree.fromstring(args[args.index("--xml-text") + 1]))
         elif args[0] == "--replace":
             new = etree.fromstring(args[args.index("--xml-text") + 1])
-            old = self.section("resources").find(f"primitive[@id='{new.get('id')}']")
+            section = "constraints" if new.tag.startswith("rsc_") else "resources"
+            old = self.section(section).find(f"{new.tag}[@id='{new.get('id')}']")
             old.getparent().replace(old, new)
         elif args[0] == "--delete":
             for el in self.cib.xpath(args[args.index("--xpath") + 1]):

@@ -7,6 +7,8 @@ import json
 import pytest
 from lxml import etree
 
+from rbdvm.helpers.core import vmschema
+from rbdvm.helpers.core.errors import UsageError
 from rbdvm.helpers.core.settings import CephTarget
 from rbdvm.helpers.core.vmschema import VmConfig
 from rbdvm.helpers.pacemaker import cib, crm_mon
@@ -113,3 +115,24 @@ def test_another_resources_failures_are_not_the_vms():
     assert (st["status"], st["reason"]) == ("Started", None)
     assert crm_mon.failures(crm_mon_xml(rsc("Started"), other + mine), "vm1") == [
         {"task": "migrate_to", "node": "node1", "call": "9", "status": "error", "reason": ""}]
+
+
+@pytest.mark.parametrize("value,expected", [
+    ("node1", [("node1", 1)]),
+    ("node1,node2,node3", [("node1", 3), ("node2", 2), ("node3", 1)]),
+    ("node2:1, node1:7", [("node1", 7), ("node2", 1)]),
+    ("n-1.lab:2,n_2:2", [("n-1.lab", 2), ("n_2", 2)]),
+])
+def test_preferred_hosts_are_an_order_or_weights(value, expected):
+    assert vmschema.preferred_hosts(value) == expected
+
+
+@pytest.mark.parametrize("value,why", [
+    ("node1,", "empty entry"), ("node1:2,node2", "every node or to none"), ("node1:0", "from 1 to 999"),
+    ("node1:1000", "from 1 to 999"), ("node1,node1", "named twice"), ("no de", "not a node name"),
+    ("node1:x", "not a whole number"),
+])
+def test_a_bad_preferred_host_list_is_refused_saying_why(value, why):
+    with pytest.raises(UsageError, match=why) as exc:
+        vmschema.encode({"preferred_host": value})
+    assert exc.value.code == "INVALID_SETTING"

@@ -6,7 +6,7 @@ test_day_two.py) and stay the proof."""
 
 import pytest
 from lxml import etree
-from scripted import BASE_XML, disk_file, scripted_env
+from scripted import BASE_XML, ScriptedPacemaker, disk_file, scripted_env
 
 from rbdvm.helpers.core.errors import RbdvmError, Untrusted
 from rbdvm.helpers.ops import configure, console, creation, lifecycle, maintenance, placement
@@ -136,6 +136,24 @@ def test_pin_writes_the_placement_and_refuses_an_unknown_node(env):
         == ("-INFINITY", "ne", "node2"), "never anywhere but node2"
     placement.unpin(env, "vm1")
     assert env.pacemaker.section("constraints").find("rsc_location[@id='rbdvm-vm1-placement']") is None
+
+
+def test_ordered_preferred_hosts_score_each_node_and_set_replaces_the_whole_rule_set(tmp_path):
+    env = scripted_env(pacemaker=ScriptedPacemaker(nodes=("node1", "node2", "node3")))
+    creation.create(env, "vm1", disk_file(tmp_path), BASE_XML, settings={"preferred_host": "node3,node1,node2"})
+    lifecycle.enable(env, "vm1")
+
+    def rules():
+        loc = env.pacemaker.section("constraints").find("rsc_location[@id='rbdvm-vm1-placement']")
+        return [(r.find("expression").get("value"), r.get("score")) for r in loc.iter("rule")]
+    assert rules() == [("node3", "3000"), ("node1", "2000"), ("node2", "1000")], "first is most preferred"
+    configure.set_settings(env, "vm1", {"preferred_host": "node2:5,node1:1"})
+    assert rules() == [("node2", "5000"), ("node1", "1000")], "node3's rule is gone, not merged over"
+    assert code_of(configure.set_settings, env, "vm1", {"preferred_host": "node2,node9"}) == "NOT_A_NODE"
+    placement.prefer(env, "vm1", "node1")
+    assert rules() == [("node1", "1000")]
+    placement.pin(env, "vm1", "node2")
+    assert rules() == [("node2", "-INFINITY")]
 
 
 def test_drain_refuses_while_a_vm_there_is_not_signed_unless_told(env):
