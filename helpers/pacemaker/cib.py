@@ -162,7 +162,7 @@ def placement(vm: str, config: VmConfig):
         return None
     loc = etree.Element("rsc_location", id=placement_id(vm), rsc=vm)
     rules = [(pinned, "-INFINITY", "ne")] if pinned else \
-        [(node, str(int(PREFERRED_SCORE) * weight), "eq") for node, weight in vmschema.preferred_hosts(preferred)]
+        [(node, str(int(PREFERRED_SCORE) * weight), "eq") for node, weight in vmschema.preferred_hosts(preferred or "")]
     for i, (node, score, op) in enumerate(rules):
         suffix = f"-{i + 1}" if i else ""     # the first keeps the ids of a single host
         rule = etree.SubElement(loc, "rule", id=f"rbdvm-{vm}-placement-rule{suffix}", score=score)
