@@ -1,10 +1,46 @@
 """rbdvm node list | drain | resume."""
 
+import os
+
 import click
 
+from rbdvm.helpers.core import defaults
+from rbdvm.helpers.core.settings import CephTarget
 from rbdvm.helpers.ops import maintenance
 
 from .options import cluster_env, emit, json_option, table
+
+
+def _maintenance_options(fn):
+    """--maintenance and the Ceph user and CRUSH host it acts with (drain and resume)."""
+    fn = click.option("--ceph-host", metavar="HOST",
+                      help="The node's CRUSH host, if it is not named as the node [default: NAME]")(fn)
+    fn = click.option("--conf", "ceph_conf", metavar="FILE",
+                      default=lambda: os.environ.get("RBDVM_CEPH_CONF", defaults.CEPH_CONF),
+                      help=f"ceph.conf of the cluster [default: {defaults.CEPH_CONF}, or RBDVM_CEPH_CONF]")(fn)
+    fn = click.option("--maintenance-id", metavar="USER",
+                      default=lambda: os.environ.get("RBDVM_MAINTENANCE_ID", defaults.MAINTENANCE_CEPH_ID),
+                      help=f"Ceph user that may set noout [default: {defaults.MAINTENANCE_CEPH_ID}, or "
+                           "RBDVM_MAINTENANCE_ID]; docs/day-two.md gives its capabilities")(fn)
+    return click.option("--maintenance", "for_maintenance", is_flag=True,
+                        help="A hyperconverged node about to go down: also keep Ceph from rebalancing "
+                             "(noout on the node's OSDs) until resume.")(fn)
+
+
+def _maintenance_target(for_maintenance, maintenance_id, ceph_conf):
+    if not for_maintenance:
+        return None
+    return CephTarget(conf=ceph_conf, client_id=maintenance_id, pool=defaults.POOL, namespace="")
+
+
+def _ceph_line(r) -> list:
+    c = r.get("ceph")
+    if not c:
+        return []
+    if "osds" in c:
+        return [f"Ceph: noout set on host {c['host']} (osd {', '.join(map(str, c['osds']))}): no rebalancing "
+                "while it is down" if c["osds"] else f"Ceph: host {c['host']} has no OSDs: nothing to keep in"]
+    return [f"Ceph: noout cleared on host {c['host']}" + ("" if c["was_set"] else " (it was not set)")]
 
 
 @click.group()
@@ -37,8 +73,9 @@ def _vm_line(node_name, v) -> str:
 @click.option("--force", is_flag=True,
               help="Drain even when VMs on NAME are not signed by this cluster: they stop (their start "
                    "elsewhere is refused).")
+@_maintenance_options
 @json_option
-def drain(name, force, as_json):
+def drain(name, force, for_maintenance, maintenance_id, ceph_conf, ceph_host, as_json):
     """Move every VM off node NAME and keep VMs away from it (for maintenance).
 
     Sets the node attribute rbdvm-no-vms=true, which every VM rbdvm put under Pacemaker
@@ -47,18 +84,30 @@ def drain(name, force, as_json):
     settled and reports each VM that ran there. Run it again at will; `rbdvm node resume NAME`
     undoes it. Refused, before anything moves, while a VM on NAME is not signed by this
     cluster (rbdvm trust).
+
+    --maintenance (a hyperconverged node about to reboot): refused, before anything moves,
+    while Ceph is not HEALTH_OK or a VM on NAME could run on no other node; once the VMs are
+    away, sets noout on NAME's CRUSH host so Ceph does not rebalance while its OSDs are down.
+    `rbdvm node resume NAME --maintenance` clears it.
     """
-    r = maintenance.drain(cluster_env(), name, untrusted_ok=force)
+    r = maintenance.drain(cluster_env(), name, untrusted_ok=force,
+                          maintenance=_maintenance_target(for_maintenance, maintenance_id, ceph_conf),
+                          ceph_host=ceph_host)
     emit(as_json, r, lambda r: [f"node {name} drained" + ("" if r["changed"] else " (it already was)")
                                 + ("" if r["settled"] else "; the cluster has not settled yet")]
-         + [_vm_line(name, v) for v in r["vms"]])
+         + [_vm_line(name, v) for v in r["vms"]] + _ceph_line(r))
 
 
 @node.command()
 @click.argument("name")
+@_maintenance_options
 @json_option
-def resume(name, as_json):
-    """Let node NAME take VMs again; VMs that prefer it come back."""
-    r = maintenance.resume(cluster_env(), name)
-    emit(as_json, r, lambda r: f"node {name} takes VMs again" + ("" if r["changed"] else " (it was not drained)")
-         + (f"; running there: {', '.join(r['vms'])}" if r["vms"] else ""))
+def resume(name, for_maintenance, maintenance_id, ceph_conf, ceph_host, as_json):
+    """Let node NAME take VMs again; VMs that prefer it come back. --maintenance first clears
+    the noout a `drain --maintenance` set on its OSDs."""
+    r = maintenance.resume(cluster_env(), name,
+                           maintenance=_maintenance_target(for_maintenance, maintenance_id, ceph_conf),
+                           ceph_host=ceph_host)
+    emit(as_json, r, lambda r: [f"node {name} takes VMs again" + ("" if r["changed"] else " (it was not drained)")
+                                + (f"; running there: {', '.join(r['vms'])}" if r["vms"] else "")]
+         + _ceph_line(r))

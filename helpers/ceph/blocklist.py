@@ -8,15 +8,7 @@ import json
 from ..core import timeouts
 from ..core.errors import ClusterUnavailable
 from .session import Session
-
-
-def _mon(session: Session, cmd: dict, doing: str) -> str:
-    ret, out, err = session.cluster.mon_command(json.dumps(cmd), b"", timeout=timeouts.MON_COMMAND)
-    if ret != 0:
-        who = f"client.{session.target.client_id}"
-        raise ClusterUnavailable(f"Ceph refused {doing}", f"{err or ret}",
-                                 f"Check {who}'s monitor capabilities (ceph auth get {who})")
-    return out.decode() if isinstance(out, bytes) else out
+from .session import mon_command as _mon
 
 
 def add(session: Session, entity: str, seconds: int = timeouts.BLOCKLIST_EXPIRY) -> None:

@@ -159,3 +159,20 @@ def ceph_errors(doing: str, target: CephTarget):
         yield
     except (rados.Error, rbd.Error) as exc:
         raise translate(exc, doing, target) from exc
+
+
+def mon_command(session: Session, cmd: dict, doing: str) -> str:
+    """A monitor command's output (bounded: timeouts.MON_COMMAND); refused or failed, an
+    error naming the client whose capabilities to check. The one runner of mon commands."""
+    import json
+
+    try:
+        ret, out, err = session.cluster.mon_command(json.dumps(cmd), b"", timeout=timeouts.MON_COMMAND)
+    except rados.Error as exc:
+        raise ClusterUnavailable(f"Ceph did not answer {doing}", str(exc), code="CEPH_UNAVAILABLE") from None
+    if ret != 0:
+        who = f"client.{session.target.client_id}"
+        raise ClusterUnavailable(f"Ceph refused {doing}", f"{err or ret}",
+                                 f"Check {who}'s monitor capabilities (ceph auth get {who})",
+                                 code="CEPH_UNAVAILABLE", details={"client": who, "errno": -ret})
+    return out.decode() if isinstance(out, bytes) else out

@@ -11,3 +11,6 @@ DISK_BUS = "virtio"
 # storage fencing (fence_rbdvm): its own Ceph user, as client.rbdvm may add blocklist
 # entries but not remove them; the fence lock's pool is the VMs' pool
 FENCE_CEPH_ID = "rbdvm-fence"
+# rolling maintenance (node drain --maintenance): the Ceph user that may set and clear
+# noout on a host's OSDs, and read the cluster's health (docs/day-two.md gives its caps)
+MAINTENANCE_CEPH_ID = "rbdvm-maintenance"

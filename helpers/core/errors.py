@@ -57,6 +57,8 @@ CODES = {
     "PACEMAKER_UNAVAILABLE": "Pacemaker's tools are missing, failed or did not answer",
     "LIBVIRT_UNAVAILABLE": "a node's libvirtd could not be reached or refused the call",
     "FENCE_BUSY": "another node is fencing right now",
+    "CEPH_UNHEALTHY": "Ceph is not healthy enough to let a node's OSDs go down",
+    "NOWHERE_TO_GO": "a VM on the node could run on no other node",
     "SIGNING_SECRET": "the node's signing secret is missing or not private to root",
 }
 

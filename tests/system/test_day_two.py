@@ -7,16 +7,18 @@ import pytest
 
 from labkit import layout as L
 from labkit import ops
-from labkit.procs import wait_for
+from labkit.procs import run, wait_for
 from labkit.testing import (
     base_xml,
     boot_disk,
     force_remove,
     killed_at,
+    make_vm,
     other,
     qemu_pids,
     rbdvm,
     rbdvm_error,
+    rbdvm_error_json,
     rerun,
     unique,
     where,
@@ -154,6 +156,11 @@ def test_a_node_drained_of_three_vms_and_resumed(three_vms):
     listed = {n["name"]: n for n in json.loads(rbdvm("node", "list", "--json").stdout)}
     assert set(vms.values()) <= set(listed[N1]["vms"]) and not listed[N1]["drained"]
 
+    # for maintenance, a VM pinned to the node has nowhere to go: refused before anything moves
+    refused = rbdvm_error_json(4, "node", "drain", N1, "--maintenance")
+    assert (refused["code"], refused["details"]["vms"]) == ("NOWHERE_TO_GO", [vms["pinned"]])
+    assert all(where(vm) == N1 for vm in vms.values()) and not osd_flags()
+
     r = json.loads(rbdvm("node", "drain", N1, "--json").stdout)
     report = {v["name"]: v for v in r["vms"]}
     assert r["settled"] and r["changed"], r
@@ -172,6 +179,69 @@ def test_a_node_drained_of_three_vms_and_resumed(three_vms):
     assert wait_for(120, lambda: where(vms["live"]) == N1 and where(vms["pinned"]) == N1
                     and where(vms["cold"]) == N1), "preferred and pinned VMs came home"
     assert ops.boots(vms["live"]) == 1, "home live too"
+
+
+def osd_flags() -> dict:
+    """{CRUSH host: its flags}, as the admin reads the OSD map."""
+    dump = json.loads(run([str(L.LAB_SRC / "lab"), "ceph", "--", "osd", "dump", "--format", "json"]).stdout)
+    return dump.get("crush_node_flags") or {}
+
+
+def maint_ceph(*args, check=True):
+    """The ceph command on node1 as the maintenance user, with the caps docs/day-two.md gives."""
+    return ops.on(N1, "ceph", "--id", L.MAINT_USER, *args, check=check)
+
+
+def test_a_hyperconverged_node_drained_for_maintenance_keeps_ceph_from_rebalancing():
+    """node1 holds the lab's OSD (CRUSH host node1). drain --maintenance moves the VM away,
+    then sets noout on host node1; a re-run converges; resume clears it. Refused, before
+    anything moves, while Ceph is unhealthy, or when no other node could take the VMs."""
+    vm = unique()
+    make_vm(vm, live_migration=True, preferred_host=N1, pacemaker_params="migration_transport=tcp")
+    try:
+        rbdvm("enable", vm)
+        assert wait_for(60, lambda: where(vm) == N1)
+        _maintenance_of_node1(vm)
+    finally:
+        force_remove(vm)
+
+
+def _maintenance_of_node1(vm):
+    # Ceph unhealthy (a global flag someone set): refused, nothing moves
+    run([str(L.LAB_SRC / "lab"), "ceph", "--", "osd", "set", "noscrub"])
+    try:
+        refused = rbdvm_error_json(4, "node", "drain", N1, "--maintenance")
+        assert refused["code"] == "CEPH_UNHEALTHY" and "OSDMAP_FLAGS" in refused["why"], refused
+        assert where(vm) == N1 and not osd_flags()
+    finally:
+        run([str(L.LAB_SRC / "lab"), "ceph", "--", "osd", "unset", "noscrub"])
+
+    try:
+        _drained_for_maintenance(vm)
+    finally:
+        rbdvm("node", "resume", N1, "--maintenance", check=False)
+
+
+def _drained_for_maintenance(vm):
+    r = json.loads(rbdvm("node", "drain", N1, "--maintenance", "--json").stdout)
+    assert r["ceph"] == {"host": N1, "osds": [0], "noout": True}, r
+    assert where(vm) == N2 and r["still_there"] == []
+    assert osd_flags() == {N1: ["noout"]}
+    assert "noout" in maint_ceph("health", "detail").stdout
+    again = json.loads(rbdvm("node", "drain", N1, "--maintenance", "--json").stdout)
+    assert not again["changed"] and again["ceph"]["noout"], "re-run converges (its own flag is no refusal)"
+    # the other node cannot go too: its VM would have nowhere to run
+    refused = rbdvm_error_json(4, "node", "drain", N2, "--maintenance")
+    assert refused["code"] == "NOWHERE_TO_GO" and where(vm) == N2
+    # the user may do exactly this: no other flag, no global noout
+    assert "EACCES" in maint_ceph("osd", "set-group", "noin", N1, check=False).stderr
+    assert "EACCES" in maint_ceph("osd", "set", "noout", check=False).stderr
+
+    back = json.loads(rbdvm("node", "resume", N1, "--maintenance", "--json").stdout)
+    assert back["ceph"] == {"host": N1, "noout": False, "was_set": True} and back["changed"]
+    assert osd_flags() == {}
+    again = json.loads(rbdvm("node", "resume", N1, "--maintenance", "--json").stdout)
+    assert again["ceph"]["was_set"] is False and not again["changed"]
 
 
 def running_memory_mib(n: str, vm: str) -> int:

@@ -483,14 +483,44 @@ class ScriptedIoctx:
 class _Cluster:
     def __init__(self, ioctx):
         self.ioctx = ioctx
+        # the monitors' view maintenance reads and changes: health, CRUSH hosts, group flags
+        self.health = {"status": "HEALTH_OK", "checks": {}}
+        self.osd_hosts = {"node1": [0]}
+        self.host_flags: dict = {}
+        self.mon_calls: list = []
 
     def get_fsid(self):
         return FSID
 
     def mon_command(self, cmd, inbuf, timeout=0):
-        if json.loads(cmd).get("prefix") == "mon dump":
+        cmd = json.loads(cmd)
+        prefix = cmd.get("prefix")
+        self.mon_calls.append(prefix)
+        if prefix == "mon dump":
             mons = [{"public_addrs": {"addrvec": [{"type": "v1", "addr": "192.0.2.1:6789"}]}}]
             return 0, json.dumps({"mons": mons}).encode(), ""
+        if prefix == "health":
+            health = dict(self.health)
+            if self.host_flags and "OSD_FLAGS" not in health["checks"]:
+                health = {"status": "HEALTH_WARN", "checks": {**health["checks"], "OSD_FLAGS": {
+                    "summary": {"message": "1 OSDs or CRUSH nodes have flags set"}}}}
+            return 0, json.dumps(health).encode(), ""
+        if prefix == "osd tree":
+            nodes = [{"id": -1, "name": "default", "type": "root"}]
+            for i, (host, osds) in enumerate(self.osd_hosts.items()):
+                nodes.append({"id": -2 - i, "name": host, "type": "host", "children": osds})
+                nodes += [{"id": o, "name": f"osd.{o}", "type": "osd"} for o in osds]
+            return 0, json.dumps({"nodes": nodes}).encode(), ""
+        if prefix == "osd dump":
+            return 0, json.dumps({"crush_node_flags": self.host_flags}).encode(), ""
+        if prefix in ("osd set-group", "osd unset-group"):
+            for who in cmd["who"]:
+                flags = set(self.host_flags.get(who, []))
+                flags = flags | {cmd["flags"]} if prefix == "osd set-group" else flags - {cmd["flags"]}
+                self.host_flags[who] = sorted(flags)
+                if not flags:
+                    del self.host_flags[who]
+            return 0, b"", ""
         return -22, b"", "not modelled"
 
     def conf_get(self, key):
@@ -649,6 +679,18 @@ class ScriptedPacemaker:
         return ""
 
     def _crm_attribute(self, args):
+        """Node attributes (what drain and resume set) into the CIB's nodes section."""
+        if "--type" in args and args[args.index("--type") + 1] == "nodes" and "--node" in args:
+            node = self.section("nodes").find(f"node[@uname='{args[args.index('--node') + 1]}']")
+            name = args[args.index("--name") + 1]
+            attrs = node.find("instance_attributes")
+            if attrs is None:
+                attrs = etree.SubElement(node, "instance_attributes", id=f"nodes-{node.get('id')}")
+            for old in attrs.findall(f"nvpair[@name='{name}']"):
+                attrs.remove(old)
+            if "--update" in args:
+                etree.SubElement(attrs, "nvpair", id=f"nodes-{node.get('id')}-{name}", name=name,
+                                 value=args[args.index("--update") + 1])
         return ""
 
     def _stonith_admin(self, args):

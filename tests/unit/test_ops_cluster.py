@@ -6,9 +6,10 @@ test_day_two.py) and stay the proof."""
 
 import pytest
 from lxml import etree
-from scripted import BASE_XML, ScriptedPacemaker, disk_file, scripted_env
+from scripted import BASE_XML, ScriptedPacemaker, cut, disk_file, scripted_env
 
 from rbdvm.helpers.core.errors import RbdvmError, Untrusted
+from rbdvm.helpers.core.settings import CephTarget
 from rbdvm.helpers.ops import configure, console, creation, lifecycle, maintenance, placement
 from rbdvm.helpers.pacemaker import cib
 
@@ -206,3 +207,39 @@ def test_the_console_is_found_on_the_node_that_runs_the_vm_by_its_migration_uri(
     node = lifecycle.status(env, "vm1")["node"]
     assert where == {"name": "vm1", "node": node, "uri": f"qemu+tcp://{node}/system"}
     assert code_of(console.locate, env, "nosuch") == "VM_NOT_FOUND"
+
+
+# ------------------------------------------------------------------ maintenance of a hyperconverged node
+MAINT = CephTarget(conf="/scripted/ceph.conf", client_id="rbdvm-maintenance", pool="rbd", namespace="")
+
+
+def test_drain_for_maintenance_sets_noout_on_the_nodes_host_and_resume_clears_it(env, monkeypatch):
+    lifecycle.enable(env, "vm1")
+    mons = env.session.cluster
+    cut(monkeypatch, "drain:drained", maintenance.drain, env, "node1", maintenance=MAINT)
+    assert mons.host_flags == {}, "stopped after the VMs left, before the flag"
+    out = maintenance.drain(env, "node1", maintenance=MAINT)
+    assert out["ceph"] == {"host": "node1", "osds": [0], "noout": True} and mons.host_flags == {"node1": ["noout"]}
+    again = maintenance.drain(env, "node1", maintenance=MAINT)
+    assert again["ceph"]["noout"] and not again["changed"], "its own flag is no refusal"
+    back = maintenance.resume(env, "node1", maintenance=MAINT)
+    assert back["ceph"] == {"host": "node1", "noout": False, "was_set": True} and mons.host_flags == {}
+    out = maintenance.drain(env, "node2", maintenance=MAINT)
+    assert out["ceph"] == {"host": "node2", "osds": [], "noout": False}, "a node without OSDs: nothing to flag"
+
+
+def test_drain_for_maintenance_refuses_an_unhealthy_ceph_or_a_stranded_vm_before_anything_changes(env):
+    lifecycle.enable(env, "vm1")
+    node = lifecycle.status(env, "vm1")["node"]
+    mons = env.session.cluster
+    mons.health = {"status": "HEALTH_WARN", "checks": {"PG_DEGRADED": {"summary": {"message": "1 pg degraded"}}}}
+    env.pacemaker.calls.clear()
+    assert code_of(maintenance.drain, env, node, maintenance=MAINT) == "CEPH_UNHEALTHY"
+    mons.health = {"status": "HEALTH_OK", "checks": {}}
+    mons.host_flags = {"node9": ["noout"]}      # another node is in maintenance
+    assert code_of(maintenance.drain, env, node, maintenance=MAINT) == "CEPH_UNHEALTHY"
+    mons.host_flags = {}
+    placement.pin(env, "vm1", node)
+    env.pacemaker.calls.clear()
+    assert code_of(maintenance.drain, env, node, maintenance=MAINT) == "NOWHERE_TO_GO"
+    assert writes(env) == [] and mons.host_flags == {}, "nothing changed"

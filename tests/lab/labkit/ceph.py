@@ -14,6 +14,11 @@ RBDVM_CAPS = ("mon", "profile rbd", "osd", f"profile rbd pool={L.POOL}")
 # what docs/fencing.md asks a site to grant fence_rbdvm's user
 FENCE_CAPS = ("mon", 'allow r, allow command "osd blocklist"', "osd",
               f"allow rwx pool={L.POOL} object_prefix rbdvm.fence")
+# what docs/day-two.md asks a site to grant `node drain --maintenance`'s user: read the
+# cluster, and set or clear exactly the noout flag of a CRUSH host, nothing else
+MAINT_CAPS = ("mon", 'allow r, allow command "osd set-group" with flags=noout, '
+                     'allow command "osd unset-group" with flags=noout')
+USERS = ((L.CEPH_USER, RBDVM_CAPS), (L.FENCE_USER, FENCE_CAPS), (L.MAINT_USER, MAINT_CAPS))
 
 
 def cx(argv, **kw):
@@ -52,11 +57,12 @@ def up(fsid: str, keys: dict, log) -> None:
               "--cap", "mds", "allow *")
     _authtool("--create-keyring", d / "mgr/ceph-x/keyring", "--gen-key", "-n", "mgr.x",
               "--cap", "mon", "allow profile mgr", "--cap", "osd", "allow *", "--cap", "mds", "allow *")
-    for user, caps in ((L.CEPH_USER, RBDVM_CAPS), (L.FENCE_USER, FENCE_CAPS)):
+    for user, caps in USERS:
+        cap_args = [a for kind, cap in zip(caps[::2], caps[1::2]) for a in ("--cap", kind, cap)]
         _authtool("--create-keyring", d / f"{user}.keyring", "-n", f"client.{user}",
-                  "--add-key", keys[user], "--cap", caps[0], caps[1], "--cap", caps[2], caps[3])
+                  "--add-key", keys[user], *cap_args)
     # mkfs imports these into the initial auth database: no round trips later
-    for k in ("keyring", "mgr/ceph-x/keyring", f"{L.CEPH_USER}.keyring", f"{L.FENCE_USER}.keyring"):
+    for k in ("keyring", "mgr/ceph-x/keyring", *(f"{user}.keyring" for user, _ in USERS)):
         _authtool(d / "mon.keyring", "--import-keyring", d / k)
     run(["monmaptool", "--create", "--fsid", fsid, "--addv", "a", L.MON_ADDR, d / "monmap"])
     run(["ceph-mon", "--conf", L.CEPH_CONF, "--mkfs", "-i", "a", "--monmap", d / "monmap",
@@ -79,6 +85,10 @@ def up(fsid: str, keys: dict, log) -> None:
                             "--osd-uuid", osd_uuid], timeout=60)
     _daemon("osd", "0")
     log("ceph-mgr + ceph-osd started")
+    # osd.0 under CRUSH host node1 (its only host, so placement is the same)
+    admin("osd", "crush", "add-bucket", L.OSD_HOST, "host")
+    admin("osd", "crush", "move", L.OSD_HOST, "root=default")
+    admin("osd", "crush", "create-or-move", "osd.0", "0.004", f"host={L.OSD_HOST}")
     admin("osd", "pool", "create", L.POOL, "8", "8", "replicated")
     cx(["rbd", "--conf", L.CEPH_CONF, "pool", "init", L.POOL], timeout=60)  # waits for osd.0
     log(f"pool {L.POOL} created and initialised for RBD")

@@ -52,6 +52,7 @@ def ceph_conf(fsid: str) -> str:
             "osd pool default pg autoscale mode": "off",
             "osd crush chooseleaf type": "0",
             "mon allow pool size one": "true",
+            "osd crush update on start": "false",    # osd.0 stays under host node1
             "mon allow pool delete": "true",
             "mon warn on pool no redundancy": "false",
             "mon data avail warn": "1",

@@ -48,6 +48,10 @@ MON_V2, MON_V1 = 3300, 6789
 MON_ADDR = f"[v2:{IP['ceph']}:{MON_V2},v1:{IP['ceph']}:{MON_V1}]"
 CEPH_USER = "rbdvm"                 # least-privilege client used by rbdvm, tests and demo
 FENCE_USER = "rbdvm-fence"          # fence_rbdvm's own client: it may remove blocklist entries
+MAINT_USER = "rbdvm-maintenance"    # node drain --maintenance: may set and clear noout on a host
+# the lab's OSD sits under this CRUSH host: node1 is a hyperconverged node (its OSD goes
+# down with it), node2 a hypervisor without OSDs
+OSD_HOST = "node1"
 POOL = "rbd"
 SECRET_UUID = "5b1d7c0e-2a43-4f9e-9c1d-3e7a0b6c9d01"  # libvirt secret (ceph, client.rbdvm)
 CLUSTER_NAME = "rbdvmlab"

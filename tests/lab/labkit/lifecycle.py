@@ -104,7 +104,7 @@ def _up(clock: Clock) -> None:
         d.mkdir(parents=True, exist_ok=True)
     shutil.copy2(L.LAB_SRC / "sbin" / L.FENCE_AGENT, L.LAB_SBIN / L.FENCE_AGENT)
     fsid = str(uuid.uuid4())
-    keys = {user: ceph.gen_key() for user in (L.CEPH_USER, L.FENCE_USER)}
+    keys = {user: ceph.gen_key() for user, _ in ceph.USERS}
     L.CEPH_DIR.mkdir(parents=True, exist_ok=True)
     L.CEPH_CONF.write_text(configs.ceph_conf(fsid))
     cib = configs.cib_seed(run(["cibadmin", "--empty"]).stdout)
