@@ -37,7 +37,8 @@ def cli():
 def _register():
     from . import agent, cluster, configure, disks, editing, metadata, nodes, snapshot, trust, vms
 
-    for command in (vms.create, vms.clone, vms.remove, vms.list_, vms.info, configure.set_, editing.edit, disks.disk,
+    for command in (vms.create, vms.adopt, vms.clone, vms.remove, vms.list_, vms.info, configure.set_,
+                    editing.edit, disks.disk,
                     snapshot.snapshot, metadata.metadata, agent.install_agent,
                     cluster.enable, cluster.disable, cluster.start, cluster.stop, cluster.status,
                     cluster.migrate, cluster.console, cluster.pin, cluster.prefer, cluster.unpin, cluster.colocate,

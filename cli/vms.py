@@ -7,7 +7,7 @@ import click
 from rbdvm.helpers.core import names, vmschema
 from rbdvm.helpers.core.errors import UsageError
 from rbdvm.helpers.core.vmschema import VmState
-from rbdvm.helpers.ops import cloning, creation, inventory, lifecycle
+from rbdvm.helpers.ops import adoption, cloning, creation, inventory, lifecycle
 
 from .cluster import cluster_line, colocation_text
 from .options import Progress, ceph_command, ceph_env, emit, human_bytes, in_session, parse_pairs, table
@@ -103,6 +103,42 @@ def create(name, image, xml_file, data_disk, metadata, force, disabled, target, 
         _report(as_json, s, result, disabled, "created",
                 lambda r: f"VM {r['name']} created: disks {', '.join(r['disks'])} "
                           f"(from {', '.join(r['formats'])}), UUID {r['uuid']}")
+
+
+@click.command()
+@click.argument("domain")
+@click.option("--as", "name", metavar="NAME",
+              help="The VM's name [default: the domain's]; under another name it gets a new UUID and MACs.")
+@click.option("--stop", is_flag=True, help="Shut the domain down first if it runs (else a running domain is refused).")
+@click.option("--enable", is_flag=True, help="Put the new VM under Pacemaker and start it (as rbdvm enable).")
+@click.option("--metadata", "-m", multiple=True, metavar="KEY=VALUE", help="User metadata (repeatable).")
+@settings_options
+@ceph_command
+def adopt(domain, name, stop, enable, metadata, target, as_json, **kwargs):
+    """Make the libvirt domain DOMAIN defined on this node an rbdvm VM.
+
+    Its disks (qcow2 or raw files, or raw RBD images of the VMs' pool) are imported into
+    the VM's images through the same checks as create (a file with a backing or data file
+    is refused), in boot order: the boot disk becomes system_NAME. The definition keeps the
+    domain's identity (name, UUID, MACs) and UEFI variables; removable media are left out
+    (reported). The domain and its files are left untouched: remove them (virsh undefine)
+    once the VM runs. A running domain is refused unless --stop. Interrupted, the same
+    command resumes; run again once done, it says so.
+    """
+    settings = settings_values(kwargs)
+    progress = Progress(not as_json)
+    with ceph_env(target) as s:
+        try:
+            result = adoption.adopt(s, domain, name=name, stop=stop, settings=settings,
+                                    metadata=parse_pairs(metadata, "--metadata"), progress=progress)
+        finally:
+            progress.close()
+        _report(as_json, s, result, not enable, "adopted",
+                lambda r: (f"domain {r['domain']} adopted as VM {r['name']}: disks {', '.join(r['disks'])}"
+                           if r["changed"] else f"domain {r['domain']} is VM {r['name']} already")
+                + (f"; UEFI variables in {r['nvram']}" if r.get("nvram") else "")
+                + (f"\nLeft out: {', '.join(r['dropped'])}" if r["dropped"] else "")
+                + f"\nThe domain and its files are untouched: virsh undefine {r['domain']} once the VM runs")
 
 
 @click.command()

@@ -9,17 +9,13 @@ host file is left as it was. The stored definition names the store from the next
 the VM's definition on (definition.build); until then every start does this rewrite, which
 finds the store complete and only points the domain at it."""
 
-import os
-
 from rbdvm.helpers.ceph import nvram
 from rbdvm.helpers.ceph.monitors import monitor_hosts
 from rbdvm.helpers.core import domainxml, names
+from rbdvm.helpers.core.errors import RbdvmError
 from rbdvm.helpers.hypervisor import firmware
 
 from . import log
-
-# a variable store is a few hundred KiB; anything much larger is not one
-_MAX_STORE = 64 << 20
 
 
 def in_ceph(session, vm: str, root) -> str | None:
@@ -43,18 +39,12 @@ def _variables(root):
     if path:
         try:
             # the path passed the device policy (nvram_dirs); still, never follow a link
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-        except FileNotFoundError:
-            fd = None
-        except OSError as exc:
-            log.warn(f"cannot read the UEFI variables in {path} ({exc.strerror}): starting from the template")
-            fd = None
-        if fd is not None:
-            with os.fdopen(fd, "rb") as f:
-                content = f.read(_MAX_STORE + 1)
-            if 0 < len(content) <= _MAX_STORE:
-                return f"file {path}", content
-            log.warn(f"{path} is not a UEFI variable store ({len(content)} bytes): starting from the template")
+            content = firmware.read_store_file(path)
+        except RbdvmError as exc:
+            log.warn(f"{exc.what} ({exc.why}): starting from the template")
+            content = None
+        if content is not None:
+            return f"file {path}", content
     return firmware.variables_for(domainxml.firmware_request(root))
 
 

@@ -30,10 +30,14 @@ class DiskFile:
     path: str
     format: str          # "qcow2" or "raw"
     virtual_size: int    # bytes the guest sees
+    # an RBD image instead of a file: qemu-img's --image-opts for it (path is pool/image)
+    rbd_opts: str | None = None
 
     @property
     def fingerprint(self) -> str:
         """Identifies this very file content for resuming an import (path, size, mtime)."""
+        if self.rbd_opts:
+            return f"rbd:{self.path}:{self.virtual_size}"
         st = os.stat(self.path)
         return f"{os.path.abspath(self.path)}:{st.st_size}:{st.st_mtime_ns}"
 
@@ -145,19 +149,31 @@ def _die_with_parent() -> None:
 _PROGRESS = re.compile(rb"\((\d+(?:\.\d+)?)/100%\)")
 
 
+def _rbd_opts(target: CephTarget, image: str) -> str:
+    """qemu-img's image options of RBD image `image` as `target`'s client."""
+    return ",".join(f"{k}={v.replace(',', ',,')}" for k, v in (
+        ("driver", "rbd"), ("pool", target.pool), ("namespace", target.namespace),
+        ("image", image), ("user", target.client_id), ("conf", target.conf)) if v)
+
+
+def rbd_source(target: CephTarget, image: str, size: int) -> DiskFile:
+    """An existing raw RBD image of `target`'s pool/namespace as the source of an import."""
+    return DiskFile("/".join(p for p in (target.pool, target.namespace, image) if p), "raw", size,
+                    _rbd_opts(target, image))
+
+
 def import_into(disk: DiskFile, target: CephTarget, image: str, progress=None, adopt=None) -> None:
-    """Write the file's data into the existing, all-zero RBD image `image`.
+    """Write the file's (or source image's) data into the existing, all-zero RBD image `image`.
 
     `progress(fraction)` is called as qemu-img advances; `adopt(proc)` is given the qemu-img
     process as soon as it runs (the lease kills it if it is lost).
     """
-    opts = ",".join(f"{k}={v.replace(',', ',,')}" for k, v in (
-        ("driver", "rbd"), ("pool", target.pool), ("namespace", target.namespace),
-        ("image", image), ("user", target.client_id), ("conf", target.conf)) if v)
+    opts = _rbd_opts(target, image)
+    source = ["--image-opts", disk.rbd_opts] if disk.rbd_opts else ["-f", disk.format, disk.path]
     # -W: out-of-order writes (QEMU's default 8 coroutines measured as fast as more here);
     # -p only when someone watches the progress
     argv = ["qemu-img", "convert", *(["-p"] if progress else []), "-n", "--target-is-zero", "-W",
-            "-f", disk.format, disk.path, "--target-image-opts", opts]
+            *source, "--target-image-opts", opts]
     try:
         # qemu-img dies with us: an orphan import still writing while a re-run starts over
         # would interleave two writers on the image

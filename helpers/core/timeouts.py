@@ -70,6 +70,8 @@ MIGRATE_WAIT = 180
 SETTLE_WAIT = 180
 # a node drained or resumed: every VM it runs moves
 DRAIN_WAIT = 600
+# adopt asked to stop the libvirt domain it takes over: its graceful shutdown
+ADOPT_SHUTDOWN_WAIT = 120
 # one libvirt call on another node's libvirtd (hot-plug, live resize)
 LIBVIRT_CALL = 30
 

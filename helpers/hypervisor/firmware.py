@@ -90,6 +90,28 @@ def template_for(request: dict, dirs=DESCRIPTOR_DIRS) -> Firmware:
     return fw
 
 
+# a variable store is a few hundred KiB; anything much larger is not one
+_MAX_STORE = 64 << 20
+
+
+def read_store_file(path: str) -> bytes | None:
+    """The content of a host file holding a guest's UEFI variables (libvirt's per-node
+    store), None if there is none. Never follows a link; refuses what cannot be a store."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise UsageError(f"cannot read the UEFI variables in {path}", exc.strerror or str(exc),
+                         code="FIRMWARE_NOT_FOUND", details={"path": path}) from None
+    with os.fdopen(fd, "rb") as f:
+        content = f.read(_MAX_STORE + 1)
+    if not 0 < len(content) <= _MAX_STORE:
+        raise UsageError(f"{path} is not a UEFI variable store", f"{len(content)} bytes",
+                         code="FIRMWARE_NOT_FOUND", details={"path": path})
+    return content
+
+
 def variables_for(request: dict, dirs=DESCRIPTOR_DIRS) -> tuple:
     """(origin, content): the variables a new store of a domain asking `request` starts with."""
     fw = template_for(request, dirs)

@@ -80,6 +80,16 @@ class Domain:
         """The size the guest sees (libvirt's block info: capacity)."""
         return _bounded(f"block info of {dev}", self.dom.blockInfo, dev)[0]
 
+    def is_active(self) -> bool:
+        return bool(_bounded(f"whether {self.vm} runs", self.dom.isActive))
+
+    def defined_xml(self) -> str:
+        """The domain's persistent definition as libvirt holds it (what adopt reads)."""
+        return _bounded(f"the definition of {self.vm}", self.dom.XMLDesc, libvirt.VIR_DOMAIN_XML_INACTIVE)
+
+    def shutdown(self) -> None:
+        _bounded(f"shutting {self.vm} down", self.dom.shutdown)
+
     def completed_job(self) -> dict:
         """libvirt's statistics of the domain's last completed job (on a migration's
         destination: the incoming migration, with its downtime)."""

@@ -18,10 +18,13 @@ from .env import Env
 from .removal import remove_record
 
 
-def create(env: Env, name: str, image: str, base_xml: str, *, data_images=(),
-           metadata=None, settings=None, force=False, progress=None) -> dict:
+def create(env: Env, name: str, image, base_xml: str, *, data_images=(),
+           metadata=None, settings=None, force=False, progress=None, uefi_variables=None) -> dict:
     """Import the disk files into a new VM `name` and store its definition.
 
+    `image`, `data_images`: file paths (inspected here), or diskimage.DiskFile sources
+    already inspected (adopt's RBD images). `uefi_variables`: (origin, content) of a UEFI
+    guest's store, instead of the firmware's template (adopt's host file).
     progress(disk, fraction) follows each import.
     """
     session = env.session
@@ -30,11 +33,13 @@ def create(env: Env, name: str, image: str, base_xml: str, *, data_images=(),
     settings = dict(settings or {})
     stored = vmschema.encode(settings)
     bus = settings.get("disk_bus") or defaults.DISK_BUS
-    files = [diskimage.inspect(image)] + [diskimage.inspect(p) for p in data_images]
+    files = [_inspected(image)] + [_inspected(p) for p in data_images]
     base_uuid = domainxml.uuid_of(base_xml, "the base XML")
     key = trust.signing_key(session)     # a node that cannot sign makes nothing
     trust.require_policy(session, name, base_xml, f"cannot create VM {name}")
     variables = definition.uefi_variables(env, base_xml)
+    if variables and uefi_variables:
+        variables = uefi_variables
     session.ensure_namespace()
     with Lease(session, name, "create") as lease:
         disks = names.disk_names(name, len(data_images))
@@ -65,6 +70,10 @@ def create(env: Env, name: str, image: str, base_xml: str, *, data_images=(),
             k for k in vmschema.SIGNED_SETTINGS if k not in values])
     return {"name": name, "disks": disks, "uuid": domainxml.uuid_of(xml),
             "formats": [f.format for f in files], "nvram": names.nvram_image(name) if variables else None}
+
+
+def _inspected(source) -> diskimage.DiskFile:
+    return source if isinstance(source, diskimage.DiskFile) else diskimage.inspect(source)
 
 
 def _claim(env: Env, name: str, disks, lease, force: bool, base_uuid) -> bool:
