@@ -260,3 +260,47 @@ def seapath_uefi_xml(name: str, serial_log: str, secure_boot: bool = False) -> s
     etree.SubElement(devices, "memballoon", model="none")
     etree.SubElement(devices, "watchdog", model="i6300esb", action="poweroff")
     return etree.tostring(dom, pretty_print=True, encoding="unicode")
+
+
+# ------------------------------------------------------------------ a guest that keeps writing
+# For the live-migration benchmark: says READY, then writes its own boot sector to sector 2
+# of its disk through the BIOS (int 13h) in a loop, for ever: a guest whose disk is busy
+# while it migrates. It does not power off on ACPI (the benchmark destroys it).
+WRITER_CODE_SIZE = 0x2F
+
+
+def _writer_program():
+    msg = ORG + WRITER_CODE_SIZE
+    return [
+        ("fa", "cli"),
+        ("31c0", "xor ax, ax"),
+        ("8ed8", "mov ds, ax"),
+        ("8ec0", "mov es, ax"),
+        ("8ed0", "mov ss, ax"),
+        ("bc007c", "mov sp, 0x7c00"),
+        ("fb", "sti"),
+        ("be" + _le16(msg), "mov si, msg_ready"),
+        ("e81000", "call puts                 ; rel16 -> 0x23"),
+        # -- 0x13: write one sector (es:bx = this code) to C0 H0 S2 of the first disk, again
+        ("b80103", "loop: mov ax, 0x0301      ; write, 1 sector"),
+        ("b90200", "mov cx, 0x0002            ; cylinder 0, sector 2"),
+        ("ba8000", "mov dx, 0x0080            ; head 0, first hard disk"),
+        ("bb007c", "mov bx, 0x7c00"),
+        ("cd13", "int 0x13"),
+        ("ebf0", "jmp loop                  ; rel8 -> 0x13"),
+        # -- 0x23: puts, as in the lab's guest
+        ("baf803", "puts: mov dx, 0x3f8"),
+        ("ac", "next: lodsb"),
+        ("84c0", "test al, al"),
+        ("7403", "jz done                   ; rel8 -> 0x2e"),
+        ("ee", "out dx, al"),
+        ("ebf8", "jmp next                  ; rel8 -> 0x26"),
+        ("c3", "done: ret"),
+    ]
+
+
+def writer_disk_image(size: int = 1 << 20) -> bytes:
+    code = b"".join(bytes.fromhex(hexcode) for hexcode, _ in _writer_program())
+    if len(code) != WRITER_CODE_SIZE:
+        raise AssertionError(f"writer code is {len(code)} bytes, the layout expects {WRITER_CODE_SIZE}")
+    return (code + MSG_READY).ljust(510, b"\0").__add__(b"\x55\xaa").ljust(size, b"\0")
