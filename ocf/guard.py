@@ -57,9 +57,10 @@ class Disk:
 
 
 def rbd_disks(root) -> list:
-    """The domain's RBD disks (a parsed domain XML), in the one order locks are taken in."""
+    """The domain's RBD disks (a parsed domain XML), in the one order locks are taken in,
+    and its UEFI variable store when that is in RBD (QEMU writes it like a disk)."""
     out = []
-    for disk in root.iterfind("devices/disk"):
+    for disk in [*root.iterfind("devices/disk"), *root.iterfind("os/nvram")]:
         src = disk.find("source[@protocol='rbd']")
         if src is None:
             continue

@@ -207,3 +207,13 @@ def test_a_symlinked_host_store_is_not_followed(env, tmp_path, monkeypatch):
     monkeypatch.setattr(firmware, "variables_for", lambda request: ("template t", UEFI_TEMPLATE))
     uefi.in_ceph(session, "vm1", _legacy(nvram_el=f"<nvram>{tmp_path / 'vm1_VARS.fd'}</nvram>"))
     assert session.store.images["nvram_vm1"].content == UEFI_TEMPLATE
+
+
+def test_the_split_brain_guard_counts_the_store_as_a_disk(env, image):
+    """A crashed node's QEMU holds the store open like a disk: the guard waits for (and
+    releases) its clients too."""
+    from rbdvm.ocf import guard
+
+    creation.create(env, "vm1", image, UEFI_BASE_XML)
+    disks = guard.rbd_disks(definition(env, "vm1"))
+    assert [(d.image, d.writable) for d in disks] == [("nvram_vm1", True), ("system_vm1", True)]
