@@ -36,12 +36,15 @@ def test_rbdvm_clients_have_least_privilege_caps():
     assert out[0]["caps"] == {"mon": "profile rbd", "osd": f"profile rbd pool={L.POOL}"}
     out = json.loads(ceph.admin("auth", "get", f"client.{L.FENCE_USER}", "--format", "json").stdout)
     assert out[0]["caps"] == {"mon": ceph.FENCE_CAPS[1], "osd": ceph.FENCE_CAPS[3]}
+    out = json.loads(ceph.admin("auth", "get", f"client.{L.MAINT_USER}", "--format", "json").stdout)
+    assert out[0]["caps"] == {"mon": ceph.MAINT_CAPS[1]}, "monitor only: no data"
 
 
 @pytest.mark.parametrize("node", L.NODES)
 def test_node_has_only_the_rbdvm_keys(node):
     files = sorted(ops.on(node, "ls", "/etc/ceph").stdout.split())
-    assert files == ["ceph.client.rbdvm-fence.keyring", "ceph.client.rbdvm.keyring", "ceph.conf"]
+    assert files == ["ceph.client.rbdvm-fence.keyring", "ceph.client.rbdvm-maintenance.keyring",
+                     "ceph.client.rbdvm.keyring", "ceph.conf"]
 
 
 @pytest.mark.parametrize("node", L.NODES)
