@@ -89,7 +89,7 @@ def test_a_two_disk_domain_is_adopted_through_kills_at_each_step_and_runs_under_
     assert again["changed"] is False, "done: a re-run says so"
     x = where(name)
     moved = rbdvm_json("migrate", name, other(x))
-    assert moved["how"] == "live" and where(name) == other(x) and ops.boots(name) == 2
+    assert moved["how"] == "live" and wait_for(30, lambda: where(name) == other(x)) and ops.boots(name) == 2
     assert {p: digest(p) for p in (system, data)} == before, "the original files are untouched"
     assert name in ops.virsh(N1, "list", "--all", "--name"), "the original domain is still defined"
 

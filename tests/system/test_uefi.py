@@ -111,7 +111,9 @@ def test_the_variables_follow_the_vm_through_crash_failover_cold_move_live_migra
     # x, booted again, takes the VM back live: its new clients work. The migration's
     # downtime and total time are reported, and logged by the agent on the destination
     moved = rbdvm_json("migrate", vm, x)
-    assert where(vm) == x and seen(vm) == ["", "x"], "live: no reboot"
+    # rbdvm migrate returns once the VM runs on x; Pacemaker's stop of the source follows,
+    # and crm_mon shows the VM on both nodes until it is done
+    assert wait_for(30, lambda: where(vm) == x) and seen(vm) == ["", "x"], "live: no reboot"
     assert ops.watchers(x, f"system_{vm}") == [L.IP[x]], "the rebooted node's new client works"
     m = moved["migration"]
     assert 0 <= m["downtime_ms"] <= m["total_ms"] and m["transferred_bytes"] > 0, m
@@ -120,7 +122,7 @@ def test_the_variables_follow_the_vm_through_crash_failover_cold_move_live_migra
     # cold move to y: stopped on x, booted on y
     rbdvm("migrate", vm, y, "--cold")
     wait_seen(vm, ["", "x", "xx"])
-    assert where(vm) == y
+    assert wait_for(30, lambda: where(vm) == y)
 
     # live migration to x, then a reset there: the guest's next boot reads the store on x
     rbdvm("migrate", vm, x)
