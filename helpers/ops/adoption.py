@@ -79,17 +79,18 @@ def adopt(env: Env, domain: str, *, name: str | None = None, stop: bool = False,
     names.check_new_vm_name(name)
     with env.open_domain(uri, domain) as d:
         xml = d.defined_xml()
+        p = plan(xml)
+        rec = vmstore.record(session, name)
+        if rec.state == VmState.COMPLETE:
+            # done already (the domain may run now: as the VM, under the cluster)
+            if name == domain and domainxml.uuid_of(rec.metadata.get(vmschema.XML) or "<domain/>") == p["uuid"]:
+                return {"name": name, "domain": domain, "changed": False, "disks": rec.disks,
+                        "dropped": p["dropped"], "uuid": p["uuid"], "nvram": rec.nvram}
+            raise Conflict("VM already exists", f"VM {name} exists and is not domain {domain} adopted",
+                           "Adopt it under another name", code="VM_EXISTS", details={"vm": name})
         if d.is_active():
             _stop(d, domain, stop)
-    p = plan(xml)
     base = p["base_xml"] if name == domain else _new_identity(p["base_xml"])
-    rec = vmstore.record(session, name)
-    if rec.state == VmState.COMPLETE:
-        if name == domain and domainxml.uuid_of(rec.metadata.get(vmschema.XML) or "<domain/>") == p["uuid"]:
-            return {"name": name, "domain": domain, "changed": False, "disks": rec.disks, "dropped": p["dropped"],
-                    "uuid": p["uuid"], "nvram": rec.nvram}
-        raise Conflict("VM already exists", f"VM {name} exists and is not domain {domain} adopted",
-                       "Adopt it under another name", code="VM_EXISTS", details={"vm": name})
     sources = [_source(env, disk) for disk in p["disks"]]
     variables = None
     if p["nvram_file"]:

@@ -6,7 +6,6 @@ written."""
 
 import hashlib
 import subprocess
-import time
 
 import pytest
 
@@ -79,7 +78,6 @@ def test_a_two_disk_domain_is_adopted_through_kills_at_each_step_and_runs_under_
     for step in ("create:images", "create:group", "create:imported", "create:commit"):
         killed_at(step, *adopt, *(["--stop"] if first else []))
         first = False
-        time.sleep(2.5)        # the killed command's lease expires
     assert name not in ops.virsh(N1, "list", "--name"), "shut down by the first run"
     rerun(*adopt, "--enable")
     info = rbdvm_json("info", name)

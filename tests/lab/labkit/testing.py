@@ -245,8 +245,14 @@ SHORT_LEASE = {"RBDVM_LEASE_SECONDS": "2"}
 
 
 def killed_at(step, *args):
-    """Run rbdvm so that it SIGKILLs itself at `step` (a power cut there)."""
-    res = rbdvm(*args, env={**SHORT_LEASE, "RBDVM_FAULT_AT": step}, check=False)
+    """Run rbdvm so that it SIGKILLs itself at `step` (a power cut there); once a previous
+    killed run's lease has expired, if one is still held."""
+    deadline = time.monotonic() + 20
+    while True:
+        res = rbdvm(*args, env={**SHORT_LEASE, "RBDVM_FAULT_AT": step}, check=False)
+        if res.returncode != 4 or "is busy" not in res.stderr or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
     assert res.returncode == -signal.SIGKILL or res.returncode == 128 + signal.SIGKILL, \
         f"{step}: expected a kill, got {res.returncode}: {res.stderr}"
 
