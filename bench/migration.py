@@ -31,7 +31,7 @@ from report import machine, verdict, write_section  # noqa: E402
 from labkit import guest, ops  # noqa: E402
 from labkit import layout as L  # noqa: E402
 from labkit.procs import wait_for  # noqa: E402
-from labkit.testing import base_xml, files_dir, force_remove, rbdvm, rbdvm_json, unique  # noqa: E402
+from labkit.testing import base_xml, files_dir, force_remove, rbdvm, rbdvm_json, read_bytes, unique  # noqa: E402
 
 N1, N2 = L.NODES
 
@@ -50,10 +50,11 @@ def _ms(text: str, label: str) -> int:
 def rbdvm_runs(vm: str, runs: int) -> list:
     out = []
     for _ in range(runs):
-        target = N2 if where(vm) == N1 else N1
+        target = N2 if rbdvm_json("status", vm)["node"] == N1 else N1
         t0 = time.monotonic()
         m = rbdvm_json("migrate", vm, target)
         wall = time.monotonic() - t0
+        wait_for(30, lambda t=target: where(vm) == t)    # Pacemaker's stop of the source done
         if m.get("how") != "live" or "migration" not in m:
             raise SystemExit(f"not a measured live migration: {m}")
         out.append({"downtime": m["migration"]["downtime_ms"], "total": m["migration"]["total_ms"],
@@ -94,7 +95,9 @@ def main() -> None:
     try:
         wait_for(60, lambda: where(vm) is not None)
         ops.wait_serial(vm, "READY")
-        time.sleep(2)
+        # the guest writes its boot sector to CHS sector 2 (LBA 1: byte 512) of its disk, again and again
+        if not wait_for(30, lambda: read_bytes(f"system_{vm}", 512, 512) == guest.writer_disk_image()[:512]):
+            raise SystemExit("the guest is not writing to its disk")
         ours = rbdvm_runs(vm, args.runs)
         rbdvm("stop", vm)
         bare = bare_runs(vm, args.runs)
