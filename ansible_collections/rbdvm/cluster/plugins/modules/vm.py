@@ -128,7 +128,7 @@ options:
     description:
       - The VM runs on this node when it can.
       - Or an ordered list C(node1,node2) (most preferred first), or weights C(node1:3,node2:1) (higher is
-        preferred): the VM runs on the most preferred node that is up.
+        preferred). The VM runs on the most preferred node that is up.
     type: str
   live_migration:
     description: Pacemaker may live-migrate the VM.
