@@ -5,7 +5,7 @@ import os
 import click
 
 from rbdvm.helpers.core import defaults
-from rbdvm.helpers.core.settings import CephTarget
+from rbdvm.helpers.core.settings import ceph_target_from_env
 from rbdvm.helpers.ops import maintenance
 
 from .options import cluster_env, emit, json_option, table
@@ -16,7 +16,6 @@ def _maintenance_options(fn):
     fn = click.option("--ceph-host", metavar="HOST",
                       help="The node's CRUSH host, if it is not named as the node [default: NAME]")(fn)
     fn = click.option("--conf", "ceph_conf", metavar="FILE",
-                      default=lambda: os.environ.get("RBDVM_CEPH_CONF", defaults.CEPH_CONF),
                       help=f"ceph.conf of the cluster [default: {defaults.CEPH_CONF}, or RBDVM_CEPH_CONF]")(fn)
     fn = click.option("--maintenance-id", metavar="USER",
                       default=lambda: os.environ.get("RBDVM_MAINTENANCE_ID", defaults.MAINTENANCE_CEPH_ID),
@@ -30,7 +29,8 @@ def _maintenance_options(fn):
 def _maintenance_target(for_maintenance, maintenance_id, ceph_conf):
     if not for_maintenance:
         return None
-    return CephTarget(conf=ceph_conf, client_id=maintenance_id, pool=defaults.POOL, namespace="")
+    # mon commands only: the pool is whichever the session opens
+    return ceph_target_from_env(conf=ceph_conf, client_id=maintenance_id)
 
 
 def _ceph_line(r) -> list:

@@ -3,20 +3,20 @@
 import json
 import re
 
-import rados
-
-from .session import Session
+from ..core.errors import ClusterUnavailable
+from .session import Session, mon_command
 
 
 def monitor_hosts(session: Session) -> list:
     """[(address, port)] of every monitor, v1 (msgr1) address preferred: QEMU's librbd
-    treats a <host> without protocol as a legacy address."""
+    treats a <host> without protocol as a legacy address. The monitors' own list, else
+    (refused, or no answer in time) the configuration's `mon host`."""
     try:
-        ret, out, _ = session.cluster.mon_command(json.dumps({"prefix": "mon dump", "format": "json"}), b"")
-    except rados.Error:
-        ret, out = -1, b""
+        out = mon_command(session, {"prefix": "mon dump", "format": "json"}, "listing the monitors")
+    except ClusterUnavailable:
+        out = None
     hosts = []
-    if ret == 0:
+    if out is not None:
         for mon in json.loads(out).get("mons", []):
             addrs = mon.get("public_addrs", {}).get("addrvec", [])
             pick = next((a for a in addrs if a["type"] == "v1"), addrs[0] if addrs else None)

@@ -45,10 +45,3 @@ def ensure_store(session: Session, vm: str, content: bytes, origin: str, in_grou
     if in_group:
         groups.ensure_group(session, vm, [image])
     return written
-
-
-def read_store(session: Session, vm: str) -> bytes:
-    """The store's current content (tests and diagnostics: a running VM writes it)."""
-    with ceph_errors(f"reading the variable store of VM {vm}", session.target):
-        with session.rbd.Image(session.ioctx, names.nvram_image(vm), read_only=True) as img:
-            return img.read(0, img.size())

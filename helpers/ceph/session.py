@@ -3,6 +3,7 @@ messages an operator can act on."""
 
 import contextlib
 import errno
+import json
 import os
 from typing import Any
 
@@ -164,8 +165,6 @@ def ceph_errors(doing: str, target: CephTarget):
 def mon_command(session: Session, cmd: dict, doing: str) -> str:
     """A monitor command's output (bounded: timeouts.MON_COMMAND); refused or failed, an
     error naming the client whose capabilities to check. The one runner of mon commands."""
-    import json
-
     try:
         ret, out, err = session.cluster.mon_command(json.dumps(cmd), b"", timeout=timeouts.MON_COMMAND)
     except rados.Error as exc:

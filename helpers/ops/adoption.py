@@ -83,7 +83,7 @@ def adopt(env: Env, domain: str, *, name: str | None = None, stop: bool = False,
         rec = vmstore.record(session, name)
         if rec.state == VmState.COMPLETE:
             # done already (the domain may run now: as the VM, under the cluster)
-            if name == domain and domainxml.uuid_of(rec.metadata.get(vmschema.XML) or "<domain/>") == p["uuid"]:
+            if name == domain and domainxml.stored_uuid(rec.metadata.get(vmschema.XML)) == p["uuid"]:
                 return {"name": name, "domain": domain, "changed": False, "disks": rec.disks,
                         "dropped": p["dropped"], "uuid": p["uuid"], "nvram": rec.nvram}
             raise Conflict("VM already exists", f"VM {name} exists and is not domain {domain} adopted",

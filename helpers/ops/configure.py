@@ -16,7 +16,7 @@ from ..core.errors import Conflict, UsageError
 from ..core.faults import checkpoint
 from ..core.hints import Hint
 from ..pacemaker import cib, crm_mon
-from . import definition
+from . import definition, placement
 from .env import Env
 
 _HOSTS = ("pinned_host", "preferred_host")
@@ -56,11 +56,7 @@ def set_settings(env: Env, vm: str, changes: dict, restart: bool = False) -> dic
         raise UsageError(f"nothing to change on VM {vm}", "no setting was given", "Name a setting and its new value")
     enabled = env.cluster.has_resource(vm)
     status = env.cluster.cluster_status() if enabled or any(given.get(h) for h in _HOSTS) else None
-    if given.get("pinned_host"):
-        crm_mon.check_node(status, given["pinned_host"])
-    if given.get("preferred_host"):
-        for node, _ in vmschema.preferred_hosts(given["preferred_host"]):
-            crm_mon.check_node(status, node)
+    placement.check_hosts(status, given.get("pinned_host"), given.get("preferred_host"))
     with Lease(session, vm, "set"):
         rec = vmstore.require_complete(session, vm)
         stored = vmschema.encode(merged(rec.metadata, given))

@@ -37,6 +37,8 @@ def create(env: Env, name: str, image, base_xml: str, *, data_images=(),
     base_uuid = domainxml.uuid_of(base_xml, "the base XML")
     key = trust.signing_key(session)     # a node that cannot sign makes nothing
     trust.require_policy(session, name, base_xml, f"cannot create VM {name}")
+    # the template is chosen even when the variables come from elsewhere (adopt's host
+    # file): a definition no firmware on this node fits is refused before anything is made
     variables = definition.uefi_variables(env, base_xml)
     if variables and uefi_variables:
         variables = uefi_variables

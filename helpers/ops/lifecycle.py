@@ -233,16 +233,19 @@ def running_on(env: Env, vm: str):
     st = crm_mon.vm_status(env.cluster.cluster_status(), vm, True)
     if st["status"] != "Started" or not st["node"]:
         return None
-    return st["node"], peer.libvirt_uri(st["node"], cib.params(prim))
+    return st["node"], _libvirt_uri(prim, st["node"])
+
+
+def _libvirt_uri(prim, node: str) -> str:
+    """The URI of `node`'s libvirtd as the VM's primitive (None: defaults) reaches it."""
+    return peer.libvirt_uri(node, cib.params(prim) if prim is not None else {})
 
 
 def _measured(env: Env, vm: str, node: str) -> dict | None:
     """The live migration's downtime and total time, from the destination's libvirt (its
     completed job); None if it cannot say (the move itself succeeded either way)."""
-    prim = env.cluster.resource(vm)
-    uri = peer.libvirt_uri(node, cib.params(prim) if prim is not None else {})
     try:
-        with env.open_domain(uri, vm) as d:
+        with env.open_domain(_libvirt_uri(env.cluster.resource(vm), node), vm) as d:
             return migstats.summary(d.completed_job())
     except RbdvmError:
         return None

@@ -14,6 +14,15 @@ from ..pacemaker import cib, crm_mon
 from .env import Env
 
 
+def check_hosts(status, pinned: str | None = None, preferred: str | None = None) -> None:
+    """NOT_A_NODE unless the pinned host and every preferred host are cluster nodes."""
+    named = [pinned] if pinned else []
+    if preferred:
+        named += [n for n, _ in vmschema.preferred_hosts(preferred)]
+    for node in named:
+        crm_mon.check_node(status, node)
+
+
 def _result(status, vm: str, changed: bool, settled: bool) -> dict:
     return {**crm_mon.vm_status(status, vm, True), "changed": changed, "settled": settled}
 
@@ -33,11 +42,7 @@ def _set_host(env: Env, vm: str, node, key: str, verb: str) -> dict:
     session = env.session
     names.check_name(vm, "VM name")
     status = env.cluster.cluster_status()
-    if key == vmschema.PREFERRED_HOST:
-        for one, _ in vmschema.preferred_hosts(node):
-            crm_mon.check_node(status, one)
-    elif node is not None:
-        crm_mon.check_node(status, node)
+    check_hosts(status, **({"preferred": node} if key == vmschema.PREFERRED_HOST else {"pinned": node}))
     with Lease(session, vm, verb):
         rec = vmstore.require_complete(session, vm)
         keys = (vmschema.PINNED_HOST, vmschema.PREFERRED_HOST)

@@ -4,17 +4,12 @@ a second plan is empty, and a create cut short is planned to be finished. The la
 test (tests/system/test_ansible.py) runs the same on the real parts."""
 
 import pytest
-from scripted import BASE_XML, cut, disk_file, scripted_env
+from scripted import BASE_XML, cut, disk_file
 
 from rbdvm.helpers.core.errors import RbdvmError
 from rbdvm.helpers.ops import declared, inventory
 
 pytestmark = [pytest.mark.unit, pytest.mark.requires("python:rados", "python:rbd", "python:libvirt")]
-
-
-@pytest.fixture
-def env():
-    return scripted_env()
 
 
 def steps(plan) -> list:

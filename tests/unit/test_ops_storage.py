@@ -4,7 +4,7 @@ after a stop at each of its checkpoints converges. The lab tests run the same op
 on real Ceph (tests/system/test_storage_*.py) and stay the proof."""
 
 import pytest
-from scripted import BASE_XML, cut, disk_file, scripted_env
+from scripted import BASE_XML, cut, disk_file
 
 from rbdvm.helpers.core import names
 from rbdvm.helpers.core.errors import Conflict, NotFound, RbdvmError, Untrusted, UsageError
@@ -12,16 +12,6 @@ from rbdvm.helpers.core.vmschema import VmState
 from rbdvm.helpers.ops import cloning, creation, disks, inventory, removal, snapshots
 
 pytestmark = [pytest.mark.unit, pytest.mark.requires("python:rados", "python:rbd", "python:libvirt")]
-
-
-@pytest.fixture
-def env():
-    return scripted_env()
-
-
-@pytest.fixture
-def image(tmp_path):
-    return disk_file(tmp_path)
 
 
 def make(env, image, vm="vm1", **kw):

@@ -28,6 +28,7 @@ def users(pattern: str) -> list:
      ["helpers/pacemaker/runner.py"]),
     ("the peer libvirt URI", r"\+\{[\w.]*transport", ["helpers/core/peer.py"]),
     ("the disk name layout", r"\b(SYSTEM|DATA)_PREFIX\b", ["helpers/core/names.py"]),
+    ("running monitor commands (bounded)", r"\.mon_command\(", ["helpers/ceph/session.py"]),
     ("a VM's stored states", r"[=!]= *\"(rolling-back|creating|removing|complete|foreign|broken|absent)\"",
      []),     # compared as vmschema.VmState members, never as text
 ])

@@ -8,7 +8,7 @@ import json
 
 import pytest
 from lxml import etree
-from scripted import BASE_XML, UEFI_BASE_XML, UEFI_TEMPLATE, cut, disk_file, scripted_env
+from scripted import BASE_XML, UEFI_BASE_XML, UEFI_TEMPLATE, cut
 
 from rbdvm.helpers.ceph import nvram
 from rbdvm.helpers.core import devpolicy, domainxml, vmschema
@@ -17,16 +17,6 @@ from rbdvm.helpers.hypervisor import firmware
 from rbdvm.helpers.ops import cloning, creation, removal
 
 pytestmark = [pytest.mark.unit, pytest.mark.requires("python:rados", "python:rbd", "python:libvirt")]
-
-
-@pytest.fixture
-def env():
-    return scripted_env()
-
-
-@pytest.fixture
-def image(tmp_path):
-    return disk_file(tmp_path)
 
 
 def definition(env, vm):

@@ -1,0 +1,18 @@
+"""Fixtures the unit tests of the operations share (tests/unit/scripted.py holds the
+scripted environment itself). A module that needs another `env` (one with a VM made)
+defines its own, which takes precedence."""
+
+import pytest
+from scripted import disk_file, scripted_env
+
+
+@pytest.fixture
+def env():
+    """A scripted environment with nothing in it."""
+    return scripted_env()
+
+
+@pytest.fixture
+def image(tmp_path):
+    """A 1 MiB raw disk file to import."""
+    return disk_file(tmp_path)
