@@ -15,5 +15,9 @@ TABLE = {
     hints.GIVE_BASE: "Give it one first: rbdvm edit {vm} --xml BASE.xml",
     hints.TRUST: "Review it and accept it, as root on a cluster node: rbdvm trust {vm}",
     hints.DRAIN_UNTRUSTED: "Accept them first: rbdvm trust {vms}, then drain again; or add --force: they stop",
+    hints.RESTORE_FOREIGN: "If you know where backup {backup} comes from (another cluster, a replaced signing "
+                           "key), add --accept-foreign: its definition is still checked against the device policy",
+    hints.RESTORE_OVER: "Restore it under another name (--as NEW), or disable VM {vm} (rbdvm disable {vm}) "
+                        "and add --force to replace it (its disks and snapshots are deleted)",
     hints.TRUST_SNAPSHOT: "Review it and accept it, as root on a cluster node: rbdvm trust {vm} --snapshot {snap}",
 }

@@ -45,3 +45,10 @@ def ensure_store(session: Session, vm: str, content: bytes, origin: str, in_grou
     if in_group:
         groups.ensure_group(session, vm, [image])
     return written
+
+
+def mark_complete(session: Session, vm: str, origin: str) -> None:
+    """The store's content is all there (a restore wrote it): mark it so."""
+    with ceph_errors(f"marking the variable store of VM {vm}", session.target):
+        with session.rbd.Image(session.ioctx, names.nvram_image(vm)) as img:
+            img.metadata_set(vmschema.NVRAM_ORIGIN, origin)

@@ -119,6 +119,14 @@ def is_uefi(root) -> bool:
     return loader is not None and loader.get("type") == "pflash" and loader.get("readonly") == "yes"
 
 
+GUEST_AGENT_CHANNEL = "org.qemu.guest_agent.0"
+
+
+def has_guest_agent(root) -> bool:
+    """The definition gives the guest a QEMU guest agent channel (virtio-serial)."""
+    return any(t.get("name") == GUEST_AGENT_CHANNEL for t in root.findall("devices/channel/target"))
+
+
 def nvram_image_of(root) -> str | None:
     """The RBD image name (pool[/namespace]/image) of a variable store kept in Ceph."""
     el = root.find("os/nvram")

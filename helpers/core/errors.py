@@ -52,6 +52,9 @@ CODES = {
     "DISK_NOT_FOUND": "the VM has no disk of that name",
     "KEY_NOT_FOUND": "the VM has no metadata key of that name",
     "SHRINK_REFUSED": "a disk would be made smaller, cutting off its data",
+    # backups
+    "BACKUP_NOT_FOUND": "the backup directory holds no backup of that VM, id or time",
+    "BACKUP_BROKEN": "a backup's chain is broken or a file of it is missing, damaged or not rbdvm's",
     # the outside parts
     "CEPH_UNAVAILABLE": "the Ceph cluster could not be reached, or refused this client",
     "PACEMAKER_UNAVAILABLE": "Pacemaker's tools are missing, failed or did not answer",

@@ -18,6 +18,8 @@ GIVE_BASE = "give_base"            # a VM made by another tool has no base defin
 TRUST = "trust"                    # review and sign a VM's stored definition and settings
 TRUST_SNAPSHOT = "trust_snapshot"  # ... the definition recorded with one of its snapshots
 DRAIN_UNTRUSTED = "drain_untrusted"  # drain a node that runs VMs this cluster did not sign
+RESTORE_FOREIGN = "restore_foreign"  # restore a backup this cluster did not sign
+RESTORE_OVER = "restore_over"      # restore over the VM it was taken of, which still exists
 
 
 class Hint:
@@ -44,6 +46,10 @@ NEUTRAL = {
     GIVE_BASE: "Give it a base definition first (rbdvm edit {vm})",
     TRUST: "Review it and accept it, as root on a cluster node: rbdvm trust {vm}",
     DRAIN_UNTRUSTED: "Review and accept them first (rbdvm trust {vms}), or drain anyway: they stop",
+    RESTORE_FOREIGN: "If you know where backup {backup} comes from (another cluster, a replaced signing key), "
+                     "restore it vouching for it: its definition is still checked against the device policy",
+    RESTORE_OVER: "Restore it under another name, or disable VM {vm} and ask for it to be replaced "
+                  "(its disks and snapshots are deleted)",
     TRUST_SNAPSHOT: "Review the definition recorded with snapshot {snap} and accept it, as root on a "
                     "cluster node (rbdvm trust {vm}, naming the snapshot)",
 }

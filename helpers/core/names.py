@@ -101,6 +101,19 @@ def disk_names(vm: str, data_disks: int) -> list:
     return [system_disk(vm)] + [data_disk(vm, i) for i in range(data_disks)]
 
 
+# the per-disk snapshot a backup is read from and the next incremental backup starts from:
+# listed with the VM's snapshots (not internal), never a name a user can give (the '-')
+BACKUP_SNAP_PREFIX = "backup-"
+
+
+def backup_snapshot(backup_id: str) -> str:
+    return BACKUP_SNAP_PREFIX + backup_id
+
+
+def is_backup_snapshot(snap: str) -> bool:
+    return snap.startswith(BACKUP_SNAP_PREFIX)
+
+
 def clone_base_snapshot(dst_vm: str) -> str:
     """The per-disk snapshot of a source VM that a copy-on-write clone dst_vm hangs on."""
     return f"{INTERNAL_SNAP_PREFIX}clone-{dst_vm}"

@@ -20,7 +20,7 @@ import json
 from dataclasses import dataclass
 
 SCHEME = "rbdvm-hmac-sha256-v1"
-DEFINITION, SETTINGS = "definition", "settings"
+DEFINITION, SETTINGS, BACKUP = "definition", "settings", "backup"
 
 # verdicts
 SIGNED = "signed"              # verifies under this cluster's key

@@ -74,6 +74,12 @@ DRAIN_WAIT = 600
 ADOPT_SHUTDOWN_WAIT = 120
 # one libvirt call on another node's libvirtd (hot-plug, live resize)
 LIBVIRT_CALL = 30
+# the guest agent freezing a guest's filesystems for a snapshot or backup (not frozen by
+# then: the snapshot is crash-consistent, and the guest is thawed all the same)
+GUEST_FREEZE = 10
+# the longest a guest stays frozen or paused for a snapshot or backup whatever happens to
+# the command (killed, stopped): a separate watcher thaws and resumes it then
+GUEST_FROZEN_MAX = 60
 
 # ---------------------------------------------------------------- names
 # one reverse DNS lookup of a disk client's address (glibc's resolver would take

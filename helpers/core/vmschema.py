@@ -49,6 +49,9 @@ IMPORTED = "_imported"             # on a disk while its image is being imported
 ADDING = "_adding"                 # on a data disk being added: the VM it is for (a re-run adopts it)
 COPIED = "_copied"                 # on a disk while a full clone copies into it
 NVRAM_ORIGIN = "_nvram_origin"     # on a variable store once its content is written: what it came from
+RESTORING = "_restoring"           # on a system disk while a restore makes it: the backup id it restores
+RESTORED = "_restored"             # on a disk being restored: the last backup of the chain applied to it
+RESTORED_FROM = "_restored_from"   # JSON {"backup", "vm", "at"}: the backup the VM was restored from
 COLOCATIONS = "_colocations"       # JSON [{"with", "strong", "anti"}]
 SNAPSHOT_TIME_PREFIX = "_snapshot_"   # + snapshot name: when it was taken
 DEFINITION_AT_PREFIX = "_definition_at_"   # + snapshot name: JSON {"xml", "base", "sig"} it was taken with
@@ -62,7 +65,7 @@ SNAPSHOT_PREFIXES = (SNAPSHOT_TIME_PREFIX, DEFINITION_AT_PREFIX)
 OWNER_KEYS = (VM_NAME, STATE)
 # rbdvm's bookkeeping: never copied to a clone, never shown as settings
 INTERNAL_KEYS = (STATE, CREATED, IMPORTED, COPIED, CLONED_FROM, REENABLE, ROLLBACK_TO, PREVIOUS_DEFINITION,
-                 DEFINITION_SIG, SETTINGS_SIG)
+                 DEFINITION_SIG, SETTINGS_SIG, RESTORING, RESTORED, RESTORED_FROM)
 # keys a user's metadata may not set (every `_` key is rbdvm's too)
 RESERVED_KEYS = frozenset({VM_NAME, XML, BASE_XML})
 

@@ -96,6 +96,23 @@ class Domain:
         return _bounded(f"the last job of {self.vm}", self.dom.jobStats,
                         libvirt.VIR_DOMAIN_JOB_STATS_COMPLETED | libvirt.VIR_DOMAIN_JOB_STATS_KEEP_COMPLETED)
 
+    def pause(self) -> None:
+        _bounded(f"pausing {self.vm}", self.dom.suspend)
+
+    def resume(self) -> None:
+        _bounded(f"resuming {self.vm}", self.dom.resume)
+
+    def is_paused(self) -> bool:
+        return _bounded(f"the state of {self.vm}", self.dom.state)[0] == libvirt.VIR_DOMAIN_PAUSED
+
+    def fs_freeze(self, until: float) -> int:
+        """Ask the guest agent to freeze the guest's filesystems (by `until`, monotonic);
+        the number frozen. Raises Hung or libvirt.libvirtError."""
+        return bounded(until, self.dom.fsFreeze)
+
+    def fs_thaw(self, until: float) -> int:
+        return bounded(until, self.dom.fsThaw)
+
     def attach(self, disk_xml: str) -> None:
         _bounded(f"attaching a disk to {self.vm}", self.dom.attachDeviceFlags, disk_xml,
                  libvirt.VIR_DOMAIN_AFFECT_LIVE)

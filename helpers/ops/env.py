@@ -12,7 +12,7 @@ from typing import Any
 from ..ceph import diskimage
 from ..ceph.session import Session
 from ..core import clock
-from ..hypervisor import firmware, live
+from ..hypervisor import firmware, live, quiesce
 from ..pacemaker.cluster import Cluster
 
 
@@ -31,3 +31,6 @@ class Env:
     # domainxml.firmware_request -> (origin, bytes): the variables a new UEFI store starts
     # with, from the template this node's libvirt would choose (hypervisor.firmware)
     uefi_variables: Callable = firmware.variables_for
+    # (libvirt URI, VM name, has a guest agent) -> context manager holding the running guest
+    # still (frozen, paused) for a snapshot; yields how consistent it is (hypervisor.quiesce)
+    hold_still: Callable = quiesce.held

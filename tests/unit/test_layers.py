@@ -17,8 +17,10 @@ MAY_IMPORT = {
     "rbdvm.helpers.ceph": {"rbdvm.helpers.core", "rbdvm.helpers.ceph"},
     "rbdvm.helpers.pacemaker": {"rbdvm.helpers.core", "rbdvm.helpers.pacemaker"},
     "rbdvm.helpers.hypervisor": {"rbdvm.helpers.core", "rbdvm.helpers.hypervisor"},
+    # the backup directory on the node's file system, outside the cluster
+    "rbdvm.helpers.backupdir": {"rbdvm.helpers.core", "rbdvm.helpers.backupdir"},
     "rbdvm.helpers.ops": {"rbdvm.helpers.core", "rbdvm.helpers.ceph", "rbdvm.helpers.pacemaker",
-                          "rbdvm.helpers.hypervisor", "rbdvm.helpers.ops"},
+                          "rbdvm.helpers.hypervisor", "rbdvm.helpers.backupdir", "rbdvm.helpers.ops"},
     # the agent runs Pacemaker's tools through the one runner, and reads node states with
     # crm_mon's one reading; the rest of the Pacemaker adapter is the operations'. It picks
     # a UEFI variables template with the hypervisor adapter's firmware choice (no libvirt)
@@ -36,6 +38,7 @@ MAY_USE = {
     "rbdvm.helpers.ceph": {"rados", "rbd"},
     "rbdvm.helpers.pacemaker": {"lxml"},
     "rbdvm.helpers.hypervisor": {"libvirt", "lxml"},
+    "rbdvm.helpers.backupdir": set(),
     # the operations reach Ceph only through helpers/ceph (images, groups, snapshots, clones,
     # metadata), libvirt only through helpers/hypervisor
     "rbdvm.helpers.ops": {"lxml"},

@@ -1,0 +1,182 @@
+"""Restoring a VM from a backup directory: its full backup, then each incremental up to the
+chosen point, applied to new images in this session's pool and namespace (any cluster).
+
+Everything is checked before anything is written: the chain whole (each parent the one
+its child was made from), every manifest signed by this cluster (unless the operator vouches
+for a foreign one), every file read again against its SHA-256 and parsed as a diff stream.
+Then, under the VM's lease, as steps a re-run finishes: images made and marked (restoring
+backup X), each disk's streams applied in order (each disk records the last one applied),
+the definition built for the new images, checked against the device policy and signed by
+this cluster, the settings signed, and the system disk's state cleared last (the commit
+point). Under another name the VM gets a new UUID and MACs; under its own it keeps them,
+and an existing VM of that name is replaced only when asked and disabled.
+Checkpoints restore:images, restore:disk, restore:commit.
+"""
+
+import hashlib
+import json
+
+from ..backupdir.store import Store
+from ..ceph import export, groups, images, nvram, trust, vmstore
+from ..ceph.lease import Lease
+from ..ceph.vmstore import where
+from ..core import backupset, defaults, domainxml, hints, names, rbddiff, vmschema
+from ..core.errors import Conflict
+from ..core.faults import checkpoint
+from ..core.hints import Hint
+from ..core.vmschema import VmState
+from . import definition
+from .backup import require_authentic
+from .env import Env
+from .removal import remove_record
+
+# what a restored VM takes from the backup's metadata: its settings and the user's keys
+_SETTING_KEYS = set(vmschema.SIGNED_SETTINGS) | {vmschema.DISK_BUS}
+
+
+def _taken_metadata(metadata: dict) -> dict:
+    return {k: v for k, v in metadata.items() if k in _SETTING_KEYS or vmschema.is_user_key(k)}
+
+
+class _Hashing:
+    """A file read through, hashed on the way."""
+
+    def __init__(self, f):
+        self.f, self.hash = f, hashlib.sha256()
+
+    def read(self, n: int) -> bytes:
+        raw = self.f.read(n)
+        self.hash.update(raw)
+        return raw
+
+
+def _check_files(store: Store, entry: dict, progress) -> None:
+    """Every file of a backup read once: its SHA-256 as the manifest says, and a well-formed
+    diff stream (BACKUP_BROKEN naming the file otherwise)."""
+    for d in entry["manifest"]["disks"]:
+        problem = store.file_problem({**entry, "manifest": {"disks": [d]}}, rehash=False)
+        if problem is None:
+            with store.open_stream(entry, d) as f:
+                h = _Hashing(f)
+                try:
+                    for rec in rbddiff.read(h):
+                        if rec[0] == "size" and rec[1] != d["size"]:
+                            problem = f"file {d['file']} is of a {rec[1]}-byte image, its manifest says {d['size']}"
+                            break
+                        if progress and rec[0] == "write":
+                            progress(d["image"], len(rec[2]))
+                except rbddiff.Malformed as exc:
+                    problem = f"file {d['file']} is not a valid RBD diff stream: {exc}"
+                if problem is None and h.hash.hexdigest() != d["sha256"]:
+                    problem = f"file {d['file']} does not match its SHA-256 (damaged or changed)"
+        if problem:
+            raise Conflict(f"backup {entry['id']} of VM {entry['vm']} cannot be restored",
+                           f"{problem} ({entry['path']})",
+                           "Restore an earlier point, or bring back an intact copy of that file",
+                           code="BACKUP_BROKEN", details={"backup": entry["id"], "file": d["file"]})
+
+
+def restore(env: Env, directory: str, vm: str, *, as_name: str | None = None, at=None, force: bool = False,
+            accept_foreign: bool = False, progress=None) -> dict:
+    """Rebuild VM `vm` (as `as_name`) from `directory` at `at` (a backup id, a datetime, or
+    None: the newest). progress(image, bytes) while files are checked, then written."""
+    session = env.session
+    names.check_name(vm, "VM name")
+    target = names.check_new_vm_name(as_name or vm)
+    new_identity = target != vm
+    store = Store(directory)
+    by_id = store.backups(vm)
+    bid = backupset.pick(by_id, vm, at)
+    chain = backupset.require_chain(by_id, bid)
+    verdicts = {m["id"]: require_authentic(env, m, accept_foreign) for m in chain}
+    for m in chain:
+        _check_files(store, by_id[m["id"]], (lambda image, n: progress("checking " + image, n)) if progress else None)
+    last = chain[-1]
+    stored = last["definition"]
+    base = stored["base"] or stored["xml"]
+    bus = last["metadata"].get(vmschema.DISK_BUS) or defaults.DISK_BUS
+    doing = f"cannot restore VM {target}"
+    trust.require_policy(session, target, base, doing)
+    key = trust.signing_key(session)
+    roles = [d["role"] for d in last["disks"]]
+    disks = names.disk_names(target, roles.count("data"))
+    targets = disks + ([names.nvram_image(target)] if "nvram" in roles else [])
+    session.ensure_namespace()
+    with Lease(session, target, "restore") as lease:
+        rec = vmstore.record(session, target)
+        if rec.state == VmState.COMPLETE:
+            if not force:
+                raise Conflict("VM already exists", f"VM {target} exists in {where(session)}",
+                               hint=Hint(hints.RESTORE_OVER, {"vm": target}), code="VM_EXISTS",
+                               details={"vm": target})
+            remove_record(env, rec, lease)
+            rec = vmstore.record(session, target)
+        vmstore.refuse_unusable(rec)
+        if not new_identity and last["uuid"]:
+            definition.check_uuid_free(env, last["uuid"], target)
+        _claim(env, rec, target, targets, bid)
+        for image, d in zip(targets, last["disks"]):
+            lease.check()
+            images.ensure_image(session, image, d["size"])
+            if image == disks[0]:
+                vmstore.set_metadata(session, image, {vmschema.STATE: VmState.CREATING, vmschema.VM_NAME: target,
+                                                      vmschema.RESTORING: bid})
+                vmstore.mark_making(session, target, False)
+        groups.ensure_group(session, target, targets)
+        checkpoint("restore:images")
+        for position, image in enumerate(targets):
+            applied = vmstore.read_metadata(session, image).get(vmschema.RESTORED)
+            for m in chain:
+                if applied and backupset.is_id(applied) and backupset.sort_key(m["id"]) <= backupset.sort_key(applied):
+                    continue
+                lease.check()
+                entry, d = by_id[m["id"]], m["disks"][position]
+                with store.open_stream(entry, d) as f:
+                    export.apply(session, image, rbddiff.read(f),
+                                 (lambda n, image=image: progress(image, n)) if progress else None)
+                vmstore.set_metadata(session, image, {vmschema.RESTORED: m["id"]})
+                checkpoint("restore:disk")
+        if "nvram" in roles:
+            nvram.mark_complete(session, target, f"backup {bid} of VM {vm}")
+        built_from = base if new_identity else domainxml.keep_identity(base, stored["xml"])
+        xml = definition.build(env, built_from, target, disks, bus, new_identity=new_identity)
+        signed = trust.new_definition(session, target, xml, base, doing, key)
+        origin = json.dumps({"backup": bid, "vm": vm, "at": last["time"]}, sort_keys=True)
+        values = {**_taken_metadata(last["metadata"]), vmschema.VM_NAME: target, vmschema.DISK_BUS: bus,
+                  vmschema.CREATED: env.now().isoformat(), vmschema.RESTORED_FROM: origin, **signed}
+        values.update(trust.signed_settings(session, target, values, key))
+        if len(disks) > 1:
+            values[vmschema.ADDITIONAL_DISKS] = str(len(disks) - 1)
+        for image in targets[1:]:
+            vmstore.set_metadata(session, image, {}, remove=[vmschema.RESTORED])
+        checkpoint("restore:commit")
+        lease.check()
+        vmstore.set_metadata(session, disks[0], values, remove=[
+            k for k in (vmschema.STATE, vmschema.RESTORING, vmschema.RESTORED, vmschema.ADDITIONAL_DISKS,
+                        *vmschema.SIGNED_SETTINGS) if k not in values])
+    return {"name": target, "vm": vm, "backup": bid, "chain": [m["id"] for m in chain], "disks": targets,
+            "uuid": domainxml.uuid_of(xml), "new_identity": new_identity,
+            "signed": sorted(set(verdicts.values())), "consistency": last["consistency"]["level"]}
+
+
+def _claim(env: Env, rec, target: str, targets, bid: str) -> None:
+    """Make sure `target`'s images may be written by this restore: new (claimed now), or
+    left by an interrupted restore (of another point: cleared first, nothing of it is kept)."""
+    session = env.session
+    if rec.state != VmState.CREATING:
+        vmstore.refuse_taken(session, target, targets)
+        vmstore.mark_making(session, target, True)
+        return
+    if vmschema.RESTORING not in rec.metadata:
+        raise Conflict(f"VM {target} is being created or cloned", "that command was interrupted; a restore "
+                       "does not take its images over", f"Finish it (run it again) or remove VM {target} first",
+                       code="VM_INCOMPLETE", details={"vm": target})
+    if rec.metadata[vmschema.RESTORING] == bid:
+        return
+    # an interrupted create, clone or restore of something else: its images are cleared,
+    # never trusted to hold what this restore would have written
+    present = [i for i in targets if vmstore.image_exists(session, i)]
+    vmstore.refuse_if_open(session, target, present, "overwrite the disks of")
+    for image in present:
+        images.zero(session, image)
+        vmstore.set_metadata(session, image, {}, remove=[vmschema.RESTORED])
