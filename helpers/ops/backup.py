@@ -92,6 +92,7 @@ def _consistency(env: Env, vm: str, rec, images, snap: str) -> tuple:
     agent = domainxml.has_guest_agent(domainxml.parse(rec.metadata[vmschema.XML], f"the definition of VM {vm}"))
     with env.hold_still(uri, vm, agent) as info:
         ids = export.take_point(session, [i for i, _ in images], snap)
+        checkpoint("backup:held")
     return {**info, "node": node}, ids
 
 

@@ -169,3 +169,13 @@ def test_the_directory_lists_only_committed_backups_and_leaves_foreign_files(tmp
     assert "SHA-256" in store.file_problem(entry, rehash=True)
     assert store.vms() == ["vm1"]
     assert (tmp_path / "notes.txt").exists()
+
+
+def test_the_lab_policy_widens_the_builtin_firmware_directories_never_narrows_them():
+    import tomllib
+
+    from labkit import configs
+    from rbdvm.helpers.core import devpolicy
+
+    lab = tomllib.loads(configs.device_policy())
+    assert set(devpolicy.Policy().firmware_dirs) < set(lab["firmware_dirs"])

@@ -76,9 +76,17 @@ def ceph_conf(fsid: str) -> str:
 
 def device_policy() -> str:
     """/etc/rbdvm/policy.toml of a node: the test guests write their serial port to files in
-    the lab's shared directory (visible from every node and the host)."""
+    the lab's shared directory (visible from every node and the host); the Linux guest's
+    kernel and initramfs are in its cache (linuxguest.CACHE), beside the firmware."""
+    from .linuxguest import CACHE
+
+    # rbdvm's built-in firmware directories (the lab runs without rbdvm importable; a unit
+    # test keeps this list a superset of devpolicy.Policy's), and the Linux guest's cache
+    firmware = ["/usr/share/OVMF", "/usr/share/ovmf", "/usr/share/AAVMF", "/usr/share/edk2", "/usr/share/qemu",
+                "/usr/share/seabios", "/usr/lib/ipxe", str(CACHE)]
     return ("# rbdvm device policy of a lab node (docs/security.md)\n"
-            f"file_dirs = [{str(L.SHARED)!r}]\n").replace("'", '"')
+            f"file_dirs = [{str(L.SHARED)!r}]\n"
+            f"firmware_dirs = [{', '.join(repr(d) for d in firmware)}]\n").replace("'", '"')
 
 
 def node_ceph_conf(fsid: str) -> str:

@@ -304,3 +304,80 @@ def writer_disk_image(size: int = 1 << 20) -> bytes:
     if len(code) != WRITER_CODE_SIZE:
         raise AssertionError(f"writer code is {len(code)} bytes, the layout expects {WRITER_CODE_SIZE}")
     return (code + MSG_READY).ljust(510, b"\0").__add__(b"\x55\xaa").ljust(size, b"\0")
+
+
+# ------------------------------------------------------------------ a guest that writes both its disks
+# For the backup proofs: says READY, then for ever adds one to a 32-bit counter and writes
+# it (sector 1, bytes 512..515) to its first disk, then to its second, through the BIOS
+# (int 13h, drives 0x80 and 0x81); powers off on the ACPI power button, polled between
+# writes. A snapshot of both disks at one instant shows counters equal, or the first one
+# ahead by one; anything else is two instants.
+TWIN_CODE_SIZE = 0x6E
+
+
+def _twin_program():
+    ready, poweroff = ORG + TWIN_CODE_SIZE, ORG + TWIN_CODE_SIZE + len(MSG_READY)
+    write = [("b80103", "mov ax, 0x0301            ; write, 1 sector"),
+             ("b90200", "mov cx, 0x0002            ; cylinder 0, sector 2")]
+    return [
+        ("fa", "cli"),
+        ("31c0", "xor ax, ax"),
+        ("8ed8", "mov ds, ax"),
+        ("8ec0", "mov es, ax"),
+        ("8ed0", "mov ss, ax"),
+        ("bc007c", "mov sp, 0x7c00"),
+        ("be" + _le16(ready), "mov si, msg_ready"),
+        ("e85000", "call puts                 ; rel16 -> 0x62"),
+        # -- 0x12: PM I/O base from the PIIX4 ACPI function, kept in bp (int 13h keeps bp)
+        ("66b8400b0080", "mov eax, 0x80000b40"),
+        ("baf80c", "mov dx, 0xcf8"),
+        ("66ef", "out dx, eax"),
+        ("bafc0c", "mov dx, 0xcfc"),
+        ("66ed", "in eax, dx"),
+        ("83e0c0", "and ax, 0xffc0"),
+        ("89c5", "mov bp, ax"),
+        ("fb", "sti"),
+        # -- 0x28: the counter, to both disks
+        ("66ff06007e", "loop: inc dword [0x7e00]"),
+        *write,
+        ("ba8000", "mov dx, 0x0080            ; head 0, first hard disk"),
+        ("bb007e", "mov bx, 0x7e00"),
+        ("cd13", "int 0x13"),
+        *write,
+        ("ba8100", "mov dx, 0x0081            ; head 0, second hard disk"),
+        ("bb007e", "mov bx, 0x7e00"),
+        ("cd13", "int 0x13"),
+        # -- 0x49: power button pressed?
+        ("89ea", "mov dx, bp                ; PM1a_STS"),
+        ("ed", "in ax, dx"),
+        ("a90001", "test ax, 0x0100           ; PWRBTN_STS"),
+        ("74d7", "jz loop                   ; rel8 -> 0x28"),
+        ("be" + _le16(poweroff), "mov si, msg_poweroff"),
+        ("e80b00", "call puts                 ; rel16 -> 0x62"),
+        ("8d5604", "lea dx, [bp+4]            ; PM1a_CNT"),
+        ("b80020", "mov ax, 0x2000            ; SLP_EN | SLP_TYP=0 (S5 soft-off)"),
+        ("ef", "out dx, ax"),
+        ("fa", "dead: cli"),
+        ("f4", "hlt"),
+        ("ebfc", "jmp dead                  ; rel8 -> 0x5e"),
+        # -- 0x62: puts, as in the lab's guest
+        ("baf803", "puts: mov dx, 0x3f8"),
+        ("ac", "next: lodsb"),
+        ("84c0", "test al, al"),
+        ("7403", "jz done                   ; rel8 -> 0x6d"),
+        ("ee", "out dx, al"),
+        ("ebf8", "jmp next                  ; rel8 -> 0x65"),
+        ("c3", "done: ret"),
+    ]
+
+
+def twin_writer_disk_image(size: int = 1 << 20) -> bytes:
+    code = b"".join(bytes.fromhex(hexcode) for hexcode, _ in _twin_program())
+    if len(code) != TWIN_CODE_SIZE:
+        raise AssertionError(f"twin writer code is {len(code)} bytes, the layout expects {TWIN_CODE_SIZE}")
+    return (code + MSG_READY + MSG_POWEROFF).ljust(510, b"\0").__add__(b"\x55\xaa").ljust(size, b"\0")
+
+
+def twin_counters(system: bytes, data: bytes) -> tuple:
+    """The counters the twin writer left on its two disks (their first 1 KiB each)."""
+    return struct.unpack_from("<I", system, 512)[0], struct.unpack_from("<I", data, 512)[0]

@@ -2,6 +2,8 @@
 
   write NS IMAGE OFFSET BYTE LENGTH    fill LENGTH bytes at OFFSET with BYTE (0-255)
   read NS IMAGE OFFSET LENGTH          print the bytes as hex
+  read-at NS IMAGE SNAP OFFSET LENGTH  the same, at snapshot SNAP
+  digest NS IMAGE [SNAP]               SHA-256 of the whole image (at SNAP), and its size
   writer NS PROGRESS STOP IMAGE...     loop: write counter n (8 bytes) to offset 0 of each
                                        image in turn, then n to PROGRESS; until STOP exists
   hold-lease NS VM SECONDS READY       hold rbdvm's lease of VM (lock expiry SECONDS) forever,
@@ -39,6 +41,19 @@ def main(argv):
         image, offset, length = args[0], int(args[1]), int(args[2])
         with rbd.Image(ioctx(ns), image, read_only=True) as img:
             print(img.read(offset, length).hex())
+    elif cmd == "read-at":
+        image, snap, offset, length = args[0], args[1], int(args[2]), int(args[3])
+        with rbd.Image(ioctx(ns), image, snapshot=snap, read_only=True) as img:
+            print(img.read(offset, length).hex())
+    elif cmd == "digest":
+        import hashlib
+
+        image, snap = args[0], (args[1] if len(args) > 1 else None)
+        with rbd.Image(ioctx(ns), image, snapshot=snap, read_only=True) as img:
+            h, size = hashlib.sha256(), img.size()
+            for at in range(0, size, 4 << 20):
+                h.update(img.read(at, min(4 << 20, size - at)))
+            print(h.hexdigest(), size)
     elif cmd == "writer":
         progress, stop, images = args[0], args[1], args[2:]
         io = ioctx(ns)

@@ -1,0 +1,172 @@
+"""A small real Linux guest for the lab, built from Debian packages at first use and cached
+(CACHE, keyed by the package versions): Debian's cloud kernel booted directly by QEMU, an
+initramfs of busybox, the virtio modules and qemu-guest-agent (with the libraries it links,
+taken from this host), and an ext4 filesystem on its first disk. It boots under TCG in a few
+seconds, says READY on its serial port, starts the guest agent on its virtio-serial channel
+(with a freeze hook that prints FSFREEZE freeze / thaw on the serial port), mounts its disk
+and writes files to it for ever, syncing each one.
+
+The kernel and initramfs are host files a definition names: the lab's device policy allows
+CACHE among the firmware directories (configs.device_policy).
+"""
+
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+CACHE = Path("/var/cache/rbdvm-lab/linux-guest")
+PACKAGES = ("linux-image-cloud-amd64", "busybox-static", "qemu-guest-agent")
+# in load order (each after what its .modinfo `depends=` names)
+MODULES = ("virtio_ring", "virtio", "virtio_pci_legacy_dev", "virtio_pci_modern_dev", "virtio_pci",
+           "virtio_blk", "virtio_console")
+
+INIT = """#!/bin/busybox sh
+/bin/busybox --install -s /bin
+mkdir -p /proc /sys /dev /mnt /tmp /run /var/run
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+for m in {modules}; do insmod /lib/modules/$m.ko; done
+echo READY > /dev/ttyS0
+port=""
+for d in /sys/class/virtio-ports/*; do
+  [ "$(cat $d/name 2>/dev/null)" = org.qemu.guest_agent.0 ] && port=/dev/$(basename $d)
+done
+mount -t ext4 /dev/vda /mnt && echo MOUNTED > /dev/ttyS0
+if [ -n "$port" ] && ! grep -q rbdvm.noagent /proc/cmdline; then
+  /usr/sbin/qemu-ga -m virtio-serial -p $port -F/etc/fsfreeze-hook -l /dev/ttyS0 -d && echo AGENT > /dev/ttyS0
+fi
+i=0
+while true; do
+  i=$((i+1))
+  echo "$i $(head -c 2000 /dev/urandom | base64 -w0)" > /mnt/f$((i % 64)).tmp
+  mv /mnt/f$((i % 64)).tmp /mnt/f$((i % 64))
+  echo $i > /mnt/counter
+done
+"""
+
+HOOK = """#!/bin/sh
+echo "FSFREEZE $1" > /dev/ttyS0
+"""
+
+
+def _versions() -> str:
+    out = subprocess.run(["apt-cache", "policy", *PACKAGES], capture_output=True, text=True, check=True).stdout
+    return "".join(line.strip() for line in out.splitlines() if "Candidate" in line)
+
+
+def _image_package() -> str:
+    out = subprocess.run(["apt-cache", "depends", "linux-image-cloud-amd64"], capture_output=True, text=True,
+                         check=True).stdout
+    return next(line.split(":", 1)[1].strip() for line in out.splitlines()
+                if line.strip().startswith("Depends: linux-image-"))
+
+
+def _cpio(root: Path, out: Path) -> None:
+    """root as an uncompressed newc cpio archive (the kernel's initramfs format)."""
+    ino = 1
+
+    def header(name: bytes, mode: int, size: int, nlink: int = 1) -> bytes:
+        nonlocal ino
+        ino += 1
+        fields = [ino, mode, 0, 0, nlink, 0, size, 0, 0, 0, 0, len(name) + 1, 0]
+        h = b"070701" + b"".join(b"%08X" % f for f in fields) + name + b"\0"
+        return h + b"\0" * (-len(h) % 4)
+
+    with open(out, "wb") as f:
+        for path in sorted(root.rglob("*")):
+            rel = str(path.relative_to(root)).encode()
+            st = path.lstat()
+            if path.is_symlink():
+                data = os.readlink(path).encode()
+            elif path.is_dir():
+                data = b""
+            else:
+                data = path.read_bytes()
+            f.write(header(rel, st.st_mode, len(data), 2 if path.is_dir() else 1))
+            f.write(data + b"\0" * (-len(data) % 4))
+        f.write(header(b"TRAILER!!!", 0, 0))
+
+
+def build() -> tuple:
+    """(kernel, initramfs) paths, built now unless the cache has them for these versions."""
+    stamp = CACHE / "versions"
+    kernel, initrd = CACHE / "vmlinuz", CACHE / "initramfs.cpio"
+    versions = _versions()
+    if stamp.exists() and stamp.read_text() == versions and kernel.exists() and initrd.exists():
+        return str(kernel), str(initrd)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=CACHE) as tmp:
+        t = Path(tmp)
+        debs, ex, root = t / "debs", t / "x", t / "root"
+        debs.mkdir()
+        subprocess.run(["apt-get", "download", "-q", _image_package(), "busybox-static", "qemu-guest-agent"],
+                       cwd=debs, check=True, capture_output=True)
+        for deb in debs.iterdir():
+            subprocess.run(["dpkg-deb", "-x", str(deb), str(ex)], check=True)
+        for d in ("bin", "lib/modules", "usr/sbin", "etc", "lib64", "lib/x86_64-linux-gnu"):
+            (root / d).mkdir(parents=True, exist_ok=True)
+        shutil.copy(ex / "bin" / "busybox", root / "bin" / "busybox")
+        (kdir,) = (ex / "lib" / "modules").iterdir()
+        found = {p.stem: p for p in kdir.rglob("*.ko")}
+        for m in MODULES:
+            shutil.copy(found[m], root / "lib" / "modules" / f"{m}.ko")
+        qga = ex / "usr" / "sbin" / "qemu-ga"
+        shutil.copy(qga, root / "usr" / "sbin" / "qemu-ga")
+        libs = subprocess.run(["ldd", str(qga)], capture_output=True, text=True, check=True).stdout
+        for line in libs.splitlines():
+            parts = line.split()
+            path = parts[2] if "=>" in parts and len(parts) > 2 else parts[0]
+            if path.startswith("/"):
+                dest = root / path.lstrip("/")
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(os.path.realpath(path), dest)
+        (root / "init").write_text(INIT.format(modules=" ".join(MODULES)))
+        (root / "init").chmod(0o755)
+        (root / "etc" / "fsfreeze-hook").write_text(HOOK)
+        (root / "etc" / "fsfreeze-hook").chmod(0o755)
+        (vmlinuz,) = (ex / "boot").glob("vmlinuz-*")
+        shutil.copy(vmlinuz, CACHE / "vmlinuz.new")
+        _cpio(root, CACHE / "initramfs.new")
+    os.replace(CACHE / "vmlinuz.new", kernel)
+    os.replace(CACHE / "initramfs.new", initrd)
+    stamp.write_text(versions)
+    return str(kernel), str(initrd)
+
+
+def disk_image(path: str, size: int = 64 << 20) -> None:
+    """An ext4 filesystem filling a raw disk file (no partition table)."""
+    with open(path, "wb") as f:
+        f.truncate(size)
+    subprocess.run(["mkfs.ext4", "-q", "-F", "-L", "rbdvmlab", path], check=True, capture_output=True)
+
+
+def domain_xml(name: str, serial_log: str, kernel: str, initrd: str, agent: bool = True) -> str:
+    """The Linux guest's base definition: i440fx, 192 MiB, direct kernel boot, a pty serial
+    logged to `serial_log`, and a QEMU guest agent channel (`agent`: the agent runs)."""
+    from lxml import etree
+
+    dom = etree.Element("domain", type="qemu")
+    etree.SubElement(dom, "name").text = name
+    etree.SubElement(dom, "memory", unit="MiB").text = "192"
+    etree.SubElement(dom, "vcpu").text = "1"
+    os_ = etree.SubElement(dom, "os")
+    etree.SubElement(os_, "type", arch="x86_64", machine="pc").text = "hvm"
+    etree.SubElement(os_, "kernel").text = kernel
+    etree.SubElement(os_, "initrd").text = initrd
+    etree.SubElement(os_, "cmdline").text = "console=ttyS0 quiet panic=-1 rdinit=/init" + \
+        ("" if agent else " rbdvm.noagent")
+    etree.SubElement(etree.SubElement(dom, "features"), "acpi")
+    for event, action in (("on_poweroff", "destroy"), ("on_reboot", "destroy"), ("on_crash", "destroy")):
+        etree.SubElement(dom, event).text = action
+    devices = etree.SubElement(dom, "devices")
+    etree.SubElement(devices, "emulator").text = "/usr/bin/qemu-system-x86_64"
+    serial = etree.SubElement(devices, "serial", type="pty")
+    etree.SubElement(serial, "log", file=serial_log, append="on")
+    etree.SubElement(serial, "target", port="0")
+    channel = etree.SubElement(devices, "channel", type="unix")
+    etree.SubElement(channel, "target", type="virtio", name="org.qemu.guest_agent.0")
+    etree.SubElement(devices, "memballoon", model="none")
+    return etree.tostring(dom, pretty_print=True, encoding="unicode")

@@ -1,0 +1,327 @@
+"""rbdvm backup / restore on the lab's Ceph, libvirt and Pacemaker: a running two-disk VM
+backed up full then incrementally and restored at each point; backups damaged, cut and
+spliced, refused before anything is written; kills at every step of both, then re-runs;
+the guest held still for the snapshot and let go even when the command dies there."""
+
+import json
+import shutil
+import subprocess
+import time
+
+import pytest
+
+from labkit import guest, linuxguest, ops
+from labkit.procs import wait_for
+from labkit.testing import (
+    base_xml,
+    boot_disk,
+    files_dir,
+    force_remove,
+    killed_at,
+    qcow2,
+    rbdtool,
+    rbdvm,
+    rbdvm_error_json,
+    rbdvm_json,
+    read_bytes,
+    rerun,
+    unique,
+    where,
+    write_bytes,
+)
+
+pytestmark = pytest.mark.lab
+
+
+def digest(image, snap=None):
+    return rbdtool("digest", image, *([snap] if snap else []))
+
+
+def counters(vm, snap=None):
+    if snap:
+        s, d = (bytes.fromhex(rbdtool("read-at", i, snap, 0, 1024)) for i in (f"system_{vm}", f"data_{vm}_0"))
+    else:
+        s, d = read_bytes(f"system_{vm}", 0, 1024), read_bytes(f"data_{vm}_0", 0, 1024)
+    return guest.twin_counters(s, d)
+
+
+def images():
+    return ops.rbd("node1", "ls").split()
+
+
+def backup_dir(name):
+    path = files_dir() / f"backups-{name}"
+    shutil.rmtree(path, ignore_errors=True)
+    return str(path)
+
+
+def backup_snaps(vm):
+    return [s["name"] for s in rbdvm_json("snapshot", "list", vm) if s["name"].startswith("backup-")]
+
+
+def test_a_running_two_disk_vm_backed_up_full_then_incrementally_restores_at_each_point():
+    vm = unique("bk")
+    twin = files_dir() / "twin.raw"
+    twin.write_bytes(guest.twin_writer_disk_image())
+    d = backup_dir(vm)
+    restored = []
+    try:
+        rbdvm("create", vm, "--image", str(twin), "--xml", base_xml(vm), "-d", qcow2(f"{vm}-d0.qcow2", "16M"))
+        assert wait_for(60, lambda: where(vm) == "node1" and counters(vm)[0] > 0, 0.5)
+        points, last = [], 0
+        for i in range(3):
+            assert wait_for(30, lambda last=last: counters(vm)[0] > last + 20, 0.2), "the guest stopped writing"
+            r = rbdvm_json("backup", vm, "--to", d)
+            assert r["kind"] == ("full" if i == 0 else "incremental")
+            assert r["parent"] == (points[-1]["id"] if points else None)
+            assert r["consistency"]["level"] == "crash-consistent" and r["consistency"]["paused_ms"] is not None
+            at = counters(vm, r["snapshot"])
+            assert at[0] - at[1] in (0, 1), f"the disks were snapshotted at two instants: {at}"
+            assert at[0] > last
+            last = at[0]
+            points.append({"id": r["id"], "counters": at, "digests": [
+                digest(f"system_{vm}", r["snapshot"]), digest(f"data_{vm}_0", r["snapshot"])]})
+            assert backup_snaps(vm) == [r["snapshot"]], "an older backup snapshot was not released"
+            if i:   # an incremental holds what changed: the counter sectors, not the disks
+                assert r["bytes"] < 64 << 10, r
+        listed = rbdvm_json("backup", "list", d, vm)["backups"]
+        assert [(b["id"], b["kind"], b["ok"], b["signed"]) for b in listed] == [
+            (p["id"], k, True, "signed") for p, k in zip(points, ("full", "incremental", "incremental"))]
+        for i, p in enumerate(points):
+            new = f"{vm}r{i}"
+            restored.append(new)
+            r = rbdvm_json("restore", d, vm, "--as", new, "--at", p["id"], "--disabled")
+            assert r["chain"] == [q["id"] for q in points[:i + 1]] and r["new_identity"]
+            assert [digest(f"system_{new}"), digest(f"data_{new}_0")] == p["digests"]
+            assert counters(new) == p["counters"]
+        # the last restore point runs under Pacemaker: its guest writes on from where it was
+        rbdvm("enable", restored[-1])
+        assert wait_for(60, lambda: where(restored[-1]) is not None
+                        and counters(restored[-1])[0] > points[-1]["counters"][0], 0.5)
+        assert rbdvm_json("info", restored[-1])["uuid"] != rbdvm_json("info", vm)["uuid"]
+    finally:
+        for name in restored + [vm]:
+            force_remove(name)
+
+
+@pytest.fixture
+def stopped_chain():
+    """A stopped VM with a data disk and a backup chain: full, then two incrementals, each
+    after a write; yields (vm, dir, ids)."""
+    vm = unique("bc")
+    d = backup_dir(vm)
+    rbdvm("create", "--disabled", vm, "--image", boot_disk(), "--xml", base_xml(vm),
+          "-d", qcow2(f"{vm}-d0.qcow2", "16M", [(0, 1 << 20, 0x11)]))
+    ids = []
+    for byte in (0x21, 0x22, 0x23):
+        write_bytes(f"data_{vm}_0", 4 << 20, byte, 4096)
+        ids.append(rbdvm_json("backup", vm, "--to", d)["id"])
+    yield vm, d, ids
+    force_remove(vm)
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def refused_untouched(code, target, *args):
+    """The restore is refused with `code`, and nothing of `target` was made."""
+    before = set(images())
+    err = rbdvm_error_json(6 if code == "UNTRUSTED" else 4, "restore", *args, "--as", target, "--disabled")
+    assert err["code"] == code, err
+    assert set(images()) == before
+    return err
+
+
+def test_a_damaged_cut_or_spliced_backup_is_refused_before_anything_is_written(stopped_chain):
+    vm, d, ids = stopped_chain
+    base = files_dir() / f"backups-{vm}"
+    work = files_dir() / f"backups-{vm}-work"
+
+    def fresh_copy():
+        shutil.rmtree(work, ignore_errors=True)
+        shutil.copytree(base, work)
+        return work / vm
+    # one byte of the middle incremental's data disk stream flipped
+    mine = fresh_copy()
+    stream = mine / ids[1] / f"data_{vm}_0.rbdiff"
+    raw = bytearray(stream.read_bytes())
+    raw[-100] ^= 0xFF
+    stream.write_bytes(bytes(raw))
+    err = refused_untouched("BACKUP_BROKEN", f"{vm}x", str(work), vm, "--at", ids[2])
+    assert f"data_{vm}_0.rbdiff" in err["message"] and "SHA-256" in err["message"]
+    listed = rbdvm("backup", "verify", str(work), check=False)
+    assert listed.returncode == 1 and "SHA-256" in listed.stdout
+    # the middle incremental gone
+    mine = fresh_copy()
+    shutil.rmtree(mine / ids[1])
+    err = refused_untouched("BACKUP_BROKEN", f"{vm}x", str(work), vm, "--at", ids[2])
+    assert "missing" in err["message"]
+    assert {b["id"]: b["ok"] for b in rbdvm_json("backup", "list", str(work))["backups"]} == {ids[0]: True,
+                                                                                              ids[2]: False}
+    # the middle incremental replaced by another VM's backup (a manifest from another VM)
+    other = unique("bo")
+    try:
+        rbdvm("create", "--disabled", other, "--image", boot_disk(), "--xml", base_xml(other),
+              "-d", qcow2(f"{other}-d0.qcow2", "16M"))
+        odir = backup_dir(other)
+        oid = rbdvm_json("backup", other, "--to", odir)["id"]
+        mine = fresh_copy()
+        shutil.rmtree(mine / ids[1])
+        shutil.copytree(f"{odir}/{other}/{oid}", mine / ids[1])
+        err = refused_untouched("BACKUP_BROKEN", f"{vm}x", str(work), vm, "--at", ids[2])
+        assert f"VM {other}" in err["message"]
+    finally:
+        force_remove(other)
+    # a manifest edited by hand (its definition): its signature no longer verifies
+    mine = fresh_copy()
+    manifest = mine / ids[0] / "manifest.json"
+    m = json.loads(manifest.read_text())
+    m["definition"]["xml"] = m["definition"]["xml"].replace("<memory", "<!-- x --><memory")
+    manifest.write_text(json.dumps(m))
+    refused_untouched("UNTRUSTED", f"{vm}x", str(work), vm, "--at", ids[0])
+    # the intact directory restores each point
+    for i, bid in enumerate(ids):
+        new = f"{vm}r{i}"
+        try:
+            rbdvm("restore", d, vm, "--as", new, "--at", bid, "--disabled")
+            assert read_bytes(f"data_{new}_0", 4 << 20, 2) == bytes([0x21 + i]) * 2
+            assert read_bytes(f"data_{new}_0", 0, 2) == b"\x11\x11"
+        finally:
+            force_remove(new)
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def test_in_place_restore_keeps_the_identity_and_replaces_only_a_disabled_vm_when_asked(stopped_chain):
+    vm, d, ids = stopped_chain
+    uuid = rbdvm_json("info", vm)["uuid"]
+    assert rbdvm_error_json(4, "restore", d, vm, "--at", ids[0], "--disabled")["code"] == "VM_EXISTS"
+    rbdvm("restore", d, vm, "--at", ids[0], "--disabled", "--force")
+    assert rbdvm_json("info", vm)["uuid"] == uuid
+    assert read_bytes(f"data_{vm}_0", 4 << 20, 2) == b"\x21\x21"
+
+
+@pytest.mark.parametrize("step", ["backup:snapshot", "backup:disk", "backup:committed"])
+def test_a_backup_killed_at_any_step_leaves_no_chain_that_looks_whole_and_a_rerun_converges(stopped_chain, step):
+    vm, d, ids = stopped_chain
+    write_bytes(f"data_{vm}_0", 8 << 20, 0x31, 4096)
+    killed_at(step, "backup", vm, "--to", d)
+    listed = rbdvm_json("backup", "list", d, vm)
+    assert all(b["ok"] for b in listed["backups"])
+    assert len(listed["backups"]) == (4 if step == "backup:committed" else 3)
+    newest = rerun("backup", vm, "--to", d, "--json")
+    newest = json.loads(newest.stdout)
+    assert newest["kind"] == "incremental"
+    listed = rbdvm_json("backup", "list", d, vm)
+    assert listed["interrupted"] == {} and all(b["ok"] for b in listed["backups"])
+    assert backup_snaps(vm) == [newest["snapshot"]]       # nothing orphaned
+    new = f"{vm}r"
+    try:
+        rbdvm("restore", d, vm, "--as", new, "--disabled")
+        assert read_bytes(f"data_{new}_0", 8 << 20, 2) == b"\x31\x31"
+    finally:
+        force_remove(new)
+
+
+@pytest.mark.parametrize("step", ["restore:images", "restore:disk", "restore:commit"])
+def test_a_restore_killed_at_any_step_converges_when_run_again(stopped_chain, step):
+    vm, d, ids = stopped_chain
+    new = f"{vm}k"
+    try:
+        killed_at(step, "restore", d, vm, "--as", new, "--disabled")
+        rerun("restore", d, vm, "--as", new, "--disabled")
+        assert digest(f"data_{new}_0") == digest(f"data_{vm}_0")
+        assert rbdvm_json("info", new)["state"] == "complete"
+    finally:
+        force_remove(new)
+
+
+def agent_xml(vm):
+    """The lab's base XML with a QEMU guest agent channel (no agent runs in the guest)."""
+    from lxml import etree
+
+    path = base_xml(vm)
+    root = etree.fromstring(open(path, "rb").read())
+    channel = etree.SubElement(root.find("devices"), "channel", type="unix")
+    etree.SubElement(channel, "target", type="virtio", name="org.qemu.guest_agent.0")
+    with open(path, "wb") as f:
+        f.write(etree.tostring(root))
+    return path
+
+
+def domain_state(vm):
+    n = where(vm)
+    return ops.virsh(n, "domstate", vm).strip() if n else None
+
+
+def test_the_guest_is_held_still_for_the_snapshot_and_let_go_even_when_the_command_dies_there():
+    vm = unique("bq")
+    d = backup_dir(vm)
+    try:
+        rbdvm("create", vm, "--image", boot_disk(), "--xml", agent_xml(vm))
+        assert wait_for(60, lambda: domain_state(vm) == "running", 0.5)
+        r = rbdvm_json("backup", vm, "--to", d)
+        # a channel but no agent answering: crash-consistent, said so, in bounded time
+        assert r["consistency"]["level"] == "crash-consistent"
+        assert "guest agent" in r["consistency"]["why"]
+        assert r["seconds"] < 30
+        # killed while the guest is paused and a freeze was asked for: the watcher lets it go
+        killed_at("backup:held", "backup", vm, "--to", d)
+        assert wait_for(20, lambda: domain_state(vm) == "running", 0.2), domain_state(vm)
+        rerun("backup", vm, "--to", d)
+        assert all(b["ok"] for b in rbdvm_json("backup", "list", d, vm)["backups"])
+    finally:
+        force_remove(vm)
+
+
+def linux_vm(vm, agent=True):
+    """A Linux guest (labkit.linuxguest) created and started under Pacemaker, writing files
+    to its ext4 disk; returns once it runs (its agent too when `agent`)."""
+    kernel, initrd = linuxguest.build()
+    disk = files_dir() / f"{vm}.ext4"
+    linuxguest.disk_image(str(disk))
+    xml = files_dir() / f"{vm}.base.xml"
+    xml.write_text(linuxguest.domain_xml("ignored", str(ops.serial_path(vm)), kernel, initrd, agent=agent))
+    ops.serial_path(vm).unlink(missing_ok=True)
+    rbdvm("create", vm, "--image", str(disk), "--xml", str(xml))
+    ops.wait_serial(vm, "AGENT" if agent else "MOUNTED", timeout=90)
+    time.sleep(1)      # it writes files meanwhile
+
+
+def needs_recovery(image):
+    """Whether the ext4 filesystem on `image` needs its journal replayed (it was snapshotted
+    mounted and busy, not frozen)."""
+    path = files_dir() / f"{image}.export"
+    path.unlink(missing_ok=True)
+    ops.rbd("node1", "export", image, str(path))
+    try:
+        header = subprocess.run(["dumpe2fs", "-h", str(path)], capture_output=True, text=True, check=True).stdout
+        return "needs_recovery" in next(line for line in header.splitlines() if line.startswith("Filesystem features"))
+    finally:
+        path.unlink(missing_ok=True)
+
+
+@pytest.mark.requires("dumpe2fs", "mkfs.ext4")
+def test_a_linux_guest_with_its_agent_is_backed_up_application_consistent_and_without_it_crash_consistent():
+    frozen, crashed = unique("lx"), unique("lc")
+    d = backup_dir(frozen)
+    made = []
+    try:
+        made.append(frozen)
+        linux_vm(frozen)
+        r = rbdvm_json("backup", frozen, "--to", d)
+        assert r["consistency"]["level"] == "application-consistent" and r["consistency"]["frozen"] >= 1, r
+        assert wait_for(10, lambda: "FSFREEZE thaw" in ops.serial_text(frozen), 0.2)
+        log = ops.serial_text(frozen)
+        assert log.index("FSFREEZE freeze") < log.index("FSFREEZE thaw")
+        made.append(f"{frozen}r")
+        rbdvm("restore", d, frozen, "--as", f"{frozen}r", "--disabled")
+        assert not needs_recovery(f"system_{frozen}r")
+        # the same guest with no agent running: crash-consistent, and said so
+        made.append(crashed)
+        linux_vm(crashed, agent=False)
+        r = rbdvm_json("backup", crashed, "--to", d)
+        assert r["consistency"]["level"] == "crash-consistent" and "guest agent" in r["consistency"]["why"], r
+        made.append(f"{crashed}r")
+        rbdvm("restore", d, crashed, "--as", f"{crashed}r", "--disabled")
+        assert needs_recovery(f"system_{crashed}r")
+    finally:
+        for name in made:
+            force_remove(name)
