@@ -115,13 +115,27 @@ class ImageHandle:
         self.state.content = None
 
     def write(self, data, offset):
+        """A write at 0 replaces a label (an import's fingerprint) or bytes; elsewhere it
+        patches bytes (what a backup's restore writes)."""
         self._writable()
         self.store.calls.append(("write", self.state.name))
-        self.state.content = bytes(data) if offset == 0 else self.state.content
+        if offset == 0 and not isinstance(self.state.content, bytes):
+            self.state.content = bytes(data)
+        elif isinstance(self.state.content, bytes) or self.state.content is None:
+            old = bytearray(self.state.content or b"")
+            old[len(old):offset + len(data)] = bytes(max(0, offset + len(data) - len(old)))
+            old[offset:offset + len(data)] = data
+            self.state.content = bytes(old)
+
+    def write_zeroes(self, offset, length):
+        self.write(bytes(length), offset)
 
     def read(self, offset, length):
         content = self.at.content if self.at else self.state.content
-        return content[offset:offset + length] if isinstance(content, bytes) else bytes(length)
+        return content[offset:offset + length].ljust(length, b"\0") if isinstance(content, bytes) else bytes(length)
+
+    def aio_read(self, offset, length, oncomplete):
+        oncomplete(_Completion(0), self.read(offset, length))
 
     def flush(self):
         pass
@@ -205,7 +219,10 @@ class ImageHandle:
         return {"name": self.state.group or "", "pool": 1 if self.state.group else -1}
 
     def diff_iterate(self, offset, length, from_snapshot, iterate_cb, include_parent=True, whole_object=False):
-        if self.state.content is not None:
+        content = self.at.content if self.at else self.state.content
+        if from_snapshot is not None and self._snap(from_snapshot).content == content:
+            return
+        if content is not None:
             iterate_cb(0, min(length, 4 << 20), True)
 
     def copy(self, ioctx, dst):
