@@ -12,7 +12,7 @@ from rbdvm.helpers.ops import lifecycle
 from rbdvm.helpers.ops import restore as restoring
 
 from .cluster import cluster_line
-from .options import ceph_command, ceph_env, cluster_env, emit, human_bytes, in_session, json_option, table
+from .options import Progress, ceph_command, ceph_env, cluster_env, emit, human_bytes, in_session, json_option, table
 from .vms import disabled_option
 
 
@@ -43,30 +43,6 @@ def backup():
     """
 
 
-class _Bar:
-    """A progress bar per image on stderr, on a terminal only (stdout stays clean for --json)."""
-
-    def __init__(self, enabled: bool, verb: str):
-        self.enabled = enabled and sys.stderr.isatty()
-        self.verb, self.image, self.bar, self.done = verb, None, None, 0
-
-    def __call__(self, image: str, done: int, total: int) -> None:
-        if not self.enabled or total <= 0:
-            return
-        if image != self.image:
-            self.close()
-            self.image, self.done = image, 0
-            self.bar = click.progressbar(length=total, label=f"{self.verb} {image}", file=sys.stderr)
-            self.bar.__enter__()
-        self.bar.update(done - self.done)
-        self.done = done
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.__exit__(None, None, None)
-            self.bar = None
-
-
 @backup.command()
 @click.argument("name")
 @click.option("--to", "directory", required=True, metavar="DIR",
@@ -83,9 +59,10 @@ def create(name, directory, full, target, as_json):
     (backup-ID in `rbdvm snapshot list`) is kept until the next backup replaces it.
     Interrupted, run it again: the partial backup is removed and a new one taken.
     """
-    bar = _Bar(not as_json, "exporting")
+    bar = Progress(not as_json, "exporting")
     try:
-        result = in_session(target, backups.backup, name, directory, full=full, progress=bar)
+        result = in_session(target, backups.backup, name, directory, full=full,
+                            progress=lambda image, done, total: bar(image, done / total if total else 1.0))
     finally:
         bar.close()
     emit(as_json, result, lambda r: [
@@ -185,11 +162,9 @@ def restore(directory, name, as_name, at, force, accept_foreign, disabled, targe
     (unless --force on a disabled VM); --as NEW makes a new VM beside it. Interrupted, run
     the same command again.
     """
-    bar = _Bar(not as_json, "restoring")
     with ceph_env(target) as env:
         result = restoring.restore(env, directory, name, as_name=as_name, at=_point(at), force=force,
                                    accept_foreign=accept_foreign)
-        bar.close()
         if not as_json:
             emit(False, result, lambda r: f"VM {r['name']} restored from backup {r['backup']} of VM {r['vm']} "
                                           f"({len(r['chain'])} backup(s): {', '.join(r['chain'])}), UUID {r['uuid']}")

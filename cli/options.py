@@ -88,8 +88,9 @@ def human_bytes(n: float) -> str:
 class Progress:
     """One progress bar per disk on stderr (stdout stays clean for --json)."""
 
-    def __init__(self, enabled: bool):
+    def __init__(self, enabled: bool, verb: str = "importing"):
         self.enabled = enabled and sys.stderr.isatty()
+        self.verb = verb
         self.bar: Any = None
         self.disk: str | None = None
         self.done = 0
@@ -100,7 +101,7 @@ class Progress:
         if disk != self.disk:
             self.close()
             self.disk, self.done = disk, 0
-            self.bar = click.progressbar(length=1000, label=f"importing {disk}", file=sys.stderr)
+            self.bar = click.progressbar(length=1000, label=f"{self.verb} {disk}", file=sys.stderr)
             self.bar.__enter__()
         step = int(fraction * 1000) - self.done
         if step > 0:
