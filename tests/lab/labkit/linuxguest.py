@@ -4,7 +4,9 @@ initramfs of busybox, the virtio modules and qemu-guest-agent (with the librarie
 taken from this host), and an ext4 filesystem on its first disk. It boots under TCG in a few
 seconds, says READY on its serial port, starts the guest agent on its virtio-serial channel
 (with a freeze hook that prints FSFREEZE freeze / thaw on the serial port), mounts its disk
-and writes files to it for ever, syncing each one.
+and writes files to it for ever. In twin mode it writes a counter to both its raw disks
+instead, one after the other, for ever (twin_counters reads them): a snapshot of both at one
+instant shows them equal, or the first one ahead by one.
 
 The kernel and initramfs are host files a definition names: the lab's device policy allows
 CACHE among the firmware directories (configs.device_policy).
@@ -16,7 +18,9 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-CACHE = Path("/var/cache/rbdvm-lab/linux-guest")
+# beside the lab, not in it (lab down keeps it); never under /var, which each node sees through
+# an overlay that would keep showing a file replaced after the node started
+CACHE = Path("/tmp/rbdvm-lab-cache/linux-guest")
 PACKAGES = ("linux-image-cloud-amd64", "busybox-static", "qemu-guest-agent")
 # in load order (each after what its .modinfo `depends=` names)
 MODULES = ("virtio_ring", "virtio", "virtio_pci_legacy_dev", "virtio_pci_modern_dev", "virtio_pci",
@@ -30,6 +34,14 @@ mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
 for m in {modules}; do insmod /lib/modules/$m.ko; done
 echo READY > /dev/ttyS0
+if grep -q rbdvm.twin /proc/cmdline; then
+  # both raw disks at once: a counter (10 digits at byte 512) to vda, then to vdb, synced
+  i=0
+  while true; do
+    i=$((i+1))
+    for d in vda vdb; do printf '%010d' $i | dd of=/dev/$d bs=512 seek=1 conv=notrunc,fsync 2>/dev/null; done
+  done
+fi
 port=""
 for d in /sys/class/virtio-ports/*; do
   [ "$(cat $d/name 2>/dev/null)" = org.qemu.guest_agent.0 ] && port=/dev/$(basename $d)
@@ -53,8 +65,12 @@ echo "FSFREEZE $1" > /dev/ttyS0
 
 
 def _versions() -> str:
+    """What the cached guest is made of: the packages' versions and this file's scripts."""
+    import hashlib
+
     out = subprocess.run(["apt-cache", "policy", *PACKAGES], capture_output=True, text=True, check=True).stdout
-    return "".join(line.strip() for line in out.splitlines() if "Candidate" in line)
+    scripts = hashlib.sha256((INIT + HOOK + " ".join(MODULES)).encode()).hexdigest()[:16]
+    return "".join(line.strip() for line in out.splitlines() if "Candidate" in line) + " " + scripts
 
 
 def _image_package() -> str:
@@ -143,9 +159,15 @@ def disk_image(path: str, size: int = 64 << 20) -> None:
     subprocess.run(["mkfs.ext4", "-q", "-F", "-L", "rbdvmlab", path], check=True, capture_output=True)
 
 
-def domain_xml(name: str, serial_log: str, kernel: str, initrd: str, agent: bool = True) -> str:
+def twin_counters(system: bytes, data: bytes) -> tuple:
+    """The counters a twin-mode guest left at byte 512 of its two disks (their first 1 KiB)."""
+    return tuple(int(d[512:522].decode() or 0) if d[512:522].strip(b"\0") else 0 for d in (system, data))
+
+
+def domain_xml(name: str, serial_log: str, kernel: str, initrd: str, agent: bool = True, twin: bool = False) -> str:
     """The Linux guest's base definition: i440fx, 192 MiB, direct kernel boot, a pty serial
-    logged to `serial_log`, and a QEMU guest agent channel (`agent`: the agent runs)."""
+    logged to `serial_log`, and a QEMU guest agent channel (`agent`: the agent runs; `twin`:
+    the counter on both disks, no agent)."""
     from lxml import etree
 
     dom = etree.Element("domain", type="qemu")
@@ -157,7 +179,7 @@ def domain_xml(name: str, serial_log: str, kernel: str, initrd: str, agent: bool
     etree.SubElement(os_, "kernel").text = kernel
     etree.SubElement(os_, "initrd").text = initrd
     etree.SubElement(os_, "cmdline").text = "console=ttyS0 quiet panic=-1 rdinit=/init" + \
-        ("" if agent else " rbdvm.noagent")
+        ("" if agent and not twin else " rbdvm.noagent") + (" rbdvm.twin" if twin else "")
     etree.SubElement(etree.SubElement(dom, "features"), "acpi")
     for event, action in (("on_poweroff", "destroy"), ("on_reboot", "destroy"), ("on_crash", "destroy")):
         etree.SubElement(dom, event).text = action
