@@ -174,6 +174,8 @@ def chain_problem(by_id: dict, bid: str) -> str | None:
         pentry = by_id.get(parent["id"])
         if pentry is None:
             return f"backup {bid} needs backup {parent['id']}, which is missing"
+        if pentry.get("problem"):
+            return f"backup {bid} needs backup {parent['id']}: {pentry['problem']}"
         if pentry.get("digest") != parent["manifest_sha256"]:
             return f"backup {bid} names a parent {parent['id']} whose manifest is not the one it was made from"
         if pentry.get("manifest") and (pentry["manifest"]["vm"], pentry["manifest"]["uuid"]) != (m["vm"], m["uuid"]):
