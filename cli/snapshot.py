@@ -15,9 +15,12 @@ from .options import ceph_command, ceph_env, emit, in_session, table, vm_command
 def snapshot():
     """Snapshots of a VM's disks, all disks at one instant.
 
-    A snapshot is an RBD group snapshot: crash-consistent across every disk of the VM, and
-    it may be taken while the VM runs. Per-disk snapshots made by vm_manager are listed and
-    handled too.
+    A snapshot is an RBD group snapshot: one instant across every disk of the VM, and it
+    may be taken while the VM runs. When the VM runs and its definition has a QEMU guest
+    agent channel, the agent freezes the guest's filesystems for the snapshot
+    (application-consistent); otherwise it is crash-consistent, and says so. Per-disk
+    snapshots made by vm_manager, and the snapshot a backup keeps (backup-ID), are listed
+    and handled too.
     """
 
 
@@ -26,7 +29,7 @@ def create(name, snap, target, as_json):
     """Snapshot every disk of VM NAME at once as SNAP."""
     emit(as_json, in_session(target, snapshots.create_snapshot, name, snap),
          lambda r: f"snapshot {r['name']} of VM {r['vm']} created at {r['time']} "
-                   f"({len(r['disks'])} disks)")
+                   f"({len(r['disks'])} disks), {r['consistency']['level']}: {r['consistency']['why']}")
 
 
 @vm_command(under=snapshot, name="list")

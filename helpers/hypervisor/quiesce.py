@@ -50,9 +50,10 @@ class _Guard:
 
 
 @contextlib.contextmanager
-def held(uri: str, vm: str, agent: bool):
-    """`with held(uri, vm, agent) as info:` the guest held still for the body; info says
-    how consistent a snapshot taken in the body is: {"level", "why", "frozen", "paused_ms"}."""
+def held(uri: str, vm: str, agent: bool, pause: bool = True):
+    """`with held(uri, vm, agent) as info:` the guest held still for the body (its vCPUs
+    paused unless `pause` is False: an RBD group snapshot is one instant by itself); info
+    says how consistent a snapshot taken in the body is: {"level", "why", "frozen", "paused_ms"}."""
     info = {"level": "crash-consistent", "why": "", "frozen": 0, "paused_ms": None}
     with live.Domain(uri, vm) as d:
         guard = _Guard(uri, vm)
@@ -71,6 +72,9 @@ def held(uri: str, vm: str, agent: bool):
                     info["why"] = f"the guest agent did not freeze the filesystems within {timeouts.GUEST_FREEZE} s"
                 except libvirt.libvirtError as exc:
                     info["why"] = f"the guest agent did not freeze the filesystems: {exc.get_error_message()}"
+            if not pause:
+                yield info
+                return
             guard.tell(PAUSED)
             d.pause()
             paused = time.monotonic()

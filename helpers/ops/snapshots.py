@@ -5,11 +5,12 @@ from datetime import timezone
 
 from ..ceph import snapstore, trust, vmstore
 from ..ceph.lease import Lease
-from ..core import hints, names, vmschema
+from ..core import domainxml, hints, names, vmschema
 from ..core.errors import Conflict, NotFound, UsageError
 from ..core.faults import checkpoint
 from ..core.hints import Hint
 from ..core.vmschema import VmState
+from . import lifecycle
 from .env import Env
 
 
@@ -59,10 +60,25 @@ def create_snapshot(env: Env, vm: str, snap: str) -> dict:
             raise Conflict("Snapshot already exists", f"VM {vm} already has a snapshot {snap}",
                            "Choose another snapshot name", code="SNAPSHOT_EXISTS", details={"vm": vm, "snapshot": snap})
         when = env.now()
-        snapstore.create_group_snapshot(session, vm, snap)
+        consistency = _group_snapshot(env, rec, snap)
         checkpoint("snapshot:created")
         vmstore.set_metadata(session, names.system_disk(vm), _recorded(rec, snap, when))
-    return {"vm": vm, "name": snap, "time": _iso(when), "disks": rec.disks}
+    return {"vm": vm, "name": snap, "time": _iso(when), "disks": rec.disks, "consistency": consistency}
+
+
+def _group_snapshot(env: Env, rec, snap: str) -> dict:
+    """The group snapshot, the running guest's filesystems frozen by its agent meanwhile when
+    it has one; how consistent it is ({"level", "why"})."""
+    session = env.session
+    where = lifecycle.running_on(env, rec.name)
+    root = domainxml.parse(rec.metadata[vmschema.XML], f"the definition of VM {rec.name}")
+    if where is None or not domainxml.has_guest_agent(root):
+        snapstore.create_group_snapshot(session, rec.name, snap)
+        why = "the VM was not running" if where is None else "its definition has no QEMU guest agent channel"
+        return {"level": "offline" if where is None else "crash-consistent", "why": why}
+    with env.hold_still(where[1], rec.name, True, pause=False) as info:
+        snapstore.create_group_snapshot(session, rec.name, snap)
+    return {"level": info["level"], "why": info["why"]}
 
 
 def _recorded(rec, snap: str, when) -> dict:

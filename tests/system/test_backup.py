@@ -324,6 +324,10 @@ def test_a_linux_guest_with_its_agent_is_backed_up_application_consistent_and_wi
         made.append(f"{frozen}r")
         rbdvm("restore", d, frozen, "--as", f"{frozen}r", "--disabled")
         assert not needs_recovery(f"system_{frozen}r")
+        # a snapshot of it is frozen the same way (its group snapshot is one instant: no pause)
+        snap = rbdvm_json("snapshot", "create", frozen, "s1")
+        assert snap["consistency"]["level"] == "application-consistent", snap
+        assert wait_for(10, lambda: ops.serial_text(frozen).count("FSFREEZE thaw") == 2, 0.2)
         # the same guest with no agent running: crash-consistent, and said so
         made.append(crashed)
         linux_vm(crashed, agent=False)
