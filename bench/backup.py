@@ -34,24 +34,31 @@ def main() -> int:
     mbps = lambda t: r["data_bytes"] / MiB / t  # noqa: E731
     ratio_backup = mbps(r["backup_full"]) / mbps(r["bare_export"])
     ratio_inc = r["incremental_bytes"] / r["changed_bytes"]
+    ratio_step = mbps(r["export_step"]) / mbps(r["bare_export"])
     lines = [
         "## Backup and restore (issue 22)",
         "",
         f"Command: `.venv/bin/python bench/backup.py --data {args.data} --changed {args.changed}` (lab up; worker "
-        f"`bench/backup_worker.py` on node1 as client.rbdvm, in-process times, median of 3), {machine()}, "
-        "memstore OSD, backup directory on the node's local disk. A stopped VM: a 1 MiB system disk and a data "
+        f"`bench/backup_worker.py` on node1 as client.rbdvm, in-process times, median of 5, interleaved), "
+        f"{machine()}, memstore OSD, backup directory on the node's local disk. A stopped VM: a 1 MiB system disk and a data "
         f"disk of {2 * args.data} MiB holding {args.data} MiB of data.",
         "",
         "| | time | throughput (data) |",
         "|---|---|---|",
         f"| `rbdvm backup --full` (whole command: lease, snapshots, export of both disks, manifest, fsync) | "
         f"{r['backup_full']:.2f} s | {mbps(r['backup_full']):.0f} MiB/s |",
-        f"| `rbd export` of the data disk's snapshot | {r['bare_export']:.2f} s | {mbps(r['bare_export']):.0f} MiB/s |",
+        f"| rbdvm's export step alone (`ceph.export.export` of the data disk into a backup file: reads in "
+        f"flight, zero blocks left out, SHA-256, fsync) | {r['export_step']:.2f} s | {mbps(r['export_step']):.0f} MiB/s |",
+        f"| `rbd export` of the data disk's snapshot, then fsync of the file (as a backup does) | "
+        f"{r['bare_export']:.2f} s | {mbps(r['bare_export']):.0f} MiB/s |",
         f"| `rbdvm restore --as` (checks every file, then images, streams, definition, signatures) | "
         f"{r['restore']:.2f} s | {mbps(r['restore']):.0f} MiB/s |",
         f"| `rbd import` of the exported data disk | {r['bare_import']:.2f} s | {mbps(r['bare_import']):.0f} MiB/s |",
         "",
-        f"- Backup throughput {ratio_backup:.2f}× `rbd export`'s (target ≥ 0.9×: {verdict(ratio_backup >= 0.9)}).",
+        f"- Backup throughput ≥ 0.9× `rbd export`'s: export step {ratio_step:.2f}× ({verdict(ratio_step >= 0.9)}), "
+        f"whole command {ratio_backup:.2f}× ({verdict(ratio_backup >= 0.9)}; its fixed cost is the lease, the cluster "
+        "query, the snapshots made and released, the manifest; on this 2-core machine the SHA-256 also competes "
+        "with the OSD for the CPU).",
         f"- Restore throughput {mbps(r['restore']) / mbps(r['bare_import']):.2f}× `rbd import`'s (no target; "
         "a restore reads every file twice: once to check it, once to write it).",
         f"- Incremental backup after {args.changed} MiB of random 64 KiB writes: {r['incremental_bytes'] / MiB:.1f} "

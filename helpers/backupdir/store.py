@@ -10,8 +10,10 @@ before use, files are opened without following links, and anything that is not r
 
 import hashlib
 import os
+import queue
 import shutil
 import stat
+import threading
 
 from ..core import backupset, names
 from ..core.errors import UsageError
@@ -19,6 +21,7 @@ from ..core.errors import UsageError
 PARTIAL_PREFIX = ".partial-"
 REMOVING_PREFIX = ".removing-"
 CHUNK = 4 << 20
+SMALL = 64 << 10
 
 
 def _bad_dir(path: str, why: str) -> UsageError:
@@ -51,24 +54,44 @@ class Sink:
         self.hash = hashlib.sha256()
         self.bytes = 0
         self.buffer = bytearray()
+        # SHA-256 costs as much as reading and writing: it runs beside them, in order, in a
+        # thread (hashlib lets go of the GIL on large buffers)
+        self.pending: queue.Queue = queue.Queue(maxsize=16)
+        self.hasher = threading.Thread(target=self._hash, daemon=True)
+        self.hasher.start()
+
+    def _hash(self) -> None:
+        while (data := self.pending.get()) is not None:
+            self.hash.update(data)
 
     def write(self, data) -> None:
-        self.hash.update(data)
+        self.pending.put(data)     # bytes, or a view of bytes: never changed afterwards
         self.bytes += len(data)
-        self.buffer += data
-        if len(self.buffer) >= CHUNK:
-            self._flush()
+        if len(data) < SMALL:     # record headers: gathered, written with what follows
+            self.buffer += data
+            return
+        self._flush()
+        self._write(data)
 
-    def _flush(self) -> None:
-        view = memoryview(self.buffer)
+    def _write(self, data) -> None:
+        view = memoryview(data)
         while view:
             view = view[os.write(self.fd, view):]
-        self.buffer = bytearray()
+
+    def _flush(self) -> None:
+        if self.buffer:
+            self._write(self.buffer)
+            self.buffer = bytearray()
 
     def close(self) -> None:
         self._flush()
         os.fsync(self.fd)
         os.close(self.fd)
+        self._stop_hashing()
+
+    def _stop_hashing(self) -> None:
+        self.pending.put(None)
+        self.hasher.join()
 
     def __enter__(self):
         return self
@@ -78,6 +101,7 @@ class Sink:
             self.close()
         else:
             os.close(self.fd)
+            self._stop_hashing()
 
     @property
     def sha256(self) -> str:

@@ -17,7 +17,11 @@ from . import vmstore
 from .session import Session, ceph_errors
 
 PIECE = 4 << 20
-IN_FLIGHT = 8
+IN_FLIGHT = 16
+# the granularity at which all-zero data is left out: librbd reports a new object from its
+# start, however little of it a guest wrote
+BLOCK = 64 << 10
+_ZEROS = bytes(BLOCK)
 
 
 def _snaps(img) -> dict:
@@ -91,6 +95,28 @@ def _pieces(extents):
             offset += n
 
 
+def _write_nonzero(writer, offset: int, data: bytes, incremental: bool) -> int:
+    """Write the non-zero blocks of `data` (read at `offset`) as data records, merged; its
+    all-zero blocks are left out of a full export and written as zero ranges in an
+    incremental one (they may be data overwritten with zeros). Returns the bytes stored."""
+    view = memoryview(data)
+    stored, run = 0, None            # run: start of the pending non-zero blocks
+    for at in range(0, len(data), BLOCK):
+        zero = view[at:at + BLOCK] == _ZEROS[:min(BLOCK, len(data) - at)]
+        if zero and run is not None:
+            writer.data(offset + run, view[run:at])
+            stored += at - run
+            run = None
+        if zero and incremental:
+            writer.zero(offset + at, min(BLOCK, len(data) - at))
+        elif not zero and run is None:
+            run = at
+    if run is not None:
+        writer.data(offset + run, view[run:])
+        stored += len(data) - run
+    return stored
+
+
 def export(session: Session, image: str, snap: str, from_snap: str | None, sink, progress=None) -> dict:
     """Write `image` at `snap` (what changed since `from_snap`, or all its data) to `sink`
     as an RBD diff stream; {"size", "data_bytes"}. progress(bytes done, bytes to read)."""
@@ -136,12 +162,7 @@ def export(session: Session, image: str, snap: str, from_snap: str | None, sink,
                     raise rbd.IOError(f"reading {image} at {offset}: error {req.error}")
                 data = req.data
                 submit()
-                if data.count(0) == len(data):
-                    if from_snap is not None:
-                        writer.zero(offset, n)
-                else:
-                    writer.data(offset, data)
-                    stored += len(data)
+                stored += _write_nonzero(writer, offset, data, from_snap is not None)
                 done += n
                 if progress:
                     progress(done, total)
