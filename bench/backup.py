@@ -40,8 +40,8 @@ def main() -> int:
         "",
         f"Command: `.venv/bin/python bench/backup.py --data {args.data} --changed {args.changed}` (lab up; worker "
         f"`bench/backup_worker.py` on node1 as client.rbdvm, in-process times, median of 5, interleaved), "
-        f"{machine()}, memstore OSD, backup directory on the node's local disk. A stopped VM: a 1 MiB system disk and a data "
-        f"disk of {2 * args.data} MiB holding {args.data} MiB of data.",
+        f"{machine()}, memstore OSD, backup directory on the node's local disk. A stopped VM: a 1 MiB system "
+        f"disk and a data disk of {2 * args.data} MiB holding {args.data} MiB of data.",
         "",
         "| | time | throughput (data) |",
         "|---|---|---|",
