@@ -48,7 +48,8 @@ def main() -> int:
         f"| `rbdvm backup --full` (whole command: lease, snapshots, export of both disks, manifest, fsync) | "
         f"{r['backup_full']:.2f} s | {mbps(r['backup_full']):.0f} MiB/s |",
         f"| rbdvm's export step alone (`ceph.export.export` of the data disk into a backup file: reads in "
-        f"flight, zero blocks left out, SHA-256, fsync) | {r['export_step']:.2f} s | {mbps(r['export_step']):.0f} MiB/s |",
+        f"flight, zero blocks left out, SHA-256, fsync) | {r['export_step']:.2f} s | "
+        f"{mbps(r['export_step']):.0f} MiB/s |",
         f"| `rbd export` of the data disk's snapshot, then fsync of the file (as a backup does) | "
         f"{r['bare_export']:.2f} s | {mbps(r['bare_export']):.0f} MiB/s |",
         f"| `rbdvm restore --as` (checks every file, then images, streams, definition, signatures) | "
