@@ -193,6 +193,14 @@ def test_a_damaged_cut_or_spliced_backup_is_refused_before_anything_is_written(s
 def test_in_place_restore_keeps_the_identity_and_replaces_only_a_disabled_vm_when_asked(stopped_chain):
     vm, d, ids = stopped_chain
     uuid = rbdvm_json("info", vm)["uuid"]
+    # into another namespace (a pool or cluster is the same path): its definition points there
+    rbdvm("restore", d, vm, "--as", f"{vm}n", "--disabled", "--namespace", "restored")
+    try:
+        moved = rbdvm_json("info", f"{vm}n", "--namespace", "restored")
+        assert moved["namespace"] == "restored" and moved["trust"] == "signed", moved
+        assert read_bytes(f"data_{vm}n_0", 4 << 20, 2, ns="restored") == b"\x23\x23"
+    finally:
+        force_remove(f"{vm}n", ns="restored")
     assert rbdvm_error_json(4, "restore", d, vm, "--at", ids[0], "--disabled")["code"] == "VM_EXISTS"
     rbdvm("restore", d, vm, "--at", ids[0], "--disabled", "--force")
     assert rbdvm_json("info", vm)["uuid"] == uuid
