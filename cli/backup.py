@@ -1,18 +1,27 @@
 """rbdvm backup NAME --to DIR | backup list | verify | prune, and rbdvm restore."""
 
 import sys
-from datetime import datetime
 
 import click
 
 from rbdvm.helpers.core import backupset
-from rbdvm.helpers.core.errors import UsageError
 from rbdvm.helpers.ops import backup as backups
 from rbdvm.helpers.ops import lifecycle
 from rbdvm.helpers.ops import restore as restoring
 
 from .cluster import cluster_line
-from .options import Progress, ceph_command, ceph_env, cluster_env, emit, human_bytes, in_session, json_option, table
+from .options import (
+    Progress,
+    ceph_command,
+    ceph_env,
+    cluster_env,
+    emit,
+    human_bytes,
+    in_session,
+    json_option,
+    parse_time,
+    table,
+)
 from .vms import disabled_option
 
 
@@ -130,13 +139,8 @@ def prune(directory, name, keep, dry_run, as_json):
 
 
 def _point(value):
-    if value is None or backupset.is_id(value):
-        return value
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        raise UsageError(f"--at {value!r} is neither a backup id nor a time",
-                         "give an id from `rbdvm backup list`, or a time in ISO 8601 (UTC if no offset)") from None
+    """--at: a backup id as it is, else a time."""
+    return value if value is None or backupset.is_id(value) else parse_time(value, "--at")
 
 
 @click.command()

@@ -114,6 +114,19 @@ class Progress:
             self.bar = None
 
 
+def parse_time(value, flag: str):
+    """An option's ISO 8601 time (UTC if it has no offset), None if not given."""
+    from datetime import datetime
+
+    if value is None:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise UsageError(f"{flag} {value!r} is not a date",
+                         "use ISO 8601: 2026-11-21 or 2026-11-21T13:00:00+01:00 (UTC if no offset)") from None
+
+
 def parse_pairs(pairs, what: str) -> dict:
     """['k=v', ...] -> {k: v}, for --metadata and the map settings' options."""
     out = {}

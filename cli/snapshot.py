@@ -1,14 +1,12 @@
 """rbdvm snapshot create | list | remove | rollback | purge."""
 
-from datetime import datetime
 
 import click
 
-from rbdvm.helpers.core.errors import UsageError
 from rbdvm.helpers.ops import lifecycle, snapshots
 
 from .cluster import cluster_line
-from .options import ceph_command, ceph_env, emit, in_session, table, vm_command
+from .options import ceph_command, ceph_env, emit, in_session, parse_time, table, vm_command
 
 
 @click.group()
@@ -63,16 +61,6 @@ def rollback(name, snap, target, as_json):
          + ([cluster_line(r["cluster"])] if r.get("cluster") else []))
 
 
-def _date(value):
-    if value is None:
-        return None
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        raise UsageError(f"--before {value!r} is not a date",
-                         "use ISO 8601: 2026-11-21 or 2026-11-21T13:00:00+01:00 (UTC if no offset)") from None
-
-
 @snapshot.command()
 @click.argument("name")
 @click.option("--all", "everything", is_flag=True, help="Remove every snapshot.")
@@ -86,7 +74,7 @@ def purge(name, everything, oldest, before, target, as_json):
     transactional: if interrupted, run it again.
     """
     with ceph_env(target) as s:
-        result = snapshots.purge(s, name, everything=everything, oldest=oldest, before=_date(before))
+        result = snapshots.purge(s, name, everything=everything, oldest=oldest, before=parse_time(before, "--before"))
 
     def text(r):
         lines = [f"removed {len(r['removed'])} snapshot(s) of VM {r['vm']}"
