@@ -29,15 +29,25 @@ def _snaps(img) -> dict:
 
 
 def take_point(session: Session, images, snap: str) -> dict:
-    """The snapshot `snap` on each image, back to back (made where missing); {image: snap id}."""
+    """The snapshot `snap` made on each image, back to back; {image: snap id}. One already
+    there is an error (the caller picks a name no image has: see taken_points)."""
     out = {}
     for image in images:
         with ceph_errors(f"snapshotting {image} for a backup", session.target):
             with session.rbd.Image(session.ioctx, image) as img:
-                if snap not in _snaps(img):
-                    img.create_snap(snap)
+                img.create_snap(snap)
                 out[image] = _snaps(img)[snap]
     return out
+
+
+def taken_points(session: Session, images) -> set:
+    """The backup snapshots the images have (a killed backup's among them)."""
+    found = set()
+    for image in images:
+        with ceph_errors(f"reading the snapshots of {image}", session.target):
+            with session.rbd.Image(session.ioctx, image, read_only=True) as img:
+                found |= {s for s in _snaps(img) if names.is_backup_snapshot(s)}
+    return found
 
 
 def point_ids(session: Session, images, snap: str) -> dict | None:

@@ -43,6 +43,11 @@ def new_id(now: datetime, taken) -> str:
     return bid
 
 
+def id_of(snapshot: str) -> str:
+    """The backup id in a backup snapshot's name."""
+    return snapshot[len(names.BACKUP_SNAP_PREFIX):]
+
+
 def is_id(text) -> bool:
     return isinstance(text, str) and bool(_ID.fullmatch(text))
 

@@ -115,7 +115,9 @@ def backup(env: Env, vm: str, directory: str, *, full: bool = False, progress=No
         discarded = store.discard_partials(vm)
         existing = store.backups(vm)
         parent, why_full = (None, "asked for") if full else _parent(env, rec, images, existing, key)
-        bid = backupset.new_id(env.now(), store.ids(vm))
+        # never the name of a snapshot a killed backup left (of some disks only, or older)
+        taken = set(store.ids(vm)) | {backupset.id_of(s) for s in export.taken_points(session, [i for i, _ in images])}
+        bid = backupset.new_id(env.now(), taken)
         snap = names.backup_snapshot(bid)
         when = env.now()
         consistency, snap_ids = _consistency(env, vm, rec, images, snap)

@@ -167,6 +167,10 @@ def _claim(env: Env, rec, target: str, targets, bid: str) -> None:
         vmstore.refuse_taken(session, target, targets)
         vmstore.mark_making(session, target, True)
         return
+    if not set(rec.metadata) & {vmschema.STATE, vmschema.VM_NAME}:
+        # a restore (or create) that died between making the system disk and marking it:
+        # an empty image, nothing else yet (the system disk comes first)
+        return
     if vmschema.RESTORING not in rec.metadata:
         raise Conflict(f"VM {target} is being created or cloned", "that command was interrupted; a restore "
                        "does not take its images over", f"Finish it (run it again) or remove VM {target} first",

@@ -151,3 +151,27 @@ def test_prune_keeps_the_newest_points_and_their_chains(env, vm, tmp_path):
     r = backup.prune(env, str(tmp_path), 1)
     assert r["removed"] == [f"vm1/{ids[1]}", f"vm1/{ids[0]}"] and r["kept"] == [f"vm1/{ids[2]}", f"vm1/{ids[3]}"]
     assert [b["id"] for b in backup.list_backups(env, str(tmp_path))["backups"]] == ids[2:]
+
+
+def test_a_snapshot_a_killed_backup_left_under_the_same_name_is_never_exported(env, vm, tmp_path):
+    """A backup killed after snapshotting some disks, re-run within the same second: the new
+    backup takes a name of its own, never the stale snapshot (of some disks, of an earlier
+    instant), and releases it."""
+    stale = "backup-" + backupset.new_id(env.now(), [])
+    with env.session.rbd.Image(env.session.ioctx, "system_vm1") as img:
+        img.create_snap(stale)
+    env.session.store.images["system_vm1"].content = b"N" * 4096     # written since
+    r = backup.backup(env, vm, str(tmp_path))
+    assert r["snapshot"] != stale and backup_snaps(env) == [r["snapshot"]]
+    restore.restore(env, str(tmp_path), vm, as_name="vm2")
+    assert env.session.store.images["system_vm2"].content[:4096] == b"N" * 4096
+
+
+def test_a_restore_killed_right_after_claiming_the_name_is_finished_by_the_next(env, vm, tmp_path):
+    from rbdvm.helpers.ceph import vmstore
+
+    backup.backup(env, vm, str(tmp_path))
+    vmstore.mark_making(env.session, "vm2", True)      # claimed, the system disk made: then killed
+    env.session.rbd.RBD().create(env.session.ioctx, "system_vm2", 1 << 20)
+    restore.restore(env, str(tmp_path), vm, as_name="vm2")
+    assert env.session.store.images["system_vm2"].content[:4096] == b"A" * 4096
