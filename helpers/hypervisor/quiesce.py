@@ -72,7 +72,8 @@ def held(uri: str, vm: str, agent: bool, pause: bool = True):
                     info["why"] = f"the guest agent did not freeze the filesystems within {timeouts.GUEST_FREEZE} s"
                 except libvirt.libvirtError as exc:
                     info["why"] = f"the guest agent did not freeze the filesystems: {exc.get_error_message()}"
-            if not pause:
+            if not pause or d.is_paused():
+                # paused already (by an operator): held still, and left as it was found
                 yield info
                 return
             guard.tell(PAUSED)

@@ -6,6 +6,7 @@ filesystems it froze. Its own session: a kill of the command's process group spa
 
 import os
 import select
+import signal
 import sys
 import time
 
@@ -56,6 +57,8 @@ def undo(uri: str, vm: str, undone: set) -> None:
 def main(argv) -> int:
     uri, vm, seconds = argv[1], argv[2], float(argv[3])
     undone = watch(sys.stdin, seconds)
+    # a libvirtd or guest agent that does not answer does not keep this process for ever
+    signal.alarm(int(seconds) + 30)
     try:
         undo(uri, vm, undone)
     except Exception:  # noqa: BLE001 - nobody to tell: the guest is as libvirt left it

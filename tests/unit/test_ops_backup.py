@@ -175,3 +175,20 @@ def test_a_restore_killed_right_after_claiming_the_name_is_finished_by_the_next(
     env.session.rbd.RBD().create(env.session.ioctx, "system_vm2", 1 << 20)
     restore.restore(env, str(tmp_path), vm, as_name="vm2")
     assert env.session.store.images["system_vm2"].content[:4096] == b"A" * 4096
+
+
+def test_a_uefi_vm_is_restored_with_its_variables_in_a_store_of_its_own(env, image, tmp_path):
+    from scripted import UEFI_BASE_XML
+
+    from rbdvm.helpers.core import domainxml
+
+    creation.create(env, "vm1", image, UEFI_BASE_XML)
+    store = env.session.store
+    store.images["nvram_vm1"].content = b"V" * 4096          # the guest wrote its variables
+    made = backup.backup(env, "vm1", str(tmp_path))
+    assert [d["role"] for d in made["disks"]] == ["system", "nvram"]
+    restore.restore(env, str(tmp_path), "vm1", as_name="vm2")
+    assert store.images["nvram_vm2"].content[:4096] == b"V" * 4096
+    assert vmschema.NVRAM_ORIGIN in store.images["nvram_vm2"].metadata
+    root = domainxml.parse(store.images["system_vm2"].metadata[vmschema.XML])
+    assert domainxml.nvram_image_of(root) == "rbd/nvram_vm2"
