@@ -166,9 +166,17 @@ def restore(directory, name, as_name, at, force, accept_foreign, disabled, targe
     (unless --force on a disabled VM); --as NEW makes a new VM beside it. Interrupted, run
     the same command again.
     """
+    bar, done = Progress(not as_json, ""), {}
+
+    def progress(what, n, total):
+        done[what] = done.get(what, 0) + n      # bytes of this file or disk so far
+        bar(what, done[what] / total if total else 1.0)
     with ceph_env(target) as env:
-        result = restoring.restore(env, directory, name, as_name=as_name, at=_point(at), force=force,
-                                   accept_foreign=accept_foreign)
+        try:
+            result = restoring.restore(env, directory, name, as_name=as_name, at=_point(at), force=force,
+                                       accept_foreign=accept_foreign, progress=progress)
+        finally:
+            bar.close()
         if not as_json:
             emit(False, result, lambda r: f"VM {r['name']} restored from backup {r['backup']} of VM {r['vm']} "
                                           f"({len(r['chain'])} backup(s): {', '.join(r['chain'])}), UUID {r['uuid']}")

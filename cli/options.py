@@ -101,7 +101,7 @@ class Progress:
         if disk != self.disk:
             self.close()
             self.disk, self.done = disk, 0
-            self.bar = click.progressbar(length=1000, label=f"{self.verb} {disk}", file=sys.stderr)
+            self.bar = click.progressbar(length=1000, label=f"{self.verb} {disk}".strip(), file=sys.stderr)
             self.bar.__enter__()
         step = int(fraction * 1000) - self.done
         if step > 0:

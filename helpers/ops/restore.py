@@ -64,7 +64,7 @@ def _check_files(store: Store, entry: dict, progress) -> None:
                             problem = f"file {d['file']} is of a {rec[1]}-byte image, its manifest says {d['size']}"
                             break
                         if progress and rec[0] == "write":
-                            progress(d["image"], len(rec[2]))
+                            progress(d["image"], len(rec[2]), d["data_bytes"])
                 except rbddiff.Malformed as exc:
                     problem = f"file {d['file']} is not a valid RBD diff stream: {exc}"
                 if problem is None and h.hash.hexdigest() != d["sha256"]:
@@ -79,7 +79,8 @@ def _check_files(store: Store, entry: dict, progress) -> None:
 def restore(env: Env, directory: str, vm: str, *, as_name: str | None = None, at=None, force: bool = False,
             accept_foreign: bool = False, progress=None) -> dict:
     """Rebuild VM `vm` (as `as_name`) from `directory` at `at` (a backup id, a datetime, or
-    None: the newest). progress(image, bytes) while files are checked, then written."""
+    None: the newest). progress(what, bytes, of bytes) as each file is checked, then as
+    each disk is written."""
     session = env.session
     names.check_name(vm, "VM name")
     target = names.check_new_vm_name(as_name or vm)
@@ -90,7 +91,9 @@ def restore(env: Env, directory: str, vm: str, *, as_name: str | None = None, at
     chain = backupset.require_chain(by_id, bid)
     verdicts = {m["id"]: require_authentic(env, m, accept_foreign) for m in chain}
     for m in chain:
-        _check_files(store, by_id[m["id"]], (lambda image, n: progress("checking " + image, n)) if progress else None)
+        _check_files(store, by_id[m["id"]],
+                     (lambda image, n, total, bid=m["id"]: progress(f"checking {bid}/{image}", n, total))
+                     if progress else None)
     last = chain[-1]
     stored = last["definition"]
     base = stored["base"] or stored["xml"]
@@ -126,6 +129,7 @@ def restore(env: Env, directory: str, vm: str, *, as_name: str | None = None, at
         checkpoint("restore:images")
         for position, image in enumerate(targets):
             applied = vmstore.read_metadata(session, image).get(vmschema.RESTORED)
+            to_write = sum(m["disks"][position]["data_bytes"] for m in chain)
             for m in chain:
                 if applied and backupset.is_id(applied) and backupset.sort_key(m["id"]) <= backupset.sort_key(applied):
                     continue
@@ -133,7 +137,8 @@ def restore(env: Env, directory: str, vm: str, *, as_name: str | None = None, at
                 entry, d = by_id[m["id"]], m["disks"][position]
                 with store.open_stream(entry, d) as f:
                     export.apply(session, image, rbddiff.read(f),
-                                 (lambda n, image=image: progress(image, n)) if progress else None)
+                                 (lambda n, image=image, total=to_write: progress(f"writing {image}", n, total))
+                                 if progress else None)
                 vmstore.set_metadata(session, image, {vmschema.RESTORED: m["id"]})
                 checkpoint("restore:disk")
         if "nvram" in roles:

@@ -336,6 +336,12 @@ def test_a_linux_guest_with_its_agent_is_backed_up_application_consistent_and_wi
         snap = rbdvm_json("snapshot", "create", frozen, "s1")
         assert snap["consistency"]["level"] == "application-consistent", snap
         assert wait_for(10, lambda: ops.serial_text(frozen).count("FSFREEZE thaw") == 2, 0.2)
+        # killed while the guest is frozen and paused: the watcher thaws and resumes it
+        killed_at("backup:held", "backup", frozen, "--to", d)
+        assert wait_for(20, lambda: ops.serial_text(frozen).count("FSFREEZE thaw") == 3, 0.2), \
+            ops.serial_text(frozen)[-500:]
+        assert domain_state(frozen) == "running"
+        rerun("backup", frozen, "--to", d)
         # the same guest with no agent running: crash-consistent, and said so
         made.append(crashed)
         linux_vm(crashed, agent=False)
