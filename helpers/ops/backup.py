@@ -17,7 +17,7 @@ from ..backupdir.store import Store
 from ..ceph import export, trust, vmstore
 from ..ceph.lease import Lease
 from ..core import backupset, domainxml, hints, names, secret, signing, vmschema
-from ..core.errors import RbdvmError, Untrusted, UsageError
+from ..core.errors import Conflict, RbdvmError, Untrusted, UsageError
 from ..core.faults import checkpoint
 from ..core.hints import Hint
 from . import lifecycle
@@ -83,10 +83,15 @@ def _consistency(env: Env, vm: str, rec, images, snap: str) -> tuple:
     session = env.session
     where = lifecycle.running_on(env, vm)
     if where is None:
-        if vmstore.watchers(session, [i for i, _ in images]):
-            level = {"level": backupset.CRASH, "why": "its disks are open outside the cluster's control"}
-        else:
-            level = {"level": backupset.OFFLINE, "why": "the VM was not running"}
+        open_by = vmstore.watchers(session, [i for i, _ in images])
+        if open_by and len(images) > 1:
+            # no guest rbdvm can pause: per-disk snapshots would be of different instants
+            raise Conflict(f"cannot back up VM {vm} while it runs outside the cluster's control",
+                           vmstore.describe_watchers(open_by) + "; its disks could not be snapshotted at one "
+                           "instant", f"Enable it (rbdvm enable {vm}) or stop it, then back it up",
+                           code="VM_RUNNING", details={"vm": vm})
+        level = {"level": backupset.CRASH, "why": "its disk is open outside the cluster's control"} if open_by \
+            else {"level": backupset.OFFLINE, "why": "the VM was not running"}
         return level, export.take_point(session, [i for i, _ in images], snap)
     node, uri = where
     agent = domainxml.has_guest_agent(domainxml.parse(rec.metadata[vmschema.XML], f"the definition of VM {vm}"))

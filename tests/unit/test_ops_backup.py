@@ -192,3 +192,10 @@ def test_a_uefi_vm_is_restored_with_its_variables_in_a_store_of_its_own(env, ima
     assert vmschema.NVRAM_ORIGIN in store.images["nvram_vm2"].metadata
     root = domainxml.parse(store.images["system_vm2"].metadata[vmschema.XML])
     assert domainxml.nvram_image_of(root) == "rbd/nvram_vm2"
+
+
+def test_a_vm_running_outside_the_cluster_is_not_backed_up_at_several_instants(env, image, tmp_path):
+    creation.create(env, "vm1", image, BASE_XML, data_images=[image])
+    env.session.store.images["system_vm1"].watchers.append({"addr": "10.0.0.9:0/1"})
+    assert code_of(backup.backup, env, "vm1", str(tmp_path)) == "VM_RUNNING"
+    assert backup_snaps(env) == []
