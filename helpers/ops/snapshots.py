@@ -56,7 +56,8 @@ def create_snapshot(env: Env, vm: str, snap: str) -> dict:
                 # kept the definition as it was then)
                 when = entry["time"] or env.now()
                 vmstore.set_metadata(session, names.system_disk(vm), _recorded(rec, snap, when))
-                return {"vm": vm, "name": snap, "time": _iso(when), "disks": rec.disks}
+                return {"vm": vm, "name": snap, "time": _iso(when), "disks": rec.disks,
+                        "consistency": {"level": "unknown", "why": "an interrupted command took the snapshot"}}
             raise Conflict("Snapshot already exists", f"VM {vm} already has a snapshot {snap}",
                            "Choose another snapshot name", code="SNAPSHOT_EXISTS", details={"vm": vm, "snapshot": snap})
         when = env.now()

@@ -199,3 +199,11 @@ def test_a_vm_running_outside_the_cluster_is_not_backed_up_at_several_instants(e
     env.session.store.images["system_vm1"].watchers.append({"addr": "10.0.0.9:0/1"})
     assert code_of(backup.backup, env, "vm1", str(tmp_path)) == "VM_RUNNING"
     assert backup_snaps(env) == []
+
+
+def test_a_snapshot_finished_by_a_rerun_says_its_consistency_is_unknown(env, vm, monkeypatch):
+    from rbdvm.helpers.ops import snapshots
+
+    assert snapshots.create_snapshot(env, vm, "s0")["consistency"]["level"] == backupset.OFFLINE
+    cut(monkeypatch, "snapshot:created", snapshots.create_snapshot, env, vm, "s1")
+    assert snapshots.create_snapshot(env, vm, "s1")["consistency"]["level"] == "unknown"
