@@ -178,6 +178,17 @@ def test_a_damaged_cut_or_spliced_backup_is_refused_before_anything_is_written(s
     m["definition"]["xml"] = m["definition"]["xml"].replace("<memory", "<!-- x --><memory")
     manifest.write_text(json.dumps(m))
     refused_untouched("UNTRUSTED", f"{vm}x", str(work), vm, "--at", ids[0])
+    # without rbdvm: `rbd import-diff` of the full backup, then of each incremental, is the disk
+    manual = f"{vm}manual"
+    chain = [f"{d}/{vm}/{bid}/data_{vm}_0.rbdiff" for bid in ids]
+    ops.rbd("node1", "create", "--size", "16M", manual)
+    try:
+        for stream_file in chain:
+            ops.rbd("node1", "import-diff", "--no-progress", stream_file, manual)
+        assert digest(manual) == digest(f"data_{vm}_0")
+    finally:
+        ops.rbd("node1", "snap", "purge", "--no-progress", manual)
+        ops.rbd("node1", "rm", "--no-progress", manual)
     # the intact directory restores each point
     for i, bid in enumerate(ids):
         new = f"{vm}r{i}"
