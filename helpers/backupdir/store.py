@@ -108,6 +108,30 @@ class Sink:
         return self.hash.hexdigest()
 
 
+class Hashed:
+    """A backup file read through its SHA-256 (the one reading `verify` and `restore` share)."""
+
+    def __init__(self, f, disk: dict):
+        self.f, self.disk, self.hash = f, disk, hashlib.sha256()
+
+    def read(self, n: int) -> bytes:
+        raw = self.f.read(n)
+        self.hash.update(raw)
+        return raw
+
+    def mismatch(self) -> str | None:
+        """What is wrong once the file is read: its SHA-256 is not the manifest's."""
+        if self.hash.hexdigest() != self.disk["sha256"]:
+            return f"file {self.disk['file']} does not match its SHA-256 (damaged or changed)"
+        return None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.f.close()
+
+
 class Partial:
     """A backup being written; commit() makes it one."""
 
@@ -221,30 +245,38 @@ class Store:
         """What is wrong with the files of a backup (None: nothing): one missing, of
         another size than its manifest says, or (rehash) of another SHA-256."""
         for d in entry["manifest"]["disks"]:
-            path = os.path.join(entry["path"], d["file"])
-            try:
-                st = os.lstat(path)
-            except FileNotFoundError:
-                return f"file {d['file']} is missing"
-            if not stat.S_ISREG(st.st_mode):
-                return f"file {d['file']} is not a regular file"
-            if st.st_size != d["bytes"]:
-                return f"file {d['file']} has {st.st_size} bytes, its manifest says {d['bytes']}"
-            if rehash:
-                h = hashlib.sha256()
-                with self.open_stream(entry, d) as f:
+            problem = self.disk_problem(entry, d)
+            if problem is None and rehash:
+                with self.hashed(entry, d) as f:
                     while chunk := f.read(CHUNK):
-                        h.update(chunk)
                         if progress:
                             progress(len(chunk))
-                if h.hexdigest() != d["sha256"]:
-                    return f"file {d['file']} does not match its SHA-256 (damaged or changed)"
+                problem = f.mismatch()
+            if problem:
+                return problem
+        return None
+
+    @staticmethod
+    def disk_problem(entry: dict, disk: dict) -> str | None:
+        """One file of a backup missing, not a file, or of another size than its manifest says."""
+        try:
+            st = os.lstat(os.path.join(entry["path"], disk["file"]))
+        except FileNotFoundError:
+            return f"file {disk['file']} is missing"
+        if not stat.S_ISREG(st.st_mode):
+            return f"file {disk['file']} is not a regular file"
+        if st.st_size != disk["bytes"]:
+            return f"file {disk['file']} has {st.st_size} bytes, its manifest says {disk['bytes']}"
         return None
 
     @staticmethod
     def open_stream(entry: dict, disk: dict):
         fd = os.open(os.path.join(entry["path"], disk["file"]), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         return os.fdopen(fd, "rb", buffering=CHUNK)
+
+    def hashed(self, entry: dict, disk: dict) -> "Hashed":
+        """One file of a backup, hashed as it is read (mismatch() once read through)."""
+        return Hashed(self.open_stream(entry, disk), disk)
 
     def begin(self, vm: str, bid: str) -> Partial:
         self.ensure_vm_dir(vm)

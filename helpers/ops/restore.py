@@ -13,7 +13,6 @@ and an existing VM of that name is replaced only when asked and disabled.
 Checkpoints restore:images, restore:disk, restore:commit.
 """
 
-import hashlib
 import json
 
 from ..backupdir.store import Store
@@ -38,28 +37,15 @@ def _taken_metadata(metadata: dict) -> dict:
     return {k: v for k, v in metadata.items() if k in _SETTING_KEYS or vmschema.is_user_key(k)}
 
 
-class _Hashing:
-    """A file read through, hashed on the way."""
-
-    def __init__(self, f):
-        self.f, self.hash = f, hashlib.sha256()
-
-    def read(self, n: int) -> bytes:
-        raw = self.f.read(n)
-        self.hash.update(raw)
-        return raw
-
-
 def _check_files(store: Store, entry: dict, progress) -> None:
     """Every file of a backup read once: its SHA-256 as the manifest says, and a well-formed
     diff stream (BACKUP_BROKEN naming the file otherwise)."""
     for d in entry["manifest"]["disks"]:
-        problem = store.file_problem({**entry, "manifest": {"disks": [d]}}, rehash=False)
+        problem = store.disk_problem(entry, d)
         if problem is None:
-            with store.open_stream(entry, d) as f:
-                h = _Hashing(f)
+            with store.hashed(entry, d) as f:
                 try:
-                    for rec in rbddiff.read(h):
+                    for rec in rbddiff.read(f):
                         if rec[0] == "size" and rec[1] != d["size"]:
                             problem = f"file {d['file']} is of a {rec[1]}-byte image, its manifest says {d['size']}"
                             break
@@ -67,8 +53,7 @@ def _check_files(store: Store, entry: dict, progress) -> None:
                             progress(d["image"], len(rec[2]), d["data_bytes"])
                 except rbddiff.Malformed as exc:
                     problem = f"file {d['file']} is not a valid RBD diff stream: {exc}"
-                if problem is None and h.hash.hexdigest() != d["sha256"]:
-                    problem = f"file {d['file']} does not match its SHA-256 (damaged or changed)"
+                problem = problem or f.mismatch()
         if problem:
             raise Conflict(f"backup {entry['id']} of VM {entry['vm']} cannot be restored",
                            f"{problem} ({entry['path']})",
