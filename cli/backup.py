@@ -6,10 +6,8 @@ import click
 
 from rbdvm.helpers.core import backupset
 from rbdvm.helpers.ops import backup as backups
-from rbdvm.helpers.ops import lifecycle
 from rbdvm.helpers.ops import restore as restoring
 
-from .cluster import cluster_line
 from .options import (
     Progress,
     ceph_command,
@@ -22,7 +20,7 @@ from .options import (
     parse_time,
     table,
 )
-from .vms import disabled_option
+from .vms import disabled_option, report_made
 
 
 class _Group(click.Group):
@@ -177,12 +175,6 @@ def restore(directory, name, as_name, at, force, accept_foreign, disabled, targe
                                        accept_foreign=accept_foreign, progress=progress)
         finally:
             bar.close()
-        if not as_json:
-            emit(False, result, lambda r: f"VM {r['name']} restored from backup {r['backup']} of VM {r['vm']} "
-                                          f"({len(r['chain'])} backup(s): {', '.join(r['chain'])}), UUID {r['uuid']}")
-        if not disabled:
-            result["cluster"] = lifecycle.enable_new(env, result["name"], "restored")
-            if not as_json:
-                emit(False, result["cluster"], cluster_line)
-        if as_json:
-            emit(True, result, "")
+        report_made(as_json, env, result, disabled, "restored",
+                    lambda r: f"VM {r['name']} restored from backup {r['backup']} of VM {r['vm']} "
+                              f"({len(r['chain'])} backup(s): {', '.join(r['chain'])}), UUID {r['uuid']}")

@@ -55,8 +55,8 @@ def disabled_option(func):
                         help="Leave the new VM disabled: not under Pacemaker, not started.")(func)
 
 
-def _report(as_json, session, result, disabled, made, text):
-    """Print what create/clone made, then enable the VM unless --disabled: the storage result
+def report_made(as_json, session, result, disabled, made, text):
+    """Print what create/clone/adopt/restore made, then enable the VM unless --disabled: the storage result
     is shown even if starting fails."""
     if not as_json:
         emit(False, result, text)
@@ -100,7 +100,7 @@ def create(name, image, xml_file, data_disk, metadata, force, disabled, target, 
                                       settings=settings, force=force, progress=progress)
         finally:
             progress.close()
-        _report(as_json, s, result, disabled, "created",
+        report_made(as_json, s, result, disabled, "created",
                 lambda r: f"VM {r['name']} created: disks {', '.join(r['disks'])} "
                           f"(from {', '.join(r['formats'])}), UUID {r['uuid']}")
 
@@ -133,7 +133,7 @@ def adopt(domain, name, stop, enable, metadata, target, as_json, **kwargs):
                                     metadata=parse_pairs(metadata, "--metadata"), progress=progress)
         finally:
             progress.close()
-        _report(as_json, s, result, not enable, "adopted",
+        report_made(as_json, s, result, not enable, "adopted",
                 lambda r: (f"domain {r['domain']} adopted as VM {r['name']}: disks {', '.join(r['disks'])}"
                            if r["changed"] else f"domain {r['domain']} is VM {r['name']} already")
                 + (f"; UEFI variables in {r['nvram']}" if r.get("nvram") else "")
@@ -164,7 +164,7 @@ def clone(src, dst, full, xml_file, metadata, disabled, target, as_json, **kwarg
         result = cloning.clone(s, src, dst, full=full, base_xml=read_xml(xml_file),
                                  metadata=parse_pairs(metadata, "--metadata"),
                                  settings=settings)
-        _report(as_json, s, result, disabled, "cloned",
+        report_made(as_json, s, result, disabled, "cloned",
                 lambda r: f"VM {r['name']} cloned from {r['source']} ({r['mode']}): "
                           f"disks {', '.join(r['disks'])}, UUID {r['uuid']}")
 

@@ -30,39 +30,23 @@ def _snaps(img) -> dict:
 
 def take_point(session: Session, images, snap: str) -> dict:
     """The snapshot `snap` made on each image, back to back; {image: snap id}. One already
-    there is an error (the caller picks a name no image has: see taken_points)."""
+    there is an error (the caller picks a name no image has: see backup_points)."""
     out = {}
     for image in images:
         with ceph_errors(f"snapshotting {image} for a backup", session.target):
             with session.rbd.Image(session.ioctx, image) as img:
                 img.create_snap(snap)
-                out[image] = _snaps(img)[snap]
+                out[image] = img.snap_get_id(snap)
     return out
 
 
-def taken_points(session: Session, images) -> set:
-    """The backup snapshots the images have (a killed backup's among them)."""
-    found = set()
-    for image in images:
-        with ceph_errors(f"reading the snapshots of {image}", session.target):
-            with session.rbd.Image(session.ioctx, image, read_only=True) as img:
-                found |= {s for s in _snaps(img) if names.is_backup_snapshot(s)}
-    return found
-
-
-def point_ids(session: Session, images, snap: str) -> dict | None:
-    """{image: id of its snapshot `snap`}, or None if an image lacks it (or is gone)."""
+def backup_points(session: Session, images) -> dict:
+    """{image: {backup snapshot name: snapshot id}} of the images (a killed backup's among them)."""
     out = {}
     for image in images:
         with ceph_errors(f"reading the snapshots of {image}", session.target):
-            try:
-                with session.rbd.Image(session.ioctx, image, read_only=True) as img:
-                    ids = _snaps(img)
-            except rbd.ImageNotFound:
-                return None
-        if snap not in ids:
-            return None
-        out[image] = ids[snap]
+            with session.rbd.Image(session.ioctx, image, read_only=True) as img:
+                out[image] = {n: i for n, i in _snaps(img).items() if names.is_backup_snapshot(n)}
     return out
 
 

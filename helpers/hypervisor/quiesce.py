@@ -16,7 +16,7 @@ from typing import Any
 
 import libvirt
 
-from ..core import timeouts
+from ..core import backupset, timeouts
 from ..core.bounded import Hung
 from ..core.errors import RbdvmError
 from . import live
@@ -54,7 +54,7 @@ def held(uri: str, vm: str, agent: bool, pause: bool = True):
     """`with held(uri, vm, agent) as info:` the guest held still for the body (its vCPUs
     paused unless `pause` is False: an RBD group snapshot is one instant by itself); info
     says how consistent a snapshot taken in the body is: {"level", "why", "frozen", "paused_ms"}."""
-    info = {"level": "crash-consistent", "why": "", "frozen": 0, "paused_ms": None}
+    info = {"level": backupset.CRASH, "why": "", "frozen": 0, "paused_ms": None}
     with live.Domain(uri, vm) as d:
         guard = _Guard(uri, vm)
         froze = False
@@ -66,7 +66,7 @@ def held(uri: str, vm: str, agent: bool, pause: bool = True):
                 froze = True
                 try:
                     info["frozen"] = d.fs_freeze(time.monotonic() + timeouts.GUEST_FREEZE)
-                    info["level"] = "application-consistent"
+                    info["level"] = backupset.APPLICATION
                     info["why"] = f"the guest agent froze {info['frozen']} filesystem(s)"
                 except Hung:
                     info["why"] = f"the guest agent did not freeze the filesystems within {timeouts.GUEST_FREEZE} s"

@@ -56,8 +56,9 @@ def _images(rec) -> list:
         ([(rec.nvram, "nvram")] if rec.nvram else [])
 
 
-def _parent(env: Env, rec, images, existing: dict, key) -> tuple:
-    """(manifest of the backup to continue from, or None; why a full backup)."""
+def _parent(env: Env, rec, images, existing: dict, points: dict, key) -> tuple:
+    """(manifest of the backup to continue from, or None; why a full backup). `points`:
+    export.backup_points of the images."""
     session = env.session
     whole = [i for i in sorted(existing, key=backupset.sort_key, reverse=True)
              if backupset.chain_problem(existing, i) is None]
@@ -67,13 +68,12 @@ def _parent(env: Env, rec, images, existing: dict, key) -> tuple:
     if verdict(key, m)[0] != signing.SIGNED:
         return None, f"the newest backup {m['id']} is not signed by this cluster"
     uuid = domainxml.stored_uuid(rec.metadata.get(vmschema.XML))
-    if m["uuid"] != uuid or [d["image"] for d in m["disks"]] != [i for i, _ in images]:
+    if m["uuid"] != uuid or [d["image"] for d in m["disks"]] != images:
         return None, f"the VM's identity or disks changed since backup {m['id']}"
     t = session.target
     if (m["source"]["pool"], m["source"]["namespace"], m["source"]["fsid"]) != (t.pool, t.namespace, session.fsid()):
         return None, f"backup {m['id']} was taken of another pool, namespace or cluster"
-    ids = export.point_ids(session, [i for i, _ in images], m["snapshot"])
-    if ids is None or any(ids[d["image"]] != d["snap_id"] for d in m["disks"]):
+    if any(points[d["image"]].get(m["snapshot"]) != d["snap_id"] for d in m["disks"]):
         return None, f"the VM no longer has backup {m['id']}'s snapshot {m['snapshot']}"
     return m, ""
 
@@ -81,9 +81,9 @@ def _parent(env: Env, rec, images, existing: dict, key) -> tuple:
 def _consistency(env: Env, vm: str, rec, images, snap: str) -> tuple:
     """Snapshot `snap` on every image at one instant; ({"level", "why", ...}, {image: snap id})."""
     session = env.session
-    where = lifecycle.running_on(env, vm)
-    if where is None:
-        open_by = vmstore.watchers(session, [i for i, _ in images])
+    guest = lifecycle.running_guest(env, rec)
+    if guest is None:
+        open_by = vmstore.watchers(session, images)
         if open_by and len(images) > 1:
             # no guest rbdvm can pause: per-disk snapshots would be of different instants
             raise Conflict(f"cannot back up VM {vm} while it runs outside the cluster's control",
@@ -92,11 +92,10 @@ def _consistency(env: Env, vm: str, rec, images, snap: str) -> tuple:
                            code="VM_RUNNING", details={"vm": vm})
         level = {"level": backupset.CRASH, "why": "its disk is open outside the cluster's control"} if open_by \
             else {"level": backupset.OFFLINE, "why": "the VM was not running"}
-        return level, export.take_point(session, [i for i, _ in images], snap)
-    node, uri = where
-    agent = domainxml.has_guest_agent(domainxml.parse(rec.metadata[vmschema.XML], f"the definition of VM {vm}"))
+        return level, export.take_point(session, images, snap)
+    node, uri, agent = guest
     with env.hold_still(uri, vm, agent) as info:
-        ids = export.take_point(session, [i for i, _ in images], snap)
+        ids = export.take_point(session, images, snap)
         checkpoint("backup:held")
     return {**info, "node": node}, ids
 
@@ -115,13 +114,15 @@ def backup(env: Env, vm: str, directory: str, *, full: bool = False, progress=No
         # a manifest signed over a definition nobody verified would launder it for a restore
         trust.require_definition(session, vm, rec.metadata, doing)
         trust.require_settings(session, vm, rec.metadata, doing)
-        images = _images(rec)
+        roles = _images(rec)
+        images = [i for i, _ in roles]
         store.ensure_vm_dir(vm)
         discarded = store.discard_partials(vm)
         existing = store.backups(vm)
-        parent, why_full = (None, "asked for") if full else _parent(env, rec, images, existing, key)
+        points = export.backup_points(session, images)
+        parent, why_full = (None, "asked for") if full else _parent(env, rec, images, existing, points, key)
         # never the name of a snapshot a killed backup left (of some disks only, or older)
-        taken = set(store.ids(vm)) | {backupset.id_of(s) for s in export.taken_points(session, [i for i, _ in images])}
+        taken = set(store.ids(vm)) | {backupset.id_of(s) for snaps in points.values() for s in snaps}
         bid = backupset.new_id(env.now(), taken)
         snap = names.backup_snapshot(bid)
         when = env.now()
@@ -129,7 +130,7 @@ def backup(env: Env, vm: str, directory: str, *, full: bool = False, progress=No
         checkpoint("backup:snapshot")
         partial = store.begin(vm, bid)
         disks = []
-        for image, role in images:
+        for image, role in roles:
             lease.check()
             with partial.sink(image) as sink:
                 stats = export.export(session, image, snap, parent["snapshot"] if parent else None, sink,
@@ -153,7 +154,7 @@ def backup(env: Env, vm: str, directory: str, *, full: bool = False, progress=No
         lease.check()
         path = partial.commit(backupset.encode(manifest))
         checkpoint("backup:committed")
-        released = export.release(session, [i for i, _ in images], keep=snap)
+        released = export.release(session, images, keep=snap)
     return {"vm": vm, "id": bid, "kind": manifest["kind"], "parent": parent["id"] if parent else None,
             "why_full": why_full if not parent else None, "consistency": consistency, "path": path,
             "snapshot": snap, "released": released, "discarded": discarded, "disks": disks,

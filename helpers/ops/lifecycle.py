@@ -1,7 +1,7 @@
 """enable / disable / start / stop / status / migrate: the VM's life in the cluster."""
 
 from ..ceph import rbdbulk, trust, vmstore
-from ..core import hints, migstats, names, peer, timeouts, vmschema
+from ..core import domainxml, hints, migstats, names, peer, timeouts, vmschema
 from ..core.errors import Conflict, NotFound, RbdvmError
 from ..core.faults import checkpoint
 from ..core.hints import Hint
@@ -234,6 +234,16 @@ def running_on(env: Env, vm: str):
     if st["status"] != "Started" or not st["node"]:
         return None
     return st["node"], _libvirt_uri(prim, st["node"])
+
+
+def running_guest(env: Env, rec) -> tuple | None:
+    """(node, libvirt URI, whether its definition has a QEMU guest agent channel) of a VM
+    (a complete vmstore record) Pacemaker runs, else None: what a snapshot holds still."""
+    where = running_on(env, rec.name)
+    if where is None:
+        return None
+    root = domainxml.parse(rec.metadata[vmschema.XML], f"the definition of VM {rec.name}")
+    return (*where, domainxml.has_guest_agent(root))
 
 
 def _libvirt_uri(prim, node: str) -> str:

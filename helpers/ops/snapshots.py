@@ -5,7 +5,7 @@ from datetime import timezone
 
 from ..ceph import snapstore, trust, vmstore
 from ..ceph.lease import Lease
-from ..core import domainxml, hints, names, vmschema
+from ..core import backupset, hints, names, vmschema
 from ..core.errors import Conflict, NotFound, UsageError
 from ..core.faults import checkpoint
 from ..core.hints import Hint
@@ -71,13 +71,13 @@ def _group_snapshot(env: Env, rec, snap: str) -> dict:
     """The group snapshot, the running guest's filesystems frozen by its agent meanwhile when
     it has one; how consistent it is ({"level", "why"})."""
     session = env.session
-    where = lifecycle.running_on(env, rec.name)
-    root = domainxml.parse(rec.metadata[vmschema.XML], f"the definition of VM {rec.name}")
-    if where is None or not domainxml.has_guest_agent(root):
+    guest = lifecycle.running_guest(env, rec)
+    if guest is None or not guest[2]:
         snapstore.create_group_snapshot(session, rec.name, snap)
-        why = "the VM was not running" if where is None else "its definition has no QEMU guest agent channel"
-        return {"level": "offline" if where is None else "crash-consistent", "why": why}
-    with env.hold_still(where[1], rec.name, True, pause=False) as info:
+        if guest is None:
+            return {"level": backupset.OFFLINE, "why": "the VM was not running"}
+        return {"level": backupset.CRASH, "why": "its definition has no QEMU guest agent channel"}
+    with env.hold_still(guest[1], rec.name, True, pause=False) as info:
         snapstore.create_group_snapshot(session, rec.name, snap)
     return {"level": info["level"], "why": info["why"]}
 
