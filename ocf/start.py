@@ -72,7 +72,11 @@ def _guarded_create(p: Params, conn, name: str, guard_deadline: float, end: floa
                     xml = _variables_in_ceph(session, p.vm, root) or xml
                 marks.append(time.monotonic())
                 try:
-                    dom = domain.bounded(end, conn.createXML, xml, 0)   # transient: nothing stays defined
+                    # transient (nothing stays defined); a definition from Ceph is validated against
+                    # libvirt's schema, which the device policy judged it by (a config= file is
+                    # root's own, started as ocf:heartbeat:VirtualDomain starts it)
+                    flags = domain.libvirt.VIR_DOMAIN_START_VALIDATE if p.vm else 0
+                    dom = domain.bounded(end, conn.createXML, xml, flags)
                 except domain.Hung as exc:
                     section.keep_locks()
                     raise AgentError(OCF_ERR_GENERIC, f"libvirt did not start {name} in time ({exc}); "

@@ -16,10 +16,13 @@ own socket paths) and nothing dangerous.
 """
 
 import os
+import re
 import stat
 from dataclasses import dataclass, field, fields
 
-from . import names
+from . import domainvocab, libvirtschema, names
+from .domainvocab import SINGLE
+from .domainxml import content
 from .errors import Problems, UsageError
 
 POLICY_FILE = "/etc/rbdvm/policy.toml"
@@ -118,20 +121,33 @@ def _clean_absolute(path: str) -> bool:
 
 
 def _inside(path, dirs) -> bool:
+    """`path` names a file inside one of `dirs` as the kernel resolves it: absolute, no '..'
+    (a '..' after a link is not the lexical parent), normalised otherwise."""
     if not isinstance(path, str) or not path.startswith("/") or ".." in path.split("/"):
         return False
     path = os.path.normpath(path)
     return any(path.startswith(d.rstrip("/") + "/") for d in dirs)
 
 
+def _why_outside(path: str) -> str:
+    if not path.startswith("/"):
+        return "a relative path (QEMU and libvirt resolve it from the host's /)"
+    if ".." in path.split("/"):
+        return "a path through '..'"
+    return "outside"
+
+
 # libvirt's character device types that touch no host file, socket or device
 _SAFE_CHARDEVS = {"pty", "vc", "null", "spicevmc", "spiceport", "qemu-vdagent", "dbus"}
 _CHARDEVS = ("serial", "console", "parallel", "channel", "redirdev", "smartcard")
-# exempt from the catch-all: text that is not a host path
-_NOT_PATHS = {"partition", "cmdline", "description", "title", "label", "imagelabel", "baselabel"}
+# audio backends that reach no host sound device or server
+_SAFE_AUDIO = {"none", "spice", "dbus"}
 _SKIP_SUBTREES = {"metadata", "description", "title"}
 _DEFAULT_TAP = {"tap": "/dev/net/tun", "vhost": "/dev/vhost-net"}
 _RNG_DEVICES = {"/dev/urandom", "/dev/random", "/dev/hwrng"}
+# a cgroup partition: /machine, /machine/rt (libvirt makes it under the cgroup root)
+_PARTITION = re.compile(r"(/[A-Za-z0-9_][A-Za-z0-9_.-]*)+")
+_PTY_DIRS = ("/dev/pts",)
 
 
 class _Check:
@@ -139,6 +155,7 @@ class _Check:
         self.root, self.vm, self.pool, self.namespace, self.policy = root, vm, pool, namespace, policy
         self.problems: list = []
         self.approved: set = set()     # (element, attribute or None): host paths a rule allowed
+        self.judged: set = set()       # elements a rule refused as a whole (said once)
 
     def refuse(self, what: str) -> None:
         self.problems.append(what)
@@ -147,36 +164,80 @@ class _Check:
         self.approved.add((el, attr))
 
     def path_rule(self, el, attr, dirs, what: str, setting: str) -> None:
-        value = el.get(attr) if attr else (el.text or "").strip()
+        value = el.get(attr) if attr else content(el)
         if not value:
             return
-        if _inside(value, dirs):
-            self.allow(el, attr)
-        else:
-            self.refuse(f"{what} {value}: outside {_dirs(dirs)} (policy {setting})")
-            self.allow(el, attr)   # said once
+        if not _inside(value, dirs):
+            why = _why_outside(value)
+            self.refuse(f"{what} {value}: {why} {_dirs(dirs) if why == 'outside' else ''}".rstrip()
+                        + f" (policy {setting})")
+        self.allow(el, attr)   # said once
 
     def run(self) -> list:
-        for el in self.root.iter():
-            if isinstance(el.tag, str) and el.tag.startswith("{") and not self._in_metadata(el):
-                ns, local = el.tag[1:].split("}", 1)
-                self.refuse(f"<{local}> of namespace {ns}: hypervisor passthrough (e.g. <qemu:commandline>) "
-                            "is never allowed")
+        if not self._read_as_libvirt():
+            return self.problems    # nothing further is judged on a reading libvirt does not share
+        self.problems += libvirtschema.problems(self.root)
         self._os()
-        devices = self.root.find("devices")
-        if devices is not None:
+        for devices in self.root.findall("devices"):
             for el in devices:
-                rule = getattr(self, "_" + el.tag, None) if isinstance(el.tag, str) else None
+                rule = getattr(self, "_" + el.tag.replace("-", "_"), None) if isinstance(el.tag, str) else None
                 if rule:
                     rule(el)
                 elif el.tag in _CHARDEVS:
                     self._chardev(el, el.tag)
+        partition = self.root.find("resource/partition")
+        if partition is not None:
+            if not _PARTITION.fullmatch(content(partition)) or ".." in content(partition).split("/"):
+                self.refuse(f"<resource><partition> {content(partition)!r}: not a cgroup partition name")
+            self.allow(partition)
         self._catch_all()
         return self.problems
 
-    def _in_metadata(self, el) -> bool:
-        return any(a.tag == "metadata" for a in el.iterancestors())
+    # ---------------------------------------------------------------- one reading
+    def _read_as_libvirt(self) -> bool:
+        """Refuse what libvirt would read otherwise than lxml does: comments and processing
+        instructions that split an element's text (libvirt joins it), attributes of another
+        namespace (libvirt reads an attribute by its local name), elements of a namespace
+        (hypervisor passthrough), and a second copy of an element libvirt reads once.
+        True when the definition can be judged at all."""
+        if self.root.tag != "domain":
+            self.refuse(f"the root element is <{self.root.tag}>, not <domain> (no namespace)")
+            return False
+        before = len(self.problems)
+        stack = [self.root]
+        while stack:
+            el = stack.pop()
+            children = list(el)
+            if not isinstance(el.tag, str):
+                continue
+            if el.tag.startswith("{"):
+                ns, local = el.tag[1:].split("}", 1)
+                self.refuse(f"<{local}> of namespace {ns}: hypervisor passthrough (e.g. <qemu:commandline>) "
+                            "and other namespaced elements are allowed only inside <metadata>")
+                continue
+            for attr in el.attrib:
+                if attr.startswith("{"):
+                    self.refuse(f"<{el.tag}> has the attribute {attr} of another namespace: libvirt would read "
+                                "it as its plain name")
+            others = [c for c in children if not isinstance(c.tag, str)]
+            text = (el.text or "") + "".join(c.tail or "" for c in children)
+            # in an element of text, even blank text around a comment is read otherwise (lxml may
+            # drop it as ignorable, libvirt keeps it)
+            if others and (text.strip() or not any(isinstance(c.tag, str) for c in children)):
+                kind = {"Comment": "a comment", "ProcessingInstruction": "a processing instruction"}.get(
+                    type(others[0]).__name__.lstrip("_"), "an entity reference")
+                self.refuse(f"<{el.tag}> has {kind} inside its text: libvirt reads the text around it as one")
+            once = SINGLE.get(el.tag, set())
+            seen: set = set()
+            for c in children:
+                if isinstance(c.tag, str) and c.tag in once:
+                    if c.tag in seen:
+                        self.refuse(f"<{el.tag}> has more than one <{c.tag}>: libvirt reads them as one")
+                    seen.add(c.tag)
+            stack += [c for c in children if c.tag not in _SKIP_SUBTREES]
+        return len(self.problems) == before
 
+    # ---------------------------------------------------------------- rules
     def _os(self) -> None:
         os_ = self.root.find("os")
         if os_ is None:
@@ -196,14 +257,16 @@ class _Check:
                     or not self._own_image(spec, names.nvram_image(self.vm)):
                 self.refuse(f"<os><nvram> is {el.get('type')} {spec or '(none named)'}: only VM {self.vm}'s own "
                             f"variable store {names.nvram_image(self.vm)} or a file in the nvram directories")
+            if source is not None:
+                self.allow(source, "name")
             if source is not None and source.find("config") is not None:
                 self.refuse("<os><nvram> reads a Ceph configuration file: the node's own configuration is used")
-                self.allow(source.find("config"), "file")
+                self.judged.add(source.find("config"))
         for el in os_.findall("acpi/table"):
             self.path_rule(el, None, p.firmware_dirs, "<os><acpi><table>", "firmware_dirs")
 
     def _emulator(self, el) -> None:
-        value = (el.text or "").strip()
+        value = content(el)
         if value not in self.policy.emulators:
             self.refuse(f"<emulator> {value}: not one of the allowed emulators (policy emulators)")
         self.allow(el)
@@ -213,31 +276,34 @@ class _Check:
         source = el.find("source")
         target_el = el.find("target")
         target = target_el.get("dev", "?") if target_el is not None else "?"
+        backing = el.find("backingStore")
+        if backing is not None and (len(backing) or backing.attrib):
+            self.refuse(f"disk {target} names a backing store: a disk's data comes from its own image only")
+            self.judged.add(backing)
         if kind == "network" and source is not None and source.get("protocol") == "rbd":
             image = source.get("name", "")
             if not self._own_image(image):
                 self.refuse(f"disk {target} is the RBD image {image}, which is not one of VM {self.vm}'s own "
                             f"(pool {self.pool}{', namespace ' + self.namespace if self.namespace else ''})")
+            self.allow(source, "name")
             if source.find("config") is not None:
                 self.refuse(f"disk {target} reads the Ceph configuration {source.find('config').get('file')}: "
                             "the node's own configuration is used")
-                self.allow(source.find("config"), "file")
+                self.judged.add(source.find("config"))
             return
         if kind == "vhostuser" and source is not None:
             self.path_rule(source, "path", self.policy.vhostuser_dirs, f"vhost-user disk {target} socket",
                            "vhostuser_dirs")
             return
-        has_source = source is not None and any(source.get(a) for a in ("file", "dev", "dir", "name", "pool",
-                                                                         "volume", "path"))
-        if device in ("cdrom", "floppy") and not has_source:
+        has_source = source is not None and (len(source) or any(source.get(a) for a in (
+            "file", "dev", "dir", "name", "pool", "volume", "path", "type", "protocol")))
+        if device in ("cdrom", "floppy") and kind in ("file", "block") and not has_source:
             return          # an empty drive
-        what = source.get("file") or source.get("dev") or source.get("dir") or source.get("name") \
+        what = next((source.get(a) for a in ("file", "dev", "dir", "name", "path") if source.get(a)), "") \
             if source is not None else ""
         self.refuse(f"disk {target} is backed by the host's {kind} {what or '(none named)'}: only the VM's own "
                     "RBD images may back its disks")
-        for a in ("file", "dev", "dir", "path"):
-            if source is not None and source.get(a):
-                self.allow(source, a)
+        self.judged.add(el)
 
     def _own_image(self, spec: str, exactly: str | None = None) -> bool:
         """`spec` (pool[/namespace]/image) is one of the VM's disks, or the image `exactly`."""
@@ -253,9 +319,12 @@ class _Check:
         what = next((source.get(a) for a in ("dir", "file", "name", "socket") if source is not None
                      and source.get(a)), "")
         self.refuse(f"filesystem {what or el.get('type', '')} shared from the host: never allowed")
-        if source is not None:
-            for a in ("dir", "file", "socket"):
-                self.allow(source, a)
+        self.judged.add(el)
+
+    def _shmem(self, el) -> None:
+        self.refuse(f"<shmem name='{el.get('name')}'>: shared memory with the host (a file in /dev/shm, or a "
+                    "server's socket) is never allowed")
+        self.judged.add(el)
 
     def _chardev(self, el, what: str, kind=None) -> None:
         kind = kind or el.get("type", "pty")
@@ -265,8 +334,9 @@ class _Check:
             self.path_rule(log, "file", p.file_dirs, f"{label} log file", "file_dirs")
         source = el.find("source")
         if kind in _SAFE_CHARDEVS:
-            if kind == "pty" and source is not None and (source.get("path") or "").startswith("/dev/pts/"):
-                self.allow(source, "path")    # a running domain's XML names its pty
+            if kind == "pty" and source is not None and source.get("path"):
+                # a running domain's XML names its pty
+                self.path_rule(source, "path", _PTY_DIRS, f"{label} pty", "(a pty lives in /dev/pts)")
             return
         if kind == "file":
             if source is not None:
@@ -277,8 +347,7 @@ class _Check:
                 self.path_rule(source, "path", p.socket_dirs, f"{label} socket", "socket_dirs")
             return
         self.refuse(f"{label}: backed by the host's {kind} (a device, pipe, terminal or network port)")
-        if source is not None:
-            self.allow(source, "path")
+        self.judged.add(el)
 
     def _interface(self, el) -> None:
         kind = el.get("type", "")
@@ -286,7 +355,12 @@ class _Check:
         for tag in ("script", "downscript"):
             for script in el.findall(tag):
                 self.refuse(f"<interface type='{kind}'> runs the host script {script.get('path')}: never allowed")
-                self.allow(script, "path")
+                self.judged.add(script)
+        for tag in ("ip", "route"):
+            for item in el.findall(tag):
+                self.refuse(f"<interface type='{kind}'><{tag}>: addresses and routes on the host's side of an "
+                            "interface are the host's network configuration, not a VM's")
+                self.judged.add(item)
         backend = el.find("backend")
         if backend is not None:
             for attr, default in _DEFAULT_TAP.items():
@@ -302,6 +376,7 @@ class _Check:
             return
         if kind not in p.interface_types:
             self.refuse(f"<interface type='{kind}'>: not an allowed interface type (policy interface_types)")
+            self.judged.add(el)
 
     def _hostdev(self, el) -> None:
         if el.get("mode", "subsystem") == "subsystem" and el.get("type") == "pci":
@@ -309,6 +384,7 @@ class _Check:
         else:
             self.refuse(f"<hostdev mode='{el.get('mode', 'subsystem')}' type='{el.get('type')}'>: only PCI "
                         "devices may be passed through (policy pci_devices)")
+            self.judged.add(el)
 
     def _pci(self, el, label: str) -> None:
         address = el.find("source/address")
@@ -329,8 +405,10 @@ class _Check:
         if backend is None:
             return
         if backend.get("model") == "random":
-            if (backend.text or "").strip() in _RNG_DEVICES or not (backend.text or "").strip():
-                self.allow(backend)
+            text = content(backend)
+            if text and text not in _RNG_DEVICES:
+                self.refuse(f"<rng> reads the host's {text!r}: only {', '.join(sorted(_RNG_DEVICES))}")
+            self.allow(backend)
         elif backend.get("model") == "egd":
             self._chardev(backend, "rng backend", backend.get("type", "pty"))
 
@@ -338,29 +416,55 @@ class _Check:
         backend = el.find("backend")
         if backend is not None and backend.get("type") != "emulator":
             self.refuse(f"<tpm> backend {backend.get('type')}: only the emulated TPM is allowed")
+            self.judged.add(el)
 
     def _input(self, el) -> None:
         if el.get("type") in ("passthrough", "evdev"):
             source = el.find("source")
             self.refuse(f"<input type='{el.get('type')}'> reads the host's input device "
                         f"{source.get('evdev') or source.get('dev') if source is not None else ''}: never allowed")
-            if source is not None:
-                self.allow(source, "evdev")
-                self.allow(source, "dev")
+            self.judged.add(el)
 
+    def _audio(self, el) -> None:
+        if el.get("type") not in _SAFE_AUDIO:
+            self.refuse(f"<audio type='{el.get('type')}'>: reaches the host's sound devices or server; "
+                        f"only {', '.join(sorted(_SAFE_AUDIO))}")
+            self.judged.add(el)
+
+    # ---------------------------------------------------------------- the allow-list
     def _catch_all(self) -> None:
-        stack = [(self.root, "domain")]
+        """Every element, attribute and text not declared in domainvocab, and every value a
+        rule did not judge that could name a host file, is refused."""
+        stack = [(self.root, "", "domain")]
         while stack:
-            el, where = stack.pop()
+            el, parent, where = stack.pop()
+            if el in self.judged:
+                continue
+            spec = domainvocab.declared(parent, el.tag)
+            if spec is None:
+                self.refuse(f"<{where}>: an element rbdvm's device policy does not admit")
+                continue
             for attr, value in el.attrib.items():
-                if value.startswith("/") and (el, attr) not in self.approved:
-                    self.refuse(f"host path {value} in <{where} {attr}>: not allowed by the device policy")
-            text = (el.text or "").strip()
-            if text.startswith("/") and (el, None) not in self.approved and el.tag not in _NOT_PATHS:
-                self.refuse(f"host path {text} in <{where}>: not allowed by the device policy")
+                if (el, attr) in self.approved:
+                    continue
+                if attr not in spec.attrs:
+                    self.refuse(f"<{where} {attr}='{value}'>: an attribute rbdvm's device policy does not admit")
+                elif attr not in spec.free and not domainvocab.plain_value(value):
+                    self.refuse(f"<{where} {attr}='{value}'>: a path or a name with '/' where the device "
+                                "policy admits none")
+            # a declared text is the element's whole content; elsewhere, text between children
+            text = content(el) if spec.text else (el.text or "") + "".join(c.tail or "" for c in el)
+            if text.strip() and (el, None) not in self.approved and spec.text != "free":
+                if spec.text is None or spec.text == "path":
+                    self.refuse(f"<{where}> {text.strip()!r}: text rbdvm's device policy does not admit here")
+                elif not domainvocab.plain_value(text):
+                    self.refuse(f"<{where}> {text!r}: a path or a name with '/' where the device policy "
+                                "admits none")
+            if el.tag in _SKIP_SUBTREES:
+                continue
             for child in el:
-                if isinstance(child.tag, str) and child.tag not in _SKIP_SUBTREES:
-                    stack.append((child, f"{where}/{child.tag}"))
+                if isinstance(child.tag, str):
+                    stack.append((child, el.tag, f"{where}/{child.tag}"))
 
 
 def _dirs(dirs) -> str:

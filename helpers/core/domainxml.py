@@ -24,6 +24,12 @@ def parse(text: str, source: str = "the XML") -> etree._Element:
     return root
 
 
+def content(el) -> str:
+    """An element's text as libvirt reads it: all of its text, its children's included,
+    comments left out (libxml2's node content), never stripped."""
+    return "".join(el.itertext())
+
+
 def to_string(root) -> str:
     return etree.tostring(root, pretty_print=True, encoding="unicode")
 
@@ -140,8 +146,8 @@ def nvram_file_of(root) -> str | None:
     """The host file a variable store is kept in (libvirt's own choice when only the
     firmware is named: /var/lib/libvirt/qemu/nvram/<name>_VARS.fd)."""
     el = root.find("os/nvram")
-    if el is not None and el.get("type", "file") == "file" and (el.text or "").strip():
-        return el.text.strip()
+    if el is not None and el.get("type", "file") == "file" and content(el):
+        return content(el)       # exactly the path the device policy judged
     if el is not None and el.get("type") not in (None, "file"):
         return None
     return f"/var/lib/libvirt/qemu/nvram/{(root.findtext('name') or '').strip()}_VARS.fd"

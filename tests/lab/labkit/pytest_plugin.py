@@ -24,7 +24,8 @@ LAB_CMD = str(LAB_SRC / "lab")
 REQUIREMENTS = {"qemu-img": "qemu-utils", "xmllint": "libxml2-utils", "crm_verify": "pacemaker-cli-utils",
                 "python:rados": "python3-rados", "python:rbd": "python3-rbd", "python:libvirt": "python3-libvirt",
                 "/usr/share/OVMF/OVMF_VARS_4M.fd": "ovmf", "mformat": "mtools",
-                "dumpe2fs": "e2fsprogs", "mkfs.ext4": "e2fsprogs"}
+                "dumpe2fs": "e2fsprogs", "mkfs.ext4": "e2fsprogs",
+                "/usr/share/libvirt/schemas/domain.rng": "libvirt0"}
 
 
 def missing_requirements(item) -> list:
