@@ -4,6 +4,7 @@ import contextlib
 import functools
 import json
 import sys
+import unicodedata
 from typing import Any
 
 import click
@@ -65,6 +66,25 @@ def emit(as_json: bool, result, text) -> None:
         out = "\n".join(out)
     if out:
         click.echo(out)
+
+
+def escaped(text, lines: bool = False) -> str:
+    """A stored string as shown to someone deciding on it: every control, format or
+    unassigned character (a terminal's escape codes, a right-to-left override, a carriage
+    return that would overwrite a line) and the backslash written as an escape, so nothing
+    stored can hide or fake a line. `lines`: newlines and tabs are kept (an XML document)."""
+    out = []
+    for c in str(text):
+        if c == "\\":
+            out.append("\\\\")
+        elif lines and c in "\n\t":
+            out.append(c)
+        elif unicodedata.category(c)[0] in "CZ" and c != " ":
+            out.append(f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}" if ord(c) < 0x10000
+                       else f"\\U{ord(c):08x}")
+        else:
+            out.append(c)
+    return "".join(out)
 
 
 def table(rows, columns) -> list:

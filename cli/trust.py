@@ -5,22 +5,25 @@ import click
 from rbdvm.helpers.core.errors import Untrusted, UsageError
 from rbdvm.helpers.ops import accept, inventory
 
-from .options import ceph_command, ceph_env, emit
+from .options import ceph_command, ceph_env, emit, escaped
 
 _SAID = {"signed": "signed by this cluster", "unsigned": "NOT SIGNED", "other-key": "SIGNED WITH ANOTHER KEY",
          "tampered": "SIGNATURE DOES NOT MATCH"}
 
 
 def _show(r: dict) -> list:
+    """The review: every stored string escaped (nothing stored can hide a line from the person
+    deciding), the definition exactly as the agent would start it."""
     what = f"VM {r['name']}" + (f", definition recorded with snapshot {r['snapshot']}" if r["snapshot"] else "")
-    lines = [f"== {what}", (r["xml"] or "").rstrip("\n"), "",
+    lines = [f"== {what}", "-- the definition, exactly as a node would start it:",
+             escaped((r["xml"] or "").rstrip("\n"), lines=True), "--",
              f"definition: {_SAID.get(r['definition'], r['definition'])}"]
     if "settings" in r:
         lines.append(f"settings:   {_SAID.get(r['settings_state'], r['settings_state'])}")
-        lines += [f"  {k}: {v}" for k, v in sorted(r["settings"].items()) if v not in (None, [], {})]
+        lines += [f"  {escaped(k)}: {escaped(v)}" for k, v in sorted(r["settings"].items()) if v not in (None, [], {})]
     if r["problems"]:
         lines.append("device policy: REFUSED")
-        lines += [f"  - {p}" for p in r["problems"]]
+        lines += [f"  - {escaped(p)}" for p in r["problems"]]
     else:
         lines.append("device policy: allowed")
     return lines
@@ -59,7 +62,7 @@ def trust(names, snapshot, all_, yes, target, as_json):
                 click.echo("\n".join(_show(r)))
             done = r["definition"] == "signed" and r.get("settings_state", "signed") == "signed"
             if r["problems"]:
-                refused.append(f"{vm}: {'; '.join(r['problems'])}")
+                refused.append(f"{vm}: {escaped('; '.join(r['problems']))}")
                 results.append({**r, "signed": False, "changed": False})
                 continue
             what = "snapshot definition" if snapshot else "definition and settings"

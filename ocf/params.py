@@ -7,7 +7,8 @@ resource moves to this agent by changing its type. Standard library only: monito
 
 import os
 
-from rbdvm.helpers.core import defaults, timeouts
+from rbdvm.helpers.core import timeouts
+from rbdvm.helpers.core.agentparams import BY_NAME, PARAMS, Param, refusal
 from rbdvm.helpers.core.names import is_name
 
 from .codes import OCF_ERR_CONFIGURED, AgentError
@@ -17,68 +18,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-
-class Param:
-    # a plain class: dataclasses costs ~17 ms of imports, a third of a monitor
-    __slots__ = ("name", "kind", "default", "short", "long", "unique", "choices")
-
-    def __init__(self, name, kind, default, short, long="", unique=False, choices=()):
-        self.name, self.kind, self.default, self.short = name, kind, default, short  # kind: string | boolean | integer
-        self.long, self.unique, self.choices = long, unique, choices
-
-
-PARAMS = (
-    Param("vm", "string", "", "VM name (its definition is read from Ceph)",
-          "Name of a VM created with `rbdvm create`: its libvirt XML is the `xml` metadata of "
-          "its system disk in Ceph, so no node needs a local file. Give either vm or config.",
-          unique=True),
-    Param("config", "string", "", "Virtual domain configuration file",
-          "Absolute path of a libvirt domain XML file, as with ocf:heartbeat:VirtualDomain. "
-          "Give either vm or config.", unique=True),
-    Param("pool", "string", defaults.POOL, "RBD pool of the VM"),
-    Param("namespace", "string", "", "RBD namespace of the VM (none by default)"),
-    Param("ceph_conf", "string", defaults.CEPH_CONF, "Ceph configuration file"),
-    Param("ceph_id", "string", defaults.CEPH_ID, "Ceph client name (without 'client.')",
-          "The cephx user the agent reads the VM's definition and disk clients with; its "
-          "keyring is found the usual way (/etc/ceph/ceph.client.<id>.keyring)."),
-    Param("hypervisor", "string", defaults.HYPERVISOR, "Hypervisor URI"),
-    Param("force_stop", "boolean", False, "Always force shutdown on stop",
-          "Destroy the domain at once on stop instead of a graceful shutdown first."),
-    Param("shutdown_mode", "string", "", "Graceful shutdown method",
-          "How the graceful stop asks the guest: acpi, agent, initctl, signal or paravirt "
-          "(libvirt's shutdown modes); empty lets libvirt choose.",
-          choices=("", "acpi", "agent", "initctl", "signal", "paravirt")),
-    Param("stop_margin", "integer", 5, "Seconds kept for destroy at the end of stop",
-          "A graceful stop may use the stop operation's timeout minus this many seconds; "
-          "then the domain is destroyed."),
-    Param("migration_transport", "string", "", "Remote hypervisor transport",
-          "Transport of the URI to the target node's libvirtd: qemu+<transport>://<node>/system "
-          "(tcp, ssh, tls...). Empty: qemu://<node>/system."),
-    Param("migration_user", "string", "", "Remote username for the remote URI"),
-    Param("migration_network_suffix", "string", "", "Migration network host name suffix",
-          "Appended to the target node name in the remote and migration URIs, to use a "
-          "dedicated migration network (node2 + -mig = node2-mig)."),
-    Param("remoteuri", "string", "", "Custom remote URI of the target libvirtd",
-          "Replaces the URI built from the transport, user and node name; %n is the target "
-          "node's name."),
-    Param("migrateuri", "string", "", "Custom migration URI for the memory transfer",
-          "Where QEMU sends the memory (tcp://%n-mig:49152); %n is the target node's name. "
-          "Empty lets the target's libvirtd choose."),
-    Param("migration_downtime", "integer", 0, "Maximum live migration downtime (ms)",
-          "0 keeps QEMU's default."),
-    Param("migration_speed", "integer", 0, "Live migration bandwidth (MiB/s)", "0: unlimited."),
-    Param("migration_auto_converge", "boolean", False, "Throttle the guest's vCPUs if the "
-          "migration does not converge"),
-    Param("migrate_margin", "integer", 5, "Seconds kept to abort at the end of migrate_to",
-          "A live migration still running this many seconds before migrate_to's timeout is "
-          "aborted, so the VM keeps running on the source."),
-    Param("autoset_utilization_cpu", "boolean", True, "Set the resource's cpu utilization",
-          "From the domain's vCPU count, at start and migration, only when it changed."),
-    Param("autoset_utilization_hv_memory", "boolean", True,
-          "Set the resource's hv_memory utilization", "From the domain's memory (MiB), at "
-          "start and migration, only when it changed."),
-)
-BY_NAME = {p.name: p for p in PARAMS}
+__all__ = ["ACTIONS", "BY_NAME", "PARAMS", "Param", "Params"]
 
 
 class Action:
@@ -118,8 +58,9 @@ def _convert(p: Param, raw: str):
         if value < 0:
             raise _wrong(f"parameter {p.name}={raw!r} must not be negative")
         return value
-    if p.choices and raw not in p.choices:
-        raise _wrong(f"parameter {p.name}={raw!r} must be one of {', '.join(c or '(empty)' for c in p.choices)}")
+    why = refusal(p.name, raw)
+    if why:
+        raise _wrong(f"parameter {p.name}={raw!r}: {why}")
     return raw
 
 

@@ -77,14 +77,24 @@ def verdict(key: SigningKey, kind: str, binding: Binding, data, signature) -> tu
     if not signature:
         return UNSIGNED, ""
     parts = signature.split(":") if isinstance(signature, str) else []
-    if len(parts) != 3 or parts[0] != SCHEME:
+    # a malformed signature is a refusal, never a crash (compare_digest takes ASCII only),
+    # and a key id that is not one is never shown
+    if len(parts) != 3 or parts[0] != SCHEME or not _hex(parts[1], 16) or not _hex(parts[2], 64):
         return TAMPERED, ""
     _, key_id, mac = parts
     if key_id != key.key_id:
         return OTHER_KEY, key_id
-    if not hmac.compare_digest(mac, key.mac(_message(kind, binding, data))):
+    try:
+        expected = key.mac(_message(kind, binding, data))
+    except (UnicodeEncodeError, TypeError, ValueError):
+        return TAMPERED, key_id      # nothing that cannot be encoded was ever signed
+    if not hmac.compare_digest(mac, expected):
         return TAMPERED, key_id
     return SIGNED, key_id
+
+
+def _hex(text: str, length: int) -> bool:
+    return len(text) == length and all(c in "0123456789abcdef" for c in text)
 
 
 # what each verdict means to an operator

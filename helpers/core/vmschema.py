@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from . import defaults, names, timeouts
+from . import agentparams, defaults, names, timeouts
 from .domainxml import DISK_BUSES
 from .errors import Problems, UsageError
 
@@ -146,11 +146,30 @@ def _map_item(name: str, key: str, k, v) -> dict:
                          "a Pacemaker attribute name is a letter or '_', then letters, digits, "
                          "'_', '.' or '-'", f"Rename {k!r}", code="INVALID_SETTING", details={"setting": key})
     if isinstance(v, bool):
-        return {k: "true" if v else "false"}
-    if isinstance(v, (str, int, float)):
-        return {k: str(v)}
-    raise UsageError(f"setting {key}: the value of {k!r} is not a string, number or boolean",
-                     f"got {v!r}", code="INVALID_SETTING", details={"setting": key})
+        value = "true" if v else "false"
+    elif isinstance(v, (str, int, float)):
+        value = str(v)
+    else:
+        raise UsageError(f"setting {key}: the value of {k!r} is not a string, number or boolean",
+                         f"got {v!r}", code="INVALID_SETTING", details={"setting": key})
+    why = _CONTENT[name](k, value)
+    if why:
+        raise UsageError(f"setting {key}: {k}={value!r} is refused", why, f"Give {k} a valid value, or remove it",
+                         code="INVALID_SETTING", details={"setting": key})
+    return {k: value}
+
+
+# a meta attribute's value: a Pacemaker score, boolean, duration, name or address
+_META_VALUE = re.compile(r"[A-Za-z0-9_.:+-]{0,128}")
+
+# each map setting's content rule: (key, value) -> why it is refused, or ""
+_CONTENT = {
+    "pacemaker_params": agentparams.refusal,
+    "pacemaker_meta": lambda k, v: "" if _META_VALUE.fullmatch(v) else
+    "a meta attribute's value is a score, boolean, duration, name or address (letters, digits, '_.:+-')",
+    "pacemaker_utilization": lambda k, v: "" if v.isdigit() and len(v) <= 18 else
+    "a utilization value is a whole number",
+}
 
 
 def stored_json(metadata: dict, key: str, default):
@@ -212,6 +231,7 @@ class VmConfig:
     @classmethod
     def of(cls, metadata: dict) -> "VmConfig":
         """From a system disk's metadata; UsageError naming the key if one cannot be used."""
+        _check_stored(metadata)
         return cls(
             disk_bus=metadata.get(BY_NAME["disk_bus"].key) or defaults.DISK_BUS,
             live_migration=metadata.get(BY_NAME["live_migration"].key, "").lower() == "true",
@@ -226,6 +246,29 @@ class VmConfig:
             pacemaker_utilization=stored_map(metadata, "pacemaker_utilization"),
             colocations=colocations(metadata),
         )
+
+
+def _check_stored(metadata: dict) -> None:
+    """The content rule of each stored setting that is not a number or a map (those are
+    checked as they are decoded): what a CIB is built from is what rbdvm would have stored."""
+    def bad(key: str, raw, why: str) -> UsageError:
+        return UsageError(f"setting {key} is not valid", f"{raw!r}: {why}",
+                          "Set it again with rbdvm, or remove that metadata key",
+                          code="INVALID_SETTING", details={"setting": key})
+
+    raw = metadata.get(DISK_BUS)
+    if raw and raw not in DISK_BUSES:
+        raise bad(DISK_BUS, raw, f"not one of {', '.join(DISK_BUSES)}")
+    key = BY_NAME["live_migration"].key
+    if metadata.get(key, "").lower() not in ("", "true", "false"):
+        raise bad(key, metadata[key], "not true or false")
+    if metadata.get(PINNED_HOST) and not _NODE.fullmatch(metadata[PINNED_HOST]):
+        raise bad(PINNED_HOST, metadata[PINNED_HOST], "not a node name")
+    if metadata.get(PREFERRED_HOST):
+        preferred_hosts(metadata[PREFERRED_HOST])
+    for c in colocations(metadata):
+        if not names.is_name(c["with"]) or not all(isinstance(c.get(f, False), bool) for f in ("strong", "anti")):
+            raise bad(COLOCATIONS, c, "not {\"with\": VM name, \"strong\": true|false, \"anti\": true|false}")
 
 
 def encode_colocations(wanted: list) -> str:

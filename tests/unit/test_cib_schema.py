@@ -22,7 +22,9 @@ KEYS = ["attributes", "instance", "meta", "a.b", "a-b", "_x", "X9", "monitor"]
 
 def metadata_for(keys):
     m = {k: "v" for k in keys}
-    return {"_pacemaker_params": json.dumps(m), "_pacemaker_meta": json.dumps(m),
+    # agent parameters are the agent's own names (the odd keys go through the meta attributes)
+    params = {"migration_transport": "tcp", "migration_network_suffix": "-mig", "force_stop": "true"}
+    return {"_pacemaker_params": json.dumps(params), "_pacemaker_meta": json.dumps(m),
             "_pacemaker_utilization": json.dumps({k: 1 for k in keys}), "_live_migration": "true",
             "_priority": "5", "_preferred_host": "node1", "_migration_downtime": "300",
             "_colocations": json.dumps([{"with": n, "strong": i % 2 == 0, "anti": i % 3 == 0}

@@ -42,3 +42,18 @@ def test_ceph_target_defaults_env_then_flags():
     env = {"RBDVM_CEPH_ID": "other", "RBDVM_POOL": "vms"}
     t = ceph_target_from_env(env, pool="override", namespace=None)
     assert (t.client_id, t.pool, t.namespace) == ("other", "override", "")
+
+
+def test_the_trust_review_shows_every_stored_string_escaped():
+    """Terminal escape codes in a stored setting or definition could clear the screen or
+    overwrite lines the person deciding whether to sign should see."""
+    from rbdvm.cli import trust
+
+    hostile = "\x1b[2J\x1b[1A\r\u202e"
+    review = {"name": "vm1", "snapshot": None, "xml": f"<domain>\n  <name>vm1{hostile}</name>\n</domain>\n",
+              "definition": "unsigned", "settings_state": "unsigned", "problems": [f"bad {hostile}"],
+              "settings": {"pinned_host": f"node1{hostile}", "pacemaker_meta": {"k": hostile}}}
+    shown = "\n".join(trust._show(review))
+    assert not any(c in shown for c in "\x1b\r\u202e"), shown
+    assert "\\x1b[2J" in shown and "\\u202e" in shown and "<name>vm1" in shown
+    assert "\n  <name>" in shown        # the definition's own lines stay lines

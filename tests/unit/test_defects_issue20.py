@@ -21,7 +21,7 @@ CRM_MON = """<pacemaker-result><nodes><node name="node1"/><node name="node2"/></
 RESOURCES = """<resources><primitive id="vm1" class="ocf" provider="rbdvm" type="VirtualDomain">
 <instance_attributes id="vm1-instance_attributes">
 <nvpair id="a1" name="vm" value="vm1"/>
-<nvpair id="a2" name="remoteuri" value="qemu+ssh://admin@%n/system?keyfile=/k"/>
+<nvpair id="a2" name="remoteuri" value="qemu+ssh://admin@%n:2222/system"/>
 <nvpair id="a3" name="migration_network_suffix" value="-mig"/>
 </instance_attributes></primitive></resources>"""
 
@@ -34,7 +34,7 @@ def scripted_pacemaker(argv, timeout=30):
 def test_a_hot_plug_reaches_the_node_by_the_uri_its_migration_uses():
     env = Env(cluster=Cluster(run=scripted_pacemaker, available=True))
     node, uri = lifecycle.running_on(env, "vm1")
-    p = Params({"OCF_RESKEY_vm": "vm1", "OCF_RESKEY_remoteuri": "qemu+ssh://admin@%n/system?keyfile=/k",
+    p = Params({"OCF_RESKEY_vm": "vm1", "OCF_RESKEY_remoteuri": "qemu+ssh://admin@%n:2222/system",
                 "OCF_RESKEY_migration_network_suffix": "-mig"})
     assert (node, uri) == ("node2", migration.target_uris(p, "node2")[0])
 

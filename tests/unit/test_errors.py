@@ -67,7 +67,7 @@ def test_every_bad_setting_is_reported_not_the_first():
 
 def test_every_bad_entry_of_a_map_setting_is_reported():
     with pytest.raises(UsageError) as exc:
-        vmschema.check_map("pacemaker_params", {"pool": "x", "1bad": "y", "fine": "z"})
+        vmschema.check_map("pacemaker_params", {"pool": "x", "1bad": "y", "force_stop": "true"})
     assert len(exc.value.problems) == 2
 
 

@@ -108,7 +108,8 @@ def test_the_checker_sees_a_wrong_direction(tmp_path):
 
 # the helpers the agent's light modules may use: the name rule and the defaults, both
 # standard library only themselves
-STDLIB_ONLY_HELPERS = ("rbdvm.helpers.core.names", "rbdvm.helpers.core.defaults", "rbdvm.helpers.core.errors",
+STDLIB_ONLY_HELPERS = ("rbdvm.helpers.core.agentparams",
+                       "rbdvm.helpers.core.names", "rbdvm.helpers.core.defaults", "rbdvm.helpers.core.errors",
                        "rbdvm.helpers.core.bounded", "rbdvm.helpers.core.hostnames", "rbdvm.helpers.core.peer",
                        "rbdvm.helpers.core.timeouts",
                        "rbdvm.helpers.core.hints")

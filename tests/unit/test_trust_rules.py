@@ -230,3 +230,19 @@ def test_a_policy_file_others_may_write_is_refused(tmp_path):
     with pytest.raises(UsageError, match="not root's alone"):
         devpolicy.load(str(path), owner=ME)
     assert devpolicy.load(str(tmp_path / "none.toml"), owner=ME) == devpolicy.Policy()
+
+
+@pytest.mark.parametrize("signature", [
+    f"{signing.SCHEME}:{key().key_id}:" + "é" * 64,                      # compare_digest raised TypeError
+    f"{signing.SCHEME}:{key().key_id}:" + "0" * 63 + "\u00e9",
+    f"{signing.SCHEME}:\x1b[2J{'0' * 12}:" + "0" * 64,                   # a key id that is not one
+    f"{signing.SCHEME}:{key().key_id}:" + "0" * 65,
+    f"{signing.SCHEME}:{key().key_id}",
+])
+def test_a_malformed_signature_is_refused_never_a_crash(signature):
+    assert signing.verdict(key(), signing.DEFINITION, B, {"xml": "x"}, signature) == (signing.TAMPERED, "")
+
+
+def test_data_that_cannot_be_encoded_is_refused_never_a_crash():
+    good = signing.sign(key(), signing.DEFINITION, B, {"xml": "x"})
+    assert signing.verdict(key(), signing.DEFINITION, B, {"xml": "\ud800"}, good)[0] == signing.TAMPERED
