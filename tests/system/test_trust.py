@@ -281,3 +281,68 @@ def test_a_guest_from_seapaths_template_passes_the_default_policy(vm):
         etree.SubElement(root.find("devices"), "serial", type="file"), "source", path="/etc/shadow")))
     refused = rbdvm_error(6, "create", unique("sp"), "--image", boot_disk(), "--xml", hostile)
     assert "/etc/shadow" in refused, refused
+
+
+SIGN_AS_ROOT = (
+    "import sys\n"
+    "from rbdvm.helpers.ceph.session import Session\n"
+    "from rbdvm.helpers.ceph import trust, vmstore\n"
+    "from rbdvm.helpers.core.settings import CephTarget\n"
+    "vm = sys.argv[1]\n"
+    "with Session(CephTarget()) as s:\n"
+    "    md = vmstore.read_metadata(s, 'system_' + vm)\n"
+    "    values = trust.signed_definition(s, vm, md['xml'], md.get('_base_xml'))\n"
+    "    vmstore.set_metadata(s, 'system_' + vm, values)\n")
+
+
+def read_otherwise(vm: str) -> dict:
+    """Issue 29's five causes, one definition each that libvirt reads as touching the host
+    (tests/unit/test_devpolicy_hostile.py shows libvirt's reading of each): (text to replace,
+    its replacement, a host file QEMU would have created or read)."""
+    pwned = f"/tmp/{vm}.pwned"
+    return {
+        "a comment splitting a path": (
+            "</devices>", f"<rng model='virtio'><backend model='random'><!---->{pwned}.rng</backend></rng></devices>",
+            None),
+        "a relative path": (
+            "<os>", f"<sysinfo type='fwcfg'><entry name='opt/rbdvm/x' file='{pwned[1:]}.fwcfg'/></sysinfo><os>",
+            None),
+        "an attribute of another namespace": (
+            "</devices>", f"<serial xmlns:x='urn:x' x:type='file' type='pty'><source path='/dev/pts/../..{pwned}'/>"
+                          "</serial></devices>", pwned),
+        "a second <devices>": (
+            "</devices>", f"</devices><devices><serial type='file'><source path='{pwned}.second'/></serial></devices>",
+            f"{pwned}.second"),
+        "a device with no rule (shared memory)": (
+            "</devices>", f"<shmem name='{vm}pwned'><model type='ivshmem-plain'/><size unit='M'>1</size></shmem>"
+                          "</devices>", f"/dev/shm/{vm}pwned"),
+    }
+
+
+def test_a_definition_libvirt_reads_otherwise_never_runs_even_signed_by_mistake(vm):
+    """For each way libvirt can read a definition otherwise than a naive policy does: trust
+    refuses to sign it (device policy), and when root signs it anyway (a script, a mistake),
+    the agent's start refuses it by the device policy: no QEMU, no file on the host, no
+    retry elsewhere; the signed clean definition runs again afterwards."""
+    good = meta_get(vm, "xml")
+    script = files_dir() / f"{vm}.sign.py"
+    script.write_text(SIGN_AS_ROOT)
+    for what, (old, new, made) in read_otherwise(vm).items():
+        assert old in good, (what, old)
+        meta_set(vm, "xml", good.replace(old, new, 1))
+        refused = rbdvm_error(6, "trust", vm, "--yes")
+        assert "device policy" in refused, (what, refused)
+        ops.on(N1, PYTHON, str(script), vm)                    # signed by root, by mistake
+        assert rbdvm_json("info", vm)["trust"] == "signed", what
+        res = agent(N1, "start", vm=vm)
+        assert res.returncode == 6, (what, res.returncode, res.stderr)
+        reason = exit_reason(res)
+        assert "device policy" in reason and f"VM {vm}" in reason, (what, reason)
+        assert runs_nowhere(vm), what
+        if made:
+            assert not ops.on(N1, "test", "-e", made, check=False).returncode == 0, (what, made)
+    meta_set(vm, "xml", good)
+    ops.on(N1, PYTHON, str(script), vm)
+    assert agent(N1, "start", vm=vm).returncode == 0
+    ops.wait_serial(vm, "READY")
+    assert agent(N1, "stop", vm=vm).returncode == 0
