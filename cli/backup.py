@@ -128,12 +128,17 @@ def verify(directory, name, as_json):
 @click.option("--dry-run", is_flag=True, help="Say what would be removed; remove nothing.")
 @json_option
 def prune(directory, name, keep, dry_run, as_json):
-    """Remove old backups from DIR, keeping the newest N restore points per VM and every
-    backup their chains need. Backups that cannot be restored are left for you to look at."""
+    """Remove old backups from DIR, keeping the newest N restore points per VM (by the time
+    their signed manifests give) and every backup their chains need. Only backups this
+    cluster signed count or are removed: anything else in DIR (another cluster's, forged,
+    unreadable, or a chain with a file missing) is left for you to look at, and so is every
+    backup it names as a parent. Run as root on a cluster node (it needs the signing key)."""
     result = backups.prune(cluster_env(), directory, keep, name, dry_run=dry_run)
     emit(as_json, result, lambda r: [f"{'would remove' if r['dry_run'] else 'removed'} {len(r['removed'])} "
                                      f"backup(s)" + (f": {', '.join(r['removed'])}" if r["removed"] else ""),
-                                     f"kept {len(r['kept'])}"])
+                                     f"kept {len(r['kept'])}"] +
+         ([f"left alone {len(r['left'])} (not signed by this cluster, or in doubt): {', '.join(r['left'])}"]
+          if r["left"] else []))
 
 
 def _point(value):

@@ -3,11 +3,19 @@ manifest.json). A backup is written under DIR/<vm>/.partial-<id>/ and renamed in
 only once its manifest is on disk (fsynced): an interrupted backup never leaves a
 directory that looks complete, and the next backup of the VM removes the partial one.
 
-rbdvm writes here as root, in a directory others may share: names read from it are checked
-before use, files are opened without following links, and anything that is not rbdvm's
-(another tool's files, foreign names) is left alone and never listed.
+rbdvm reads and writes here as root, in a directory on a NAS, a USB disk or a backup host
+that others may write: it is not trusted storage. Names read from it are checked before use;
+everything below the directory the operator named is reached through opened directory
+handles, one component at a time and never through a link (a directory swapped for a link
+between two steps leads nowhere); only regular files of one link are read, opened without
+blocking (a FIFO hangs nothing); what manifests are read is bounded, per file and in total,
+before any signature is checked; a VM's directory is locked by the command writing or
+removing in it; anything that is not rbdvm's (another tool's files, foreign names) is left
+alone and never listed.
 """
 
+import contextlib
+import fcntl
 import hashlib
 import os
 import queue
@@ -16,12 +24,21 @@ import stat
 import threading
 
 from ..core import backupset, names
-from ..core.errors import UsageError
+from ..core.errors import Conflict, UsageError
 
 PARTIAL_PREFIX = ".partial-"
 REMOVING_PREFIX = ".removing-"
 CHUNK = 4 << 20
 SMALL = 64 << 10
+MANIFEST_LIMIT = 16 << 20        # one manifest (a definition and metadata: kilobytes)
+MANIFESTS_TOTAL = 256 << 20      # every manifest one command reads, before signatures are checked
+_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+
+
+class NotOurs(OSError):
+    """A name in the directory that is not a file rbdvm would have written (a FIFO, a device,
+    a file with other links)."""
 
 
 def _bad_dir(path: str, why: str) -> UsageError:
@@ -30,27 +47,16 @@ def _bad_dir(path: str, why: str) -> UsageError:
                       details={"directory": path})
 
 
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _real_dir(path: str) -> bool:
-    try:
-        return stat.S_ISDIR(os.lstat(path).st_mode)
-    except FileNotFoundError:
-        return False
+def _why(exc: OSError) -> str:
+    return exc.strerror or str(exc)
 
 
 class Sink:
     """A stream file being written: counts and hashes what goes through; fsynced at close."""
 
-    def __init__(self, path: str):
-        self.path = path
-        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    def __init__(self, name: str, dir_fd: int):
+        self.fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
+                          dir_fd=dir_fd)
         self.hash = hashlib.sha256()
         self.bytes = 0
         self.buffer = bytearray()
@@ -137,26 +143,34 @@ class Partial:
 
     def __init__(self, store: "Store", vm: str, bid: str):
         self.store, self.vm, self.bid = store, vm, bid
+        self.vm_fd = store.open_dir(vm)
+        os.mkdir(PARTIAL_PREFIX + bid, 0o700, dir_fd=self.vm_fd)
+        self.fd = os.open(PARTIAL_PREFIX + bid, _DIR, dir_fd=self.vm_fd)
         self.path = os.path.join(store.vm_dir(vm), PARTIAL_PREFIX + bid)
-        os.mkdir(self.path, 0o700)
 
     def sink(self, image: str) -> Sink:
-        return Sink(os.path.join(self.path, backupset.stream_name(image)))
+        return Sink(backupset.stream_name(image), self.fd)
 
     def commit(self, manifest: bytes) -> str:
-        tmp = os.path.join(self.path, backupset.MANIFEST + ".tmp")
-        with Sink(tmp) as s:
+        tmp = backupset.MANIFEST + ".tmp"
+        with Sink(tmp, self.fd) as s:
             s.write(manifest)
-        os.rename(tmp, os.path.join(self.path, backupset.MANIFEST))
-        _fsync_dir(self.path)
-        final = os.path.join(self.store.vm_dir(self.vm), self.bid)
-        os.rename(self.path, final)
-        _fsync_dir(self.store.vm_dir(self.vm))
-        return final
+        os.rename(tmp, backupset.MANIFEST, src_dir_fd=self.fd, dst_dir_fd=self.fd)
+        os.fsync(self.fd)
+        os.rename(PARTIAL_PREFIX + self.bid, self.bid, src_dir_fd=self.vm_fd, dst_dir_fd=self.vm_fd)
+        os.fsync(self.vm_fd)
+        self.close()
+        return os.path.join(self.store.vm_dir(self.vm), self.bid)
+
+    def close(self) -> None:
+        for fd in (self.fd, self.vm_fd):
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
 
 class Store:
-    """The backup directory `root` (made if missing, its parent must exist)."""
+    """The backup directory `root` (made if missing, its parent must exist), opened once:
+    every name below it is reached from that handle."""
 
     def __init__(self, root: str, create: bool = False):
         self.root = os.path.abspath(root)
@@ -164,32 +178,107 @@ class Store:
             try:
                 os.mkdir(self.root, 0o700)
             except OSError as exc:
-                raise _bad_dir(self.root, exc.strerror or str(exc)) from None
-        if not _real_dir(self.root):
-            raise _bad_dir(self.root, "it is not a directory" if os.path.lexists(self.root) else "it does not exist")
+                raise _bad_dir(self.root, _why(exc)) from None
+        try:
+            # the operator's own path: resolved once, here
+            self.fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError as exc:
+            raise _bad_dir(self.root, "it is not a directory" if os.path.lexists(self.root) else
+                           "it does not exist" if exc.errno == 2 else _why(exc)) from None
+        self.budget = MANIFESTS_TOTAL
 
+    def __del__(self):
+        with contextlib.suppress(OSError, AttributeError):
+            os.close(self.fd)
+
+    # ---------------------------------------------------------------- handles
+    def open_dir(self, *parts: str) -> int:
+        """A directory below the root, each component opened without following a link."""
+        fd = self.fd
+        try:
+            for part in parts:
+                new = os.open(part, _DIR, dir_fd=fd)
+                if fd != self.fd:
+                    os.close(fd)
+                fd = new
+        except OSError:
+            if fd != self.fd:
+                os.close(fd)
+            raise
+        return os.dup(fd) if fd == self.fd else fd
+
+    def _open_file(self, *parts: str) -> tuple:
+        """(fd, stat) of a regular file of one link below the root (NotOurs otherwise)."""
+        d = self.open_dir(*parts[:-1])
+        try:
+            fd = os.open(parts[-1], _FILE, dir_fd=d)
+        finally:
+            os.close(d)
+        st = os.fstat(fd)
+        why = "it is not a regular file" if not stat.S_ISREG(st.st_mode) else \
+            f"it has {st.st_nlink} links (a hard link to a file elsewhere)" if st.st_nlink != 1 else None
+        if why:
+            os.close(fd)
+            raise NotOurs(why)
+        return fd, st
+
+    def _is_dir(self, *parts: str) -> bool:
+        try:
+            os.close(self.open_dir(*parts))
+            return True
+        except OSError:
+            return False
+
+    @contextlib.contextmanager
+    def lock(self, vm: str, shared: bool = False):
+        """The VM directory's lock: backup and prune hold it alone, restore shared (a prune
+        never removes what a backup is writing or a restore is reading)."""
+        names.check_name(vm, "VM name")
+        fd = self.open_dir(vm)
+        try:
+            try:
+                fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise Conflict(f"the backups of VM {vm} in {self.root} are in use",
+                               "another backup, prune or restore of this VM is using them",
+                               "Run it again once that command is done", code="BACKUP_DIR_BUSY",
+                               details={"vm": vm, "directory": self.root}) from None
+            yield
+        finally:
+            os.close(fd)
+
+    # ---------------------------------------------------------------- names
     def vm_dir(self, vm: str) -> str:
         names.check_name(vm, "VM name")
         return os.path.join(self.root, vm)
 
     def ensure_vm_dir(self, vm: str) -> str:
         path = self.vm_dir(vm)
-        if not os.path.lexists(path):
-            os.mkdir(path, 0o700)
-        if not _real_dir(path):
+        try:
+            os.mkdir(vm, 0o700, dir_fd=self.fd)
+        except FileExistsError:
+            pass
+        if not self._is_dir(vm):
             raise _bad_dir(path, "it is not a directory (a link or a file is in the way)")
         return path
 
     def vms(self) -> list:
         try:
-            entries = sorted(os.listdir(self.root))
+            entries = sorted(os.listdir(self.fd))
         except OSError as exc:
-            raise _bad_dir(self.root, exc.strerror or str(exc)) from None
-        return [e for e in entries if names.is_name(e) and _real_dir(os.path.join(self.root, e))]
+            raise _bad_dir(self.root, _why(exc)) from None
+        return [e for e in entries if names.is_name(e) and self._is_dir(e)]
 
     def _listing(self, vm: str) -> list:
-        path = self.vm_dir(vm)
-        return sorted(os.listdir(path)) if _real_dir(path) else []
+        names.check_name(vm, "VM name")
+        try:
+            fd = self.open_dir(vm)
+        except OSError:
+            return []
+        try:
+            return sorted(os.listdir(fd))
+        finally:
+            os.close(fd)
 
     def partials(self, vm: str) -> list:
         return [e[len(PARTIAL_PREFIX):] for e in self._listing(vm) if e.startswith(PARTIAL_PREFIX)
@@ -204,26 +293,25 @@ class Store:
                     out.append(e[len(prefix):])
         return out
 
+    # ---------------------------------------------------------------- reading
     def backups(self, vm: str) -> dict:
         """{id: {"vm", "id", "path", "manifest" (None if unreadable), "digest", "problem"}}
         of the complete backups under `vm`. Cheap checks only: the manifest, and each
-        file present with the size the manifest gives (files(rehash=True) reads them)."""
+        file present with the size the manifest gives (files(rehash=True) reads them). An
+        entry that cannot be read is one entry with a problem, never an error for all."""
         out = {}
         for e in self._listing(vm):
             if not backupset.is_id(e):
                 continue
-            path = os.path.join(self.vm_dir(vm), e)
-            entry = {"vm": vm, "id": e, "path": path, "manifest": None, "digest": None, "problem": None}
+            entry = {"vm": vm, "id": e, "path": os.path.join(self.vm_dir(vm), e), "manifest": None,
+                     "digest": None, "problem": None}
             out[e] = entry
-            if not _real_dir(path):
-                entry["problem"] = "it is not a directory"
-                continue
             try:
-                raw = self._read_small(os.path.join(path, backupset.MANIFEST))
+                raw = self._read_manifest(vm, e)
                 entry["digest"] = backupset.digest(raw)
                 m = backupset.decode(raw)
             except (OSError, backupset.Invalid) as exc:
-                entry["problem"] = f"its manifest is unreadable: {getattr(exc, 'strerror', None) or exc}"
+                entry["problem"] = f"its manifest is unreadable: {_why(exc) if isinstance(exc, OSError) else exc}"
                 continue
             if (m["vm"], m["id"]) != (vm, e):
                 entry["problem"] = f"its manifest is backup {m['id']} of VM {m['vm']}, not {e} of {vm}"
@@ -232,13 +320,18 @@ class Store:
             entry["problem"] = self.file_problem(entry, rehash=False)
         return out
 
-    @staticmethod
-    def _read_small(path: str, limit: int = 64 << 20) -> bytes:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    def _read_manifest(self, vm: str, bid: str) -> bytes:
+        fd, st = self._open_file(vm, bid, backupset.MANIFEST)
         with os.fdopen(fd, "rb") as f:
-            raw = f.read(limit + 1)
-        if len(raw) > limit:
-            raise backupset.Invalid(f"it is larger than {limit} bytes")
+            if st.st_size > MANIFEST_LIMIT:
+                raise backupset.Invalid(f"it is larger than {MANIFEST_LIMIT} bytes")
+            if st.st_size > self.budget:
+                raise backupset.Invalid(f"not read: the manifests this command read exceed {MANIFESTS_TOTAL} "
+                                        "bytes in all")
+            raw = f.read(st.st_size + 1)
+        self.budget -= len(raw)
+        if len(raw) != st.st_size:
+            raise backupset.Invalid("it changed while it was read")
         return raw
 
     def file_problem(self, entry: dict, rehash: bool, progress=None) -> str | None:
@@ -256,28 +349,29 @@ class Store:
                 return problem
         return None
 
-    @staticmethod
-    def disk_problem(entry: dict, disk: dict) -> str | None:
-        """One file of a backup missing, not a file, or of another size than its manifest says."""
+    def disk_problem(self, entry: dict, disk: dict) -> str | None:
+        """One file of a backup missing, not a regular file of its own, or of another size
+        than its manifest says."""
         try:
-            st = os.lstat(os.path.join(entry["path"], disk["file"]))
+            fd, st = self._open_file(entry["vm"], entry["id"], disk["file"])
         except FileNotFoundError:
             return f"file {disk['file']} is missing"
-        if not stat.S_ISREG(st.st_mode):
-            return f"file {disk['file']} is not a regular file"
+        except OSError as exc:
+            return f"file {disk['file']}: {_why(exc)}"
+        os.close(fd)
         if st.st_size != disk["bytes"]:
             return f"file {disk['file']} has {st.st_size} bytes, its manifest says {disk['bytes']}"
         return None
 
-    @staticmethod
-    def open_stream(entry: dict, disk: dict):
-        fd = os.open(os.path.join(entry["path"], disk["file"]), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    def open_stream(self, entry: dict, disk: dict):
+        fd, _ = self._open_file(entry["vm"], entry["id"], disk["file"])
         return os.fdopen(fd, "rb", buffering=CHUNK)
 
     def hashed(self, entry: dict, disk: dict) -> "Hashed":
         """One file of a backup, hashed as it is read (mismatch() once read through)."""
         return Hashed(self.open_stream(entry, disk), disk)
 
+    # ---------------------------------------------------------------- writing, removing
     def begin(self, vm: str, bid: str) -> Partial:
         self.ensure_vm_dir(vm)
         return Partial(self, vm, bid)
@@ -285,18 +379,26 @@ class Store:
     def discard_partials(self, vm: str) -> list:
         """Remove what interrupted backups and prunes of `vm` left; returns their ids."""
         gone = []
-        for e in self._listing(vm):
-            for prefix in (PARTIAL_PREFIX, REMOVING_PREFIX):
-                if e.startswith(prefix) and backupset.is_id(e[len(prefix):]):
-                    shutil.rmtree(os.path.join(self.vm_dir(vm), e))
-                    gone.append(e[len(prefix):])
+        fd = self.open_dir(vm)
+        try:
+            for e in sorted(os.listdir(fd)):
+                for prefix in (PARTIAL_PREFIX, REMOVING_PREFIX):
+                    if e.startswith(prefix) and backupset.is_id(e[len(prefix):]):
+                        shutil.rmtree(e, dir_fd=fd)
+                        gone.append(e[len(prefix):])
+        finally:
+            os.close(fd)
         return gone
 
     def remove(self, vm: str, bid: str) -> None:
-        """One backup: renamed out of the listing first (atomic), then deleted."""
+        """One backup: renamed out of the listing first (atomic), then deleted, both inside
+        the VM's directory as it was opened."""
         if not backupset.is_id(bid):
             raise ValueError(bid)
-        doomed = os.path.join(self.vm_dir(vm), REMOVING_PREFIX + bid)
-        os.rename(os.path.join(self.vm_dir(vm), bid), doomed)
-        _fsync_dir(self.vm_dir(vm))
-        shutil.rmtree(doomed)
+        fd = self.open_dir(vm)
+        try:
+            os.rename(bid, REMOVING_PREFIX + bid, src_dir_fd=fd, dst_dir_fd=fd)
+            os.fsync(fd)
+            shutil.rmtree(REMOVING_PREFIX + bid, dir_fd=fd)
+        finally:
+            os.close(fd)

@@ -16,7 +16,7 @@ Pure: the directory is helpers/backupdir's, the disks helpers/ceph's.
 import hashlib
 import json
 import re
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from . import names
 from .errors import Conflict, NotFound
@@ -101,6 +101,15 @@ def decode(raw: bytes) -> dict:
         m = json.loads(raw.decode())
     except (UnicodeDecodeError, ValueError) as exc:
         raise Invalid(f"it is not JSON ({exc})") from None
+    except RecursionError:
+        raise Invalid("it nests deeper than a manifest does") from None
+    try:
+        # JSON's \\ud800 escapes decode to lone surrogates, which no later step can write
+        json.dumps(m, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        raise Invalid("it holds a lone surrogate (not text)") from None
+    except RecursionError:
+        raise Invalid("it nests deeper than a manifest does") from None
     _want(isinstance(m, dict), "it is not a JSON object")
     _want(m.get("format") == FORMAT, f"its format is {m.get('format')!r}, not {FORMAT}")
     _want(is_id(m.get("id")), f"its id {m.get('id')!r} is not a backup id")
@@ -185,9 +194,15 @@ def chain_problem(by_id: dict, bid: str) -> str | None:
             return f"backup {bid} names a parent {parent['id']} whose manifest is not the one it was made from"
         if pentry.get("manifest") and (pentry["manifest"]["vm"], pentry["manifest"]["uuid"]) != (m["vm"], m["uuid"]):
             return f"backup {bid}'s parent {parent['id']} is another VM's"
+        if pentry.get("manifest") and _disk_list(pentry["manifest"]) != _disk_list(m):
+            return f"backup {bid} holds other disks than its parent {parent['id']}"
         if parent["id"] in seen:
             return f"backup {bid}'s chain loops"
         bid = parent["id"]
+
+
+def _disk_list(m: dict) -> list:
+    return [(d["image"], d["role"]) for d in m["disks"]]
 
 
 def chain_of(by_id: dict, bid: str) -> list:
@@ -201,10 +216,12 @@ def chain_of(by_id: dict, bid: str) -> list:
         bid = m["parent"]["id"]
 
 
-def pick(by_id: dict, vm: str, at=None) -> str:
+def pick(by_id: dict, vm: str, at=None, among=None) -> str:
     """The id of VM `vm`'s restore point: `at` a backup id, a datetime (the newest backup
-    taken at or before it), or None (the newest)."""
-    mine = sorted((i for i, e in by_id.items() if e.get("manifest") and e["manifest"]["vm"] == vm), key=sort_key)
+    taken at or before it), or None (the newest), by the manifests' times; `among`: the
+    backups that may be chosen by time (those whose signatures verified), None for all."""
+    mine = newest_first(by_id, [i for i, e in by_id.items() if e.get("manifest") and e["manifest"]["vm"] == vm
+                                and (among is None or i in among or i == at)])[::-1]
     if not mine:
         raise NotFound(f"no backup of VM {vm}", "the backup directory holds none of it",
                        code="BACKUP_NOT_FOUND", details={"vm": vm})
@@ -232,20 +249,60 @@ def require_chain(by_id: dict, bid: str) -> list:
     return chain_of(by_id, bid)
 
 
-def prune_plan(by_id: dict, keep: int) -> dict:
-    """{"keep": [...], "remove": [...]} (ids, the removals newest first, so an interrupted
-    prune never leaves a backup whose parent is gone): per VM, the newest `keep` restore
-    points that can be rebuilt, and every backup their chains need, stay. A backup that
-    cannot be rebuilt is left as it is, for an operator to look at."""
+def newest_first(by_id: dict, ids) -> list:
+    """`ids` newest first by the time their (signed) manifests give, the id breaking ties:
+    never by a directory's name alone."""
+    epoch = datetime.min.replace(tzinfo=timezone.utc)
+    return sorted(ids, key=lambda i: (time_of(by_id[i]["manifest"]) or epoch, sort_key(i)), reverse=True)
+
+
+def prune_plan(by_id: dict, keep: int, trusted) -> dict:
+    """{"keep": [...], "left": [...], "remove": [...]} (ids, the removals newest first, so an interrupted
+    prune never leaves a backup whose parent is gone). Only backups in `trusted` (their
+    manifests verified: signed by this cluster) count: per VM, the newest `keep` restore
+    points by signed time whose whole chain is trusted and whole stay, with every backup
+    their chains need. Everything else is left as it is, for an operator to judge, and so
+    is every backup it names as an ancestor (a file missing for a moment must not cost
+    the chain it needs once it is back: when in doubt, keep)."""
     by_vm: dict = {}
     for bid, e in by_id.items():
         if e.get("manifest"):
             by_vm.setdefault(e["manifest"]["vm"], []).append(bid)
     kept: set = set()
+    left: set = set()      # not counted, not removed: unverified, broken, or what those name
     removed: list = []
     for ids in by_vm.values():
-        whole = [i for i in sorted(ids, key=sort_key, reverse=True) if chain_problem(by_id, i) is None]
+        whole = [i for i in newest_first(by_id, ids) if chain_problem(by_id, i) is None
+                 and all(m["id"] in trusted for m in chain_of(by_id, i))]
         for point in whole[:keep]:
             kept.update(m["id"] for m in chain_of(by_id, point))
-        removed += [i for i in whole if i not in kept]
-    return {"keep": sorted(kept, key=sort_key), "remove": sorted(removed, key=sort_key, reverse=True)}
+        for doubt in set(ids) - set(whole):
+            left.update(_ancestors(by_id, doubt))
+        removed += [i for i in whole if i not in kept and i not in left]
+    return {"keep": sorted(kept, key=sort_key), "left": sorted(left - kept, key=sort_key),
+            "remove": sorted(removed, key=sort_key, reverse=True)}
+
+
+def _ancestors(by_id: dict, bid: str) -> set:
+    """Every backup present that `bid`'s manifest names as a parent, and theirs."""
+    out: set = set()
+    while bid in by_id and by_id[bid].get("manifest") and by_id[bid]["manifest"]["parent"] and bid not in out:
+        out.add(bid)
+        bid = by_id[bid]["manifest"]["parent"]["id"]
+    if bid in by_id:
+        out.add(bid)
+    return out
+
+
+def not_before(newest: datetime | None, now: datetime) -> datetime:
+    """When a new backup is dated: now, or a second after the newest one a chain could
+    continue from when the clock stepped back (a chain's ids and times stay in order
+    whatever the clock does)."""
+    if newest is not None and now <= newest:
+        return newest + timedelta(seconds=1)
+    return now
+
+
+def id_time(bid: str) -> datetime:
+    """The UTC time a backup id names (to the second)."""
+    return datetime.strptime(bid.partition("-")[0], "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)

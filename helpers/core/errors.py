@@ -35,6 +35,7 @@ CODES = {
     "VM_NOT_FOUND": "no VM of that name in the pool and namespace",
     "VM_EXISTS": "a VM of that name exists already",
     "VM_BUSY": "another rbdvm command holds the VM's lease",
+    "BACKUP_DIR_BUSY": "another backup, prune or restore of the VM is using its backup directory",
     "VM_RUNNING": "the VM runs, and the operation needs it stopped",
     "VM_NOT_RUNNING": "the VM does not run, and the operation needs it running",
     "VM_ENABLED": "the VM is enabled in the cluster, and the operation needs it disabled",

@@ -56,17 +56,22 @@ def _images(rec) -> list:
         ([(rec.nvram, "nvram")] if rec.nvram else [])
 
 
+def signed_ids(key, by_id: dict) -> set:
+    """The backups of `by_id` whose manifests this cluster signed: the only ones a prune
+    counts and a backup continues from (a backup directory is not trusted storage)."""
+    return {i for i, e in by_id.items() if e.get("manifest") and verdict(key, e["manifest"])[0] == signing.SIGNED}
+
+
 def _parent(env: Env, rec, images, existing: dict, points: dict, key) -> tuple:
     """(manifest of the backup to continue from, or None; why a full backup). `points`:
-    export.backup_points of the images."""
+    export.backup_points of the images. Only a chain this cluster signed, link by link."""
     session = env.session
-    whole = [i for i in sorted(existing, key=backupset.sort_key, reverse=True)
-             if backupset.chain_problem(existing, i) is None]
+    signed = signed_ids(key, existing)
+    whole = [i for i in backupset.newest_first(existing, signed) if backupset.chain_problem(existing, i) is None
+             and all(m["id"] in signed for m in backupset.chain_of(existing, i))]
     if not whole:
-        return None, "the directory holds no whole backup of the VM"
+        return None, "the directory holds no whole backup of the VM signed by this cluster"
     m = existing[whole[0]]["manifest"]
-    if verdict(key, m)[0] != signing.SIGNED:
-        return None, f"the newest backup {m['id']} is not signed by this cluster"
     uuid = domainxml.stored_uuid(rec.metadata.get(vmschema.XML))
     if m["uuid"] != uuid or [d["image"] for d in m["disks"]] != images:
         return None, f"the VM's identity or disks changed since backup {m['id']}"
@@ -115,46 +120,58 @@ def backup(env: Env, vm: str, directory: str, *, full: bool = False, progress=No
         trust.require_definition(session, vm, rec.metadata, doing)
         trust.require_settings(session, vm, rec.metadata, doing)
         roles = _images(rec)
-        images = [i for i, _ in roles]
         store.ensure_vm_dir(vm)
-        discarded = store.discard_partials(vm)
-        existing = store.backups(vm)
-        points = export.backup_points(session, images)
-        parent, why_full = (None, "asked for") if full else _parent(env, rec, images, existing, points, key)
-        # never the name of a snapshot a killed backup left (of some disks only, or older)
-        taken = set(store.ids(vm)) | {backupset.id_of(s) for snaps in points.values() for s in snaps}
-        bid = backupset.new_id(env.now(), taken)
-        snap = names.backup_snapshot(bid)
-        when = env.now()
-        consistency, snap_ids = _consistency(env, vm, rec, images, snap)
-        checkpoint("backup:snapshot")
-        partial = store.begin(vm, bid)
-        disks = []
-        for image, role in roles:
-            lease.check()
-            with partial.sink(image) as sink:
-                stats = export.export(session, image, snap, parent["snapshot"] if parent else None, sink,
-                                      (lambda done, total, image=image: progress(image, done, total)) if progress
-                                      else None)
-            disks.append({"image": image, "role": role, "size": stats["size"], "snap_id": snap_ids[image],
-                          "file": backupset.stream_name(image), "bytes": sink.bytes, "sha256": sink.sha256,
-                          "data_bytes": stats["data_bytes"]})
-            checkpoint("backup:disk")
-        t = session.target
-        manifest = {
-            "format": backupset.FORMAT, "id": bid, "vm": vm, "time": when.isoformat(),
-            "uuid": domainxml.stored_uuid(rec.metadata.get(vmschema.XML)),
-            "kind": backupset.INCREMENTAL if parent else backupset.FULL,
-            "parent": {"id": parent["id"], "manifest_sha256": existing[parent["id"]]["digest"]} if parent else None,
-            "snapshot": snap, "source": {"fsid": session.fsid(), "pool": t.pool, "namespace": t.namespace},
-            "consistency": consistency, "definition": vmschema.current_definition(rec.metadata),
-            "metadata": _kept_metadata(rec.metadata), "disks": disks,
-        }
-        manifest["signature"] = sign(key, manifest)
+        with store.lock(vm):
+            return _backup(env, vm, store, rec, roles, key, full, progress, lease, started)
+
+
+def _backup(env: Env, vm: str, store: Store, rec, roles, key, full: bool, progress, lease, started) -> dict:
+    """backup(), under the VM's lease and its backup directory's lock."""
+    session = env.session
+    images = [i for i, _ in roles]
+    discarded = store.discard_partials(vm)
+    existing = store.backups(vm)
+    points = export.backup_points(session, images)
+    parent, why_full = (None, "asked for") if full else _parent(env, rec, images, existing, points, key)
+    # never the name of a snapshot a killed backup left (of some disks only, or older)
+    snapshot_ids = {backupset.id_of(s) for snaps in points.values() for s in snaps}
+    taken = set(store.ids(vm)) | snapshot_ids
+    # dated after every backup this cluster signed here and every backup snapshot of the
+    # VM, whatever the clock says
+    newest = [backupset.time_of(existing[i]["manifest"]) for i in signed_ids(key, existing)] + \
+        [backupset.id_time(i) for i in snapshot_ids if backupset.is_id(i)]
+    when = backupset.not_before(max((t for t in newest if t), default=None), env.now())
+    bid = backupset.new_id(when, taken)
+    snap = names.backup_snapshot(bid)
+    consistency, snap_ids = _consistency(env, vm, rec, images, snap)
+    checkpoint("backup:snapshot")
+    partial = store.begin(vm, bid)
+    disks = []
+    for image, role in roles:
         lease.check()
-        path = partial.commit(backupset.encode(manifest))
-        checkpoint("backup:committed")
-        released = export.release(session, images, keep=snap)
+        with partial.sink(image) as sink:
+            stats = export.export(session, image, snap, parent["snapshot"] if parent else None, sink,
+                                  (lambda done, total, image=image: progress(image, done, total)) if progress
+                                  else None)
+        disks.append({"image": image, "role": role, "size": stats["size"], "snap_id": snap_ids[image],
+                      "file": backupset.stream_name(image), "bytes": sink.bytes, "sha256": sink.sha256,
+                      "data_bytes": stats["data_bytes"]})
+        checkpoint("backup:disk")
+    t = session.target
+    manifest = {
+        "format": backupset.FORMAT, "id": bid, "vm": vm, "time": when.isoformat(),
+        "uuid": domainxml.stored_uuid(rec.metadata.get(vmschema.XML)),
+        "kind": backupset.INCREMENTAL if parent else backupset.FULL,
+        "parent": {"id": parent["id"], "manifest_sha256": existing[parent["id"]]["digest"]} if parent else None,
+        "snapshot": snap, "source": {"fsid": session.fsid(), "pool": t.pool, "namespace": t.namespace},
+        "consistency": consistency, "definition": vmschema.current_definition(rec.metadata),
+        "metadata": _kept_metadata(rec.metadata), "disks": disks,
+    }
+    manifest["signature"] = sign(key, manifest)
+    lease.check()
+    path = partial.commit(backupset.encode(manifest))
+    checkpoint("backup:committed")
+    released = export.release(session, images, keep=snap)
     return {"vm": vm, "id": bid, "kind": manifest["kind"], "parent": parent["id"] if parent else None,
             "why_full": why_full if not parent else None, "consistency": consistency, "path": path,
             "snapshot": snap, "released": released, "discarded": discarded, "disks": disks,
@@ -230,17 +247,26 @@ def prune(env: Env, directory: str, keep: int, vm: str | None = None, dry_run: b
     if keep < 1:
         raise UsageError("prune must keep at least one restore point per VM", f"asked to keep {keep}")
     store = Store(directory)
-    removed, kept = [], []
-    for v, by_id in _all(store, vm).items():
-        plan = backupset.prune_plan(by_id, keep)
-        kept += [f"{v}/{i}" for i in plan["keep"]]
-        for bid in plan["remove"]:
+    key = _key_here(env)
+    if key is None:
+        raise Untrusted("cannot prune: this node cannot read the cluster's signing key",
+                        "prune counts and removes only backups whose manifests this cluster signed; "
+                        "without the key it cannot tell them from anything else in the directory",
+                        "Run the prune as root on a cluster node")
+    removed, kept, left = [], [], []
+    for v in ([vm] if vm is not None else store.vms()):
+        with store.lock(v):
+            by_id = store.backups(v)
+            plan = backupset.prune_plan(by_id, keep, signed_ids(key, by_id))
+            kept += [f"{v}/{i}" for i in plan["keep"]]
+            left += [f"{v}/{i}" for i in plan["left"]]
+            for bid in plan["remove"]:
+                if not dry_run:
+                    store.remove(v, bid)
+                removed.append(f"{v}/{bid}")
             if not dry_run:
-                store.remove(v, bid)
-            removed.append(f"{v}/{bid}")
-        if not dry_run:
-            store.discard_partials(v)
-    return {"directory": store.root, "removed": removed, "kept": kept, "dry_run": dry_run}
+                store.discard_partials(v)
+    return {"directory": store.root, "removed": removed, "kept": kept, "left": left, "dry_run": dry_run}
 
 
 def require_authentic(env: Env, manifest: dict, accept_foreign: bool) -> str:

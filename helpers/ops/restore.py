@@ -25,7 +25,7 @@ from ..core.faults import checkpoint
 from ..core.hints import Hint
 from ..core.vmschema import VmState
 from . import definition
-from .backup import require_authentic
+from .backup import require_authentic, signed_ids
 from .env import Env
 from .removal import remove_record
 
@@ -66,13 +66,22 @@ def restore(env: Env, directory: str, vm: str, *, as_name: str | None = None, at
     """Rebuild VM `vm` (as `as_name`) from `directory` at `at` (a backup id, a datetime, or
     None: the newest). progress(what, bytes, of bytes) as each file is checked, then as
     each disk is written."""
-    session = env.session
     names.check_name(vm, "VM name")
     target = names.check_new_vm_name(as_name or vm)
-    new_identity = target != vm
     store = Store(directory)
+    with store.lock(vm, shared=True):
+        return _restore(env, store, vm, target, at, force, accept_foreign, progress)
+
+
+def _restore(env: Env, store: Store, vm: str, target: str, at, force: bool, accept_foreign: bool,
+             progress) -> dict:
+    """restore(), under the backup directory's lock (shared: a prune waits)."""
+    session = env.session
+    new_identity = target != vm
     by_id = store.backups(vm)
-    bid = backupset.pick(by_id, vm, at)
+    # by time, among what this cluster signed (a forged "newest" is never the default)
+    among = None if accept_foreign else signed_ids(trust.signing_key(session), by_id)
+    bid = backupset.pick(by_id, vm, at, among)
     chain = backupset.require_chain(by_id, bid)
     verdicts = {m["id"]: require_authentic(env, m, accept_foreign) for m in chain}
     for m in chain:
@@ -120,10 +129,20 @@ def restore(env: Env, directory: str, vm: str, *, as_name: str | None = None, at
                     continue
                 lease.check()
                 entry, d = by_id[m["id"]], m["disks"][position]
-                with store.open_stream(entry, d) as f:
+                # the bytes applied are hashed as they are read: storage that answers this
+                # read otherwise than the check's never has its data kept
+                with store.hashed(entry, d) as f:
                     export.apply(session, image, rbddiff.read(f),
                                  (lambda n, image=image, total=to_write: progress(f"writing {image}", n, total))
                                  if progress else None)
+                    changed = f.mismatch()
+                if changed:
+                    _undo(env, target, lease)
+                    raise Conflict(f"backup {m['id']} of VM {vm} cannot be restored",
+                                   f"{changed} between its check and its restore ({entry['path']}); what was "
+                                   f"made of VM {target} is removed again", "Restore from storage that "
+                                   "does not change under a reader, or bring back an intact copy",
+                                   code="BACKUP_BROKEN", details={"backup": m["id"], "file": d["file"]})
                 vmstore.set_metadata(session, image, {vmschema.RESTORED: m["id"]})
                 checkpoint("restore:disk")
         if "nvram" in roles:
@@ -147,6 +166,12 @@ def restore(env: Env, directory: str, vm: str, *, as_name: str | None = None, at
     return {"name": target, "vm": vm, "backup": bid, "chain": [m["id"] for m in chain], "disks": targets,
             "uuid": domainxml.uuid_of(xml), "new_identity": new_identity,
             "signed": sorted(set(verdicts.values())), "consistency": last["consistency"]["level"]}
+
+
+def _undo(env: Env, target: str, lease) -> None:
+    """Remove what this restore made of `target` (before its commit point: nothing of it is
+    a VM yet)."""
+    remove_record(env, vmstore.record(env.session, target), lease)
 
 
 def _claim(env: Env, rec, target: str, targets, bid: str) -> None:

@@ -201,6 +201,57 @@ def test_a_damaged_cut_or_spliced_backup_is_refused_before_anything_is_written(s
     shutil.rmtree(work, ignore_errors=True)
 
 
+def test_a_hostile_backup_directory_hangs_nothing_and_prune_and_restore_trust_only_what_they_verified(
+        stopped_chain):
+    """The directory is a NAS others write: a FIFO as a manifest, a hard link to a file
+    elsewhere, an unsigned "backup" dated 2099 copied from a genuine one, and the VM's
+    directory locked by another command. list, backup and prune finish; prune --keep 1 keeps
+    the genuine newest chain and leaves the forged one (it counts only what this cluster
+    signed); a restore of the newest genuine point gives the disk as it was."""
+    vm, d, ids = stopped_chain
+    root = files_dir() / f"backups-{vm}"
+    fifo_dir = root / vm / "20980101T000000Z"
+    fifo_dir.mkdir()
+    subprocess.run(["mkfifo", str(fifo_dir / "manifest.json")], check=True)
+    forged = root / vm / "20990101T000000Z"
+    shutil.copytree(root / vm / ids[0], forged)
+    m = json.loads((forged / "manifest.json").read_text())
+    m.update(id=forged.name, snapshot=f"backup-{forged.name}", time="2099-01-01T00:00:00+00:00", signature="")
+    (forged / "manifest.json").write_text(json.dumps(m))
+    linked = root / vm / "20970101T000000Z"
+    shutil.copytree(root / vm / ids[0], linked)
+    m.update(id=linked.name, snapshot=f"backup-{linked.name}", time="2097-01-01T00:00:00+00:00")
+    (linked / "manifest.json").write_text(json.dumps(m))
+    (linked / f"system_{vm}.rbdiff").unlink()
+    (linked / f"system_{vm}.rbdiff").hardlink_to(root / vm / ids[0] / f"system_{vm}.rbdiff")
+    listed = {b["id"]: b for b in rbdvm_json("backup", "list", d)["backups"]}
+    assert "regular file" in listed[fifo_dir.name]["problem"]
+    assert "links" in listed[linked.name]["problem"] or "links" in listed[ids[0]]["problem"]
+    assert listed[forged.name]["signed"] != "signed"
+    # another command holds the VM's backup directory: prune and backup say so, at once
+    holder = subprocess.Popen(["flock", "--exclusive", "--no-fork", str(root / vm), "sleep", "30"])
+    try:
+        assert wait_for(10, lambda: rbdvm("backup", "prune", d, "--keep", "1", check=False).returncode == 4, 0.2)
+        assert "BACKUP_DIR_BUSY" in json.dumps(rbdvm_error_json(4, "backup", vm, "--to", d))
+    finally:
+        holder.kill()
+        holder.wait()
+    (linked / f"system_{vm}.rbdiff").unlink()     # (the genuine full counts again: one link)
+    write_bytes(f"data_{vm}_0", 4 << 20, 0x24, 4096)
+    newest = rbdvm_json("backup", vm, "--to", d)
+    assert newest["kind"] == "incremental" and newest["parent"] == ids[2], newest
+    r = rbdvm_json("backup", "prune", d, "--keep", "1")
+    left = {p.name for p in (root / vm).iterdir()}
+    assert {forged.name, fifo_dir.name, *ids, newest["id"]} <= left, (r, left)
+    assert f"{vm}/{forged.name}" in r["left"], r
+    new = f"{vm}h"
+    try:
+        rbdvm("restore", d, vm, "--as", new, "--disabled")
+        assert read_bytes(f"data_{new}_0", 4 << 20, 2) == b"\x24\x24"
+    finally:
+        force_remove(new)
+
+
 def test_in_place_restore_keeps_the_identity_and_replaces_only_a_disabled_vm_when_asked(stopped_chain):
     vm, d, ids = stopped_chain
     uuid = rbdvm_json("info", vm)["uuid"]

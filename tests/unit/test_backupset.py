@@ -135,10 +135,15 @@ def test_prune_keeps_what_the_kept_points_need_and_removes_newest_first():
     f, i1, i2 = chain3()
     f2 = manifest("20261204T000000Z")
     by_id = entries(f, i1, i2, f2)
-    assert backupset.prune_plan(by_id, 1) == {"keep": [f2["id"]], "remove": [i2["id"], i1["id"], f["id"]]}
-    assert backupset.prune_plan(by_id, 2)["remove"] == []
+    every = set(by_id)
+    assert backupset.prune_plan(by_id, 1, every) == {"keep": [f2["id"]], "left": [],
+                                                     "remove": [i2["id"], i1["id"], f["id"]]}
+    assert backupset.prune_plan(by_id, 2, every)["remove"] == []
     broken = entries(i1, i2, f2)   # the full one is gone: i1 and i2 are left for a person
-    assert backupset.prune_plan(broken, 1)["remove"] == []
+    assert backupset.prune_plan(broken, 1, set(broken))["remove"] == []
+    # only what was verified counts: the unsigned newest is neither kept nor a reason to remove
+    assert backupset.prune_plan(by_id, 1, every - {f2["id"]}) == {"keep": [f["id"], i1["id"], i2["id"]],
+                                                                  "left": [f2["id"]], "remove": []}
 
 
 def test_ids_sort_by_time_then_counter_and_never_repeat():

@@ -45,7 +45,7 @@ def later(env, seconds):
 def test_a_stopped_vm_is_backed_up_full_then_incrementally_keeping_only_the_newest_snapshot(env, vm, tmp_path):
     first = backup.backup(env, vm, str(tmp_path))
     assert (first["kind"], first["consistency"]["level"]) == ("full", backupset.OFFLINE)
-    assert first["why_full"] == "the directory holds no whole backup of the VM"
+    assert first["why_full"] == "the directory holds no whole backup of the VM signed by this cluster"
     env.session.store.images["system_vm1"].content = b"B" * 4096
     later(env, 1)
     second = backup.backup(env, vm, str(tmp_path))
