@@ -8,7 +8,7 @@ resource moves to this agent by changing its type. Standard library only: monito
 import os
 
 from rbdvm.helpers.core import timeouts
-from rbdvm.helpers.core.agentparams import BY_NAME, PARAMS, Param, refusal
+from rbdvm.helpers.core.agentparams import BY_NAME, FALSE, PARAMS, TRUE, Param, refusal
 from rbdvm.helpers.core.names import is_name
 
 from .codes import OCF_ERR_CONFIGURED, AgentError
@@ -38,16 +38,12 @@ def _wrong(message: str) -> AgentError:
     return AgentError(OCF_ERR_CONFIGURED, message)
 
 
-_TRUE = {"1", "true", "yes", "on", "y"}
-_FALSE = {"0", "false", "no", "off", "n", ""}
-
-
 def _convert(p: Param, raw: str):
     if p.kind == "boolean":
         low = raw.strip().lower()
-        if low in _TRUE:
+        if low in TRUE:
             return True
-        if low in _FALSE:
+        if low in FALSE:
             return False
         raise _wrong(f"parameter {p.name}={raw!r} is not a boolean (true/false)")
     if p.kind == "integer":

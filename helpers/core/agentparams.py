@@ -7,6 +7,9 @@ monitor imports it.
 
 from . import defaults, peer
 
+# how the agent reads a boolean parameter (Pacemaker's and the shell's spellings)
+TRUE = frozenset({"1", "true", "yes", "on", "y"})
+FALSE = frozenset({"0", "false", "no", "off", "n", ""})
 
 class Param:
     # a plain class: dataclasses costs ~17 ms of imports, a third of a monitor
@@ -82,12 +85,10 @@ def refusal(name: str, raw: str) -> str:
     if p is None:
         return "not a parameter of ocf:rbdvm:VirtualDomain"
     if p.kind == "boolean":
-        return "" if raw.strip().lower() in _BOOLEANS else "not a boolean (true/false)"
+        return "" if raw.strip().lower() in TRUE | FALSE else "not a boolean (true/false)"
     if p.kind == "integer":
         return "" if raw.strip().isdigit() else "not a whole number (0 or more)"
     if p.choices and raw not in p.choices:
         return f"must be one of {', '.join(c or '(empty)' for c in p.choices)}"
     return p.rule(raw) if p.rule and raw else ""
 
-
-_BOOLEANS = {"1", "true", "yes", "on", "y", "0", "false", "no", "off", "n", ""}

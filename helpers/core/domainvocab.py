@@ -145,7 +145,7 @@ controller/driver queues cmd_per_lun max_sectors ioeventfd iothread iommu ats pa
 controller/master startport
 controller/pcihole64 unit #text
 
-devices/interface type trustGuestRxFilters
+devices/interface type trustGuestRxFilters managed
 interface/mac address type check
 interface/source bridge network portgroup dev mode type
 interface/target dev managed
@@ -168,6 +168,8 @@ interface/boot order
 interface/rom bar enabled
 interface/backend
 interface/tune
+interface/filterref filter
+filterref/parameter name value
 tune/sndbuf #text
 
 devices/hostdev mode type managed
