@@ -163,9 +163,15 @@ class Partial:
         return os.path.join(self.store.vm_dir(self.vm), self.bid)
 
     def close(self) -> None:
-        for fd in (self.fd, self.vm_fd):
-            with contextlib.suppress(OSError):
+        """Once only: a number closed twice may be another file's by then."""
+        fds, self.fd, self.vm_fd = (self.fd, self.vm_fd), -1, -1
+        for fd in fds:
+            if fd >= 0:
                 os.close(fd)
+
+    def __del__(self):
+        with contextlib.suppress(OSError, AttributeError):
+            self.close()
 
 
 class Store:
@@ -189,7 +195,8 @@ class Store:
 
     def __del__(self):
         with contextlib.suppress(OSError, AttributeError):
-            os.close(self.fd)
+            fd, self.fd = self.fd, -1
+            os.close(fd)
 
     # ---------------------------------------------------------------- handles
     def open_dir(self, *parts: str) -> int:
