@@ -62,11 +62,11 @@ def signed_ids(key, by_id: dict) -> set:
     return {i for i, e in by_id.items() if e.get("manifest") and verdict(key, e["manifest"])[0] == signing.SIGNED}
 
 
-def _parent(env: Env, rec, images, existing: dict, points: dict, key) -> tuple:
+def _parent(env: Env, rec, images, existing: dict, points: dict, signed: set) -> tuple:
     """(manifest of the backup to continue from, or None; why a full backup). `points`:
-    export.backup_points of the images. Only a chain this cluster signed, link by link."""
+    export.backup_points of the images; `signed`: signed_ids of `existing`. Only a chain
+    this cluster signed, link by link."""
     session = env.session
-    signed = signed_ids(key, existing)
     whole = [i for i in backupset.newest_first(existing, signed) if backupset.chain_problem(existing, i) is None
              and all(m["id"] in signed for m in backupset.chain_of(existing, i))]
     if not whole:
@@ -132,13 +132,14 @@ def _backup(env: Env, vm: str, store: Store, rec, roles, key, full: bool, progre
     discarded = store.discard_partials(vm)
     existing = store.backups(vm)
     points = export.backup_points(session, images)
-    parent, why_full = (None, "asked for") if full else _parent(env, rec, images, existing, points, key)
+    signed = signed_ids(key, existing)
+    parent, why_full = (None, "asked for") if full else _parent(env, rec, images, existing, points, signed)
     # never the name of a snapshot a killed backup left (of some disks only, or older)
     snapshot_ids = {backupset.id_of(s) for snaps in points.values() for s in snaps}
     taken = set(store.ids(vm)) | snapshot_ids
     # dated after every backup this cluster signed here and every backup snapshot of the
     # VM, whatever the clock says
-    newest = [backupset.time_of(existing[i]["manifest"]) for i in signed_ids(key, existing)] + \
+    newest = [backupset.time_of(existing[i]["manifest"]) for i in signed] + \
         [backupset.id_time(i) for i in snapshot_ids if backupset.is_id(i)]
     when = backupset.not_before(max((t for t in newest if t), default=None), env.now())
     bid = backupset.new_id(when, taken)
