@@ -142,6 +142,8 @@ _SAFE_CHARDEVS = {"pty", "vc", "null", "spicevmc", "spiceport", "qemu-vdagent", 
 _CHARDEVS = ("serial", "console", "parallel", "channel", "redirdev", "smartcard")
 # audio backends that reach no host sound device or server
 _SAFE_AUDIO = {"none", "spice", "dbus"}
+# remote displays, served by QEMU on a port or libvirt's own socket
+_SAFE_GRAPHICS = {"vnc", "spice"}
 _SKIP_SUBTREES = {"metadata", "description", "title"}
 _DEFAULT_TAP = {"tap": "/dev/net/tun", "vhost": "/dev/vhost-net"}
 _RNG_DEVICES = {"/dev/urandom", "/dev/random", "/dev/hwrng"}
@@ -423,6 +425,12 @@ class _Check:
             source = el.find("source")
             self.refuse(f"<input type='{el.get('type')}'> reads the host's input device "
                         f"{source.get('evdev') or source.get('dev') if source is not None else ''}: never allowed")
+            self.judged.add(el)
+
+    def _graphics(self, el) -> None:
+        if el.get("type") not in _SAFE_GRAPHICS:
+            self.refuse(f"<graphics type='{el.get('type')}'>: draws on the host (its display, a render node, a "
+                        f"D-Bus peer); only {', '.join(sorted(_SAFE_GRAPHICS))}")
             self.judged.add(el)
 
     def _audio(self, el) -> None:
