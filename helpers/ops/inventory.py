@@ -4,8 +4,8 @@ system disks' headers), and one VM in detail."""
 from ..ceph import images, trust, vmstore
 from ..core import domainxml, names, vmschema
 from ..core.vmschema import VmState
+from . import snapshots
 from .env import Env
-from .snapshots import list_snapshots
 
 
 def list_vms(env: Env) -> list:
@@ -57,6 +57,6 @@ def info(env: Env, name: str) -> dict:
         "settings": vmschema.decode(md),
         "colocations": vmschema.colocations(md),
         "metadata": {k: v for k, v in sorted(md.items()) if vmschema.is_user_key(k)},
-        "snapshots": list_snapshots(env, name) if rec.state == VmState.COMPLETE else [],
+        "snapshots": snapshots.list_snapshots(env, name) if rec.state == VmState.COMPLETE else [],
         "clones": images.dependent_clones(session, rec.disks),
     }
