@@ -16,3 +16,15 @@ def env():
 def image(tmp_path):
     """A 1 MiB raw disk file to import."""
     return disk_file(tmp_path)
+
+
+@pytest.fixture
+def vm(env, image):
+    """VM vm1, made by create, its system disk's first 4 KiB all b"A" (the backup tests')."""
+    from scripted import BASE_XML
+
+    from rbdvm.helpers.ops import creation
+
+    creation.create(env, "vm1", image, BASE_XML)
+    env.session.store.images["system_vm1"].content = b"A" * 4096
+    return "vm1"

@@ -21,17 +21,6 @@ from rbdvm.helpers.ops import backup, restore
 pytestmark = [pytest.mark.unit, pytest.mark.requires("python:rados", "python:rbd", "python:libvirt")]
 
 
-@pytest.fixture
-def vm(env, image):
-    from scripted import BASE_XML
-
-    from rbdvm.helpers.ops import creation
-
-    creation.create(env, "vm1", image, BASE_XML)
-    env.session.store.images["system_vm1"].content = b"A" * 4096
-    return "vm1"
-
-
 def stream(tmp_path, bid, image="system_vm1"):
     return tmp_path / "vm1" / bid / f"{image}.rbdiff"
 

@@ -17,13 +17,6 @@ from rbdvm.helpers.ops import backup, creation, restore
 pytestmark = [pytest.mark.unit, pytest.mark.requires("python:rados", "python:rbd", "python:libvirt")]
 
 
-@pytest.fixture
-def vm(env, image):
-    creation.create(env, "vm1", image, BASE_XML)
-    env.session.store.images["system_vm1"].content = b"A" * 4096
-    return "vm1"
-
-
 def code_of(fn, *args, **kw) -> str:
     with pytest.raises(RbdvmError) as exc:
         fn(*args, **kw)
