@@ -40,12 +40,15 @@ def _used(node, defs: dict, ops: set, seen=()) -> set:
 
 def ops_test_counts() -> dict:
     """{operation module: test cases that call it}, a test counting for every module it calls
-    directly, through a helper of its file, or through a fixture it takes."""
+    directly, through a helper of its file, or through a fixture it takes (its file's or
+    conftest's)."""
     ops = set(operations())
     counts: collections.Counter = collections.Counter()
+    shared = {n.name: n for n in ast.parse((REPO / "tests/unit/conftest.py").read_text()).body
+              if isinstance(n, ast.FunctionDef)}       # the fixtures every file may take
     for f in sorted((REPO / "tests/unit").glob("test_ops_*.py")):
         tree = ast.parse(f.read_text())
-        defs = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+        defs = shared | {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
 
         for name, node in defs.items():
             if name.startswith("test_"):
