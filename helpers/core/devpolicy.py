@@ -137,6 +137,11 @@ def _why_outside(path: str) -> str:
     return "outside"
 
 
+def _between(el) -> str:
+    """An element's own text: before, between and after its children (comments' text apart)."""
+    return (el.text or "") + "".join(c.tail or "" for c in el)
+
+
 # libvirt's character device types that touch no host file, socket or device
 _SAFE_CHARDEVS = {"pty", "vc", "null", "spicevmc", "spiceport", "qemu-vdagent", "dbus"}
 _CHARDEVS = ("serial", "console", "parallel", "channel", "redirdev", "smartcard")
@@ -222,7 +227,7 @@ class _Check:
                     self.refuse(f"<{el.tag}> has the attribute {attr} of another namespace: libvirt would read "
                                 "it as its plain name")
             others = [c for c in children if not isinstance(c.tag, str)]
-            text = (el.text or "") + "".join(c.tail or "" for c in children)
+            text = _between(el)
             # in an element of text, even blank text around a comment is read otherwise (lxml may
             # drop it as ignorable, libvirt keeps it)
             if others and (text.strip() or not any(isinstance(c.tag, str) for c in children)):
@@ -461,7 +466,7 @@ class _Check:
                     self.refuse(f"<{where} {attr}='{value}'>: a path or a name with '/' where the device "
                                 "policy admits none")
             # a declared text is the element's whole content; elsewhere, text between children
-            text = content(el) if spec.text else (el.text or "") + "".join(c.tail or "" for c in el)
+            text = content(el) if spec.text else _between(el)
             if text.strip() and (el, None) not in self.approved and spec.text != "free":
                 if spec.text is None or spec.text == "path":
                     self.refuse(f"<{where}> {text.strip()!r}: text rbdvm's device policy does not admit here")
