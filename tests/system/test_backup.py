@@ -122,6 +122,16 @@ def stopped_chain():
     shutil.rmtree(d, ignore_errors=True)
 
 
+def restored_data(d, vm, new, offset):
+    """Two bytes at `offset` of the data disk of VM `vm` restored from `d` as `new` (the
+    newest point; removed again)."""
+    try:
+        rbdvm("restore", d, vm, "--as", new, "--disabled")
+        return read_bytes(f"data_{new}_0", offset, 2)
+    finally:
+        force_remove(new)
+
+
 def refused_untouched(code, target, *args):
     """The restore is refused with `code`, and nothing of `target` was made."""
     before = set(images())
@@ -244,12 +254,7 @@ def test_a_hostile_backup_directory_hangs_nothing_and_prune_and_restore_trust_on
     left = {p.name for p in (root / vm).iterdir()}
     assert {forged.name, fifo_dir.name, *ids, newest["id"]} <= left, (r, left)
     assert f"{vm}/{forged.name}" in r["left"], r
-    new = f"{vm}h"
-    try:
-        rbdvm("restore", d, vm, "--as", new, "--disabled")
-        assert read_bytes(f"data_{new}_0", 4 << 20, 2) == b"\x24\x24"
-    finally:
-        force_remove(new)
+    assert restored_data(d, vm, f"{vm}h", 4 << 20) == b"\x24\x24"
 
 
 def test_in_place_restore_keeps_the_identity_and_replaces_only_a_disabled_vm_when_asked(stopped_chain):
@@ -283,12 +288,7 @@ def test_a_backup_killed_at_each_step_leaves_no_chain_that_looks_whole_and_a_rer
         listed = rbdvm_json("backup", "list", d, vm)
         assert listed["interrupted"] == {} and all(b["ok"] for b in listed["backups"]), step
         assert backup_snaps(vm) == [newest["snapshot"]], f"{step}: a snapshot was left behind"
-    new = f"{vm}r"
-    try:
-        rbdvm("restore", d, vm, "--as", new, "--disabled")
-        assert read_bytes(f"data_{new}_0", 8 << 20, 2) == b"\x33\x33"
-    finally:
-        force_remove(new)
+    assert restored_data(d, vm, f"{vm}r", 8 << 20) == b"\x33\x33"
 
 
 def test_a_restore_killed_at_each_step_converges_when_run_again(stopped_chain):
