@@ -39,7 +39,7 @@ from labkit.procs import run, wait_for  # noqa: E402
 from labkit.testing import force_remove, make_vm, unique  # noqa: E402
 
 LAB = str(REPO / "tests" / "lab" / "lab")
-N1, N2 = L.NODES
+N1, N2 = L.HYPERVISORS
 TARGET = 3.0
 
 

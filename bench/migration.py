@@ -33,7 +33,7 @@ from labkit import layout as L  # noqa: E402
 from labkit.procs import wait_for  # noqa: E402
 from labkit.testing import base_xml, files_dir, force_remove, rbdvm, rbdvm_json, read_bytes, unique  # noqa: E402
 
-N1, N2 = L.NODES
+N1, N2 = L.HYPERVISORS
 
 
 def where(vm):

@@ -189,12 +189,15 @@ def remove(name, force, target, as_json):
 def list_(target, as_json):
     """List the VMs of the pool (and namespace): cluster status, node, storage state.
 
-    One Ceph listing and one crm_mon call, whatever the number of VMs."""
+    REPLICAS is the pool's data: ok, degraded (some of its placement groups lack a copy or
+    cannot serve I/O: an OSD is down; the VMs run on, and Ceph recovers when it is back) or
+    unknown. One Ceph listing, one health query and one crm_mon call, whatever the number
+    of VMs."""
     with ceph_env(target) as s:
         result = lifecycle.list_status(s)
     emit(as_json, result, lambda r: table(r, [("NAME", "name"), ("STATUS", "status"), ("NODE", "node"),
-                                              ("STORAGE", "state"), ("DISKS", "disks"),
-                                              ("REASON", "reason")]) if r else "no VMs")
+                                              ("STORAGE", "state"), ("REPLICAS", "storage_health"),
+                                              ("DISKS", "disks"), ("REASON", "reason")]) if r else "no VMs")
 
 
 @click.command()
@@ -213,6 +216,9 @@ def info(name, target, as_json):
                     f"  `rbdvm remove {r['name']}` deletes what is left of it"]
         lines = [f"VM {r['name']} ({r['state']}){where}",
                  f"  uuid: {r['uuid'] or '-'}", f"  created: {r['created'] or '-'}",
+                 f"  replicas: {r['storage_health']}" + (" (an OSD of the pool is down or recovering: the VM "
+                                                         "runs on; Ceph recovers when it is back)"
+                                                         if r["storage_health"] == "degraded" else ""),
                  f"  trust: {r['trust'] or '-'}" + (f" ({r['untrusted_because']}; review and accept it: "
                                                      f"rbdvm trust {r['name']})" if r.get("untrusted_because") else "")]
         if r["cloned_from"]:

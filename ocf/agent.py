@@ -14,11 +14,12 @@ import time
 from rbdvm.helpers.core import timeouts
 from rbdvm.helpers.core.bounded import abandoned
 
-from . import basics, log
+from . import basics, hostrole, log
 from .codes import (
     OCF_ERR_ARGS,
     OCF_ERR_CONFIGURED,
     OCF_ERR_GENERIC,
+    OCF_ERR_INSTALLED,
     OCF_ERR_UNIMPLEMENTED,
     OCF_NOT_RUNNING,
     OCF_SUCCESS,
@@ -61,6 +62,9 @@ def main(argv=None) -> int:
         return OCF_ERR_CONFIGURED
     for problem in p.ignored:
         log.warn(f"{problem} (a {action} does not fail for it; validate-all and start do)")
+    why = hostrole.missing(p.hypervisor)
+    if why is not None:
+        return _no_hypervisor(action, why)
     code = _run(action, p)
     if abandoned:
         # a thread is still blocked in libvirt (or DNS): leave without waiting for it
@@ -68,6 +72,16 @@ def main(argv=None) -> int:
         sys.stderr.flush()
         os._exit(code)
     return code
+
+
+def _no_hypervisor(action: str, why: str) -> int:
+    """On a node without a hypervisor nothing can run: a stop has nothing to do, every other
+    action answers "not installed" (a probe's masks it into "stopped, never here")."""
+    if action == "stop":
+        log.info(f"{why}; nothing to stop")
+        return OCF_SUCCESS
+    log.exit_reason(why)
+    return OCF_ERR_INSTALLED
 
 
 def _run(action: str, p: Params) -> int:

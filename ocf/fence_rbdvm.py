@@ -2,7 +2,9 @@
 
 A node is fenced by cutting it off the shared storage: `off` adds each of the node's
 addresses to the OSD blocklist as a whole (`IP:0/0`: every Ceph client of that host, its
-QEMUs included, is refused by the OSDs from then on); `on` (unfencing, run by Pacemaker on
+QEMUs included, is refused by the OSDs from then on). Before that it marks the OSDs of the
+node's CRUSH host down (Ceph-aware failover: helpers/ceph/fencedosds.py), since the fence
+lock's object may live on them; `on` (unfencing, run by Pacemaker on
 the node itself before it may run resources) removes those entries; `status` says off while
 they are all there. The node's self-check (`fence_rbdvm_check`) ends the QEMUs of a host
 that finds itself cut off, so a fenced but running node does not keep a VM's network side
@@ -40,7 +42,8 @@ OPTIONS = (
            aliases=("port", "nodename")),
     Option("ceph_conf", ("--ceph-conf",), defaults.CEPH_CONF, "Ceph configuration file"),
     Option("ceph_id", ("--ceph-id",), defaults.FENCE_CEPH_ID,
-           "Ceph user (without 'client.'): needs mon 'allow r, allow command \"osd blocklist\"' and "
+           "Ceph user (without 'client.'): needs mon 'allow r, allow command \"osd blocklist\", "
+           "allow command \"osd down\"' and "
            "osd 'allow rwx pool=POOL object_prefix rbdvm.fence'"),
     Option("pool", ("--pool",), defaults.POOL, "Pool holding the fence lock (the VMs' pool)"),
     Option("node_addresses", ("--node-addresses",), "",
@@ -150,6 +153,10 @@ def run(opts: dict, say) -> int:
         if action == "status":
             return EXIT_OFF if set(wanted) <= listed else EXIT_ON
         if action in ("off", "reboot"):
+            fencing.refuse_if_listed(session, listed)
+            # before the lock: its object's primary may be an OSD of the dead node, and every
+            # request to it would wait out Ceph's heartbeat grace
+            _osds_down(session, plug, say)
             with fencing.exclusive(session, time.monotonic() + timeouts.FENCE_LOCK_WAIT):
                 for entry in wanted:
                     blocklist.add(session, entry, timeouts.FENCE_EXPIRY)
@@ -165,6 +172,22 @@ def run(opts: dict, say) -> int:
             say(f"unfenced {plug}: {', '.join(wanted)} not blocklisted")
             return 0
     raise LookupError(f"unknown action {action!r} (known: {', '.join(ACTIONS)})")
+
+
+def _osds_down(session, plug: str, say) -> None:
+    """Ceph-aware failover (helpers/ceph/fencedosds.py): the fenced node's OSDs marked down
+    at once. The fence stands whatever happens here: a failure is reported, not returned."""
+    from rbdvm.helpers.ceph import fencedosds
+    from rbdvm.helpers.core.errors import RbdvmError
+
+    try:
+        ids = fencedosds.mark_down(session, plug, time.monotonic() + timeouts.OSD_OP_FENCE_AGENT)
+    except RbdvmError as exc:
+        say(f"could not mark the OSDs of {plug} down ({exc}); Ceph marks them "
+            "down after its heartbeat grace")
+        return
+    if ids:
+        say(f"marked {', '.join(f'osd.{i}' for i in ids)} of {plug} down")
 
 
 def _say(text: str, out: bool = False) -> None:

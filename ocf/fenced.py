@@ -84,11 +84,29 @@ def seen_after(status, node: str, when: float) -> bool:
     return False
 
 
-def confirmed(node: str, until: float):
+def cluster_status(until: float):
+    """crm_mon's XML; Unknown if it fails or is late."""
+    return _xml(["crm_mon", "--one-shot", "--output-as=xml"], until)
+
+
+def offline_nodes(status) -> list:
+    """The nodes crm_mon (`status`) shows offline: the only ones that may be fenced."""
+    return [n.get("name") for n in status.iterfind("nodes/node")
+            if crm_mon.node_state(status, n.get("name")) == "offline"]
+
+
+def confirmed(node: str, until: float, status=None):
     """A description of the fence that took `node` down, if Pacemaker confirms it and has not
-    seen the node since; None otherwise (with the reason in `why`, for the log)."""
+    seen the node since; None otherwise (with the reason in `why`, for the log). `status`:
+    crm_mon's XML if the caller has just read it."""
+    fence, why = confirmed_fence(node, until, status)
+    return (fence[2] if fence else None), why
+
+
+def confirmed_fence(node: str, until: float, status=None):
+    """confirmed(), with the whole fence: ((action, completed epoch, description) or None, why)."""
     try:
-        state = crm_mon.node_state(_xml(["crm_mon", "--one-shot", "--output-as=xml"], until), node)
+        state = crm_mon.node_state(status if status is not None else cluster_status(until), node)
         if state != "offline":
             return None, f"node {node} is {state}"
         fence = last_fence(_xml(["stonith_admin", "--history", node, "--verbose", "--output-as=xml"], until), node)
@@ -97,6 +115,6 @@ def confirmed(node: str, until: float):
         status = _xml(["cibadmin", "--query", "--scope", "status"], until)
         if seen_after(status, node, fence[1]):
             return None, f"node {node} was seen after its fence ({fence[2]})"
-        return fence[2], ""
+        return fence, ""
     except Unknown as exc:
         return None, f"cannot tell whether node {node} is fenced: {exc}"

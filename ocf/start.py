@@ -36,6 +36,11 @@ def start(p: Params) -> int:
                 domain.bounded(end, dom.destroy)
         except (domain.Error, domain.Hung) as exc:
             raise AgentError(OCF_ERR_GENERIC, f"libvirt failed before starting {name}: {basics.why(exc)}") from None
+        if p.vm:
+            # before anything of the VM is read from Ceph: a fenced node's OSDs would stall it
+            from . import fencedosds
+
+            fencedosds.mark_down(p.ceph_conf, p.pool, end)
         # keep a few seconds for libvirt to create the domain after the guard
         xml = _guarded_create(p, conn, name, t0 + budget - max(5.0, budget * 0.1), end)
         log.info(f"domain {name} started in {time.monotonic() - t0:.2f}s")

@@ -29,6 +29,22 @@ class Fenced(ClusterUnavailable):
     """The OSDs refuse this host: it has been fenced off the storage."""
 
 
+def _fenced_itself() -> "Fenced":
+    return Fenced("this host is fenced itself: it may not fence another",
+                  "the OSDs refuse its address (it is on the blocklist)",
+                  "Reboot this host; unfencing removes the entry when it rejoins")
+
+
+def refuse_if_listed(session: Session, listed) -> None:
+    """Fenced if the blocklist entries `listed` (read from the monitors) cut this very
+    client's host off: checked before a fencer does anything, even what the monitors would
+    let a blocklisted host do (mark the other node's OSDs down)."""
+    addr = session.cluster.get_addrs()          # "IP:PORT/NONCE", this client as Ceph sees it
+    host = addr.rsplit(":", 1)[0] if isinstance(addr, str) else ""
+    if host and f"{host}:0/0" in set(listed):
+        raise _fenced_itself()
+
+
 def cut_off(session: Session) -> bool:
     """Whether the OSDs refuse this host's clients (one small read, by a client made now)."""
     try:
@@ -56,9 +72,7 @@ def exclusive(session: Session, until: float):
                            "Check `rados -p POOL lock info rbdvm.fence fence`", code="FENCE_BUSY")
     except rados.Error as exc:
         if refused_by_blocklist(exc):
-            raise Fenced("this host is fenced itself: it may not fence another",
-                         "the OSDs refuse its address (it is on the blocklist)",
-                         "Reboot this host; unfencing removes the entry when it rejoins") from exc
+            raise _fenced_itself() from exc
         raise translate(exc, f"taking the fence lock on {OBJECT}", session.target) from exc
     try:
         yield

@@ -5,6 +5,7 @@ Ceph user that may read the cluster and set or unset exactly that flag (docs/day
 
 import json
 
+from ..core import timeouts
 from .session import Session, mon_command
 
 NOOUT = "noout"
@@ -20,13 +21,16 @@ def health(session: Session) -> tuple:
     return report.get("status", "HEALTH_UNKNOWN"), checks
 
 
-def host_osds(session: Session, host: str) -> list:
-    """Ids of the OSDs under CRUSH host `host` ([] if no host of that name)."""
-    tree = json.loads(mon_command(session, {"prefix": "osd tree", "format": "json"}, "reading the OSD tree"))
+def host_osds(session: Session, host: str, timeout: float = timeouts.MON_COMMAND, up_only: bool = False) -> list:
+    """Ids of the OSDs under CRUSH host `host` ([] if no host of that name); `up_only`: those
+    the OSD map shows up."""
+    tree = json.loads(mon_command(session, {"prefix": "osd tree", "format": "json"}, "reading the OSD tree", timeout))
     by_id = {n["id"]: n for n in tree.get("nodes", [])}
     for n in tree.get("nodes", []):
         if n.get("type") == "host" and n.get("name") == host:
-            return sorted(c for c in n.get("children", []) if by_id.get(c, {}).get("type") == "osd")
+            osds = [by_id.get(c, {}) for c in n.get("children", [])]
+            return sorted(o["id"] for o in osds if o.get("type") == "osd"
+                          and (not up_only or o.get("status") == "up"))
     return []
 
 

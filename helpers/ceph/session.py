@@ -162,11 +162,11 @@ def ceph_errors(doing: str, target: CephTarget):
         raise translate(exc, doing, target) from exc
 
 
-def mon_command(session: Session, cmd: dict, doing: str) -> str:
-    """A monitor command's output (bounded: timeouts.MON_COMMAND); refused or failed, an
+def mon_command(session: Session, cmd: dict, doing: str, timeout: float = timeouts.MON_COMMAND) -> str:
+    """A monitor command's output (bounded: `timeout` s, at least 1); refused or failed, an
     error naming the client whose capabilities to check. The one runner of mon commands."""
     try:
-        ret, out, err = session.cluster.mon_command(json.dumps(cmd), b"", timeout=timeouts.MON_COMMAND)
+        ret, out, err = session.cluster.mon_command(json.dumps(cmd), b"", timeout=max(1, int(timeout)))
     except rados.Error as exc:
         raise ClusterUnavailable(f"Ceph did not answer {doing}", str(exc), code="CEPH_UNAVAILABLE") from None
     if ret != 0:

@@ -1,7 +1,7 @@
 """Reading what exists: every VM of a pool/namespace (one listing and one bulk read of the
 system disks' headers), and one VM in detail."""
 
-from ..ceph import images, trust, vmstore
+from ..ceph import images, pghealth, trust, vmstore
 from ..core import domainxml, names, vmschema
 from ..core.vmschema import VmState
 from . import snapshots
@@ -14,11 +14,13 @@ def list_vms(env: Env) -> list:
     session = env.session
     out = []
     key = trust.key_here(env.session)
-    for rec in vmstore.records(session):
+    records = vmstore.records(session)
+    health = pghealth.pool_health(session) if records else pghealth.OK
+    for rec in records:
         trusted, _ = _trust(env, rec, key)
         out.append({"name": rec.name, "state": trust.UNTRUSTED if trusted == trust.UNTRUSTED else rec.state,
                     "disks": len(rec.disks), "uuid": domainxml.stored_uuid(rec.metadata.get(vmschema.XML)),
-                    "trust": trusted})
+                    "trust": trusted, "storage_health": health})
     return out
 
 
@@ -54,6 +56,7 @@ def info(env: Env, name: str) -> dict:
         "cloned_from": vmschema.cloned_from(md),
         "disks": disks,
         "nvram": rec.nvram,      # the UEFI variable store, None for a BIOS guest
+        "storage_health": pghealth.pool_health(session),
         "settings": vmschema.decode(md),
         "colocations": vmschema.colocations(md),
         "metadata": {k: v for k, v in sorted(md.items()) if vmschema.is_user_key(k)},

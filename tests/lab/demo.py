@@ -49,7 +49,7 @@ def cleanup() -> None:
 
 
 def main() -> int:
-    n1, n2 = L.NODES
+    n1, n2 = L.HYPERVISORS
     files = L.SHARED / "files"
     files.mkdir(parents=True, exist_ok=True)
     step("The lab: one Ceph cluster and two hypervisors (corosync + pacemaker + libvirtd, fencing on)")

@@ -17,7 +17,7 @@ from labkit.testing import (
 )
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("agent_installed")]
-N1, N2 = L.NODES
+N1, N2 = L.HYPERVISORS
 LAB = str(L.LAB_SRC / "lab")
 
 
@@ -55,11 +55,14 @@ def test_partition_without_fencing_never_runs_two_writers(cluster_vm):
     x = where(vm)
     y = other(x)
     ops.on(N1, "crm_attribute", "-t", "crm_config", "-n", "stonith-enabled", "-v", "false")
+    # the cut-off node keeps its VM (the default, stop, would stop it at once): both sides
+    # then want the VM running, the case the guard exists for
+    ops.on(N1, "crm_attribute", "-t", "crm_config", "-n", "no-quorum-policy", "-v", "ignore")
     # the guard gives up when its start budget is nearly spent: keep the test short
     ops.on(N1, "pcs", "resource", "update", vm, "op", "start", "timeout=30s")
     writers = set()
     try:
-        run([LAB, "partition"])
+        run([LAB, "partition", x, "--cluster-only"])
         t0 = time.monotonic()
         refused = None
         while time.monotonic() - t0 < 150:
@@ -82,6 +85,7 @@ def test_partition_without_fencing_never_runs_two_writers(cluster_vm):
         assert wait_for(60, lambda: node.online_nodes(N1) == sorted(L.NODES)
                         and node.online_nodes(N2) == sorted(L.NODES)), "the partition healed"
         ops.on(N1, "crm_attribute", "-t", "crm_config", "-n", "stonith-enabled", "-v", "true")
+        ops.on(N1, "crm_attribute", "-t", "crm_config", "-n", "no-quorum-policy", "--delete")
         ops.on(N1, "crm_resource", "--cleanup", "-r", vm, check=False)
     assert wait_for(60, lambda: where(vm) == x), f"{vm} runs on {x} alone after the heal"
     assert not qemu_pids(y, vm)

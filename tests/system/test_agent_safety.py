@@ -28,7 +28,7 @@ from labkit.testing import (
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("agent_installed")]
 vm = stopped_vm   # the fixture `vm`: a stopped VM, removed afterwards
-N1, N2 = L.NODES
+N1, N2 = L.HYPERVISORS
 LAB = str(L.LAB_SRC / "lab")
 
 

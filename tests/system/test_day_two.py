@@ -25,7 +25,7 @@ from labkit.testing import (
 )
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("agent_installed")]
-N1, N2 = L.NODES
+N1, N2 = L.HYPERVISORS
 
 
 def cib_primitive(vm: str):

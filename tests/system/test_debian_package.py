@@ -20,7 +20,7 @@ from labkit.testing import agent, base_xml, boot_disk, fail_count, force_remove,
 
 pytestmark = pytest.mark.lab
 REPO = Path(__file__).resolve().parents[2]
-N1, N2 = L.NODES
+N1, N2 = L.HYPERVISORS
 PACKAGED = "/usr/bin/rbdvm"          # the lab's own `rbdvm` (/usr/local/bin) is the checkout's venv
 AGENT = "/usr/lib/ocf/resource.d/rbdvm/VirtualDomain"
 POLICY = "/etc/rbdvm/policy.toml"

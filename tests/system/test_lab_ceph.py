@@ -25,9 +25,12 @@ with rados.Rados(conffile="/etc/ceph/ceph.conf", rados_id="rbdvm") as cluster:
 """
 
 
-def test_ceph_is_healthy_with_one_mon_mgr_osd():
+def test_ceph_is_healthy_with_a_monitor_per_node_and_an_osd_per_hypervisor():
     s = ceph.status()
-    assert s == {"health": "HEALTH_OK", "osds_up": 1, "mgr": True}
+    assert s == {"health": "HEALTH_OK", "checks": [], "osds_up": 2, "osds": 2, "mgr": True,
+                 "quorum": sorted(L.NODES)}
+    pool = json.loads(ceph.admin("osd", "pool", "get", L.POOL, "all", "--format", "json").stdout)
+    assert (pool["size"], pool["min_size"]) == (2, 1), "SEAPATH: size = hypervisors, min_size 1"
     assert json.loads(ceph.admin("osd", "pool", "application", "get", L.POOL, "--format", "json").stdout) == {"rbd": {}}
 
 

@@ -15,14 +15,14 @@ NAME = "labguest"
 def guest_image():
     ops.import_boot_disk(L.NODES[0], NAME)
     yield NAME
-    for n in L.NODES:
+    for n in L.HYPERVISORS:
         if NAME in ops.running(n):
             ops.virsh(n, "destroy", NAME, check=False)
     ops.remove_image(L.NODES[0], NAME)
 
 
 def test_guest_boots_from_rbd_migrates_live_and_shuts_down(guest_image):
-    n1, n2 = L.NODES
+    n1, n2 = L.HYPERVISORS
     ops.start_guest(n1, NAME, guest_image)
     ops.wait_serial(NAME, "READY")
     assert ops.running(n1) == [NAME]

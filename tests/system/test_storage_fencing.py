@@ -7,14 +7,14 @@ import time
 
 import pytest
 
+from labkit import ceph, node, ops, storagefence
 from labkit import layout as L
-from labkit import node, ops, storagefence
 from labkit.procs import run, wait_for
 from labkit.storagefence import fenced_hosts, unfence_all
 from labkit.testing import agent, exit_reason, history, other, qemu_pids, stopped_vm, where
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("agent_installed")]
-N1, N2 = L.NODES
+N1, N2 = L.HYPERVISORS
 vm = stopped_vm   # the fixture `vm`: a stopped VM, removed afterwards
 LAB = str(L.LAB_SRC / "lab")
 
@@ -38,13 +38,17 @@ def test_pcs_describes_the_installed_fence_agent():
     assert 'name="on" on_target="1" automatic="1"' in meta, "unfencing is declared"
 
 
-def test_off_cuts_every_client_of_the_node_and_on_lets_them_back(vm, clean_blocklist):
-    assert fence(N1, "-o", "list").stdout.split() == [f"{N1},", f"{N2},"]
+def test_off_cuts_every_client_of_the_node_and_on_lets_them_back(vm, clean_blocklist, many_markdowns):
+    assert fence(N1, "-o", "list").stdout.split() == [f"{n}," for n in L.NODES]
     assert fence(N1, "-o", "monitor").returncode == 0
     assert fence(N1, "-o", "status", "-n", N2).returncode == 0, "on"
 
     off = fence(N1, "-o", "off", "-n", N2)
     assert off.returncode == 0, off.stderr
+    # Ceph-aware failover: the fenced node's OSD is marked down at once; alive here (a
+    # storage fence leaves the node running), it says so and is up again by itself
+    assert f"marked osd.{L.OSDS[N2]} of {N2} down" in off.stderr, off.stderr
+    assert wait_for(30, lambda: ceph.status()["osds_up"] == 2), "an OSD that lives comes back up"
     assert fence(N1, "-o", "status", "-n", N2).returncode == 2, "off"
     assert fence(N1, "-o", "off", "-n", N2).returncode == 0, "off again: nothing to do, success"
     assert fenced_hosts() == [N2]
@@ -77,7 +81,7 @@ def test_unknown_node_and_bad_options_fail_with_a_reason():
     assert fenced_hosts() == []
 
 
-def test_a_fencer_that_died_holding_the_lock_blocks_nobody_for_long(clean_blocklist):
+def test_a_fencer_that_died_holding_the_lock_blocks_nobody_for_long(clean_blocklist, many_markdowns):
     """A fencer SIGKILLed while it holds the fence lock never unlocks it: the lock's
     duration lets the next fencer through (here 4 s instead of fence_rbdvm's 30 s)."""
     ops.on(N1, "/usr/bin/python3", "-c",
@@ -88,13 +92,23 @@ def test_a_fencer_that_died_holding_the_lock_blocks_nobody_for_long(clean_blockl
     assert fenced_hosts() == [N1]
 
 
-def test_two_nodes_fencing_each_other_at_once_leave_exactly_one_fenced(clean_blocklist):
+@pytest.fixture
+def many_markdowns():
+    """Each fence_rbdvm off marks the target's OSDs down (Ceph-aware failover); a living OSD
+    comes back up, but Ceph shuts down one marked down 5 times in 10 minutes
+    (osd_max_markdown_count), which ten fence races in a minute would reach and no site does."""
+    ceph.admin("config", "set", "osd", "osd_max_markdown_count", "100")
+    yield
+    ceph.admin("config", "rm", "osd", "osd_max_markdown_count")
+
+
+def test_two_nodes_fencing_each_other_at_once_leave_exactly_one_fenced(clean_blocklist, many_markdowns):
     """The fence race of a partition without a fence delay: each node fences the other at
     the same moment. Both would succeed without the fence lock, and stop every VM."""
     for rnd in range(10):
         procs = {n: subprocess.Popen(node.enter(n) + list(L.CLEAN_ENV) + ["fence_rbdvm", "-o", "off", "-n", other(n)],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                 for n in L.NODES}
+                 for n in L.HYPERVISORS}
         out = {n: p.communicate(timeout=60) for n, p in procs.items()}
         rcs = {n: p.returncode for n, p in procs.items()}
         fenced = fenced_hosts()
@@ -169,9 +183,10 @@ def test_crashed_node_is_storage_fenced_the_vm_restarts_and_the_node_rejoins_unf
 
 
 def test_partition_loser_is_storage_fenced_its_qemu_cannot_write_and_is_ended(storage_fencing, cluster_vm):
-    """node2 loses the fence race (node1's device waits 3 s). While node2 still runs the VM,
-    node1 cuts it off Ceph: its QEMU cannot write, the self-check ends it, the VM runs on
-    node1, and node2, rebooted after the heal, is unfenced and runs VMs again."""
+    """node2's corosync is cut off (its Ceph is not): the majority fences it off Ceph while
+    it still runs the VM (no-quorum-policy freeze: a node without quorum keeps what it runs),
+    its QEMU cannot write, the self-check ends it, the VM runs on node1, and node2, rebooted
+    after the heal, is unfenced and runs VMs again."""
     vm = cluster_vm
     if where(vm) != N2:
         move(vm, N2)
@@ -180,7 +195,8 @@ def test_partition_loser_is_storage_fenced_its_qemu_cannot_write_and_is_ended(st
     failed_before = qemu_io_failures(N2, vm)
     ops.virsh(N2, "qemu-monitor-command", "--hmp", vm, read)
     assert qemu_io_failures(N2, vm) == failed_before, "before the fence the same read works"
-    run([LAB, "partition"])
+    ops.on(N1, "crm_attribute", "-t", "crm_config", "-n", "no-quorum-policy", "-v", "freeze")
+    run([LAB, "partition", N2, "--cluster-only"])
     try:
         assert wait_for(60, lambda: fenced_hosts() == [N2]), f"{N1} fenced {N2} off Ceph: {fenced_hosts()}"
         assert qemu_pids(N2, vm), "the fenced node's QEMU still runs (no power fence)"
@@ -198,6 +214,7 @@ def test_partition_loser_is_storage_fenced_its_qemu_cannot_write_and_is_ended(st
         assert fenced_hosts() == [N2], "node2 never fenced node1"
     finally:
         run([LAB, "heal"])
+        ops.on(N1, "crm_attribute", "-t", "crm_config", "-n", "no-quorum-policy", "--delete", check=False)
     # a storage-fenced node is rebooted to rejoin (its Pacemaker learns it was fenced)
     run([LAB, "crash", N2])
     run([LAB, "boot", N2], timeout=180)

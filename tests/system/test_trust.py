@@ -33,7 +33,7 @@ from labkit.testing import (
 )
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("agent_installed")]
-N1, N2 = L.NODES
+N1, N2 = L.HYPERVISORS
 QEMU_NS = "http://libvirt.org/schemas/domain/qemu/1.0"
 MEM64, MEM96 = '<memory unit="MiB">64</memory>', '<memory unit="MiB">96</memory>'
 AT = 256 << 10      # inside the guest's 1 MiB disk, past its boot sector

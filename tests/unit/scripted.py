@@ -17,6 +17,7 @@ them: the lab tests run the real Ceph, Pacemaker and libvirt, and stay the proof
 import itertools
 import json
 import struct
+import time
 from datetime import datetime, timezone
 
 import rados
@@ -503,6 +504,8 @@ class _Cluster:
         # the monitors' view maintenance reads and changes: health, CRUSH hosts, group flags
         self.health = {"status": "HEALTH_OK", "checks": {}}
         self.osd_hosts = {"node1": [0]}
+        self.osds_down: set = set()
+        self.down_stamps: dict = {}
         self.host_flags: dict = {}
         self.mon_calls: list = []
 
@@ -526,10 +529,19 @@ class _Cluster:
             nodes = [{"id": -1, "name": "default", "type": "root"}]
             for i, (host, osds) in enumerate(self.osd_hosts.items()):
                 nodes.append({"id": -2 - i, "name": host, "type": "host", "children": osds})
-                nodes += [{"id": o, "name": f"osd.{o}", "type": "osd"} for o in osds]
+                nodes += [{"id": o, "name": f"osd.{o}", "type": "osd",
+                           "status": "down" if o in self.osds_down else "up"} for o in osds]
             return 0, json.dumps({"nodes": nodes}).encode(), ""
         if prefix == "osd dump":
-            return 0, json.dumps({"crush_node_flags": self.host_flags}).encode(), ""
+            xinfo = [{"osd": o, "down_stamp": self.down_stamps.get(o, "0.000000")}
+                     for osds in self.osd_hosts.values() for o in osds]
+            return 0, json.dumps({"crush_node_flags": self.host_flags, "osd_xinfo": xinfo}).encode(), ""
+        if prefix == "osd down":
+            marked = {int(i.removeprefix("osd.")) for i in cmd["ids"]}
+            self.osds_down |= marked
+            self.down_stamps.update({o: time.strftime("%Y-%m-%dT%H:%M:%S.000000+0000", time.gmtime())
+                                     for o in marked})
+            return 0, b"", ""
         if prefix in ("osd set-group", "osd unset-group"):
             for who in cmd["who"]:
                 flags = set(self.host_flags.get(who, []))
@@ -542,6 +554,9 @@ class _Cluster:
 
     def conf_get(self, key):
         return ""
+
+    def pool_lookup(self, pool):
+        return 2
 
     def open_ioctx(self, pool):
         return self.ioctx

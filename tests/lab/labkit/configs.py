@@ -20,9 +20,54 @@ def _ini(sections) -> str:
     return "\n".join(out)
 
 
-def ceph_conf(fsid: str) -> str:
-    """The lab's own ceph.conf: daemons and the admin client, state under $STATE/ceph."""
-    d = L.CEPH_DIR
+# seapath/ansible inventories/examples/seapath-cluster.yaml, ceph_conf_overrides
+SEAPATH_CEPH = {
+    "osd pool default size": str(len(L.HYPERVISORS)),
+    "osd pool default min size": "1",
+    "osd crush chooseleaf type": "1",
+    "mon osd min down reporters": "1",
+}
+
+
+# How fast the monitors recover a quorum when one of them dies with its node (docs/fencing.md:
+# Ceph-aware failover). With Ceph's defaults a dead leader is noticed when its lease runs
+# out (5 s) and a dead peon when a proposal's accepts time out (2 x 5 s), then the election
+# waits out its timeout (5 s) for the dead one: 10-15 s without a quorum, during which no
+# fenced node's OSD can be marked down nor client blocklisted, and the failover waits.
+MON_FAILOVER = {
+    "mon lease": "2",
+    "mon election timeout": "1",
+}
+
+
+def _ceph_global(fsid: str) -> dict:
+    return {
+        "fsid": fsid,
+        "mon host": L.MON_ADDR,
+        "mon initial members": ", ".join(L.MONS),
+        "public network": f"{L.NET}.0/24",
+        "ms bind ipv4": "true",
+        "ms bind ipv6": "false",
+        "auth cluster required": "cephx",
+        "auth service required": "cephx",
+        "auth client required": "cephx",
+        "auth allow insecure global id reclaim": "false",
+        **SEAPATH_CEPH,
+        "osd pool default pg num": "8",
+        "osd pool default pgp num": "8",
+        "osd pool default pg autoscale mode": "off",
+        "mon allow pool delete": "true",
+        "mon data avail warn": "1",
+        "mon data avail crit": "0",
+        "mgr initial modules": "",
+        **_CEPH_CLIENT_SETTINGS,
+    }
+
+
+def ceph_conf(fsid: str, node: str) -> str:
+    """The conf of a node's Ceph daemons: their state under the node's own ceph directory
+    (it survives a crash, like a disk), bound to the node's address."""
+    d = L.ceph_dir(node)
     daemon_files = {  # only in daemon sections: clients would collide on them
         "admin socket": f"{d}/run/$cluster-$name.asok",
         "pid file": f"{d}/run/$cluster-$name.pid",
@@ -30,48 +75,36 @@ def ceph_conf(fsid: str) -> str:
     }
     return _ini([
         ("global", {
-            "fsid": fsid,
-            "mon host": L.MON_ADDR,
-            "mon initial members": "a",
-            "public network": f"{L.NET}.0/24",
-            "public addr": L.IP["ceph"],
-            "cluster addr": L.IP["ceph"],
-            "ms bind ipv4": "true",
-            "ms bind ipv6": "false",
-            "auth cluster required": "cephx",
-            "auth service required": "cephx",
-            "auth client required": "cephx",
-            "auth allow insecure global id reclaim": "false",
+            **_ceph_global(fsid),
+            "public addr": L.IP[node],
+            "cluster addr": L.IP[node],
             "run dir": f"{d}/run",
             "crash dir": f"{d}/crash",
             "mon cluster log file": f"{d}/log/$cluster.log",
-            "osd pool default size": "1",
-            "osd pool default min size": "1",
-            "osd pool default pg num": "8",
-            "osd pool default pgp num": "8",
-            "osd pool default pg autoscale mode": "off",
-            "osd crush chooseleaf type": "0",
-            "mon allow pool size one": "true",
-            "osd crush update on start": "false",    # osd.0 stays under host node1
-            "mon allow pool delete": "true",
-            "mon warn on pool no redundancy": "false",
-            "mon data avail warn": "1",
-            "mon data avail crit": "0",
-            "mgr initial modules": "",
-            **_CEPH_CLIENT_SETTINGS,
         }),
         # 1 s by default: bring-up would take ~10 s of proposals
         ("mon", {**daemon_files, "paxos propose interval": "0.05",
-                 "mon data": f"{d}/mon/$cluster-$id"}),
+                 "mon data": f"{d}/mon/$cluster-$id", **MON_FAILOVER}),
         ("mgr", {**daemon_files, "mgr data": f"{d}/mgr/$cluster-$id",
                  "keyring": f"{d}/mgr/$cluster-$id/keyring"}),
+        # bluestore on a sparse file: data survives a crash as it does on a disk (memstore
+        # forgets it); a small fixed cache keeps two OSDs within the lab's memory (docs/lab.md)
         ("osd", {**daemon_files, "osd data": f"{d}/osd/$cluster-$id",
                  "keyring": f"{d}/osd/$cluster-$id/keyring",
-                 "osd objectstore": "memstore",
-                 "memstore device bytes": str(L.MEMSTORE_BYTES),
+                 "osd objectstore": "bluestore",
+                 "bluestore block create": "true",
+                 "bluestore block size": str(L.OSD_BLOCK_BYTES),
+                 "bluestore fsck on mkfs": "false",
+                 "bluestore fsck on mount": "false",
+                 "bluestore cache autotune": "false",
+                 "bluestore cache size": str(64 << 20),
                  "osd memory target": "939524096"}),
-        ("client", {"keyring": f"{d}/keyring"}),
     ])
+
+
+def admin_ceph_conf(fsid: str) -> str:
+    """The lab's admin view (lab checks only): every monitor, the admin keyring."""
+    return _ini([("global", {**_ceph_global(fsid), "keyring": f"{L.ADMIN_DIR}/keyring"})])
 
 
 def device_policy() -> str:
@@ -106,27 +139,27 @@ def client_keyring(key: str, user: str = L.CEPH_USER) -> str:
 
 
 def corosync_conf() -> str:
+    """SEAPATH's template (roles/configure_ha/templates/corosync.conf.j2): every node one
+    vote, votequorum without two_node, token 1000 ms. knet (encrypted) where SEAPATH has
+    udpu: with token 1000 its pings come every 250 ms, so a link is up in ~0.5 s."""
     nodes = "".join(
         f"    node {{\n        name: {n}\n        nodeid: {i}\n        ring0_addr: {L.IP[n]}\n    }}\n"
         for i, n in enumerate(L.NODES, 1))
-    # knet pings every 250 ms (default token/4 = 750 ms) so the link is up in ~0.5 s
     return f"""totem {{
     version: 2
     cluster_name: {L.CLUSTER_NAME}
     transport: knet
     crypto_cipher: aes256
     crypto_hash: sha256
+    token: 1000
     interface {{
         linknumber: 0
-        knet_ping_interval: 250
-        knet_ping_timeout: 1500
     }}
 }}
 nodelist {{
 {nodes}}}
 quorum {{
     provider: corosync_votequorum
-    two_node: 1
 }}
 logging {{
     to_logfile: yes
@@ -195,7 +228,7 @@ def libvirt_secret_xml() -> str:
 
 
 def hosts() -> str:
-    lines = ["127.0.0.1 localhost"] + [f"{L.IP[n]} {n}" for n in (*L.NODES, "ceph")]
+    lines = ["127.0.0.1 localhost"] + [f"{L.IP[n]} {n}" for n in L.NODES]
     return "\n".join(lines) + "\n"
 
 
@@ -214,7 +247,9 @@ def _nvpairs(parent, prefix: str, values: dict) -> None:
 
 
 def cib_seed(empty_cib: str) -> str:
-    """The first CIB of both nodes: properties, defaults and one fence device per node.
+    """The first CIB of every node: properties, defaults and one power-fence device per node,
+    the observer's included. No fence delay: with three votes only a majority fences, so
+    two nodes never shoot each other.
 
     `empty_cib` is what `cibadmin --empty` prints (so the schema version is Pacemaker's own).
     """
@@ -234,7 +269,6 @@ def cib_seed(empty_cib: str) -> str:
         prim.set("class", "stonith")
         _nvpairs(ET.SubElement(prim, "instance_attributes", id=f"fence-{n}-ia"), f"fence-{n}", {
             "pcmk_host_list": n,
-            "pcmk_delay_base": L.FENCE_DELAY[n],
             "state_dir": str(L.STATE),
         })
         ops = ET.SubElement(prim, "operations")

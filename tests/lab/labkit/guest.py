@@ -123,7 +123,8 @@ def domain_xml(name: str, uuid: str, rbd_image: str, serial_path: str, memory_mi
     auth = etree.SubElement(disk, "auth", username=L.CEPH_USER)
     etree.SubElement(auth, "secret", type="ceph", usage=f"client.{L.CEPH_USER}")
     source = etree.SubElement(disk, "source", protocol="rbd", name=f"{L.POOL}/{rbd_image}")
-    etree.SubElement(source, "host", name=L.IP["ceph"], port=str(L.MON_V1))
+    for mon in L.MONS:
+        etree.SubElement(source, "host", name=L.IP[mon], port=str(L.MON_V1))
     etree.SubElement(disk, "target", dev="vda", bus="virtio")
     return etree.tostring(dom, pretty_print=True, encoding="unicode")
 

@@ -16,23 +16,27 @@ PIDS = STATE / "pids"
 SHARED = STATE / "shared"          # visible from every node (serial logs, images)
 LAB_USR = STATE / "usr"            # the lab's own layer under every node's /usr (its fence agent)
 LAB_SBIN = LAB_USR / "sbin"
-CEPH_DIR = STATE / "ceph"
-CEPH_CONF = CEPH_DIR / "ceph.conf"  # the lab's admin view; nodes get their own
+ADMIN_DIR = STATE / "admin"        # the lab's admin view of Ceph (conf, admin keyring)
+CEPH_CONF = ADMIN_DIR / "ceph.conf"
 VENV = Path(os.environ.get("RBDVM_VENV", REPO / ".venv"))
 SYSTEM_PYTHON = "/usr/bin/python3"  # the only interpreter with the rados/rbd bindings
 
 # 10.77.0.0/24 exists only inside the lab's network namespaces: nothing is added to the
 # root namespace and no namespace has a default route.
 NET = "10.77.0"
-NODES = ("node1", "node2")
-IP = {"node1": f"{NET}.1", "node2": f"{NET}.2", "ceph": f"{NET}.10"}
+# SEAPATH's default shape: two hypervisors and one observer (a Ceph monitor and a cluster
+# member that never runs VMs). Every node runs a Ceph monitor; each hypervisor one OSD.
+HYPERVISORS = ("node1", "node2")
+OBSERVER = "node3"
+NODES = (*HYPERVISORS, OBSERVER)
+IP = {"node1": f"{NET}.1", "node2": f"{NET}.2", "node3": f"{NET}.3", "admin": f"{NET}.254"}
 NETNS_PREFIX = "rbdvmlab-"
-SWITCH_NS = NETNS_PREFIX + "sw"
+SWITCH_NS = NETNS_PREFIX + "sw"     # holds the bridge, and the lab's admin address on it
 BRIDGE = "br0"
 
 
 def netns(part: str) -> str:
-    """Network namespace of a node or of 'ceph'."""
+    """Network namespace of a node."""
     return NETNS_PREFIX + part
 
 
@@ -42,23 +46,29 @@ def switch_port(part: str) -> str:
 
 
 # Every network namespace of the lab; the switch last because it holds the bridge.
-ALL_NETNS = tuple(netns(p) for p in (*NODES, "ceph")) + (SWITCH_NS,)
+ALL_NETNS = tuple(netns(p) for p in NODES) + (SWITCH_NS,)
 
 MON_V2, MON_V1 = 3300, 6789
-MON_ADDR = f"[v2:{IP['ceph']}:{MON_V2},v1:{IP['ceph']}:{MON_V1}]"
+MONS = NODES                        # mon.<node> on every node, as SEAPATH deploys them
+OSDS = {"node1": 0, "node2": 1}     # osd.<id> of each hypervisor, under CRUSH host <node>
+MGR_NODE = OBSERVER                 # the one mgr (it serves no I/O; the observer rarely dies)
+
+
+def mon_addr(n: str) -> str:
+    return f"[v2:{IP[n]}:{MON_V2},v1:{IP[n]}:{MON_V1}]"
+
+
+MON_ADDR = ",".join(mon_addr(n) for n in MONS)
 CEPH_USER = "rbdvm"                 # least-privilege client used by rbdvm, tests and demo
 FENCE_USER = "rbdvm-fence"          # fence_rbdvm's own client: it may remove blocklist entries
 MAINT_USER = "rbdvm-maintenance"    # node drain --maintenance: may set and clear noout on a host
-# the lab's OSD sits under this CRUSH host: node1 is a hyperconverged node (its OSD goes
-# down with it), node2 a hypervisor without OSDs
-OSD_HOST = "node1"
 POOL = "rbd"
 SECRET_UUID = "5b1d7c0e-2a43-4f9e-9c1d-3e7a0b6c9d01"  # libvirt secret (ceph, client.rbdvm)
 CLUSTER_NAME = "rbdvmlab"
 FENCE_AGENT = "fence_rbdvmlab"
 MIGRATION_PORTS = "49152-49215"      # libvirt's default migration_port_min/max
-FENCE_DELAY = {"node1": "3s", "node2": "0s"}  # node1 wins a fence race: no mutual shooting
-MEMSTORE_BYTES = 4 << 30   # capacity only: memstore takes RAM as data is written
+COROSYNC_PORT = 5405                 # knet's UDP port: what a cluster-network-only cut drops
+OSD_BLOCK_BYTES = 8 << 30            # bluestore's block file: sparse, grows as data is written
 
 CLEAN_ENV = ("env", "-i", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
              "LANG=C.UTF-8", "HOME=/root")
@@ -66,6 +76,11 @@ CLEAN_ENV = ("env", "-i", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bi
 
 def node_dir(node: str) -> Path:
     return STATE / node
+
+
+def ceph_dir(node: str) -> Path:
+    """The node's Ceph daemons' state: their data, sockets, logs (it survives a crash)."""
+    return node_dir(node) / "ceph"
 
 
 # Private directories of a node: (folder under node_dir, mount point inside the node).

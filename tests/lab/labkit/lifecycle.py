@@ -33,32 +33,41 @@ def health() -> list:
     if not L.STATE.is_dir():
         return [("lab", False, f"not up (no {L.STATE})")]
     missing = [ns for ns in L.ALL_NETNS if ns not in net.existing()]
+    cuts = _cuts() if not missing else []
     parts.append(("switch", not missing, f"missing namespaces {missing}" if missing
-                  else "bridge + ports; partitioned" if _partitioned() else "bridge + ports"))
-    dead = [n for n in ("ceph-mon", "ceph-mgr", "ceph-osd") if not REG.alive(n)]
-    if dead:
-        parts.append(("ceph", False, f"not running: {', '.join(dead)}"))
-    else:
-        try:
-            s = ceph.status()
-            ok = s["health"] in ("HEALTH_OK", "HEALTH_WARN") and s["osds_up"] == 1 and s["mgr"]
-            parts.append(("ceph", ok, f"{s['health']}, osds up {s['osds_up']}, mgr available {s['mgr']}"))
-        except LabError as exc:
-            parts.append(("ceph", False, str(exc).splitlines()[0]))
+                  else "bridge + ports" + (f"; {', '.join(cuts)}" if cuts else "")))
+    parts.append(("ceph", *_ceph_health()))
     for n in L.NODES:
         parts.append((n, *_node_health(n)))
     return parts
 
 
-def _partitioned() -> bool:
+def _cuts() -> list:
     try:
-        return net.partitioned()
+        return net.cuts()
     except LabError:
-        return False
+        return []
+
+
+def _ceph_health():
+    """Healthy: every monitor in quorum, every OSD up, the mgr available, and Ceph's own
+    health OK or WARN; the detail shows Ceph's health and the monitors in quorum."""
+    dead = [ceph.reg_name(k, i) for n in L.NODES for k, i in ceph.daemons(n) if not REG.alive(ceph.reg_name(k, i))]
+    try:
+        s = ceph.status(timeout=10)
+    except LabError as exc:
+        return False, (f"not running: {', '.join(dead)}; " if dead else "") + str(exc).splitlines()[0]
+    ok = (not dead and s["health"] in ("HEALTH_OK", "HEALTH_WARN") and s["quorum"] == sorted(L.MONS)
+          and s["osds_up"] == s["osds"] == len(L.OSDS) and s["mgr"])
+    detail = (f"{s['health']}{' ' + ','.join(s['checks']) if s['checks'] else ''}, "
+              f"mons in quorum {','.join(s['quorum']) or 'none'}, osds up {s['osds_up']}/{s['osds']}, "
+              f"mgr available {s['mgr']}")
+    return ok, (f"not running: {', '.join(dead)}; " if dead else "") + detail
 
 
 def _node_health(n: str):
-    dead = [d for d in ("holder", "corosync", "pacemakerd", "libvirtd") if not REG.alive(f"{d}-{n}")]
+    daemons = ("holder", "corosync", "pacemakerd") + (("libvirtd",) if n in L.HYPERVISORS else ())
+    dead = [d for d in daemons if not REG.alive(f"{d}-{n}")]
     if dead:
         return False, f"not running: {', '.join(dead)}"
     problems = []
@@ -67,11 +76,12 @@ def _node_health(n: str):
     online = node.online_nodes(n)
     if n not in online:
         problems.append("pacemaker not online")
-    if not node.libvirt_up(n):
+    if n in L.HYPERVISORS and not node.libvirt_up(n):
         problems.append("libvirtd socket missing")
     if problems:
         return False, "; ".join(problems)
-    return True, f"corosync quorate, pacemaker sees online {online}, libvirtd up"
+    role = "libvirtd up" if n in L.HYPERVISORS else "observer (no hypervisor)"
+    return True, f"corosync quorate, pacemaker sees online {online}, {role}"
 
 
 def healthy() -> bool:
@@ -105,8 +115,7 @@ def _up(clock: Clock) -> None:
     shutil.copy2(L.LAB_SRC / "sbin" / L.FENCE_AGENT, L.LAB_SBIN / L.FENCE_AGENT)
     fsid = str(uuid.uuid4())
     keys = {user: ceph.gen_key() for user, _ in ceph.USERS}
-    L.CEPH_DIR.mkdir(parents=True, exist_ok=True)
-    L.CEPH_CONF.write_text(configs.ceph_conf(fsid))
+    ceph.write_files(fsid)
     cib = configs.cib_seed(run(["cibadmin", "--empty"]).stdout)
     authkey = os.urandom(256)
     for n in L.NODES:
@@ -149,6 +158,7 @@ def _up(clock: Clock) -> None:
 def _nodes_up(clock: Clock) -> None:
     for n in L.NODES:
         node.start_corosync(n)
+    for n in L.HYPERVISORS:
         node.start_libvirtd(n)
     for n in L.NODES:
         _must(30, lambda n=n: node.corosync_answers(n), f"{n}: corosync IPC not answering")
@@ -156,17 +166,17 @@ def _nodes_up(clock: Clock) -> None:
         node.start_pacemaker(n)
     for n in L.NODES:
         _must(30, lambda n=n: node.quorate(n), f"{n}: corosync not quorate")
-    clock("corosync quorate on both nodes")
-    for n in L.NODES:
+    clock("corosync quorate on every node")
+    for n in L.HYPERVISORS:
         _must(20, lambda n=n: node.libvirt_up(n), f"{n}: libvirtd socket missing")
     # libvirtd probes QEMU's capabilities on first use (~1.3 s): do it now, in parallel
     warm = [subprocess.Popen(node.enter(n) + ["virsh", "-q", "-c", "qemu:///system", "capabilities"],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for n in L.NODES]
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for n in L.HYPERVISORS]
     node.wait_joined(L.NODES[0])
-    clock("pacemaker: both nodes online, DC idle")
+    clock("pacemaker: every node online, DC idle")
     for p in warm:
         p.wait(timeout=60)
-    clock("libvirtd up on both nodes, QEMU capabilities probed")
+    clock("libvirtd up on both hypervisors, QEMU capabilities probed")
 
 
 def _must(seconds, predicate, what) -> None:
@@ -175,9 +185,10 @@ def _must(seconds, predicate, what) -> None:
 
 
 def _print_log_tails(lines: int = 12) -> None:
-    logs = [L.CEPH_DIR / "log" / f for f in ("ceph-mon.a.log", "ceph-mgr.x.log", "ceph-osd.0.log")]
+    logs = []
     for n in L.NODES:
         d = L.node_dir(n)
+        logs += [L.ceph_dir(n) / "log" / f"ceph-{kind}.{ident}.log" for kind, ident in ceph.daemons(n)]
         logs += [d / "holder.out", d / "corosync.out", d / "pacemakerd.out", d / "libvirtd.out",
                  d / "log-corosync" / "corosync.log", d / "log-pacemaker" / "pacemaker.log",
                  d / "log-libvirt" / "libvirtd.log"]
@@ -208,7 +219,8 @@ def down(quiet: bool = False, keep_logs=None) -> dict:
     report["stopped"] += REG.stop([f"pacemakerd-{n}" for n in L.NODES], 60, clock)
     report["stopped"] += REG.stop([f"{d}-{n}" for d in ("corosync", "libvirtd") for n in L.NODES], 15, clock)
     for kind in ("osd", "mgr", "mon"):
-        report["stopped"] += REG.stop([f"ceph-{kind}"], 10, clock)
+        report["stopped"] += REG.stop([ceph.reg_name(k, i) for n in L.NODES for k, i in ceph.daemons(n)
+                                       if k == kind], 10, clock)
     report["stopped"] += REG.stop([f"holder-{n}" for n in L.NODES], 5, clock)
     if report["stopped"]:
         clock(f"stopped {' '.join(report['stopped'])}")

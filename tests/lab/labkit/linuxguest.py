@@ -6,7 +6,10 @@ seconds, says READY on its serial port, starts the guest agent on its virtio-ser
 (with a freeze hook that prints FSFREEZE freeze / thaw on the serial port), mounts its disk
 and writes files to it for ever. In twin mode it writes a counter to both its raw disks
 instead, one after the other, for ever (twin_counters reads them): a snapshot of both at one
-instant shows them equal, or the first one ahead by one.
+instant shows them equal, or the first one ahead by one. In journal mode it writes a counter
+to its raw disk, through to the disk, and says ACK n on its serial port after each value is
+written; booting, it says FOUND n, what the disk holds (journal_found, journal_acked): a
+failover that lost nothing acknowledged finds at least the last value acknowledged.
 
 The kernel and initramfs are host files a definition names: the lab's device policy allows
 CACHE among the firmware directories (configs.device_policy).
@@ -40,6 +43,17 @@ if grep -q rbdvm.twin /proc/cmdline; then
   while true; do
     i=$((i+1))
     for d in vda vdb; do printf '%010d' $i | dd of=/dev/$d bs=512 seek=1 conv=notrunc,fsync 2>/dev/null; done
+  done
+fi
+if grep -q rbdvm.journal /proc/cmdline; then
+  # a counter at byte 512 of vda, each value written through to the disk (fsync) before the
+  # guest says ACK n: n is acknowledged. At boot it says FOUND n, the value the disk holds.
+  n=$(dd if=/dev/vda bs=512 skip=1 count=1 2>/dev/null | head -c 10 | tr -cd 0-9 | sed 's/^0*//')
+  i=${{n:-0}}
+  echo "FOUND $i" > /dev/ttyS0
+  while true; do
+    i=$((i+1))
+    printf '%010d' $i | dd of=/dev/vda bs=512 seek=1 conv=notrunc,fsync 2>/dev/null && echo "ACK $i" > /dev/ttyS0
   done
 fi
 port=""
@@ -164,10 +178,23 @@ def twin_counters(system: bytes, data: bytes) -> tuple:
     return tuple(int(d[512:522].decode() or 0) if d[512:522].strip(b"\0") else 0 for d in (system, data))
 
 
-def domain_xml(name: str, serial_log: str, kernel: str, initrd: str, agent: bool = True, twin: bool = False) -> str:
+def journal_acked(serial: str) -> list:
+    """The values a journal-mode guest acknowledged, in order (the last line may be cut)."""
+    return [int(w[1]) for w in (line.split() for line in serial.splitlines()[:-1])
+            if len(w) == 2 and w[0] == "ACK" and w[1].isdigit()]
+
+
+def journal_found(serial: str) -> list:
+    """What a journal-mode guest found on its disk at each boot, in order."""
+    return [int(w[1]) for w in (line.split() for line in serial.splitlines())
+            if len(w) == 2 and w[0] == "FOUND" and w[1].isdigit()]
+
+
+def domain_xml(name: str, serial_log: str, kernel: str, initrd: str, agent: bool = True, twin: bool = False,
+               journal: bool = False) -> str:
     """The Linux guest's base definition: i440fx, 192 MiB, direct kernel boot, a pty serial
     logged to `serial_log`, and a QEMU guest agent channel (`agent`: the agent runs; `twin`:
-    the counter on both disks, no agent)."""
+    the counter on both disks, no agent; `journal`: the acknowledged counter, no agent)."""
     from lxml import etree
 
     dom = etree.Element("domain", type="qemu")
@@ -179,7 +206,8 @@ def domain_xml(name: str, serial_log: str, kernel: str, initrd: str, agent: bool
     etree.SubElement(os_, "kernel").text = kernel
     etree.SubElement(os_, "initrd").text = initrd
     etree.SubElement(os_, "cmdline").text = "console=ttyS0 quiet panic=-1 rdinit=/init" + \
-        ("" if agent and not twin else " rbdvm.noagent") + (" rbdvm.twin" if twin else "")
+        ("" if agent and not (twin or journal) else " rbdvm.noagent") + (" rbdvm.twin" if twin else "") + \
+        (" rbdvm.journal" if journal else "")
     etree.SubElement(etree.SubElement(dom, "features"), "acpi")
     for event, action in (("on_poweroff", "destroy"), ("on_reboot", "destroy"), ("on_crash", "destroy")):
         etree.SubElement(dom, event).text = action

@@ -12,8 +12,11 @@ def create() -> None:
         run(["ip", "-n", ns, "link", "set", "lo", "up"])
     run(["ip", "-n", L.SWITCH_NS, "link", "add", L.BRIDGE, "type", "bridge"])
     run(["ip", "-n", L.SWITCH_NS, "link", "set", L.BRIDGE, "up"])
-    for part in (*L.NODES, "ceph"):
-        # the veth is born inside the switch and its peer moved straight into the part's
+    # the lab's admin address: on the bridge itself, so lab checks reach Ceph whichever
+    # node is cut off (a cut unplugs a node's port, never the bridge)
+    run(["ip", "-n", L.SWITCH_NS, "addr", "add", f"{L.IP['admin']}/24", "dev", L.BRIDGE])
+    for part in L.NODES:
+        # the veth is born inside the switch and its peer moved straight into the node's
         # namespace: the lab's addresses never exist in the root namespace
         port = L.switch_port(part)
         run(["ip", "-n", L.SWITCH_NS, "link", "add", port, "type", "veth",
@@ -21,7 +24,7 @@ def create() -> None:
         run(["ip", "-n", L.SWITCH_NS, "link", "set", port, "master", L.BRIDGE, "up"])
         run(["ip", "-n", L.netns(part), "addr", "add", f"{L.IP[part]}/24", "dev", "eth0"])
         run(["ip", "-n", L.netns(part), "link", "set", "eth0", "up"])
-    for n in L.NODES:
+    for n in L.HYPERVISORS:
         # QEMU's incoming migration binds a port of libvirt's range (49152-49215): an
         # outgoing connection (a guest's Ceph client) given one of them as its ephemeral
         # port made a live migration fail with "Address already in use" (seen on the lab).
@@ -43,26 +46,60 @@ def delete(names) -> None:
                 pass
 
 
-def set_partition(on: bool) -> None:
-    """Cut (or restore) the traffic between the nodes; both keep reaching Ceph.
-
-    Bridge ports marked isolated cannot talk to each other but still reach every other
-    port, which is exactly a broken cluster network beside a healthy storage network.
-    """
-    for n in L.NODES:
-        run(["bridge", "-n", L.SWITCH_NS, "link", "set", "dev", L.switch_port(n),
-             "isolated", "on" if on else "off"])
-
-
-def partitioned() -> bool:
-    out = run(["bridge", "-n", L.SWITCH_NS, "-d", "link", "show", "dev",
-               L.switch_port(L.NODES[0])]).stdout
-    return "isolated on" in out
-
-
 def set_port(part: str, up: bool) -> None:
-    """Unplug (or plug back) one part's cable."""
+    """Unplug (or plug back) a node's cable: cut off from every other node, corosync and
+    Ceph alike, on the one network SEAPATH uses for both."""
     run(["ip", "-n", L.SWITCH_NS, "link", "set", L.switch_port(part), "up" if up else "down"])
+
+
+def port_up(part: str) -> bool:
+    out = run(["ip", "-n", L.SWITCH_NS, "-o", "link", "show", L.switch_port(part)]).stdout
+    return ",UP" in out or "<UP" in out
+
+
+# a cluster-network-only cut: corosync's packets to and from the node go to a blackhole
+# route (policy routing: this kernel has no tc drop action), everything else flows
+_CUT_TABLE, _CUT_PRIO = "77", "100"
+
+
+def _cut_rules(n: str, other: str) -> list:
+    """(namespace, rule) pairs that stop corosync between n and other, both ways."""
+    rule = ["ipproto", "udp", "dport", str(L.COROSYNC_PORT)]
+    return [(L.netns(n), ["to", L.IP[other], *rule]), (L.netns(other), ["to", L.IP[n], *rule])]
+
+
+def set_cluster_cut(n: str, on: bool) -> None:
+    """Cut (or restore) corosync between node n and every other node; n keeps reaching Ceph
+    (and Ceph n): a broken cluster network beside a healthy storage network."""
+    for other in L.NODES:
+        if other == n:
+            continue
+        for ns, rule in _cut_rules(n, other):
+            if on:
+                run(["ip", "-n", ns, "route", "replace", "blackhole", f"{L.NET}.0/24", "table", _CUT_TABLE])
+                run(["ip", "-n", ns, "rule", "add", *rule, "table", _CUT_TABLE, "prio", _CUT_PRIO])
+            else:
+                # every copy of the rule (a cut applied twice), then nothing is left to delete
+                while run(["ip", "-n", ns, "rule", "del", *rule, "table", _CUT_TABLE], check=False).returncode == 0:
+                    pass
+
+
+def cuts() -> list:
+    """Nodes cut off: unplugged, or with corosync cut."""
+    out = []
+    for n in L.NODES:
+        rules = run(["ip", "-n", L.netns(n), "rule", "show", "table", _CUT_TABLE], check=False).stdout
+        if not port_up(n):
+            out.append(f"{n} unplugged")
+        elif rules.strip():
+            out.append(f"{n} cluster network cut")
+    return out
+
+
+def heal() -> None:
+    for n in L.NODES:
+        set_port(n, True)
+        set_cluster_cut(n, False)
 
 
 # QEMU's migration stream uses ports 49152-49215 (libvirt's default range): 49152/0xffc0

@@ -1,8 +1,10 @@
 """A lab node: a holder process owning the node's mount + UTS namespaces inside its network
-namespace, and the node's daemons (corosync, pacemaker, libvirtd) started inside them."""
+namespace, and the node's daemons started inside them: corosync and Pacemaker everywhere,
+libvirtd on the hypervisors, and Ceph's (labkit/ceph.py)."""
 
 import os
 import shutil
+import stat
 import subprocess
 import time
 import xml.etree.ElementTree as ET
@@ -160,20 +162,32 @@ def dc_idle(node: str) -> bool:
 
 def wait_joined(node: str, timeout: float = 90) -> None:
     if not wait_for(timeout, lambda: online_nodes(node) == sorted(L.NODES)):
-        raise LabError(f"{node}: both nodes not online after {timeout}s: {online_nodes(node)}")
+        raise LabError(f"{node}: not every node online after {timeout}s: {online_nodes(node)}")
     if not wait_for(60, lambda: dc_idle(node)):
         raise LabError(f"{node}: the DC did not become idle within 60 s")
 
 
+def set_link(node: str, up: bool) -> None:
+    """The node's own network interface: down while it is powered off (a dead node answers
+    nothing, not even a refused connection), up when it boots."""
+    sh(node, ["ip", "link", "set", "eth0", "up" if up else "down"])
+
+
 def boot(node: str) -> None:
-    """Power a crashed or fenced node back on and wait until it has rejoined the cluster."""
+    """Power a crashed or fenced node back on and wait until it has rejoined the cluster:
+    its Ceph daemons first (as a booting host's services come up), then the cluster's."""
+    from . import ceph
+
     prepare_run(node)
+    set_link(node, True)
+    ceph.start_node(node)
     start_corosync(node)
-    start_libvirtd(node)
+    if node in L.HYPERVISORS:
+        start_libvirtd(node)
     if not wait_for(30, lambda: quorate(node)):
         raise LabError(f"{node}: corosync not quorate after 30 s")
     start_pacemaker(node)
-    if not wait_for(20, lambda: libvirt_up(node)):
+    if node in L.HYPERVISORS and not wait_for(20, lambda: libvirt_up(node)):
         raise LabError(f"{node}: libvirtd socket missing after 20 s")
     wait_joined(node)
 
@@ -219,11 +233,27 @@ def write_files(node: str, fsid: str, keys: dict, authkey: bytes, cib: str) -> N
     for user, key in keys.items():
         _write(d / "etc-ceph" / f"ceph.client.{user}.keyring", C.client_keyring(key, user).encode(), 0o600)
     (d / "hosts").write_text(C.hosts())
+    if node not in L.HYPERVISORS:
+        _uninstall_hypervisor(d)
     _write(d / "etc-rbdvm" / "policy.toml", C.device_policy().encode(), 0o644)
     # the hypervisor's rbdvm command: the project's venv, as an operator would install it
     link = d / "usr-local-bin" / "rbdvm"
     if not link.is_symlink():
         link.symlink_to(L.VENV / "bin" / "rbdvm")
+
+
+# what makes a node a hypervisor: libvirt's daemons (ocf/hypervisor.py looks for them)
+HYPERVISOR_DAEMONS = ("/usr/sbin/libvirtd", "/usr/sbin/virtqemud")
+
+
+def _uninstall_hypervisor(d: Path) -> None:
+    """The observer has no hypervisor: libvirt's daemons removed from its /usr (overlay
+    whiteouts in the node's own layer), as on a machine where they were never installed."""
+    for path in HYPERVISOR_DAEMONS:
+        white = d / "usr" / path.removeprefix("/usr/")
+        white.parent.mkdir(parents=True, exist_ok=True)
+        if not white.exists():
+            os.mknod(white, 0o600 | stat.S_IFCHR, os.makedev(0, 0))
 
 
 def _write(path: Path, data: bytes, mode: int) -> None:

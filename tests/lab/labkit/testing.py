@@ -117,7 +117,7 @@ def force_remove(vm: str, ns: str = None) -> None:
     extra = ["--namespace", ns] if ns else []
     if rbdvm("remove", "--force", vm, *extra, check=False).returncode in (0, 3):
         return
-    for n in L.NODES:
+    for n in L.HYPERVISORS:
         if vm in ops.running(n):
             ops.virsh(n, "destroy", vm, check=False)
     # a QEMU killed by a test leaves its RBD watch ~30 s, and a cluster resource being
@@ -195,7 +195,7 @@ def exit_reason(res) -> str:
 
 
 # ------------------------------------------------------------------ VMs under the lab's cluster
-N1, N2 = L.NODES
+N1, N2 = L.HYPERVISORS
 
 
 def other(n):
@@ -307,3 +307,46 @@ def console_exchange(n: str, vm: str, line: str, until, timeout: float = 30) -> 
             pass
         os.close(fd)
     return out.decode(errors="replace")
+
+
+# ------------------------------------------------------------------ a writing guest
+# libvirt over TCP between the lab's nodes (no ssh), and a stop that does not wait for an
+# ACPI-less guest
+LIBVIRT_TCP = ("--pacemaker-params", "migration_transport=tcp", "--pacemaker-params", "force_stop=true")
+
+
+def journal_vm(vm: str, node_: str = None) -> None:
+    """A Linux guest in journal mode (labkit.linuxguest: a counter written through to its
+    raw RBD disk, ACK n on its serial port once n is on the disk) created with rbdvm, live
+    migration allowed, enabled (pinned to `node_` first when given, then unpinned: it stays
+    there); returns once it has acknowledged a write."""
+    from labkit import linuxguest
+
+    kernel, initrd = linuxguest.build()
+    xml = files_dir() / f"{vm}.base.xml"
+    xml.write_text(linuxguest.domain_xml("ignored", str(ops.serial_path(vm)), kernel, initrd, journal=True))
+    ops.serial_path(vm).unlink(missing_ok=True)
+    rbdvm("create", vm, "--image", raw_file(f"{vm}.raw", 1 << 20), "--xml", str(xml), "--live-migration",
+          *LIBVIRT_TCP, *(("--pinned-host", node_) if node_ else ()))
+    if node_:
+        rbdvm("unpin", vm)
+    assert wait_for(90, lambda: acked(vm), 0.2), "the guest acknowledges writes"
+
+
+def acked(vm: str) -> list:
+    """The values the journal guest has acknowledged so far, every boot together."""
+    from labkit import linuxguest
+
+    return linuxguest.journal_acked(ops.serial_text(vm))
+
+
+def journal_boots(vm: str) -> list:
+    """[(found at boot, [values acknowledged in that boot])] of a journal guest."""
+    out = []
+    for line in ops.serial_text(vm).splitlines():
+        w = line.split()
+        if len(w) == 2 and w[0] == "FOUND" and w[1].isdigit():
+            out.append((int(w[1]), []))
+        elif len(w) == 2 and w[0] == "ACK" and w[1].isdigit() and out:
+            out[-1][1].append(int(w[1]))
+    return out

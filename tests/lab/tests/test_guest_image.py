@@ -42,7 +42,7 @@ def test_domain_xml_boots_from_rbd_as_rbdvm():
     assert dom.findtext("uuid") == "0b0a7c1e-2d3f-4a5b-8c6d-7e8f90a1b2c3"
     disk = dom.find("devices/disk")
     assert disk.find("source").get("name") == f"{L.POOL}/img1"
-    assert disk.find("source/host").get("name") == L.IP["ceph"]
+    assert [h.get("name") for h in disk.iterfind("source/host")] == [L.IP[m] for m in L.MONS]
     assert disk.find("auth").get("username") == L.CEPH_USER
     assert disk.find("auth/secret").get("usage") == f"client.{L.CEPH_USER}"
     assert dom.find("devices/serial/source").get("path") == "/x/g1.serial"

@@ -22,15 +22,26 @@ def _ini(text):
 
 
 def test_ceph_conf_daemon_files_only_in_daemon_sections():
-    conf = _ini(configs.ceph_conf("fsid-1"))
+    conf = _ini(configs.ceph_conf("fsid-1", "node2"))
     assert conf["global"]["mon host"] == L.MON_ADDR
-    assert L.IP["ceph"] in L.MON_ADDR
-    for section in ("global", "client"):
-        assert "admin socket" not in conf[section], "clients would collide on the admin socket"
+    assert all(L.IP[n] in L.MON_ADDR for n in L.NODES), "a monitor on every node"
+    assert conf["global"]["public addr"] == L.IP["node2"]
+    assert "admin socket" not in conf["global"], "clients would collide on the admin socket"
     for section in ("mon", "mgr", "osd"):
-        assert conf[section]["admin socket"].startswith(str(L.CEPH_DIR))
+        assert conf[section]["admin socket"].startswith(str(L.ceph_dir("node2")))
     assert conf["mon"]["paxos propose interval"] == "0.05"
-    assert conf["osd"]["osd objectstore"] == "memstore"
+    assert conf["osd"]["osd objectstore"] == "bluestore", "data survives a crash"
+
+
+def test_ceph_conf_has_seapaths_overrides():
+    """seapath/ansible inventories/examples/seapath-cluster.yaml: size = hypervisors,
+    min_size 1, replicas on distinct hosts, one down reporter."""
+    for conf in (configs.ceph_conf("f", "node1"), configs.admin_ceph_conf("f")):
+        g = _ini(conf)["global"]
+        assert g["osd pool default size"] == "2" == str(len(L.HYPERVISORS))
+        assert g["osd pool default min size"] == "1"
+        assert g["osd crush chooseleaf type"] == "1"
+        assert g["mon osd min down reporters"] == "1"
 
 
 def test_node_ceph_conf_has_no_admin_and_fails_fast():
@@ -42,18 +53,19 @@ def test_node_ceph_conf_has_no_admin_and_fails_fast():
     assert configs.client_keyring("KEY") == f"[client.{L.CEPH_USER}]\n\tkey = KEY\n"
 
 
-def test_corosync_conf_lists_both_nodes_two_node_quorum():
+def test_corosync_conf_is_seapaths_three_votes_token_1000():
     text = configs.corosync_conf()
     for i, n in enumerate(L.NODES, 1):
         assert f"name: {n}\n        nodeid: {i}\n        ring0_addr: {L.IP[n]}" in text
-    assert "two_node: 1" in text
+    assert len(L.NODES) == 3 and "two_node" not in text, "three votes, no two_node"
+    assert "token: 1000" in text
     assert text.count("{") == text.count("}")
 
 
 def test_libvirt_hosts_have_distinct_uuids_and_own_addresses():
-    confs = {n: configs.libvirtd_conf(n) for n in L.NODES}
+    confs = {n: configs.libvirtd_conf(n) for n in L.HYPERVISORS}
     uuids = {line for c in confs.values() for line in c.splitlines() if line.startswith("host_uuid")}
-    assert len(uuids) == len(L.NODES)
+    assert len(uuids) == len(L.HYPERVISORS)
     for n, c in confs.items():
         assert f'listen_addr = "{L.IP[n]}"' in c
         assert f'migration_address = "{L.IP[n]}"' in configs.qemu_conf(n)
@@ -69,7 +81,7 @@ def test_libvirt_secret_is_ceph_usage_of_the_rbdvm_client():
 
 def test_hosts_resolve_every_part():
     lines = configs.hosts().splitlines()
-    for part in (*L.NODES, "ceph"):
+    for part in L.NODES:
         assert f"{L.IP[part]} {part}" in lines
 
 
@@ -86,7 +98,6 @@ def test_cib_seed_fencing_and_properties():
         assert attrs["state_dir"] == str(L.STATE)
         ban = cib.find(f".//rsc_location[@id='ban-fence-{n}']")
         assert (ban.get("rsc"), ban.get("node"), ban.get("score")) == (f"fence-{n}", n, "-INFINITY")
-    delays = sorted(L.FENCE_DELAY.values())
-    assert delays[0] != delays[-1], "equal delays let both nodes shoot each other"
+        assert "pcmk_delay_base" not in attrs, "three votes: only a majority fences, no race to delay"
     ids = [e.get("id") for e in cib.iter() if e.get("id")]
     assert len(ids) == len(set(ids)), "CIB ids must be unique"

@@ -1,0 +1,73 @@
+"""Ceph-aware failover's Ceph side, decided over the scripted monitors (tests/unit/scripted.py:
+no Ceph here; the lab proves it on real OSDs, tests/system/test_hyperconverged.py), and the
+pool health that `list` and `info` report."""
+
+import json
+import time
+
+import pytest
+from scripted import ScriptedCeph
+
+from rbdvm.helpers.ceph import fencedosds, pghealth
+
+pytestmark = pytest.mark.unit
+
+
+def test_only_the_fenced_hosts_osds_that_are_up_are_marked_down_never_out():
+    s = ScriptedCeph()
+    s.cluster.osd_hosts = {"node1": [0, 2], "node2": [1]}
+    s.cluster.osds_down = {2}
+    assert fencedosds.mark_down(s, "node1", time.monotonic() + 5) == [0]
+    assert s.cluster.osds_down == {0, 2}
+    assert "osd out" not in s.cluster.mon_calls
+    calls = len(s.cluster.mon_calls)
+    assert fencedosds.mark_down(s, "node1", time.monotonic() + 5) == [], "again: nothing up, nothing asked"
+    assert s.cluster.mon_calls[calls:] == ["osd tree"]
+
+
+def test_each_fence_marks_them_once_an_osd_up_again_since_is_alive_and_left_alone():
+    s = ScriptedCeph()
+    s.cluster.osd_hosts = {"node2": [1]}
+    fence = time.time() - 60
+    assert fencedosds.mark_down(s, "node2", time.monotonic() + 5, since=fence) == [1]
+    s.cluster.osds_down.clear()        # alive: it said "wrongly marked me down" and is up
+    assert fencedosds.mark_down(s, "node2", time.monotonic() + 5, since=fence) == [], "not again"
+    assert fencedosds.mark_down(s, "node2", time.monotonic() + 5, since=time.time() + 5) == [1], \
+        "a later fence marks it again"
+
+
+def test_a_host_without_osds_or_unknown_to_crush_marks_nothing():
+    s = ScriptedCeph()
+    s.cluster.osd_hosts = {"node1": [0]}
+    assert fencedosds.mark_down(s, "node3", time.monotonic() + 5) == []
+    assert "osd down" not in s.cluster.mon_calls
+
+
+def _report(**checks):
+    return json.dumps({"status": "HEALTH_WARN" if checks else "HEALTH_OK", "checks": {
+        code: {"summary": {"message": "x", "count": len(lines)}, "detail": [{"message": m} for m in lines]}
+        for code, lines in checks.items()}})
+
+
+def test_pool_health_names_the_pools_own_placement_groups():
+    assert pghealth.judge(_report(), 2) == pghealth.OK
+    degraded = _report(PG_DEGRADED=["pg 2.1f is active+undersized+degraded, acting [1]"])
+    assert pghealth.judge(degraded, 2) == pghealth.DEGRADED
+    assert pghealth.judge(degraded, 12) == pghealth.OK, "pool 12 is not pool 2"
+    inactive = _report(PG_AVAILABILITY=["pg 2.3 is stuck peering for 61.2, current state peering"])
+    assert pghealth.judge(inactive, 2) == pghealth.DEGRADED
+    other_check = _report(OSD_DOWN=["osd.1 (root=default,host=node2) is down"])
+    assert pghealth.judge(other_check, 2) == pghealth.OK
+
+
+def test_pool_health_is_unknown_when_the_report_is_cut_short_or_unreadable():
+    cut = json.dumps({"checks": {"PG_DEGRADED": {"summary": {"count": 80}, "detail": [
+        {"message": "pg 3.0 is active+undersized+degraded"}, {"message": "(50 more)"}]}}})
+    assert pghealth.judge(cut, 2) == pghealth.UNKNOWN
+    s = ScriptedCeph()
+    s.cluster.health = {"status": "HEALTH_OK", "checks": {}}
+    assert pghealth.pool_health(s) == pghealth.OK
+    s.cluster.mon_command = lambda cmd, inbuf, timeout=0: (-110, b"", "timed out")
+    assert pghealth.pool_health(s) == pghealth.UNKNOWN
+    s.cluster.mon_command = lambda cmd, inbuf, timeout=0: (0, b"{not json", "")
+    assert pghealth.pool_health(s) == pghealth.UNKNOWN
