@@ -43,6 +43,7 @@ bench: lab-up
 	$(PY) bench/agent.py
 	$(PY) bench/listing.py
 	$(PY) bench/failover.py
+	$(PY) bench/failover_ceph.py
 
 # dist/rbdvm_<version>_all.deb, built with Debian's tooling and checked by lintian
 deb: deps

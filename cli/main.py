@@ -35,14 +35,14 @@ def cli():
 
 
 def _register():
-    from . import agent, backup, cluster, configure, disks, editing, metadata, nodes, snapshot, trust, vms
+    from . import agent, backup, cephusers, cluster, configure, disks, editing, metadata, nodes, snapshot, trust, vms
 
     for command in (vms.create, vms.adopt, vms.clone, vms.remove, vms.list_, vms.info, configure.set_,
                     editing.edit, disks.disk,
                     snapshot.snapshot, backup.backup, backup.restore, metadata.metadata, agent.install_agent,
                     cluster.enable, cluster.disable, cluster.start, cluster.stop, cluster.status,
                     cluster.migrate, cluster.console, cluster.pin, cluster.prefer, cluster.unpin, cluster.colocate,
-                    nodes.node, trust.trust):
+                    nodes.node, trust.trust, cephusers.ceph_users):
         cli.add_command(command)
 
 

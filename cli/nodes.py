@@ -51,11 +51,13 @@ def node():
 @node.command("list")
 @json_option
 def list_(as_json):
-    """Nodes, their state (online, standby, maintenance, offline), whether rbdvm drained
-    them, the VMs running on each and their utilization."""
+    """Nodes, their state (online, standby, maintenance, offline), whether they take VMs
+    (drained by rbdvm, or none: no hypervisor there, an observer), the VMs running on each
+    and their utilization."""
     rows = maintenance.node_list(cluster_env())
     emit(as_json, rows, lambda rs: table(rs, [
-        ("NODE", "name"), ("STATE", "state"), ("VMS", lambda r: "drained" if r["drained"] else "taken"),
+        ("NODE", "name"), ("STATE", "state"),
+        ("VMS", lambda r: "none (no hypervisor)" if not r["hypervisor"] else "drained" if r["drained"] else "taken"),
         ("RUNNING", lambda r: ", ".join(r["vms"]) or "-"),
         ("UTILIZATION", lambda r: " ".join(f"{k}={v}" for k, v in sorted(r["utilization"].items())) or "-")]))
 

@@ -31,6 +31,7 @@ CODES = {
                           "unreadable",
     "INVALID_DISK_IMAGE": "a disk image file is missing, unreadable or not a format rbdvm imports",
     "NOT_A_NODE": "the node named is not one of the cluster's nodes",
+    "NOT_A_HYPERVISOR": "the node named runs no VM: rbdvm's agent found no hypervisor there (an observer)",
     # VMs
     "VM_NOT_FOUND": "no VM of that name in the pool and namespace",
     "VM_EXISTS": "a VM of that name exists already",

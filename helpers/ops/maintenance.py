@@ -110,7 +110,7 @@ def _refuse_stranded(env: Env, node: str, vms, cluster_nodes) -> None:
     if not vms:
         return
     elsewhere = [n["name"] for n in cluster_nodes
-                 if n["name"] != node and n["state"] == "online" and not n["drained"]]
+                 if n["name"] != node and n["state"] == "online" and not n["drained"] and n["hypervisor"]]
     stranded = list(vms) if not elsewhere else sorted(vm for vm, host in _pins(env, vms).items() if host == node)
     if stranded:
         why = "no other node is online and taking VMs" if not elsewhere else f"pinned to {node}"

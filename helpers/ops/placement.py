@@ -21,6 +21,7 @@ def check_hosts(status, pinned: str | None = None, preferred: str | None = None)
         named += [n for n, _ in vmschema.preferred_hosts(preferred)]
     for node in named:
         crm_mon.check_node(status, node)
+        crm_mon.check_hypervisor(status, node)
 
 
 def _result(status, vm: str, changed: bool, settled: bool) -> dict:

@@ -41,6 +41,30 @@ def check_node(status, node: str) -> None:
                          code="NOT_A_NODE", details={"node": node, "nodes": nodes})
 
 
+def without_hypervisor(status) -> list:
+    """Nodes where rbdvm's agent answered that there is no hypervisor (an observer): the
+    probe of any rbdvm resource there returned "not installed", which Pacemaker keeps in
+    the node's history (it bans the node for that resource, without a failed action). The
+    agent's own answer, so no node attribute to set or forget."""
+    ours = set(enabled_vms(status))
+    out = set()
+    for n in status.iterfind("node_history/node"):
+        for rh in n.iterfind("resource_history"):
+            if rh.get("id") in ours and any(op.get("rc") == "5" and op.get("task") in ("probe", "monitor")
+                                            for op in rh.iterfind("operation_history")):
+                out.add(n.get("name"))
+                break
+    return sorted(out)
+
+
+def check_hypervisor(status, node: str) -> None:
+    """UsageError if `node` is known to have no hypervisor (without_hypervisor)."""
+    if node in without_hypervisor(status):
+        raise UsageError(f"{node} runs no VM", "rbdvm's agent answered there that it has no hypervisor "
+                         "(no libvirt daemon installed): a cluster member that only votes, like an observer",
+                         "Name a node with a hypervisor", code="NOT_A_HYPERVISOR", details={"node": node})
+
+
 def _resource(status, vm):
     return next((r for r in status.iter("resource") if r.get("id") == vm), None)
 

@@ -13,10 +13,11 @@ def _shown(state: str) -> str:
 
 
 def describe(status, cib_nodes) -> list:
-    """[{name, state, drained, vms, utilization}] from crm_mon's XML and the CIB's nodes
-    section (Cluster.cib_nodes)."""
+    """[{name, state, drained, hypervisor, vms, utilization}] from crm_mon's XML and the CIB's
+    nodes section (Cluster.cib_nodes); hypervisor False: rbdvm's agent found none there."""
     cib_nodes = {n.get("uname"): n for n in cib_nodes.iter("node")}
     vms = set(crm_mon.enabled_vms(status))
+    observers = set(crm_mon.without_hypervisor(status))
     out = []
     for n in status.iterfind("nodes/node"):
         name = n.get("name")
@@ -27,6 +28,7 @@ def describe(status, cib_nodes) -> list:
                          if r.get("id") in vms and any(x.get("name") == name for x in r.iterfind("node")))
         out.append({"name": name, "state": _shown(crm_mon.node_state(status, name)),
                     "drained": attrs.get(cib.NO_VMS_ATTRIBUTE) == "true",
+                    "hypervisor": name not in observers,
                     "vms": running, "utilization": util})
     return out
 

@@ -104,14 +104,16 @@ def test_guard_waits_for_a_writer_that_goes(vm):
 def test_monitor_needs_no_ceph(vm):
     assert agent("node1", "start", vm=vm).returncode == 0
     ops.wait_serial(vm, "READY")
-    mon = ceph.REG.pid("ceph-mon")
-    os.kill(mon, signal.SIGSTOP)   # the monitor is stopped: any Ceph call would hang
+    mons = [ceph.REG.pid(ceph.reg_name("mon", n)) for n in L.MONS]
+    for mon in mons:
+        os.kill(mon, signal.SIGSTOP)   # every monitor stopped: any Ceph call would hang
     try:
         t0 = time.monotonic()
         assert agent("node1", "monitor", vm=vm).returncode == 0
         assert time.monotonic() - t0 < 5
     finally:
-        os.kill(mon, signal.SIGCONT)
+        for mon in mons:
+            os.kill(mon, signal.SIGCONT)
     assert agent("node1", "stop", vm=vm).returncode == 0
 
 

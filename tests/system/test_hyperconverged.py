@@ -249,3 +249,34 @@ def test_a_live_migration_while_an_osd_restarts_completes_with_one_writer(writer
     writes_on(vm, now)
     assert len(journal_boots(vm)) == boots, "live: the guest never restarted"
     assert wait_for(60, lambda: ceph.status()["osds_up"] == 2)
+
+
+def test_maintenance_of_a_hyperconverged_node_keeps_the_other_writing_and_moves_no_data(writer):
+    """6: node drain --maintenance of node1, then its OSD and monitor stopped as its reboot
+    would stop them: the guest on node2 keeps writing, the OSD stays in (noout: no data
+    moves), and node resume, once they are back, clears it all."""
+    vm = writer
+    move_to(vm, N1)
+    r = rbdvm_json("node", "drain", N1, "--maintenance")
+    try:
+        assert r["ceph"] == {"host": N1, "osds": [L.OSDS[N1]], "noout": True}, r
+        assert wait_for(30, lambda: where(vm) == N2)
+        osd, mon = ceph.reg_name("osd", str(L.OSDS[N1])), ceph.reg_name("mon", N1)
+        for name in (osd, mon):         # SIGTERM, as the node's shutdown stops them
+            os.kill(node.REG.pid(name), signal.SIGTERM)
+        assert wait_for(30, lambda: not node.REG.alive(osd) and not node.REG.alive(mon))
+        assert wait_for(30, lambda: ceph.status()["osds_up"] == 1 and N1 not in ceph.status()["quorum"])
+        writes_on(vm, N2, more=20)
+        dump = json.loads(ceph.admin("osd", "dump", "--format", "json").stdout)
+        assert next(o for o in dump["osds"] if o["osd"] == L.OSDS[N1])["in"] == 1, "noout: the OSD stays in"
+        states = ceph.admin("pg", "dump", "pgs_brief", "--format", "json").stdout
+        assert not any(word in states for word in ("backfill", "remapped", "recovering")), "no data moves"
+        for kind, ident in ceph.daemons(N1):
+            ceph._start(N1, kind, ident)
+        assert wait_for(60, lambda: ceph.status()["osds_up"] == 2 and N1 in ceph.status()["quorum"])
+    finally:
+        back = rbdvm_json("node", "resume", N1, "--maintenance")
+    assert back["ceph"]["was_set"] and not json.loads(
+        ceph.admin("osd", "dump", "--format", "json").stdout).get("crush_node_flags")
+    assert wait_for(60, lambda: ceph.status()["health"] == "HEALTH_OK"), ceph.status()
+    writes_on(vm, N2)

@@ -51,7 +51,8 @@ def test_up_is_idempotent_and_status_healthy():
     res = _lab("status")
     assert res.returncode == 0, res.stdout
     assert [line.split()[:2] for line in res.stdout.splitlines()] == \
-        [["switch", "healthy"], ["ceph", "healthy"], ["node1", "healthy"], ["node2", "healthy"]]
+        [["switch", "healthy"], ["ceph", "healthy"]] + [[n, "healthy"] for n in L.NODES]
+    assert f"mons in quorum {','.join(L.NODES)}" in res.stdout, "Ceph's health and the monitors' quorum"
 
 
 def test_down_leaves_nothing_then_up_over_stale_state():

@@ -136,3 +136,23 @@ def test_a_bad_preferred_host_list_is_refused_saying_why(value, why):
     with pytest.raises(UsageError, match=why) as exc:
         vmschema.encode({"preferred_host": value})
     assert exc.value.code == "INVALID_SETTING"
+
+
+def test_a_node_where_the_agent_found_no_hypervisor_is_known_from_pacemakers_history():
+    """The observer's probe answer ("not installed", rc 5) for an rbdvm resource, as crm_mon
+    2.1 keeps it in the node history (seen on the lab); another agent's rc 5 says nothing."""
+    status = etree.fromstring(
+        '<crm_mon><nodes><node name="node1" online="true"/><node name="node3" online="true"/></nodes>'
+        '<resources><resource id="vm1" resource_agent="ocf:rbdvm:VirtualDomain" role="Started" active="true">'
+        '<node name="node1"/></resource><resource id="web" resource_agent="ocf:heartbeat:apache"/></resources>'
+        '<node_history><node name="node3">'
+        '<resource_history id="vm1"><operation_history call="9" task="probe" rc="5" rc_text="not installed"/>'
+        '</resource_history></node><node name="node1"><resource_history id="web">'
+        '<operation_history call="3" task="probe" rc="5" rc_text="not installed"/></resource_history>'
+        '<resource_history id="vm1"><operation_history call="4" task="start" rc="0"/></resource_history>'
+        '</node></node_history></crm_mon>')
+    assert crm_mon.without_hypervisor(status) == ["node3"]
+    crm_mon.check_hypervisor(status, "node1")
+    with pytest.raises(UsageError) as exc:
+        crm_mon.check_hypervisor(status, "node3")
+    assert exc.value.code == "NOT_A_HYPERVISOR"

@@ -306,3 +306,78 @@ def writer_disk_image(size: int = 1 << 20) -> bytes:
         raise AssertionError(f"writer code is {len(code)} bytes, the layout expects {WRITER_CODE_SIZE}")
     return (code + MSG_READY).ljust(510, b"\0").__add__(b"\x55\xaa").ljust(size, b"\0")
 
+
+
+# ------------------------------------------------------------------ a guest that journals
+# For the failover benchmark: a boot sector that boots in a fraction of a second and then
+# writes a counter, as the Linux guest's journal mode does (labkit.linuxguest: FOUND n at
+# boot, ACK n once n is written), through the BIOS: ten ASCII digits in sector 3 (LBA 2) of
+# its disk, read at boot, incremented and written back (int 13h) for ever. A BIOS sends no
+# flush, so librbd stays write-through ("rbd cache writethrough until flush"): each write
+# returns once the OSDs hold it, and ACK n is printed only then.
+JOURNAL_SECTOR = 3                   # CHS sector (1-based): LBA 2, byte 1024
+MSG_FOUND, MSG_ACK = b"FOUND \0", b"ACK \0"
+_BUF = 0x7E00                        # the sector's buffer, right after the boot sector
+
+
+def _journal_program():
+    """[(bytes, mnemonic)] with jumps resolved: each entry's size is fixed, targets are labels."""
+    body = [
+        ("start", "fa", "cli"), (None, "31c0", "xor ax, ax"), (None, "8ed8", "mov ds, ax"),
+        (None, "8ec0", "mov es, ax"), (None, "8ed0", "mov ss, ax"), (None, "bc007c", "mov sp, 0x7c00"),
+        (None, "fb", "sti"),
+        (None, "b80102", "mov ax, 0x0201            ; read, 1 sector"),
+        (None, "b9" + _le16(JOURNAL_SECTOR), "mov cx, sector"),
+        (None, "ba8000", "mov dx, 0x0080            ; first hard disk"),
+        (None, "bb" + _le16(_BUF), "mov bx, buffer"),
+        (None, "cd13", "int 0x13"),
+        (None, ("be", "msg_found"), "mov si, msg_found"), (None, ("e8", "puts"), "call puts"),
+        (None, "be" + _le16(_BUF), "mov si, buffer"), (None, ("e8", "puts"), "call puts"),
+        ("loop", "bf" + _le16(_BUF + 9), "mov di, buffer+9          ; the last digit"),
+        ("digit", "fe05", "inc byte [di]"), (None, "803d3a", "cmp byte [di], '9'+1"),
+        (None, ("72", "write"), "jb write"), (None, "c60530", "mov byte [di], '0'"),
+        (None, "4f", "dec di"), (None, ("eb", "digit"), "jmp digit"),
+        ("write", "b80103", "mov ax, 0x0301            ; write, 1 sector"),
+        (None, "b9" + _le16(JOURNAL_SECTOR), "mov cx, sector"),
+        (None, "ba8000", "mov dx, 0x0080"), (None, "bb" + _le16(_BUF), "mov bx, buffer"),
+        (None, "cd13", "int 0x13"),
+        (None, ("72", "loop"), "jc loop                   ; not written: not acknowledged"),
+        (None, ("be", "msg_ack"), "mov si, msg_ack"), (None, ("e8", "puts"), "call puts"),
+        (None, "be" + _le16(_BUF), "mov si, buffer"), (None, ("e8", "puts"), "call puts"),
+        (None, ("eb", "loop"), "jmp loop"),
+        ("puts", "baf803", "mov dx, 0x3f8"), ("next", "ac", "lodsb"), (None, "84c0", "test al, al"),
+        (None, ("74", "done"), "jz done"), (None, "ee", "out dx, al"), (None, ("eb", "next"), "jmp next"),
+        ("done", "c3", "ret"),
+    ]
+    size = {"be": 3, "e8": 3, "72": 2, "74": 2, "eb": 2}
+    at, pos = {}, 0
+    for label, code, _ in body:
+        if label:
+            at[label] = pos
+        pos += size[code[0]] if isinstance(code, tuple) else len(code) // 2
+    at["msg_found"], at["msg_ack"] = pos, pos + len(MSG_FOUND)
+    out, pos = [], 0
+    for _, code, mnemonic in body:
+        if isinstance(code, tuple):
+            op, target = code
+            end = pos + size[op]
+            if op == "be":
+                code = op + _le16(ORG + at[target])
+            elif op == "e8":
+                code = op + _le16((at[target] - end) & 0xFFFF)
+            else:
+                rel = at[target] - end
+                assert -128 <= rel <= 127, mnemonic
+                code = op + bytes([rel & 0xFF]).hex()
+        out.append((bytes.fromhex(code), mnemonic))
+        pos += len(out[-1][0])
+    return out, MSG_FOUND + MSG_ACK
+
+
+def journal_disk_image(size: int = 1 << 20) -> bytes:
+    """The journal boot sector, and the counter at zero in its sector."""
+    program, messages = _journal_program()
+    code = b"".join(c for c, _ in program) + messages
+    sector = code.ljust(510, b"\0") + b"\x55\xaa"
+    counter = b"0000000000\r\n\0".ljust(512, b"\0")
+    return (sector + b"\0" * 512 * (JOURNAL_SECTOR - 2) + counter).ljust(size, b"\0")
