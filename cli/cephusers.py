@@ -4,8 +4,8 @@ import shlex
 
 import click
 
-from rbdvm.helpers.ceph import users
 from rbdvm.helpers.core import defaults
+from rbdvm.helpers.ops import cephusers
 
 from .options import emit, json_option
 
@@ -21,7 +21,7 @@ def ceph_users(pool, as_json):
     node needs in /etc/ceph (mode 0600). For a user that already exists, the printed
     `ceph auth caps` line brings its capabilities up to date (an rbdvm-fence made before
     Ceph-aware failover lacks `osd down`)."""
-    rows = [{"user": f"client.{u.client_id}", "purpose": u.purpose, "caps": users.caps(u, pool)} for u in users.USERS]
+    rows = cephusers.listing(pool)
 
     def text(rs):
         lines = []

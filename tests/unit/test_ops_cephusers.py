@@ -12,18 +12,27 @@ from labkit import ceph as labceph
 from labkit import layout as L
 from rbdvm.cli.main import cli
 from rbdvm.helpers.ceph import users
+from rbdvm.helpers.ops import cephusers
 
 pytestmark = pytest.mark.unit
 
 
 def test_the_printed_commands_grant_exactly_the_declared_caps():
     out = CliRunner().invoke(cli, ["ceph-users", "--pool", "vms"]).output
-    grants = [shlex.split(line.split(">")[0]) for line in out.splitlines() if line.startswith("ceph auth get-or-create")]
+    grants = [shlex.split(line.split(">")[0]) for line in out.splitlines()
+              if line.startswith("ceph auth get-or-create")]
     assert [g[3] for g in grants] == [f"client.{u.client_id}" for u in users.USERS]
     for g, u in zip(grants, users.USERS):
         assert dict(zip(g[4::2], g[5::2])) == users.caps(u, "vms")
     rows = json.loads(CliRunner().invoke(cli, ["ceph-users", "--json"]).output)
     assert rows[1]["caps"]["mon"].endswith('allow command "osd down"'), "Ceph-aware failover's cap"
+
+
+def test_the_listing_is_the_declaration_for_the_pool_given():
+    rows = cephusers.listing("vms")
+    assert [r["user"] for r in rows] == ["client.rbdvm", "client.rbdvm-fence", "client.rbdvm-maintenance"]
+    assert rows[0]["caps"] == {"mon": "profile rbd", "osd": "profile rbd pool=vms"}
+    assert "osd" not in rows[2]["caps"], "maintenance touches no data"
 
 
 def test_the_lab_grants_its_users_what_rbdvm_declares():
