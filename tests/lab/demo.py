@@ -52,7 +52,8 @@ def main() -> int:
     n1, n2 = L.HYPERVISORS
     files = L.SHARED / "files"
     files.mkdir(parents=True, exist_ok=True)
-    step("The lab: one Ceph cluster and two hypervisors (corosync + pacemaker + libvirtd, fencing on)")
+    step("The lab: SEAPATH's shape, two hyperconverged hypervisors (libvirtd, a Ceph monitor and OSD each) "
+         "and an observer (a Ceph monitor); corosync + pacemaker everywhere, fencing on")
     show(f"Pacemaker nodes online: {', '.join(node.online_nodes(n1))}; every command runs as client.{L.CEPH_USER}")
     cleanup()
     for n in L.NODES:
