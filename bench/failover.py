@@ -132,10 +132,11 @@ times seen from the survivor every 50 ms), {machine()}.
 | median | {med('detection'):.1f} s | {med('fencing'):.1f} s | {med('guard_start'):.1f} s | {med('total'):.1f} s |
 
 - guard + start ≤ {TARGET:.0f} s after the fence is confirmed: {verdict(worst <= TARGET)} (worst {worst:.1f} s).
-- detection is corosync's token timeout and consensus (the lab's corosync.conf); fencing is
-  the fence device (fencing node1 waits 3 s: node1 wins a fence race); guard + start is
-  Pacemaker scheduling the start, the guard releasing the fenced node's disk client
-  (blocklist), QEMU, and the guest's boot to READY."""
+- detection is corosync's token timeout and consensus (SEAPATH's token, 1000 ms); fencing
+  is the fence device (no delay: three votes, only a majority fences); guard + start is
+  Pacemaker scheduling the start, the OSDs of the dead node marked down (Ceph-aware
+  failover), the guard releasing the fenced node's disk client (blocklist), QEMU, and the
+  guest's boot to READY."""
     write_section("failover-storage" if storage else "failover", body)
 
 
