@@ -2,9 +2,9 @@
 
 A node is fenced by cutting it off the shared storage: `off` adds each of the node's
 addresses to the OSD blocklist as a whole (`IP:0/0`: every Ceph client of that host, its
-QEMUs included, is refused by the OSDs from then on). Before that it marks the OSDs of the
-node's CRUSH host down (Ceph-aware failover: helpers/ceph/fencedosds.py), since the fence
-lock's object may live on them; `on` (unfencing, run by Pacemaker on
+QEMUs included, is refused by the OSDs from then on). Before that it marks down the OSDs of
+the node's CRUSH host that do not answer (Ceph-aware failover: helpers/ceph/fencedosds.py),
+since the fence lock's object may live on one of them; `on` (unfencing, run by Pacemaker on
 the node itself before it may run resources) removes those entries; `status` says off while
 they are all there. The node's self-check (`fence_rbdvm_check`) ends the QEMUs of a host
 that finds itself cut off, so a fenced but running node does not keep a VM's network side

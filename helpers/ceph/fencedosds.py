@@ -7,47 +7,79 @@ within a second, without waiting out the dead primary's read lease.
 
 Only the OSDs under the fenced node's CRUSH host (named like the node, as Ceph names hosts
 by their hostname), only those the map still shows up, and never `out`: the node comes
-back, and with as many replicas as hypervisors there is nowhere to rebalance to. An OSD
-marked down that is in fact alive (a storage fence leaves its node running) says so and is
-up again at once. So each fence marks them once: an OSD the map shows marked down since the
-fence (`since`) and up again is alive, and left alone (Ceph shuts an OSD down that is marked
-down five times in ten minutes: a mark at every start would end a living node's OSD). A
+back, and with as many replicas as hypervisors there is nowhere to rebalance to. Left alone:
+- an OSD that accepts a connection from here: it is alive (a storage fence leaves its node
+  running) and would only say "wrongly marked me down", come back and make its placement
+  groups peer twice (Ceph shuts down an OSD marked down five times in ten minutes);
+- an OSD the monitors marked down since the fence began (`since`): this fence already
+  marked it, and it is up again, so it is alive.
+Neither is a guess that harms: an OSD left alone is marked down by Ceph's own detection. A
 node that boots brings its OSDs up by itself. The caller decides that the fence is
-confirmed: nothing here guesses.
+confirmed.
 
 Its Ceph user needs mon 'allow r, allow command "osd down"' (fence_rbdvm's user has it:
 docs/fencing.md)."""
 
 import calendar
 import json
+import socket
+import threading
 import time
 
+from ..core import timeouts
 from .osdflags import host_osds
 from .session import Session, mon_command
 
+# a fence takes up to its stonith-timeout: marks made while it ran belong to it
+FENCE_SPAN = 120
 
-def mark_down(session: Session, host: str, until: float, since: float | None = None) -> list:
-    """Mark the OSDs of CRUSH host `host` that are up down, by `until` (time.monotonic());
-    `since` (seconds since the epoch, the fence's): skip those marked down since then.
-    Returns the ids marked ([]: none). Raises ClusterUnavailable."""
+
+def mark_down(session: Session, host: str, until: float, since: float | None = None, reachable=None) -> list:
+    """Mark down, by `until` (time.monotonic()), the OSDs of CRUSH host `host` that are up,
+    do not answer from here, and (`since`: when the fence completed, seconds since the epoch)
+    were not marked down during the fence. Returns the ids marked. Raises ClusterUnavailable.
+    `reachable(addresses, until)`: the OSD answering test (a connection to its address)."""
     up = host_osds(session, host, _left(until), up_only=True)
-    if up and since is not None:
-        stamps = _down_stamps(session, until)
-        up = [i for i in up if stamps.get(i, 0) < since]
+    if not up:
+        return []
+    dump = json.loads(mon_command(session, {"prefix": "osd dump", "format": "json"}, "reading the OSD map",
+                                  _left(until)))
+    if since is not None:
+        stamps = {x["osd"]: _epoch(x.get("down_stamp", "")) for x in dump.get("osd_xinfo", []) if "osd" in x}
+        up = [i for i in up if stamps.get(i, 0) < since - FENCE_SPAN]
+    addresses = {o["osd"]: _addresses(o) for o in dump.get("osds", []) if o.get("osd") in up}
+    alive = (reachable or answers)({i: addresses.get(i, []) for i in up},
+                                   min(until, time.monotonic() + timeouts.OSD_ALIVE_PROBE))
+    up = [i for i in up if i not in alive]
     if up:
-        # definitely dead: a new primary then serves I/O at once instead of waiting out the old
-        # primary's read lease (0.8 x the heartbeat grace: 16 s by default, measured 9 s on
-        # the lab); the fence makes it true, or cuts the node's clients off
         mon_command(session, {"prefix": "osd down", "ids": [f"osd.{i}" for i in up], "definitely_dead": True},
                     f"marking the OSDs of fenced host {host} down", _left(until))
     return up
 
 
-def _down_stamps(session: Session, until: float) -> dict:
-    """{osd id: when the monitors last marked it down, seconds since the epoch}."""
-    dump = json.loads(mon_command(session, {"prefix": "osd dump", "format": "json"}, "reading the OSD map",
-                                  _left(until)))
-    return {x["osd"]: _epoch(x.get("down_stamp", "")) for x in dump.get("osd_xinfo", []) if "osd" in x}
+def answers(addresses: dict, until: float) -> set:
+    """Ids of the OSDs ({id: ["IP:PORT", ...]}) one of whose addresses accepts a TCP
+    connection before `until`: all tried at once."""
+    alive: set = set()
+
+    def probe(osd, addr):
+        host, _, port = addr.rpartition(":")
+        try:
+            socket.create_connection((host.strip("[]"), int(port)), timeout=max(0.05, until - time.monotonic())).close()
+            alive.add(osd)
+        except (OSError, ValueError):
+            pass
+    threads = [threading.Thread(target=probe, args=(osd, a), daemon=True) for osd, addrs in addresses.items()
+               for a in addrs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(max(0.0, until - time.monotonic()))
+    return set(alive)
+
+
+def _addresses(osd: dict) -> list:
+    return [a["addr"] for a in (osd.get("public_addrs") or {}).get("addrvec", []) if a.get("addr")]
 
 
 def _epoch(stamp: str) -> float:

@@ -27,6 +27,9 @@ MONITOR_RECHECK_FOR = 2.0
 MIGRATE_FROM_APPEAR = 30
 # the split-brain guard's three Pacemaker queries that judge a node fenced, together
 FENCE_QUERY = 10
+# Ceph-aware failover: how long a fenced node's OSD may take to accept a connection before it
+# is taken for dead (a live one on the cluster network answers in a millisecond)
+OSD_ALIVE_PROBE = 0.5
 
 # ---------------------------------------------------------------- Ceph
 # an unreachable cluster fails a connection within this

@@ -533,9 +533,11 @@ class _Cluster:
                            "status": "down" if o in self.osds_down else "up"} for o in osds]
             return 0, json.dumps({"nodes": nodes}).encode(), ""
         if prefix == "osd dump":
-            xinfo = [{"osd": o, "down_stamp": self.down_stamps.get(o, "0.000000")}
-                     for osds in self.osd_hosts.values() for o in osds]
-            return 0, json.dumps({"crush_node_flags": self.host_flags, "osd_xinfo": xinfo}).encode(), ""
+            every = [o for osds in self.osd_hosts.values() for o in osds]
+            xinfo = [{"osd": o, "down_stamp": self.down_stamps.get(o, "0.000000")} for o in every]
+            osds = [{"osd": o, "up": int(o not in self.osds_down),
+                     "public_addrs": {"addrvec": [{"type": "v2", "addr": f"192.0.2.{o + 1}:6800"}]}} for o in every]
+            return 0, json.dumps({"crush_node_flags": self.host_flags, "osd_xinfo": xinfo, "osds": osds}).encode(), ""
         if prefix == "osd down":
             marked = {int(i.removeprefix("osd.")) for i in cmd["ids"]}
             self.osds_down |= marked

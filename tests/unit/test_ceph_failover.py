@@ -13,33 +13,71 @@ from rbdvm.helpers.ceph import fencedosds, pghealth
 pytestmark = pytest.mark.unit
 
 
+def dead(addresses, until):
+    """No OSD answers (the node is off)."""
+    return set()
+
+
 def test_only_the_fenced_hosts_osds_that_are_up_are_marked_down_never_out():
     s = ScriptedCeph()
     s.cluster.osd_hosts = {"node1": [0, 2], "node2": [1]}
     s.cluster.osds_down = {2}
-    assert fencedosds.mark_down(s, "node1", time.monotonic() + 5) == [0]
+    assert fencedosds.mark_down(s, "node1", time.monotonic() + 5, reachable=dead) == [0]
     assert s.cluster.osds_down == {0, 2}
     assert "osd out" not in s.cluster.mon_calls
     calls = len(s.cluster.mon_calls)
-    assert fencedosds.mark_down(s, "node1", time.monotonic() + 5) == [], "again: nothing up, nothing asked"
+    assert fencedosds.mark_down(s, "node1", time.monotonic() + 5, reachable=dead) == [], \
+        "again: nothing up, nothing asked"
     assert s.cluster.mon_calls[calls:] == ["osd tree"]
+
+
+def test_an_osd_that_answers_is_alive_and_left_alone():
+    """A storage fence leaves the node running: its OSD would only come back and peer twice."""
+    s = ScriptedCeph()
+    s.cluster.osd_hosts = {"node2": [1, 3]}
+    asked = {}
+
+    def osd3_answers(addresses, until):
+        asked.update(addresses)
+        return {3}
+    assert fencedosds.mark_down(s, "node2", time.monotonic() + 5, reachable=osd3_answers) == [1]
+    assert asked == {1: ["192.0.2.2:6800"], 3: ["192.0.2.4:6800"]}
+    assert s.cluster.osds_down == {1}
+
+
+def test_the_answering_test_is_a_connection_bounded_by_its_deadline():
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    dead_port = closed.getsockname()[1]
+    closed.close()
+    t0 = time.monotonic()
+    assert fencedosds.answers({7: [f"127.0.0.1:{port}"], 8: [f"127.0.0.1:{dead_port}"]}, t0 + 2) == {7}
+    listener.close()
 
 
 def test_each_fence_marks_them_once_an_osd_up_again_since_is_alive_and_left_alone():
     s = ScriptedCeph()
     s.cluster.osd_hosts = {"node2": [1]}
     fence = time.time() - 60
-    assert fencedosds.mark_down(s, "node2", time.monotonic() + 5, since=fence) == [1]
-    s.cluster.osds_down.clear()        # alive: it said "wrongly marked me down" and is up
-    assert fencedosds.mark_down(s, "node2", time.monotonic() + 5, since=fence) == [], "not again"
-    assert fencedosds.mark_down(s, "node2", time.monotonic() + 5, since=time.time() + 5) == [1], \
+    assert fencedosds.mark_down(s, "node2", time.monotonic() + 5, since=fence, reachable=dead) == [1]
+    s.cluster.osds_down.clear()        # it said "wrongly marked me down" and is up
+    assert fencedosds.mark_down(s, "node2", time.monotonic() + 5, since=fence, reachable=dead) == [], \
+        "not again for that fence (its mark is within the fence's span)"
+    later = time.time() + fencedosds.FENCE_SPAN + 5
+    assert fencedosds.mark_down(s, "node2", time.monotonic() + 5, since=later, reachable=dead) == [1], \
         "a later fence marks it again"
 
 
 def test_a_host_without_osds_or_unknown_to_crush_marks_nothing():
     s = ScriptedCeph()
     s.cluster.osd_hosts = {"node1": [0]}
-    assert fencedosds.mark_down(s, "node3", time.monotonic() + 5) == []
+    assert fencedosds.mark_down(s, "node3", time.monotonic() + 5, reachable=dead) == []
     assert "osd down" not in s.cluster.mon_calls
 
 
