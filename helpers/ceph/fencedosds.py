@@ -54,6 +54,9 @@ def mark_down(session: Session, host: str, until: float, since: float | None = N
     if up:
         mon_command(session, {"prefix": "osd down", "ids": [f"osd.{i}" for i in up], "definitely_dead": True},
                     f"marking the OSDs of fenced host {host} down", _left(until))
+        # this client's next request must use the map without them: it asks for a newer map
+        # only once a request has waited long (seen: fence_rbdvm's lock timed out at 10 s)
+        session.cluster.wait_for_latest_osdmap()
     return up
 
 
