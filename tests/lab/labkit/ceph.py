@@ -9,6 +9,7 @@ checks reach Ceph whichever node is down or cut off."""
 
 import json
 import subprocess
+import threading
 import uuid
 
 from . import configs, node
@@ -71,6 +72,24 @@ def _start(n: str, kind: str, ident: str) -> None:
     REG.register(reg_name(kind, ident), pid)
 
 
+def _in_parallel(daemons) -> None:
+    """[(node, kind, id)] started at once (each forks once initialised)."""
+    errors = []
+
+    def one(n, kind, ident):
+        try:
+            _start(n, kind, ident)
+        except BaseException as exc:     # reported below
+            errors.append(exc)
+    threads = [threading.Thread(target=one, args=d) for d in daemons]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+
+
 def start_node(n: str) -> None:
     """Start node n's daemons again (after a crash or a fence): the OSD marks itself up."""
     for kind, ident in daemons(n):
@@ -105,6 +124,19 @@ def up(fsid: str, keys: dict, log) -> None:
     # mkfs imports these into the initial auth database: no round trips later
     for k in (a / "keyring", mgr_dir / "keyring", *(a / f"{user}.keyring" for user, _ in USERS)):
         _authtool(a / "mon.keyring", "--import-keyring", k)
+    # the OSDs' stores first, offline (no monitor needed), while the monitors come up:
+    # bluestore's mkfs takes seconds
+    made = []
+    for n, osd_id in L.OSDS.items():
+        osd_uuid, osd_key = str(uuid.uuid4()), gen_key()
+        data = L.ceph_dir(n) / "osd" / f"ceph-{osd_id}"
+        data.mkdir(parents=True, exist_ok=True)
+        _authtool("--create-keyring", data / "keyring", "-n", f"osd.{osd_id}", "--add-key", osd_key)
+        made.append((n, osd_id, osd_uuid, osd_key))
+    mkfs = [subprocess.Popen(node.enter(n) + list(L.CLEAN_ENV) + [
+        "ceph-osd", "--conf", str(conf_path(n)), "-i", str(osd_id), "--mkfs", "--osd-uuid", osd_uuid,
+        "--no-mon-config"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for n, osd_id, osd_uuid, _ in made]
     monmap = a / "monmap"
     run(["monmaptool", "--create", "--fsid", fsid,
          *[x for n in L.MONS for x in ("--addv", n, L.mon_addr(n))], monmap])
@@ -113,33 +145,20 @@ def up(fsid: str, keys: dict, log) -> None:
              "--keyring", a / "mon.keyring"])
     monmap.unlink()
     (a / "mon.keyring").unlink()
-    for n in L.MONS:
-        _start(n, "mon", n)
+    _in_parallel([(n, "mon", n) for n in L.MONS])
     log(f"ceph-mon started on {', '.join(L.MONS)}")
-    _start(L.MGR_NODE, "mgr", L.MGR_NODE)
-    made = []
-    for n, osd_id in L.OSDS.items():
-        osd_uuid, osd_key = str(uuid.uuid4()), gen_key()
+    for _, osd_id, osd_uuid, osd_key in made:
         secrets = a / f"osd-{osd_id}-secrets.json"
         secrets.write_text(json.dumps({"cephx_secret": osd_key}))
-        got = admin("osd", "new", osd_uuid, "-i", secrets).stdout.strip()
+        got = admin("osd", "new", osd_uuid, str(osd_id), "-i", secrets).stdout.strip()
         secrets.unlink()
         if got != str(osd_id):
             raise LabError(f"expected osd.{osd_id}, the monitors allocated osd.{got}")
-        data = L.ceph_dir(n) / "osd" / f"ceph-{osd_id}"
-        data.mkdir(parents=True, exist_ok=True)
-        _authtool("--create-keyring", data / "keyring", "-n", f"osd.{osd_id}", "--add-key", osd_key)
-        made.append((n, osd_id, osd_uuid))
-    # bluestore's mkfs takes seconds: both OSDs at once
-    mkfs = [subprocess.Popen(node.enter(n) + list(L.CLEAN_ENV) + [
-        "ceph-osd", "--conf", str(conf_path(n)), "-i", str(osd_id), "--mkfs", "--osd-uuid", osd_uuid],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for n, osd_id, osd_uuid in made]
-    for (n, osd_id, _), proc in zip(made, mkfs):
+    for (n, osd_id, _, _), proc in zip(made, mkfs):
         out, _ = proc.communicate(timeout=120)
         if proc.returncode != 0:
             raise LabError(f"ceph-osd --mkfs of osd.{osd_id} on {n} failed:\n{out}")
-    for n, osd_id, _ in made:
-        _start(n, "osd", str(osd_id))
+    _in_parallel([(L.MGR_NODE, "mgr", L.MGR_NODE)] + [(n, "osd", str(osd_id)) for n, osd_id, _, _ in made])
     log("ceph-mgr + bluestore OSDs started")
     admin("osd", "pool", "create", L.POOL, "8", "8", "replicated")
     run(NETNS_ENTER + ["rbd", "--conf", L.CEPH_CONF, "pool", "init", L.POOL], timeout=60)
