@@ -82,7 +82,11 @@ def online(observer: str, n: str) -> bool:
 
 
 def one_run(vm: str, aware: bool) -> dict:
-    x = where(vm)
+    # crm_mon shows a VM at the end of a migration nowhere for a moment
+    seen = []
+    if not wait_for(30, lambda: seen.append(where(vm)) or seen[-1] is not None):
+        raise SystemExit(f"{vm} runs nowhere")
+    x = seen[-1]
     y = N2 if x == N1 else N1
     ceph.admin("osd", "primary-affinity", f"osd.{L.OSDS[y]}", "0")
     if not aware:
@@ -130,6 +134,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--pairs", type=int, default=2)
     args = ap.parse_args()
+    for n in L.NODES:                  # this checkout's agent, as the tests' fixture installs it
+        ops.on(n, "rbdvm", "install-agent")
     vm = unique("fc")
     disk = files_dir() / f"{vm}.raw"
     disk.write_bytes(guest.journal_disk_image())

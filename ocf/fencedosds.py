@@ -3,7 +3,7 @@ of every node Pacemaker confirms fenced (ocf/fenced.py) are marked down
 (helpers/ceph/fencedosds.py). A VM restarted after its node died would otherwise hang on its
 first read, and so would this very start, until Ceph's own heartbeat grace ran out.
 
-Each fence marks them once (an OSD up again since then is alive: helpers/ceph/fencedosds.py).
+An OSD that answers is alive and left alone (helpers/ceph/fencedosds.py).
 The usual start costs one crm_mon query (no node offline). Nothing here fails a start:
 a node not confirmed fenced is left alone, and a Ceph that refuses or does not answer is
 logged and left to its own detection. Bounded by the caller's deadline."""
@@ -36,7 +36,7 @@ def mark_down(conf: str, pool: str, until: float) -> list:
         target = CephTarget(conf=conf, client_id=defaults.FENCE_CEPH_ID, pool=pool)
         try:
             with Session(target, timeouts.OSD_OP_FENCE_AGENT) as session:
-                ids = fencedosds.mark_down(session, node, until, since=fence[1])
+                ids = fencedosds.mark_down(session, node, until)
         except RbdvmError as exc:
             log.warn(f"Ceph-aware failover: could not mark the OSDs of fenced node {node} down "
                      f"({hints.reason(exc)}); Ceph marks them down after its heartbeat grace")

@@ -7,20 +7,17 @@ within a second, without waiting out the dead primary's read lease.
 
 Only the OSDs under the fenced node's CRUSH host (named like the node, as Ceph names hosts
 by their hostname), only those the map still shows up, and never `out`: the node comes
-back, and with as many replicas as hypervisors there is nowhere to rebalance to. Left alone:
-- an OSD that accepts a connection from here: it is alive (a storage fence leaves its node
-  running) and would only say "wrongly marked me down", come back and make its placement
-  groups peer twice (Ceph shuts down an OSD marked down five times in ten minutes);
-- an OSD the monitors marked down since the fence began (`since`): this fence already
-  marked it, and it is up again, so it is alive.
-Neither is a guess that harms: an OSD left alone is marked down by Ceph's own detection. A
-node that boots brings its OSDs up by itself. The caller decides that the fence is
-confirmed.
+back, and with as many replicas as hypervisors there is nowhere to rebalance to. An OSD that
+accepts a connection from here is alive (a storage fence leaves its node running) and left
+alone: marked down, it would only say "wrongly marked me down", come back and make its
+placement groups peer twice (Ceph shuts down an OSD marked down five times in ten minutes).
+So a mark never repeats on a living OSD, and one left alone by mistake is marked down by
+Ceph's own detection. A node that boots brings its OSDs up by itself. The caller decides
+that the fence is confirmed.
 
 Its Ceph user needs mon 'allow r, allow command "osd down"' (fence_rbdvm's user has it:
 docs/fencing.md)."""
 
-import calendar
 import json
 import socket
 import threading
@@ -30,23 +27,16 @@ from ..core import timeouts
 from .osdflags import host_osds
 from .session import Session, mon_command
 
-# a fence takes up to its stonith-timeout: marks made while it ran belong to it
-FENCE_SPAN = 120
 
-
-def mark_down(session: Session, host: str, until: float, since: float | None = None, reachable=None) -> list:
-    """Mark down, by `until` (time.monotonic()), the OSDs of CRUSH host `host` that are up,
-    do not answer from here, and (`since`: when the fence completed, seconds since the epoch)
-    were not marked down during the fence. Returns the ids marked. Raises ClusterUnavailable.
+def mark_down(session: Session, host: str, until: float, reachable=None) -> list:
+    """Mark down, by `until` (time.monotonic()), the OSDs of CRUSH host `host` that are up and
+    do not answer from here. Returns the ids marked. Raises ClusterUnavailable.
     `reachable(addresses, until)`: the OSD answering test (a connection to its address)."""
     up = host_osds(session, host, _left(until), up_only=True)
     if not up:
         return []
     dump = json.loads(mon_command(session, {"prefix": "osd dump", "format": "json"}, "reading the OSD map",
                                   _left(until)))
-    if since is not None:
-        stamps = {x["osd"]: _epoch(x.get("down_stamp", "")) for x in dump.get("osd_xinfo", []) if "osd" in x}
-        up = [i for i in up if stamps.get(i, 0) < since - FENCE_SPAN]
     addresses = {o["osd"]: _addresses(o) for o in dump.get("osds", []) if o.get("osd") in up}
     alive = (reachable or answers)({i: addresses.get(i, []) for i in up},
                                    min(until, time.monotonic() + timeouts.OSD_ALIVE_PROBE))
@@ -83,14 +73,6 @@ def answers(addresses: dict, until: float) -> set:
 
 def _addresses(osd: dict) -> list:
     return [a["addr"] for a in (osd.get("public_addrs") or {}).get("addrvec", []) if a.get("addr")]
-
-
-def _epoch(stamp: str) -> float:
-    """'2026-12-06T22:51:30.419144+0000' (Ceph's UTC stamps) in seconds; 0 if none."""
-    try:
-        return calendar.timegm(time.strptime(stamp[:19], "%Y-%m-%dT%H:%M:%S"))
-    except ValueError:
-        return 0.0
 
 
 def _left(until: float) -> float:

@@ -61,17 +61,15 @@ def test_the_answering_test_is_a_connection_bounded_by_its_deadline():
     listener.close()
 
 
-def test_each_fence_marks_them_once_an_osd_up_again_since_is_alive_and_left_alone():
+def test_a_mark_repeats_only_on_an_osd_that_still_does_not_answer():
+    """A living OSD marked down comes back and answers: never marked again. One still silent
+    (its node stays dead) is marked again at the next start: nothing lost but a command."""
     s = ScriptedCeph()
     s.cluster.osd_hosts = {"node2": [1]}
-    fence = time.time() - 60
-    assert fencedosds.mark_down(s, "node2", time.monotonic() + 5, since=fence, reachable=dead) == [1]
+    assert fencedosds.mark_down(s, "node2", time.monotonic() + 5, reachable=dead) == [1]
     s.cluster.osds_down.clear()        # it said "wrongly marked me down" and is up
-    assert fencedosds.mark_down(s, "node2", time.monotonic() + 5, since=fence, reachable=dead) == [], \
-        "not again for that fence (its mark is within the fence's span)"
-    later = time.time() + fencedosds.FENCE_SPAN + 5
-    assert fencedosds.mark_down(s, "node2", time.monotonic() + 5, since=later, reachable=dead) == [1], \
-        "a later fence marks it again"
+    assert fencedosds.mark_down(s, "node2", time.monotonic() + 5, reachable=lambda a, u: {1}) == []
+    assert fencedosds.mark_down(s, "node2", time.monotonic() + 5, reachable=dead) == [1]
 
 
 def test_a_host_without_osds_or_unknown_to_crush_marks_nothing():
