@@ -32,9 +32,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "lab"))
 sys.path.insert(0, str(REPO / "bench"))
 
+from failover import online  # noqa: E402  (the survivor's view of the crashed node)
 from report import machine, verdict, write_section  # noqa: E402
 
-from labkit import ceph, guest, node, ops  # noqa: E402
+from labkit import ceph, guest, ops  # noqa: E402
 from labkit import layout as L  # noqa: E402
 from labkit.procs import run, wait_for  # noqa: E402
 from labkit.testing import (  # noqa: E402
@@ -71,14 +72,6 @@ while True:
             print(time.monotonic(), o["osd"], state, flush=True)
     time.sleep(0.05)
 """
-
-
-def online(observer: str, n: str) -> bool:
-    x = node.cluster_status(observer)
-    if x is None:
-        return True
-    found = next((e for e in x.iter("node") if e.get("name") == n), None)
-    return found is not None and found.get("online") == "true"
 
 
 def one_run(vm: str, aware: bool) -> dict:
