@@ -99,12 +99,6 @@ def confirmed(node: str, until: float, status=None):
     """A description of the fence that took `node` down, if Pacemaker confirms it and has not
     seen the node since; None otherwise (with the reason in `why`, for the log). `status`:
     crm_mon's XML if the caller has just read it."""
-    fence, why = confirmed_fence(node, until, status)
-    return (fence[2] if fence else None), why
-
-
-def confirmed_fence(node: str, until: float, status=None):
-    """confirmed(), with the whole fence: ((action, completed epoch, description) or None, why)."""
     try:
         state = crm_mon.node_state(status if status is not None else cluster_status(until), node)
         if state != "offline":
@@ -115,6 +109,6 @@ def confirmed_fence(node: str, until: float, status=None):
         status = _xml(["cibadmin", "--query", "--scope", "status"], until)
         if seen_after(status, node, fence[1]):
             return None, f"node {node} was seen after its fence ({fence[2]})"
-        return fence, ""
+        return fence[2], ""
     except Unknown as exc:
         return None, f"cannot tell whether node {node} is fenced: {exc}"

@@ -29,7 +29,7 @@ def mark_down(conf: str, pool: str, until: float) -> list:
         return []
     done = []
     for node in fenced.offline_nodes(status):
-        fence, why = fenced.confirmed_fence(node, until, status)
+        fence, why = fenced.confirmed(node, until, status)
         if fence is None:
             log.info(f"Ceph-aware failover: not marking the OSDs of {node} down: {why}")
             continue
@@ -43,6 +43,6 @@ def mark_down(conf: str, pool: str, until: float) -> list:
             continue
         if ids:
             log.warn(f"Ceph-aware failover: marked {', '.join(f'osd.{i}' for i in ids)} of {node} down: "
-                     f"Pacemaker fenced it ({fence[2]})")
+                     f"Pacemaker fenced it ({fence})")
             done.append((node, ids))
     return done

@@ -17,7 +17,6 @@ them: the lab tests run the real Ceph, Pacemaker and libvirt, and stay the proof
 import itertools
 import json
 import struct
-import time
 from datetime import datetime, timezone
 
 import rados
@@ -505,7 +504,6 @@ class _Cluster:
         self.health = {"status": "HEALTH_OK", "checks": {}}
         self.osd_hosts = {"node1": [0]}
         self.osds_down: set = set()
-        self.down_stamps: dict = {}
         self.host_flags: dict = {}
         self.mon_calls: list = []
 
@@ -534,15 +532,11 @@ class _Cluster:
             return 0, json.dumps({"nodes": nodes}).encode(), ""
         if prefix == "osd dump":
             every = [o for osds in self.osd_hosts.values() for o in osds]
-            xinfo = [{"osd": o, "down_stamp": self.down_stamps.get(o, "0.000000")} for o in every]
             osds = [{"osd": o, "up": int(o not in self.osds_down),
                      "public_addrs": {"addrvec": [{"type": "v2", "addr": f"192.0.2.{o + 1}:6800"}]}} for o in every]
-            return 0, json.dumps({"crush_node_flags": self.host_flags, "osd_xinfo": xinfo, "osds": osds}).encode(), ""
+            return 0, json.dumps({"crush_node_flags": self.host_flags, "osds": osds}).encode(), ""
         if prefix == "osd down":
-            marked = {int(i.removeprefix("osd.")) for i in cmd["ids"]}
-            self.osds_down |= marked
-            self.down_stamps.update({o: time.strftime("%Y-%m-%dT%H:%M:%S.000000+0000", time.gmtime())
-                                     for o in marked})
+            self.osds_down |= {int(i.removeprefix("osd.")) for i in cmd["ids"]}
             return 0, b"", ""
         if prefix in ("osd set-group", "osd unset-group"):
             for who in cmd["who"]:
