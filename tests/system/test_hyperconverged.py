@@ -225,7 +225,7 @@ def test_an_osd_dying_alone_stalls_nothing_for_long_moves_nothing_and_shows_degr
         return rbdvm_json("info", vm)["storage_health"]
     assert wait_for(30, lambda: health() == "degraded" and health(False) == "degraded")
     assert "replicas: degraded" in rbdvm("info", vm).stdout
-    ceph._start(victim, "osd", str(L.OSDS[victim]))
+    ceph.start_daemon(victim, "osd", str(L.OSDS[victim]))
     assert wait_for(60, lambda: health() == "ok" and health(False) == "ok"), "recovered"
     assert len(journal_boots(vm)) == boots and where(vm) == x, "no restart, no migration"
     assert {n: fences_of(n, x) for n in L.NODES} == fences, "no fence"
@@ -243,7 +243,7 @@ def test_a_live_migration_while_an_osd_restarts_completes_with_one_writer(writer
     osd = ceph.reg_name("osd", str(L.OSDS[y]))
     os.kill(node.REG.pid(osd), signal.SIGKILL)
     res = rbdvm("migrate", vm, y, check=False)
-    ceph._start(y, "osd", str(L.OSDS[y]))
+    ceph.start_daemon(y, "osd", str(L.OSDS[y]))
     now = where(vm)
     assert now in (x, y) and (res.returncode == 0) == (now == y), res
     writes_on(vm, now)
@@ -275,7 +275,7 @@ def test_maintenance_of_a_hyperconverged_node_keeps_the_other_writing_and_moves_
         states = ceph.admin("pg", "dump", "pgs_brief", "--format", "json").stdout
         assert not any(word in states for word in ("backfill", "remapped", "recovering")), "no data moves"
         for kind, ident in ceph.daemons(N1):
-            ceph._start(N1, kind, ident)
+            ceph.start_daemon(N1, kind, ident)
         assert wait_for(60, lambda: ceph.status()["osds_up"] == 2 and N1 in ceph.status()["quorum"])
     finally:
         back = rbdvm_json("node", "resume", N1, "--maintenance")

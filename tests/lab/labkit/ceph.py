@@ -65,7 +65,7 @@ def _in_node(n: str, argv, **kw):
     return node.sh(n, list(L.CLEAN_ENV) + list(map(str, argv)), **kw)
 
 
-def _start(n: str, kind: str, ident: str) -> None:
+def start_daemon(n: str, kind: str, ident: str) -> None:
     """Start a daemon in its node; it forks once initialised, its PID file names it."""
     _in_node(n, [f"ceph-{kind}", "--conf", conf_path(n), "-i", ident], timeout=60)
     pid = int((L.ceph_dir(n) / "run" / f"ceph-{kind}.{ident}.pid").read_text())
@@ -78,7 +78,7 @@ def _in_parallel(daemons) -> None:
 
     def one(n, kind, ident):
         try:
-            _start(n, kind, ident)
+            start_daemon(n, kind, ident)
         except BaseException as exc:     # reported below
             errors.append(exc)
     threads = [threading.Thread(target=one, args=d) for d in daemons]
@@ -93,7 +93,7 @@ def _in_parallel(daemons) -> None:
 def start_node(n: str) -> None:
     """Start node n's daemons again (after a crash or a fence): the OSD marks itself up."""
     for kind, ident in daemons(n):
-        _start(n, kind, ident)
+        start_daemon(n, kind, ident)
 
 
 def write_files(fsid: str) -> None:
