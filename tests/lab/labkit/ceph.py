@@ -91,9 +91,11 @@ def _in_parallel(daemons) -> None:
 
 
 def start_node(n: str) -> None:
-    """Start node n's daemons again (after a crash or a fence): the OSD marks itself up."""
+    """Start node n's daemons again (after a crash or a fence): the OSD marks itself up. Those
+    still running from an interrupted boot are left as they are, so a boot run again converges."""
     for kind, ident in daemons(n):
-        start_daemon(n, kind, ident)
+        if not REG.alive(reg_name(kind, ident)):
+            start_daemon(n, kind, ident)
 
 
 def write_files(fsid: str) -> None:

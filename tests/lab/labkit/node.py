@@ -178,15 +178,20 @@ def boot(node: str) -> None:
     its Ceph daemons first (as a booting host's services come up), then the cluster's."""
     from . import ceph
 
+    def unless_running(name, start):
+        # what an interrupted boot started is left running: booting again converges
+        if not REG.alive(f"{name}-{node}"):
+            start(node)
+
     prepare_run(node)
     set_link(node, True)
     ceph.start_node(node)
-    start_corosync(node)
+    unless_running("corosync", start_corosync)
     if node in L.HYPERVISORS:
-        start_libvirtd(node)
+        unless_running("libvirtd", start_libvirtd)
     if not wait_for(30, lambda: quorate(node)):
         raise LabError(f"{node}: corosync not quorate after 30 s")
-    start_pacemaker(node)
+    unless_running("pacemakerd", start_pacemaker)
     if node in L.HYPERVISORS and not wait_for(20, lambda: libvirt_up(node)):
         raise LabError(f"{node}: libvirtd socket missing after 20 s")
     wait_joined(node)

@@ -46,9 +46,20 @@ def test_ceph_conf_has_seapaths_overrides():
 
 def test_node_ceph_conf_has_no_admin_and_fails_fast():
     conf = _ini(configs.node_ceph_conf("fsid-1"))
-    assert conf.sections() == ["global"]
+    assert conf.sections() == ["global", "client"]
     assert conf["global"]["fsid"] == "fsid-1"
-    assert int(conf["global"]["client mount timeout"]) <= 10
+    assert int(conf["client"]["client mount timeout"]) <= 10
+    assert int(conf["global"]["mon client ping timeout"]) <= 3
+
+
+def test_daemons_wait_for_the_monitors_and_leave_a_dead_one_in_seconds():
+    """An OSD's start outlasts a monitor election (no client timeouts in its sections), and
+    every daemon drops a dead monitor's session within seconds."""
+    conf = _ini(configs.ceph_conf("fsid-1", "node1"))
+    for section in ("global", "osd", "mon"):
+        assert "rados mon op timeout" not in conf[section]
+    assert int(conf["client"]["rados mon op timeout"]) <= 10
+    assert int(conf["global"]["mon client ping timeout"]) <= 3
     assert "keyring" not in conf["global"]
     assert configs.client_keyring("KEY") == f"[client.{L.CEPH_USER}]\n\tkey = KEY\n"
 
