@@ -28,8 +28,10 @@ MIGRATE_FROM_APPEAR = 30
 # the split-brain guard's three Pacemaker queries that judge a node fenced, together
 FENCE_QUERY = 10
 # Ceph-aware failover: how long a fenced node's OSD may take to accept a connection before it
-# is taken for dead (a live one on the cluster network answers in a millisecond)
-OSD_ALIVE_PROBE = 0.5
+# is taken for dead. A live one on the cluster network answers in a round trip (its kernel
+# completes the handshake however busy the daemon is); a lost SYN is resent only after 1 s,
+# so waiting longer than a few round trips buys nothing but failover time.
+OSD_ALIVE_PROBE = 0.2
 
 # ---------------------------------------------------------------- Ceph
 # an unreachable cluster fails a connection within this
