@@ -179,7 +179,9 @@ same with its Ceph user lacking `osd down` (Ceph's own detection).
   heartbeat grace (Ceph's own, 20 s); start is Pacemaker's start with the split-brain guard;
   first write also waits for the placement groups to serve I/O (without the mark: the dead
   primary's read lease too). The monitors recover their quorum within ~3 s (mon lease 2 s,
-  election timeout 1 s: docs/fencing.md)."""
+  election timeout 1 s), and a daemon whose monitor died drops that session within 3-4 s
+  (mon client ping interval 1 s, timeout 3 s): with Ceph's 30 s, a run where the survivor's
+  OSD had its session with the dead node's monitor took 27.9 s (docs/fencing.md)."""
     write_section("failover-ceph", body)
 
 
