@@ -1,5 +1,6 @@
 """How a VM is stored in RBD: its group, disks, metadata and state, read in one place."""
 
+import time
 from dataclasses import dataclass, field
 
 import rados
@@ -355,8 +356,15 @@ def describe_watchers(found) -> str:
                      for disk, addr, host in found)
 
 
-def refuse_if_open(session: Session, vm: str, disks, doing: str) -> None:
+def refuse_if_open(session: Session, vm: str, disks, doing: str, wait: float = 0.0, check=lambda: None) -> None:
+    """Raise Conflict if a client holds one of `disks` open after `wait` seconds, asking again
+    every second meanwhile (and calling `check`, e.g. a lease's, each time)."""
+    until = time.monotonic() + wait
     found = watchers(session, disks)
+    while found and time.monotonic() < until:
+        time.sleep(1)
+        check()
+        found = watchers(session, disks)
     if found:
         raise Conflict(f"cannot {doing} VM {vm} while it runs", describe_watchers(found),
                        f"Stop the VM first (rbdvm stop {vm} when it is enabled in the cluster)",

@@ -36,6 +36,9 @@ OSD_ALIVE_PROBE = 0.2
 # ---------------------------------------------------------------- Ceph
 # an unreachable cluster fails a connection within this
 CEPH_CONNECT = 10
+# how long the disk client of a killed command (its qemu-img import) may still show as open:
+# Ceph keeps a dead client's watch until its watch timeout (osd_client_watch_timeout, 30 s)
+LINGERING_WATCH = 35
 # what one OSD request may wait: a paused or down OSD makes I/O wait for ever without it.
 # The CLI's operations take the long one; the fence agent and its self-check answer within
 # budgets of their own

@@ -8,7 +8,7 @@ replaced only when asked (`force`)."""
 from ..ceph import diskimage, groups, images, nvram, trust, vmstore
 from ..ceph.lease import Lease
 from ..ceph.vmstore import where
-from ..core import defaults, domainxml, hints, names, vmschema
+from ..core import defaults, domainxml, hints, names, timeouts, vmschema
 from ..core.errors import Conflict, RbdvmError
 from ..core.faults import checkpoint
 from ..core.hints import Hint
@@ -120,8 +120,10 @@ def import_disk(env: Env, name: str, disk: str, f, lease, fresh: bool, progress)
     if vmstore.read_metadata(session, disk).get(vmschema.IMPORTED) == f.fingerprint:
         return
     if not fresh:
-        # made by the interrupted run; whoever opened it since would lose their writes
-        vmstore.refuse_if_open(session, name, [disk], "overwrite the disks of")
+        # made by the interrupted run; whoever opened it since would lose their writes. The
+        # interrupted run's own import may still show as open until Ceph drops its watch
+        vmstore.refuse_if_open(session, name, [disk], "overwrite the disks of",
+                               wait=timeouts.LINGERING_WATCH, check=lease.check)
         images.zero(session, disk)   # an import must start on an all-zero image
     lease.check()
     try:

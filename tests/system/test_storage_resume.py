@@ -58,14 +58,17 @@ def test_create_killed_at_any_step_completes_when_rerun(step):
 
 
 def test_create_killed_during_the_import_itself():
+    """Killed while its import holds the system disk open: the killed client's watch lingers
+    in Ceph (its watch timeout, 30 s), and the same command run again waits for it to go
+    instead of refusing as if the VM ran."""
     vm = unique()
     img = qcow2(f"{vm}.qcow2", "256M", [(0, 96 * MiB, 0x6B)])
     args = ["create", "--disabled", vm, "--image", img, "--xml", base_xml(vm)]
     proc = subprocess.Popen(labnode.enter("node1") + ["env", *[f"{k}={v}" for k, v in SHORT_LEASE.items()],
                                                       "rbdvm", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        assert wait_for(30, lambda: f"system_{vm}" in ops.rbd("node1", "ls").split(), 0.02)
-        time.sleep(0.1)
+        # killed only once the import has the disk open (killed any earlier, nothing lingers)
+        assert wait_for(30, lambda: ops.watchers("node1", f"system_{vm}"), 0.02)
         proc.kill()
         proc.wait()
         rerun(*args)

@@ -32,14 +32,20 @@ def health() -> list:
     parts = []
     if not L.STATE.is_dir():
         return [("lab", False, f"not up (no {L.STATE})")]
-    missing = [ns for ns in L.ALL_NETNS if ns not in net.existing()]
-    cuts = _cuts() if not missing else []
-    parts.append(("switch", not missing, f"missing namespaces {missing}" if missing
-                  else "bridge + ports" + (f"; {', '.join(cuts)}" if cuts else "")))
+    parts.append(switch_health())
     parts.append(("ceph", *_ceph_health()))
     for n in L.NODES:
         parts.append((n, *_node_health(n)))
     return parts
+
+
+def switch_health() -> tuple:
+    """("switch", ok, detail): the namespaces and the cuts made in them. Local and instant,
+    unlike the other parts (Ceph's status waits for a monitor election)."""
+    missing = [ns for ns in L.ALL_NETNS if ns not in net.existing()]
+    cuts = _cuts() if not missing else []
+    return ("switch", not missing, f"missing namespaces {missing}" if missing
+            else "bridge + ports" + (f"; {', '.join(cuts)}" if cuts else ""))
 
 
 def _cuts() -> list:
