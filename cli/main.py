@@ -1,5 +1,6 @@
 """Entry point of the `rbdvm` command."""
 
+import importlib
 import json
 import os
 import sys
@@ -24,7 +25,34 @@ def _epilog() -> str:
     )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=_epilog())
+# command -> (module of rbdvm.cli, attribute): a command's modules are imported only when it
+# runs, or when --help lists every command (each `rbdvm` call would otherwise import them all)
+COMMANDS = {
+    "create": ("vms", "create"), "adopt": ("vms", "adopt"), "clone": ("vms", "clone"),
+    "remove": ("vms", "remove"), "list": ("vms", "list_"), "info": ("vms", "info"),
+    "set": ("configure", "set_"), "edit": ("editing", "edit"), "disk": ("disks", "disk"),
+    "snapshot": ("snapshot", "snapshot"), "backup": ("backup", "backup"), "restore": ("backup", "restore"),
+    "metadata": ("metadata", "metadata"), "install-agent": ("agent", "install_agent"),
+    "enable": ("cluster", "enable"), "disable": ("cluster", "disable"), "start": ("cluster", "start"),
+    "stop": ("cluster", "stop"), "status": ("cluster", "status"), "migrate": ("cluster", "migrate"),
+    "console": ("cluster", "console"), "pin": ("cluster", "pin"), "prefer": ("cluster", "prefer"),
+    "unpin": ("cluster", "unpin"), "colocate": ("cluster", "colocate"), "node": ("nodes", "node"),
+    "trust": ("trust", "trust"), "ceph-users": ("cephusers", "ceph_users"),
+}
+
+
+class _LazyGroup(click.Group):
+    def list_commands(self, ctx):
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx, cmd_name):
+        if cmd_name not in COMMANDS:
+            return None
+        module, attribute = COMMANDS[cmd_name]
+        return getattr(importlib.import_module(f"{__package__}.{module}"), attribute)
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]}, epilog=_epilog())
 @click.version_option(version("rbdvm"), prog_name="rbdvm")
 def cli():
     """Highly available virtual machines on Ceph RBD, libvirt/QEMU and Pacemaker.
@@ -32,21 +60,6 @@ def cli():
     Each VM is an RBD group holding its disks; its libvirt definition lives in the
     metadata of its system disk, so no hypervisor needs a local XML file.
     """
-
-
-def _register():
-    from . import agent, backup, cephusers, cluster, configure, disks, editing, metadata, nodes, snapshot, trust, vms
-
-    for command in (vms.create, vms.adopt, vms.clone, vms.remove, vms.list_, vms.info, configure.set_,
-                    editing.edit, disks.disk,
-                    snapshot.snapshot, backup.backup, backup.restore, metadata.metadata, agent.install_agent,
-                    cluster.enable, cluster.disable, cluster.start, cluster.stop, cluster.status,
-                    cluster.migrate, cluster.console, cluster.pin, cluster.prefer, cluster.unpin, cluster.colocate,
-                    nodes.node, trust.trust, cephusers.ceph_users):
-        cli.add_command(command)
-
-
-_register()
 
 
 def _fail(error: RbdvmError) -> None:

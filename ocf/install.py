@@ -18,6 +18,7 @@ finders and .pth scanning cost more than half a monitor's time otherwise.
 
 import compileall
 import contextlib
+import fcntl
 import hashlib
 import importlib
 import importlib.util
@@ -137,6 +138,24 @@ def install(directory: str = DEFAULT_DIR, lib_dir: str = DEFAULT_LIB_DIR,
         os.makedirs(d, mode=0o755, exist_ok=True)
     _check_readable_by_all([interpreter], executable=True)
     _check_readable_by_all([directory, fence_dir, lib_dir, *paths])
+    with _one_install_at_a_time(lib_dir):
+        return _install(interpreter, paths, targets, lib_dir)
+
+
+@contextlib.contextmanager
+def _one_install_at_a_time(lib_dir: str):
+    """Installs run at once (two operators, a playbook and the package's hook) take turns: one
+    would otherwise replace the other's .new scripts, or prune the copy it is making. The
+    lock is on the library directory itself, so nothing is added to it."""
+    fd = os.open(lib_dir, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _install(interpreter: str, paths: list, targets: dict, lib_dir: str) -> dict:
     code = _copy_code(lib_dir)
     written = {}
     try:

@@ -91,3 +91,22 @@ def test_reinstall_reuses_the_copy_and_keeps_one_previous_version(private_checko
         assert install(private_checkout, agents, lib).returncode == 0
     assert len(list(lib.iterdir())) == 2
     assert as_nobody(str(agents / "VirtualDomain"), "meta-data").returncode == 0
+
+
+def test_installs_run_at_once_all_succeed_and_leave_one_working_agent(private_checkout, public_dir):
+    """Two operators (or a playbook and the Debian package's hook) installing at the same
+    moment: each install is whole or waits; none fails on the other's temporary files or
+    prunes the copy the other is making."""
+    agents, lib = public_dir / "agents", public_dir / "lib"
+    code = ("import sys; sys.path.insert(0, sys.argv[1])\n"
+            "from rbdvm.ocf import install\n"
+            "install.install(sys.argv[2], sys.argv[3], sys.argv[2])\n")
+    for round_ in range(3):
+        # a new version each round: every install copies code, the later ones prune
+        (private_checkout / "pkg" / "rbdvm" / "ocf" / "log.py").open("a").write(f"# round {round_}\n")
+        procs = [subprocess.Popen([SYSTEM_PYTHON, "-c", code, str(private_checkout / "pkg"), str(agents), str(lib)],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(4)]
+        results = [(p.wait(timeout=120), p.stderr.read()) for p in procs]
+        assert all(rc == 0 for rc, _ in results), results
+        assert not list(agents.glob("*.new")) and not [p for p in lib.iterdir() if ".tmp" in p.name]
+        assert as_nobody(str(agents / "VirtualDomain"), "meta-data").returncode == 0

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from labkit import guest, node, ops
+from labkit import guest, node, once, ops
 from labkit import layout as L
 from labkit.procs import run, wait_for
 from labkit.testing import (
@@ -40,10 +40,7 @@ BOOT = 90       # seconds an OVMF boot may take under TCG here (measured ~9 s; t
 
 
 def uefi_disk() -> str:
-    path = files_dir() / "uefi-shell.raw"
-    if not path.exists():
-        guest.uefi_disk_image(str(path))
-    return str(path)
+    return str(once.made_once(files_dir() / "uefi-shell.raw", lambda tmp: guest.uefi_disk_image(str(tmp))))
 
 
 def make_uefi_vm(vm: str, *extra) -> None:

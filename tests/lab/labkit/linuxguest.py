@@ -21,6 +21,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from . import once
+
 # beside the lab, not in it (lab down keeps it); never under /var, which each node sees through
 # an overlay that would keep showing a file replaced after the node started
 CACHE = Path("/tmp/rbdvm-lab-cache/linux-guest")
@@ -125,9 +127,19 @@ def build() -> tuple:
     stamp = CACHE / "versions"
     kernel, initrd = CACHE / "vmlinuz", CACHE / "initramfs.cpio"
     versions = _versions()
-    if stamp.exists() and stamp.read_text() == versions and kernel.exists() and initrd.exists():
+
+    def cached():
+        return stamp.exists() and stamp.read_text() == versions and kernel.exists() and initrd.exists()
+    if cached():
         return str(kernel), str(initrd)
-    CACHE.mkdir(parents=True, exist_ok=True)
+    with once.locked(stamp):       # tests side by side: one builds, the others wait for it
+        if not cached():
+            _build(kernel, initrd)
+            stamp.write_text(versions)
+    return str(kernel), str(initrd)
+
+
+def _build(kernel: Path, initrd: Path) -> None:
     with tempfile.TemporaryDirectory(dir=CACHE) as tmp:
         t = Path(tmp)
         debs, ex, root = t / "debs", t / "x", t / "root"
@@ -162,8 +174,6 @@ def build() -> tuple:
         _cpio(root, CACHE / "initramfs.new")
     os.replace(CACHE / "vmlinuz.new", kernel)
     os.replace(CACHE / "initramfs.new", initrd)
-    stamp.write_text(versions)
-    return str(kernel), str(initrd)
 
 
 def disk_image(path: str, size: int = 64 << 20) -> None:

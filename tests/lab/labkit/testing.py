@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from labkit import guest, node, ops
+from labkit import guest, node, once, ops
 from labkit import layout as L
 from labkit.procs import wait_for
 from labkit.storagefence import blocklisted  # noqa: F401 - the cluster tests' too
@@ -76,10 +76,7 @@ def files_dir() -> Path:
 
 
 def boot_disk(name: str = "boot.raw") -> str:
-    path = files_dir() / name
-    if not path.exists():
-        path.write_bytes(guest.disk_image())
-    return str(path)
+    return str(once.made_once(files_dir() / name, lambda tmp: tmp.write_bytes(guest.disk_image())))
 
 
 def base_xml(vm: str, uuid_: str = None, interface: bool = True) -> str:
