@@ -26,9 +26,10 @@ demo: lab-up
 	$(PY) tests/lab/demo.py
 
 # ruff on the product, the tests and the benchmarks, mypy on the product, then the whole
-# suite; a lab it had to start is taken down at the end
+# suite (tests/lab/labkit/suite.py: the side_by_side tests in two workers, then the others
+# one at a time); a lab it had to start is taken down at the end
 test: lint
-	$(PY) -m pytest
+	PYTHONPATH=tests/lab $(PY) -m labkit.suite
 
 lint: deps
 	$(PY) -m ruff check helpers ocf cli ansible_collections debian/generate tests bench

@@ -26,7 +26,7 @@ from labkit.testing import (
     where,
 )
 
-pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("agent_installed")]
+pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("agent_installed"), pytest.mark.side_by_side]
 N1 = L.NODES[0]
 
 

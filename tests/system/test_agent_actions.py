@@ -15,6 +15,7 @@ pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("agent_installed")]
 vm = stopped_vm   # the fixture `vm`: a stopped VM, removed afterwards
 
 
+@pytest.mark.side_by_side
 def test_start_monitor_stop_is_transient_and_graceful(vm):
     assert agent("node1", "monitor", vm=vm).returncode == 7
     assert agent("node1", "start", vm=vm).returncode == 0
@@ -29,6 +30,7 @@ def test_start_monitor_stop_is_transient_and_graceful(vm):
     assert agent("node1", "stop", vm=vm).returncode == 0, "stop of a stopped VM succeeds"
 
 
+@pytest.mark.side_by_side
 def test_force_stop_destroys_at_once(vm):
     assert agent("node1", "start", vm=vm).returncode == 0
     ops.wait_serial(vm, "READY")
@@ -37,6 +39,7 @@ def test_force_stop_destroys_at_once(vm):
     assert not qemu_pids("node1", vm)
 
 
+@pytest.mark.side_by_side
 def test_parameter_and_absent_vm_contract():
     ghost = unique("ghost")
     res = agent("node1", "validate-all")
@@ -52,10 +55,12 @@ def test_parameter_and_absent_vm_contract():
     assert ops.on("node1", AGENT, "usage", check=False).returncode == 0
 
 
+@pytest.mark.side_by_side
 def test_validate_all_of_an_existing_vm(vm):
     assert agent("node1", "validate-all", vm=vm).returncode == 0
 
 
+@pytest.mark.side_by_side
 def test_config_file_mode_like_virtualdomain(vm):
     xml = L.SHARED / "files" / f"{vm}.config.xml"
     xml.write_text(rbdvm("metadata", "get", vm, "xml").stdout)
@@ -69,6 +74,7 @@ def test_config_file_mode_like_virtualdomain(vm):
     assert agent("node2", "monitor", config="/nonexistent/vm.xml").returncode in (5, 7)
 
 
+@pytest.mark.side_by_side
 def test_guard_refuses_a_second_writer_naming_disk_and_client(vm):
     assert agent("node1", "start", vm=vm).returncode == 0
     ops.wait_serial(vm, "READY")
@@ -84,6 +90,7 @@ def test_guard_refuses_a_second_writer_naming_disk_and_client(vm):
         agent("node1", "stop", vm=vm)
 
 
+@pytest.mark.side_by_side
 def test_guard_waits_for_a_writer_that_goes(vm):
     assert agent("node1", "start", vm=vm).returncode == 0
     ops.wait_serial(vm, "READY")
@@ -117,6 +124,7 @@ def test_monitor_needs_no_ceph(vm):
     assert agent("node1", "stop", vm=vm).returncode == 0
 
 
+@pytest.mark.side_by_side
 def test_migrate_to_and_from_live(vm):
     assert agent("node1", "start", vm=vm).returncode == 0
     ops.wait_serial(vm, "READY")
@@ -154,12 +162,14 @@ def test_migration_that_cannot_finish_is_aborted_and_the_vm_stays(vm):
     assert agent("node1", "stop", vm=vm).returncode == 0
 
 
+@pytest.mark.side_by_side
 def test_ocf_tester_passes_on_a_real_vm(vm):
     res = ops.on("node1", "ocf-tester", "-n", vm, "-o", f"vm={vm}", AGENT, check=False, timeout=300)
     assert res.returncode == 0, res.stdout + res.stderr
     assert "passed all tests" in res.stdout
 
 
+@pytest.mark.side_by_side
 def test_meta_data_validates_against_the_resource_agents_schema():
     md = ops.on("node1", "crm_resource", "--show-metadata", "ocf:rbdvm:VirtualDomain").stdout
     path = L.SHARED / "files" / "agent-metadata.xml"

@@ -21,6 +21,7 @@ N1, N2 = L.HYPERVISORS
 LAB = str(L.LAB_SRC / "lab")
 
 
+@pytest.mark.side_by_side
 def test_started_recovered_after_qemu_dies_and_live_migrated_without_reboot(cluster_vm):
     vm = cluster_vm
     x = where(vm)

@@ -188,6 +188,7 @@ def test_stop_with_ceph_paused_answers_before_its_timeout(vm):
 
 
 # ------------------------------------------------------------------ R3 parameters
+@pytest.mark.side_by_side
 def test_bad_optional_parameter_never_blocks_stop_or_probe(vm):
     assert agent(N1, "start", vm=vm).returncode == 0
     ops.wait_serial(vm, "READY")
@@ -204,6 +205,7 @@ def test_bad_optional_parameter_never_blocks_stop_or_probe(vm):
 
 
 # ------------------------------------------------------------------ S2 config= without the file
+@pytest.mark.side_by_side
 def test_config_mode_stop_and_monitor_work_once_the_file_is_gone(vm):
     xml = files_dir() / f"{vm}.gone.xml"
     xml.write_text(rbdvm("metadata", "get", vm, "xml").stdout)
@@ -224,6 +226,7 @@ def test_config_mode_stop_and_monitor_work_once_the_file_is_gone(vm):
 
 
 # ------------------------------------------------------------------ S5 broken install
+@pytest.mark.side_by_side
 def test_probe_without_libvirt_bindings_says_not_installed_and_stop_still_works(vm):
     fake = files_dir() / "broken-libvirt"
     fake.mkdir(exist_ok=True)
@@ -249,6 +252,7 @@ def test_probe_without_libvirt_bindings_says_not_installed_and_stop_still_works(
 
 
 # ------------------------------------------------------------------ S6 only complete VMs start
+@pytest.mark.side_by_side
 def test_agent_refuses_a_half_done_clone(vm):
     half = unique("half")
     res = rbdvm("clone", "--disabled", vm, half, env={"RBDVM_FAULT_AT": "clone:disk", "RBDVM_LEASE_SECONDS": "2"},

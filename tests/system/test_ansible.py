@@ -15,7 +15,7 @@ from labkit import layout as L
 from labkit import ops
 from labkit.testing import base_xml, boot_disk, force_remove, rbdvm, rbdvm_json, unique, where
 
-pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("agent_installed")]
+pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("agent_installed"), pytest.mark.side_by_side]
 REPO = Path(__file__).resolve().parents[2]
 N1 = L.NODES[0]
 PLAYBOOK_ENV = {

@@ -31,7 +31,7 @@ from labkit.testing import (
     write_bytes,
 )
 
-pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("agent_installed")]
+pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("agent_installed"), pytest.mark.side_by_side]
 # a backup reaches the running guest's libvirtd as its migration does: plain TCP in the lab
 # (and a guest that ignores the power button is destroyed when stopped)
 LIBVIRT_TCP = ("--pacemaker-params", "migration_transport=tcp", "--pacemaker-params", "force_stop=true")

@@ -91,6 +91,7 @@ def vms(request):
     return new
 
 
+@pytest.mark.side_by_side
 def test_whole_life_from_the_cli(vms):
     vm = vms()
     out = rbdvm_json("create", vm, "--image", boot_disk(), "--xml", base_xml(vm), "--live-migration", *TCP)
@@ -166,6 +167,7 @@ def test_whole_life_from_the_cli(vms):
     assert rbdvm_json("status", vm)["status"] == "Undefined"
 
 
+@pytest.mark.side_by_side
 def test_a_live_migration_that_fails_is_not_reported_as_live(vms):
     """Seen while building the Debian package test: with a migration transport that cannot
     reach the other node (the default, TLS, which the lab's libvirtd does not listen on),
@@ -185,6 +187,7 @@ def test_a_live_migration_that_fails_is_not_reported_as_live(vms):
     ops.wait_serial(vm, "READY")     # a guest stops on ACPI only once booted
 
 
+@pytest.mark.side_by_side
 def test_clone_starts_by_default_and_remove_force_disables_first(vms):
     vm, copy = vms(), vms()
     rbdvm("create", vm, "--image", boot_disk(), "--xml", base_xml(vm))
@@ -199,6 +202,7 @@ def test_clone_starts_by_default_and_remove_force_disables_first(vms):
         assert crm_view(name) is None and rbdvm_json("status", name)["status"] == "Undefined"
 
 
+@pytest.mark.side_by_side
 def test_vm_that_cannot_start_is_failed_with_the_reason_and_disable_cleans_up(vms):
     from lxml import etree
 
@@ -314,6 +318,7 @@ def test_anti_colocated_vms_never_share_a_node(vms):
     ("--pacemaker-params", "hypervisor=qemu+tcp://node2/system"),
     ("--pacemaker-meta", "target-role=Started"), ("--pacemaker-meta", "allow-migrate=true"),
 ])
+@pytest.mark.side_by_side
 def test_stored_pacemaker_settings_cannot_retarget_the_resource(vms, option, pair):
     vm = vms()
     err = rbdvm_error(2, "create", "--disabled", vm, "--image", boot_disk(), "--xml", base_xml(vm), option, pair)
@@ -321,6 +326,7 @@ def test_stored_pacemaker_settings_cannot_retarget_the_resource(vms, option, pai
     assert vm not in {v["name"] for v in rbdvm_json("list")}, "nothing was created"
 
 
+@pytest.mark.side_by_side
 def test_enable_refuses_foreign_pacemaker_metadata_and_renders_booleans(vms):
     """Settings written by another tool straight into the image metadata: enable refuses
     them (not signed), trust checks them as create does before signing, and enable renders
@@ -348,6 +354,7 @@ def test_enable_refuses_foreign_pacemaker_metadata_and_renders_booleans(vms):
     assert nv["migration_auto_converge"] == "true" and nv["migration_speed"] == "50", nv
 
 
+@pytest.mark.side_by_side
 def test_utilization_is_set_again_when_the_resource_is_made_again(vms):
     """disable deletes the resource, enable makes it anew on the same node: the agent must
     not trust what it remembered writing to the old one."""
@@ -365,6 +372,7 @@ def test_utilization_is_set_again_when_the_resource_is_made_again(vms):
     assert wait_for(30, lambda: cpu() == "1"), "utilization of the new resource"
 
 
+@pytest.mark.side_by_side
 def test_disable_never_deletes_the_operators_constraints(vms):
     """The operator ordered the VM after their own resource (`pcs constraint order nfs then
     vm`). disable used to delete every constraint naming the VM, theirs included. Pacemaker

@@ -44,6 +44,7 @@ def set_json(vm, *args, check=True):
     return json.loads(res.stdout) if res.returncode == 0 else res
 
 
+@pytest.mark.side_by_side
 def test_settings_change_on_a_running_vm_without_a_restart(cluster_vm):
     vm = cluster_vm
     x = where(vm)
@@ -73,6 +74,7 @@ def test_settings_change_on_a_running_vm_without_a_restart(cluster_vm):
         "the running guest is untouched"
 
 
+@pytest.mark.side_by_side
 def test_an_agent_parameter_change_is_refused_on_a_running_vm_unless_a_restart_is_allowed(cluster_vm):
     vm = cluster_vm
     res = set_json(vm, "--migration-downtime", "300", check=False)
@@ -87,6 +89,7 @@ def test_an_agent_parameter_change_is_refused_on_a_running_vm_unless_a_restart_i
     assert wait_for(60, lambda: ops.boots(vm) == 2), "Pacemaker restarted it"
 
 
+@pytest.mark.side_by_side
 def test_a_disk_added_to_and_grown_under_a_running_guest(cluster_vm):
     vm = cluster_vm
     x = where(vm)
@@ -117,6 +120,7 @@ def test_a_disk_added_to_and_grown_under_a_running_guest(cluster_vm):
     assert f"data_{vm}_0" not in rbdvm("info", vm).stdout
 
 
+@pytest.mark.side_by_side
 def test_a_vm_without_live_migration_moves_cold_only_when_asked(cluster_vm):
     vm = cluster_vm
     x = where(vm)
@@ -251,6 +255,7 @@ def running_memory_mib(n: str, vm: str) -> int:
     return int(dom.findtext("memory")) // 1024   # libvirt reports KiB
 
 
+@pytest.mark.side_by_side
 def test_a_definition_edited_applied_with_a_restart_then_undone(cluster_vm):
     from labkit import guest
 
@@ -287,6 +292,7 @@ def disabled_vm():
     force_remove(vm)
 
 
+@pytest.mark.side_by_side
 def test_a_rollback_restores_the_definition_the_snapshot_was_taken_with(disabled_vm):
     from labkit import guest
 
@@ -308,6 +314,7 @@ def stored_memory_mib(vm: str) -> int:
     return int(mem.text) if mem.get("unit") == "MiB" else int(mem.text) // 1024
 
 
+@pytest.mark.side_by_side
 def test_a_disk_imported_from_a_file_into_a_stopped_vm(disabled_vm):
     from labkit.testing import qcow2, read_bytes
 
@@ -319,6 +326,7 @@ def test_a_disk_imported_from_a_file_into_a_stopped_vm(disabled_vm):
     assert f"data_{vm}_0" in rbdvm("metadata", "get", vm, "xml").stdout
 
 
+@pytest.mark.side_by_side
 def test_set_killed_after_storing_brings_the_resource_in_line_when_rerun(cluster_vm):
     vm = cluster_vm
     killed_at("set:stored", "set", vm, "--priority", "9")
@@ -329,6 +337,7 @@ def test_set_killed_after_storing_brings_the_resource_in_line_when_rerun(cluster
     assert ops.boots(vm) == 1
 
 
+@pytest.mark.side_by_side
 @pytest.mark.parametrize("step", ["disk:image", "disk:group"])
 def test_disk_add_killed_at_any_step_finishes_the_same_disk_when_rerun(disabled_vm, step):
     vm = disabled_vm
@@ -345,6 +354,7 @@ def test_disk_add_killed_at_any_step_finishes_the_same_disk_when_rerun(disabled_
     assert [d["name"] for d in info["disks"]] == [f"system_{vm}"]
 
 
+@pytest.mark.side_by_side
 def test_a_vm_another_tool_made_without_a_base_is_refused_not_broken(disabled_vm):
     """vm_manager stores no base definition: rebuilding the definition is refused with the
     way out (an edit with a base), and nothing is half changed."""

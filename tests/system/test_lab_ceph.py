@@ -7,7 +7,7 @@ import pytest
 from labkit import ceph, ops
 from labkit import layout as L
 
-pytestmark = pytest.mark.lab
+pytestmark = [pytest.mark.lab, pytest.mark.side_by_side]
 
 WRITE_READ = """
 import rados, rbd, sys

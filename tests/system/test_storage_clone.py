@@ -8,6 +8,8 @@ from labkit.testing import (
     base_xml,
     boot_disk,
     force_remove,
+    handed_out,
+    names_since,
     qcow2,
     rbdvm,
     rbdvm_error,
@@ -18,20 +20,22 @@ from labkit.testing import (
     write_bytes,
 )
 
-pytestmark = pytest.mark.lab
+pytestmark = [pytest.mark.lab, pytest.mark.side_by_side]
 MiB = 1 << 20
 OFF = 256 << 10
 
 
 @pytest.fixture
 def src():
+    mark = handed_out()
     name = unique("src")
     d0 = qcow2(f"{name}-d0.qcow2", "64M", [(0, MiB, 0x21)])
     rbdvm("create", "--disabled", name, "--image", boot_disk(), "--xml", base_xml(name), "-d", d0,
           "-m", "owner=alice", "-m", "tier=gold", "--live-migration", "--stop-timeout", 90)
     yield name
-    for vm in [v["name"] for v in rbdvm_json("list")]:
-        if vm != name and vm.startswith(("c", "f")) and len(vm) == 9:
+    listed = {v["name"] for v in rbdvm_json("list")}
+    for vm in names_since(mark):
+        if vm != name and vm in listed:
             force_remove(vm)
     force_remove(name)
 

@@ -22,7 +22,7 @@ from labkit.testing import (
     unique,
 )
 
-pytestmark = pytest.mark.lab
+pytestmark = [pytest.mark.lab, pytest.mark.side_by_side]
 MiB = 1 << 20
 
 

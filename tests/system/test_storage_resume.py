@@ -26,7 +26,7 @@ from labkit.testing import (
     unique,
 )
 
-pytestmark = pytest.mark.lab
+pytestmark = [pytest.mark.lab, pytest.mark.side_by_side]
 MiB = 1 << 20
 def state(vm):
     """The VM's state as `list` reports it (bulk reads of the headers), checked against

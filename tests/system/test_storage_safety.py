@@ -23,6 +23,8 @@ from labkit.testing import (
     exit_reason,
     files_dir,
     force_remove,
+    handed_out,
+    names_since,
     qcow2,
     raw_file,
     rbdtool,
@@ -34,20 +36,22 @@ from labkit.testing import (
     write_bytes,
 )
 
-pytestmark = pytest.mark.lab
+pytestmark = [pytest.mark.lab, pytest.mark.side_by_side]
 MiB = 1 << 20
 
 
 @pytest.fixture
 def src():
-    """A stopped VM with one data disk holding 0x21 bytes; every VM named c*/f* with the
-    same length (its clones) is removed afterwards."""
+    """A stopped VM with one data disk holding 0x21 bytes; it and every VM its test named
+    (its clones) are removed afterwards."""
+    mark = handed_out()
     name = unique("src")
     d0 = qcow2(f"{name}-d0.qcow2", "16M", [(0, MiB, 0x21)])
     rbdvm("create", "--disabled", name, "--image", boot_disk(), "--xml", base_xml(name), "-d", d0)
     yield name
-    for vm in [v["name"] for v in rbdvm_json("list")]:
-        if vm != name and vm.startswith(("c", "f")) and len(vm) == 9:
+    listed = {v["name"] for v in rbdvm_json("list")}
+    for vm in names_since(mark):
+        if vm != name and vm in listed:
             force_remove(vm)
     force_remove(name)
 

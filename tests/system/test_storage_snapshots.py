@@ -27,7 +27,7 @@ from labkit.testing import (
     write_bytes,
 )
 
-pytestmark = pytest.mark.lab
+pytestmark = [pytest.mark.lab, pytest.mark.side_by_side]
 MiB = 1 << 20
 OFF = 256 << 10   # inside the 1 MiB system disk, past its boot sector
 

@@ -100,6 +100,7 @@ def runs_nowhere(name: str) -> bool:
     return not qemu_pids(N1, name) and not qemu_pids(N2, name)
 
 
+@pytest.mark.side_by_side
 def test_a_definition_changed_with_the_client_key_never_runs(vm):
     """Four definitions an attacker writes with `rbd image-meta set`: the agent refuses to
     start each (a configuration error: no retry elsewhere, no fence), enable refuses, trust
@@ -130,6 +131,7 @@ def test_a_definition_changed_with_the_client_key_never_runs(vm):
     assert agent(N1, "stop", vm=vm).returncode == 0
 
 
+@pytest.mark.side_by_side
 def test_a_signature_made_for_another_vm_or_another_cluster_is_refused(vm):
     other = unique("tr")
     make_vm(other)
@@ -172,6 +174,7 @@ def test_a_signature_made_for_another_vm_or_another_cluster_is_refused(vm):
     assert agent(N1, "stop", vm=vm).returncode == 0
 
 
+@pytest.mark.side_by_side
 def test_a_tampered_snapshot_definition_is_not_rolled_back_to(vm):
     """The definition recorded with a snapshot, changed outside rbdvm: the rollback is refused
     before any disk changes; once root accepts that definition, the rollback restores it."""
@@ -196,6 +199,7 @@ def test_a_tampered_snapshot_definition_is_not_rolled_back_to(vm):
     assert agent(N1, "stop", vm=vm).returncode == 0
 
 
+@pytest.mark.side_by_side
 def test_a_tampered_base_is_not_built_again(vm):
     """_base_xml changed outside rbdvm: set --disk-bus and disk add rebuild the definition
     from it, and refuse; nothing is made."""
@@ -209,6 +213,7 @@ def test_a_tampered_base_is_not_built_again(vm):
     assert "device policy" in rbdvm_error(6, "trust", vm, "--yes")
 
 
+@pytest.mark.side_by_side
 def test_tampered_settings_are_not_enabled(vm):
     """A setting changed outside rbdvm (here the resource's priority): enable refuses and
     writes nothing into the CIB; list and info say untrusted; after trust, enable works."""
@@ -264,6 +269,7 @@ def test_an_upgrade_keeps_unsigned_vms_running_and_trust_first_lets_them_move():
         force_remove(vm)
 
 
+@pytest.mark.side_by_side
 def test_a_guest_from_seapaths_template_passes_the_default_policy(vm):
     """SEAPATH's standard guest shape (q35, UEFI firmware, bridges, pty serial and console,
     guest-agent channel, watchdog) is created and signed under the default policy; the same
@@ -319,6 +325,7 @@ def read_otherwise(vm: str) -> dict:
     }
 
 
+@pytest.mark.side_by_side
 def test_a_definition_libvirt_reads_otherwise_never_runs_even_signed_by_mistake(vm):
     """For each way libvirt can read a definition otherwise than a naive policy does: trust
     refuses to sign it (device policy), and when root signs it anyway (a script, a mistake),

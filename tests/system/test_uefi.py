@@ -183,6 +183,7 @@ def _a_clone_gets_its_own_store(src):
     assert f"nvram_{dst}" not in rbd_images(), "remove took the clone's store"
 
 
+@pytest.mark.side_by_side
 def test_a_vm_whose_variables_are_in_a_host_file_gets_them_moved_into_ceph_at_its_next_start():
     """A VM made before rbdvm kept variables in Ceph (or by vm_manager): its signed
     definition names no store, and node1 holds the variables in libvirt's host file. Its
@@ -223,6 +224,7 @@ def test_a_vm_whose_variables_are_in_a_host_file_gets_them_moved_into_ceph_at_it
         force_remove(vm)
 
 
+@pytest.mark.side_by_side
 def test_a_secure_boot_guest_gets_the_enrolled_keys_template_and_boots_with_secure_boot_enforced():
     """Secure boot on: the store starts from the template with Microsoft's keys enrolled
     (libvirt's pick), so OVMF enforces secure boot from the first boot: it refuses the

@@ -26,6 +26,21 @@ def test_help_documents_exit_codes_and_ceph_defaults():
     assert "/etc/ceph/ceph.client.rbdvm.keyring" in res.stdout
 
 
+def test_every_command_is_loaded_by_the_name_it_is_listed_under_and_only_when_it_runs():
+    """The top-level group imports a command's module only for that command (each `rbdvm`
+    call would otherwise import every command's dependencies)."""
+    code = ("import sys, click\n"
+            "from rbdvm.cli.main import cli, COMMANDS\n"
+            "loaded = sorted(m for m in sys.modules if m.startswith('rbdvm.cli.') and m[10:] in "
+            "{mod for mod, _ in COMMANDS.values()})\n"
+            "ctx = click.Context(cli)\n"
+            "names = {n: cli.get_command(ctx, n).name for n in cli.list_commands(ctx)}\n"
+            "print(loaded, names == {n: n for n in names})\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "[] True", res.stdout
+
+
 def test_unknown_command_is_a_usage_error_without_traceback():
     res = subprocess.run(RBDVM + ["frobnicate"], capture_output=True, text=True)
     assert res.returncode == 2 and "No such command" in res.stderr and "Traceback" not in res.stderr

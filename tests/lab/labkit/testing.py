@@ -20,9 +20,25 @@ RBDTOOL = str(L.LAB_SRC / "labkit" / "rbdtool.py")
 PYTHON = str(L.VENV / "bin" / "python")
 
 
+_HANDED_OUT: list = []
+
+
 def unique(prefix: str = "t") -> str:
     """A VM or snapshot name (letters and digits) no other test uses."""
-    return prefix + uuid.uuid4().hex[:8]
+    name = prefix + uuid.uuid4().hex[:8]
+    _HANDED_OUT.append(name)
+    return name
+
+
+def handed_out() -> int:
+    """A mark in the names `unique` gave this process (see `names_since`)."""
+    return len(_HANDED_OUT)
+
+
+def names_since(mark: int) -> list:
+    """The names `unique` gave since `mark`: a test's own, even with tests of other files
+    running beside it in another process (a cleanup by name pattern would take theirs)."""
+    return _HANDED_OUT[mark:]
 
 
 def rbdvm(*args, node: str = "node1", env=None, check: bool = True) -> subprocess.CompletedProcess:

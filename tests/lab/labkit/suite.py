@@ -1,0 +1,53 @@
+"""The whole suite, as `make test` (and so CI) runs it, in two phases on one lab:
+
+1. the tests marked `side_by_side` (each touches only its own VMs and asserts nothing about
+   the cluster as a whole), the unit tests and the host tests, in two worker processes
+   (pytest-xdist, a test file per worker at a time): the lab's waits on guests, Pacemaker
+   and Ceph leave the machine's cores idle otherwise;
+2. every other lab test, one at a time: they crash, partition, fence, pause or reconfigure
+   what the others use (the lab's own life cycle last).
+
+The lab is brought up first if it is not healthy, and taken down at the end if this run
+started it (RBDVM_LAB_KEEP=1 keeps it). Arguments are passed to both pytest runs."""
+
+import os
+import subprocess
+import sys
+
+from . import layout as L
+from . import lifecycle
+
+WORKERS = "2"
+SIDE_BY_SIDE = ["-n", WORKERS, "--dist", "loadfile", "-m", "not lab or side_by_side"]
+ALONE = ["-m", "lab and not side_by_side"]
+
+
+def pytest(args: list) -> int:
+    print(f"+ pytest {' '.join(args)}", flush=True)
+    return subprocess.call([sys.executable, "-m", "pytest", *args])
+
+
+def main(argv: list) -> int:
+    lab = str(L.LAB_SRC / "lab")
+    started = False
+    if not lifecycle.healthy():
+        res = subprocess.run([lab, "up"], capture_output=True, text=True)
+        if res.returncode != 0:
+            # the lab tests would fail one by one with this; the others still run
+            print(f"the lab did not come up (tests/lab/lab up, rc {res.returncode}):\n{res.stdout}\n{res.stderr}",
+                  flush=True)
+            pytest(["-m", "not lab", *argv])
+            return 1
+        started = True
+    try:
+        first = pytest(SIDE_BY_SIDE + argv)
+        second = pytest(ALONE + argv)
+    finally:
+        if started and os.environ.get("RBDVM_LAB_KEEP") != "1":
+            subprocess.run([lab, "down"], check=False)
+    # pytest's "no tests collected" (5) is not a failure of a phase a selection emptied
+    return max(rc if rc != 5 else 0 for rc in (first, second))
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
