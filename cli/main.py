@@ -52,6 +52,17 @@ class _LazyGroup(click.Group):
         return getattr(importlib.import_module(f"{__package__}.{module}"), attribute)
 
 
+def every_command() -> click.Group:
+    """The group with every command loaded into it, for tools that walk a group's `commands`
+    (the package's man pages) instead of asking it."""
+    ctx = click.Context(cli)
+    for name in cli.list_commands(ctx):
+        command = cli.get_command(ctx, name)
+        assert command is not None, name       # every listed name is in COMMANDS
+        cli.add_command(command, name)
+    return cli
+
+
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]}, epilog=_epilog())
 @click.version_option(version("rbdvm"), prog_name="rbdvm")
 def cli():

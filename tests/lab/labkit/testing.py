@@ -46,7 +46,8 @@ def rbdvm(*args, node: str = "node1", env=None, check: bool = True) -> subproces
     prefix = ["env"] + [f"{k}={v}" for k, v in (env or {}).items()] if env else []
     res = ops.on(node, *prefix, "rbdvm", *map(str, args), check=False, timeout=300)
     if check and res.returncode != 0:
-        raise AssertionError(f"rbdvm {' '.join(map(str, args))} failed ({res.returncode}): {res.stderr}")
+        # under --json the error is on stdout
+        raise AssertionError(f"rbdvm {' '.join(map(str, args))} failed ({res.returncode}): {res.stderr}{res.stdout}")
     return res
 
 
