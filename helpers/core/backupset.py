@@ -142,13 +142,20 @@ def decode(raw: bytes) -> dict:
           "its metadata is not text keys and values")
     disks = m.get("disks")
     _want(isinstance(disks, list) and len(disks) > 0, "no disks")
+    _check_disks(m["vm"], disks)
+    return m
+
+
+def _check_disks(vm: str, disks: list) -> None:
+    """Each disk entry of VM `vm`'s manifest: the system disk first, the data disks in
+    order, the variable store last if any, each with its file, sizes and SHA-256."""
     seen = set()
     for i, d in enumerate(disks):
         _want(isinstance(d, dict), "a disk entry is not an object")
         role = "system" if i == 0 else "nvram" if i == len(disks) - 1 and d.get("role") == "nvram" else "data"
         _want(d.get("role") == role, f"disk {i} has role {d.get('role')!r}, not {role}")
-        expected = {"system": names.system_disk(m["vm"]), "nvram": names.nvram_image(m["vm"])}.get(
-            role, names.data_disk(m["vm"], i - 1))
+        expected = {"system": names.system_disk(vm), "nvram": names.nvram_image(vm)}.get(
+            role, names.data_disk(vm, i - 1))
         _want(d.get("image") == expected, f"disk {i} is {d.get('image')!r}, not {expected}")
         _want(d["image"] not in seen, f"disk {d['image']} twice")
         seen.add(d["image"])
@@ -157,7 +164,6 @@ def decode(raw: bytes) -> dict:
             _int(d, key)
         _want(isinstance(d.get("sha256"), str) and bool(_SHA.fullmatch(d["sha256"])),
               f"disk {d['image']} has no SHA-256")
-    return m
 
 
 def time_of(m: dict) -> datetime | None:

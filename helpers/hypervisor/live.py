@@ -11,9 +11,13 @@ from typing import Any
 import libvirt
 from lxml import etree
 
-from ..core import timeouts, xmlsafe
+from ..core import defaults, timeouts, xmlsafe
 from ..core.bounded import Hung, bounded
 from ..core.errors import ClusterUnavailable, NotFound
+
+# libvirt prints every error on stderr by default; here each one is raised and the front
+# end renders it (a --json caller's stderr stays empty)
+libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
 
 
 def _bounded(what: str, fn, *args):
@@ -38,7 +42,16 @@ class Domain:
         self.dom: Any = None
 
     def __enter__(self):
-        self.conn = _bounded(f"a connection to {self.uri}", libvirt.open, self.uri)
+        try:
+            self.conn = _bounded(f"a connection to {self.uri}", libvirt.open, self.uri)
+        except ClusterUnavailable as exc:
+            if self.uri == defaults.HYPERVISOR:
+                raise
+            # another node: the operator must know which way was tried to fix the right thing
+            exc.fix = ("Make a live migration to that node work (its transport, user and credentials are the "
+                       "VM's migration settings), or run this on the node that runs the VM")
+            raise exc.reworded(f"cannot reach the libvirtd that runs {self.vm} at {self.uri}, the URI the VM's "
+                               "live migrations use") from None
         try:
             self.dom = _bounded(f"looking up {self.vm} on {self.uri}", self.conn.lookupByName, self.vm)
         except ClusterUnavailable as exc:

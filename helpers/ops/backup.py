@@ -20,7 +20,7 @@ from ..core import backupset, domainxml, hints, names, secret, signing, vmschema
 from ..core.errors import Conflict, RbdvmError, Untrusted, UsageError
 from ..core.faults import checkpoint
 from ..core.hints import Hint
-from . import lifecycle
+from . import running
 from .env import Env
 
 # what a backup records of the system disk's metadata: all but snapshot records and rbdvm's
@@ -86,7 +86,7 @@ def _parent(env: Env, rec, images, existing: dict, points: dict, signed: set) ->
 def _consistency(env: Env, vm: str, rec, images, snap: str) -> tuple:
     """Snapshot `snap` on every image at one instant; ({"level", "why", ...}, {image: snap id})."""
     session = env.session
-    guest = lifecycle.running_guest(env, rec)
+    guest = running.running_guest(env, rec)
     if guest is None:
         open_by = vmstore.watchers(session, images)
         if open_by and len(images) > 1:

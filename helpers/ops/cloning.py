@@ -27,15 +27,7 @@ def clone(env: Env, src: str, dst: str, *, full=False, base_xml=None, metadata=N
     The source may keep running.
     """
     session = env.session
-    names.check_name(src, "VM name")
-    names.check_new_vm_name(dst)
-    if src == dst:
-        raise UsageError("src_name and name cannot be the same", f"both are {src}",
-                         "Give the clone another name")
-    user_md = vmschema.check_user_metadata(metadata)
-    settings = dict(settings or {})
-    stored = vmschema.encode(settings)
-    dropped = {vmschema.BY_NAME[n].key for n in unset}
+    user_md, settings, stored, dropped = _checked_inputs(src, dst, metadata, settings, unset)
     if base_xml is not None:
         trust.require_policy(session, dst, base_xml, f"cannot clone VM {src} into {dst}")
     key = trust.signing_key(session)
@@ -79,6 +71,19 @@ def clone(env: Env, src: str, dst: str, *, full=False, base_xml=None, metadata=N
         storegroups.ensure_group(session, dst, dst_disks[:1], exists=True)
     return {"name": dst, "source": src, "mode": mode, "disks": dst_disks, "uuid": domainxml.uuid_of(xml),
             "nvram": names.nvram_image(dst) if srec.nvram else None}
+
+
+def _checked_inputs(src: str, dst: str, metadata, settings, unset) -> tuple:
+    """(the user's metadata, the settings given, their stored form, the metadata keys the
+    clone starts without), each checked before anything is touched."""
+    names.check_name(src, "VM name")
+    names.check_new_vm_name(dst)
+    if src == dst:
+        raise UsageError("src_name and name cannot be the same", f"both are {src}",
+                         "Give the clone another name")
+    user_md = vmschema.check_user_metadata(metadata)
+    settings = dict(settings or {})
+    return user_md, settings, vmschema.encode(settings), {vmschema.BY_NAME[n].key for n in unset}
 
 
 def _snapshot_source(env: Env, src: str, dst: str, snap: str, keep: bool):

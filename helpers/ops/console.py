@@ -5,7 +5,7 @@ from any node. Attaching is the front end's (an interactive terminal)."""
 from ..ceph import vmstore
 from ..core import names
 from ..core.errors import Conflict, NotFound
-from . import lifecycle
+from . import running
 from .env import Env
 
 
@@ -13,7 +13,7 @@ def locate(env: Env, vm: str) -> dict:
     """{name, node, uri} of the running VM; VM_NOT_ENABLED or VM_NOT_RUNNING otherwise."""
     names.check_name(vm, "VM name")
     vmstore.require_complete(env.session, vm)
-    where = lifecycle.running_on(env, vm)
+    where = running.running_on(env, vm)
     if where is None:
         if not env.cluster.available() or env.cluster.resource(vm) is None:
             raise NotFound(f"VM {vm} runs nowhere", "it is not enabled in the cluster, so no node runs it",

@@ -15,7 +15,7 @@ from ..core import names, vmschema
 from ..core.errors import Conflict, NotFound, RbdvmError, UsageError
 from ..core.faults import checkpoint
 from ..hypervisor import live
-from . import creation, definition, lifecycle, snapshots
+from . import creation, definition, running, snapshots
 from .env import Env
 
 
@@ -55,7 +55,7 @@ def resize(env: Env, vm: str, disk: str, size: int) -> dict:
 
 def _live(env: Env, vm: str, act) -> dict:
     """Do `act(domain)` on the node running the VM; what the guest sees, in any case."""
-    where = lifecycle.running_on(env, vm)
+    where = running.running_on(env, vm)
     if where is None:
         return {"live": False, "guest": "sees it at the next start"}
     node, uri = where
@@ -133,7 +133,7 @@ def remove(env: Env, vm: str, disk: str) -> dict:
         if disk == names.system_disk(vm):
             raise Conflict(f"{disk} is the system disk of VM {vm}", "a VM without it is no VM",
                            f"Remove the whole VM instead (rbdvm remove {vm})")
-        if lifecycle.running_on(env, vm) is not None:
+        if running.running_on(env, vm) is not None:
             raise Conflict(f"VM {vm} is running", "a disk is removed only from a stopped VM",
                            f"Stop it first (rbdvm stop {vm})", code="VM_RUNNING", details={"vm": vm})
         vmstore.refuse_if_open(session, vm, [disk], "remove a disk of")

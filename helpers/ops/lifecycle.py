@@ -1,14 +1,14 @@
 """enable / disable / start / stop / status / migrate: the VM's life in the cluster."""
 
 from ..ceph import rbdbulk, trust, vmstore
-from ..core import domainxml, hints, migstats, names, peer, timeouts, vmschema
+from ..core import hints, migstats, names, timeouts, vmschema
 from ..core.errors import Conflict, NotFound, RbdvmError
 from ..core.faults import checkpoint
 from ..core.hints import Hint
 from ..core.vmschema import VmState
-from ..pacemaker import cib, crm_mon
+from ..pacemaker import crm_mon
 from ..pacemaker.crm_mon import NOT_PLACED  # also the CLI's word for it
-from . import inventory, removal, snapshots
+from . import inventory, removal, running, snapshots
 from .env import Env
 
 
@@ -159,10 +159,53 @@ def migrate(env: Env, vm: str, node: str, wait: float = timeouts.MIGRATE_WAIT, c
     """Move a running VM to `node` through Pacemaker: move, wait, clear the temporary
     constraint. Live (no reboot) if its settings allow it; `cold`: stopped here and started
     there (the only way for a VM without live migration; asked for, also for one with it)."""
+    status = env.cluster.cluster_status()
+    live, st = _movable(env, vm, node, status, cold)
+    how = "cold" if cold else "live"
+    if st["node"] == node:
+        return {**st, "changed": False, "how": how}
+    source = st["node"]
+    seen = {_failure_id(f) for f in crm_mon.failures(status, vm)}
+    if live:
+        # Pacemaker migrates a resource that allows it: for a cold move, it does not. Set
+        # either way: a cold move interrupted before it set it back left it false
+        env.cluster.set_meta(vm, "allow-migrate", "false" if cold else "true")
+    env.cluster.move(vm, node)
+    broken = None
+    try:
+        st = env.cluster.wait_for_status(vm, ("Started",), wait, node=node)
+        if not cold:
+            broken = _failed_live_migration(env, vm, seen)
+            if broken:
+                how = "restarted"
+                env.cluster.settle(wait)
+                st = crm_mon.vm_status(env.cluster.cluster_status(), vm, True)
+    finally:
+        env.cluster.clear_move(vm)
+        if cold and live:
+            env.cluster.set_meta(vm, "allow-migrate", "true")
+    measured = _measured(env, vm, node) if how == "live" and st["node"] == node else None
+    if st["status"] != "Started" or st["node"] != node:
+        if broken:
+            raise ClusterOperationFailed(f"VM {vm} failed to migrate to {node}",
+                                         f"{broken}; it is {st['status']} now"
+                                         + (f" on {st['node']}" if st["node"] else ""),
+                                         f"See `crm_mon -1` and `rbdvm status {vm}`")
+        raise _failed(vm, st, f"migrate to {node}")
+    # a live migration that fails is recovered by Pacemaker with a stop here and a start
+    # there: the VM moved, but its guest rebooted, and the operator must hear it
+    warning = (f"{broken}; Pacemaker stopped VM {vm} on {source} and started it on {node}: the guest rebooted"
+               if broken else None)
+    return {**st, "changed": True, "how": how, **({"warning": warning} if warning else {}),
+            **({"migration": measured} if measured else {})}
+
+
+def _movable(env: Env, vm: str, node: str, status, cold: bool) -> tuple:
+    """(whether the VM migrates live, its status) of a VM that may move to `node` now;
+    the reason it may not, raised."""
     session = env.session
     names.check_name(vm, "VM name")
     rec = vmstore.require_complete(session, vm)
-    status = env.cluster.cluster_status()
     if not crm_mon.is_enabled(status, vm):
         raise _not_on_cluster(vm)
     crm_mon.check_node(status, node)
@@ -178,84 +221,26 @@ def migrate(env: Env, vm: str, node: str, wait: float = timeouts.MIGRATE_WAIT, c
     if st["status"] != "Started":
         raise Conflict(f"VM {vm} is {st['status']}, not running", "only a running VM migrates live",
                        f"Start it: rbdvm start {vm}", code="VM_NOT_RUNNING", details={"vm": vm, "status": st["status"]})
-    how = "cold" if cold else "live"
-    if st["node"] == node:
-        return {**st, "changed": False, "how": how}
-    source = st["node"]
-    seen = {_failure_id(f) for f in crm_mon.failures(status, vm)}
-    if live:
-        # Pacemaker migrates a resource that allows it: for a cold move, it does not. Set
-        # either way: a cold move interrupted before it set it back left it false
-        env.cluster.set_meta(vm, "allow-migrate", "false" if cold else "true")
-    env.cluster.move(vm, node)
-    warning = broken = None
-    try:
-        st = env.cluster.wait_for_status(vm, ("Started",), wait, node=node)
-        if not cold:
-            # a live migration that fails is recovered by Pacemaker with a stop here and a
-            # start there: the VM moves, but its guest reboots, and the operator must hear it
-            failed = [f for f in crm_mon.failures(env.cluster.cluster_status(), vm)
-                      if f["task"] in ("migrate_to", "migrate_from") and _failure_id(f) not in seen]
-            if failed:
-                how = "restarted"
-                f = failed[-1]
-                broken = (f"the live migration failed ({f['task']} on {f['node']}: "
-                          + (f["reason"] or f"{f['status']}; the agent's message is in the Pacemaker log of "
-                                            f"{f['node']}") + ")")
-                warning = (f"{broken}; Pacemaker stopped VM {vm} on {source} and started it on {node}: "
-                           "the guest rebooted")
-                env.cluster.settle(wait)
-                st = crm_mon.vm_status(env.cluster.cluster_status(), vm, True)
-    finally:
-        env.cluster.clear_move(vm)
-        if cold and live:
-            env.cluster.set_meta(vm, "allow-migrate", "true")
-    measured = _measured(env, vm, node) if how == "live" and st["node"] == node else None
-    if st["status"] != "Started" or st["node"] != node:
-        if broken:
-            raise ClusterOperationFailed(f"VM {vm} failed to migrate to {node}",
-                                         f"{broken}; it is {st['status']} now"
-                                         + (f" on {st['node']}" if st["node"] else ""),
-                                         f"See `crm_mon -1` and `rbdvm status {vm}`")
-        raise _failed(vm, st, f"migrate to {node}")
-    return {**st, "changed": True, "how": how, **({"warning": warning} if warning else {}),
-            **({"migration": measured} if measured else {})}
+    return live, st
 
 
-def running_on(env: Env, vm: str):
-    """(node, URI of its libvirtd, by the VM's migration parameters) if the VM runs under
-    Pacemaker, else None (also on a host without Pacemaker: a storage-only host)."""
-    if not env.cluster.available():
+def _failed_live_migration(env: Env, vm: str, seen: set) -> str | None:
+    """What failed of the live migration just asked for (a migrate_to or migrate_from
+    failure not in `seen`), or None."""
+    failed = [f for f in crm_mon.failures(env.cluster.cluster_status(), vm)
+              if f["task"] in ("migrate_to", "migrate_from") and _failure_id(f) not in seen]
+    if not failed:
         return None
-    prim = env.cluster.resource(vm)
-    if prim is None:
-        return None
-    st = crm_mon.vm_status(env.cluster.cluster_status(), vm, True)
-    if st["status"] != "Started" or not st["node"]:
-        return None
-    return st["node"], _libvirt_uri(prim, st["node"])
-
-
-def running_guest(env: Env, rec) -> tuple | None:
-    """(node, libvirt URI, whether its definition has a QEMU guest agent channel) of a VM
-    (a complete vmstore record) Pacemaker runs, else None: what a snapshot holds still."""
-    where = running_on(env, rec.name)
-    if where is None:
-        return None
-    root = domainxml.parse(rec.metadata[vmschema.XML], f"the definition of VM {rec.name}")
-    return (*where, domainxml.has_guest_agent(root))
-
-
-def _libvirt_uri(prim, node: str) -> str:
-    """The URI of `node`'s libvirtd as the VM's primitive (None: defaults) reaches it."""
-    return peer.libvirt_uri(node, cib.params(prim) if prim is not None else {})
+    f = failed[-1]
+    return (f"the live migration failed ({f['task']} on {f['node']}: "
+            + (f["reason"] or f"{f['status']}; the agent's message is in the Pacemaker log of {f['node']}") + ")")
 
 
 def _measured(env: Env, vm: str, node: str) -> dict | None:
     """The live migration's downtime and total time, from the destination's libvirt (its
     completed job); None if it cannot say (the move itself succeeded either way)."""
     try:
-        with env.open_domain(_libvirt_uri(env.cluster.resource(vm), node), vm) as d:
+        with env.open_domain(running.libvirt_uri(env, env.cluster.resource(vm), node), vm) as d:
             return migstats.summary(d.completed_job())
     except RbdvmError:
         return None

@@ -78,16 +78,7 @@ def _restore(env: Env, store: Store, vm: str, target: str, at, force: bool, acce
     """restore(), under the backup directory's lock (shared: a prune waits)."""
     session = env.session
     new_identity = target != vm
-    by_id = store.backups(vm)
-    # by time, among what this cluster signed (a forged "newest" is never the default)
-    among = None if accept_foreign else signed_ids(trust.signing_key(session), by_id)
-    bid = backupset.pick(by_id, vm, at, among)
-    chain = backupset.require_chain(by_id, bid)
-    verdicts = {m["id"]: require_authentic(env, m, accept_foreign) for m in chain}
-    for m in chain:
-        _check_files(store, by_id[m["id"]],
-                     (lambda image, n, total, bid=m["id"]: progress(f"checking {bid}/{image}", n, total))
-                     if progress else None)
+    by_id, bid, chain, verdicts = _verified_chain(env, store, vm, at, accept_foreign, progress)
     last = chain[-1]
     stored = last["definition"]
     base = stored["base"] or stored["xml"]
@@ -100,15 +91,7 @@ def _restore(env: Env, store: Store, vm: str, target: str, at, force: bool, acce
     targets = disks + ([names.nvram_image(target)] if "nvram" in roles else [])
     session.ensure_namespace()
     with Lease(session, target, "restore") as lease:
-        rec = vmstore.record(session, target)
-        if rec.state == VmState.COMPLETE:
-            if not force:
-                raise Conflict("VM already exists", f"VM {target} exists in {where(session)}",
-                               hint=Hint(hints.RESTORE_OVER, {"vm": target}), code="VM_EXISTS",
-                               details={"vm": target})
-            remove_record(env, rec, lease)
-            rec = vmstore.record(session, target)
-        vmstore.refuse_unusable(rec)
+        rec = _replaceable(env, target, force, lease)
         if not new_identity and last["uuid"]:
             definition.check_uuid_free(env, last["uuid"], target)
         _claim(env, rec, target, targets, bid)
@@ -121,30 +104,7 @@ def _restore(env: Env, store: Store, vm: str, target: str, at, force: bool, acce
                 vmstore.mark_making(session, target, False)
         groups.ensure_group(session, target, targets)
         checkpoint("restore:images")
-        for position, image in enumerate(targets):
-            applied = vmstore.read_metadata(session, image).get(vmschema.RESTORED)
-            to_write = sum(m["disks"][position]["data_bytes"] for m in chain)
-            for m in chain:
-                if applied and backupset.is_id(applied) and backupset.sort_key(m["id"]) <= backupset.sort_key(applied):
-                    continue
-                lease.check()
-                entry, d = by_id[m["id"]], m["disks"][position]
-                # the bytes applied are hashed as they are read: storage that answers this
-                # read otherwise than the check's never has its data kept
-                with store.hashed(entry, d) as f:
-                    export.apply(session, image, rbddiff.read(f),
-                                 (lambda n, image=image, total=to_write: progress(f"writing {image}", n, total))
-                                 if progress else None)
-                    changed = f.mismatch()
-                if changed:
-                    _undo(env, target, lease)
-                    raise Conflict(f"backup {m['id']} of VM {vm} cannot be restored",
-                                   f"{changed} between its check and its restore ({entry['path']}); what was "
-                                   f"made of VM {target} is removed again", "Restore from storage that "
-                                   "does not change under a reader, or bring back an intact copy",
-                                   code="BACKUP_BROKEN", details={"backup": m["id"], "file": d["file"]})
-                vmstore.set_metadata(session, image, {vmschema.RESTORED: m["id"]})
-                checkpoint("restore:disk")
+        _write_disks(env, store, vm, target, targets, [(by_id[m["id"]], m) for m in chain], lease, progress)
         if "nvram" in roles:
             nvram.mark_complete(session, target, f"backup {bid} of VM {vm}")
         built_from = base if new_identity else domainxml.keep_identity(base, stored["xml"])
@@ -166,6 +126,68 @@ def _restore(env: Env, store: Store, vm: str, target: str, at, force: bool, acce
     return {"name": target, "vm": vm, "backup": bid, "chain": [m["id"] for m in chain], "disks": targets,
             "uuid": domainxml.uuid_of(xml), "new_identity": new_identity,
             "signed": sorted(set(verdicts.values())), "consistency": last["consistency"]["level"]}
+
+
+def _replaceable(env: Env, target: str, force: bool, lease):
+    """The record of `target`, which the restore may take: none, or an unfinished one, or
+    (`force`) a VM, removed first."""
+    rec = vmstore.record(env.session, target)
+    if rec.state == VmState.COMPLETE:
+        if not force:
+            raise Conflict("VM already exists", f"VM {target} exists in {where(env.session)}",
+                           hint=Hint(hints.RESTORE_OVER, {"vm": target}), code="VM_EXISTS",
+                           details={"vm": target})
+        remove_record(env, rec, lease)
+        rec = vmstore.record(env.session, target)
+    vmstore.refuse_unusable(rec)
+    return rec
+
+
+def _verified_chain(env: Env, store: Store, vm: str, at, accept_foreign: bool, progress) -> tuple:
+    """(the VM's backups by id, the one picked, its chain, each one's signature verdict):
+    every manifest authenticated and every file checked before anything is written."""
+    by_id = store.backups(vm)
+    # by time, among what this cluster signed (a forged "newest" is never the default)
+    among = None if accept_foreign else signed_ids(trust.signing_key(env.session), by_id)
+    bid = backupset.pick(by_id, vm, at, among)
+    chain = backupset.require_chain(by_id, bid)
+    verdicts = {m["id"]: require_authentic(env, m, accept_foreign) for m in chain}
+    for m in chain:
+        _check_files(store, by_id[m["id"]],
+                     (lambda image, n, total, bid=m["id"]: progress(f"checking {bid}/{image}", n, total))
+                     if progress else None)
+    return by_id, bid, chain, verdicts
+
+
+def _write_disks(env: Env, store: Store, vm: str, target: str, targets: list, chain: list, lease,
+                 progress) -> None:
+    """Apply each backup of `chain` ([(directory entry, manifest)], oldest first) to the
+    images `targets`, skipping what an interrupted run already applied (RESTORED)."""
+    session = env.session
+    for position, image in enumerate(targets):
+        applied = vmstore.read_metadata(session, image).get(vmschema.RESTORED)
+        to_write = sum(m["disks"][position]["data_bytes"] for _, m in chain)
+        for entry, m in chain:
+            if applied and backupset.is_id(applied) and backupset.sort_key(m["id"]) <= backupset.sort_key(applied):
+                continue
+            lease.check()
+            d = m["disks"][position]
+            # the bytes applied are hashed as they are read: storage that answers this
+            # read otherwise than the check's never has its data kept
+            with store.hashed(entry, d) as f:
+                export.apply(session, image, rbddiff.read(f),
+                             (lambda n, image=image, total=to_write: progress(f"writing {image}", n, total))
+                             if progress else None)
+                changed = f.mismatch()
+            if changed:
+                _undo(env, target, lease)
+                raise Conflict(f"backup {m['id']} of VM {vm} cannot be restored",
+                               f"{changed} between its check and its restore ({entry['path']}); what was "
+                               f"made of VM {target} is removed again", "Restore from storage that "
+                               "does not change under a reader, or bring back an intact copy",
+                               code="BACKUP_BROKEN", details={"backup": m["id"], "file": d["file"]})
+            vmstore.set_metadata(session, image, {vmschema.RESTORED: m["id"]})
+            checkpoint("restore:disk")
 
 
 def _undo(env: Env, target: str, lease) -> None:

@@ -10,7 +10,7 @@ from ..core.errors import Conflict, NotFound, UsageError
 from ..core.faults import checkpoint
 from ..core.hints import Hint
 from ..core.vmschema import VmState
-from . import lifecycle
+from . import running
 from .env import Env
 
 
@@ -71,7 +71,7 @@ def _group_snapshot(env: Env, rec, snap: str) -> dict:
     """The group snapshot, the running guest's filesystems frozen by its agent meanwhile when
     it has one; how consistent it is ({"level", "why"})."""
     session = env.session
-    guest = lifecycle.running_guest(env, rec)
+    guest = running.running_guest(env, rec)
     if guest is None or not guest[2]:
         snapstore.create_group_snapshot(session, rec.name, snap)
         if guest is None:

@@ -42,6 +42,10 @@ class Cluster:
         return xmlsafe.parse(self.run(["crm_mon", "--one-shot", "--output-as=xml", "--inactive", "--include=all"]),
                              "crm_mon's output", ClusterUnavailable)
 
+    def local_node(self) -> str:
+        """This node's name in the cluster, as Pacemaker knows it (not always its host name)."""
+        return self.run(["crm_node", "--name"]).strip()
+
     def has_resource(self, vm: str) -> bool:
         """Whether the CIB has a resource for the VM, as the storage commands ask it: a host
         without Pacemaker's tools is not a cluster node and has none. A cluster that does not

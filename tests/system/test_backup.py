@@ -18,6 +18,8 @@ from labkit.testing import (
     files_dir,
     force_remove,
     killed_at,
+    make_vm,
+    other,
     qcow2,
     raw_file,
     rbdtool,
@@ -142,6 +144,25 @@ def refused_untouched(code, target, *args):
     assert err["code"] == code, err
     assert of_target() == before
     return err
+
+
+def test_a_vm_on_this_node_is_reached_through_the_local_libvirtd_and_another_node_as_migrations_do():
+    """A VM with the default migration settings (no transport: qemu://NODE/system means TLS,
+    which the lab does not set up). On the node that runs it, backup and console reach it
+    through qemu:///system; from the other node, the failure names the URI the migrations use."""
+    vm = unique("loc")
+    d = backup_dir(vm)
+    try:
+        make_vm(vm)
+        rbdvm("enable", vm)
+        here = where(vm)
+        assert rbdvm_json("console", vm, node=here)["uri"] == "qemu:///system"
+        assert rbdvm_json("backup", vm, "--to", d, node=here)["kind"] == "full"
+        assert rbdvm_json("console", vm, node=other(here))["uri"] == f"qemu://{here}/system"
+        err = rbdvm_error_json(5, "backup", vm, "--to", d, node=other(here))
+        assert f"qemu://{here}/system" in err["message"] and "migrations" in err["message"], err
+    finally:
+        force_remove(vm)
 
 
 def test_a_damaged_cut_or_spliced_backup_is_refused_before_anything_is_written(stopped_chain):

@@ -618,6 +618,7 @@ class ScriptedPacemaker:
         self.failures: list = []
         self.calls: list = []
         self.fail: dict = {}        # tool -> message: that tool fails
+        self.local = "elsewhere"    # the node the command runs on (crm_node --name)
 
     def section(self, name: str):
         return self.cib.find(f"configuration/{name}")
@@ -631,10 +632,13 @@ class ScriptedPacemaker:
 
     def writes(self) -> list:
         """The calls that change the cluster (what a command wrote)."""
-        readers = {("cibadmin", "--query"), ("crm_mon",), ("crm_resource", "--wait")}
+        readers = {("cibadmin", "--query"), ("crm_mon",), ("crm_resource", "--wait"), ("crm_node",)}
         return [c for c in self.calls if tuple(c[:2]) not in readers and tuple(c[:1]) not in readers]
 
     # -- readers
+    def _crm_node(self, args):
+        return self.local + "\n"
+
     def _crm_mon(self, args):
         out = etree.Element("pacemaker-result")
         nodes = etree.SubElement(out, "nodes")

@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from rbdvm.helpers.core import hostnames
-from rbdvm.helpers.ops import lifecycle
+from rbdvm.helpers.ops import running
 from rbdvm.helpers.ops.env import Env
 from rbdvm.helpers.pacemaker.cluster import Cluster
 from rbdvm.ocf import migration
@@ -26,17 +26,23 @@ RESOURCES = """<resources><primitive id="vm1" class="ocf" provider="rbdvm" type=
 </instance_attributes></primitive></resources>"""
 
 
-def scripted_pacemaker(argv, timeout=30):
-    """crm_mon and cibadmin as a cluster running vm1 on node2 would answer (scripted)."""
-    return {"crm_mon": CRM_MON, "cibadmin": RESOURCES}[argv[0]]
+def scripted_pacemaker(here):
+    """crm_mon and cibadmin as a cluster running vm1 on node2 would answer on node `here` (scripted)."""
+    return lambda argv, timeout=30: {"crm_mon": CRM_MON, "cibadmin": RESOURCES, "crm_node": here + "\n"}[argv[0]]
 
 
 def test_a_hot_plug_reaches_the_node_by_the_uri_its_migration_uses():
-    env = Env(cluster=Cluster(run=scripted_pacemaker, available=True))
-    node, uri = lifecycle.running_on(env, "vm1")
+    env = Env(cluster=Cluster(run=scripted_pacemaker("node1"), available=True))
+    node, uri = running.running_on(env, "vm1")
     p = Params({"OCF_RESKEY_vm": "vm1", "OCF_RESKEY_remoteuri": "qemu+ssh://admin@%n:2222/system",
                 "OCF_RESKEY_migration_network_suffix": "-mig"})
     assert (node, uri) == ("node2", migration.target_uris(p, "node2")[0])
+
+
+def test_on_the_node_that_runs_the_vm_its_libvirtd_is_reached_through_the_local_socket():
+    """Whatever the migration settings: no network, no TLS certificate, no ssh key needed."""
+    env = Env(cluster=Cluster(run=scripted_pacemaker("node2"), available=True))
+    assert running.running_on(env, "vm1") == ("node2", "qemu:///system")
 
 
 def test_naming_a_disk_client_never_waits_on_a_dead_dns_server(monkeypatch):

@@ -140,3 +140,40 @@ def test_monitor_loads_no_ceph_lxml_or_threading():
             "print(' '.join(sorted({m.split('.')[0] for m in sys.modules} & {'lxml', 'rados', 'rbd', 'threading'})))")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert res.stdout.strip() == ""
+
+
+# a function longer than this does several things: split it where its parts have names
+MAX_FUNCTION_LINES = 60
+
+
+def test_no_function_of_the_product_is_longer_than_the_limit():
+    long = []
+    for module, path, _ in modules():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > MAX_FUNCTION_LINES:
+                    long.append(f"{module}.{node.name}: {lines} lines ({path}:{node.lineno})")
+    assert not long, f"functions over {MAX_FUNCTION_LINES} lines:\n" + "\n".join(long)
+
+
+def test_no_two_modules_import_each_other_even_through_others():
+    """A cycle of module-level imports works or fails by the order modules are first
+    imported (snapshots -> lifecycle -> inventory -> snapshots once failed alone)."""
+    graph = {module: {t for _, t in imports(module, path, is_package, top_only=True) if t in KNOWN and t != module}
+             for module, path, is_package in modules()}
+    cycles, done = [], set()
+
+    def visit(module, stack):
+        if module in stack:
+            cycles.append(" -> ".join(stack[stack.index(module):] + [module]))
+            return
+        if module in done:
+            return
+        for target in sorted(graph.get(module, ())):
+            visit(target, stack + [module])
+        done.add(module)
+
+    for module in sorted(graph):
+        visit(module, [])
+    assert not cycles, "import cycles:\n" + "\n".join(cycles)
