@@ -50,7 +50,17 @@ OPTIONS = (
            "node=addr[,addr...][;node=...]: the nodes' addresses as Ceph sees them "
            "(default: the ring addresses of corosync's node list)"),
 )
-ACTIONS = ("on", "off", "reboot", "status", "list", "monitor", "metadata", "validate-all")
+# action -> what it does (its man page's words)
+ACTIONS = {
+    "on": "unfence: remove the node's addresses from the blocklist (Pacemaker runs it on the node itself)",
+    "off": "fence: mark down the node's silent OSDs, then blocklist every client of its addresses",
+    "reboot": "the same as off: storage fencing cannot power-cycle a node",
+    "status": "exit 0 if the node is on (not blocklisted), 2 if it is off",
+    "list": "print the nodes this device can fence, with their addresses",
+    "monitor": "check that Ceph answers with this device's user",
+    "metadata": "print the XML description of the agent",
+    "validate-all": "check the options without acting",
+}
 EXIT_ON, EXIT_ERROR, EXIT_OFF = 0, 1, 2
 _BY_FLAG = {flag: o.name for o in OPTIONS for flag in o.flags}
 _BY_KEY = {key: o.name for o in OPTIONS for key in (o.name, *o.aliases)}

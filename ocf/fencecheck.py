@@ -64,17 +64,22 @@ def once(args, last: str = "") -> str:
     return state
 
 
-def main(argv=None) -> int:
+def parser() -> argparse.ArgumentParser:
+    """The command line, declared once: main parses with it, its man page is made from it."""
     p = argparse.ArgumentParser(
         prog="fence_rbdvm_check",
         description="End this node's RBD-backed QEMUs when Ceph has fenced the node (fence_rbdvm).")
-    p.add_argument("--ceph-conf", default=defaults.CEPH_CONF)
+    p.add_argument("--ceph-conf", default=defaults.CEPH_CONF, help="the Ceph configuration file")
     p.add_argument("--ceph-id", default=defaults.CEPH_ID, help="the node's rbdvm Ceph user")
     p.add_argument("--pool", default=defaults.POOL, help="a pool this user may read")
-    p.add_argument("--interval", type=float, default=0,
-                   help=f"look every S seconds, forever (e.g. {timeouts.FENCE_CHECK_INTERVAL}); "
+    p.add_argument("--interval", type=float, default=0, metavar="SECONDS",
+                   help=f"look every SECONDS, forever (e.g. {timeouts.FENCE_CHECK_INTERVAL}); "
                         "0: look once and exit 1 if fenced")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
     if args.interval <= 0:
         return 1 if once(args) == FENCED else 0
     _say(f"looking every {args.interval:g} s")

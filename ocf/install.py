@@ -30,7 +30,7 @@ import sys
 from dataclasses import dataclass
 
 from rbdvm.helpers.core import devpolicy, timeouts
-from rbdvm.helpers.core.errors import RbdvmError
+from rbdvm.helpers.core.errors import Conflict, RbdvmError
 
 DEFAULT_DIR = "/usr/lib/ocf/resource.d/rbdvm"
 DEFAULT_LIB_DIR = "/usr/lib/ocf/lib/rbdvm"
@@ -88,14 +88,42 @@ def dropin_text(by: str = BY_INSTALL_AGENT) -> str:
 
 
 def selfcheck_unit_text(sbin: str = DEFAULT_FENCE_DIR) -> str:
-    """fence_rbdvm_check as a service: started before Pacemaker, restarted if it ends (shipped,
-    not enabled: only sites that storage-fence need it)."""
+    """fence_rbdvm_check as a service: started before Pacemaker, restarted whenever it ends,
+    never given up on (shipped, not enabled: only sites that storage-fence need it). Confined
+    to what it does: read Ceph and /proc, and kill QEMUs of any user."""
     return ("[Unit]\n"
             "Description=End this node's VMs when Ceph has fenced it (fence_rbdvm)\n"
+            "Documentation=man:fence_rbdvm_check(8) man:fence_rbdvm(8)\n"
             "Before=pacemaker.service\n"
+            "# a node without its self-check is unguarded: restart it for ever, never give up\n"
+            "StartLimitIntervalSec=0\n"
             "[Service]\n"
             f"ExecStart={sbin}/fence_rbdvm_check --interval {timeouts.FENCE_CHECK_INTERVAL:g}\n"
             "Restart=always\n"
+            "RestartSec=1\n"
+            "# under memory pressure the kernel ends anything else first\n"
+            "OOMScoreAdjust=-900\n"
+            "# kill QEMUs of any user (CAP_KILL), see which network namespace a QEMU is in\n"
+            "# (CAP_SYS_PTRACE), read libvirt's PID files; no other privilege. Nothing here may hide\n"
+            "# other processes (ProtectProc, PrivatePIDs, PrivateUsers) or cut Ceph off (PrivateNetwork)\n"
+            "CapabilityBoundingSet=CAP_KILL CAP_SYS_PTRACE CAP_DAC_READ_SEARCH\n"
+            "NoNewPrivileges=yes\n"
+            "ProtectSystem=strict\n"
+            "ProtectHome=yes\n"
+            "PrivateTmp=yes\n"
+            "PrivateDevices=yes\n"
+            "ProtectKernelTunables=yes\n"
+            "ProtectKernelModules=yes\n"
+            "ProtectKernelLogs=yes\n"
+            "ProtectControlGroups=yes\n"
+            "ProtectClock=yes\n"
+            "ProtectHostname=yes\n"
+            "RestrictNamespaces=yes\n"
+            "RestrictRealtime=yes\n"
+            "RestrictSUIDSGID=yes\n"
+            "LockPersonality=yes\n"
+            "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6\n"
+            "SystemCallArchitectures=native\n"
             "[Install]\n"
             "WantedBy=multi-user.target\n")
 
@@ -134,12 +162,29 @@ def install(directory: str = DEFAULT_DIR, lib_dir: str = DEFAULT_LIB_DIR,
     interpreter = os.path.realpath(sys.executable)
     paths = _binding_paths()
     targets = _targets(directory, fence_dir)
+    _refuse_packaged(targets.values())
     for d in (directory, fence_dir, lib_dir):
         os.makedirs(d, mode=0o755, exist_ok=True)
     _check_readable_by_all([interpreter], executable=True)
     _check_readable_by_all([directory, fence_dir, lib_dir, *paths])
     with _one_install_at_a_time(lib_dir):
         return _install(interpreter, paths, targets, lib_dir)
+
+
+def _refuse_packaged(paths) -> None:
+    """The package's agents are dpkg's files: overwritten, they would no longer be what dpkg
+    verifies, and the next upgrade would overwrite the copy made here in turn."""
+    for path in paths:
+        try:
+            with open(path) as f:
+                head = f.read(512)
+        except OSError:
+            continue
+        if f"written by {BY_PACKAGE}" in head:
+            raise Conflict(f"the agents on this node are the rbdvm package's ({path})",
+                           "installing them from here would overwrite files dpkg owns",
+                           "Upgrade the rbdvm package instead, or remove it first to install from here",
+                           code="AGENT_PACKAGED", details={"path": path})
 
 
 @contextlib.contextmanager
@@ -186,16 +231,21 @@ def _targets(directory: str, fence_dir: str) -> dict:
 
 
 def script(interpreter: str, code: str, paths: list, program: Program = PROGRAMS[0],
-           by: str = BY_INSTALL_AGENT) -> str:
+           by: str = BY_INSTALL_AGENT, switched: bool = False) -> str:
+    """The program's script: Python without `site`, exactly the paths it needs. `code` holds
+    rbdvm/{ocf,helpers}; `switched`: it is a link an upgrade switches in one step, read once
+    when the program starts, so an action runs one version whole whatever happens meanwhile."""
     how = ("run it again after\n# upgrading rbdvm. The code is {module}, copied to the directory below.\n"
-           if by == BY_INSTALL_AGENT else "upgraded with it.\n# The code is {module}.\n")
+           if by == BY_INSTALL_AGENT else
+           "upgraded with it.\n# The code is {module}, in the copy the link below points to when it starts.\n")
+    where = (f"import os\ncode = os.path.realpath({code!r})\n" if switched else f"code = {code!r}\n")
     return (f"#!{interpreter} -S\n"
             f"# {program.what}, written by {by}: " + how.format(module=program.module) +
-            "import sys\n"
-            f"sys.path[1:1] = {[code, *paths]!r}\n"
+            "import sys\n" + where +
+            f"sys.path[1:1] = [code, *{paths!r}]\n"
             "import types\n"
             "rbdvm = sys.modules['rbdvm'] = types.ModuleType('rbdvm')\n"
-            f"rbdvm.__path__ = [{os.path.join(code, 'rbdvm')!r}]\n"
+            "rbdvm.__path__ = [code + '/rbdvm']\n"
             f"from {program.module} import main\n"
             "sys.exit(main())\n")
 
@@ -293,7 +343,9 @@ def _code_of(agent: str) -> str:
     try:
         with open(agent) as f:
             for line in f:
-                if line.startswith("rbdvm.__path__"):
+                if line.startswith("code = '"):
+                    return os.path.basename(line.split("'")[1])
+                if line.startswith("rbdvm.__path__ = ['"):    # a script of an older rbdvm
                     return os.path.basename(os.path.dirname(line.split("'")[1]))
     except OSError:
         pass
@@ -305,13 +357,50 @@ def _prune(lib_dir: str, keep: set) -> None:
     it are kept: an agent started before the replace may still import from it)."""
     for name in os.listdir(lib_dir):
         if name not in keep and not name.startswith("."):
-            shutil.rmtree(os.path.join(lib_dir, name), ignore_errors=True)
+            path = os.path.join(lib_dir, name)
+            if os.path.islink(path):
+                os.unlink(path)
+            else:
+                shutil.rmtree(path, ignore_errors=True)
 
 
-# The Debian package's layout: Debian's interpreter, the code where dh-python puts it
+# The Debian package's layout: Debian's interpreter, the code where dh-python puts it, and
+# the agents' own copies of it, one per version, the one in use behind a link
 PACKAGED_PYTHON = "/usr/bin/python3"
 PACKAGED_SITE = "/usr/lib/python3/dist-packages"
 PACKAGED_UNITS = "/lib/systemd/system"
+PACKAGED_CODE_DIR = "/usr/lib/rbdvm/agent-code"
+CURRENT = "current"
+
+
+def switch_packaged(code_dir: str = PACKAGED_CODE_DIR, site: str = PACKAGED_SITE) -> str:
+    """The package's configure step (its postinst). dpkg replaces the files of the Python
+    package in place, so an agent that imported from them during an unpack could load old and
+    new modules together. The agents import from a copy instead: made here, once dpkg has
+    unpacked everything, checked to run for any user, then switched to by one rename of the
+    link the agents read once as they start. The copy before stays (an action started before
+    the switch may still import from it); older ones go. Returns the copy in use."""
+    os.makedirs(code_dir, mode=0o755, exist_ok=True)
+    with _one_install_at_a_time(code_dir):
+        code = _copy_code(code_dir)
+        for program in PROGRAMS:
+            check = os.path.join(code_dir, f".check-{program.name}")
+            try:
+                with open(check, "w") as f:
+                    f.write(script(PACKAGED_PYTHON, code, [site], program, BY_PACKAGE))
+                os.chmod(check, 0o755)
+                _check_runs(check, program)
+            finally:
+                with contextlib.suppress(OSError):
+                    os.unlink(check)
+        link = os.path.join(code_dir, CURRENT)
+        previous = os.path.basename(os.path.realpath(link)) if os.path.islink(link) else ""
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(link + ".new")
+        os.symlink(os.path.basename(code), link + ".new")
+        os.replace(link + ".new", link)
+        _prune(code_dir, keep={os.path.basename(code), previous, CURRENT})
+    return code
 
 
 def packaged_files() -> dict:
@@ -319,8 +408,20 @@ def packaged_files() -> dict:
     package, built from the same declarations as `install` (the agents run from the packaged
     code on Debian's python3; the systemd files are shipped, the self-check is not enabled)."""
     paths = _targets(DEFAULT_DIR, DEFAULT_FENCE_DIR)
-    files = {paths[p.name]: (script(PACKAGED_PYTHON, PACKAGED_SITE, [], p, BY_PACKAGE), 0o755) for p in PROGRAMS}
+    link = os.path.join(PACKAGED_CODE_DIR, CURRENT)
+    files = {paths[p.name]: (script(PACKAGED_PYTHON, link, [PACKAGED_SITE], p, BY_PACKAGE, switched=True), 0o755)
+             for p in PROGRAMS}
     files[f"{PACKAGED_UNITS}/pacemaker.service.d/50-rbdvm.conf"] = (dropin_text(BY_PACKAGE), 0o644)
     files[f"{PACKAGED_UNITS}/fence_rbdvm_check.service"] = (selfcheck_unit_text(), 0o644)
     files[devpolicy.POLICY_FILE] = (devpolicy.default_text(), 0o644)
     return files
+
+
+if __name__ == "__main__":
+    # the package's postinst: python3 -P -m rbdvm.ocf.install switch-packaged
+    if sys.argv[1:] != ["switch-packaged"]:
+        sys.exit("usage: python3 -m rbdvm.ocf.install switch-packaged")
+    try:
+        print(f"rbdvm: the agents now run the code in {switch_packaged()}")
+    except RbdvmError as exc:
+        sys.exit(f"rbdvm: the agents' code was not switched: {exc.message}")

@@ -65,6 +65,7 @@ CODES = {
     "CEPH_UNHEALTHY": "Ceph is not healthy enough to let a node's OSDs go down",
     "NOWHERE_TO_GO": "a VM on the node could run on no other node",
     "SIGNING_SECRET": "the node's signing secret is missing or not private to root",
+    "AGENT_PACKAGED": "the agents on this node are the rbdvm package's, which only a package upgrade replaces",
 }
 
 

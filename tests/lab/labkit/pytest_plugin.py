@@ -25,7 +25,8 @@ REQUIREMENTS = {"qemu-img": "qemu-utils", "xmllint": "libxml2-utils", "crm_verif
                 "python:rados": "python3-rados", "python:rbd": "python3-rbd", "python:libvirt": "python3-libvirt",
                 "/usr/share/OVMF/OVMF_VARS_4M.fd": "ovmf", "mformat": "mtools",
                 "dumpe2fs": "e2fsprogs", "mkfs.ext4": "e2fsprogs",
-                "/usr/share/libvirt/schemas/domain.rng": "libvirt0"}
+                "/usr/share/libvirt/schemas/domain.rng": "libvirt0", "systemd-analyze": "systemd",
+                "man": "man-db"}
 
 
 def missing_requirements(item) -> list:
