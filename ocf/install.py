@@ -418,7 +418,7 @@ def packaged_files() -> dict:
 
 
 if __name__ == "__main__":
-    # the package's postinst: python3 -P -m rbdvm.ocf.install switch-packaged
+    # the package's postinst: /usr/bin/python3 -P -m rbdvm.ocf.install switch-packaged
     if sys.argv[1:] != ["switch-packaged"]:
         sys.exit("usage: python3 -m rbdvm.ocf.install switch-packaged")
     try:
