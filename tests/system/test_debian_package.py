@@ -22,9 +22,9 @@ from labkit.testing import (
     boot_disk,
     fail_count,
     force_remove,
+    make_vm,
     other,
     qemu_pids,
-    stopped_vm,
     unique,
     where,
 )
@@ -37,7 +37,6 @@ AGENT = "/usr/lib/ocf/resource.d/rbdvm/VirtualDomain"
 POLICY = "/etc/rbdvm/policy.toml"
 CODE = "/usr/lib/rbdvm/agent-code"
 UPGRADE = "0.1.0+lab1"
-vm = stopped_vm   # the fixture `vm`: a stopped VM, removed afterwards
 
 
 def run(*argv, cwd=None) -> str:
@@ -254,7 +253,8 @@ UNIT = "fence_rbdvm_check.service"
 
 def _dpkg_under_systemd(n, deb, tmp_path) -> list:
     """dpkg -i DEB on node n where systemd seems to run (its /run/systemd/system, in a mount
-    namespace of the call's own); returns the systemctl calls the maintainer scripts made."""
+    namespace of the call's own, where no policy-rc.d forbids service actions); returns the
+    systemctl calls the maintainer scripts made."""
     shim, log = tmp_path / "systemd-bin", tmp_path / f"systemctl-{n}.log"
     shim.mkdir(exist_ok=True)
     (shim / "systemctl").write_text(SYSTEMCTL.format(log=log))
@@ -262,13 +262,15 @@ def _dpkg_under_systemd(n, deb, tmp_path) -> list:
     log.write_text("")
     on(n, "unshare", "--mount", "sh", "-c",
        'mount -t tmpfs rbdvm-test /run && mkdir -p /run/systemd/system /run/lock && '
+       # this machine's image denies every service action (Docker's policy-rc.d); a node has none
+       '{ [ ! -e /usr/sbin/policy-rc.d ] || mount --bind /dev/null /usr/sbin/policy-rc.d; } && '
        f'exec env PATH={shim}:/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive dpkg -i "$0"', deb,
        timeout=300)
     return log.read_text().splitlines()
 
 
 def test_an_upgrade_leaves_the_self_check_running_and_a_fence_right_after_ends_the_qemus(
-        packaged_nodes, vm, tmp_path):
+        packaged_nodes, tmp_path):
     """The package once stopped the self-check before every upgrade and never started it
     again (dh_installsystemd --no-start): a storage-fenced node then kept its guests alive.
     Here node2 runs the older package with the self-check as its service manager would run
@@ -276,7 +278,10 @@ def test_an_upgrade_leaves_the_self_check_running_and_a_fence_right_after_ends_t
     the unpack, and once restarted (what systemd does with that call) it ends the QEMUs of a
     fence that comes right after."""
     on(N2, "env", "DEBIAN_FRONTEND=noninteractive", "dpkg", "-i", packaged_nodes["first"])
-    _write_lab_policy(N2)
+    for n in L.NODES:
+        _write_lab_policy(n)
+    vm = unique()
+    make_vm(vm)
     node.start_fence_check(N2)
     try:
         calls = _dpkg_under_systemd(N2, packaged_nodes["upgrade"], tmp_path)
@@ -297,6 +302,7 @@ def test_an_upgrade_leaves_the_self_check_running_and_a_fence_right_after_ends_t
         node.stop_fence_check(N2)
         storagefence.unfence_all()
         agent(N2, "stop", vm=vm)
+        force_remove(vm)
 
 
 def test_apt_get_purge_leaves_no_file_behind(packaged_nodes):
