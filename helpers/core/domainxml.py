@@ -11,8 +11,10 @@ from lxml import etree
 from . import xmlsafe
 from .errors import UsageError
 
-# device name prefix per disk bus, as libvirt names them
-_DEV_PREFIX = {"virtio": "vd", "scsi": "sd", "sata": "sd", "usb": "sd", "ide": "hd"}
+# every disk bus libvirt's schema accepts (diskTarget), with the device name prefix libvirt's
+# name parser reads for it; whether QEMU runs a disk on it is QEMU's to say at start
+_DEV_PREFIX = {"virtio": "vd", "scsi": "sd", "sata": "sd", "usb": "sd", "ide": "hd", "fdc": "fd", "xen": "xvd",
+               "sd": "sd", "uml": "ubd"}
 DISK_BUSES = tuple(_DEV_PREFIX)
 
 

@@ -7,11 +7,12 @@ stores them, `VmConfig` reads them back with their defaults.
 """
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from . import agentparams, defaults, names, timeouts
+from . import agentparams, defaults, durations, names, timeouts
 from .domainxml import DISK_BUSES
 from .errors import Problems, UsageError
 
@@ -73,7 +74,9 @@ RESERVED_KEYS = frozenset({VM_NAME, XML, BASE_XML})
 @dataclass(frozen=True)
 class Setting:
     name: str           # option name: --disk-bus, --live-migration, ...
-    kind: str           # bool | int | str | choice | map
+    # bool | int | str | choice | map, or a duration stored as whole seconds or milliseconds
+    # (seconds | ms: given as a number of that unit or as Pacemaker reads durations)
+    kind: str
     help: str
     choices: tuple = ()
 
@@ -89,9 +92,9 @@ SETTINGS = (
     Setting("preferred_host", "str", "the VM prefers this node when it is up; an ordered list "
                                      "NODE1,NODE2 or with weights NODE1:3,NODE2:1 (higher is preferred)"),
     Setting("priority", "int", "Pacemaker priority of the VM's resource"),
-    Setting("stop_timeout", "int", "seconds a graceful stop may take"),
-    Setting("migrate_to_timeout", "int", "seconds a live migration may take"),
-    Setting("migration_downtime", "int", "maximum downtime of a live migration, in ms"),
+    Setting("stop_timeout", "seconds", "how long a graceful stop may take: seconds, or 2min, 90s..."),
+    Setting("migrate_to_timeout", "seconds", "how long a live migration may take: seconds, or 2min, 90s..."),
+    Setting("migration_downtime", "ms", "maximum downtime of a live migration: milliseconds, or 1s, 500ms..."),
     Setting("pacemaker_meta", "map", "extra meta attribute of the resource, KEY=VALUE"),
     Setting("pacemaker_params", "map", "extra parameter of the resource agent, KEY=VALUE"),
     Setting("pacemaker_utilization", "map", "utilization attribute of the resource, KEY=VALUE"),
@@ -366,7 +369,7 @@ def decode(metadata: dict) -> dict:
             continue
         if s.kind == "bool":
             out[s.name] = raw.lower() == "true"
-        elif s.kind == "int":
+        elif s.kind in ("int", "seconds", "ms"):
             out[s.name] = int(raw) if raw.lstrip("-").isdigit() else raw
         elif s.kind == "map":
             try:
@@ -420,8 +423,15 @@ def _encoded(s, name: str, value) -> dict:
     """{metadata key: stored string} of one setting's value, checked."""
     if s.kind == "bool":
         return {s.key: "true" if value else "false"}
+    if s.kind in ("seconds", "ms"):
+        ms = durations.milliseconds(value) if s.kind == "seconds" or not str(value).strip().isdigit() \
+            else int(str(value).strip())
+        if ms is None:
+            raise UsageError(f"setting {s.key} is not a duration", f"got {value!r}; give {durations.SPELLINGS}",
+                             code="INVALID_SETTING", details={"setting": s.key})
+        return {s.key: str(math.ceil(ms / 1000) if s.kind == "seconds" else ms)}
     if s.kind == "int":
-        if not isinstance(value, int) and not str(value).isdigit():
+        if not isinstance(value, int) and not str(value).lstrip("-").isdigit():
             raise UsageError(f"setting {s.key} is not a whole number", f"got {value!r}",
                              code="INVALID_SETTING", details={"setting": s.key})
         if int(value) < 0:

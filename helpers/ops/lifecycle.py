@@ -141,6 +141,15 @@ def status(env: Env, vm: str) -> dict:
     return crm_mon.vm_status(env.cluster.cluster_status(), vm, rec.state != VmState.ABSENT)
 
 
+def status_words(env: Env, vm: str, st: dict | None = None) -> str:
+    """The VM's status as SEAPATH's cluster_vm words it: Undefined, Disabled, or Pacemaker's
+    own text of its resource ("Started node1", "Stopped (disabled)"); `st`: its status()."""
+    st = st or status(env, vm)
+    if st["status"] in ("Undefined", "Disabled"):
+        return st["status"]
+    return env.cluster.status_text(vm) or st["status"]
+
+
 def list_status(env: Env) -> list:
     """Every VM of the pool/namespace with its cluster status: one listing, one crm_mon."""
     vms = inventory.list_vms(env)

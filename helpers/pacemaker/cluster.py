@@ -46,6 +46,18 @@ class Cluster:
         """This node's name in the cluster, as Pacemaker knows it (not always its host name)."""
         return self.run(["crm_node", "--name"]).strip()
 
+    def status_text(self, vm: str) -> str | None:
+        """The resource's state in Pacemaker's own words, as crm_mon prints it ("Started node1",
+        "Stopped (disabled)", "FAILED node2"): what SEAPATH's cluster_vm returns. Read from
+        crm_mon's text, the only place Pacemaker says it (every decision rbdvm makes reads the
+        XML); None if crm_mon does not list the resource."""
+        out = self.run(["crm_mon", "--one-shot", "--inactive", "--include=none,resources", f"--resource={vm}"])
+        for line in out.splitlines():
+            head, sep, words = line.partition("):")
+            if sep and head.strip().lstrip("* ").split("\t")[0].strip() == vm:
+                return " ".join(words.split())
+        return None
+
     def has_resource(self, vm: str) -> bool:
         """Whether the CIB has a resource for the VM, as the storage commands ask it: a host
         without Pacemaker's tools is not a cluster node and has none. A cluster that does not

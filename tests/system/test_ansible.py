@@ -120,7 +120,8 @@ def test_declared_vms_converge_idempotently_check_mode_changes_nothing(play):
         rc, first = play(tasks())
         assert rc == 0 and first["failures"] == 0, first
         assert [t["changed"] for t in first["tasks"]] == [True, True, True]
-        assert first["tasks"][0]["status"] == "Started" and where(run_vm)
+        assert first["tasks"][0]["vm_status"] == "Started" and where(run_vm)
+        assert first["tasks"][0]["status"] == f"Started {where(run_vm)}", "cluster_vm's words: Pacemaker's"
         ops.wait_serial(run_vm, "READY")   # a guest stops on ACPI only once booted
         assert rbdvm_json("info", kept)["state"] == "complete"
         assert rbdvm("info", gone, check=False).returncode == 3
@@ -213,3 +214,104 @@ def test_a_declared_create_killed_midway_converges_when_run_again(play, step):
         assert rc == 0 and third["changed"] == 0, third["tasks"]
     finally:
         _cleanup(vm)
+
+
+SEAPATH_LIKE = Path(__file__).parent / "ansible_playbooks" / "deploy_vm_like_seapath.yml"
+
+
+def test_seapaths_three_calls_run_unchanged_in_a_play_that_lists_the_collection(tmp_path):
+    """The three calls of SEAPATH's deploy_vms_cluster role (status, create,
+    define_colocation) through the short name cluster_vm, in a play with collections:
+    [rbdvm.cluster], once per VM of the inventory, with the values an inventory written after
+    SEAPATH's example gives: each a template, so each reaches the module as text ("2min",
+    "10"), and a pin with a preference (the pin wins, with a warning). Run twice: the second
+    run makes nothing."""
+    a, b = unique("sa"), unique("sb")
+    inventory = {
+        "all": {"children": {
+            "cluster_machines": {"hosts": {N1: {"ansible_connection": "local",
+                                                "ansible_python_interpreter": str(L.VENV / "bin" / "python")}},
+                                 "vars": {"livemigration_user": "virtu"}},
+            "VMs": {"hosts": {
+                a: {"vm_disk": boot_disk(), "xml_path": base_xml(a), "live_migration": True,
+                    "migrate_to_timeout": "2min", "migration_downtime": "500", "priority": "10",
+                    "pinned_host": N1, "preferred_host": L.NODES[1]},
+                b: {"vm_disk": boot_disk(), "xml_path": base_xml(b), "priority": "5", "nostart": True,
+                    "colocated_vms": [a], "strong_colocation": False},
+            }},
+        }}}
+    (tmp_path / "inventory.json").write_text(json.dumps(inventory))
+    book = tmp_path / "deploy.yml"
+    book.write_text(json.dumps([{
+        "name": "Deploy VMs on cluster", "hosts": "{{ groups['cluster_machines'][0] }}", "gather_facts": False,
+        "collections": ["rbdvm.cluster"],
+        "tasks": [{"name": "Deploy each VM", "with_items": "{{ groups['VMs'] }}",
+                   "ansible.builtin.include_tasks": str(SEAPATH_LIKE)}]}]))
+    env = {**PLAYBOOK_ENV, "ANSIBLE_LOCAL_TEMP": str(tmp_path / "tmp"),
+           "ANSIBLE_REMOTE_TEMP": str(tmp_path / "tmp"), "HOME": str(tmp_path)}
+
+    def deploy():
+        res = ops.on(N1, "env", *(f"{k}={v}" for k, v in env.items()), str(L.VENV / "bin" / "ansible-playbook"),
+                     "-i", str(tmp_path / "inventory.json"), str(book), check=False, timeout=600)
+        try:
+            out = json.loads(res.stdout)
+        except ValueError:
+            raise AssertionError(f"no JSON ({res.returncode}):\n{res.stdout}\n{res.stderr}") from None
+        return res.returncode, out["stats"][N1], out["tasks"]
+
+    try:
+        rc, stats, tasks = deploy()
+        assert rc == 0 and stats["failures"] == 0, tasks
+        statuses = [t["result"]["status"] for t in tasks if t["task"] == "Is the VM there"]
+        assert statuses == ["Undefined", "Undefined"], statuses
+        warnings = [w for t in tasks for w in t["result"].get("warnings", [])]
+        assert any("pinned_host and preferred_host are both given" in w for w in warnings), warnings
+        info = rbdvm_json("info", a)["settings"]
+        assert info["pinned_host"] == N1 and "preferred_host" not in info
+        assert (info["migrate_to_timeout"], info["migration_downtime"], info["priority"]) == (120, 500, 10)
+        assert info["pacemaker_params"] == {"migration_user": "virtu"}
+        assert where(a) == N1
+        assert rbdvm_json("info", b)["colocations"] == [{"with": a, "strong": False, "anti": False}]
+        assert rbdvm_json("status", b)["status"] == "Stopped"
+
+        rc, stats, tasks = deploy()
+        assert rc == 0 and stats["changed"] == 0, [t["result"].get("actions") for t in tasks]
+        statuses = [t["result"]["status"] for t in tasks if t["task"] == "Is the VM there"]
+        # Pacemaker's words; the observer's probe ("not installed" there) shows in the second
+        assert statuses[0] == f"Started {N1}" and statuses[1].startswith("Stopped"), statuses
+        assert "(disabled)" in statuses[1], statuses
+    finally:
+        _cleanup(b, a)
+
+
+def test_status_start_stop_backup_and_restore_through_the_module(play, tmp_path):
+    """status says what cluster_vm says (Pacemaker's words) and rbdvm's reading beside it;
+    start and stop; a backup while it runs, then a restore as a new VM (SEAPATH ships a
+    backup role)."""
+    vm, copy = unique("m"), unique("r")
+    # the backup reaches the guest on whichever node runs it, as its migrations do (TCP here)
+    rbdvm("create", "--disabled", vm, "--image", boot_disk(), "--xml", base_xml(vm),
+          "--pacemaker-params", "migration_transport=tcp")
+    backups = str(tmp_path / "backups")
+    try:
+        rc, out = play([vm_task(command="enable", name=vm, nostart=True), vm_task(command="status", name=vm),
+                        vm_task(command="start", name=vm), vm_task(command="status", name=vm),
+                        vm_task(command="backup", name=vm, backup_dir=backups)])
+        assert rc == 0 and out["failures"] == 0, out
+        stopped, started, taken = out["tasks"][1], out["tasks"][3], out["tasks"][4]
+        assert stopped["vm_status"] == "Stopped" and stopped["target_role"] == "Stopped"
+        assert stopped["status"].startswith("Stopped") and "(disabled)" in stopped["status"], stopped["status"]
+        node = where(vm)
+        assert started["status"] == f"Started {node}" and started["node"] == node, started
+        assert taken["changed"] and taken["backup"]["kind"] == "full", taken
+
+        rc, out = play([vm_task(command="restore", name=vm, backup_dir=backups, restore_as=copy, nostart=True),
+                        vm_task(command="stop", name=vm), vm_task(command="status", name=vm)])
+        assert rc == 0 and out["failures"] == 0, out
+        assert out["tasks"][0]["restored"]["backup"] == taken["backup"]["id"]
+        assert rbdvm_json("status", copy)["status"] == "Stopped", "restored and enabled, not started"
+        assert out["tasks"][2]["vm_status"] == "Stopped"
+        rc, again = play([vm_task(command="restore", name=vm, backup_dir=backups, restore_as=copy, nostart=True)])
+        assert rc == 0 and again["changed"] == 0, "restored once: run again, nothing is replaced"
+    finally:
+        _cleanup(copy, vm)

@@ -65,3 +65,31 @@ def test_commands_are_cluster_vms_and_more():
 ])
 def test_definitions_compare_once_parsed(a, b, same):
     assert declared.same_definition(a, b) is same
+
+
+@pytest.fixture
+def module_code(monkeypatch):
+    """The module's own code, imported (its helpers are pure), with the node in Paris."""
+    import importlib.util
+    import time
+
+    spec = importlib.util.spec_from_file_location("rbdvm_ansible_vm", MODULE)
+    code = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(code)
+    monkeypatch.setenv("TZ", "Europe/Paris")
+    time.tzset()
+    yield code
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_purge_dates_without_a_zone_are_the_nodes_local_time_as_cluster_vm_reads_them(module_code):
+    from datetime import datetime, timezone
+
+    utc = timezone.utc
+    assert module_code._purge_before({"date": "2026-01-31", "time": "08:00"}) == datetime(2026, 1, 31, 7, 0, tzinfo=utc)
+    assert module_code._purge_before({"date": "2026-07-01"}) == datetime(2026, 6, 30, 22, 0, tzinfo=utc)
+    assert module_code._purge_before({"iso_8601": "2026-01-31T08:00:00"}) == datetime(2026, 1, 31, 7, 0, tzinfo=utc)
+    assert module_code._purge_before({"iso_8601": "2026-01-31T08:00:00+00:00"}) == datetime(2026, 1, 31, 8, 0,
+                                                                                          tzinfo=utc)
+    assert module_code._purge_before({"posix": 0}) == datetime(1970, 1, 1, tzinfo=utc)

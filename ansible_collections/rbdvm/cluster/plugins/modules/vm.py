@@ -42,12 +42,16 @@ options:
         C(purge_image) (all snapshots, or I(purge_number) oldest, or those before I(purge_date)).
       - C(list_metadata), C(get_metadata), C(set_metadata).
       - C(define_colocation) (cluster_vm's name) or C(add_colocation).
+      - C(backup) backs the VM up, while it runs, into I(backup_dir) (incremental when the
+        directory holds its last backup; I(full) forces a full one). C(restore) rebuilds it
+        from I(backup_dir) (the newest backup, or I(backup_at)), as I(restore_as) if given,
+        then enables it as C(create) does. Everything is checked before anything is written.
       - C(add_pacemaker_remote) and C(remove_pacemaker_remote) are refused (not supported by rbdvm).
     type: str
     choices: [create, clone, remove, enable, disable, start, stop, status, list_vms,
               create_snapshot, remove_snapshot, list_snapshots, rollback_snapshot, purge_image,
               list_metadata, get_metadata, set_metadata, define_colocation, add_colocation,
-              add_pacemaker_remote, remove_pacemaker_remote]
+              add_pacemaker_remote, remove_pacemaker_remote, backup, restore]
   state:
     description:
       - The state the VM must be in (instead of I(command)).
@@ -90,7 +94,23 @@ options:
     description: The VM to clone (C(clone)).
     type: str
   full:
-    description: C(clone) makes an independent full copy instead of a copy-on-write clone.
+    description: C(clone) makes an independent full copy instead of a copy-on-write clone;
+      C(backup) takes a full backup even when an incremental one could be taken.
+    type: bool
+    default: false
+  backup_dir:
+    description: The backup directory on the managed node (C(backup), C(restore)).
+    type: path
+  backup_at:
+    description: C(restore) restores this backup (its id) or the newest one taken at this time or
+      before (ISO 8601; local time unless it has an offset). Default, the newest.
+    type: str
+  restore_as:
+    description: C(restore) makes a new VM of this name (new UUID and MACs) instead of the VM
+      itself.
+    type: str
+  accept_foreign:
+    description: C(restore) accepts a backup this cluster did not sign (another cluster's).
     type: bool
     default: false
   snapshot_name:
@@ -103,17 +123,18 @@ options:
     description: User metadata, key to value (C(create), C(clone), C(set_metadata), I(state)).
     type: dict
   purge_date:
-    description: C(purge_image) removes the snapshots taken before this date.
+    description: C(purge_image) removes the snapshots taken before this date. A date and time
+      without a time zone is the managed node's local time, as with cluster_vm.
     type: dict
     suboptions:
       date:
-        description: Date, YYYY-MM-DD (with I(time)).
+        description: Date, YYYY-MM-DD (with I(time)), local time.
         type: str
       time:
-        description: Time, HH:MM (with I(date)).
+        description: Time, HH:MM (with I(date)), local time.
         type: str
       iso_8601:
-        description: Date and time in ISO 8601.
+        description: Date and time in ISO 8601 (local time unless it has an offset).
         type: str
       posix:
         description: Seconds since 1970-01-01 UTC.
@@ -122,7 +143,9 @@ options:
     description: C(purge_image) removes this many snapshots, the oldest first.
     type: int
   pinned_host:
-    description: The VM runs only on this node.
+    description:
+      - The VM runs only on this node.
+      - Given with I(preferred_host), the pin wins, as with cluster_vm, and the task warns.
     type: str
   preferred_host:
     description:
@@ -137,21 +160,25 @@ options:
     description: Stored as the agent parameter C(migration_user) (I(pacemaker_params)).
     type: str
   stop_timeout:
-    description: Seconds a graceful stop may take.
-    type: int
+    description:
+      - How long a graceful stop may take, as Pacemaker reads a duration (what cluster_vm hands
+        to it) - a number of seconds, C(120s), C(2min), C(1h), or ISO 8601 C(PT2M).
+      - Stored in whole seconds, rounded up.
+    type: raw
   migrate_to_timeout:
-    description: Seconds a live migration may take.
-    type: int
+    description: How long a live migration may take, given as I(stop_timeout) is.
+    type: raw
   migration_downtime:
-    description: Maximum downtime of a live migration, in milliseconds.
-    type: int
+    description: Maximum downtime of a live migration - a number of milliseconds, or a duration
+      with its unit (C(500ms), C(1s)).
+    type: raw
   priority:
-    description: Pacemaker priority of the VM's resource.
-    type: int
+    description: Pacemaker priority of the VM's resource, a whole number (as a number or text).
+    type: raw
   disk_bus:
-    description: Bus of the VM's disks.
+    description: Bus of the VM's disks, any bus libvirt accepts (virtio, scsi, sata, usb, ide,
+      fdc, xen, sd, uml); whether QEMU runs a disk on it is checked when the VM starts.
     type: str
-    choices: [virtio, scsi, sata, usb, ide]
   pacemaker_meta:
     description: Extra meta attributes of the resource.
     type: dict
@@ -274,10 +301,34 @@ EXAMPLES = r"""
 
 RETURN = r"""
 status:
-  description: The VM's status (C(status), and after I(state)) as cluster_vm gives it.
+  description:
+    - The VM's status as cluster_vm gives it (C(status), and after I(state)) - C(Undefined),
+      C(Disabled), or Pacemaker's own text of its resource.
+    - In check mode with I(state), the status the VM would have, in rbdvm's words (I(vm_status)).
+  type: str
+  returned: when asked, or with I(state)
+  sample: Started node1
+vm_status:
+  description: The VM's status in rbdvm's words - Undefined, Disabled, Started, Stopped, Starting,
+    Stopping or Failed.
   type: str
   returned: when asked, or with I(state)
   sample: Started
+node:
+  description: The node the VM runs on, or null.
+  type: str
+  returned: when asked, or with I(state) (not in check mode)
+  sample: node1
+target_role:
+  description: What Pacemaker is asked to do with the VM (Started, Stopped), or null when it
+    is not enabled.
+  type: str
+  returned: when asked, or with I(state) (not in check mode)
+reason:
+  description: Why the VM is not where it should be (the agent's last failure, or that no node
+    may run it), or null.
+  type: str
+  returned: when asked, or with I(state) (not in check mode)
 list_vms:
   description: The VMs' names.
   type: list
@@ -320,6 +371,15 @@ purged:
   description: The snapshots C(purge_image) removed (or would remove), and those it kept.
   type: dict
   returned: command purge_image
+backup:
+  description: The backup taken - its id, kind (full or incremental), parent, consistency,
+    size and path.
+  type: dict
+  returned: command backup (not in check mode)
+restored:
+  description: What was restored - the VM, the backup and its chain, the disks, the UUID.
+  type: dict
+  returned: command restore (not in check mode)
 error:
   description: rbdvm's error class when the module failed (UsageError, NotFound, Conflict,
     ClusterUnavailable, Untrusted, ...).
@@ -351,10 +411,12 @@ from ansible.module_utils.basic import AnsibleModule
 try:
     from rbdvm.helpers.ceph import vmstore
     from rbdvm.helpers.ceph.session import Session
-    from rbdvm.helpers.core import hints, vmschema
+    from rbdvm.helpers.core import backupset, hints, vmschema
     from rbdvm.helpers.core.errors import NotFound, RbdvmError, UsageError
     from rbdvm.helpers.core.settings import ceph_target_from_env
+    from rbdvm.helpers.ops import backup as backups
     from rbdvm.helpers.ops import cloning, declared, lifecycle, metadata, placement, snapshots
+    from rbdvm.helpers.ops import restore as restoring
     from rbdvm.helpers.ops.env import Env
 except ImportError:
     RBDVM_IMPORT_ERROR = traceback.format_exc()
@@ -364,7 +426,7 @@ else:
 COMMANDS = ("create", "clone", "remove", "enable", "disable", "start", "stop", "status", "list_vms",
             "create_snapshot", "remove_snapshot", "list_snapshots", "rollback_snapshot", "purge_image",
             "list_metadata", "get_metadata", "set_metadata", "define_colocation", "add_colocation",
-            "add_pacemaker_remote", "remove_pacemaker_remote")
+            "add_pacemaker_remote", "remove_pacemaker_remote", "backup", "restore")
 STATES = ("present", "absent", "enabled", "started", "stopped")
 UNSUPPORTED_COMMANDS = {
     "add_pacemaker_remote": "rbdvm does not manage Pacemaker remote nodes in guests",
@@ -383,6 +445,10 @@ ARGUMENT_SPEC = dict(
     nostart=dict(type="bool", default=False),
     src_name=dict(type="str"),
     full=dict(type="bool", default=False),
+    backup_dir=dict(type="path"),
+    backup_at=dict(type="str"),
+    restore_as=dict(type="str"),
+    accept_foreign=dict(type="bool", default=False),
     snapshot_name=dict(type="str"),
     metadata_name=dict(type="str"),
     metadata=dict(type="dict"),
@@ -393,11 +459,11 @@ ARGUMENT_SPEC = dict(
     preferred_host=dict(type="str"),
     live_migration=dict(type="bool"),
     migration_user=dict(type="str"),
-    stop_timeout=dict(type="int"),
-    migrate_to_timeout=dict(type="int"),
-    migration_downtime=dict(type="int"),
-    priority=dict(type="int"),
-    disk_bus=dict(type="str", choices=["virtio", "scsi", "sata", "usb", "ide"]),
+    stop_timeout=dict(type="raw"),
+    migrate_to_timeout=dict(type="raw"),
+    migration_downtime=dict(type="raw"),
+    priority=dict(type="raw"),
+    disk_bus=dict(type="str"),
     pacemaker_meta=dict(type="dict"),
     pacemaker_params=dict(type="dict"),
     pacemaker_utilization=dict(type="dict"),
@@ -429,6 +495,8 @@ REQUIRED_IF = [
     ("command", "rollback_snapshot", ("name", "snapshot_name")),
     ("command", "define_colocation", ("name", "colocated_vms")),
     ("command", "add_colocation", ("name", "colocated_vms")),
+    ("command", "backup", ("name", "backup_dir")),
+    ("command", "restore", ("name", "backup_dir")),
 ] + [("command", c, ("name",)) for c in COMMANDS if c not in ("list_vms",)] + [
     ("state", s, ("name",)) for s in STATES]
 
@@ -464,18 +532,30 @@ def _settings(p: dict) -> dict:
     return out
 
 
+def _restore_point(at):
+    """backup_at: a backup id as it is, else an ISO 8601 time (local unless it says)."""
+    if at is None or backupset.is_id(at):
+        return at
+    try:
+        when = datetime.datetime.fromisoformat(at)
+    except ValueError:
+        raise UsageError(f"backup_at {at!r} is neither a backup id nor an ISO 8601 time") from None
+    return when if when.tzinfo else when.astimezone()
+
+
 def _purge_before(purge_date):
-    """cluster_vm's purge_date as a datetime (UTC unless it says otherwise), or None."""
+    """cluster_vm's purge_date as an aware datetime, or None. A date and time without a zone
+    is the node's local time, as cluster_vm reads it (naive datetimes, compared locally)."""
     if not purge_date:
         return None
     given = {k for k, v in purge_date.items() if v is not None}
     if given in ({"date", "time"}, {"date"}):
         day = datetime.date.fromisoformat(purge_date["date"])
         at = datetime.time.fromisoformat(purge_date["time"]) if purge_date.get("time") else datetime.time()
-        return datetime.datetime.combine(day, at, tzinfo=datetime.timezone.utc)
+        return datetime.datetime.combine(day, at).astimezone()
     if given == {"iso_8601"}:
         when = datetime.datetime.fromisoformat(purge_date["iso_8601"])
-        return when if when.tzinfo else when.replace(tzinfo=datetime.timezone.utc)
+        return when if when.tzinfo else when.astimezone()
     if given == {"posix"}:
         return datetime.datetime.fromtimestamp(purge_date["posix"], datetime.timezone.utc)
     raise UsageError("purge_date takes date (and time), or iso_8601, or posix", f"got {sorted(given)}")
@@ -514,10 +594,12 @@ class Run:
             self.actions.append(step.what)
         self.changed = self.changed or plan.changed
         self.diff = {"before": plan.before, "after": plan.after}
-        self.result["status"] = plan.after["status"]
-        if plan.changed and not self.check:
+        self.result["status"] = self.result["vm_status"] = plan.after["status"]
+        if self.check:
+            return
+        if plan.changed:
             declared.apply(self.env, d, plan)
-            self.result["status"] = lifecycle.status(self.env, d.name)["status"]
+        self.report_status(lifecycle.status(self.env, d.name))
 
     # -------------------------------------------------------------- commands
     def cmd_create(self):
@@ -588,17 +670,22 @@ class Run:
 
     def cmd_start(self):
         if self._status() != "Started":
-            self.did(f"start VM {self.p['name']}", lambda: lifecycle.start(self.p["name"]))
+            self.did(f"start VM {self.p['name']}", lambda: lifecycle.start(self.env, self.p["name"]))
 
     def cmd_stop(self):
         if self.p["force"]:
             raise Refused("force with command stop (a power-off) is not supported by rbdvm: it stops VMs "
                           "through Pacemaker, gracefully within stop_timeout, then forcibly")
         if self._status() != "Stopped":
-            self.did(f"stop VM {self.p['name']}", lambda: lifecycle.stop(self.p["name"]))
+            self.did(f"stop VM {self.p['name']}", lambda: lifecycle.stop(self.env, self.p["name"]))
 
     def cmd_status(self):
-        self.result["status"] = self._status()
+        self.report_status(lifecycle.status(self.env, self.p["name"]))
+
+    def report_status(self, st: dict):
+        """`status` in cluster_vm's words (Pacemaker's text), rbdvm's reading beside it."""
+        self.result.update(status=lifecycle.status_words(self.env, self.p["name"], st), vm_status=st["status"],
+                           node=st["node"], target_role=st["target"], reason=st["reason"])
 
     def cmd_list_vms(self):
         vms = lifecycle.list_status(self.env)
@@ -677,6 +764,34 @@ class Run:
 
     cmd_add_colocation = cmd_define_colocation
 
+    def cmd_backup(self):
+        p = self.p
+        out = self.did(f"back VM {p['name']} up into {p['backup_dir']}" + (" (full)" if p["full"] else ""),
+                       lambda: backups.backup(self.env, p["name"], p["backup_dir"], full=p["full"]))
+        if out:
+            self.result["backup"] = out
+
+    def cmd_restore(self):
+        p = self.p
+        target = p["restore_as"] or p["name"]
+        if not p["force"] and declared.snapshot(self.env, target)["exists"]:
+            origin = vmschema.stored_json(metadata.list_metadata(self.env, target, include_reserved=True),
+                                          vmschema.RESTORED_FROM, {})
+            if isinstance(origin, dict) and origin.get("vm") == p["name"] and (
+                    p["backup_at"] is None or origin.get("backup") == p["backup_at"]):
+                # restored by an earlier run of this task: a playbook run again replaces nothing
+                self.result["restored"] = {"name": target, "vm": p["name"], "backup": origin.get("backup")}
+                return
+        out = self.did(f"restore VM {target} from the backups of VM {p['name']} in {p['backup_dir']}",
+                       lambda: restoring.restore(self.env, p["backup_dir"], p["name"], as_name=p["restore_as"],
+                                                 at=_restore_point(p["backup_at"]), force=p["force"],
+                                                 accept_foreign=p["accept_foreign"]))
+        if out:
+            self.result["restored"] = out
+        if p["enable"] and not self.check:
+            self.did(f"put VM {target} under Pacemaker",
+                     lambda: lifecycle.enable(self.env, target, start=not p["nostart"]))
+
 
 def _refusals(p: dict) -> list:
     out = []
@@ -693,10 +808,14 @@ def _refusals(p: dict) -> list:
 
 def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True, required_if=REQUIRED_IF,
-                           mutually_exclusive=[("command", "state"), ("purge_date", "purge_number"),
-                                               ("pinned_host", "preferred_host")],
+                           mutually_exclusive=[("command", "state"), ("purge_date", "purge_number")],
                            required_one_of=[("command", "state")])
     p = module.params
+    if p["pinned_host"] and p["preferred_host"]:
+        # vm_manager lets the pin win, so a SEAPATH inventory giving both runs as it did
+        module.warn(f"pinned_host and preferred_host are both given: the VM is pinned to {p['pinned_host']} and "
+                    f"preferred_host ({p['preferred_host']}) is ignored, as cluster_vm does")
+        p["preferred_host"] = None
     refused = _refusals(p)
     if refused:
         module.fail_json(msg="; ".join(refused), error="Unsupported", changed=False)
