@@ -4,7 +4,7 @@ PY    := $(VENV)/bin/python
 LAB   := tests/lab/lab
 STAMP := $(VENV)/.installed
 
-.PHONY: deps lab-up lab-down lab-status demo test unit lint bench deb
+.PHONY: deps lab-up lab-down lab-status demo test unit lint bench deb collection
 
 deps: $(STAMP)
 
@@ -49,3 +49,8 @@ bench: lab-up
 # dist/rbdvm_<version>_all.deb, built with Debian's tooling and checked by lintian
 deb: deps
 	debian/build-deb dist
+
+# dist/rbdvm-cluster-<version>.tar.gz: the Ansible collection as a Galaxy artefact, for a
+# controller (it needs neither Ceph nor libvirt: `ansible-galaxy collection install` it)
+collection: deps
+	$(VENV)/bin/ansible-galaxy collection build ansible_collections/rbdvm/cluster --output-path dist --force

@@ -219,7 +219,13 @@ def test_a_declared_create_killed_midway_converges_when_run_again(play, step):
 SEAPATH_LIKE = Path(__file__).parent / "ansible_playbooks" / "deploy_vm_like_seapath.yml"
 
 
-def test_seapaths_three_calls_run_unchanged_in_a_play_that_lists_the_collection(tmp_path):
+# the test venv's ansible-core (the newest), and Debian 12's (2.14, requires_ansible's floor)
+ANSIBLE_PLAYBOOKS = {"venv": str(L.VENV / "bin" / "ansible-playbook"), "debian-2.14": "/usr/bin/ansible-playbook"}
+
+
+@pytest.mark.requires("/usr/bin/ansible-playbook")
+@pytest.mark.parametrize("ansible", sorted(ANSIBLE_PLAYBOOKS))
+def test_seapaths_three_calls_run_unchanged_in_a_play_that_lists_the_collection(tmp_path, ansible):
     """The three calls of SEAPATH's deploy_vms_cluster role (status, create,
     define_colocation) through the short name cluster_vm, in a play with collections:
     [rbdvm.cluster], once per VM of the inventory, with the values an inventory written after
@@ -251,7 +257,7 @@ def test_seapaths_three_calls_run_unchanged_in_a_play_that_lists_the_collection(
            "ANSIBLE_REMOTE_TEMP": str(tmp_path / "tmp"), "HOME": str(tmp_path)}
 
     def deploy():
-        res = ops.on(N1, "env", *(f"{k}={v}" for k, v in env.items()), str(L.VENV / "bin" / "ansible-playbook"),
+        res = ops.on(N1, "env", *(f"{k}={v}" for k, v in env.items()), ANSIBLE_PLAYBOOKS[ansible],
                      "-i", str(tmp_path / "inventory.json"), str(book), check=False, timeout=600)
         try:
             out = json.loads(res.stdout)

@@ -21,7 +21,7 @@ description:
     package, or a venv given as C(ansible_python_interpreter)).
 version_added: "0.1.0"
 author:
-  - rbdvm developers
+  - rbdvm developers (@rbdvm)
 options:
   name:
     description:
@@ -249,8 +249,11 @@ options:
     type: str
 attributes:
   check_mode:
+    description: Says what would change (in I(actions)) and changes nothing; a request that
+      would be refused fails as it would without check mode.
     support: full
   diff_mode:
+    description: Shows the VM's definition, settings, metadata and status before and after.
     support: full
 requirements:
   - rbdvm (the Debian package, or pip) on the managed node
@@ -501,7 +504,6 @@ REQUIRED_IF = [
     ("state", s, ("name",)) for s in STATES]
 
 
-
 def _hints() -> dict:
     """The fixes rbdvm suggests (rbdvm.helpers.core.hints), in this module's words; the others
     keep rbdvm's neutral wording."""
@@ -641,8 +643,8 @@ class Run:
                      if p[flag] for n in names]
             self.did(f"clone VM {src} into {dst}" + (" (full copy)" if p["full"] else ""),
                      lambda: cloning.clone(self.env, src, dst, full=p["full"], base_xml=p["xml"],
-                                               metadata=self.declaration("present").given_metadata,
-                                               settings=_settings(p), unset=unset))
+                                           metadata=self.declaration("present").given_metadata,
+                                           settings=_settings(p), unset=unset))
         if p["enable"]:
             if self.check and self.changed:
                 self.actions.append(f"put VM {dst} under Pacemaker")
