@@ -5,13 +5,23 @@ import sys
 
 import click
 
-from rbdvm.helpers.core import migstats
+from rbdvm.helpers.core import migstats, vmschema
 from rbdvm.helpers.core.errors import UsageError
+from rbdvm.helpers.ops import configure, lifecycle, placement
 from rbdvm.helpers.ops import console as console_op
-from rbdvm.helpers.ops import lifecycle, placement
 from rbdvm.helpers.ops.lifecycle import NOT_PLACED
 
-from .options import ceph_command, ceph_env, cluster_env, emit, in_session, json_option, vm_command
+from .options import (
+    ceph_command,
+    ceph_env,
+    cluster_env,
+    emit,
+    in_session,
+    json_option,
+    settings_options,
+    settings_values,
+    vm_command,
+)
 
 
 def cluster_line(r) -> str:
@@ -24,14 +34,22 @@ def cluster_line(r) -> str:
 @click.command()
 @click.argument("name")
 @click.option("--no-start", is_flag=True, help="Add the resource stopped (target-role Stopped).")
+@settings_options(only=vmschema.REMOTE)
 @ceph_command
-def enable(name, no_start, target, as_json):
+def enable(name, no_start, target, as_json, **kwargs):
     """Put VM NAME under Pacemaker (ocf:rbdvm:VirtualDomain) and wait until it runs.
 
     The resource gets what the VM's metadata asks for: allow-migrate, priority, timeouts,
     extra params/meta/utilization, pinned or preferred host, colocations, and avoidance of
     nodes with the attribute rbdvm-no-vms=true. Enabling an enabled VM changes nothing.
+
+    --remote-node NAME makes the VM a Pacemaker guest node as it is enabled (the same as
+    `rbdvm set NAME --remote-node NAME` first): Pacemaker then connects to the
+    pacemaker_remoted in the guest and can run resources there (docs/guest-nodes.md).
     """
+    guest = {k: v for k, v in settings_values(kwargs, only=vmschema.REMOTE).items() if v is not None}
+    if guest:
+        in_session(target, configure.set_settings, name, guest)
     emit(as_json, in_session(target, lifecycle.enable, name, start=not no_start),
          lambda r: cluster_line(r) + ("" if r["changed"] else " (already enabled)"))
 

@@ -4,8 +4,7 @@ import click
 
 from rbdvm.helpers.ops import configure
 
-from .options import emit, in_session, vm_command
-from .vms import settings_options, settings_values
+from .options import emit, in_session, settings_options, settings_values, vm_command
 
 
 def _text(r) -> list:

@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from rbdvm.helpers.ceph.session import Session
-from rbdvm.helpers.core import defaults
+from rbdvm.helpers.core import defaults, vmschema
 from rbdvm.helpers.core.errors import UsageError
 from rbdvm.helpers.core.settings import ceph_target_from_env
 from rbdvm.helpers.ops.env import Env
@@ -185,3 +185,34 @@ def vm_command(*arguments: str, under=None, name: str | None = None):
             fn = click.argument(arg)(fn)
         return (under.command if under is not None else click.command)(name)(fn)
     return wrap
+
+
+def settings_options(func=None, *, only=None):
+    """One CLI option per VM setting, derived from rbdvm.helpers.core.vmschema.SETTINGS
+    (`only`: those settings' names)."""
+    if func is None:
+        return functools.partial(settings_options, only=only)
+    for s in reversed(vmschema.SETTINGS):
+        if only is not None and s.name not in only:
+            continue
+        flag = "--" + s.name.replace("_", "-")
+        if s.kind == "bool":
+            opt = click.option(f"{flag}/--no-{flag[2:]}", s.name, default=None, help=s.help)
+        elif s.kind == "map":
+            opt = click.option(flag, s.name, multiple=True, metavar="KEY=VALUE", help=s.help)
+        elif s.kind == "choice":
+            opt = click.option(flag, s.name, type=click.Choice(s.choices), help=s.help)
+        else:
+            opt = click.option(flag, s.name, type=int if s.kind == "int" else str, help=s.help)
+        func = opt(func)
+    return func
+
+
+def settings_values(kwargs, only=None) -> dict:
+    out = {}
+    for s in vmschema.SETTINGS:
+        if only is not None and s.name not in only:
+            continue
+        value = kwargs.pop(s.name)
+        out[s.name] = parse_pairs(value, f"--{s.name.replace('_', '-')}") if s.kind == "map" else value
+    return out

@@ -4,13 +4,24 @@ from pathlib import Path
 
 import click
 
-from rbdvm.helpers.core import names, vmschema
+from rbdvm.helpers.core import names
 from rbdvm.helpers.core.errors import UsageError
 from rbdvm.helpers.core.vmschema import VmState
 from rbdvm.helpers.ops import adoption, cloning, creation, inventory, lifecycle
 
 from .cluster import cluster_line, colocation_text
-from .options import Progress, ceph_command, ceph_env, emit, human_bytes, in_session, parse_pairs, table
+from .options import (
+    Progress,
+    ceph_command,
+    ceph_env,
+    emit,
+    human_bytes,
+    in_session,
+    parse_pairs,
+    settings_options,
+    settings_values,
+    table,
+)
 
 
 def read_xml(path):
@@ -24,30 +35,6 @@ def read_xml(path):
         raise UsageError(f"XML file {path} is not UTF-8 text", "", "Give the libvirt domain XML") from None
     except OSError as exc:
         raise UsageError(f"cannot read XML file {path}", exc.strerror or str(exc)) from None
-
-
-def settings_options(func):
-    """One CLI option per VM setting, derived from rbdvm.helpers.core.vmschema.SETTINGS."""
-    for s in reversed(vmschema.SETTINGS):
-        flag = "--" + s.name.replace("_", "-")
-        if s.kind == "bool":
-            opt = click.option(f"{flag}/--no-{flag[2:]}", s.name, default=None, help=s.help)
-        elif s.kind == "map":
-            opt = click.option(flag, s.name, multiple=True, metavar="KEY=VALUE", help=s.help)
-        elif s.kind == "choice":
-            opt = click.option(flag, s.name, type=click.Choice(s.choices), help=s.help)
-        else:
-            opt = click.option(flag, s.name, type=int if s.kind == "int" else str, help=s.help)
-        func = opt(func)
-    return func
-
-
-def settings_values(kwargs) -> dict:
-    out = {}
-    for s in vmschema.SETTINGS:
-        value = kwargs.pop(s.name)
-        out[s.name] = parse_pairs(value, f"--{s.name.replace('_', '-')}") if s.kind == "map" else value
-    return out
 
 
 def disabled_option(func):

@@ -6,6 +6,7 @@ The settings are declared once (SETTINGS): the CLI derives its options from them
 stores them, `VmConfig` reads them back with their defaults.
 """
 
+import ipaddress
 import json
 import math
 import re
@@ -95,6 +96,13 @@ SETTINGS = (
     Setting("stop_timeout", "seconds", "how long a graceful stop may take: seconds, or 2min, 90s..."),
     Setting("migrate_to_timeout", "seconds", "how long a live migration may take: seconds, or 2min, 90s..."),
     Setting("migration_downtime", "ms", "maximum downtime of a live migration: milliseconds, or 1s, 500ms..."),
+    # a Pacemaker guest node: pacemaker_remoted in the VM, so Pacemaker runs resources inside it
+    Setting("remote_node", "str", "make the VM a Pacemaker guest node of this name (pacemaker_remoted runs in "
+                                  "it); empty: no longer one"),
+    Setting("remote_addr", "str", "address the cluster reaches the guest node at [default: its name]"),
+    Setting("remote_port", "int", "port of the guest's pacemaker_remoted [default: 3121]"),
+    Setting("remote_connect_timeout", "seconds", "how long the cluster waits for the guest node to connect "
+                                                 "[default: 60s]"),
     Setting("pacemaker_meta", "map", "extra meta attribute of the resource, KEY=VALUE"),
     Setting("pacemaker_params", "map", "extra parameter of the resource agent, KEY=VALUE"),
     Setting("pacemaker_utilization", "map", "utilization attribute of the resource, KEY=VALUE"),
@@ -103,6 +111,11 @@ BY_NAME = {s.name: s for s in SETTINGS}
 # what the cluster's resource is built from: signed together (SETTINGS_SIG)
 SIGNED_SETTINGS = tuple(s.key for s in SETTINGS) + (COLOCATIONS,)
 PINNED_HOST, PREFERRED_HOST = BY_NAME["pinned_host"].key, BY_NAME["preferred_host"].key
+# the guest-node settings: remote_node is the one the others need
+REMOTE = ("remote_node", "remote_addr", "remote_port", "remote_connect_timeout")
+# each one's meta attribute of the VM's resource (Pacemaker's names)
+REMOTE_META = {"remote_node": "remote-node", "remote_addr": "remote-addr", "remote_port": "remote-port",
+               "remote_connect_timeout": "remote-connect-timeout"}
 DISK_BUS = BY_NAME["disk_bus"].key
 
 # keys of the map settings that rbdvm decides itself. A stored value would make the resource
@@ -117,7 +130,8 @@ RESERVED_MAP_KEYS = {
     "pacemaker_meta": {
         "target-role": "enable, disable, start and stop manage it",
         "allow-migrate": "the live_migration setting decides it",
-        "priority": "the priority setting decides it"},
+        "priority": "the priority setting decides it",
+        **{meta: f"the {name} setting decides it" for name, meta in REMOTE_META.items()}},
 }
 
 
@@ -226,6 +240,10 @@ class VmConfig:
     stop_timeout: int = timeouts.ACTION_TIMEOUTS["stop"]
     migrate_to_timeout: int = timeouts.ACTION_TIMEOUTS["migrate_to"]
     migration_downtime: int | None = None
+    remote_node: str | None = None
+    remote_addr: str | None = None
+    remote_port: int | None = None
+    remote_connect_timeout: int | None = None
     pacemaker_params: dict = field(default_factory=dict)
     pacemaker_meta: dict = field(default_factory=dict)
     pacemaker_utilization: dict = field(default_factory=dict)
@@ -244,6 +262,10 @@ class VmConfig:
             stop_timeout=_stored_int(metadata, "stop_timeout", timeouts.ACTION_TIMEOUTS["stop"]),
             migrate_to_timeout=_stored_int(metadata, "migrate_to_timeout", timeouts.ACTION_TIMEOUTS["migrate_to"]),
             migration_downtime=_stored_int(metadata, "migration_downtime", None),
+            remote_node=metadata.get(BY_NAME["remote_node"].key) or None,
+            remote_addr=metadata.get(BY_NAME["remote_addr"].key) or None,
+            remote_port=_stored_int(metadata, "remote_port", None),
+            remote_connect_timeout=_stored_int(metadata, "remote_connect_timeout", None),
             pacemaker_params=stored_map(metadata, "pacemaker_params"),
             pacemaker_meta=stored_map(metadata, "pacemaker_meta"),
             pacemaker_utilization=stored_map(metadata, "pacemaker_utilization"),
@@ -269,6 +291,13 @@ def _check_stored(metadata: dict) -> None:
         raise bad(PINNED_HOST, metadata[PINNED_HOST], "not a node name")
     if metadata.get(PREFERRED_HOST):
         preferred_hosts(metadata[PREFERRED_HOST])
+    for name in ("remote_node", "remote_addr"):
+        key = BY_NAME[name].key
+        if metadata.get(key) and _host_refusal(metadata[key], ip=name == "remote_addr"):
+            raise bad(key, metadata[key], _host_refusal(metadata[key], ip=name == "remote_addr"))
+    port = metadata.get(BY_NAME["remote_port"].key)
+    if port and not (port.isdigit() and 0 < int(port) < 65536):
+        raise bad(BY_NAME["remote_port"].key, port, "not a port (1 to 65535)")
     for c in colocations(metadata):
         if not names.is_name(c["with"]) or not all(isinstance(c.get(f, False), bool) for f in ("strong", "anti")):
             raise bad(COLOCATIONS, c, "not {\"with\": VM name, \"strong\": true|false, \"anti\": true|false}")
@@ -356,6 +385,11 @@ def encode(values: dict) -> dict:
     found.raise_if_any(f"{len(found.errors)} settings are not valid")
     if PINNED_HOST in out and PREFERRED_HOST in out:
         raise UsageError("a VM is either pinned or has a preferred host, not both", code="INVALID_SETTING")
+    orphans = [BY_NAME[n].key for n in REMOTE[1:] if BY_NAME[n].key in out]
+    if orphans and BY_NAME["remote_node"].key not in out:
+        raise UsageError(f"{', '.join(orphans)} without a guest node", "they describe the guest node remote_node "
+                         "names", "Give remote_node too", code="INVALID_SETTING",
+                         details={"setting": orphans[0]})
     return out
 
 
@@ -384,6 +418,19 @@ def decode(metadata: dict) -> dict:
 # a node's name in a preference: a host name (letters, digits, '-', '.', '_')
 _NODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 MAX_WEIGHT = 999        # times PREFERRED_SCORE (1000) stays below Pacemaker's INFINITY
+
+
+def _host_refusal(value: str, ip: bool) -> str:
+    """Why `value` is no host name (letters, digits, '-', '.', '_'), nor (`ip`) an IP address."""
+    if ip:
+        try:
+            ipaddress.ip_address(value)
+            return ""
+        except ValueError:
+            pass
+    if len(value) > 253 or not _NODE.fullmatch(value):
+        return "not a host name (letters, digits, '-', '.', '_')" + (" nor an IP address" if ip else "")
+    return ""
 
 
 def preferred_hosts(value: str) -> list:
@@ -437,11 +484,19 @@ def _encoded(s, name: str, value) -> dict:
         if int(value) < 0:
             raise UsageError(f"setting {s.key} must not be negative", f"got {value}",
                              code="INVALID_SETTING", details={"setting": s.key})
+        if name == "remote_port" and not 0 < int(value) < 65536:
+            raise UsageError(f"setting {s.key} is not a port", f"got {value}; give 1 to 65535",
+                             code="INVALID_SETTING", details={"setting": s.key})
         return {s.key: str(int(value))}
     if s.kind == "map":
         return {s.key: json.dumps(check_map(name, dict(value)), sort_keys=True)}
     if name == "preferred_host":
         preferred_hosts(value)      # refused here, before it is stored
+    if name in ("remote_node", "remote_addr"):
+        why = _host_refusal(str(value), ip=name == "remote_addr")
+        if why:
+            raise UsageError(f"setting {s.key} is not valid", f"{value!r}: {why}", code="INVALID_SETTING",
+                             details={"setting": s.key})
     if s.kind == "choice" and value not in s.choices:
         raise UsageError(f"setting {s.key} must be one of {', '.join(s.choices)}",
                          f"got {value!r}", code="INVALID_SETTING", details={"setting": s.key})

@@ -26,7 +26,8 @@ _SETTING_KEYS = frozenset(s.key for s in vmschema.SETTINGS)
 def merged(metadata: dict, changes: dict) -> dict:
     """{setting: value} once `changes` apply to what `metadata` stores. In `changes`, None
     leaves a setting as it is; a map's KEY with an empty value removes KEY; an empty pinned
-    or preferred host removes it, and setting one removes the other. Pure."""
+    or preferred host removes it, and setting one removes the other; an empty remote_* value
+    removes that setting, an empty remote_node the guest node and every remote_* setting. Pure."""
     if all(changes.get(h) for h in _HOSTS):
         raise UsageError("a VM is either pinned or has a preferred host, not both")
     values = vmschema.decode(metadata)
@@ -41,6 +42,12 @@ def merged(metadata: dict, changes: dict) -> dict:
             values[name] = value or None
             if value:
                 values[_HOSTS[1 - _HOSTS.index(name)]] = None
+        elif name == "remote_node" and value == "":
+            # no longer a guest node: what described it goes with it
+            for remote in vmschema.REMOTE:
+                values[remote] = None
+        elif name in vmschema.REMOTE and value == "":
+            values[name] = None
         else:
             values[name] = value
     return values
@@ -57,6 +64,9 @@ def set_settings(env: Env, vm: str, changes: dict, restart: bool = False) -> dic
     enabled = env.cluster.has_resource(vm)
     status = env.cluster.cluster_status() if enabled or any(given.get(h) for h in _HOSTS) else None
     placement.check_hosts(status, given.get("pinned_host"), given.get("preferred_host"))
+    if enabled and given.get("remote_node"):
+        current = cib.pairs(env.cluster.resource(vm), "meta_attributes").get("remote-node")
+        crm_mon.check_guest_node_name(status, vm, given["remote_node"], current)
     with Lease(session, vm, "set"):
         rec = vmstore.require_complete(session, vm)
         stored = vmschema.encode(merged(rec.metadata, given))

@@ -44,8 +44,10 @@ def enable(env: Env, vm: str, start: bool = True, wait: float = timeouts.START_W
     trust.require_settings(session, vm, rec.metadata, f"cannot enable VM {vm}")
     trust.require_definition(session, vm, rec.metadata, f"cannot enable VM {vm}")
     enabled = crm_mon.enabled_vms(status)
-    env.cluster.add_resource(vm, session.target, vmschema.VmConfig.of(rec.metadata), start, enabled,
-                         _inbound(env, vm, enabled))
+    config = vmschema.VmConfig.of(rec.metadata)
+    if config.remote_node:
+        crm_mon.check_guest_node_name(status, vm, config.remote_node)
+    env.cluster.add_resource(vm, session.target, config, start, enabled, _inbound(env, vm, enabled))
     _forget_reenable(env, vm, rec.metadata)
     st = env.cluster.wait_for_status(vm, ("Started",) if start else ("Stopped",), wait)
     if st["status"] == "Failed" or (start and st["status"] != "Started"):

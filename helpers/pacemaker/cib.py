@@ -51,6 +51,15 @@ def setting_pairs(config: VmConfig) -> dict:
     if config.priority:
         meta["priority"] = str(config.priority)
     meta.update(config.pacemaker_meta)
+    if config.remote_node:
+        # a guest node: Pacemaker starts a connection to the guest's pacemaker_remoted with the VM
+        meta["remote-node"] = config.remote_node
+        if config.remote_addr:
+            meta["remote-addr"] = config.remote_addr
+        if config.remote_port:
+            meta["remote-port"] = str(config.remote_port)
+        if config.remote_connect_timeout:
+            meta["remote-connect-timeout"] = f"{config.remote_connect_timeout}s"
     return {"instance_attributes": params, "meta_attributes": meta, "utilization": dict(config.pacemaker_utilization)}
 
 

@@ -57,6 +57,24 @@ def without_hypervisor(status) -> list:
     return sorted(out)
 
 
+def check_guest_node_name(status, vm: str, name: str, current: str | None = None) -> None:
+    """UsageError unless `name` may be VM `vm`'s guest node: a node name of its own, neither
+    the VM's resource id nor another node's name nor another resource's id (Pacemaker
+    refuses those). `current`: the guest node the VM's resource already has."""
+    if name == vm:
+        raise UsageError(f"the guest node of VM {vm} cannot be named {vm}",
+                         "Pacemaker needs the guest node's name to differ from its resource's",
+                         "Give the guest node another name (its host name inside the VM, say)",
+                         code="INVALID_SETTING", details={"setting": "_remote_node"})
+    if name == current:
+        return
+    taken = set(cluster_nodes(status)) | {r.get("id") for r in status.iter("resource")}
+    if name in taken:
+        raise UsageError(f"the guest node of VM {vm} cannot be named {name}",
+                         "a node or resource of the cluster has that name already", "Give it another name",
+                         code="INVALID_SETTING", details={"setting": "_remote_node", "name": name})
+
+
 def check_hypervisor(status, node: str) -> None:
     """UsageError if `node` is known to have no hypervisor (without_hypervisor)."""
     if node in without_hypervisor(status):

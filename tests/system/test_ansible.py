@@ -157,8 +157,8 @@ def test_bad_parameters_fail_with_a_clear_message_and_change_nothing(play):
     cases = [
         (vm_task(command="create", name=vm, system_image=boot_disk(), xml=xml, crm_config_cmd=["location x"]),
          "crm_config_cmd is not supported by rbdvm"),
-        (vm_task(command="add_pacemaker_remote", name=vm, remote_name="r1", remote_address="10.0.0.1"),
-         "add_pacemaker_remote is not supported by rbdvm"),
+        (vm_task(command="add_pacemaker_remote", name=vm, remote_name="r 1", remote_address="10.0.0.1"),
+         "_remote_node is not valid"),
         (vm_task(command="create", name=vm, system_image=boot_disk(), xml=xml, priority="high"),
          "priority"),
         (vm_task(command="create", name="bad name!", system_image=boot_disk(), xml=xml),

@@ -26,7 +26,8 @@ def test_values_are_rendered_as_pacemaker_reads_them():
     ("pacemaker_params", {"migration_user": "root -oProxyCommand=x"}, "user name"),
     ("pacemaker_params", {"stop_margin": "-1"}, "whole number"),
     ("pacemaker_params", {"whatever": "1"}, "not a parameter"),
-    ("pacemaker_meta", {"remote-addr": "\x1b[2J"}, "meta attribute"),
+    ("pacemaker_meta", {"failure-timeout": "\x1b[2J"}, "meta attribute"),
+    ("pacemaker_meta", {"remote-node": "g1"}, "the remote_node setting decides it"),
     ("pacemaker_utilization", {"cpu": "two"}, "whole number"),
 ])
 def test_every_setting_has_a_content_rule(name, entry, words):

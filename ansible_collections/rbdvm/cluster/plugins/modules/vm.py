@@ -46,7 +46,9 @@ options:
         directory holds its last backup; I(full) forces a full one). C(restore) rebuilds it
         from I(backup_dir) (the newest backup, or I(backup_at)), as I(restore_as) if given,
         then enables it as C(create) does. Everything is checked before anything is written.
-      - C(add_pacemaker_remote) and C(remove_pacemaker_remote) are refused (not supported by rbdvm).
+      - C(add_pacemaker_remote) makes the VM a Pacemaker guest node (I(remote_node), with
+        I(remote_addr), I(remote_port), I(remote_connect_timeout)); C(remove_pacemaker_remote)
+        makes it an ordinary VM again. The VM keeps running either way.
     type: str
     choices: [create, clone, remove, enable, disable, start, stop, status, list_vms,
               create_snapshot, remove_snapshot, list_snapshots, rollback_snapshot, purge_image,
@@ -223,18 +225,26 @@ options:
       constraints with pcs).
     type: list
     elements: str
-  remote_name:
-    description: Refused (Pacemaker remote is not supported by rbdvm).
+  remote_node:
+    description:
+      - The name of the Pacemaker guest node the VM is (pacemaker_remoted runs in it, and
+        Pacemaker runs resources there), for C(add_pacemaker_remote), C(create) and I(state).
+      - Signed with the VM's settings. See rbdvm's docs/guest-nodes.md for what Pacemaker needs
+        of the guest (its authkey, the port open).
     type: str
-  remote_address:
-    description: Refused (Pacemaker remote is not supported by rbdvm).
+    aliases: [remote_name]
+  remote_addr:
+    description: The address the cluster reaches the guest node at (default, its name).
     type: str
+    aliases: [remote_address]
   remote_port:
-    description: Refused (Pacemaker remote is not supported by rbdvm).
-    type: str
-  remote_timeout:
-    description: Refused (Pacemaker remote is not supported by rbdvm).
-    type: str
+    description: The port of the guest's pacemaker_remoted (default 3121), as a number or text.
+    type: raw
+  remote_connect_timeout:
+    description: How long the cluster waits for the guest node to connect, given as
+      I(stop_timeout) is (default 60s).
+    type: raw
+    aliases: [remote_timeout]
   pool:
     description: RBD pool of the VMs (default C(rbd), or C(RBDVM_POOL)).
     type: str
@@ -418,7 +428,7 @@ try:
     from rbdvm.helpers.core.errors import NotFound, RbdvmError, UsageError
     from rbdvm.helpers.core.settings import ceph_target_from_env
     from rbdvm.helpers.ops import backup as backups
-    from rbdvm.helpers.ops import cloning, declared, lifecycle, metadata, placement, snapshots
+    from rbdvm.helpers.ops import cloning, configure, declared, lifecycle, metadata, placement, snapshots
     from rbdvm.helpers.ops import restore as restoring
     from rbdvm.helpers.ops.env import Env
 except ImportError:
@@ -431,10 +441,6 @@ COMMANDS = ("create", "clone", "remove", "enable", "disable", "start", "stop", "
             "list_metadata", "get_metadata", "set_metadata", "define_colocation", "add_colocation",
             "add_pacemaker_remote", "remove_pacemaker_remote", "backup", "restore")
 STATES = ("present", "absent", "enabled", "started", "stopped")
-UNSUPPORTED_COMMANDS = {
-    "add_pacemaker_remote": "rbdvm does not manage Pacemaker remote nodes in guests",
-    "remove_pacemaker_remote": "rbdvm does not manage Pacemaker remote nodes in guests",
-}
 
 ARGUMENT_SPEC = dict(
     name=dict(type="str", aliases=["guest"]),
@@ -478,10 +484,10 @@ ARGUMENT_SPEC = dict(
     strong=dict(type="bool", default=False),
     allow_restart=dict(type="bool", default=False),
     crm_config_cmd=dict(type="list", elements="str"),
-    remote_name=dict(type="str"),
-    remote_address=dict(type="str"),
-    remote_port=dict(type="str"),
-    remote_timeout=dict(type="str"),
+    remote_node=dict(type="str", aliases=["remote_name"]),
+    remote_addr=dict(type="str", aliases=["remote_address"]),
+    remote_port=dict(type="raw"),
+    remote_connect_timeout=dict(type="raw", aliases=["remote_timeout"]),
     pool=dict(type="str"),
     namespace=dict(type="str"),
     ceph_conf=dict(type="path"),
@@ -498,6 +504,7 @@ REQUIRED_IF = [
     ("command", "rollback_snapshot", ("name", "snapshot_name")),
     ("command", "define_colocation", ("name", "colocated_vms")),
     ("command", "add_colocation", ("name", "colocated_vms")),
+    ("command", "add_pacemaker_remote", ("name", "remote_node")),
     ("command", "backup", ("name", "backup_dir")),
     ("command", "restore", ("name", "backup_dir")),
 ] + [("command", c, ("name",)) for c in COMMANDS if c not in ("list_vms",)] + [
@@ -766,6 +773,25 @@ class Run:
 
     cmd_add_colocation = cmd_define_colocation
 
+    def _settings_now(self) -> dict:
+        return vmschema.decode(metadata.list_metadata(self.env, self.p["name"], include_reserved=True))
+
+    def cmd_add_pacemaker_remote(self):
+        p = self.p
+        wanted = {n: p[n] for n in vmschema.REMOTE if p.get(n) is not None}
+        normal = vmschema.decode(vmschema.encode(wanted))      # refused here, before anything is read
+        now = self._settings_now()
+        changes = {n: v for n, v in normal.items() if now.get(n) != v}
+        if changes:
+            self.did(f"make VM {p['name']} the Pacemaker guest node {p['remote_node']}",
+                     lambda: configure.set_settings(self.env, p["name"], wanted, restart=p["allow_restart"]))
+
+    def cmd_remove_pacemaker_remote(self):
+        p = self.p
+        if self._settings_now().get("remote_node"):
+            self.did(f"make VM {p['name']} an ordinary VM again (no guest node)",
+                     lambda: configure.set_settings(self.env, p["name"], {"remote_node": ""}))
+
     def cmd_backup(self):
         p = self.p
         out = self.did(f"back VM {p['name']} up into {p['backup_dir']}" + (" (full)" if p["full"] else ""),
@@ -797,14 +823,9 @@ class Run:
 
 def _refusals(p: dict) -> list:
     out = []
-    if p["command"] in UNSUPPORTED_COMMANDS:
-        out.append(f"command {p['command']} is not supported by rbdvm: {UNSUPPORTED_COMMANDS[p['command']]}")
     if p.get("crm_config_cmd"):
         out.append("crm_config_cmd is not supported by rbdvm (it runs no crm shell commands): add those "
                    "constraints with pcs, after the VM is enabled")
-    for key in ("remote_name", "remote_address", "remote_port", "remote_timeout"):
-        if p.get(key) and p["command"] not in UNSUPPORTED_COMMANDS:
-            out.append(f"{key} is not supported by rbdvm (no Pacemaker remote nodes)")
     return out
 
 
