@@ -79,7 +79,7 @@ def stop(name, as_json):
 
 @vm_command()
 def status(name, target, as_json):
-    """Status of VM NAME: Undefined, Disabled, Starting, Started, Stopping, Stopped or Failed."""
+    """Status of VM NAME: Undefined, Disabled, Starting, Started, Migrating, Stopping, Stopped or Failed."""
     emit(as_json, in_session(target, lifecycle.status, name), cluster_line)
 
 

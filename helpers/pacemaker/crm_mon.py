@@ -90,7 +90,7 @@ def _resource(status, vm):
 def vm_status(status, vm: str, in_storage: bool) -> dict:
     """{name, status, node, reason, target} of a VM as crm_mon shows it (status None: no
     cluster). status: Undefined (not in storage), Disabled (no resource), Started, Stopped,
-    Starting, Stopping, Failed."""
+    Starting, Stopping, Migrating, Failed."""
     out = {"name": vm, "status": "Disabled" if in_storage else "Undefined", "node": None, "reason": None,
            "target": None}
     if status is None:
@@ -137,6 +137,11 @@ def _failures_of(status, vm: str) -> list:
 
 def _state(rsc, stopped: bool, start_failed: bool) -> str:
     role, active = rsc.get("role"), rsc.get("active") == "true"
+    if role == "Migrating":
+        # a live migration under way. A guest node's VM shows failed="true" meanwhile (its
+        # guest node's connection is stopped first, with resources still active there):
+        # read as Failed, a waiting migrate would give up and abort Pacemaker's transition
+        return "Migrating"
     # a failure Pacemaker still acts on: the resource is failed or blocked, or it cannot start
     # anywhere (a failed start bans a node until its failure is cleaned up)
     if rsc.get("failed") == "true" or rsc.get("blocked") == "true" or (start_failed and not active and not stopped):

@@ -69,3 +69,21 @@ def test_what_pacemaker_would_refuse_is_refused_before_anything_is_written(env, 
 
 def test_the_guest_nodes_attributes_are_not_for_pacemaker_meta(env):
     assert code_of(configure.set_settings, env, "vm1", {"pacemaker_meta": {"remote-node": "g1"}}) == "INVALID_SETTING"
+
+
+def test_a_guest_nodes_vm_migrating_is_migrating_not_failed():
+    """While Pacemaker moves a guest node's VM, it stops the guest node's connection first, and
+    crm_mon shows the VM role Migrating with failed="true" (its guest node is offline with a
+    resource still active there). Read as Failed, `rbdvm migrate` stopped waiting, cleared its
+    move, and the aborted transition made Pacemaker recover the VM by a restart (seen on the
+    lab: the guest rebooted)."""
+    from lxml import etree
+
+    from rbdvm.helpers.pacemaker import crm_mon
+
+    status = etree.fromstring(
+        "<crm_mon><nodes><node name='g1' id='g1' online='false' type='remote' id_as_resource='vm1'/></nodes>"
+        "<resources><resource id='vm1' resource_agent='ocf:rbdvm:VirtualDomain' role='Migrating' "
+        "target_role='Started' active='true' blocked='false' managed='true' failed='true'>"
+        "<node name='node1'/></resource></resources></crm_mon>")
+    assert crm_mon.vm_status(status, "vm1", True)["status"] == "Migrating"

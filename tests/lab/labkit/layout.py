@@ -40,6 +40,15 @@ def netns(part: str) -> str:
     return NETNS_PREFIX + part
 
 
+def node_interface(part: str) -> str:
+    """Where a node's address is: a hypervisor's bridge (its guests' too), the observer's cable."""
+    return BRIDGE if part in HYPERVISORS else "eth0"
+
+
+# the lab's guests that are on the network (a Pacemaker guest node): addresses beside the nodes'
+GUEST_IPS = tuple(f"{NET}.{i}" for i in range(101, 111))
+
+
 def switch_port(part: str) -> str:
     """The bridge port (in the switch namespace) that plugs `part` in."""
     return "sw-" + part

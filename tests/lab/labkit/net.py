@@ -22,7 +22,14 @@ def create() -> None:
         run(["ip", "-n", L.SWITCH_NS, "link", "add", port, "type", "veth",
              "peer", "name", "eth0", "netns", L.netns(part)])
         run(["ip", "-n", L.SWITCH_NS, "link", "set", port, "master", L.BRIDGE, "up"])
-        run(["ip", "-n", L.netns(part), "addr", "add", f"{L.IP[part]}/24", "dev", "eth0"])
+        if part in L.HYPERVISORS:
+            # SEAPATH's hypervisor: its address on a bridge its guests plug into (br0), so
+            # a guest is on the cluster's network; its one cable (eth0) is a port of it
+            ns = ["ip", "-n", L.netns(part)]
+            run([*ns, "link", "add", L.BRIDGE, "type", "bridge", "forward_delay", "0"])
+            run([*ns, "link", "set", "eth0", "master", L.BRIDGE])
+            run([*ns, "link", "set", L.BRIDGE, "up"])
+        run(["ip", "-n", L.netns(part), "addr", "add", f"{L.IP[part]}/24", "dev", L.node_interface(part)])
         run(["ip", "-n", L.netns(part), "link", "set", "eth0", "up"])
     for n in L.HYPERVISORS:
         # QEMU's incoming migration binds a port of libvirt's range (49152-49215): an

@@ -138,11 +138,12 @@ def cluster_status(node: str):
 
 
 def online_nodes(node: str) -> list:
+    """The cluster's member nodes online (a guest node, type remote, is the VM's, not the lab's)."""
     x = cluster_status(node)
     if x is None or x.find("summary/current_dc[@present='true']") is None:
         return []
-    return sorted(n.get("name") for n in x.iter("node")
-                  if n.get("online") == "true" and n.get("pending") == "false")
+    return sorted(n.get("name") for n in x.iterfind("nodes/node")
+                  if n.get("online") == "true" and n.get("pending") == "false" and n.get("type", "member") == "member")
 
 
 def dc_idle(node: str) -> bool:

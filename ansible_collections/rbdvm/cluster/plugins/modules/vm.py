@@ -322,7 +322,7 @@ status:
   returned: when asked, or with I(state)
   sample: Started node1
 vm_status:
-  description: The VM's status in rbdvm's words - Undefined, Disabled, Started, Stopped, Starting,
+  description: The VM's status in rbdvm's words - Undefined, Disabled, Started, Stopped, Starting, Migrating,
     Stopping or Failed.
   type: str
   returned: when asked, or with I(state)

@@ -1,0 +1,174 @@
+"""A VM as a Pacemaker guest node on the lab (vm_manager's and cluster_vm's
+add_pacemaker_remote): the lab's Linux guest on the hypervisors' bridge, running Debian's
+pacemaker-remoted with the cluster's authkey, made a guest node by rbdvm's remote_* settings.
+A resource Pacemaker runs inside it (ocf:rbdvmlab:Marker) says on the guest's serial port,
+every second, that it is active, with the guest's boot id: which instance of the guest ran
+it, and when (linuxguest.markers).
+
+Each test: the resource runs inside the VM; it keeps running through a live migration; a
+host crash restarts the VM on the survivor and the resource runs again there; with storage
+fencing only, a partition never has it active in two guests at once; removing the guest
+node leaves the VM running."""
+
+import time
+
+import pytest
+
+from labkit import layout as L
+from labkit import linuxguest, node, ops, storagefence
+from labkit.procs import run, wait_for
+from labkit.storagefence import fenced_hosts
+from labkit.testing import LIBVIRT_TCP, files_dir, force_remove, other, qemu_pids, rbdvm, rbdvm_json, unique, where
+
+pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("agent_installed")]
+N1, N2 = L.HYPERVISORS
+LAB = str(L.LAB_SRC / "lab")
+
+
+def serial(vm) -> str:
+    return ops.serial_text(vm)
+
+
+def boot_ids(vm) -> list:
+    """The guest's boot ids in the order it booted (pacemaker-remoted started with each)."""
+    return [line.split()[1] for line in serial(vm).splitlines() if line.startswith("REMOTED ")]
+
+
+def marker_node(rsc) -> str | None:
+    return ops.resource_node(N1 if node.REG.alive(f"pacemakerd-{N1}") else N2, rsc)
+
+
+def marking(vm, boot) -> bool:
+    """The marker says it is active in the guest's boot `boot` (two lines of it, a second apart)."""
+    return sum(1 for b, _ in linuxguest.markers(serial(vm)) if b == boot) >= 2
+
+
+def pcs(*args, check=True):
+    return ops.on(N1 if node.REG.alive(f"pacemakerd-{N1}") else N2, "pcs", *args, check=check)
+
+
+@pytest.fixture
+def guest_node():
+    """(vm, guest node name, marker resource): a guest node VM running the marker, started on
+    either hypervisor; removed afterwards."""
+    vm = unique("gn")
+    guest, marker = f"g{vm}", f"m{vm}"
+    address = L.GUEST_IPS[0]
+    kernel, initrd = linuxguest.build(guest_node=True)
+    xml = files_dir() / f"{vm}.base.xml"
+    xml.write_text(linuxguest.domain_xml("ignored", str(ops.serial_path(vm)), kernel, initrd,
+                                         address=f"{address}/24", memory_mib=320))
+    disk = files_dir() / f"{vm}.ext4"
+    linuxguest.disk_image(str(disk))
+    ops.serial_path(vm).unlink(missing_ok=True)
+    try:
+        rbdvm("create", vm, "--image", disk, "--xml", xml, *LIBVIRT_TCP, "--live-migration",
+              "--remote-node", guest, "--remote-addr", address)
+        # pcs cannot read the agent's meta-data on a cluster node (it is in the guest only).
+        # requires=fencing: with fence_rbdvm (provides=unfencing) Pacemaker would otherwise wait
+        # to unfence the guest node first, which no fence device can (docs/guest-nodes.md)
+        pcs("resource", "create", marker, "ocf:rbdvmlab:Marker", "op", "monitor", "interval=5s",
+            "meta", "target-role=Stopped", "requires=fencing", "--force")
+        for n in L.NODES:
+            pcs("constraint", "location", marker, "avoids", n)
+        pcs("resource", "enable", marker)
+        assert wait_for(120, lambda: marker_node(marker) == guest and boot_ids(vm) and marking(vm, boot_ids(vm)[-1]),
+                        0.5), serial(vm)[-2000:]
+        yield vm, guest, marker
+    finally:
+        pcs("resource", "delete", marker, "--force", check=False)
+        force_remove(vm)
+
+
+def test_a_resource_on_the_guest_node_runs_inside_the_vm_and_keeps_running_through_a_live_migration(guest_node):
+    vm, guest, marker = guest_node
+    info = rbdvm_json("info", vm)["settings"]
+    assert (info["remote_node"], info["remote_addr"]) == (guest, L.GUEST_IPS[0])
+    (boot,) = boot_ids(vm)
+    assert serial(vm).count("MARKERSTART") == 1
+    x = where(vm)
+    moved = rbdvm_json("migrate", vm, other(x))
+    assert moved["how"] == "live" and where(vm) == other(x)
+    assert wait_for(60, lambda: marker_node(marker) == guest), "the guest node is back, its resource with it"
+    seen = len(linuxguest.markers(serial(vm)))
+    assert wait_for(10, lambda: len(linuxguest.markers(serial(vm))) > seen + 2)
+    assert boot_ids(vm) == [boot], "the guest did not reboot"
+    assert serial(vm).count("MARKERSTART") == 1 and "MARKERSTOP" not in serial(vm), \
+        "Pacemaker neither stopped nor restarted the resource: it ran on through the migration"
+    clock = [t for b, t in linuxguest.markers(serial(vm)) if b == boot]
+    gaps = [b - a for a, b in zip(clock, clock[1:])]
+    print(f"\nguest node {guest}: live migration downtime {moved['migration']['downtime_ms']} ms, "
+          f"longest pause of the in-guest resource's marks {max(gaps)} s")
+
+
+def test_a_host_crash_restarts_the_vm_on_the_survivor_where_the_guest_nodes_resource_runs_again(guest_node):
+    vm, guest, marker = guest_node
+    x = where(vm)
+    (first,) = boot_ids(vm)
+    run([LAB, "crash", x])
+    try:
+        assert wait_for(180, lambda: len(boot_ids(vm)) == 2, 0.5), "the VM booted again"
+        assert where(vm) == other(x) and qemu_pids(other(x), vm)
+        second = boot_ids(vm)[1]
+        assert wait_for(120, lambda: marker_node(marker) == guest and marking(vm, second), 0.5), \
+            "the guest node reconnected and its resource runs again"
+        assert max(t for b, t in linuxguest.markers(serial(vm)) if b == first) < \
+            min(t for b, t in linuxguest.markers(serial(vm)) if b == second)
+    finally:
+        run([LAB, "boot", x], timeout=180)
+
+
+@pytest.fixture
+def storage_fencing():
+    storagefence.enable()
+    yield
+    storagefence.disable()
+
+
+def test_with_storage_fencing_only_a_partition_never_has_the_guests_resource_active_twice(storage_fencing,
+                                                                                           guest_node):
+    """The node running the guest node loses the cluster network (its Ceph and the guests'
+    network stay): the majority fences it off Ceph, the node's self-check ends its QEMU, the
+    VM boots on the survivor and the resource runs in that new guest. No-quorum-policy
+    freeze: the cut-off node keeps what it runs, the worst case. Every mark of the old
+    guest comes before the first of the new one."""
+    vm, guest, marker = guest_node
+    x = where(vm)
+    y = other(x)
+    (first,) = boot_ids(vm)
+    ops.on(y, "crm_attribute", "-t", "crm_config", "-n", "no-quorum-policy", "-v", "freeze")
+    run([LAB, "partition", x, "--cluster-only"])
+    try:
+        assert wait_for(60, lambda: fenced_hosts() == [x]), f"{y} fenced {x} off Ceph: {fenced_hosts()}"
+        assert wait_for(30, lambda: not qemu_pids(x, vm)), "the self-check ended the fenced node's QEMU"
+        assert wait_for(180, lambda: len(boot_ids(vm)) == 2, 0.5), "the VM booted on the survivor"
+        second = boot_ids(vm)[1]
+        assert wait_for(120, lambda: marking(vm, second), 0.5), "the resource runs in the new guest"
+        assert ops.resource_node(y, vm) == y
+    finally:
+        run([LAB, "heal"])
+        ops.on(y, "crm_attribute", "-t", "crm_config", "-n", "no-quorum-policy", "--delete", check=False)
+    old = [t for b, t in linuxguest.markers(serial(vm)) if b == first]
+    new = [t for b, t in linuxguest.markers(serial(vm)) if b == second]
+    assert max(old) < min(new), f"active in two guests at once: old until {max(old)}, new from {min(new)}"
+    print(f"\npartition of {x}: the old guest's resource last marked at {max(old)}, the new one first at "
+          f"{min(new)} ({min(new) - max(old)} s later)")
+    # a storage-fenced node is rebooted to rejoin (docs/fencing.md)
+    run([LAB, "crash", x])
+    run([LAB, "boot", x], timeout=180)
+    assert wait_for(60, lambda: fenced_hosts() == []), "unfenced when it rejoined"
+    node.start_fence_check(x)
+
+
+def test_removing_the_guest_node_leaves_the_vm_running(guest_node):
+    vm, guest, marker = guest_node
+    x = where(vm)
+    pids = qemu_pids(x, vm)
+    boots = boot_ids(vm)
+    done = rbdvm_json("set", vm, "--remote-node", "")
+    assert "_remote_node" in done["changed"] and done["restarted"] is False
+    assert wait_for(60, lambda: guest not in ops.on(N1, "crm_mon", "-1").stdout), "the guest node is gone"
+    time.sleep(2)
+    assert where(vm) == x and qemu_pids(x, vm) == pids and boot_ids(vm) == boots, "the VM ran on, untouched"
+    assert "remote_node" not in rbdvm_json("info", vm)["settings"]
+    assert marker_node(marker) is None, "its resource has nowhere to run"
