@@ -1,5 +1,7 @@
 """Reading crm_mon's XML: the nodes, and a VM's state as operators see it. Pure."""
 
+import copy
+
 from ..core.errors import UsageError
 from .cib import AGENT
 
@@ -105,7 +107,8 @@ def vm_status(status, vm: str, in_storage: bool) -> dict:
     running = [n.get("name") for n in rsc.iterfind("node")]
     out["node"] = running[0] if running else None
     stopped = rsc.get("target_role", "Started").lower() == "stopped"
-    out["status"] = _state(rsc, stopped, start_failed=any(f.get("task") == "start" for f in failures))
+    out["status"] = _state(rsc, stopped, start_failed=any(f.get("task") == "start" for f in failures),
+                           guest_flag=not failures and _guest_node_down(status, vm))
     if out["status"] == "Stopped" and not stopped:
         # a pending start shows as role Starting: this one waits for a node it may run on
         out["reason"] = out["reason"] or NOT_PLACED
@@ -135,13 +138,22 @@ def _failures_of(status, vm: str) -> list:
     return found
 
 
-def _state(rsc, stopped: bool, start_failed: bool) -> str:
+def _guest_node_down(status, vm: str) -> bool:
+    """Whether VM `vm` is a guest node's VM and that guest node is offline."""
+    return any(n.get("id_as_resource") == vm and n.get("online") != "true" for n in status.iterfind("nodes/node"))
+
+
+def _state(rsc, stopped: bool, start_failed: bool, guest_flag: bool = False) -> str:
+    """`guest_flag`: the VM's failed="true" is its guest node's (offline with resources still
+    active there, as while Pacemaker moves the VM: it stops the connection first), not a
+    failure of the VM, which would be on record. Read as Failed, a waiting migrate gave up,
+    cleared its move, and the aborted transition made Pacemaker restart the VM."""
     role, active = rsc.get("role"), rsc.get("active") == "true"
     if role == "Migrating":
-        # a live migration under way. A guest node's VM shows failed="true" meanwhile (its
-        # guest node's connection is stopped first, with resources still active there):
-        # read as Failed, a waiting migrate would give up and abort Pacemaker's transition
         return "Migrating"
+    if guest_flag:
+        rsc = copy.copy(rsc)
+        rsc.set("failed", "false")
     # a failure Pacemaker still acts on: the resource is failed or blocked, or it cannot start
     # anywhere (a failed start bans a node until its failure is cleaned up)
     if rsc.get("failed") == "true" or rsc.get("blocked") == "true" or (start_failed and not active and not stopped):

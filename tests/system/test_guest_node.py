@@ -5,10 +5,11 @@ A resource Pacemaker runs inside it (ocf:rbdvmlab:Marker) says on the guest's se
 every second, that it is active, with the guest's boot id: which instance of the guest ran
 it, and when (linuxguest.markers).
 
-Each test: the resource runs inside the VM; it keeps running through a live migration; a
-host crash restarts the VM on the survivor and the resource runs again there; with storage
-fencing only, a partition never has it active in two guests at once; removing the guest
-node leaves the VM running."""
+The tests: the resource runs inside the VM and keeps running through a live migration; with
+storage fencing only, a partition never has it active in two guests at once, and a host
+crash restarts the VM on the survivor where the resource runs again; removing the guest node
+leaves the VM running. Two of them only touch their own VM and run beside other tests (the
+guest's address is one of the lab's guest addresses, used by this file only)."""
 
 import time
 
@@ -80,6 +81,7 @@ def guest_node():
         force_remove(vm)
 
 
+@pytest.mark.side_by_side
 def test_a_resource_on_the_guest_node_runs_inside_the_vm_and_keeps_running_through_a_live_migration(guest_node):
     vm, guest, marker = guest_node
     info = rbdvm_json("info", vm)["settings"]
@@ -101,23 +103,6 @@ def test_a_resource_on_the_guest_node_runs_inside_the_vm_and_keeps_running_throu
           f"longest pause of the in-guest resource's marks {max(gaps)} s")
 
 
-def test_a_host_crash_restarts_the_vm_on_the_survivor_where_the_guest_nodes_resource_runs_again(guest_node):
-    vm, guest, marker = guest_node
-    x = where(vm)
-    (first,) = boot_ids(vm)
-    run([LAB, "crash", x])
-    try:
-        assert wait_for(180, lambda: len(boot_ids(vm)) == 2, 0.5), "the VM booted again"
-        assert where(vm) == other(x) and qemu_pids(other(x), vm)
-        second = boot_ids(vm)[1]
-        assert wait_for(120, lambda: marker_node(marker) == guest and marking(vm, second), 0.5), \
-            "the guest node reconnected and its resource runs again"
-        assert max(t for b, t in linuxguest.markers(serial(vm)) if b == first) < \
-            min(t for b, t in linuxguest.markers(serial(vm)) if b == second)
-    finally:
-        run([LAB, "boot", x], timeout=180)
-
-
 @pytest.fixture
 def storage_fencing():
     storagefence.enable()
@@ -125,13 +110,15 @@ def storage_fencing():
     storagefence.disable()
 
 
-def test_with_storage_fencing_only_a_partition_never_has_the_guests_resource_active_twice(storage_fencing,
-                                                                                           guest_node):
-    """The node running the guest node loses the cluster network (its Ceph and the guests'
-    network stay): the majority fences it off Ceph, the node's self-check ends its QEMU, the
-    VM boots on the survivor and the resource runs in that new guest. No-quorum-policy
-    freeze: the cut-off node keeps what it runs, the worst case. Every mark of the old
-    guest comes before the first of the new one."""
+def test_a_partition_never_has_the_guests_resource_active_twice_and_after_a_host_crash_it_runs_again(
+        storage_fencing, guest_node):
+    """With storage fencing only. First the node running the guest node loses the cluster
+    network (its Ceph and the guests' network stay): the majority fences it off Ceph, its
+    self-check ends its QEMU, the VM boots on the survivor and the resource runs in that new
+    guest; no-quorum-policy freeze (the cut-off node keeps what it runs: the worst case).
+    Every mark of the old guest comes before the first of the new one. Then, with the fenced
+    node rebooted, the node now running the VM crashes: the VM boots on the other, the guest
+    node reconnects, the resource runs again."""
     vm, guest, marker = guest_node
     x = where(vm)
     y = other(x)
@@ -159,7 +146,23 @@ def test_with_storage_fencing_only_a_partition_never_has_the_guests_resource_act
     assert wait_for(60, lambda: fenced_hosts() == []), "unfenced when it rejoined"
     node.start_fence_check(x)
 
+    # the host running the guest node now crashes
+    run([LAB, "crash", y])
+    try:
+        assert wait_for(180, lambda: len(boot_ids(vm)) == 3, 0.5), "the VM booted again"
+        assert where(vm) == x and qemu_pids(x, vm)
+        third = boot_ids(vm)[2]
+        assert wait_for(120, lambda: marker_node(marker) == guest and marking(vm, third), 0.5), \
+            "the guest node reconnected and its resource runs again"
+        assert max(t for b, t in linuxguest.markers(serial(vm)) if b == second) < \
+            min(t for b, t in linuxguest.markers(serial(vm)) if b == third)
+    finally:
+        run([LAB, "boot", y], timeout=180)
+        assert wait_for(60, lambda: fenced_hosts() == []), "unfenced when it rejoined"
+        node.start_fence_check(y)
 
+
+@pytest.mark.side_by_side
 def test_removing_the_guest_node_leaves_the_vm_running(guest_node):
     vm, guest, marker = guest_node
     x = where(vm)

@@ -87,3 +87,23 @@ def test_a_guest_nodes_vm_migrating_is_migrating_not_failed():
         "target_role='Started' active='true' blocked='false' managed='true' failed='true'>"
         "<node name='node1'/></resource></resources></crm_mon>")
     assert crm_mon.vm_status(status, "vm1", True)["status"] == "Migrating"
+
+
+@pytest.mark.parametrize("role, failure, status", [
+    ("Started", False, "Started"),      # the connection stopped, the migration not begun yet
+    ("Migrating", False, "Migrating"),
+    ("Started", True, "Failed"),        # a failure of the VM itself is on record
+])
+def test_a_guest_nodes_offline_flag_is_not_a_failure_of_its_vm(role, failure, status):
+    from lxml import etree
+
+    from rbdvm.helpers.pacemaker import crm_mon
+
+    failures = ("<failures><failure op_key='vm1_monitor_10000' task='monitor' node='node1' exitstatus='not running' "
+                "exitreason='gone' call='9'/></failures>") if failure else ""
+    xml = etree.fromstring(
+        "<crm_mon><nodes><node name='g1' id='g1' online='false' type='remote' id_as_resource='vm1'/></nodes>"
+        f"<resources><resource id='vm1' resource_agent='ocf:rbdvm:VirtualDomain' role='{role}' "
+        "target_role='Started' active='true' blocked='false' managed='true' failed='true'>"
+        f"<node name='node1'/></resource></resources>{failures}</crm_mon>")
+    assert crm_mon.vm_status(xml, "vm1", True)["status"] == status
