@@ -1,5 +1,5 @@
 """rbdvm installed on the lab's nodes as the Debian package operators install (issue 19):
-built by debian/build-deb from a clean clone (lintian clean), installed with dpkg into each
+built by debian/build-deb from a clean clone (lintian clean; labkit.debbuild), installed with dpkg into each
 node's own /usr and /var (the lab's node overlays), then Pacemaker runs and live-migrates a
 VM through the packaged agent; an upgrade installed under the running VM keeps it running
 and its monitors passing; `apt-get purge` leaves no file behind. Afterwards the nodes get
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from labkit import debbuild, node, ops, storagefence
 from labkit import layout as L
-from labkit import node, ops, storagefence
 from labkit.configs import device_policy
 from labkit.procs import wait_for
 from labkit.testing import (
@@ -69,12 +69,10 @@ def _next_version(deb: str, version: str, out: Path) -> str:
 
 @pytest.fixture(scope="module")
 def debs(tmp_path_factory):
-    """{version: path} of the committed tree's package, built from a clean clone, and of a
-    later version of it."""
+    """{version: path} of the committed tree's package, built from a clean clone (by the
+    first phase of the suite already: test_debian_build.py), and of a later version of it."""
     tmp = tmp_path_factory.mktemp("deb")
-    clone = tmp / "clone"
-    run("git", "clone", "-q", REPO, clone)
-    first = run(clone / "debian" / "build-deb", tmp / "dist").strip().splitlines()[-1]
+    first = str(debbuild.package())
     # the nodes see the host's /tmp: the packages are where dpkg on a node can read them
     return {"first": first, "upgrade": _next_version(first, UPGRADE, tmp)}
 
