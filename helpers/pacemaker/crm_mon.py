@@ -1,7 +1,5 @@
 """Reading crm_mon's XML: the nodes, and a VM's state as operators see it. Pure."""
 
-import copy
-
 from ..core.errors import UsageError
 from .cib import AGENT
 
@@ -151,12 +149,10 @@ def _state(rsc, stopped: bool, start_failed: bool, guest_flag: bool = False) -> 
     role, active = rsc.get("role"), rsc.get("active") == "true"
     if role == "Migrating":
         return "Migrating"
-    if guest_flag:
-        rsc = copy.copy(rsc)
-        rsc.set("failed", "false")
+    failed = rsc.get("failed") == "true" and not guest_flag
     # a failure Pacemaker still acts on: the resource is failed or blocked, or it cannot start
     # anywhere (a failed start bans a node until its failure is cleaned up)
-    if rsc.get("failed") == "true" or rsc.get("blocked") == "true" or (start_failed and not active and not stopped):
+    if failed or rsc.get("blocked") == "true" or (start_failed and not active and not stopped):
         return "Failed"
     if role in ("Starting", "Stopping"):
         return role
