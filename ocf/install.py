@@ -207,10 +207,7 @@ def _install(interpreter: str, paths: list, targets: dict, lib_dir: str) -> dict
         for program in PROGRAMS:
             path = targets[program.name]
             written[path] = path + ".new"
-            with open(written[path], "w") as f:
-                f.write(script(interpreter, code, paths, program))
-            os.chmod(written[path], 0o755)
-            _check_runs(written[path], program)
+            _write_checked(written[path], script(interpreter, code, paths, program), program)
     except InstallError:
         for tmp in written.values():
             with contextlib.suppress(OSError):
@@ -322,6 +319,14 @@ def _check_readable_by_all(paths: list, executable: bool = False) -> None:
                                "Make it readable by every user")
 
 
+def _write_checked(path: str, text: str, program: Program) -> None:
+    """`text` as the executable script `path`, then run what any user may run of it."""
+    with open(path, "w") as f:
+        f.write(text)
+    os.chmod(path, 0o755)
+    _check_runs(path, program)
+
+
 def _check_runs(agent: str, program: Program) -> None:
     """Run what any user may run (meta-data) the way a tool that is not root would."""
     root = os.geteuid() == 0
@@ -386,10 +391,7 @@ def switch_packaged(code_dir: str = PACKAGED_CODE_DIR, site: str = PACKAGED_SITE
         for program in PROGRAMS:
             check = os.path.join(code_dir, f".check-{program.name}")
             try:
-                with open(check, "w") as f:
-                    f.write(script(PACKAGED_PYTHON, code, [site], program, BY_PACKAGE))
-                os.chmod(check, 0o755)
-                _check_runs(check, program)
+                _write_checked(check, script(PACKAGED_PYTHON, code, [site], program, BY_PACKAGE), program)
             finally:
                 with contextlib.suppress(OSError):
                     os.unlink(check)

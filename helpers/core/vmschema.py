@@ -293,8 +293,9 @@ def _check_stored(metadata: dict) -> None:
         preferred_hosts(metadata[PREFERRED_HOST])
     for name in ("remote_node", "remote_addr"):
         key = BY_NAME[name].key
-        if metadata.get(key) and _host_refusal(metadata[key], ip=name == "remote_addr"):
-            raise bad(key, metadata[key], _host_refusal(metadata[key], ip=name == "remote_addr"))
+        why = _host_refusal(metadata[key], ip=name == "remote_addr") if metadata.get(key) else ""
+        if why:
+            raise bad(key, metadata[key], why)
     port = metadata.get(BY_NAME["remote_port"].key)
     if port and not (port.isdigit() and 0 < int(port) < 65536):
         raise bad(BY_NAME["remote_port"].key, port, "not a port (1 to 65535)")

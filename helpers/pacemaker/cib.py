@@ -8,7 +8,7 @@ from lxml import etree
 from ..core import defaults, names, timeouts, vmschema
 from ..core.errors import UsageError
 from ..core.settings import CephTarget
-from ..core.vmschema import VmConfig
+from ..core.vmschema import REMOTE_META, VmConfig
 
 AGENT = {"class": "ocf", "provider": "rbdvm", "type": "VirtualDomain"}
 
@@ -53,13 +53,10 @@ def setting_pairs(config: VmConfig) -> dict:
     meta.update(config.pacemaker_meta)
     if config.remote_node:
         # a guest node: Pacemaker starts a connection to the guest's pacemaker_remoted with the VM
-        meta["remote-node"] = config.remote_node
-        if config.remote_addr:
-            meta["remote-addr"] = config.remote_addr
-        if config.remote_port:
-            meta["remote-port"] = str(config.remote_port)
-        if config.remote_connect_timeout:
-            meta["remote-connect-timeout"] = f"{config.remote_connect_timeout}s"
+        for name, attribute in REMOTE_META.items():
+            value = getattr(config, name)
+            if value:
+                meta[attribute] = f"{value}s" if name == "remote_connect_timeout" else str(value)
     return {"instance_attributes": params, "meta_attributes": meta, "utilization": dict(config.pacemaker_utilization)}
 
 
