@@ -14,6 +14,7 @@ said), 1 fenced (its QEMUs ended).
 """
 
 import argparse
+import socket
 import sys
 import time
 
@@ -29,9 +30,11 @@ def _say(text: str) -> None:
     print(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} fence_rbdvm_check: {text}", file=sys.stderr, flush=True)
 
 
-def look(conf: str, client_id: str, pool: str) -> tuple:
-    """(CLEAR, FENCED or UNKNOWN, why): whether the OSDs refuse this host."""
-    from rbdvm.helpers.ceph import fencing
+def look(conf: str, client_id: str, pool: str, node: str = "") -> tuple:
+    """(CLEAR, FENCED or UNKNOWN, why): whether the OSDs refuse this host. A clear look
+    stamps `node` alive (ceph/alive): the moment a crash is dated by, and the self-check's
+    own sign of life."""
+    from rbdvm.helpers.ceph import alive, fencing
     from rbdvm.helpers.ceph.session import Session
     from rbdvm.helpers.core.errors import RbdvmError
     from rbdvm.helpers.core.settings import CephTarget
@@ -40,6 +43,8 @@ def look(conf: str, client_id: str, pool: str) -> tuple:
         with Session(CephTarget(conf=conf, client_id=client_id, pool=pool), timeouts.OSD_OP_FENCE_CHECK) as session:
             if fencing.cut_off(session):
                 return FENCED, "the OSDs refuse this host: it is on Ceph's blocklist"
+            if node:
+                alive.stamp(session, node, time.time())
             return CLEAR, "the OSDs answer this host"
     except RbdvmError as exc:
         return UNKNOWN, f"Ceph did not answer ({exc}): nothing can be said"
@@ -56,7 +61,7 @@ def end_guests() -> None:
 
 def once(args, last: str = "") -> str:
     """Look, end the QEMUs if fenced; say what changed since the `last` look."""
-    state, why = look(args.ceph_conf, args.ceph_id, args.pool)
+    state, why = look(args.ceph_conf, args.ceph_id, args.pool, args.node)
     if state != last:
         _say(f"{state}: {why}")
     if state == FENCED:
@@ -72,14 +77,29 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--ceph-conf", default=defaults.CEPH_CONF, help="the Ceph configuration file")
     p.add_argument("--ceph-id", default=defaults.CEPH_ID, help="the node's rbdvm Ceph user")
     p.add_argument("--pool", default=defaults.POOL, help="a pool this user may read")
+    p.add_argument("--node", default=None, help="this node's name in the cluster, stamped alive at each clear "
+                   "look [default: what `crm_node --name` says, else the host name]")
     p.add_argument("--interval", type=float, default=0, metavar="SECONDS",
                    help=f"look every SECONDS, forever (e.g. {timeouts.FENCE_CHECK_INTERVAL}); "
                         "0: look once and exit 1 if fenced")
     return p
 
 
+def _this_node() -> str:
+    """The node's cluster name, asked once (Pacemaker's name need not be the host's)."""
+    from rbdvm.helpers.core.errors import RbdvmError
+    from rbdvm.helpers.pacemaker import runner
+
+    try:
+        return runner.run(["crm_node", "--name"], timeout=10).strip() or socket.gethostname()
+    except RbdvmError:
+        return socket.gethostname()
+
+
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
+    if args.node is None:
+        args.node = _this_node()
     if args.interval <= 0:
         return 1 if once(args) == FENCED else 0
     _say(f"looking every {args.interval:g} s")

@@ -29,13 +29,15 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
-from rbdvm.helpers.core import devpolicy, timeouts
+from rbdvm.helpers.core import defaults, devpolicy, timeouts
 from rbdvm.helpers.core.errors import Conflict, RbdvmError
 
 DEFAULT_DIR = "/usr/lib/ocf/resource.d/rbdvm"
 DEFAULT_LIB_DIR = "/usr/lib/ocf/lib/rbdvm"
 # pacemaker-fenced looks for fence agents only here
 DEFAULT_FENCE_DIR = "/usr/sbin"
+# the alert agent: where the CIB's alert that rbdvm declares names it
+DEFAULT_ALERT_DIR = os.path.dirname(defaults.ALERT_AGENT)
 AGENT = "VirtualDomain"
 # the packages the agent imports (rbdvm.cli is click's, never the agent's)
 PACKAGES = ("ocf", "helpers")
@@ -62,6 +64,8 @@ PROGRAMS = (
             "stonith:fence_rbdvm"),
     Program("fence_rbdvm_check", "fence", "rbdvm.ocf.fencecheck", ("--help",), "fence_rbdvm_check",
             "the storage-fencing self-check"),
+    Program("alert_rbdvm", "alert", "rbdvm.ocf.alert", ("--help",), "alert_rbdvm",
+            "Pacemaker's alert agent of rbdvm (the event history)"),
 )
 
 
@@ -155,18 +159,18 @@ class InstallError(RbdvmError):
 
 
 def install(directory: str = DEFAULT_DIR, lib_dir: str = DEFAULT_LIB_DIR,
-            fence_dir: str = DEFAULT_FENCE_DIR) -> dict:
+            fence_dir: str = DEFAULT_FENCE_DIR, alert_dir: str = DEFAULT_ALERT_DIR) -> dict:
     """Copy the agents' code, write the resource agent, the fence agent and its self-check,
     check each works for any user; return {program: path}. Nothing is replaced unless every
     program passed its check."""
     interpreter = os.path.realpath(sys.executable)
     paths = _binding_paths()
-    targets = _targets(directory, fence_dir)
+    targets = _targets(directory, fence_dir, alert_dir)
     _refuse_packaged(targets.values())
-    for d in (directory, fence_dir, lib_dir):
+    for d in (directory, fence_dir, alert_dir, lib_dir):
         os.makedirs(d, mode=0o755, exist_ok=True)
     _check_readable_by_all([interpreter], executable=True)
-    _check_readable_by_all([directory, fence_dir, lib_dir, *paths])
+    _check_readable_by_all([directory, fence_dir, alert_dir, lib_dir, *paths])
     with _one_install_at_a_time(lib_dir):
         return _install(interpreter, paths, targets, lib_dir)
 
@@ -220,10 +224,11 @@ def _install(interpreter: str, paths: list, targets: dict, lib_dir: str) -> dict
     return targets
 
 
-def _targets(directory: str, fence_dir: str) -> dict:
+def _targets(directory: str, fence_dir: str, alert_dir: str = DEFAULT_ALERT_DIR) -> dict:
     """{program: the path it is installed at}: the agent in the OCF provider's directory, the
-    fence agent and its self-check where pacemaker-fenced looks."""
-    places = {"agent": directory, "fence": fence_dir}
+    fence agent and its self-check where pacemaker-fenced looks, the alert agent where the
+    CIB's alert names it."""
+    places = {"agent": directory, "fence": fence_dir, "alert": alert_dir}
     return {p.name: os.path.join(places[p.place], p.name) for p in PROGRAMS}
 
 
@@ -409,7 +414,7 @@ def packaged_files() -> dict:
     """{absolute path: (text, mode)}: what the Debian package installs besides the Python
     package, built from the same declarations as `install` (the agents run from the packaged
     code on Debian's python3; the systemd files are shipped, the self-check is not enabled)."""
-    paths = _targets(DEFAULT_DIR, DEFAULT_FENCE_DIR)
+    paths = _targets(DEFAULT_DIR, DEFAULT_FENCE_DIR, DEFAULT_ALERT_DIR)
     link = os.path.join(PACKAGED_CODE_DIR, CURRENT)
     files = {paths[p.name]: (script(PACKAGED_PYTHON, link, [PACKAGED_SITE], p, BY_PACKAGE, switched=True), 0o755)
              for p in PROGRAMS}

@@ -6,10 +6,10 @@ import os
 import threading
 import time
 
-from rbdvm.helpers.core import migstats, peer, timeouts
+from rbdvm.helpers.core import events, migstats, peer, timeouts
 from rbdvm.helpers.core.bounded import abandoned
 
-from . import basics, definition, domain, log, utilization
+from . import basics, definition, domain, history, log, utilization
 from .codes import OCF_ERR_CONFIGURED, OCF_ERR_GENERIC, OCF_SUCCESS, AgentError
 from .params import Params
 
@@ -130,17 +130,29 @@ class _MigrationJob:
             log.warn(f"abort of the migration of {self.name}: {basics.why(exc)}")
 
 
-def _measured(dom, until: float) -> str:
-    """': downtime ..., total ...' from the incoming migration's completed job, or ''."""
+def _measured(dom, until: float) -> dict | None:
+    """The incoming migration's completed job (migstats.summary), or None."""
     try:
         # KEEP_COMPLETED: reading them would otherwise clear them for `rbdvm migrate`
         lv = domain.libvirt
-        stats = migstats.summary(domain.bounded(until, dom.jobStats, lv.VIR_DOMAIN_JOB_STATS_COMPLETED
-                                                | lv.VIR_DOMAIN_JOB_STATS_KEEP_COMPLETED))
+        return migstats.summary(domain.bounded(until, dom.jobStats, lv.VIR_DOMAIN_JOB_STATS_COMPLETED
+                                               | lv.VIR_DOMAIN_JOB_STATS_KEEP_COMPLETED))
     except (domain.Error, domain.Hung) as exc:
         log.debug(f"no statistics of the migration: {basics.why(exc)}")
-        return ""
-    return f": {migstats.describe(stats)}" if stats else ""
+        return None
+
+
+def _record_migration(p: Params, stats: dict | None, end: float) -> None:
+    """The history's migration: recorded by the destination, which has the guest's downtime."""
+    node = history.this_node()
+    info = {"source": os.environ.get("OCF_RESKEY_CRM_meta_migrate_source", ""), "target": node}
+    took = None
+    if stats:
+        info.update(downtime_ms=stats["downtime_ms"], transferred_bytes=stats["transferred_bytes"])
+        took = stats["total_ms"] / 1000
+    # libvirt's total is the migration's own: it began that long before it completed here
+    at = time.time() - (took or 0.0)
+    history.record(p, events.Event(at=at, kind="migrate", node=node, vm=p.vm, took=took, info=info), end)
 
 
 def migrate_from(p: Params) -> int:
@@ -155,9 +167,12 @@ def migrate_from(p: Params) -> int:
             try:
                 dom = domain.bounded(deadline, domain.lookup, conn, name)
                 if dom is not None and domain.bounded(deadline, domain.state, dom) in domain.RUNNING_STATES:
-                    log.info(f"domain {name} runs here after migration{_measured(dom, deadline)}")
+                    stats = _measured(dom, deadline)
+                    log.info(f"domain {name} runs here after migration"
+                             + (f": {migstats.describe(stats)}" if stats else ""))
                     definition.remember_name(p, name)
                     utilization.apply(p, domain.bounded(deadline, dom.XMLDesc, 0), end)
+                    _record_migration(p, stats, end)
                     return OCF_SUCCESS
             except (domain.Error, domain.Hung) as exc:
                 raise AgentError(OCF_ERR_GENERIC,

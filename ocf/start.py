@@ -8,18 +8,32 @@ import rados
 import rbd
 
 from rbdvm.helpers.ceph.session import Session
-from rbdvm.helpers.core import domainxml, timeouts
+from rbdvm.helpers.core import domainxml, events, timeouts
 from rbdvm.helpers.core.errors import RbdvmError
 
-from . import basics, definition, domain, guard, hints, log, uefi, utilization
+from . import basics, definition, domain, guard, hints, history, log, uefi, utilization
 from .codes import OCF_ERR_CONFIGURED, OCF_ERR_GENERIC, OCF_ERR_INSTALLED, OCF_SUCCESS, AgentError
 from .params import Params
 
 
 def start(p: Params) -> int:
+    """Start the domain; the history gets the start with its phases, or its failure."""
+    phases = events.Phases()
+    end = time.monotonic() + basics.op_timeout("start") - timeouts.AGENT_ANSWER_MARGIN
+    try:
+        code = _start(p, phases, end)
+    except AgentError as exc:
+        history.record(p, phases.event("start", history.this_node(), p.vm, ok=False, reason=str(exc)),
+                       end + timeouts.AGENT_ANSWER_MARGIN / 2)
+        raise
+    if phases.done:
+        history.record(p, phases.event("start", history.this_node(), p.vm), end)
+    return code
+
+
+def _start(p: Params, phases: events.Phases, end: float) -> int:
     t0 = time.monotonic()
     budget = basics.op_timeout("start")
-    end = t0 + budget - timeouts.AGENT_ANSWER_MARGIN
     name = definition.domain_name(p)
     conn = basics.connect(p, end)
     try:
@@ -36,26 +50,30 @@ def start(p: Params) -> int:
                 domain.bounded(end, dom.destroy)
         except (domain.Error, domain.Hung) as exc:
             raise AgentError(OCF_ERR_GENERIC, f"libvirt failed before starting {name}: {basics.why(exc)}") from None
+        phases.mark("libvirt")
         if p.vm:
             # before anything of the VM is read from Ceph: a fenced node's OSDs would stall it
             from . import fencedosds
 
-            fencedosds.mark_down(p.ceph_conf, p.pool, end)
+            marked = fencedosds.mark_down(p.ceph_conf, p.pool, end)
+            phases.mark("fenced OSDs down")
+            if marked:
+                phases.info["osds_marked_down"] = ",".join(f"osd.{i}" for _, ids in marked for i in ids)
         # keep a few seconds for libvirt to create the domain after the guard
-        xml = _guarded_create(p, conn, name, t0 + budget - max(5.0, budget * 0.1), end)
+        xml = _guarded_create(p, conn, name, t0 + budget - max(5.0, budget * 0.1), end, phases)
         log.info(f"domain {name} started in {time.monotonic() - t0:.2f}s")
         definition.remember_name(p, name)
         utilization.apply(p, xml, end)
+        phases.mark("utilization")
         return OCF_SUCCESS
     finally:
         domain.close(conn, end)
 
 
-def _guarded_create(p: Params, conn, name: str, guard_deadline: float, end: float) -> str:
+def _guarded_create(p: Params, conn, name: str, guard_deadline: float, end: float,
+                    phases: events.Phases) -> str:
     """Read the definition, then, inside the split-brain guard's critical section: wait for
     the disks to be free, create the domain, wait for its disk watch. Returns the XML."""
-
-
     session = _ceph_session(p)
     try:
         try:
@@ -66,16 +84,14 @@ def _guarded_create(p: Params, conn, name: str, guard_deadline: float, end: floa
         if (root.findtext("name") or "").strip() != name:
             raise AgentError(OCF_ERR_CONFIGURED, f"the definition of {name} names the domain "
                                              f"{root.findtext('name')!r}: refusing to start it")
+        phases.mark("definition checked")
         try:
             with guard.StartSection(p.ceph_conf, p.ceph_id, guard.rbd_disks(root), session,
                                     hold_until=end) as section:
-                marks = [time.monotonic()]
-                section.lock(guard_deadline)
-                marks.append(time.monotonic())
-                section.wait_free(guard_deadline)
+                _old_writer_gone(section, guard_deadline, phases)
                 if session is not None:
                     xml = _variables_in_ceph(session, p.vm, root) or xml
-                marks.append(time.monotonic())
+                    phases.mark("UEFI variables")
                 try:
                     # transient (nothing stays defined); a definition from Ceph is validated against
                     # libvirt's schema, which the device policy judged it by (a config= file is
@@ -89,11 +105,10 @@ def _guarded_create(p: Params, conn, name: str, guard_deadline: float, end: floa
                 except domain.Error as exc:
                     raise AgentError(OCF_ERR_GENERIC,
                                      f"libvirt could not start {name}: {exc.get_error_message()}") from None
-                marks.append(time.monotonic())
+                phases.mark("domain created")
                 section.wait_visible(end)
-                marks.append(time.monotonic())
-                log.debug("critical section: lock {:.1f} ms, disks free {:.1f} ms, create {:.1f} ms, "
-                          "watch visible {:.1f} ms".format(*((b - a) * 1000 for a, b in zip(marks, marks[1:]))))
+                phases.mark("disk watch seen")
+                log.debug("start phases: " + ", ".join(f"{n} {s * 1000:.1f} ms" for n, s in phases.done))
         except RbdvmError as exc:
             raise guard.ceph_error(exc) from None
         except (rados.Error, rbd.Error) as exc:
@@ -108,6 +123,20 @@ def _guarded_create(p: Params, conn, name: str, guard_deadline: float, end: floa
     if st not in domain.RUNNING_STATES:
         raise AgentError(OCF_ERR_GENERIC, f"domain {name} is {domain.STATE_NAMES.get(st)} right after start")
     return xml
+
+
+def _old_writer_gone(section, deadline: float, phases: events.Phases) -> None:
+    """Take the guard's lock and wait until no client has the disks open; a fenced old
+    writer makes this start the end of a failover (so recorded)."""
+    section.lock(deadline)
+    phases.mark("guard lock")
+    section.wait_free(deadline)
+    phases.mark("old writer gone")
+    fenced = sorted(node for node, fence in section.judged.items() if fence)
+    if fenced:
+        phases.info["after_fence_of"] = ",".join(fenced)
+    if section.released:
+        phases.info["released"] = ", ".join(section.released)
 
 
 def _variables_in_ceph(session, vm: str, root) -> str | None:

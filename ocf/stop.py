@@ -4,9 +4,9 @@ fencing: it fails only when a QEMU of the domain survives SIGKILL."""
 
 import time
 
-from rbdvm.helpers.core import timeouts
+from rbdvm.helpers.core import events, timeouts
 
-from . import basics, log, qemuproc, utilization
+from . import basics, history, log, qemuproc, utilization
 from .codes import OCF_ERR_GENERIC, OCF_SUCCESS, AgentError
 from .params import Params
 
@@ -14,25 +14,39 @@ from .params import Params
 def stop(p: Params) -> int:
     """Stop through libvirt (graceful, then destroy); whatever libvirt could not do (dead,
     hung, or a destroy that would overrun) is finished from the process table."""
-    t0 = time.monotonic()
-    end = t0 + basics.op_timeout("stop") - timeouts.AGENT_ANSWER_MARGIN
+    phases = events.Phases()
+    end = time.monotonic() + basics.op_timeout("stop") - timeouts.AGENT_ANSWER_MARGIN
     name = basics.known_name(p)
     if name is None:
         return OCF_SUCCESS
+    try:
+        code = _stop(p, name, phases, end)
+    except AgentError as exc:
+        history.record(p, phases.event("stop", history.this_node(), p.vm, ok=False, reason=str(exc)),
+                       end + timeouts.AGENT_ANSWER_MARGIN / 2)
+        raise
+    if phases.done:
+        # something ran here and was stopped (a stop after a migration finds nothing)
+        history.record(p, phases.event("stop", history.this_node(), p.vm), end)
+    return code
+
+
+def _stop(p: Params, name: str, phases: events.Phases, end: float) -> int:
     try:
         # here: without libvirt's bindings a stop still ends QEMU
         from . import domain
     except ImportError as exc:
         log.warn(f"the libvirt Python bindings cannot be loaded ({exc}): stopping {name} from the process table")
-        return stop_from_process_table(name, end)
+        return stop_from_process_table(name, end, phases)
     try:
-        _stop_with_libvirt(p, domain, name, t0, end)
+        _stop_with_libvirt(p, domain, name, end, phases)
     except (domain.Error, domain.Hung) as exc:
         log.warn(f"libvirt could not stop {name} ({basics.why(exc)}): ending its QEMU from the process table")
-    return stop_from_process_table(name, end)
+    return stop_from_process_table(name, end, phases)
 
 
-def _stop_with_libvirt(p: Params, domain, name: str, t0: float, end: float) -> None:
+def _stop_with_libvirt(p: Params, domain, name: str, end: float, phases: events.Phases) -> None:
+    t0 = time.monotonic()
     lv = domain.libvirt
     kill_at = end - timeouts.AGENT_KILL_RESERVE
     graceful_until = min(end - p.stop_margin, kill_at)
@@ -57,6 +71,7 @@ def _stop_with_libvirt(p: Params, domain, name: str, t0: float, end: float) -> N
                     log.warn(f"graceful shutdown of {name} failed: {exc.get_error_message()}")
         if domain.bounded(kill_at, domain.gone, conn, name):
             log.info(f"domain {name} stopped in {time.monotonic() - t0:.2f}s")
+            phases.mark("shut down")
             return
         log.warn(f"domain {name} did not shut down gracefully: destroying it")
         try:
@@ -69,11 +84,12 @@ def _stop_with_libvirt(p: Params, domain, name: str, t0: float, end: float) -> N
                 raise domain.Hung(f"domain {name} still runs after destroy")
             time.sleep(0.1)
         log.info(f"domain {name} destroyed, stopped in {time.monotonic() - t0:.2f}s")
+        phases.mark("destroyed")
     finally:
         domain.close(conn, end)
 
 
-def stop_from_process_table(name: str, end: float) -> int:
+def stop_from_process_table(name: str, end: float, phases: events.Phases | None = None) -> int:
     """Success only once no QEMU of the domain is alive in this node's network namespace:
     SIGTERM (QEMU flushes and exits), then SIGKILL at the last moment that leaves time to
     see it gone."""
@@ -85,5 +101,7 @@ def stop_from_process_table(name: str, end: float) -> int:
             raise AgentError(OCF_ERR_GENERIC, f"QEMU of {name} (pid {', '.join(map(str, survivors))}) "
                                           "survived SIGKILL: failing so the cluster fences")
         log.info(f"QEMU of {name} ended from the process table")
+        if phases is not None:
+            phases.mark("ended from the process table")
     utilization.forget_here()
     return OCF_SUCCESS

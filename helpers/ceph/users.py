@@ -22,6 +22,9 @@ USERS = (
          "failover (mark a fenced node's OSDs down)",
          'allow r, allow command "osd blocklist", allow command "osd down"',
          "allow rwx pool={pool} object_prefix rbdvm.fence"),
+    User(defaults.HISTORY_CEPH_ID, "alert_rbdvm, Pacemaker's alert agent (add fences and lost nodes to the event "
+         "history, read when a lost node was last seen); its keyring readable by the haclient group",
+         "allow r", "allow rw pool={pool} object_prefix rbdvm.events., allow r pool={pool} object_prefix rbdvm.alive."),
     User(defaults.MAINTENANCE_CEPH_ID, "node drain --maintenance (set and clear noout on a host, nothing else)",
          'allow r, allow command "osd set-group" with flags=noout, allow command "osd unset-group" with flags=noout'),
 )

@@ -14,3 +14,8 @@ FENCE_CEPH_ID = "rbdvm-fence"
 # rolling maintenance (node drain --maintenance): the Ceph user that may set and clear
 # noout on a host's OSDs, and read the cluster's health (docs/day-two.md gives its caps)
 MAINTENANCE_CEPH_ID = "rbdvm-maintenance"
+# the Pacemaker alert agent's user (it runs as hacluster): adds to the event history, reads
+# the nodes' alive stamps, nothing else; its keyring is readable by the haclient group
+HISTORY_CEPH_ID = "rbdvm-history"
+# where install-agent and the package put the alert agent, and the CIB's alert names it
+ALERT_AGENT = "/usr/libexec/rbdvm/alert_rbdvm"

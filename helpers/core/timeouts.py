@@ -60,6 +60,13 @@ FENCE_EXPIRY = 90 * 24 * 3600
 # a blocklist entry rbdvm adds without fencing: long enough for any fenced node to be
 # rebooted (its new clients have new nonces)
 BLOCKLIST_EXPIRY = 3600
+# what recording an event in the history may add to an agent action (a paused Ceph loses the
+# event, never the action's budget)
+EVENT_WRITE = 2
+# what the alert agent may take to record a fence or a lost node (the alert's own timeout,
+# which rbdvm declares, is ALERT_TIMEOUT)
+ALERT_WRITE = 10
+ALERT_TIMEOUT = 20
 # seconds between the fence self-check's looks at the blocklist
 FENCE_CHECK_INTERVAL = 5
 

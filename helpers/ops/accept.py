@@ -15,6 +15,7 @@ from ..ceph.lease import Lease
 from ..core import devpolicy, domainxml, names, signing, vmschema
 from ..core.errors import Conflict, NotFound, Untrusted, UsageError
 from .env import Env
+from .history import recorded
 
 
 def _reviewed(env: Env, vm: str, snapshot: str | None) -> tuple:
@@ -88,6 +89,7 @@ def review(env: Env, vm: str, snapshot: str | None = None) -> dict:
     return _review(env, vm, snapshot)[2]
 
 
+@recorded("trust", keep=("snapshot",))
 def accept(env: Env, vm: str, snapshot: str | None = None, digest: str | None = None) -> dict:
     """Sign what review() showed (`digest`: refused if it changed since; None: what is there
     now). Refused when the definition breaks the device policy."""

@@ -22,6 +22,7 @@ from ..core.faults import checkpoint
 from ..core.hints import Hint
 from . import running
 from .env import Env
+from .history import recorded
 
 # what a backup records of the system disk's metadata: all but snapshot records and rbdvm's
 # bookkeeping (a restore signs what it writes again)
@@ -105,6 +106,7 @@ def _consistency(env: Env, vm: str, rec, images, snap: str) -> tuple:
     return {**info, "node": node}, ids
 
 
+@recorded("backup", keep=("id", "kind"))
 def backup(env: Env, vm: str, directory: str, *, full: bool = False, progress=None) -> dict:
     """Back VM `vm` up into `directory`; the summary (the manifest's main fields, sizes, the
     snapshots released). progress(image, bytes done, bytes to read)."""

@@ -20,6 +20,7 @@ from ..core.faults import checkpoint
 from ..core.hints import Hint
 from ..pacemaker import cib, crm_mon, nodes
 from .env import Env
+from .history import recorded
 
 
 def node_list(env: Env) -> list:
@@ -69,6 +70,7 @@ def untrusted_vms(env: Env, vms) -> list:
                   if trust.definition_verdict(session, vm, vmschema.current_definition(metadata))[0] != trust.SIGNED)
 
 
+@recorded("drain", vm_arg=None, node_arg="node")
 def drain(env: Env, node: str, wait: float = timeouts.DRAIN_WAIT, untrusted_ok: bool = False,
           maintenance=None, ceph_host: str | None = None) -> dict:
     """Move every VM off `node`; refused, before anything moves, while a VM on it is not
@@ -142,6 +144,7 @@ def _refuse_unhealthy(ceph, node: str, host: str) -> None:
                        code="CEPH_UNHEALTHY", details={"node": node, "status": status, "checks": checks})
 
 
+@recorded("resume", vm_arg=None, node_arg="node")
 def resume(env: Env, node: str, wait: float = timeouts.DRAIN_WAIT, maintenance=None,
            ceph_host: str | None = None) -> dict:
     """Let `node` take VMs again; with `maintenance`, first clear the noout drain set."""

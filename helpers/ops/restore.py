@@ -27,6 +27,7 @@ from ..core.vmschema import VmState
 from . import definition
 from .backup import require_authentic, signed_ids
 from .env import Env
+from .history import recorded
 from .removal import remove_record
 
 # what a restored VM takes from the backup's metadata: its settings and the user's keys
@@ -61,6 +62,7 @@ def _check_files(store: Store, entry: dict, progress) -> None:
                            code="BACKUP_BROKEN", details={"backup": entry["id"], "file": d["file"]})
 
 
+@recorded("restore", keep=("id", "name"))
 def restore(env: Env, directory: str, vm: str, *, as_name: str | None = None, at=None, force: bool = False,
             accept_foreign: bool = False, progress=None) -> dict:
     """Rebuild VM `vm` (as `as_name`) from `directory` at `at` (a backup id, a datetime, or

@@ -2,6 +2,7 @@
 VM's typed record (vmschema.VmConfig). Pure: builds elements, runs nothing."""
 
 import copy
+import re
 
 from lxml import etree
 
@@ -92,6 +93,26 @@ def primitive(vm: str, target: CephTarget, config: VmConfig, start: bool):
                          timeout=f"{op_timeouts[name]}s")
     _nvpairs(prim, "utilization", vm, decided["utilization"])
     return prim
+
+
+def history_alert(target: CephTarget):
+    """The alert that has Pacemaker report fences and lost nodes to rbdvm's alert agent, which
+    records them in the event history of `target`'s pool. One per pool (its id names it), so
+    VMs of several pools each have their nodes' events."""
+    # the pool's name, if it can extend an XML id as it is
+    pool_id = target.pool if re.fullmatch(r"[A-Za-z0-9_.-]+", target.pool) else target.pool.encode().hex()
+    aid = f"rbdvm-history-{pool_id}"
+    alert = etree.Element("alert", id=aid, path=defaults.ALERT_AGENT,
+                          description="rbdvm: fences and lost nodes into the event history (rbdvm events)")
+    _nvpairs(alert, "meta_attributes", aid, {"timeout": f"{timeouts.ALERT_TIMEOUT}s"})
+    params = {"rbdvm_pool": target.pool}
+    if target.conf != defaults.CEPH_CONF:
+        params["rbdvm_ceph_conf"] = target.conf
+    _nvpairs(alert, "instance_attributes", aid, params)
+    select = etree.SubElement(alert, "select")
+    etree.SubElement(select, "select_nodes")
+    etree.SubElement(select, "select_fencing")
+    return alert
 
 
 def patched(current, before: VmConfig, after: VmConfig):

@@ -73,10 +73,12 @@ class Cluster:
 
     def add_resource(self, vm: str, target: CephTarget, config: VmConfig, start: bool, enabled=(),
                      inbound=None) -> None:
-        """The primitive and its constraints in one atomic merge into the CIB."""
+        """The primitive and its constraints in one atomic merge into the CIB, with the alert
+        that records its pool's fences and lost nodes (merged by id: declared once)."""
         conf = etree.Element("configuration")
         etree.SubElement(conf, "resources").append(cib.primitive(vm, target, config, start))
         etree.SubElement(conf, "constraints").extend(cib.constraints(vm, config, enabled, inbound))
+        etree.SubElement(conf, "alerts").append(cib.history_alert(target))
         self._merge(conf)
 
     def resource(self, vm: str):

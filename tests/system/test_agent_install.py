@@ -39,7 +39,7 @@ def install(checkout: Path, agents: Path, lib: Path) -> subprocess.CompletedProc
     the resource agent); prints the resource agent's path."""
     code = ("import sys; sys.path.insert(0, sys.argv[1])\n"
             "from rbdvm.ocf import install\n"
-            "try:\n    print(install.install(sys.argv[2], sys.argv[3], sys.argv[2])['VirtualDomain'])\n"
+            "try:\n    print(install.install(sys.argv[2], sys.argv[3], sys.argv[2], sys.argv[2])['VirtualDomain'])\n"
             "except install.InstallError as exc:\n    print(exc, file=sys.stderr); sys.exit(1)\n")
     return subprocess.run([SYSTEM_PYTHON, "-c", code, str(checkout / "pkg"), str(agents), str(lib)],
                           capture_output=True, text=True, timeout=60)
@@ -100,7 +100,7 @@ def test_installs_run_at_once_all_succeed_and_leave_one_working_agent(private_ch
     agents, lib = public_dir / "agents", public_dir / "lib"
     code = ("import sys; sys.path.insert(0, sys.argv[1])\n"
             "from rbdvm.ocf import install\n"
-            "install.install(sys.argv[2], sys.argv[3], sys.argv[2])\n")
+            "install.install(sys.argv[2], sys.argv[3], sys.argv[2], sys.argv[2])\n")
     for round_ in range(3):
         # a new version each round: every install copies code, the later ones prune
         (private_checkout / "pkg" / "rbdvm" / "ocf" / "log.py").open("a").write(f"# round {round_}\n")

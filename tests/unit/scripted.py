@@ -437,6 +437,22 @@ class ScriptedIoctx:
         self._object(name)
         del self.store.objects[name]
 
+    # object data (the event history, the alive stamps)
+    def append(self, name, data):
+        obj = self._object(name, create=True)
+        obj["data"] = obj.get("data", b"") + bytes(data)
+
+    def write_full(self, name, data):
+        self._object(name, create=True)["data"] = bytes(data)
+
+    def stat(self, name):
+        return len(self._object(name).get("data", b"")), 0
+
+    def read(self, name, length=8192, offset=0):
+        self.store.bytes_read = getattr(self.store, "bytes_read", 0) + min(length, max(
+            0, len(self._object(name).get("data", b"")) - offset))
+        return self._object(name).get("data", b"")[offset:offset + length]
+
     # cls_lock (expiry is not modelled: a test that needs a stale lock sets one)
     def lock_exclusive(self, name, lock, cookie, desc="", duration=None, flags=0):
         locks = self._object(name, create=True)["locks"]
@@ -621,7 +637,11 @@ class ScriptedPacemaker:
         self.local = "elsewhere"    # the node the command runs on (crm_node --name)
 
     def section(self, name: str):
-        return self.cib.find(f"configuration/{name}")
+        found = self.cib.find(f"configuration/{name}")
+        if found is None:
+            # cibadmin --allow-create makes an optional section (alerts) as it merges
+            found = etree.SubElement(self.cib.find("configuration"), name)
+        return found
 
     def __call__(self, argv, timeout=30, until=None):
         self.calls.append(list(argv))

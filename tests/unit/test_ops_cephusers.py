@@ -30,9 +30,10 @@ def test_the_printed_commands_grant_exactly_the_declared_caps():
 
 def test_the_listing_is_the_declaration_for_the_pool_given():
     rows = cephusers.listing("vms")
-    assert [r["user"] for r in rows] == ["client.rbdvm", "client.rbdvm-fence", "client.rbdvm-maintenance"]
+    assert [r["user"] for r in rows] == ["client.rbdvm", "client.rbdvm-fence", "client.rbdvm-history",
+                                                "client.rbdvm-maintenance"]
     assert rows[0]["caps"] == {"mon": "profile rbd", "osd": "profile rbd pool=vms"}
-    assert "osd" not in rows[2]["caps"], "maintenance touches no data"
+    assert "osd" not in rows[3]["caps"], "maintenance touches no data"
 
 
 def test_the_lab_grants_its_users_what_rbdvm_declares():

@@ -22,7 +22,7 @@ def test_the_policy_conffile_changes_nothing_until_a_key_is_uncommented():
 
 def test_every_program_is_packaged_where_its_caller_looks_running_the_packaged_code():
     files = install.packaged_files()
-    places = {"agent": install.DEFAULT_DIR, "fence": install.DEFAULT_FENCE_DIR}
+    places = {"agent": install.DEFAULT_DIR, "fence": install.DEFAULT_FENCE_DIR, "alert": install.DEFAULT_ALERT_DIR}
     for program in install.PROGRAMS:
         text, mode = files[f"{places[program.place]}/{program.name}"]
         assert mode == 0o755

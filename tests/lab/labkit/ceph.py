@@ -28,7 +28,12 @@ FENCE_CAPS = ("mon", 'allow r, allow command "osd blocklist", allow command "osd
 # cluster, and set or clear exactly the noout flag of a CRUSH host, nothing else
 MAINT_CAPS = ("mon", 'allow r, allow command "osd set-group" with flags=noout, '
                      'allow command "osd unset-group" with flags=noout')
-USERS = ((L.CEPH_USER, RBDVM_CAPS), (L.FENCE_USER, FENCE_CAPS), (L.MAINT_USER, MAINT_CAPS))
+# what `rbdvm ceph-users` asks a site to grant the alert agent: add to the history, read the
+# alive stamps
+HISTORY_CAPS = ("mon", "allow r", "osd", f"allow rw pool={L.POOL} object_prefix rbdvm.events., "
+                f"allow r pool={L.POOL} object_prefix rbdvm.alive.")
+USERS = ((L.CEPH_USER, RBDVM_CAPS), (L.FENCE_USER, FENCE_CAPS), (L.MAINT_USER, MAINT_CAPS),
+         (L.HISTORY_USER, HISTORY_CAPS))
 
 
 def admin(*args, **kw):

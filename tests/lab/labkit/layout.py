@@ -70,6 +70,7 @@ def mon_addr(n: str) -> str:
 MON_ADDR = ",".join(mon_addr(n) for n in MONS)
 CEPH_USER = "rbdvm"                 # least-privilege client used by rbdvm, tests and demo
 FENCE_USER = "rbdvm-fence"          # fence_rbdvm's own client: it may remove blocklist entries
+HISTORY_USER = "rbdvm-history"      # the alert agent's: adds to the event history (runs as hacluster)
 MAINT_USER = "rbdvm-maintenance"    # node drain --maintenance: may set and clear noout on a host
 POOL = "rbd"
 SECRET_UUID = "5b1d7c0e-2a43-4f9e-9c1d-3e7a0b6c9d01"  # libvirt secret (ceph, client.rbdvm)

@@ -238,7 +238,12 @@ def write_files(node: str, fsid: str, keys: dict, authkey: bytes, cib: str) -> N
     _write(secrets / f"{L.SECRET_UUID}.base64", keys[L.CEPH_USER].encode(), 0o600)
     (d / "etc-ceph" / "ceph.conf").write_text(C.node_ceph_conf(fsid))
     for user, key in keys.items():
-        _write(d / "etc-ceph" / f"ceph.client.{user}.keyring", C.client_keyring(key, user).encode(), 0o600)
+        keyring = d / "etc-ceph" / f"ceph.client.{user}.keyring"
+        _write(keyring, C.client_keyring(key, user).encode(), 0o600)
+        if user == L.HISTORY_USER:
+            # the alert agent runs as hacluster
+            keyring.chmod(0o640)
+            shutil.chown(keyring, "root", "haclient")
     (d / "hosts").write_text(C.hosts())
     if node not in L.HYPERVISORS:
         _uninstall_hypervisor(d)
