@@ -13,6 +13,7 @@ overwritten once the node is back.
 """
 
 import os
+import re
 import sys
 import time
 
@@ -42,9 +43,10 @@ def event_of(env) -> events.Event | None:
     if kind == "node" and desc == "lost":
         return events.Event(at=at, kind="node-lost", node=here, info={"target": target})
     if kind == "fencing":
-        rc = env.get("CRM_alert_rc", "")
-        return events.Event(at=at, kind="fence", node=here, ok=rc == "0",
-                            info={"target": target, "action": env.get("CRM_alert_task", ""), "desc": desc})
+        # CRM_alert_task is Pacemaker's notification type; the action is in the description
+        action = re.match(r"Operation (\S+) of ", desc)
+        return events.Event(at=at, kind="fence", node=here, ok=env.get("CRM_alert_rc", "") == "0",
+                            info={"target": target, "action": action[1] if action else "", "desc": desc})
     return None
 
 
@@ -76,7 +78,9 @@ def _write(event: events.Event) -> None:
     target = CephTarget(conf=os.environ.get("rbdvm_ceph_conf") or defaults.CEPH_CONF,
                         client_id=os.environ.get("rbdvm_ceph_id") or defaults.HISTORY_CEPH_ID,
                         pool=os.environ.get("rbdvm_pool") or defaults.POOL)
-    with Session(target, osd_op_timeout=int(timeouts.ALERT_WRITE / 2)) as session:
+    # a lost node's OSD may hold the history until it is marked down: the request waits for
+    # that, and follows the new map at once
+    with Session(target, osd_op_timeout=timeouts.ALERT_WRITE - timeouts.CEPH_CONNECT // 2, follow_map=True) as session:
         if event.kind == "node-lost":
             seen = alive.last_seen(session, str(event.info["target"]))
             if seen is not None:

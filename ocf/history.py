@@ -30,7 +30,7 @@ def record(p: Params, event: events.Event, until: float) -> None:
         from rbdvm.helpers.ceph import eventlog
         from rbdvm.helpers.ceph.session import Session
 
-        with Session(definition.ceph_target(p), osd_op_timeout=max(1, int(timeouts.EVENT_WRITE))) as session:
+        with Session(definition.ceph_target(p), osd_op_timeout=timeouts.EVENT_WRITE, follow_map=True) as session:
             eventlog.append(session, event)
 
     try:

@@ -27,11 +27,15 @@ class Session:
     signing_key = None
     device_policy = None
 
-    def __init__(self, target: CephTarget, osd_op_timeout: float = timeouts.OSD_OP):
+    def __init__(self, target: CephTarget, osd_op_timeout: float = timeouts.OSD_OP, follow_map: bool = False):
         """`osd_op_timeout`: what one OSD request may wait (a paused or down OSD), shorter for
-        callers that must answer within a budget of their own."""
+        callers that must answer within a budget of their own. `follow_map`: a request that
+        waits on an OSD asks the monitors for a newer map after a second, not librados' ten
+        (a client that writes right after a node's loss: its OSD marked down meanwhile, the
+        request goes to the new primary at once)."""
         self.target = target
         self.osd_op_timeout = osd_op_timeout
+        self.follow_map = follow_map
         # librados' handles (untyped bindings), set by __enter__
         self.cluster: Any = None
         self.ioctx: Any = None
@@ -47,7 +51,8 @@ class Session:
                                      hint=Hint(hints.CEPH_CONF), code="CEPH_UNAVAILABLE") from exc
         for key, value in (("client_mount_timeout", timeouts.CEPH_CONNECT),
                            ("rados_mon_op_timeout", timeouts.CEPH_CONNECT),
-                           ("rados_osd_op_timeout", self.osd_op_timeout)):
+                           ("rados_osd_op_timeout", self.osd_op_timeout),
+                           *((("objecter_tick_interval", 1), ("objecter_timeout", 1)) if self.follow_map else ())):
             self.cluster.conf_set(key, str(value))
         try:
             self.cluster.connect(timeout=timeouts.CEPH_CONNECT)

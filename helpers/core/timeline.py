@@ -39,13 +39,16 @@ def moves(records: list, vm: str) -> list:
     """The failovers and migrations of `vm`, oldest first."""
     ordered = sorted(records, key=lambda e: e.at)
     out = []
+    placed = 0.0      # when the VM last came to its node: a node's loss before it is not its failover
     for event in ordered:
         if event.vm != vm:
             continue
         if event.kind == "migrate":
             out.append(_migration(event))
         elif event.kind == "start" and event.info.get("after_fence_of"):
-            out.append(_failover(event, ordered))
+            out.append(_failover(event, [e for e in ordered if e.at > placed], placed))
+        if event.kind in ("start", "migrate") and event.ok:
+            placed = event.end()
     return out
 
 
@@ -58,13 +61,15 @@ def _migration(event: Event) -> Move:
                 phases=[("live migration", took)] if took else [])
 
 
-def _failover(start: Event, ordered: list) -> Move:
+def _failover(start: Event, ordered: list, placed: float) -> Move:
     node = str(start.info.get("after_fence_of", "")).split(",")[0]
     lost = _latest(ordered, "node-lost", node, start.at)
     fence = _latest(ordered, "fence", node, start.at)
     seen = lost.info.get("last_seen") if lost is not None else None
     # the known moments, each ending the phase named beside it
-    points = [(None, seen if _number(seen) else None), ("detection", lost.at if lost else None),
+    if not (_number(seen) and seen > placed):
+        seen = None
+    points = [(None, seen), ("detection", lost.at if lost else None),
               ("fence", fence.at if fence else None), ("recovery scheduled", start.at)]
     known = [(name, t) for name, t in points if t is not None and start.at - t < _FAILOVER_WINDOW]
     phases, (_, began) = [], known[0]

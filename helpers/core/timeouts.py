@@ -63,10 +63,12 @@ BLOCKLIST_EXPIRY = 3600
 # what recording an event in the history may add to an agent action (a paused Ceph loses the
 # event, never the action's budget)
 EVENT_WRITE = 2
-# what the alert agent may take to record a fence or a lost node (the alert's own timeout,
-# which rbdvm declares, is ALERT_TIMEOUT)
-ALERT_WRITE = 10
-ALERT_TIMEOUT = 20
+# what the alert agent may take to record a fence or a lost node: a lost node's OSD may
+# hold the history's placement group until it is marked down (the Ceph-aware failover's
+# mark, or Ceph's own grace), and librados resends the write then. The alert's own timeout,
+# which rbdvm declares, is ALERT_TIMEOUT
+ALERT_WRITE = 25
+ALERT_TIMEOUT = 30
 # seconds between the fence self-check's looks at the blocklist
 FENCE_CHECK_INTERVAL = 5
 

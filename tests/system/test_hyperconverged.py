@@ -110,10 +110,14 @@ def test_crash_of_the_writers_node_with_its_primary_osd_and_the_mon_leader(write
     """1 and 3 of issue 30: the node that runs the writing guest holds the primary OSD of
     its disk and the monitors' leader. Nothing acknowledged is lost, one writer, the guest
     writes again on the survivor; rbdvm marked the dead node's OSD down once its fence was
-    confirmed; the node boots, its OSD and monitor come back by themselves, it takes VMs."""
+    confirmed; the node boots, its OSD and monitor come back by themselves, it takes VMs.
+    Issue 32: `rbdvm history` shows the failover from the crash (x's last alive stamp, the
+    self-check running as a site runs it) to the VM running on y, with phases that add up to
+    the measured time within a second; then the migration back with its downtime."""
     vm = writer
     move_to(vm, N1)
     x, y = N1, N2
+    node.start_fence_check(x, interval=0.5)
     # every placement group's primary on x's OSD
     ceph.admin("osd", "primary-affinity", f"osd.{L.OSDS[y]}", "0")
     try:
@@ -123,11 +127,13 @@ def test_crash_of_the_writers_node_with_its_primary_osd_and_the_mon_leader(write
         before = max(acked(vm))
         fences = fences_of(x, y)
         boots = len(journal_boots(vm))
-        t0 = time.monotonic()
+        t0, crashed_at = time.monotonic(), time.time()
         run([LAB, "crash", x])
         marks = {}
 
         def progressed():
+            if "running" not in marks and qemu_pids(y, vm):
+                marks["running"] = time.monotonic() - t0
             b = journal_boots(vm)
             if len(b) > boots:
                 marks.setdefault("booted (FOUND)", time.monotonic() - t0)
@@ -146,13 +152,38 @@ def test_crash_of_the_writers_node_with_its_primary_osd_and_the_mon_leader(write
         assert x not in s["quorum"] and s["osds_up"] == 1
         print(f"\ncrash of {x} (primary OSD, mon leader) -> first acknowledged write on {y} "
               f"after {first_write:.1f} s ({marks})")
+        _failover_in_history(vm, x, y, crashed_at, marks["running"])
     finally:
         ceph.admin("osd", "primary-affinity", f"osd.{L.OSDS[y]}", "1")
+        node.stop_fence_check(x)
     run([LAB, "boot", x], timeout=180)
     assert wait_for(60, lambda: ceph.status()["osds_up"] == 2 and x in ceph.status()["quorum"]), \
         "the node's OSD and monitor came back by themselves"
     move_to(vm, x)
     writes_on(vm, x)
+    last = rbdvm_json("history", vm, node=x)["moves"][-1]
+    assert (last["kind"], last["source"], last["target"]) == ("migration", y, x), last
+    assert last["downtime_ms"] is not None and last["downtime_ms"] < 2000, last
+
+
+def _failover_in_history(vm: str, x: str, y: str, crashed_at: float, running_after: float) -> None:
+    """The history's failover: from x's last sign of life to the VM running on y, in phases
+    that add up to what the test measured (crash to QEMU running) within a second."""
+    # the alert agent's records may wait for x's OSD to be marked down
+    def failover():
+        moves = rbdvm_json("history", vm, "--since", "10min", node=y)["moves"]
+        return next((m for m in reversed(moves) if m["kind"] == "failover" and m["source"] == x
+                     and m["phases"][0]["name"] == "detection" and m["began"] > crashed_at - 5), None)
+    assert wait_for(40, failover), f"the failover with its detection: {rbdvm('history', vm, node=y).stdout}"
+    m = failover()
+    names = [p["name"] for p in m["phases"]]
+    assert names[:3] == ["detection", "fence", "recovery scheduled"] and "old writer gone" in names, names
+    total = sum(p["seconds"] for p in m["phases"])
+    assert abs(total - m["took"]) < 0.01
+    assert abs(m["began"] - crashed_at) <= 1.0, f"began {m['began'] - crashed_at:+.2f} s from the crash"
+    assert abs(total - running_after) <= 1.0, f"history {total:.2f} s, measured {running_after:.2f} s"
+    print(f"history: failover {total:.2f} s (measured {running_after:.2f} s): "
+          + ", ".join(f"{p['name']} {p['seconds']:.2f}" for p in m["phases"]))
 
 
 def _primary(vm: str) -> int:

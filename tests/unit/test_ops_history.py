@@ -132,3 +132,17 @@ def test_a_backup_and_a_refused_drain_are_recorded_with_their_outcome(env, vm, t
     assert [(e.kind, e.vm, e.ok) for e in got] == [("backup", "vm1", True), ("drain", "", False)]
     assert got[0].info == {"id": made["id"], "kind": "full"}
     assert got[1].info["target"] == "no-such-node" and got[1].info["code"]
+
+
+def test_a_nodes_loss_before_the_vm_came_back_to_it_is_not_its_failover(env):
+    """node1 lost (an earlier failover), the VM migrated back to node1, node1 lost again: the
+    second failover is dated by the second loss only."""
+    t = NOW - 500
+    _put(env, events.Event(at=t, kind="node-lost", node="node2", info={"target": "node1", "last_seen": t - 3}),
+         events.Event(at=t + 5, kind="start", node="node2", vm="vm1", took=1.0, info={"after_fence_of": "node1"}),
+         events.Event(at=t + 100, kind="migrate", node="node1", vm="vm1", took=0.5,
+                      info={"source": "node2", "target": "node1"}),
+         events.Event(at=t + 200, kind="start", node="node2", vm="vm1", took=1.0, info={"after_fence_of": "node1"}))
+    first, _, second = history.moves(env, "vm1", NOW - 3600)[0]
+    assert first.began == pytest.approx(t - 3)
+    assert second.began == pytest.approx(t + 200) and second.phases == []
