@@ -8,6 +8,7 @@ holder of the pool's key put there. Lines that are not records are counted, neve
 """
 
 import datetime
+import time
 from dataclasses import dataclass
 
 import rados
@@ -49,10 +50,11 @@ def append(session: Session, event: events.Event) -> None:
                 pass
 
 
-def read(session: Session, since: float, until: float) -> Reading:
-    """The records dated from `since` to `until`, oldest first; newest days read first, so the
-    bounds cut the oldest."""
-    first, last = _day(max(since, until - DAYS_KEPT * 86400)), _day(until)
+def read(session: Session, since: float, until: float | None = None) -> Reading:
+    """The records dated from `since` to `until` (None: all since, up to today's), oldest
+    first; newest days read first, so the bounds cut the oldest."""
+    newest = time.time() if until is None else until
+    first, last = _day(max(since, newest - DAYS_KEPT * 86400)), _day(newest)
     reading, budget = Reading(events=[]), READ_TOTAL
     day = last
     chunks = []
@@ -72,7 +74,7 @@ def read(session: Session, since: float, until: float) -> Reading:
             event = events.decode(line)
             if event is None:
                 reading.skipped += 1
-            elif since <= event.at <= until:
+            elif since <= event.at and (until is None or event.at <= until):
                 reading.events.append(event)
     reading.events.sort(key=lambda e: e.at)
     return reading

@@ -66,12 +66,11 @@ def _failover(start: Event, ordered: list, placed: float) -> Move:
     lost = _latest(ordered, "node-lost", node, start.at)
     fence = _latest(ordered, "fence", node, start.at)
     seen = lost.info.get("last_seen") if lost is not None else None
+    seen = float(seen) if _number(seen) and seen > placed else None
     # the known moments, each ending the phase named beside it
-    if not (_number(seen) and seen > placed):
-        seen = None
     points = [(None, seen), ("detection", lost.at if lost else None),
               ("fence", fence.at if fence else None), ("recovery scheduled", start.at)]
-    known = [(name, t) for name, t in points if t is not None and start.at - t < _FAILOVER_WINDOW]
+    known = [(name, float(t)) for name, t in points if t is not None and start.at - t < _FAILOVER_WINDOW]
     phases, (_, began) = [], known[0]
     at = began
     for name, moment in known[1:]:

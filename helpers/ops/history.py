@@ -18,7 +18,7 @@ from .env import Env
 def read(env: Env, since: float, until: float | None = None, vm: str | None = None) -> eventlog.Reading:
     """The events from `since` to `until` (now), oldest first; only `vm`'s and the nodes'
     (fences, lost nodes) when `vm` is given."""
-    reading = eventlog.read(env.session, since, until if until is not None else time.time())
+    reading = eventlog.read(env.session, since, until)
     if vm is not None:
         reading.events = [e for e in reading.events if e.vm in (vm, "")]
     return reading

@@ -128,8 +128,10 @@ def test_a_backup_and_a_refused_drain_are_recorded_with_their_outcome(env, vm, t
     made = backup.backup(env, vm, str(tmp_path))
     with pytest.raises(RbdvmError):
         maintenance.drain(env, "no-such-node")
-    got = history.read(env, NOW - 60).events
-    assert [(e.kind, e.vm, e.ok) for e in got] == [("backup", "vm1", True), ("drain", "", False)]
+    reading = history.read(env, NOW - 60)
+    got = reading.events
+    assert [(e.kind, e.vm, e.ok) for e in got] == [("backup", "vm1", True), ("drain", "", False)], \
+        (reading, {k: v for k, v in env.session.store.objects.items() if k.startswith("rbdvm.")}, time.time(), NOW)
     assert got[0].info == {"id": made["id"], "kind": "full"}
     assert got[1].info["target"] == "no-such-node" and got[1].info["code"]
 
