@@ -65,8 +65,8 @@ def _failover(start: Event, ordered: list, placed: float) -> Move:
     node = str(start.info.get("after_fence_of", "")).split(",")[0]
     lost = _latest(ordered, "node-lost", node, start.at)
     fence = _latest(ordered, "fence", node, start.at)
-    seen = lost.info.get("last_seen") if lost is not None else None
-    seen = float(seen) if _number(seen) and seen > placed else None
+    raw = lost.info.get("last_seen") if lost is not None else None
+    seen = float(raw) if isinstance(raw, (int, float)) and not isinstance(raw, bool) and raw > placed else None
     # the known moments, each ending the phase named beside it
     points = [(None, seen), ("detection", lost.at if lost else None),
               ("fence", fence.at if fence else None), ("recovery scheduled", start.at)]
