@@ -38,7 +38,8 @@ COMMANDS = {
     "console": ("cluster", "console"), "pin": ("cluster", "pin"), "prefer": ("cluster", "prefer"),
     "unpin": ("cluster", "unpin"), "colocate": ("cluster", "colocate"), "node": ("nodes", "node"),
     "trust": ("trust", "trust"), "ceph-users": ("cephusers", "ceph_users"),
-    "events": ("history", "events"), "history": ("history", "history_"),
+    "events": ("history", "events"), "history": ("history", "history_"), "exporter": ("exporter", "exporter"),
+    "monitoring": ("exporter", "monitoring"),
 }
 
 

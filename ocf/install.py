@@ -91,6 +91,34 @@ def dropin_text(by: str = BY_INSTALL_AGENT) -> str:
             f"After={' '.join(HYPERVISOR_UNITS)}\n")
 
 
+def exporter_unit_text() -> str:
+    """`rbdvm exporter` as a service on this node's loopback (shipped, not enabled: a site
+    that scrapes from elsewhere sets --listen in a drop-in). It reads Ceph with the node's
+    rbdvm key and Pacemaker's status, and writes nothing."""
+    return ("[Unit]\n"
+            "Description=rbdvm's metrics for Prometheus (rbdvm exporter)\n"
+            "Documentation=man:rbdvm-exporter(1)\n"
+            "After=network-online.target pacemaker.service\n"
+            "[Service]\n"
+            f"ExecStart=/usr/bin/rbdvm exporter --listen {defaults.EXPORTER_LISTEN}\n"
+            "Restart=always\n"
+            "RestartSec=5\n"
+            "NoNewPrivileges=yes\n"
+            "CapabilityBoundingSet=CAP_DAC_READ_SEARCH\n"
+            "ProtectSystem=strict\n"
+            "ProtectHome=yes\n"
+            "PrivateTmp=yes\n"
+            "PrivateDevices=yes\n"
+            "ProtectKernelTunables=yes\n"
+            "ProtectKernelModules=yes\n"
+            "ProtectControlGroups=yes\n"
+            "RestrictNamespaces=yes\n"
+            "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6\n"
+            "SystemCallArchitectures=native\n"
+            "[Install]\n"
+            "WantedBy=multi-user.target\n")
+
+
 def selfcheck_unit_text(sbin: str = DEFAULT_FENCE_DIR) -> str:
     """fence_rbdvm_check as a service: started before Pacemaker, restarted whenever it ends,
     never given up on (shipped, not enabled: only sites that storage-fence need it). Confined
@@ -420,6 +448,7 @@ def packaged_files() -> dict:
              for p in PROGRAMS}
     files[f"{PACKAGED_UNITS}/pacemaker.service.d/50-rbdvm.conf"] = (dropin_text(BY_PACKAGE), 0o644)
     files[f"{PACKAGED_UNITS}/fence_rbdvm_check.service"] = (selfcheck_unit_text(), 0o644)
+    files[f"{PACKAGED_UNITS}/rbdvm-exporter.service"] = (exporter_unit_text(), 0o644)
     files[devpolicy.POLICY_FILE] = (devpolicy.default_text(), 0o644)
     return files
 

@@ -65,30 +65,49 @@ def group_ids(session: Session) -> dict:
 def headers(session: Session, ids: dict) -> dict:
     """{image name: {omap key: bytes}} of the images' headers, read in parallel; an image
     whose header could not be read is left out."""
-    out = {}
-    items = list(ids.items())
     with ceph_errors("reading RBD image headers", session.target):
-        for start in range(0, len(items), BATCH):
-            ops, pending = [], []
-            try:
-                for name, image_id in items[start:start + BATCH]:
-                    ops.append(session.ioctx.create_read_op())
-                    it, _ = session.ioctx.get_omap_vals(ops[-1], "", "", PAGE)
-                    pending.append((name, it, session.ioctx.operate_aio_read_op(ops[-1], f"rbd_header.{image_id}")))
-                for name, it, comp in pending:
-                    comp.wait_for_complete()
-                    if comp.get_return_value() == 0:
-                        out[name] = dict(it)
-            finally:
-                for _name, _it, comp in pending:
-                    comp.wait_for_complete()   # the OSD's answer lands in the op's buffers
-                for op in ops:
-                    session.ioctx.release_read_op(op)
+        out = _omaps(session, {name: f"rbd_header.{image_id}" for name, image_id in ids.items()})
         # a header with more keys than one page (many metadata keys sort before `xml` and
         # the group reference): the rest, one object at a time
         for name, header in out.items():
             if len(header) >= PAGE:
                 header.update(_omap(session, f"rbd_header.{ids[name]}", after=max(header)))
+    return out
+
+
+def group_snapshot_counts(session: Session, vms) -> dict:
+    """{vm: snapshots of its RBD group} (librbd keeps one `snapshot_<id>` key per snapshot in
+    the group's header), the headers read in parallel; a VM without a group is left out."""
+    groups = group_ids(session)
+    with ceph_errors("reading RBD group headers", session.target):
+        found = _omaps(session, {vm: f"rbd_group_header.{groups[vm]}" for vm in vms if vm in groups},
+                       prefix="snapshot_")
+    # more than a page of snapshots: counted one object at a time
+    return {vm: len(keys) if len(keys) < PAGE else len(_omap(session, f"rbd_group_header.{groups[vm]}", "snapshot_"))
+            for vm, keys in found.items()}
+
+
+def _omaps(session: Session, objects: dict, prefix: str = "") -> dict:
+    """{name: {omap key: bytes}} of the first page of each object's omap (keys starting with
+    `prefix`), BATCH objects in flight at once; an object that could not be read is left out."""
+    out = {}
+    items = list(objects.items())
+    for start in range(0, len(items), BATCH):
+        ops, pending = [], []
+        try:
+            for name, oid in items[start:start + BATCH]:
+                ops.append(session.ioctx.create_read_op())
+                it, _ = session.ioctx.get_omap_vals(ops[-1], "", prefix, PAGE)
+                pending.append((name, it, session.ioctx.operate_aio_read_op(ops[-1], oid)))
+            for name, it, comp in pending:
+                comp.wait_for_complete()
+                if comp.get_return_value() == 0:
+                    out[name] = dict(it)
+        finally:
+            for _name, _it, comp in pending:
+                comp.wait_for_complete()   # the OSD's answer lands in the op's buffers
+            for op in ops:
+                session.ioctx.release_read_op(op)
     return out
 
 

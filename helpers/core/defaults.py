@@ -17,5 +17,8 @@ MAINTENANCE_CEPH_ID = "rbdvm-maintenance"
 # the Pacemaker alert agent's user (it runs as hacluster): adds to the event history, reads
 # the nodes' alive stamps, nothing else; its keyring is readable by the haclient group
 HISTORY_CEPH_ID = "rbdvm-history"
+# where `rbdvm exporter` serves its metrics: this node only (a Prometheus elsewhere needs a
+# --listen of the site's choosing)
+EXPORTER_LISTEN = "127.0.0.1:9775"
 # where install-agent and the package put the alert agent, and the CIB's alert names it
 ALERT_AGENT = "/usr/libexec/rbdvm/alert_rbdvm"

@@ -63,6 +63,9 @@ BLOCKLIST_EXPIRY = 3600
 # what recording an event in the history may add to an agent action (a paused Ceph loses the
 # event, never the action's budget)
 EVENT_WRITE = 2
+# the exporter: what one OSD request of a collection may wait, and the whole collection
+EXPORTER_OSD_OP = 5
+EXPORTER_COLLECT = 10
 # what the alert agent may take to record a fence or a lost node: a lost node's OSD may
 # hold the history's placement group until it is marked down (the Ceph-aware failover's
 # mark, or Ceph's own grace), and librados resends the write then. The alert's own timeout,

@@ -473,6 +473,11 @@ class ScriptedIoctx:
     def _omap_of(self, name) -> dict | None:
         if name == "rbd_group_directory":
             return {f"name_{g}": _ceph_string(v["id"]) for g, v in self.store.groups.items()}
+        if name.startswith("rbd_group_header."):
+            group = next((g for g in self.store.groups.values() if g["id"] == name[len("rbd_group_header."):]), None)
+            if group is None:
+                return None
+            return {f"snapshot_{i}": b"" for i, _ in enumerate(group["snaps"])}
         if name.startswith("rbd_header."):
             img = next((i for i in self.store.images.values() if i.id == name[len("rbd_header."):]), None)
             if img is None:
@@ -522,6 +527,7 @@ class _Cluster:
         self.osds_down: set = set()
         self.host_flags: dict = {}
         self.mon_calls: list = []
+        self.blocklist: list = []
 
     def get_fsid(self):
         return FSID
@@ -551,6 +557,8 @@ class _Cluster:
             osds = [{"osd": o, "up": int(o not in self.osds_down),
                      "public_addrs": {"addrvec": [{"type": "v2", "addr": f"192.0.2.{o + 1}:6800"}]}} for o in every]
             return 0, json.dumps({"crush_node_flags": self.host_flags, "osds": osds}).encode(), ""
+        if prefix == "osd blocklist ls":
+            return 0, json.dumps([{"addr": a, "until": "2099-01-01"} for a in self.blocklist]).encode(), ""
         if prefix == "osd down":
             self.osds_down |= {int(i.removeprefix("osd.")) for i in cmd["ids"]}
             return 0, b"", ""
@@ -768,7 +776,7 @@ def no_libvirt(uri, vm):
 def scripted_env(ceph: ScriptedCeph | None = None, pacemaker: ScriptedPacemaker | None = None) -> Env:
     ceph = ceph or ScriptedCeph()
     pacemaker = pacemaker or ScriptedPacemaker()
-    env = Env(session=ceph, open_session=lambda target: ceph, cluster=Cluster(run=pacemaker, available=True),
+    env = Env(session=ceph, open_session=lambda target, **kw: ceph, cluster=Cluster(run=pacemaker, available=True),
               open_domain=no_libvirt, import_disk=Imports(ceph), now=lambda: NOW,
               uefi_variables=lambda request: ("template /scripted/VARS.fd", UEFI_TEMPLATE))
     env.pacemaker = pacemaker        # what a test reads back

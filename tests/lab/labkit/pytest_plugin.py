@@ -26,7 +26,8 @@ REQUIREMENTS = {"qemu-img": "qemu-utils", "xmllint": "libxml2-utils", "crm_verif
                 "/usr/share/OVMF/OVMF_VARS_4M.fd": "ovmf", "mformat": "mtools",
                 "dumpe2fs": "e2fsprogs", "mkfs.ext4": "e2fsprogs",
                 "/usr/share/libvirt/schemas/domain.rng": "libvirt0", "systemd-analyze": "systemd",
-                "man": "man-db", "/usr/bin/ansible-playbook": "ansible-core"}
+                "man": "man-db", "/usr/bin/ansible-playbook": "ansible-core", "promtool": "prometheus",
+                "prometheus": "prometheus"}
 
 
 def missing_requirements(item) -> list:
