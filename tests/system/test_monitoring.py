@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from labkit import node, ops, prometheus
 from labkit import layout as L
+from labkit import node, ops, prometheus
 from labkit.procs import run, wait_for
 from labkit.testing import files_dir, force_remove, make_vm, other, rbdvm, rbdvm_json, unique, where
 from rbdvm.helpers.core import monitoring

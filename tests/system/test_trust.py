@@ -352,3 +352,36 @@ def test_a_definition_libvirt_reads_otherwise_never_runs_even_signed_by_mistake(
     ops.on(N1, PYTHON, str(script), vm)
     # the clean definition is one the agent may start again (booting it: the first test here)
     assert agent(N1, "validate-all", vm=vm).returncode == 0
+
+
+@pytest.mark.side_by_side
+def test_a_history_written_by_a_pool_key_holder_is_shown_as_data_within_its_bounds():
+    """Issue 32: 20 MiB of junk and a forged record with terminal escapes appended to the
+    event history with the nodes' client key (a namespace of its own, so no other test's
+    history is buried): `rbdvm events` reads a bounded tail, shows the forgery escaped, counts
+    what is not a record, and says older records were left unread."""
+    import time
+
+    from rbdvm.helpers.core import events
+
+    ns = unique("hist")
+    oid = f"rbdvm.events.{time.strftime('%Y%m%d', time.gmtime())}"
+    junk, forged = files_dir() / f"{ns}.junk", files_dir() / f"{ns}.forged"
+    junk.write_bytes((b"{" * 999 + b"\n") * (20 * 1024))
+    forged.write_bytes(events.encode(events.Event(at=time.time(), kind="fence", node="node9",
+                                                  vm="\x1b[2J\x1b[Hall is well", info={"target": "node1"})) + b"\n")
+    rados = ["rados", "--id", L.CEPH_USER, "-p", L.POOL, "-N", ns]
+    try:
+        for f in (junk, forged):
+            ops.on(N1, *rados, "append", oid, str(f))
+        t0 = time.monotonic()
+        shown = rbdvm("events", "--namespace", ns, "--since", "1h")
+        assert time.monotonic() - t0 < 10
+        assert "\x1b" not in shown.stdout and "\\x1b[2J\\x1b[Hall is well" in shown.stdout, shown.stdout
+        assert "not rbdvm records: skipped" in shown.stdout and "left unread" in shown.stdout, shown.stdout
+        read = rbdvm_json("events", "--namespace", ns, "--since", "1h")
+        assert [e["node"] for e in read["events"]] == ["node9"] and read["cut"] and read["skipped"] > 0
+    finally:
+        ops.on(N1, *rados, "rm", oid, check=False)
+        junk.unlink()
+        forged.unlink()
