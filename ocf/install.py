@@ -141,6 +141,8 @@ def selfcheck_unit_text(sbin: str = DEFAULT_FENCE_DIR) -> str:
             "CapabilityBoundingSet=CAP_KILL CAP_SYS_PTRACE CAP_DAC_READ_SEARCH\n"
             "NoNewPrivileges=yes\n"
             "ProtectSystem=strict\n"
+            "# the QEMUs it ends while fenced are kept there for the event history\n"
+            "StateDirectory=rbdvm\n"
             "ProtectHome=yes\n"
             "PrivateTmp=yes\n"
             "PrivateDevices=yes\n"

@@ -11,7 +11,7 @@ from labkit import ceph, node, ops, storagefence
 from labkit import layout as L
 from labkit.procs import run, wait_for
 from labkit.storagefence import fenced_hosts, unfence_all
-from labkit.testing import agent, exit_reason, history, other, qemu_pids, stopped_vm, where
+from labkit.testing import agent, exit_reason, history, other, qemu_pids, rbdvm, rbdvm_json, stopped_vm, where
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("agent_installed")]
 N1, N2 = L.HYPERVISORS
@@ -211,5 +211,11 @@ def test_partition_loser_is_storage_fenced_its_qemu_cannot_write_and_is_ended(st
     assert wait_for(60, lambda: fenced_hosts() == []), "unfenced when it rejoined"
     assert where(vm) == N1 and not qemu_pids(N2, vm)
     node.start_fence_check(N2)
+
+    def ended_in_history():
+        return [e for e in rbdvm_json("events", vm, "--since", "15min")["events"]
+                if e["kind"] == "self-check" and e["node"] == N2 and e["ok"]]
+    # kept on node2 while it was fenced, added at its first clear look after the reboot
+    assert wait_for(20, ended_in_history), rbdvm("events", vm, "--since", "15min").stdout
     move(vm, N2)
     assert ops.watchers(N2, f"system_{vm}") == [L.IP[N2]], "node2 runs VMs again"
