@@ -58,7 +58,32 @@ def main() -> int:
         f"resources were added in one CIB update; remove {made['remove_each'] * 1000:.0f} ms per VM.",
     ]
     write_section("listing", "\n".join(lines))
+    write_section("exporter", "\n".join(exporter_lines(steps)))
     return 0
+
+
+def exporter_lines(steps) -> list:
+    last = steps[-1]
+    procs = {tuple(s["collect_subprocesses"]) for s in steps}
+    return [
+        "## `rbdvm exporter` with 1,000 VMs (issue 32)",
+        "",
+        "Command: `make bench` (`bench/listing.py`, on the same VMs as the listing above): one collection "
+        "(`ops.metrics.collect`: Pacemaker, Ceph, the history; median of 5, in process, with the processes it "
+        "starts counted), then a Prometheus-style scrape of a running `rbdvm exporter` (HTTP GET /metrics, "
+        "median of 20).",
+        "",
+        "| VMs | scrape (median) | exposition size | collection (median) | subprocesses per collection |",
+        "|---|---|---|---|---|",
+    ] + [f"| {s['vms']} | {s['scrape'] * 1000:.1f} ms | {s['scrape_bytes'] / 1024:.0f} KiB | {s['collect']:.2f} s | "
+         f"{', '.join(map(str, s['collect_subprocesses']))} |" for s in steps] + [
+        "",
+        f"- {last['vms']} VMs: a scrape answers in {last['scrape'] * 1000:.1f} ms (target ≤ 200 ms: "
+        f"{verdict(last['scrape'] <= 0.2)}): the exporter serves its latest collection, made in the "
+        f"background every `--interval` seconds; the collection itself takes {last['collect']:.2f} s.",
+        f"- Subprocesses per collection: {', '.join(str(p[0]) for p in sorted(procs))} at every size "
+        f"(target flat: {verdict(len(procs) == 1)}).",
+    ]
 
 
 if __name__ == "__main__":

@@ -78,7 +78,51 @@ def measure(env, count: int) -> dict:
     lifecycle.list_status(env)
     whole = time.perf_counter() - t0
     return {"vms": count, "wall": statistics.median(walls), "walls": walls, "subprocesses": sorted(procs),
-            "ceph_listing": ceph, "crm_mon": crm, "in_process": whole}
+            "ceph_listing": ceph, "crm_mon": crm, "in_process": whole, **measure_exporter(env, count)}
+
+
+SPAWNED = [0]
+sys.addaudithook(lambda event, args: SPAWNED.__setitem__(0, SPAWNED[0] + (event == "subprocess.Popen")))
+
+
+def measure_exporter(env, count: int) -> dict:
+    """Issue 32: one collection of `rbdvm exporter` (in process: its time and the processes it
+    starts), then the scrape a Prometheus makes of a running exporter (median of 20)."""
+    import urllib.request
+
+    from rbdvm.helpers.ops import metrics
+
+    target = ceph_target_from_env(namespace=NAMESPACE)
+    collections, procs = [], set()
+    for _ in range(REPEAT):
+        before, t0 = SPAWNED[0], time.perf_counter()
+        text = metrics.collect(Env(), target, budget=120)
+        collections.append(time.perf_counter() - t0)
+        procs.add(SPAWNED[0] - before)
+        assert all(f'rbdvm_up{{source="{s}"}} 1' in text for s in metrics.SOURCES), text[:2000]
+        assert text.count("rbdvm_vm_trusted{") == count
+    port = 9776
+    server = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "rbdvm"), "exporter", "--listen",
+                               f"127.0.0.1:{port}", "--interval", "30", "--namespace", NAMESPACE],
+                              stderr=subprocess.DEVNULL)
+    try:
+        scrapes = []
+        for i in range(21):
+            t0 = time.perf_counter()
+            for _ in range(600 if i == 0 else 1):      # the first waits for the first collection
+                try:
+                    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=120).read()
+                    break
+                except OSError:
+                    time.sleep(0.1)
+            if i:
+                scrapes.append(time.perf_counter() - t0)
+        assert body.count(b"rbdvm_vm_trusted{") == count
+    finally:
+        server.terminate()
+        server.wait()
+    return {"collect": statistics.median(collections), "collect_subprocesses": sorted(procs),
+            "scrape": statistics.median(scrapes), "scrape_bytes": len(body)}
 
 
 def main() -> None:

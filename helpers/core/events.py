@@ -37,6 +37,11 @@ KINDS = {
 }
 
 
+# the nodes' events, written where the alert agent and the self-check write (the pool's
+# default namespace), read with every namespace's VMs
+NODE_KINDS = ("fence", "node-lost", "self-check")
+
+
 @dataclass(frozen=True)
 class Event:
     at: float                      # when the action began (seconds since the epoch, UTC)

@@ -2,6 +2,7 @@
 migrations) and recording what an operation did. Recording is best effort within
 timeouts.EVENT_WRITE: an operation never fails for its history."""
 
+import dataclasses
 import functools
 import inspect
 import socket
@@ -19,6 +20,16 @@ def read(env: Env, since: float, until: float | None = None, vm: str | None = No
     """The events from `since` to `until` (now), oldest first; only `vm`'s and the nodes'
     (fences, lost nodes) when `vm` is given."""
     reading = eventlog.read(env.session, since, until)
+    target = env.session.target
+    if target.namespace:
+        # the nodes' events are in the pool's default namespace
+        default = dataclasses.replace(target, namespace="")
+        with env.open_session(default, osd_op_timeout=env.session.osd_op_timeout) as session:
+            nodes = eventlog.read(session, since, until)
+        reading.events = sorted(reading.events + [e for e in nodes.events if e.kind in events.NODE_KINDS],
+                                key=lambda e: e.at)
+        reading.skipped += nodes.skipped
+        reading.cut |= nodes.cut
     if vm is not None:
         reading.events = [e for e in reading.events if e.vm in (vm, "")]
     return reading
