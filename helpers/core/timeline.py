@@ -97,7 +97,8 @@ def _latest(ordered: list, kind: str, node: str, before: float) -> Event | None:
 
 
 BAR_WIDTH = 40
-_GLYPHS = "#=+*%@o~:x"
+# one per phase (a start has up to a dozen, with the failover's three before them)
+_GLYPHS = "#=+*%@o~:x&$?!^/<>"
 
 
 def bar(phases: list, width: int = BAR_WIDTH) -> str:
