@@ -19,7 +19,21 @@ def target_uris(p: Params, target: str):
 
 
 def migrate_to(p: Params) -> int:
-    t0 = time.monotonic()
+    """Migrate live to the target; a migration that fails goes into the history (one that
+    succeeds is recorded by the destination, which has its downtime)."""
+    began, t0 = time.time(), time.monotonic()
+    try:
+        return _migrate_to(p, t0)
+    except AgentError as exc:
+        target = os.environ.get("OCF_RESKEY_CRM_meta_migrate_target", "")
+        history.record(p, events.Event(at=began, kind="migrate", node=history.this_node(), vm=p.vm, ok=False,
+                                       took=time.time() - began,
+                                       info={"source": history.this_node(), "target": target, "reason": str(exc)}),
+                       t0 + basics.op_timeout("migrate_to") - timeouts.AGENT_ANSWER_MARGIN / 2)
+        raise
+
+
+def _migrate_to(p: Params, t0: float) -> int:
     # the agent answers before Pacemaker gives up
     hard_end = t0 + basics.op_timeout("migrate_to") - timeouts.AGENT_ANSWER_MARGIN
     deadline = t0 + basics.op_timeout("migrate_to") - p.migrate_margin

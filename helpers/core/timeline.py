@@ -55,8 +55,10 @@ def moves(records: list, vm: str) -> list:
 def _migration(event: Event) -> Move:
     downtime = event.info.get("downtime_ms")
     took = event.took or 0.0
+    # a migration that succeeded is recorded by its destination, one that failed by its source
     return Move(kind="migration", vm=event.vm, began=event.at, took=took,
-                source=str(event.info.get("source", "")), target=event.node, ok=event.ok,
+                source=str(event.info.get("source", "")), target=str(event.info.get("target") or event.node),
+                ok=event.ok,
                 downtime_ms=downtime if isinstance(downtime, int) else None,
                 phases=[("live migration", took)] if took else [])
 

@@ -147,7 +147,7 @@ def _history(env: Env, target: CephTarget, out: _Out, box: dict) -> None:
             if good:
                 out("rbdvm_vm_last_successful_backup_timestamp_seconds", good[-1].at, vm=vm)
         moves = timeline.moves(reading.events, vm)
-        migrations = [m for m in moves if m.kind == "migration"]
+        migrations = [m for m in moves if m.kind == "migration" and m.ok]
         failovers = [m for m in moves if m.kind == "failover"]
         out("rbdvm_vm_migrations_total", len(migrations), vm=vm)
         out("rbdvm_vm_failovers_total", len(failovers), vm=vm)

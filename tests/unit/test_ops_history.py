@@ -148,3 +148,17 @@ def test_a_nodes_loss_before_the_vm_came_back_to_it_is_not_its_failover(env):
     first, _, second = history.moves(env, "vm1", NOW - 3600)[0]
     assert first.began == pytest.approx(t - 3)
     assert second.began == pytest.approx(t + 200) and second.phases == []
+
+
+def test_a_failed_migration_is_shown_failed_and_not_counted_as_a_move(env, vm):
+    from rbdvm.helpers.ops import metrics
+
+    _put(env, events.Event(at=NOW - 20, kind="migrate", node="node2", vm="vm1", took=0.4,
+                           info={"source": "node1", "target": "node2", "downtime_ms": 12}),
+         events.Event(at=NOW - 10, kind="migrate", node="node2", vm="vm1", ok=False, took=3.0,
+                      info={"source": "node2", "target": "node1", "reason": "aborted"}))
+    first, failed = history.moves(env, "vm1", NOW - 3600)[0]
+    assert (failed.source, failed.target, failed.ok) == ("node2", "node1", False)
+    text = metrics.collect(env, metrics.CephTarget())
+    assert 'rbdvm_vm_migrations_total{vm="vm1"} 1' in text
+    assert 'rbdvm_vm_last_migration_downtime_seconds{vm="vm1"} 0.012' in text
