@@ -12,7 +12,7 @@ the number of VMs, except one read of each VM's group header for its snapshot co
 import time
 
 from ..ceph import alive, blocklist, pghealth, rbdbulk
-from ..core import hostnames, promtext, timeline, timeouts
+from ..core import events, hostnames, promtext, timeline, timeouts
 from ..core.bounded import Hung, bounded
 from ..core.errors import RbdvmError
 from ..core.settings import CephTarget
@@ -136,17 +136,24 @@ def _ceph(env: Env, target: CephTarget, out: _Out, box: dict) -> None:
 def _history(env: Env, target: CephTarget, out: _Out, box: dict) -> None:
     with env.open_session(target, osd_op_timeout=timeouts.EXPORTER_OSD_OP) as session:
         reading = history.read(Env(session=session, cluster=env.cluster), time.time() - HISTORY_DAYS * 86400)
+    # each VM's records once (a cluster's month of them, read for every VM, would cost VMs x
+    # records), with the nodes' records a failover is dated by
+    own: dict = {}
+    for e in reading.events:
+        if e.vm:
+            own.setdefault(e.vm, []).append(e)
+    nodes_events = [e for e in reading.events if e.kind in events.NODE_KINDS and not e.vm]
     # the VMs that exist, when Ceph said so (a removed VM's history is not a metric)
-    vms = sorted({e.vm for e in reading.events if e.vm and ("vms" not in box or e.vm in box["vms"])})
+    vms = sorted(vm for vm in own if "vms" not in box or vm in box["vms"])
     for vm in vms:
-        backups = [e for e in reading.events if e.vm == vm and e.kind == "backup"]
+        backups = [e for e in own[vm] if e.kind == "backup"]
         if backups:
             out("rbdvm_vm_last_backup_timestamp_seconds", backups[-1].at, vm=vm)
             out("rbdvm_vm_last_backup_success", int(backups[-1].ok), vm=vm)
             good = [e for e in backups if e.ok]
             if good:
                 out("rbdvm_vm_last_successful_backup_timestamp_seconds", good[-1].at, vm=vm)
-        moves = timeline.moves(reading.events, vm)
+        moves = timeline.moves(own[vm] + nodes_events, vm)
         migrations = [m for m in moves if m.kind == "migration" and m.ok]
         failovers = [m for m in moves if m.kind == "failover"]
         out("rbdvm_vm_migrations_total", len(migrations), vm=vm)
