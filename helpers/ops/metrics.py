@@ -11,7 +11,7 @@ the number of VMs, except one read of each VM's group header for its snapshot co
 
 import time
 
-from ..ceph import alive, blocklist, pghealth, rbdbulk
+from ..ceph import alive, blocklist, osdflags, pghealth, rbdbulk
 from ..core import events, hostnames, promtext, timeline, timeouts
 from ..core.bounded import Hung, bounded
 from ..core.errors import RbdvmError
@@ -49,6 +49,7 @@ METRICS = {
     "rbdvm_node_online": ("gauge", "1 if Pacemaker shows the node online."),
     "rbdvm_node_drained": ("gauge", "1 if the node is drained (rbdvm node drain): it takes no VMs."),
     "rbdvm_node_fenced": ("gauge", "1 if Ceph's blocklist holds an entry for the node's address."),
+    "rbdvm_node_noout": ("gauge", "1 if the OSDs of the node's CRUSH host have noout (node drain --maintenance)."),
     "rbdvm_node_selfcheck_last_seen_timestamp_seconds": (
         "gauge", "When the node's fence self-check last found it clear (its alive stamp)."),
     "rbdvm_cluster_quorate": ("gauge", "1 if this node's Pacemaker partition has quorum."),
@@ -119,6 +120,7 @@ def _ceph(env: Env, target: CephTarget, out: _Out, box: dict) -> None:
         listed = blocklist.entries(session)
         node_names = box.get("nodes") or sorted(set(hostnames.cluster_addresses().values()))
         stamps = {n: alive.last_seen(session, n) for n in node_names}
+        flagged = osdflags.flagged_hosts(session)
     box["vms"] = {v["name"] for v in vms}
     addresses = hostnames.cluster_addresses()
     fenced = {addresses.get(e.rsplit(":", 1)[0]) for e in listed if e.endswith(":0/0")}
@@ -129,6 +131,8 @@ def _ceph(env: Env, target: CephTarget, out: _Out, box: dict) -> None:
             out("rbdvm_vm_snapshots", snaps[v["name"]], vm=v["name"])
     for n in node_names:
         out("rbdvm_node_fenced", int(n in fenced), node=n)
+        # a node's CRUSH host is named as the node (node drain --maintenance's default)
+        out("rbdvm_node_noout", int(osdflags.NOOUT in flagged.get(n, [])), node=n)
         if stamps.get(n) is not None:
             out("rbdvm_node_selfcheck_last_seen_timestamp_seconds", stamps[n], node=n)
 

@@ -66,5 +66,7 @@ def test_a_fenced_node_is_read_from_the_blocklist(env, vm, monkeypatch):
 
     monkeypatch.setattr(hostnames, "cluster_addresses", lambda *a: {"10.0.0.1": "node1", "10.0.0.2": "node2"})
     env.session.cluster.blocklist = ["10.0.0.1:0/0", "10.0.0.2:0/123"]
+    env.session.cluster.host_flags = {"node2": ["noout"]}
     got = samples(metrics.collect(env, TARGET))
-    assert got['rbdvm_node_fenced{node="node1"}'] == 1
+    assert got['rbdvm_node_fenced{node="node1"}'] == 1 and got['rbdvm_node_fenced{node="node2"}'] == 0
+    assert got['rbdvm_node_noout{node="node2"}'] == 1 and got['rbdvm_node_noout{node="node1"}'] == 0
