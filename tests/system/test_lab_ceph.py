@@ -46,8 +46,8 @@ def test_rbdvm_clients_have_least_privilege_caps():
 @pytest.mark.parametrize("node", L.NODES)
 def test_node_has_only_the_rbdvm_keys(node):
     files = sorted(ops.on(node, "ls", "/etc/ceph").stdout.split())
-    assert files == ["ceph.client.rbdvm-fence.keyring", "ceph.client.rbdvm-maintenance.keyring",
-                     "ceph.client.rbdvm.keyring", "ceph.conf"]
+    assert files == ["ceph.client.rbdvm-fence.keyring", "ceph.client.rbdvm-history.keyring",
+                     "ceph.client.rbdvm-maintenance.keyring", "ceph.client.rbdvm.keyring", "ceph.conf"]
 
 
 @pytest.mark.parametrize("node", L.NODES)
