@@ -18,9 +18,10 @@ def this_node() -> str:
     return os.environ.get("OCF_RESKEY_CRM_meta_on_node") or socket.gethostname()
 
 
-def record(p: Params, event: events.Event, until: float) -> None:
+def record(p: Params, event: events.Event, until: float, session=None) -> None:
     """Write `event` by `until` at the latest (and within EVENT_WRITE); only for a VM kept in
-    Ceph (a config= resource has no history)."""
+    Ceph (a config= resource has no history). `session`: the action's own, if it has one
+    (a connection less)."""
     if not p.vm:
         return
     allowed = max(0.0, min(until - time.monotonic(), timeouts.EVENT_WRITE))
@@ -30,8 +31,11 @@ def record(p: Params, event: events.Event, until: float) -> None:
         from rbdvm.helpers.ceph import eventlog
         from rbdvm.helpers.ceph.session import Session
 
-        with Session(definition.ceph_target(p), osd_op_timeout=timeouts.EVENT_WRITE, follow_map=True) as session:
+        if session is not None:
             eventlog.append(session, event)
+            return
+        with Session(definition.ceph_target(p), osd_op_timeout=timeouts.EVENT_WRITE, follow_map=True) as own:
+            eventlog.append(own, event)
 
     try:
         bounded(deadline, write)

@@ -9,6 +9,7 @@ import rbd
 
 from rbdvm.helpers.ceph.session import Session
 from rbdvm.helpers.core import domainxml, events, timeouts
+from rbdvm.helpers.core.bounded import abandoned
 from rbdvm.helpers.core.errors import RbdvmError
 
 from . import basics, definition, domain, guard, hints, history, log, uefi, utilization
@@ -20,18 +21,24 @@ def start(p: Params) -> int:
     """Start the domain; the history gets the start with its phases, or its failure."""
     phases = events.Phases()
     end = time.monotonic() + basics.op_timeout("start") - timeouts.AGENT_ANSWER_MARGIN
+    kept: dict = {}     # the start's Ceph session, kept open for its record (no second connection)
     try:
-        code = _start(p, phases, end)
-    except AgentError as exc:
-        history.record(p, phases.event("start", history.this_node(), p.vm, ok=False, reason=str(exc)),
-                       end + timeouts.AGENT_ANSWER_MARGIN / 2)
-        raise
-    if phases.done:
-        history.record(p, phases.event("start", history.this_node(), p.vm), end)
-    return code
+        try:
+            code = _start(p, phases, end, kept)
+        except AgentError as exc:
+            history.record(p, phases.event("start", history.this_node(), p.vm, ok=False, reason=str(exc)),
+                           end + timeouts.AGENT_ANSWER_MARGIN / 2, kept.get("session"))
+            raise
+        if phases.done:
+            history.record(p, phases.event("start", history.this_node(), p.vm), end, kept.get("session"))
+        return code
+    finally:
+        # a record given up on still uses the session: the agent leaves without closing it
+        if "session" in kept and not abandoned:
+            kept["session"].close()
 
 
-def _start(p: Params, phases: events.Phases, end: float) -> int:
+def _start(p: Params, phases: events.Phases, end: float, kept: dict) -> int:
     t0 = time.monotonic()
     budget = basics.op_timeout("start")
     name = definition.domain_name(p)
@@ -60,7 +67,7 @@ def _start(p: Params, phases: events.Phases, end: float) -> int:
             if marked:
                 phases.info["osds_marked_down"] = ",".join(f"osd.{i}" for _, ids in marked for i in ids)
         # keep a few seconds for libvirt to create the domain after the guard
-        xml = _guarded_create(p, conn, name, t0 + budget - max(5.0, budget * 0.1), end, phases)
+        xml = _guarded_create(p, conn, name, t0 + budget - max(5.0, budget * 0.1), end, phases, kept)
         log.info(f"domain {name} started in {time.monotonic() - t0:.2f}s")
         definition.remember_name(p, name)
         utilization.apply(p, xml, end)
@@ -71,7 +78,7 @@ def _start(p: Params, phases: events.Phases, end: float) -> int:
 
 
 def _guarded_create(p: Params, conn, name: str, guard_deadline: float, end: float,
-                    phases: events.Phases) -> str:
+                    phases: events.Phases, kept: dict) -> str:
     """Read the definition, then, inside the split-brain guard's critical section: wait for
     the disks to be free, create the domain, wait for its disk watch. Returns the XML."""
     session = _ceph_session(p)
@@ -115,7 +122,7 @@ def _guarded_create(p: Params, conn, name: str, guard_deadline: float, end: floa
             raise AgentError(OCF_ERR_GENERIC, f"split-brain guard cannot check the disks' clients: {exc}") from None
     finally:
         if session is not None:
-            session.close()
+            kept["session"] = session     # closed by start() once the history has the start
     try:
         st = domain.bounded(end, domain.state, dom)
     except (domain.Error, domain.Hung) as exc:
