@@ -32,10 +32,10 @@ def record(p: Params, event: events.Event, until: float, session=None) -> None:
         from rbdvm.helpers.ceph.session import Session
 
         if session is not None:
-            eventlog.append(session, event)
+            eventlog.append(session, event, trim=False)
             return
         with Session(definition.ceph_target(p), osd_op_timeout=timeouts.EVENT_WRITE, follow_map=True) as own:
-            eventlog.append(own, event)
+            eventlog.append(own, event, trim=False)
 
     try:
         bounded(deadline, write)

@@ -37,13 +37,14 @@ def _day(at: float) -> datetime.date:
     return datetime.datetime.fromtimestamp(at, datetime.timezone.utc).date()
 
 
-def append(session: Session, event: events.Event) -> None:
-    """Add `event` to its day's object, and remove the days past DAYS_KEPT (a week of them, so
-    a week without events leaves nothing behind)."""
+def append(session: Session, event: events.Event, trim: bool = True) -> None:
+    """Add `event` to its day's object; `trim`: and remove the days past DAYS_KEPT (a week of
+    them, so a week without events leaves nothing behind). The agent does not trim: its
+    record is one request, the operations and the alert agent trim."""
     day = _day(event.at)
     with ceph_errors("recording an event in the history", session.target):
         session.ioctx.append(object_name(day), events.encode(event) + b"\n")
-        for age in range(DAYS_KEPT + 1, DAYS_KEPT + 8):
+        for age in range(DAYS_KEPT + 1, DAYS_KEPT + 8) if trim else ():
             try:
                 session.ioctx.remove_object(object_name(day - datetime.timedelta(days=age)))
             except rados.ObjectNotFound:
