@@ -84,10 +84,6 @@ def _failover(start: Event, ordered: list, placed: float) -> Move:
                 target=start.node, ok=start.ok, phases=phases)
 
 
-def _number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
 def _latest(ordered: list, kind: str, node: str, before: float) -> Event | None:
     found = None
     for event in ordered:
