@@ -1,7 +1,7 @@
 """The whole suite, as `make test` (and so CI) runs it, in two phases on one lab:
 
 1. the tests marked `side_by_side` (each touches only its own VMs and asserts nothing about
-   the cluster as a whole), the unit tests and the host tests, in two worker processes
+   the cluster as a whole), the unit tests and the host tests, in three worker processes
    (pytest-xdist, a test file per worker at a time): the lab's waits on guests, Pacemaker
    and Ceph leave the machine's cores idle otherwise;
 2. every other lab test, one at a time: they crash, partition, fence, pause or reconfigure
@@ -17,7 +17,7 @@ import sys
 from . import layout as L
 from . import lifecycle
 
-WORKERS = "2"
+WORKERS = "3"
 SIDE_BY_SIDE = ["-n", WORKERS, "--dist", "loadfile", "-m", "not lab or side_by_side"]
 ALONE = ["-m", "lab and not side_by_side"]
 
