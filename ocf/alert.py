@@ -38,7 +38,8 @@ def event_of(env) -> events.Event | None:
         at = int(env.get("CRM_alert_timestamp_epoch", "")) + int(env.get("CRM_alert_timestamp_usec", "0")) / 1e6
     except ValueError:
         at = time.time()
-    here = env.get("CRM_alert_recipient_node") or os.uname().nodename
+    # Pacemaker passes no name of the node an alert runs on: the host's
+    here = os.uname().nodename
     desc = env.get("CRM_alert_desc", "")
     if kind == "node" and desc == "lost":
         return events.Event(at=at, kind="node-lost", node=here, info={"target": target})
