@@ -20,6 +20,7 @@ from labkit.testing import (
     exit_reason,
     files_dir,
     force_remove,
+    make_vm,
     qemu_pids,
     rbdvm,
     stopped_vm,
@@ -55,38 +56,55 @@ def restart_libvirtd(n: str) -> None:
 
 
 # ------------------------------------------------------------------ R1 single writer
+@pytest.fixture
+def three_vms():
+    names = [unique() for _ in range(3)]
+    try:
+        for name in names:
+            make_vm(name)
+        yield names
+    finally:
+        for name in names:
+            force_remove(name)
+
+
 @pytest.mark.side_by_side
-def test_simultaneous_starts_on_both_nodes_never_run_two_writers(vm):
-    """12 rounds of the same start on node1 and node2 at the same instant: exactly one
+def test_simultaneous_starts_on_both_nodes_never_run_two_writers(three_vms):
+    """12 races, each the same start on node1 and node2 at the same instant: exactly one
     succeeds, never two QEMUs; the loser's exit reason names the disk and the winner.
-    (Each round costs ~3.3 s: 12, not 20, keep the suite in its budget.) Its own VM, the
-    agent called directly: it runs beside other tests, with a start timeout that leaves the
-    loser 15 s to see the winner's disk client on two busy cores."""
-    for round_ in range(12):
-        barrier = threading.Barrier(2)
+    Three VMs are raced at once, four rounds: the loser waits for the winner's disk client
+    to go until its guard gives up, and the start timeout leaves it 15 s to see that client
+    on two busy cores (the test runs beside others), so a round costs ~15 s whatever it
+    races. The agent is called directly."""
+    for round_ in range(4):
+        barrier = threading.Barrier(2 * len(three_vms))
         results = {}
 
-        def go(n, barrier, results):
+        def go(n, vm, barrier, results):
             barrier.wait()
-            results[n] = agent(n, "start", timeout_ms=20000, vm=vm)
+            results[n, vm] = agent(n, "start", timeout_ms=20000, vm=vm)
 
-        threads = [threading.Thread(target=go, args=(n, barrier, results)) for n in (N1, N2)]
+        threads = [threading.Thread(target=go, args=(n, vm, barrier, results))
+                   for vm in three_vms for n in (N1, N2)]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
-        running = [n for n in (N1, N2) if qemu_pids(n, vm)]
+        running = {vm: [n for n in (N1, N2) if qemu_pids(n, vm)] for vm in three_vms}
         try:
-            assert len(running) == 1, f"round {round_}: QEMU of {vm} runs on {running}"
-            winners = [n for n, r in results.items() if r.returncode == 0]
-            assert winners == running, f"round {round_}: {[(n, r.returncode, r.stderr) for n, r in results.items()]}"
-            loser = N2 if winners == [N1] else N1
-            r = exit_reason(results[loser])
-            assert results[loser].returncode == 1
-            assert f"system_{vm}" in r and winners[0] in r and "second writer" in r, r
+            for vm in three_vms:
+                assert len(running[vm]) == 1, f"round {round_}: QEMU of {vm} runs on {running[vm]}"
+                winners = [n for n in (N1, N2) if results[n, vm].returncode == 0]
+                assert winners == running[vm], \
+                    f"round {round_}: {[(n, results[n, vm].returncode, results[n, vm].stderr) for n in (N1, N2)]}"
+                loser = N2 if winners == [N1] else N1
+                r = exit_reason(results[loser, vm])
+                assert results[loser, vm].returncode == 1
+                assert f"system_{vm}" in r and winners[0] in r and "second writer" in r, r
         finally:
-            for n in running:
-                assert agent(n, "stop", vm=vm, force_stop="true").returncode == 0
+            for vm, nodes in running.items():
+                for n in nodes:
+                    assert agent(n, "stop", vm=vm, force_stop="true").returncode == 0
 
 
 # ------------------------------------------------------------------ R2, R5, S1 stop and monitor

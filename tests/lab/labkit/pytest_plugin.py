@@ -80,10 +80,18 @@ def pytest_runtest_makereport(item, call):
             report.sections.append((f"lab: {title}", text))
 
 
-def _tail(path: Path, lines: int = 40) -> str:
+def _tail(path: Path, lines: int = 40, keep=None, window: int = 64 * 1024) -> str:
     with open(path, "rb") as f:
-        f.seek(max(0, path.stat().st_size - 64 * 1024))
-        return "\n".join(f.read().decode(errors="replace").splitlines()[-lines:])
+        f.seek(max(0, path.stat().st_size - window))
+        text = f.read().decode(errors="replace").splitlines()
+    return "\n".join([line for line in text if keep is None or keep(line)][-lines:])
+
+
+def _agent_line(line: str) -> bool:
+    """What the resource agents said and how their actions ended: the 40 lines of a
+    Pacemaker log's tail are mostly the CIB's own chatter, and an agent's reason for a
+    failure minutes earlier is what diagnosing it needs."""
+    return "VirtualDomain(" in line or "(log_finished)" in line or ("fence_" in line and "error" in line)
 
 
 def _lab_diagnostics(since: float):
@@ -99,6 +107,13 @@ def _lab_diagnostics(since: float):
     for n in L.NODES:
         for folder in ("log-pacemaker", "log-libvirt"):
             files += [(f"{n} {p.relative_to(L.node_dir(n))}", p) for p in (L.node_dir(n) / folder).rglob("*")]
+        log = L.node_dir(n) / "log-pacemaker" / "pacemaker.log"
+        try:
+            if log.is_file() and log.stat().st_mtime >= since:
+                yield f"{n} agents' lines in log-pacemaker/pacemaker.log", \
+                    _tail(log, 80, keep=_agent_line, window=16 * 1024 * 1024)
+        except OSError:
+            pass
     files += [(f"serial {p.name}", p) for p in L.SHARED.glob("*.serial")]
     for title, path in files:
         try:
