@@ -39,7 +39,7 @@ COMMANDS = {
     "unpin": ("cluster", "unpin"), "colocate": ("cluster", "colocate"), "node": ("nodes", "node"),
     "trust": ("trust", "trust"), "ceph-users": ("cephusers", "ceph_users"),
     "events": ("history", "events"), "history": ("history", "history_"), "exporter": ("exporter", "exporter"),
-    "monitoring": ("exporter", "monitoring"),
+    "monitoring": ("exporter", "monitoring"), "capacity": ("capacity", "capacity"),
 }
 
 

@@ -80,6 +80,8 @@ FENCE_CHECK_INTERVAL = 5
 PACEMAKER_CALL = 30
 # a CIB query
 CIB_QUERY = 15
+# one crm_simulate run over a copy of the CIB (rbdvm capacity: one per node)
+SIMULATE = 60
 # crm_resource --cleanup (it waits for the re-probe on every node)
 CLEANUP = 60
 # what the CLI waits for the cluster to act on a command

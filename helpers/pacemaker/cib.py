@@ -236,3 +236,44 @@ def is_rbdvms(vm: str, cid: str) -> bool:
     `crm_resource --move/--ban` made to move it: nothing to keep once the resource goes."""
     return (cid.startswith(f"rbdvm-{vm}-") or (cid.startswith("rbdvm-") and cid.endswith(f"-colo-{vm}"))
             or cid == f"cli-prefer-{vm}" or cid.startswith(f"cli-ban-{vm}-on-"))
+
+
+def numbers(pairs: dict) -> dict:
+    """The whole-number values of a block's pairs (utilization: what the scheduler counts)."""
+    out = {}
+    for k, v in pairs.items():
+        try:
+            out[k] = int(v)
+        except (TypeError, ValueError):
+            continue
+    return out
+
+
+def vm_primitives(root) -> dict:
+    """{id: primitive} of rbdvm's VMs in a whole CIB (not another agent's resources)."""
+    return {p.get("id"): p for p in root.iterfind("configuration/resources//primitive") if ceph_target(p) is not None}
+
+
+def utilizations(root) -> tuple:
+    """({node: {attribute: capacity}}, {resource: {attribute: use}}) of a whole CIB."""
+    nodes = {n.get("uname"): numbers(pairs(n, "utilization")) for n in root.iterfind("configuration/nodes/node")}
+    rscs = {p.get("id"): numbers(pairs(p, "utilization")) for p in root.iterfind("configuration/resources//primitive")}
+    return nodes, rscs
+
+
+def cluster_property(root, name: str) -> str | None:
+    """A cluster property (crm_config) of a whole CIB, or None when it is not set."""
+    found = root.xpath("configuration/crm_config/cluster_property_set/nvpair[@name=$n]/@value", n=name)
+    return str(found[0]) if found else None
+
+
+def wanted(prim) -> bool:
+    """Whether the resource is meant to run (its target-role is not Stopped)."""
+    return pairs(prim, "meta_attributes").get("target-role", "Started") != "Stopped"
+
+
+def priority(prim) -> int:
+    try:
+        return int(pairs(prim, "meta_attributes").get("priority", "0"))
+    except ValueError:
+        return 0

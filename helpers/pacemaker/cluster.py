@@ -42,6 +42,11 @@ class Cluster:
         return xmlsafe.parse(self.run(["crm_mon", "--one-shot", "--output-as=xml", "--inactive", "--include=all"]),
                              "crm_mon's output", ClusterUnavailable)
 
+    def cib_text(self) -> str:
+        """The whole CIB, configuration and status, as Pacemaker gives it: what crm_simulate
+        is handed (simulate.py), in one query."""
+        return self.run(["cibadmin", "--query"], timeout=timeouts.CIB_QUERY)
+
     def local_node(self) -> str:
         """This node's name in the cluster, as Pacemaker knows it (not always its host name)."""
         return self.run(["crm_node", "--name"]).strip()

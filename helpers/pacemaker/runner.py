@@ -10,9 +10,11 @@ from ..core import timeouts
 from ..core.errors import ClusterUnavailable
 
 
-def run(argv, timeout: float = timeouts.PACEMAKER_CALL, until: float | None = None) -> str:
+def run(argv, timeout: float = timeouts.PACEMAKER_CALL, until: float | None = None,
+        stdin: str | None = None) -> str:
     """The tool's stdout. `until` (a time.monotonic() deadline) shortens the timeout for a
-    caller with a budget of its own (the agent)."""
+    caller with a budget of its own (the agent); `stdin`: what the tool reads (a CIB for
+    crm_simulate, which then needs no file)."""
     if until is not None:
         timeout = min(timeout, until - time.monotonic())
         if timeout <= 0:
@@ -21,7 +23,7 @@ def run(argv, timeout: float = timeouts.PACEMAKER_CALL, until: float | None = No
         raise ClusterUnavailable(f"{argv[0]} is not installed", "this host is not a Pacemaker node",
                                  "Run the command on a cluster node", code="PACEMAKER_UNAVAILABLE")
     try:
-        res = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+        res = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, input=stdin)
     except OSError as exc:
         raise ClusterUnavailable(f"cannot run {argv[0]}", exc.strerror or str(exc),
                                  code="PACEMAKER_UNAVAILABLE") from None

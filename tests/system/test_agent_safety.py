@@ -20,6 +20,7 @@ from labkit.testing import (
     exit_reason,
     files_dir,
     force_remove,
+    force_remove_all,
     make_vm,
     qemu_pids,
     rbdvm,
@@ -64,8 +65,7 @@ def three_vms():
             make_vm(name)
         yield names
     finally:
-        for name in names:
-            force_remove(name)
+        force_remove_all(names)
 
 
 @pytest.mark.side_by_side

@@ -13,7 +13,7 @@ import pytest
 
 from labkit import layout as L
 from labkit import ops
-from labkit.testing import base_xml, boot_disk, force_remove, rbdvm, rbdvm_json, unique, where
+from labkit.testing import base_xml, boot_disk, force_remove_all, rbdvm, rbdvm_json, unique, where
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("agent_installed"), pytest.mark.side_by_side]
 REPO = Path(__file__).resolve().parents[2]
@@ -60,8 +60,7 @@ def vm_task(title=None, **params):
 
 
 def _cleanup(*vms):
-    for vm in vms:
-        force_remove(vm)
+    force_remove_all(vms)
 
 
 def test_a_seapath_style_playbook_creates_snapshots_rolls_back_clones_removes_and_runs_twice_unchanged(play):

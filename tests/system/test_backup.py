@@ -17,6 +17,7 @@ from labkit.testing import (
     boot_disk,
     files_dir,
     force_remove,
+    force_remove_all,
     killed_at,
     make_vm,
     other,
@@ -103,8 +104,7 @@ def test_a_running_two_disk_vm_backed_up_full_then_incrementally_restores_at_eac
                         and counters(restored[-1])[0] > points[-1]["counters"][0], 0.5)
         assert rbdvm_json("info", restored[-1])["uuid"] != rbdvm_json("info", vm)["uuid"]
     finally:
-        for name in restored + [vm]:
-            force_remove(name)
+        force_remove_all(restored + [vm])
 
 
 @pytest.fixture
@@ -437,5 +437,4 @@ def test_a_linux_guest_with_its_agent_is_backed_up_application_consistent_and_wi
         rbdvm("restore", d, crashed, "--as", f"{crashed}r", "--disabled")
         assert needs_recovery(f"system_{crashed}r")
     finally:
-        for name in made:
-            force_remove(name)
+        force_remove_all(made)

@@ -19,7 +19,7 @@ from labkit.testing import (
     base_xml,
     boot_disk,
     files_dir,
-    force_remove,
+    force_remove_all,
     make_vm,
     qemu_pids,
     rbdvm,
@@ -85,8 +85,7 @@ def vms(request):
     def cleanup():
         ops.on(N1, "crm_attribute", "--node", N1, "--name", "standby", "--delete", "--lifetime", "forever", check=False)
         ops.on(N1, "crm_attribute", "--node", N2, "--name", "standby", "--delete", "--lifetime", "forever", check=False)
-        for vm in made:
-            force_remove(vm)
+        force_remove_all(made)
     request.addfinalizer(cleanup)
     return new
 

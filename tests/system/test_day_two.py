@@ -12,6 +12,7 @@ from labkit.testing import (
     base_xml,
     boot_disk,
     force_remove,
+    force_remove_all,
     killed_at,
     make_vm,
     other,
@@ -150,8 +151,7 @@ def three_vms():
         yield vms
     finally:
         rbdvm("node", "resume", N1, check=False)
-        for vm in vms.values():
-            force_remove(vm)
+        force_remove_all(vms.values())
 
 
 def test_a_node_drained_of_three_vms_and_resumed(three_vms):

@@ -8,6 +8,7 @@ from labkit.testing import (
     base_xml,
     boot_disk,
     force_remove,
+    force_remove_all,
     handed_out,
     names_since,
     qcow2,
@@ -34,9 +35,7 @@ def src():
           "-m", "owner=alice", "-m", "tier=gold", "--live-migration", "--stop-timeout", 90)
     yield name
     listed = {v["name"] for v in rbdvm_json("list")}
-    for vm in names_since(mark):
-        if vm != name and vm in listed:
-            force_remove(vm)
+    force_remove_all(vm for vm in names_since(mark) if vm != name and vm in listed)
     force_remove(name)
 
 

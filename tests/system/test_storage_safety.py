@@ -23,6 +23,7 @@ from labkit.testing import (
     exit_reason,
     files_dir,
     force_remove,
+    force_remove_all,
     handed_out,
     names_since,
     qcow2,
@@ -50,9 +51,7 @@ def src():
     rbdvm("create", "--disabled", name, "--image", boot_disk(), "--xml", base_xml(name), "-d", d0)
     yield name
     listed = {v["name"] for v in rbdvm_json("list")}
-    for vm in names_since(mark):
-        if vm != name and vm in listed:
-            force_remove(vm)
+    force_remove_all(vm for vm in names_since(mark) if vm != name and vm in listed)
     force_remove(name)
 
 

@@ -1,11 +1,13 @@
 """The whole suite, as `make test` (and so CI) runs it, in two phases on one lab:
 
-1. the tests marked `side_by_side` (each touches only its own VMs and asserts nothing about
-   the cluster as a whole), the unit tests and the host tests, in three worker processes
-   (pytest-xdist, a test file per worker at a time): the lab's waits on guests, Pacemaker
-   and Ceph leave the machine's cores idle otherwise;
+1. the lab tests marked `side_by_side` (each touches only its own VMs and asserts nothing
+   about the cluster as a whole) in three worker processes (pytest-xdist, a test file per
+   worker at a time): the lab's waits on guests, Pacemaker and Ceph leave the machine's
+   cores idle otherwise (a fourth worker gained nothing: the phase keeps both cores busy);
 2. every other lab test, one at a time: they crash, partition, fence, pause or reconfigure
-   what the others use (the lab's own life cycle last).
+   what the others use (the lab's own life cycle last); beside them, in a pytest of their
+   own, the unit and host tests (~100 s of one core, which the first phase has none of,
+   while this one mostly waits on timers: failure detection, fencing, boots).
 
 The lab is brought up first if it is not healthy, and taken down at the end if this run
 started it (RBDVM_LAB_KEEP=1 keeps it). Arguments are passed to both pytest runs."""
@@ -13,18 +15,36 @@ started it (RBDVM_LAB_KEEP=1 keeps it). Arguments are passed to both pytest runs
 import os
 import subprocess
 import sys
+import tempfile
 
 from . import layout as L
 from . import lifecycle
 
 WORKERS = "3"
-SIDE_BY_SIDE = ["-n", WORKERS, "--dist", "loadfile", "-m", "not lab or side_by_side"]
+SIDE_BY_SIDE = ["-n", WORKERS, "--dist", "loadfile", "-m", "lab and side_by_side"]
+OFF_LAB = ["-m", "not lab"]
 ALONE = ["-m", "lab and not side_by_side"]
 
 
 def pytest(args: list) -> int:
     print(f"+ pytest {' '.join(args)}", flush=True)
     return subprocess.call([sys.executable, "-m", "pytest", *args])
+
+
+def beside_off_lab(args: list, argv: list) -> tuple:
+    """pytest `args` and, at the same time, the tests that need no lab, whose output is shown
+    once both are done. Their return codes."""
+    with tempfile.TemporaryFile("w+") as out:
+        print(f"+ pytest {' '.join(OFF_LAB + argv)} (beside the next, shown after it)", flush=True)
+        off_lab = subprocess.Popen([sys.executable, "-m", "pytest", *OFF_LAB, *argv], stdout=out,
+                                   stderr=subprocess.STDOUT)
+        try:
+            lab = pytest(args + argv)
+        finally:
+            off = off_lab.wait()
+        out.seek(0)
+        print(f"+ (the tests that need no lab)\n{out.read()}", flush=True)
+    return lab, off
 
 
 def main(argv: list) -> int:
@@ -41,12 +61,12 @@ def main(argv: list) -> int:
         started = True
     try:
         first = pytest(SIDE_BY_SIDE + argv)
-        second = pytest(ALONE + argv)
+        second, off_lab = beside_off_lab(ALONE, argv)
     finally:
         if started and os.environ.get("RBDVM_LAB_KEEP") != "1":
             subprocess.run([lab, "down"], check=False)
     # pytest's "no tests collected" (5) is not a failure of a phase a selection emptied
-    return max(rc if rc != 5 else 0 for rc in (first, second))
+    return max(rc if rc != 5 else 0 for rc in (first, off_lab, second))
 
 
 if __name__ == "__main__":

@@ -143,6 +143,18 @@ def force_remove(vm: str, ns: str = None) -> None:
     assert wait_for(60, removed, 1.0), f"could not remove VM {vm} after the test"
 
 
+def force_remove_all(vms) -> None:
+    """force_remove of several VMs at once (each a cluster stop to wait for: one at a time
+    they add up in every clean-up); every one is tried, the first failure raised after."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    vms = list(vms)
+    with ThreadPoolExecutor(max_workers=max(1, len(vms))) as pool:
+        futures = [pool.submit(force_remove, vm) for vm in vms]
+    for f in futures:
+        f.result()
+
+
 def start_vm(vm: str, node: str = "node1", ns: str = None) -> None:
     """Run the VM's stored XML on a node with libvirt (the agent's job, later)."""
     extra = ["--namespace", ns] if ns else []
