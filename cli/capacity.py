@@ -4,7 +4,7 @@ import click
 
 from rbdvm.helpers.ops import capacity as capacity_op
 
-from .options import cluster_env, emit, escaped, json_option, table
+from .options import cluster_env, emit, escaped, json_asked, json_option, table
 
 
 def _amounts(values: dict) -> str:
@@ -16,6 +16,12 @@ def lines(r) -> list:
         "" if r["placement_strategy"] != "default" else
         " (Pacemaker places VMs without counting utilization: a node may be given more than it has; "
         "set placement-strategy=utilization and the nodes' capacity to have it counted)"), ""]
+    for attribute, nodes in sorted(r["undeclared"].items()):
+        out.append(f"Warning: VMs use {escaped(attribute)}, for which {', '.join(map(escaped, nodes))} declare(s) no "
+                   f"capacity: Pacemaker counts it as 0 there, so no such VM may run there "
+                   f"(`pcs node utilization NODE {escaped(attribute)}=...`)")
+    if r["undeclared"]:
+        out.append("")
     out += table(r["nodes"], [
         ("NODE", lambda n: escaped(n["name"])), ("STATE", lambda n: "online" if n["online"] else "offline"),
         ("VMS", lambda n: str(len(n["vms"]))), ("CAPACITY", lambda n: _amounts(n["capacity"])),
@@ -29,7 +35,8 @@ def lines(r) -> list:
         else:
             out.append(f"  {escaped(loss['node'])}: every VM runs on; {moved}")
     if r["not_running_now"]:
-        out.append(f"Not running now, though enabled: {', '.join(map(escaped, r['not_running_now']))}")
+        out.append("Would not run even with every node up, though enabled: "
+                   f"{', '.join(map(escaped, r['not_running_now']))}")
     out.append("The cluster absorbs the loss of any one node." if r["absorbs_any_loss"] else
                "The cluster cannot absorb the loss of every single node: the VMs above would stay down. "
                "Give the nodes more capacity, lower what those VMs use, or raise their priority over others.")
@@ -51,3 +58,17 @@ def capacity(as_json):
     from its definition when it starts it. Exit code 0 either way: read absorbs_any_loss
     (--json) in scripts."""
     emit(as_json, capacity_op.capacity(cluster_env()), lines)
+
+
+def checked(result: dict) -> dict:
+    """A change's result with what it leaves of N+1 (`n_plus_one`), said on stderr to people:
+    enable, set and migrate change where VMs may run."""
+    result["n_plus_one"] = check = capacity_op.shortfall(cluster_env())
+    if not json_asked():
+        if "unknown" in check:
+            click.echo(f"Warning: could not check that the cluster absorbs the loss of any one node: "
+                       f"{escaped(check['unknown'])}", err=True)
+        for node, vms in sorted(check.get("stopped", {}).items()):
+            click.echo(f"Warning: if {escaped(node)} were lost, {', '.join(map(escaped, vms))} would not restart "
+                       "anywhere (see `rbdvm capacity`)", err=True)
+    return result

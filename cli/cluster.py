@@ -50,7 +50,7 @@ def enable(name, no_start, target, as_json, **kwargs):
     guest = {k: v for k, v in settings_values(kwargs, only=vmschema.REMOTE).items() if v is not None}
     if guest:
         in_session(target, configure.set_settings, name, guest)
-    emit(as_json, in_session(target, lifecycle.enable, name, start=not no_start),
+    emit(as_json, _checked(in_session(target, lifecycle.enable, name, start=not no_start)),
          lambda r: cluster_line(r) + ("" if r["changed"] else " (already enabled)"))
 
 
@@ -111,11 +111,18 @@ def console(name, force, target, as_json):
 def migrate(name, node, cold, target, as_json):
     """Move the running VM NAME to NODE through Pacemaker: live (no reboot) if the VM allows
     live migration, else refused unless --cold."""
-    emit(as_json, in_session(target, lifecycle.migrate, name, node, cold=cold),
+    emit(as_json, _checked(in_session(target, lifecycle.migrate, name, node, cold=cold)),
          lambda r: cluster_line(r) + ("" if r["changed"] else " (already there)")
          + (" (moved cold: stopped and started)" if r["changed"] and r["how"] == "cold" else "")
          + (f"\nLive migration: {migstats.describe(r['migration'])}" if r.get("migration") else "")
          + (f"\nWarning: {r['warning']}" if r.get("warning") else ""))
+
+
+def _checked(result: dict) -> dict:
+    """The change's result with the N+1 check, when it changed the cluster."""
+    from .capacity import checked
+
+    return checked(result) if result.get("changed") else result
 
 
 def _placed(r) -> str:
@@ -132,7 +139,7 @@ def pin(name, node, target, as_json):
     Stored in the VM's metadata (_pinned_host, replacing a preferred host) and, while the VM
     is enabled, applied at once: a running VM moves to NODE (live if it allows migration).
     """
-    emit(as_json, in_session(target, placement.pin, name, node), _placed)
+    emit(as_json, _checked(in_session(target, placement.pin, name, node)), _placed)
 
 
 @vm_command("node")
@@ -146,7 +153,7 @@ def prefer(name, node, target, as_json):
     Stored in the VM's metadata (_preferred_host, replacing a pin); applied at once to an
     enabled VM.
     """
-    emit(as_json, in_session(target, placement.prefer, name, node), _placed)
+    emit(as_json, _checked(in_session(target, placement.prefer, name, node)), _placed)
 
 
 @vm_command()

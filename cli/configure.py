@@ -37,4 +37,9 @@ def set_(name, restart, target, as_json, **kwargs):
     running VM, which is refused unless --restart. A new --disk-bus rebuilds the definition
     (same UUID and MACs), which applies at the next start. Run again after an interruption.
     """
-    emit(as_json, in_session(target, configure.set_settings, name, settings_values(kwargs), restart=restart), _text)
+    result = in_session(target, configure.set_settings, name, settings_values(kwargs), restart=restart)
+    if result["changed"] and result["enabled"]:
+        from .capacity import checked
+
+        result = checked(result)
+    emit(as_json, result, _text)

@@ -8,15 +8,17 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 
 from ..core import xmlsafe
-from ..core.errors import ClusterUnavailable
-from ..pacemaker import cib, simulate
+from ..core.errors import ClusterUnavailable, RbdvmError
+from ..pacemaker import cib, crm_mon, simulate
 from .env import Env
 
 
 def capacity(env: Env) -> dict:
-    """{placement_strategy, nodes: [{name, online, vms, capacity, used, free}], losses:
-    [{node, stopped: [{vm, priority}], moved: [vm]}], not_running_now, absorbs_any_loss,
-    scheduler_seconds}: one CIB query, then one simulation per cluster node (side by side)."""
+    """{placement_strategy, undeclared, nodes: [{name, online, vms, capacity, used, free}],
+    losses: [{node, stopped: [{vm, priority}], moved: [vm]}], not_running_now,
+    absorbs_any_loss, scheduler_seconds}: one CIB query, then one simulation as the cluster
+    stands and one per member node lost (side by side). `not_running_now`: the VMs meant to
+    run that would not even with every node up, as the cluster settles."""
     text = env.cluster.cib_text()
     root = xmlsafe.parse(text, "the CIB", ClusterUnavailable)
     vms = cib.vm_primitives(root)
@@ -26,8 +28,10 @@ def capacity(env: Env) -> dict:
     with ThreadPoolExecutor(max_workers=max(1, min(len(members), os.cpu_count() or 1))) as pool:
         lost = dict(zip(members, pool.map(lambda n: simulate.settled(env.cluster.run, text, down=n), members)))
     losses = [_loss(node, now, after, wanted, vms) for node, after in lost.items()]
+    strategy = cib.cluster_property(root, "placement-strategy") or "default"
     return {
-        "placement_strategy": cib.cluster_property(root, "placement-strategy") or "default",
+        "placement_strategy": strategy,
+        "undeclared": _undeclared(root, wanted, _hypervisors(env, members)) if strategy != "default" else {},
         "nodes": _nodes(root, now, vms),
         "losses": losses,
         "not_running_now": sorted(vm for vm in wanted if not now.where(vm)),
@@ -46,6 +50,23 @@ def _loss(node: str, now, after, wanted: list, vms: dict) -> dict:
             "moved": moved}
 
 
+def _hypervisors(env: Env, members: list) -> list:
+    """The members where VMs may run: not the observers (the agent's own answer, as crm_mon
+    keeps it)."""
+    observers = set(crm_mon.without_hypervisor(env.cluster.cluster_status()))
+    return [n for n in members if n not in observers]
+
+
+def _undeclared(root, wanted: list, members: list) -> dict:
+    """{attribute: [nodes]}: what the wanted VMs use that those nodes declare no capacity for.
+    Once utilization counts, Pacemaker reads a capacity a node does not declare as 0: no VM
+    that uses it may run there (the agent sets every VM's cpu and hv_memory at its start)."""
+    declared, uses = cib.utilizations(root)
+    used = sorted({k for vm in wanted for k, v in uses.get(vm, {}).items() if v > 0})
+    out = {k: [n for n in members if k not in declared.get(n, {})] for k in used}
+    return {k: nodes for k, nodes in out.items() if nodes}
+
+
 def _nodes(root, now, vms: dict) -> list:
     """Each member node: its VMs as the cluster settles, its utilization capacity, what every
     resource placed on it uses (each attribute its capacity names), and what is left."""
@@ -58,3 +79,16 @@ def _nodes(root, now, vms: dict) -> list:
         out.append({"name": name, "online": online, "vms": [r for r in here if r in vms], "capacity": have,
                     "used": used, "free": {k: have[k] - used[k] for k in have}})
     return out
+
+
+def shortfall(env: Env) -> dict:
+    """What a change to where VMs may run leaves of N+1, for the commands that make one
+    (enable, set, migrate): {"absorbs_any_loss": bool, "stopped": {node: [vm]}}, or
+    {"unknown": reason} when the scheduler could not be asked: the change is made either
+    way, and its own result stands."""
+    try:
+        r = capacity(env)
+    except RbdvmError as exc:
+        return {"unknown": exc.message}
+    return {"absorbs_any_loss": r["absorbs_any_loss"],
+            "stopped": {loss["node"]: [s["vm"] for s in loss["stopped"]] for loss in r["losses"] if loss["stopped"]}}
