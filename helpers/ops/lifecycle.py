@@ -94,7 +94,9 @@ def _disable(env: Env, vm: str, wait: float = timeouts.STOP_WAIT) -> dict:
         return {"name": vm, "status": "Disabled", "changed": False}
     env.cluster.refuse_operators_constraints(vm)     # before the VM is stopped for nothing
     st = crm_mon.vm_status(status, vm, True)
-    if st["status"] != "Stopped":
+    if st["status"] != "Stopped" or crm_mon.target_role(status, vm) != "Stopped":
+        # a VM meant to run but Stopped now (no node had room, or it failed) may be started
+        # any moment (room freed elsewhere): it is told to stop too
         env.cluster.set_target_role(vm, "Stopped")
         st = env.cluster.wait_for_status(vm, ("Stopped",), wait)
         if st["status"] == "Failed":

@@ -165,6 +165,12 @@ def is_enabled(status, vm: str) -> bool:
     return _resource(status, vm) is not None
 
 
+def target_role(status, vm: str) -> str:
+    """The role the resource is meant to have (crm_mon's target_role; Started when unset)."""
+    rsc = _resource(status, vm)
+    return (rsc.get("target_role") if rsc is not None else None) or "Started"
+
+
 def enabled_vms(status) -> list:
     """Ids of the cluster's ocf:rbdvm:VirtualDomain resources."""
     agent = "{class}:{provider}:{type}".format(**AGENT)

@@ -48,10 +48,13 @@ def three_vms(two_slots_per_node):
                         0.5), "each VM on its preferred node"
         yield names
     finally:
+        # removed before node1 boots: it would start lo at once, and lo's start would wait
+        # out the crashed QEMU's watch (its node is back: the guard no longer releases it)
+        up = [n for n in L.HYPERVISORS if node.REG.alive(f"pacemakerd-{n}")]
+        force_remove_all((v[0] for v in vms.values()), node=up[0])
         for n in L.NODES:
             if not node.REG.alive(f"pacemakerd-{n}"):
                 run([LAB, "boot", n], timeout=180)
-        force_remove_all(v[0] for v in vms.values())
 
 
 def test_capacity_names_the_vm_a_node_loss_would_leave_down_and_a_real_crash_agrees(three_vms):

@@ -681,6 +681,8 @@ class ScriptedPacemaker:
             r = etree.SubElement(resources, "resource", id=vm, resource_agent="ocf:rbdvm:VirtualDomain",
                                  role="Started" if node else "Stopped", active="true" if node else "false",
                                  failed="false")
+            if role is not None:
+                r.set("target_role", role.get("value"))
             if node:
                 etree.SubElement(r, "node", name=node)
         if self.failures:

@@ -243,3 +243,21 @@ def test_drain_for_maintenance_refuses_an_unhealthy_ceph_or_a_stranded_vm_before
     env.pacemaker.calls.clear()
     assert code_of(maintenance.drain, env, node, maintenance=MAINT) == "NOWHERE_TO_GO"
     assert writes(env) == [] and mons.host_flags == {}, "nothing changed"
+
+
+def test_disable_of_a_vm_the_cluster_could_not_place_still_stops_it_before_it_starts_meanwhile(env):
+    """Found on the lab (test_capacity.py's clean-up): a VM enabled but Stopped because no
+    node had room was removed while other VMs left; their room let Pacemaker start it during
+    the disable, which then failed ("its status is Started"). A VM meant to run is told to
+    stop whatever its status when the disable looks."""
+    lifecycle.enable(env, "vm1")
+    env.pacemaker.running["vm1"] = None          # nowhere to run: Stopped, target-role Started
+    settle = env.pacemaker._crm_resource
+
+    def room_freed_meanwhile(args):
+        if "--wait" in args:
+            env.pacemaker.running["vm1"] = "node2"
+        return settle(args)
+    env.pacemaker._crm_resource = room_freed_meanwhile
+    assert lifecycle.disable(env, "vm1")["changed"] is True
+    assert primitive(env) is None

@@ -125,32 +125,61 @@ def raw_file(name: str, size: int, writes=()) -> str:
     return str(path)
 
 
-def force_remove(vm: str, ns: str = None) -> None:
+def force_remove(vm: str, ns: str = None, node: str = "node1") -> None:
     """Cleanup after a test: a VM under Pacemaker is disabled (stopped through the cluster)
-    and removed; a guest started by hand is ended wherever it runs, then the VM removed."""
+    and removed; a guest started by hand is ended wherever it runs, then the VM removed.
+    `node`: where rbdvm runs (one that is up)."""
     extra = ["--namespace", ns] if ns else []
-    if rbdvm("remove", "--force", vm, *extra, check=False).returncode in (0, 3):
+    if rbdvm("remove", "--force", vm, *extra, node=node, check=False).returncode in (0, 3):
         return
     for n in L.HYPERVISORS:
-        if vm in ops.running(n):
+        if node_up(n) and vm in ops.running(n):
             ops.virsh(n, "destroy", vm, check=False)
-    # a QEMU killed by a test leaves its RBD watch ~30 s, and a cluster resource being
+    # a QEMU killed by a test (or with its crashed node) leaves its RBD watch ~30 s: that
+    # client is blocklisted, as the guard does for a fenced node's. A cluster resource being
     # deleted holds the VM: retry until it is gone, so no test leaves a VM behind
     from labkit.procs import wait_for
 
     def removed():
-        return rbdvm("remove", vm, *extra, check=False).returncode in (0, 3)
+        if rbdvm("remove", vm, *extra, node=node, check=False).returncode in (0, 3):
+            return True
+        if not ns:
+            _release_dead_clients(vm, node)
+        return False
     assert wait_for(60, removed, 1.0), f"could not remove VM {vm} after the test"
 
 
-def force_remove_all(vms) -> None:
+def node_up(n: str) -> bool:
+    from labkit import node as labnode
+
+    return labnode.REG.alive(f"pacemakerd-{n}")
+
+
+def _release_dead_clients(vm: str, node: str) -> None:
+    """Blocklist (that client instance only, for 5 minutes) each watch on the VM's images
+    held from a node where no QEMU of the VM runs: a dead QEMU's."""
+    from labkit import ceph
+
+    images = [i for i in ops.rbd(node, "ls", L.POOL, check=False).split() if i.endswith(f"_{vm}")]
+    live = {L.IP[n] for n in L.HYPERVISORS if qemu_pids(n, vm)}
+    for image in images:
+        try:
+            entities = ops.watchers(node, image, entities=True)
+        except Exception:       # noqa: BLE001 - removed meanwhile: nothing to release
+            continue
+        for entity in entities:
+            if entity.split(":")[0] not in live:
+                ceph.admin("osd", "blocklist", "add", entity, "300", check=False)
+
+
+def force_remove_all(vms, node: str = "node1") -> None:
     """force_remove of several VMs at once (each a cluster stop to wait for: one at a time
     they add up in every clean-up); every one is tried, the first failure raised after."""
     from concurrent.futures import ThreadPoolExecutor
 
     vms = list(vms)
     with ThreadPoolExecutor(max_workers=max(1, len(vms))) as pool:
-        futures = [pool.submit(force_remove, vm) for vm in vms]
+        futures = [pool.submit(force_remove, vm, None, node) for vm in vms]
     for f in futures:
         f.result()
 
