@@ -33,7 +33,7 @@ def parse(out: str, seconds: float = 0.0) -> Outcome:
         raise ClusterUnavailable("crm_simulate gave no cluster status", out[:200], code="PACEMAKER_UNAVAILABLE")
     nodes = {n.get("name"): n.get("online") == "true" for n in status.iterfind("nodes/node")
              if n.get("type", "member") == "member"}
-    placed = {}
+    placed: dict = {}
     for rsc in status.iter("resource"):
         if rsc.get("active") == "true" and rsc.get("role") in ACTIVE_ROLES and rsc.get("failed") != "true":
             placed.setdefault(rsc.get("id"), []).extend(n.get("name") for n in rsc.iterfind("node"))
