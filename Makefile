@@ -26,8 +26,9 @@ demo: lab-up
 	$(PY) tests/lab/demo.py
 
 # ruff on the product, the tests and the benchmarks, mypy on the product, then the whole
-# suite (tests/lab/labkit/suite.py: the side_by_side tests in two workers, then the others
-# one at a time); a lab it had to start is taken down at the end
+# suite (tests/lab/labkit/suite.py: the side_by_side lab tests in three workers, then the
+# other lab tests one at a time beside the unit and host tests); a lab it had to start is
+# taken down at the end
 test: lint
 	PYTHONPATH=tests/lab $(PY) -m labkit.suite
 
@@ -45,6 +46,7 @@ bench: lab-up
 	$(PY) bench/listing.py
 	$(PY) bench/failover.py
 	$(PY) bench/failover_ceph.py
+	$(PY) bench/scheduler.py
 
 # dist/rbdvm_<version>_all.deb, built with Debian's tooling and checked by lintian
 deb: deps
