@@ -34,9 +34,14 @@ def cluster_line(r) -> str:
 @click.command()
 @click.argument("name")
 @click.option("--no-start", is_flag=True, help="Add the resource stopped (target-role Stopped).")
+@click.option("--strict", is_flag=True,
+              help="Refuse (exit 4, N_PLUS_ONE) before changing anything if, with NAME running, the loss of "
+                   "any one node would leave VMs that could not restart anywhere (Pacemaker's scheduler over a "
+                   "copy of the CIB, counting NAME's cpu and hv_memory from its definition). Without it the "
+                   "same finding is a warning after the change.")
 @settings_options(only=vmschema.REMOTE)
 @ceph_command
-def enable(name, no_start, target, as_json, **kwargs):
+def enable(name, no_start, strict, target, as_json, **kwargs):
     """Put VM NAME under Pacemaker (ocf:rbdvm:VirtualDomain) and wait until it runs.
 
     The resource gets what the VM's metadata asks for: allow-migrate, priority, timeouts,
@@ -50,7 +55,7 @@ def enable(name, no_start, target, as_json, **kwargs):
     guest = {k: v for k, v in settings_values(kwargs, only=vmschema.REMOTE).items() if v is not None}
     if guest:
         in_session(target, configure.set_settings, name, guest)
-    emit(as_json, _checked(in_session(target, lifecycle.enable, name, start=not no_start)),
+    emit(as_json, _checked(in_session(target, lifecycle.enable, name, start=not no_start, strict=strict)),
          lambda r: cluster_line(r) + ("" if r["changed"] else " (already enabled)"))
 
 

@@ -6,33 +6,21 @@ migrate_to), so a resource deleted and created again gets its utilization again.
 import os
 import time
 
-from rbdvm.helpers.core import xmlsafe
+from rbdvm.helpers.core import domainxml
 from rbdvm.helpers.core.errors import RbdvmError
 from rbdvm.helpers.pacemaker import runner
 
 from . import log, rsctmp
 
 KIND = "utilization"
-_UNITS = {"b": 1, "bytes": 1, "k": 1 << 10, "kib": 1 << 10, "kb": 1000, "m": 1 << 20, "mib": 1 << 20,
-          "mb": 10 ** 6, "g": 1 << 30, "gib": 1 << 30, "gb": 10 ** 9, "t": 1 << 40, "tib": 1 << 40}
 
 
 def values(xml: str) -> dict:
     try:
-        root = xmlsafe.parse(xml, "the domain XML")
+        return domainxml.utilization(xml)
     except RbdvmError as exc:
         log.warn(f"no utilization from the definition: {exc}")
         return {}
-    out = {}
-    vcpu = root.findtext("vcpu")
-    if vcpu and vcpu.strip().isdigit():
-        out["cpu"] = int(vcpu.strip())
-    mem = root.find("memory")
-    amount = (mem.text or "").strip() if mem is not None else ""
-    if mem is not None and amount.isdigit():
-        unit = _UNITS.get((mem.get("unit") or "KiB").lower(), 1 << 10)
-        out["hv_memory"] = int(amount) * unit >> 20
-    return out
 
 
 def update(rsc: str, xml: str, cpu: bool, hv_memory: bool, until: float) -> None:

@@ -239,3 +239,24 @@ def _rbd_source(parent, pool: str, namespace: str, image: str, monitors):
     for host, port in monitors:
         etree.SubElement(source, "host", name=host, port=str(port))
     return source
+
+
+_UNITS = {"b": 1, "bytes": 1, "k": 1 << 10, "kib": 1 << 10, "kb": 1000, "m": 1 << 20, "mib": 1 << 20,
+          "mb": 10 ** 6, "g": 1 << 30, "gib": 1 << 30, "gb": 10 ** 9, "t": 1 << 40, "tib": 1 << 40}
+
+
+def utilization(xml: str) -> dict:
+    """{cpu, hv_memory (MiB)} a definition asks for: what the agent sets as the resource's
+    utilization at its start (autoset_utilization_*), and what `enable --strict` counts for
+    a VM that has not started yet. Raises UsageError if it is not a domain."""
+    root = parse(xml, "the domain XML")
+    out = {}
+    vcpu = root.findtext("vcpu")
+    if vcpu and vcpu.strip().isdigit():
+        out["cpu"] = int(vcpu.strip())
+    mem = root.find("memory")
+    amount = (mem.text or "").strip() if mem is not None else ""
+    if mem is not None and amount.isdigit():
+        unit = _UNITS.get((mem.get("unit") or "KiB").lower(), 1 << 10)
+        out["hv_memory"] = int(amount) * unit >> 20
+    return out

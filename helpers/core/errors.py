@@ -40,6 +40,7 @@ CODES = {
     "VM_RUNNING": "the VM runs, and the operation needs it stopped",
     "VM_NOT_RUNNING": "the VM does not run, and the operation needs it running",
     "VM_ENABLED": "the VM is enabled in the cluster, and the operation needs it disabled",
+    "N_PLUS_ONE": "the change would leave VMs that could not restart anywhere if one node were lost",
     "VM_NOT_ENABLED": "the VM has no Pacemaker resource",
     "VM_INCOMPLETE": "a create, clone, remove or rollback of the VM was interrupted",
     "VM_BROKEN": "the VM's images or records are inconsistent",

@@ -8,19 +8,22 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 
 from ..core import xmlsafe
-from ..core.errors import ClusterUnavailable, RbdvmError
+from ..core.errors import ClusterUnavailable, Conflict, RbdvmError
 from ..pacemaker import cib, crm_mon, simulate
 from .env import Env
 
 
-def capacity(env: Env) -> dict:
+def capacity(env: Env, what_if=None) -> dict:
     """{placement_strategy, undeclared, nodes: [{name, online, vms, capacity, used, free}],
     losses: [{node, stopped: [{vm, priority}], moved: [vm]}], not_running_now,
     absorbs_any_loss, scheduler_seconds}: one CIB query, then one simulation as the cluster
     stands and one per member node lost (side by side). `not_running_now`: the VMs meant to
-    run that would not even with every node up, as the cluster settles."""
+    run that would not even with every node up, as the cluster settles. `what_if`: a
+    <configuration> fragment merged into the copy first (a VM about to be enabled)."""
     text = env.cluster.cib_text()
     root = xmlsafe.parse(text, "the CIB", ClusterUnavailable)
+    if what_if is not None:
+        root, text = cib.with_configuration(root, what_if)
     vms = cib.vm_primitives(root)
     wanted = [vm for vm, p in vms.items() if cib.wanted(p)]
     now = simulate.settled(env.cluster.run, text)
@@ -81,14 +84,31 @@ def _nodes(root, now, vms: dict) -> list:
     return out
 
 
-def shortfall(env: Env) -> dict:
+def shortfall(env: Env, what_if=None) -> dict:
     """What a change to where VMs may run leaves of N+1, for the commands that make one
     (enable, set, migrate): {"absorbs_any_loss": bool, "stopped": {node: [vm]}}, or
     {"unknown": reason} when the scheduler could not be asked: the change is made either
     way, and its own result stands."""
     try:
-        r = capacity(env)
+        r = capacity(env, what_if)
     except RbdvmError as exc:
         return {"unknown": exc.message}
     return {"absorbs_any_loss": r["absorbs_any_loss"],
             "stopped": {loss["node"]: [s["vm"] for s in loss["stopped"]] for loss in r["losses"] if loss["stopped"]}}
+
+
+def refuse_short(env: Env, what_if, doing: str) -> None:
+    """N_PLUS_ONE (Conflict) if the cluster with `what_if` merged in could not restart every
+    VM after the loss of some single node; nothing changed yet. A scheduler that cannot be
+    asked refuses too: the operator asked for the check."""
+    r = capacity(env, what_if)
+    if r["absorbs_any_loss"]:
+        return
+    lost = [f"{loss['node']} lost: {', '.join(s['vm'] for s in loss['stopped'])}" for loss in r["losses"]
+            if loss["stopped"]]
+    raise Conflict(f"{doing} would leave VMs that could not restart if one node were lost",
+                   "; ".join(lost) + " would not restart anywhere (Pacemaker's scheduler, over a copy of the CIB)",
+                   "Give the nodes more capacity, lower what the VMs use, or raise the priority of those that "
+                   "must run; the capacity report shows each node's room",
+                   code="N_PLUS_ONE", details={"stopped": {loss["node"]: [s["vm"] for s in loss["stopped"]]
+                                                           for loss in r["losses"] if loss["stopped"]}})

@@ -1,12 +1,12 @@
 """enable / disable / start / stop / status / migrate: the VM's life in the cluster."""
 
 from ..ceph import rbdbulk, trust, vmstore
-from ..core import hints, migstats, names, timeouts, vmschema
+from ..core import domainxml, hints, migstats, names, timeouts, vmschema
 from ..core.errors import Conflict, NotFound, RbdvmError
 from ..core.faults import checkpoint
 from ..core.hints import Hint
 from ..core.vmschema import VmState
-from ..pacemaker import crm_mon
+from ..pacemaker import cib, crm_mon
 from ..pacemaker.crm_mon import NOT_PLACED  # also the CLI's word for it
 from . import inventory, removal, running, snapshots
 from .env import Env
@@ -31,7 +31,10 @@ def _failed(vm: str, st: dict, doing: str) -> ClusterOperationFailed:
                                   f"Fix the cause, then `rbdvm disable {vm}` and `rbdvm enable {vm}`")
 
 
-def enable(env: Env, vm: str, start: bool = True, wait: float = timeouts.START_WAIT) -> dict:
+def enable(env: Env, vm: str, start: bool = True, wait: float = timeouts.START_WAIT, strict: bool = False) -> dict:
+    """Put the VM under Pacemaker and wait for it to run (or to be Stopped, `start` False).
+    `strict`: refused (N_PLUS_ONE) before anything changes if, with the VM running, the
+    loss of some single node would leave VMs that could not restart anywhere."""
     session = env.session
     names.check_name(vm, "VM name")
     rec = vmstore.require_complete(session, vm)
@@ -47,12 +50,31 @@ def enable(env: Env, vm: str, start: bool = True, wait: float = timeouts.START_W
     config = vmschema.VmConfig.of(rec.metadata)
     if config.remote_node:
         crm_mon.check_guest_node_name(status, vm, config.remote_node)
-    env.cluster.add_resource(vm, session.target, config, start, enabled, _inbound(env, vm, enabled))
+    inbound = _inbound(env, vm, enabled)
+    if strict and start:
+        from . import capacity
+
+        uses = _definition_utilization(config, rec.metadata)
+        capacity.refuse_short(env, cib.resource_fragment(vm, session.target, config, start, enabled, inbound, uses),
+                              f"enabling VM {vm}")
+    env.cluster.add_resource(vm, session.target, config, start, enabled, inbound)
     _forget_reenable(env, vm, rec.metadata)
     st = env.cluster.wait_for_status(vm, ("Started",) if start else ("Stopped",), wait)
     if st["status"] == "Failed" or (start and st["status"] != "Started"):
         raise _failed(vm, st, "start")
     return {**st, "changed": True}
+
+
+def _definition_utilization(config: vmschema.VmConfig, metadata: dict) -> dict:
+    """What the agent will set as the VM's utilization at its start (its definition's cpu
+    and hv_memory, unless the resource's parameters turn that off)."""
+    try:
+        uses = domainxml.utilization(metadata.get(vmschema.XML, ""))
+    except RbdvmError:
+        return {}
+    off = {k for k in ("cpu", "hv_memory")
+           if config.pacemaker_params.get(f"autoset_utilization_{k}", "true").lower() in ("false", "0", "no", "off")}
+    return {k: v for k, v in uses.items() if k not in off}
 
 
 def _inbound(env: Env, vm: str, enabled) -> dict:

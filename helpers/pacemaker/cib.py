@@ -277,3 +277,40 @@ def priority(prim) -> int:
         return int(pairs(prim, "meta_attributes").get("priority", "0"))
     except ValueError:
         return 0
+
+
+def resource_fragment(vm: str, target: CephTarget, config: VmConfig, start: bool, enabled=(), inbound=None,
+                      utilization=None):
+    """The <configuration> a VM's enable merges into the CIB: its primitive, its constraints
+    and its pool's history alert. `utilization`: values the agent will set at the start,
+    added where the settings set none (what a what-if needs before the VM ever ran)."""
+    conf = etree.Element("configuration")
+    prim = primitive(vm, target, config, start)
+    if utilization:
+        extra = {k: v for k, v in utilization.items() if k not in config.pacemaker_utilization}
+        block = prim.find("utilization")
+        if block is None and extra:
+            block = etree.SubElement(prim, "utilization", id=f"{vm}-utilization")
+        for k, v in extra.items():
+            etree.SubElement(block, "nvpair", id=f"{vm}-utilization-{k}", name=k, value=str(v))
+    etree.SubElement(conf, "resources").append(prim)
+    etree.SubElement(conf, "constraints").extend(constraints(vm, config, enabled, inbound))
+    etree.SubElement(conf, "alerts").append(history_alert(target))
+    return conf
+
+
+def with_configuration(whole, fragment) -> tuple:
+    """(parsed, text) of a copy of a whole CIB (parsed) with a <configuration> fragment
+    merged in as cibadmin --modify --allow-create merges new elements: each child added
+    under its section unless an element of its id is there already."""
+    out = copy.deepcopy(whole)
+    conf = out.find("configuration")
+    for section in fragment:
+        into = conf.find(section.tag)
+        if into is None:
+            into = etree.SubElement(conf, section.tag)
+        have = {e.get("id") for e in into}
+        for el in section:
+            if el.get("id") not in have:
+                into.append(copy.deepcopy(el))
+    return out, etree.tostring(out, encoding="unicode")

@@ -80,11 +80,7 @@ class Cluster:
                      inbound=None) -> None:
         """The primitive and its constraints in one atomic merge into the CIB, with the alert
         that records its pool's fences and lost nodes (merged by id: declared once)."""
-        conf = etree.Element("configuration")
-        etree.SubElement(conf, "resources").append(cib.primitive(vm, target, config, start))
-        etree.SubElement(conf, "constraints").extend(cib.constraints(vm, config, enabled, inbound))
-        etree.SubElement(conf, "alerts").append(cib.history_alert(target))
-        self._merge(conf)
+        self._merge(cib.resource_fragment(vm, target, config, start, enabled, inbound))
 
     def resource(self, vm: str):
         """The VM's primitive as the CIB holds it, or None."""

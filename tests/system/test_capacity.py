@@ -78,6 +78,17 @@ def test_capacity_names_the_vm_a_node_loss_would_leave_down_and_a_real_crash_agr
     assert rbdvm_json("set", mid, "--priority", "5")["n_plus_one"] == \
         {"absorbs_any_loss": False, "stopped": {N1: [lo], N2: [lo]}}
 
+    # --strict refuses a fourth VM before anything changes (the cluster already cannot absorb
+    # a loss: any enable leaves VMs down)
+    extra = unique("ex")
+    make_vm(extra, pacemaker_utilization="slots=1")
+    try:
+        res = rbdvm("enable", extra, "--strict", "--json", check=False)
+        assert res.returncode == 4 and '"N_PLUS_ONE"' in res.stdout, (res.returncode, res.stdout, res.stderr)
+        assert rbdvm_json("status", extra)["status"] == "Disabled", "nothing changed"
+    finally:
+        force_remove_all([extra])
+
     # the real failure: node1 crashes; the survivor runs what capacity said, and no more
     fences = len(ops.fence_events(N2, N1))
     run([LAB, "crash", N1])

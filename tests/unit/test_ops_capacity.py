@@ -6,7 +6,7 @@ import pytest
 from lxml import etree
 
 from rbdvm.helpers.core import vmschema
-from rbdvm.helpers.core.errors import ClusterUnavailable
+from rbdvm.helpers.core.errors import ClusterUnavailable, Conflict
 from rbdvm.helpers.core.settings import CephTarget
 from rbdvm.helpers.ops import capacity
 from rbdvm.helpers.ops.env import Env
@@ -69,7 +69,7 @@ class Scripted:
             return self.cib_text
         if argv[0] == "crm_mon":
             return CRM_MON
-        assert argv[0] == "crm_simulate" and "--xml-pipe" in argv and stdin == self.cib_text, argv
+        assert argv[0] == "crm_simulate" and "--xml-pipe" in argv and stdin.startswith("<cib"), argv
         down = argv[argv.index("--node-down") + 1] if "--node-down" in argv else None
         answer = self.answers[down]
         if isinstance(answer, Exception):
@@ -156,3 +156,36 @@ def test_a_capacity_a_node_does_not_declare_is_named_once_utilization_counts():
     assert r["losses"][0]["stopped"] == [{"vm": "a", "priority": 0}]
     script = Scripted(_cib(vms, {"node1": 2, "node2": 2}, strategy=None), script.answers)
     assert capacity.capacity(Env(cluster=Cluster(run=script)))["undeclared"] == {}, "default: not counted"
+
+
+def test_a_vm_about_to_be_enabled_is_merged_into_the_copy_the_scheduler_is_given():
+    """enable --strict: the fragment enable would merge (its primitive with the utilization
+    its definition will get, its constraints, the pool's alert) is in the CIB crm_simulate
+    reads, and a shortfall refuses with N_PLUS_ONE naming what would stay down."""
+    config = vmschema.VmConfig.of({"_pacemaker_utilization": '{"slots": "1"}'})
+    fragment = cib.resource_fragment("new", CephTarget(pool="rbd"), config, True, utilization={"cpu": 2, "slots": 9})
+    answers = {None: {**NOW, "new": "node2"}, "node1": {**NOW, "a": "node2", "b": None, "new": None},
+               "node2": {**NOW, "c": "node1", "new": "node1"}, "node3": {**NOW, "new": "node2"}}
+    script = Scripted(_cib(VMS, {"node1": 2, "node2": 2}), answers)
+    env = Env(cluster=Cluster(run=script))
+    with pytest.raises(Conflict) as exc:
+        capacity.refuse_short(env, fragment, "enabling VM new")
+    assert exc.value.code == "N_PLUS_ONE" and exc.value.details["stopped"] == {"node1": ["b", "new"]}
+    given = etree.fromstring(next(stdin for argv, stdin in script.calls if argv[0] == "crm_simulate").encode())
+    prim = given.find("configuration/resources/primitive[@id='new']")
+    assert cib.pairs(prim, "utilization") == {"slots": "1", "cpu": "2"}, "the settings' value wins"
+    assert given.find("configuration/constraints/rsc_location[@id='rbdvm-new-avoid']") is not None
+    assert script.cib_text == _cib(VMS, {"node1": 2, "node2": 2}), "the live CIB is never written"
+
+
+def test_a_change_the_cluster_absorbs_passes_the_strict_check():
+    script = Scripted(_cib(VMS, {"node1": 2, "node2": 2}), {None: NOW, "node1": NOW, "node2": NOW, "node3": NOW})
+    capacity.refuse_short(Env(cluster=Cluster(run=script)), None, "enabling VM x")
+
+
+def test_the_definitions_utilization_is_what_the_agent_sets():
+    from rbdvm.helpers.core import domainxml
+
+    xml = "<domain type='kvm'><name>x</name><vcpu>3</vcpu><memory unit='GiB'>2</memory></domain>"
+    assert domainxml.utilization(xml) == {"cpu": 3, "hv_memory": 2048}
+    assert domainxml.utilization("<domain><memory>1048576</memory></domain>") == {"hv_memory": 1024}, "KiB"

@@ -327,6 +327,14 @@ vm_status:
   type: str
   returned: when asked, or with I(state)
   sample: Started
+n_plus_one:
+  description:
+    - After a change that enabled the VM, whether the cluster would still restart every VM if any one node
+      were lost (Pacemaker's scheduler over a copy of the CIB, as C(rbdvm capacity)). C(stopped) names, per
+      node, the VMs its loss would leave down; each is also a warning. C(unknown) when the check could not run.
+  type: dict
+  returned: when the task enabled the VM
+  sample: {"absorbs_any_loss": false, "stopped": {"node1": ["vm3"]}}
 node:
   description: The node the VM runs on, or null.
   type: str
@@ -428,7 +436,7 @@ try:
     from rbdvm.helpers.core.errors import NotFound, RbdvmError, UsageError
     from rbdvm.helpers.core.settings import ceph_target_from_env
     from rbdvm.helpers.ops import backup as backups
-    from rbdvm.helpers.ops import cloning, configure, declared, lifecycle, metadata, placement, snapshots
+    from rbdvm.helpers.ops import capacity, cloning, configure, declared, lifecycle, metadata, placement, snapshots
     from rbdvm.helpers.ops import restore as restoring
     from rbdvm.helpers.ops.env import Env
 except ImportError:
@@ -608,7 +616,18 @@ class Run:
             return
         if plan.changed:
             declared.apply(self.env, d, plan)
+            if d.state in ("enabled", "started"):
+                self.n_plus_one()
         self.report_status(lifecycle.status(self.env, d.name))
+
+    def n_plus_one(self):
+        """What an enable leaves of N+1 (rbdvm enable's warning): `n_plus_one` in the result,
+        and a warning naming the VMs a single node's loss would leave down."""
+        check = self.result["n_plus_one"] = capacity.shortfall(self.env)
+        if "unknown" in check:
+            self.module.warn(f"could not check that the cluster absorbs the loss of any one node: {check['unknown']}")
+        for node, vms in sorted(check.get("stopped", {}).items()):
+            self.module.warn(f"if {node} were lost, {', '.join(vms)} would not restart anywhere (rbdvm capacity)")
 
     # -------------------------------------------------------------- commands
     def cmd_create(self):
@@ -671,6 +690,8 @@ class Run:
         if status == "Disabled":
             self.did(f"put VM {self.p['name']} under Pacemaker",
                      lambda: lifecycle.enable(self.env, self.p["name"], start=not self.p["nostart"]))
+            if not self.check:
+                self.n_plus_one()
 
     def cmd_disable(self):
         if self._status() not in ("Disabled", "Undefined"):
