@@ -82,6 +82,9 @@ PACEMAKER_CALL = 30
 CIB_QUERY = 15
 # one crm_simulate run over a copy of the CIB (rbdvm capacity: one per node)
 SIMULATE = 60
+# the N+1 check after enable/set/migrate/pin/prefer, all its runs together: at hundreds of
+# VMs one crm_simulate run takes seconds (docs/benchmarks.md), and the change is made already
+CAPACITY_CHECK = 10
 # crm_resource --cleanup (it waits for the re-probe on every node)
 CLEANUP = 60
 # what the CLI waits for the cluster to act on a command

@@ -5,31 +5,34 @@ placement strategy, pins, preferences, colocations and the nodes no VM may use w
 as they will in a real failure."""
 
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 
-from ..core import xmlsafe
+from ..core import timeouts, xmlsafe
 from ..core.errors import ClusterUnavailable, Conflict, RbdvmError
 from ..pacemaker import cib, crm_mon, simulate
 from .env import Env
 
 
-def capacity(env: Env, what_if=None) -> dict:
+def capacity(env: Env, what_if=None, budget: float | None = None) -> dict:
     """{placement_strategy, undeclared, nodes: [{name, online, vms, capacity, used, free}],
     losses: [{node, stopped: [{vm, priority}], moved: [vm]}], not_running_now,
     absorbs_any_loss, scheduler_seconds}: one CIB query, then one simulation as the cluster
     stands and one per member node lost (side by side). `not_running_now`: the VMs meant to
     run that would not even with every node up, as the cluster settles. `what_if`: a
-    <configuration> fragment merged into the copy first (a VM about to be enabled)."""
+    <configuration> fragment merged into the copy first (a VM about to be enabled).
+    `budget`: seconds for every simulation together (each one has SIMULATE otherwise)."""
+    until = time.monotonic() + budget if budget is not None else None
     text = env.cluster.cib_text()
     root = xmlsafe.parse(text, "the CIB", ClusterUnavailable)
     if what_if is not None:
         root, text = cib.with_configuration(root, what_if)
     vms = cib.vm_primitives(root)
     wanted = [vm for vm, p in vms.items() if cib.wanted(p)]
-    now = simulate.settled(env.cluster.run, text)
+    now = simulate.settled(env.cluster.run, text, until=until)
     members = [n for n, online in now.nodes.items() if online]
     with ThreadPoolExecutor(max_workers=max(1, min(len(members), os.cpu_count() or 1))) as pool:
-        lost = dict(zip(members, pool.map(lambda n: simulate.settled(env.cluster.run, text, down=n), members)))
+        lost = dict(zip(members, pool.map(lambda n: simulate.settled(env.cluster.run, text, n, until), members)))
     losses = [_loss(node, now, after, wanted, vms) for node, after in lost.items()]
     strategy = cib.cluster_property(root, "placement-strategy") or "default"
     return {
@@ -88,9 +91,10 @@ def shortfall(env: Env, what_if=None) -> dict:
     """What a change to where VMs may run leaves of N+1, for the commands that make one
     (enable, set, migrate): {"absorbs_any_loss": bool, "stopped": {node: [vm]}}, or
     {"unknown": reason} when the scheduler could not be asked: the change is made either
-    way, and its own result stands."""
+    way, and its own result stands. Within CAPACITY_CHECK: at scale the check is said not
+    done rather than holding the command."""
     try:
-        r = capacity(env, what_if)
+        r = capacity(env, what_if, budget=timeouts.CAPACITY_CHECK)
     except RbdvmError as exc:
         return {"unknown": exc.message}
     return {"absorbs_any_loss": r["absorbs_any_loss"],

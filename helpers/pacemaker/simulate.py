@@ -40,11 +40,12 @@ def parse(out: str, seconds: float = 0.0) -> Outcome:
     return Outcome(nodes, placed, seconds)
 
 
-def settled(run, cib_text: str, down: str | None = None) -> Outcome:
-    """Where every resource runs once the cluster settles, `down` (a node) taken offline."""
+def settled(run, cib_text: str, down: str | None = None, until: float | None = None) -> Outcome:
+    """Where every resource runs once the cluster settles, `down` (a node) taken offline;
+    `until`: a time.monotonic() deadline shortening the run's timeout."""
     argv = ["crm_simulate", "--xml-pipe", "--simulate", "--output-as=xml"]
     if down:
         argv += ["--node-down", down]
     t0 = time.monotonic()
-    out = run(argv, timeout=timeouts.SIMULATE, stdin=cib_text)
+    out = run(argv, timeout=timeouts.SIMULATE, until=until, stdin=cib_text)
     return parse(out, time.monotonic() - t0)

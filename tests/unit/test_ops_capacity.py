@@ -189,3 +189,28 @@ def test_the_definitions_utilization_is_what_the_agent_sets():
     xml = "<domain type='kvm'><name>x</name><vcpu>3</vcpu><memory unit='GiB'>2</memory></domain>"
     assert domainxml.utilization(xml) == {"cpu": 3, "hv_memory": 2048}
     assert domainxml.utilization("<domain><memory>1048576</memory></domain>") == {"hv_memory": 1024}, "KiB"
+
+
+def test_the_check_after_a_change_has_one_budget_for_every_simulation_and_says_when_it_is_not_done():
+    """At hundreds of VMs one crm_simulate run takes seconds (bench/scheduler.py): the check
+    after enable/set/migrate gives every run one deadline, CAPACITY_CHECK from its start, and
+    a run the runner gave up on is "unknown", never a failed command."""
+    import time
+
+    from rbdvm.helpers.core import timeouts
+
+    deadlines = []
+
+    class Slow(Scripted):
+        def __call__(self, argv, timeout=None, until=None, stdin=None):
+            if argv[0] == "crm_simulate":
+                deadlines.append(until)
+                if "node2" in argv:
+                    raise ClusterUnavailable("crm_simulate did not answer within 3 s", code="PACEMAKER_UNAVAILABLE")
+            return super().__call__(argv, timeout, until, stdin)
+
+    t0 = time.monotonic()
+    r = capacity.shortfall(Env(cluster=Cluster(run=Slow(_cib(VMS, {"node1": 2, "node2": 2}),
+                                                        {None: NOW, "node1": NOW, "node2": NOW, "node3": NOW}))))
+    assert "did not answer" in r["unknown"]
+    assert len(set(deadlines)) == 1 and 0 < deadlines[0] - t0 <= timeouts.CAPACITY_CHECK + 0.5
