@@ -60,9 +60,12 @@ def capacity(as_json):
     emit(as_json, capacity_op.capacity(cluster_env()), lines)
 
 
-def checked(result: dict) -> dict:
+def checked(result: dict, changed: bool) -> dict:
     """A change's result with what it leaves of N+1 (`n_plus_one`), said on stderr to people:
-    enable, set and migrate change where VMs may run."""
+    enable, set and migrate change where VMs may run. Unchecked when the command `changed`
+    nothing in the cluster."""
+    if not changed:
+        return result
     result["n_plus_one"] = check = capacity_op.shortfall(cluster_env())
     if not json_asked():
         if "unknown" in check:

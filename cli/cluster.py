@@ -127,7 +127,7 @@ def _checked(result: dict) -> dict:
     """The change's result with the N+1 check, when it changed the cluster."""
     from .capacity import checked
 
-    return checked(result) if result.get("changed") else result
+    return checked(result, bool(result.get("changed")))
 
 
 def _placed(r) -> str:

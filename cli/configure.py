@@ -38,8 +38,6 @@ def set_(name, restart, target, as_json, **kwargs):
     (same UUID and MACs), which applies at the next start. Run again after an interruption.
     """
     result = in_session(target, configure.set_settings, name, settings_values(kwargs), restart=restart)
-    if result["changed"] and result["enabled"]:
-        from .capacity import checked
+    from .capacity import checked
 
-        result = checked(result)
-    emit(as_json, result, _text)
+    emit(as_json, checked(result, bool(result["changed"] and result["enabled"])), _text)

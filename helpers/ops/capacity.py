@@ -35,10 +35,11 @@ def capacity(env: Env, what_if=None, budget: float | None = None) -> dict:
         lost = dict(zip(members, pool.map(lambda n: simulate.settled(env.cluster.run, text, n, until), members)))
     losses = [_loss(node, now, after, wanted, vms) for node, after in lost.items()]
     strategy = cib.cluster_property(root, "placement-strategy") or "default"
+    declared, uses = cib.utilizations(root)
     return {
         "placement_strategy": strategy,
-        "undeclared": _undeclared(root, wanted, _hypervisors(env, members)) if strategy != "default" else {},
-        "nodes": _nodes(root, now, vms),
+        "undeclared": _undeclared(declared, uses, wanted, _hypervisors(env, members)) if strategy != "default" else {},
+        "nodes": _nodes(declared, uses, now, vms),
         "losses": losses,
         "not_running_now": sorted(vm for vm in wanted if not now.where(vm)),
         "absorbs_any_loss": not any(loss["stopped"] for loss in losses),
@@ -63,20 +64,18 @@ def _hypervisors(env: Env, members: list) -> list:
     return [n for n in members if n not in observers]
 
 
-def _undeclared(root, wanted: list, members: list) -> dict:
+def _undeclared(declared: dict, uses: dict, wanted: list, members: list) -> dict:
     """{attribute: [nodes]}: what the wanted VMs use that those nodes declare no capacity for.
     Once utilization counts, Pacemaker reads a capacity a node does not declare as 0: no VM
     that uses it may run there (the agent sets every VM's cpu and hv_memory at its start)."""
-    declared, uses = cib.utilizations(root)
     used = sorted({k for vm in wanted for k, v in uses.get(vm, {}).items() if v > 0})
     out = {k: [n for n in members if k not in declared.get(n, {})] for k in used}
     return {k: nodes for k, nodes in out.items() if nodes}
 
 
-def _nodes(root, now, vms: dict) -> list:
+def _nodes(declared: dict, uses: dict, now, vms: dict) -> list:
     """Each member node: its VMs as the cluster settles, its utilization capacity, what every
     resource placed on it uses (each attribute its capacity names), and what is left."""
-    declared, uses = cib.utilizations(root)
     out = []
     for name, online in now.nodes.items():
         here = sorted(r for r, where in now.placed.items() if name in where)
