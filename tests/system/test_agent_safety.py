@@ -324,7 +324,7 @@ def test_guard_does_not_wait_on_unreachable_dns(vm):
     assert agent(N1, "start", vm=vm).returncode == 0
     ops.wait_serial(vm, "READY")
     resolv = files_dir() / "blackhole-resolv.conf"
-    resolv.write_text("nameserver 10.77.0.250\noptions timeout:5 attempts:3\n")
+    resolv.write_text(f"nameserver {L.NET}.250\noptions timeout:5 attempts:3\n")
     hosts = files_dir() / "bare-hosts"
     hosts.write_text("127.0.0.1 localhost\n")
     ops.on(N2, "mount", "--bind", str(resolv), "/etc/resolv.conf")

@@ -33,7 +33,7 @@ def _nothing_left(registered_pids):
         except OSError:
             pass
     left += [f"netns {ns}" for ns in net.existing()]
-    left += [f"mount {line.split()[4]}" for line in open("/proc/self/mountinfo") if str(L.LAB_DIR) in line]
+    left += [f"mount {line.split()[4]}" for line in open("/proc/self/mountinfo") if f"{L.LAB_DIR}/" in line]
     if L.STATE.exists():
         left.append(f"state dir {L.STATE}")
     if f"{L.NET}." in run(["ip", "-4", "addr"]).stdout:

@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from labkit import layout as L
 from labkit import node as labnode
 from labkit import ops
 from labkit.procs import wait_for
@@ -305,7 +306,7 @@ def test_a_resumed_create_never_overwrites_a_disk_someone_has_open():
             if "is busy" not in res.stderr or time.monotonic() > deadline:
                 break
             time.sleep(0.5)
-        assert res.returncode == 4 and f"data_{vm}_0" in res.stderr and "10.77.0.2" in res.stderr, res
+        assert res.returncode == 4 and f"data_{vm}_0" in res.stderr and L.IP["node2"] in res.stderr, res
         assert wait_for(10, lambda: int(progress.read_text()) > 5), "the writer goes on"
         assert read_bytes(f"data_{vm}_0", 0, 8) != bytes(8), "its data was not zeroed"
     finally:

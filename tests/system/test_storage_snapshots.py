@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from labkit import layout as L
 from labkit import node as labnode
 from labkit import ops
 from labkit.procs import wait_for
@@ -83,7 +84,7 @@ def test_snapshot_while_writing_is_consistent_across_disks(vm):
                                                         *images])
     try:
         assert wait_for(30, lambda: progress.exists() and int(progress.read_text()) > 20)
-        assert ops.watchers("node1", images[0]) == ["10.77.0.2"]
+        assert ops.watchers("node1", images[0]) == [L.IP["node2"]]
         low = int(progress.read_text())
         rbdvm("snapshot", "create", vm, "live")          # allowed while the disks are written
         high = int(progress.read_text())
@@ -105,7 +106,7 @@ def test_rollback_refused_while_the_vm_runs_and_says_where(vm):
     start_vm(vm, "node2")
     try:
         msg = rbdvm_error(4, "snapshot", "rollback", vm, "s1")
-        assert "10.77.0.2" in msg and "node2" in msg and f"system_{vm}" in msg
+        assert L.IP["node2"] in msg and "node2" in msg and f"system_{vm}" in msg
     finally:
         ops.virsh("node2", "destroy", vm)
     assert wait_for(10, lambda: not ops.watchers("node1", f"system_{vm}"))

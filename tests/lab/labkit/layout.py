@@ -10,7 +10,17 @@ os.environ["PATH"] = ":".join(
 
 REPO = Path(__file__).resolve().parents[3]
 LAB_SRC = REPO / "tests" / "lab"
-LAB_DIR = Path(os.environ.get("RBDVM_LAB_DIR", "/tmp/rbdvm-lab"))
+# Independent labs on one machine (the suite runs its one-at-a-time tests on two): each has
+# its own state directory, namespaces and subnet; instance 0 is the lab of every tool.
+# RBDVM_LAB_PER_WORKER=1: each pytest-xdist worker (gwN) has lab N, and what it runs
+# (`tests/lab/lab`, the lab fixture's) inherits that choice.
+if os.environ.get("RBDVM_LAB_PER_WORKER") == "1" and os.environ.get("PYTEST_XDIST_WORKER", "").startswith("gw"):
+    os.environ["RBDVM_LAB_INSTANCE"] = os.environ["PYTEST_XDIST_WORKER"][2:]
+INSTANCE = int(os.environ.get("RBDVM_LAB_INSTANCE", "0"))
+if not 0 <= INSTANCE <= 9:
+    raise SystemExit(f"RBDVM_LAB_INSTANCE={INSTANCE}: a lab instance is 0 to 9")
+_SUFFIX = str(INSTANCE) if INSTANCE else ""
+LAB_DIR = Path(os.environ.get("RBDVM_LAB_DIR", f"/tmp/rbdvm-lab{_SUFFIX}"))
 STATE = LAB_DIR / "state"
 PIDS = STATE / "pids"
 SHARED = STATE / "shared"          # visible from every node (serial logs, images)
@@ -21,16 +31,16 @@ CEPH_CONF = ADMIN_DIR / "ceph.conf"
 VENV = Path(os.environ.get("RBDVM_VENV", REPO / ".venv"))
 SYSTEM_PYTHON = "/usr/bin/python3"  # the only interpreter with the rados/rbd bindings
 
-# 10.77.0.0/24 exists only inside the lab's network namespaces: nothing is added to the
-# root namespace and no namespace has a default route.
-NET = "10.77.0"
+# 10.77.<instance>.0/24 exists only inside the lab's network namespaces: nothing is added
+# to the root namespace and no namespace has a default route.
+NET = f"10.77.{INSTANCE}"
 # SEAPATH's default shape: two hypervisors and one observer (a Ceph monitor and a cluster
 # member that never runs VMs). Every node runs a Ceph monitor; each hypervisor one OSD.
 HYPERVISORS = ("node1", "node2")
 OBSERVER = "node3"
 NODES = (*HYPERVISORS, OBSERVER)
 IP = {"node1": f"{NET}.1", "node2": f"{NET}.2", "node3": f"{NET}.3", "admin": f"{NET}.254"}
-NETNS_PREFIX = "rbdvmlab-"
+NETNS_PREFIX = f"rbdvmlab{_SUFFIX}-"
 SWITCH_NS = NETNS_PREFIX + "sw"     # holds the bridge, and the lab's admin address on it
 BRIDGE = "br0"
 

@@ -1,16 +1,19 @@
-"""The whole suite, as `make test` (and so CI) runs it, in two phases on one lab:
+"""The whole suite, as `make test` (and so CI) runs it, in two phases:
 
 1. the lab tests marked `side_by_side` (each touches only its own VMs and asserts nothing
    about the cluster as a whole) in three worker processes (pytest-xdist, a test file per
-   worker at a time): the lab's waits on guests, Pacemaker and Ceph leave the machine's
-   cores idle otherwise (a fourth worker gained nothing: the phase keeps both cores busy);
-2. every other lab test, one at a time: they crash, partition, fence, pause or reconfigure
-   what the others use (the lab's own life cycle last); beside them, in a pytest of their
-   own, the unit and host tests (~100 s of one core, which the first phase has none of,
-   while this one mostly waits on timers: failure detection, fencing, boots).
+   worker at a time) on lab 0: the lab's waits on guests, Pacemaker and Ceph leave the
+   machine's cores idle otherwise (a fourth worker gained nothing: the phase keeps both
+   cores busy). Lab 1 comes up meanwhile;
+2. every other lab test, one at a time on each lab: they crash, partition, fence, pause or
+   reconfigure what the others of their lab use. Two workers, each with a lab of its own
+   (RBDVM_LAB_PER_WORKER: worker gwN uses lab N), a test file at a time: these tests
+   mostly wait on timers (failure detection, fencing, boots), so two independent clusters
+   halve the phase. Beside them, in a pytest of their own, the unit and host tests (~100 s
+   of one core, which the first phase has none of).
 
-The lab is brought up first if it is not healthy, and taken down at the end if this run
-started it (RBDVM_LAB_KEEP=1 keeps it). Arguments are passed to both pytest runs."""
+A lab is brought up first if it is not healthy, and taken down at the end if this run
+started it (RBDVM_LAB_KEEP=1 keeps them). Arguments are passed to every pytest run."""
 
 import os
 import subprocess
@@ -21,14 +24,16 @@ from . import layout as L
 from . import lifecycle
 
 WORKERS = "3"
+LABS = 2                  # the one-at-a-time phase's workers, a lab each
 SIDE_BY_SIDE = ["-n", WORKERS, "--dist", "loadfile", "-m", "lab and side_by_side"]
 OFF_LAB = ["-m", "not lab"]
-ALONE = ["-m", "lab and not side_by_side"]
+ALONE = ["-n", str(LABS), "--dist", "loadfile", "-m", "lab and not side_by_side"]
+PER_WORKER = {"RBDVM_LAB_PER_WORKER": "1"}
 
 
-def pytest(args: list) -> int:
-    print(f"+ pytest {' '.join(args)}", flush=True)
-    return subprocess.call([sys.executable, "-m", "pytest", *args])
+def pytest(args: list, env: dict = None) -> int:
+    print(f"+ {' '.join(f'{k}={v}' for k, v in (env or {}).items())} pytest {' '.join(args)}", flush=True)
+    return subprocess.call([sys.executable, "-m", "pytest", *args], env={**os.environ, **(env or {})})
 
 
 def beside_off_lab(args: list, argv: list) -> tuple:
@@ -39,7 +44,7 @@ def beside_off_lab(args: list, argv: list) -> tuple:
         off_lab = subprocess.Popen([sys.executable, "-m", "pytest", *OFF_LAB, *argv], stdout=out,
                                    stderr=subprocess.STDOUT)
         try:
-            lab = pytest(args + argv)
+            lab = pytest(args + argv, PER_WORKER)
         finally:
             off = off_lab.wait()
         out.seek(0)
@@ -47,24 +52,43 @@ def beside_off_lab(args: list, argv: list) -> tuple:
     return lab, off
 
 
+def lab_env(instance: int) -> dict:
+    return {**os.environ, "RBDVM_LAB_INSTANCE": str(instance)}
+
+
 def main(argv: list) -> int:
     lab = str(L.LAB_SRC / "lab")
-    started = False
+    started = []
     if not lifecycle.healthy():
-        res = subprocess.run([lab, "up"], capture_output=True, text=True)
+        res = subprocess.run([lab, "up"], capture_output=True, text=True, env=lab_env(0))
         if res.returncode != 0:
             # the lab tests would fail one by one with this; the others still run
             print(f"the lab did not come up (tests/lab/lab up, rc {res.returncode}):\n{res.stdout}\n{res.stderr}",
                   flush=True)
             pytest(["-m", "not lab", *argv])
             return 1
-        started = True
+        started.append(0)
+    # the other labs come up during the first phase (~10 s each); one that does not is
+    # brought up again by its worker's lab fixture, whose failure fails every test there
+    others = {i: subprocess.Popen([lab, "up"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                  env=lab_env(i)) for i in range(1, LABS)
+              if subprocess.run([lab, "status"], capture_output=True, env=lab_env(i)).returncode != 0}
     try:
         first = pytest(SIDE_BY_SIDE + argv)
+        for i, proc in others.items():
+            out, _ = proc.communicate()
+            if proc.returncode == 0:
+                started.append(i)
+            else:
+                print(f"lab {i} did not come up (rc {proc.returncode}):\n{out}", flush=True)
         second, off_lab = beside_off_lab(ALONE, argv)
     finally:
-        if started and os.environ.get("RBDVM_LAB_KEEP") != "1":
-            subprocess.run([lab, "down"], check=False)
+        for i in others:
+            if others[i].poll() is None:
+                others[i].communicate()
+        if os.environ.get("RBDVM_LAB_KEEP") != "1":
+            for i in sorted(set(started) | set(others)):
+                subprocess.run([lab, "down"], check=False, env=lab_env(i))
     # pytest's "no tests collected" (5) is not a failure of a phase a selection emptied
     return max(rc if rc != 5 else 0 for rc in (first, off_lab, second))
 

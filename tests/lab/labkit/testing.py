@@ -130,8 +130,10 @@ def force_remove(vm: str, ns: str = None, node: str = "node1") -> None:
     and removed; a guest started by hand is ended wherever it runs, then the VM removed.
     `node`: where rbdvm runs (one that is up)."""
     extra = ["--namespace", ns] if ns else []
-    if rbdvm("remove", "--force", vm, *extra, node=node, check=False).returncode in (0, 3):
+    first = rbdvm("remove", "--force", vm, *extra, node=node, check=False)
+    if first.returncode in (0, 3):
         return
+    last = [first]
     for n in L.HYPERVISORS:
         if node_up(n) and vm in ops.running(n):
             ops.virsh(n, "destroy", vm, check=False)
@@ -141,12 +143,17 @@ def force_remove(vm: str, ns: str = None, node: str = "node1") -> None:
     from labkit.procs import wait_for
 
     def removed():
-        if rbdvm("remove", vm, *extra, node=node, check=False).returncode in (0, 3):
+        # --force again: a disable cut short (a stop or the cluster's settling not done in
+        # time) leaves the VM's resource, which a plain remove refuses
+        last[0] = rbdvm("remove", "--force", vm, *extra, node=node, check=False)
+        if last[0].returncode in (0, 3):
             return True
         if not ns:
             _release_dead_clients(vm, node)
         return False
-    assert wait_for(60, removed, 1.0), f"could not remove VM {vm} after the test"
+    assert wait_for(60, removed, 1.0), \
+        f"could not remove VM {vm} after the test: the first try said {first.stderr.strip()!r}, " \
+        f"the last {last[0].stderr.strip()!r}"
 
 
 def node_up(n: str) -> bool:
