@@ -47,6 +47,7 @@ bench: lab-up
 	$(PY) bench/failover.py
 	$(PY) bench/failover_ceph.py
 	$(PY) bench/scheduler.py
+	$(PY) bench/drain.py
 
 # dist/rbdvm_<version>_all.deb, built with Debian's tooling and checked by lintian
 deb: deps

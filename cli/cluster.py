@@ -20,6 +20,7 @@ from .options import (
     json_option,
     settings_options,
     settings_values,
+    strict_option,
     vm_command,
 )
 
@@ -34,11 +35,7 @@ def cluster_line(r) -> str:
 @click.command()
 @click.argument("name")
 @click.option("--no-start", is_flag=True, help="Add the resource stopped (target-role Stopped).")
-@click.option("--strict", is_flag=True,
-              help="Refuse (exit 4, N_PLUS_ONE) before changing anything if, with NAME running, the loss of "
-                   "any one node would leave VMs that could not restart anywhere (Pacemaker's scheduler over a "
-                   "copy of the CIB, counting NAME's cpu and hv_memory from its definition). Without it the "
-                   "same finding is a warning after the change.")
+@strict_option("NAME running, its cpu and hv_memory counted from its definition")
 @settings_options(only=vmschema.REMOTE)
 @ceph_command
 def enable(name, no_start, strict, target, as_json, **kwargs):
@@ -113,10 +110,11 @@ def console(name, force, target, as_json):
 @click.option("--cold", is_flag=True,
               help="Stop the VM here and start it on NODE (a reboot of the guest): the way to move "
                    "a VM that does not allow live migration.")
-def migrate(name, node, cold, target, as_json):
+@strict_option("NAME on NODE")
+def migrate(name, node, cold, strict, target, as_json):
     """Move the running VM NAME to NODE through Pacemaker: live (no reboot) if the VM allows
     live migration, else refused unless --cold."""
-    emit(as_json, _checked(in_session(target, lifecycle.migrate, name, node, cold=cold)),
+    emit(as_json, _checked(in_session(target, lifecycle.migrate, name, node, cold=cold, strict=strict)),
          lambda r: cluster_line(r) + ("" if r["changed"] else " (already there)")
          + (" (moved cold: stopped and started)" if r["changed"] and r["how"] == "cold" else "")
          + (f"\nLive migration: {migstats.describe(r['migration'])}" if r.get("migration") else "")

@@ -4,7 +4,7 @@ import click
 
 from rbdvm.helpers.ops import configure
 
-from .options import emit, in_session, settings_options, settings_values, vm_command
+from .options import emit, in_session, settings_options, settings_values, strict_option, vm_command
 
 
 def _text(r) -> list:
@@ -24,8 +24,9 @@ def _text(r) -> list:
 @click.option("--restart", is_flag=True,
               help="Allow Pacemaker to restart the running VM when the change needs it "
                    "(its agent parameters change); without it such a change is refused.")
+@strict_option("an enabled NAME changed")
 @settings_options
-def set_(name, restart, target, as_json, **kwargs):
+def set_(name, restart, strict, target, as_json, **kwargs):
     """Change settings of VM NAME: the same options, with the same checks, as `create`.
 
     Only the settings given change. A map setting (--pacemaker-params, --pacemaker-meta,
@@ -37,7 +38,8 @@ def set_(name, restart, target, as_json, **kwargs):
     running VM, which is refused unless --restart. A new --disk-bus rebuilds the definition
     (same UUID and MACs), which applies at the next start. Run again after an interruption.
     """
-    result = in_session(target, configure.set_settings, name, settings_values(kwargs), restart=restart)
+    result = in_session(target, configure.set_settings, name, settings_values(kwargs), restart=restart,
+                        strict=strict)
     from .capacity import checked
 
     emit(as_json, checked(result, bool(result["changed"] and result["enabled"])), _text)

@@ -1,6 +1,7 @@
 """rbdvm node list | drain | resume."""
 
 import os
+import sys
 
 import click
 
@@ -8,7 +9,7 @@ from rbdvm.helpers.core import defaults
 from rbdvm.helpers.core.settings import ceph_target_from_env
 from rbdvm.helpers.ops import maintenance
 
-from .options import cluster_env, emit, json_option, table
+from .options import cluster_env, emit, escaped, json_option, table
 
 
 def _maintenance_options(fn):
@@ -75,16 +76,22 @@ def _vm_line(node_name, v) -> str:
 @click.option("--force", is_flag=True,
               help="Drain even when VMs on NAME are not signed by this cluster: they stop (their start "
                    "elsewhere is refused).")
+@click.option("--limit", type=click.IntRange(min=1), metavar="N",
+              help="At most N live migrations at once per node: sets the cluster's migration-limit "
+                   "(Pacemaker's own throttle, which stays for every later move; unlimited by default).")
 @_maintenance_options
 @json_option
-def drain(name, force, for_maintenance, maintenance_id, ceph_conf, ceph_host, as_json):
+def drain(name, force, limit, for_maintenance, maintenance_id, ceph_conf, ceph_host, as_json):
     """Move every VM off node NAME and keep VMs away from it (for maintenance).
 
     Sets the node attribute rbdvm-no-vms=true, which every VM rbdvm put under Pacemaker
     avoids: each VM leaves (live if it allows live migration, else stopped and started
     elsewhere); a VM pinned to NAME has nowhere to go and stops. Waits until the cluster has
-    settled and reports each VM that ran there. Run it again at will; `rbdvm node resume NAME`
-    undoes it. Refused, before anything moves, while a VM on NAME is not signed by this
+    settled and reports each VM that ran there, highest priority first: where it went, and
+    for one that did not move, why. Pacemaker moves them side by side (--limit bounds how
+    many), higher priorities placed first; one VM's failed migration stops no other. On a
+    terminal each VM's progress is shown as it happens. Run it again at will;
+    `rbdvm node resume NAME` undoes it. Refused, before anything moves, while a VM on NAME is not signed by this
     cluster (rbdvm trust).
 
     --maintenance (a hyperconverged node about to reboot): refused, before anything moves,
@@ -94,10 +101,31 @@ def drain(name, force, for_maintenance, maintenance_id, ceph_conf, ceph_host, as
     """
     r = maintenance.drain(cluster_env(), name, untrusted_ok=force,
                           maintenance=_maintenance_target(for_maintenance, maintenance_id, ceph_conf),
-                          ceph_host=ceph_host)
+                          ceph_host=ceph_host, limit=limit, progress=_Progress(name) if _on_terminal() else None)
     emit(as_json, r, lambda r: [f"node {name} drained" + ("" if r["changed"] else " (it already was)")
-                                + ("" if r["settled"] else "; the cluster has not settled yet")]
+                                + ("" if r["settled"] else "; the cluster has not settled yet")
+                                + (f" (migration-limit {r['migration_limit']})" if r["migration_limit"] else "")]
          + [_vm_line(name, v) for v in r["vms"]] + _ceph_line(r))
+
+
+def _on_terminal() -> bool:
+    return sys.stderr.isatty()
+
+
+class _Progress:
+    """A drain's progress on the terminal (stderr): a line each time a VM changes state."""
+
+    def __init__(self, node_name: str):
+        self.node = node_name
+        self.seen: dict[str, str] = {}
+
+    def __call__(self, report: list) -> None:
+        gone = sum(1 for v in report if v["node"] != self.node)
+        for v in report:
+            line = _vm_line(self.node, v).strip()
+            if self.seen.get(v["name"]) != line:
+                self.seen[v["name"]] = line
+                click.echo(f"[{gone}/{len(report)} off {escaped(self.node)}] {escaped(line)}", err=True)
 
 
 @node.command()

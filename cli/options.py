@@ -216,3 +216,12 @@ def settings_values(kwargs, only=None) -> dict:
         value = kwargs.pop(s.name)
         out[s.name] = parse_pairs(value, f"--{s.name.replace('_', '-')}") if s.kind == "map" else value
     return out
+
+
+def strict_option(what: str):
+    """--strict of a command that changes where VMs may run (`what`: the VM's state the
+    check counts, as the change leaves it)."""
+    return click.option("--strict", is_flag=True, help=(
+        f"Refuse (exit 4, N_PLUS_ONE) before changing anything if, with {what}, the loss of any one node "
+        "would leave VMs that could not restart anywhere (Pacemaker's scheduler over a copy of the CIB). "
+        "Without it the same finding is a warning after the change."))

@@ -95,6 +95,7 @@ MIGRATE_WAIT = 180
 SETTLE_WAIT = 180
 # a node drained or resumed: every VM it runs moves
 DRAIN_WAIT = 600
+DRAIN_POLL = 1.0               # a drain reads where its VMs are this often, to say how far it got
 # adopt asked to stop the libvirt domain it takes over: its graceful shutdown
 ADOPT_SHUTDOWN_WAIT = 120
 # one libvirt call on another node's libvirtd (hot-plug, live resize)

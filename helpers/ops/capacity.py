@@ -14,19 +14,20 @@ from ..pacemaker import cib, crm_mon, simulate
 from .env import Env
 
 
-def capacity(env: Env, what_if=None, budget: float | None = None) -> dict:
+def capacity(env: Env, what_if=None, budget: float | None = None, without=()) -> dict:
     """{placement_strategy, undeclared, nodes: [{name, online, vms, capacity, used, free}],
     losses: [{node, stopped: [{vm, priority}], moved: [vm]}], not_running_now,
     absorbs_any_loss, scheduler_seconds}: one CIB query, then one simulation as the cluster
     stands and one per member node lost (side by side). `not_running_now`: the VMs meant to
     run that would not even with every node up, as the cluster settles. `what_if`: a
-    <configuration> fragment merged into the copy first (a VM about to be enabled).
+    <configuration> fragment put into the copy first, and the elements of the ids `without`
+    taken out (a change about to be made: cib.with_configuration).
     `budget`: seconds for every simulation together (each one has SIMULATE otherwise)."""
     until = time.monotonic() + budget if budget is not None else None
     text = env.cluster.cib_text()
     root = xmlsafe.parse(text, "the CIB", ClusterUnavailable)
     if what_if is not None:
-        root, text = cib.with_configuration(root, what_if)
+        root, text = cib.with_configuration(root, what_if, without)
     vms = cib.vm_primitives(root)
     wanted = [vm for vm, p in vms.items() if cib.wanted(p)]
     now = simulate.settled(env.cluster.run, text, until=until)
@@ -100,11 +101,11 @@ def shortfall(env: Env, what_if=None) -> dict:
             "stopped": {loss["node"]: [s["vm"] for s in loss["stopped"]] for loss in r["losses"] if loss["stopped"]}}
 
 
-def refuse_short(env: Env, what_if, doing: str) -> None:
+def refuse_short(env: Env, what_if, doing: str, without=()) -> None:
     """N_PLUS_ONE (Conflict) if the cluster with `what_if` merged in could not restart every
     VM after the loss of some single node; nothing changed yet. A scheduler that cannot be
     asked refuses too: the operator asked for the check."""
-    r = capacity(env, what_if)
+    r = capacity(env, what_if, without=without)
     if r["absorbs_any_loss"]:
         return
     lost = [f"{loss['node']} lost: {', '.join(s['vm'] for s in loss['stopped'])}" for loss in r["losses"]

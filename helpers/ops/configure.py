@@ -53,9 +53,11 @@ def merged(metadata: dict, changes: dict) -> dict:
     return values
 
 
-def set_settings(env: Env, vm: str, changes: dict, restart: bool = False) -> dict:
+def set_settings(env: Env, vm: str, changes: dict, restart: bool = False, strict: bool = False) -> dict:
     """Change VM `vm`'s settings ({name: value}, None: unchanged). Returns what changed, and
-    for an enabled VM whether Pacemaker restarted it and its status."""
+    for an enabled VM whether Pacemaker restarted it and its status. `strict`: an enabled
+    VM's change is refused (N_PLUS_ONE) before anything is written if the cluster it leaves
+    could not restart every VM after the loss of some single node."""
     session = env.session
     names.check_name(vm, "VM name")
     given = {k: v for k, v in changes.items() if v is not None and v != {}}
@@ -79,6 +81,11 @@ def set_settings(env: Env, vm: str, changes: dict, restart: bool = False) -> dic
         if definition_changed:
             write.update(definition.rebuild_definition(env, vm, metadata, rec.disks, bus=config.disk_bus))
         plan = _plan(env, vm, _config_or_default(rec.metadata), config, status, restart) if enabled else None
+        if strict and plan is not None:
+            from . import capacity
+
+            fragment, gone = cib.settings_fragment(vm, plan["resource"], config)
+            capacity.refuse_short(env, fragment, f"changing the settings of VM {vm}", without=gone)
         if write or remove:
             trust.write_settings(session, vm, rec.metadata, write, remove, doing)
         checkpoint("set:stored")

@@ -190,15 +190,22 @@ def list_status(env: Env) -> list:
     return out
 
 
-def migrate(env: Env, vm: str, node: str, wait: float = timeouts.MIGRATE_WAIT, cold: bool = False) -> dict:
+def migrate(env: Env, vm: str, node: str, wait: float = timeouts.MIGRATE_WAIT, cold: bool = False,
+            strict: bool = False) -> dict:
     """Move a running VM to `node` through Pacemaker: move, wait, clear the temporary
     constraint. Live (no reboot) if its settings allow it; `cold`: stopped here and started
-    there (the only way for a VM without live migration; asked for, also for one with it)."""
+    there (the only way for a VM without live migration; asked for, also for one with it).
+    `strict`: refused (N_PLUS_ONE) before anything changes if, with the VM on `node`, the
+    loss of some single node would leave VMs that could not restart anywhere."""
     status = env.cluster.cluster_status()
     live, st = _movable(env, vm, node, status, cold)
     how = "cold" if cold else "live"
     if st["node"] == node:
         return {**st, "changed": False, "how": how}
+    if strict:
+        from . import capacity
+
+        capacity.refuse_short(env, cib.moved_to(vm, node), f"moving VM {vm} to {node}")
     source = st["node"]
     seen = {_failure_id(f) for f in crm_mon.failures(status, vm)}
     if live:

@@ -13,6 +13,8 @@ once the VMs are away it sets `noout` on the node's CRUSH host, so Ceph does not
 while its OSDs are down. Resume clears that flag first. Every step is idempotent.
 """
 
+import time
+
 from ..ceph import osdflags, trust, vmstore
 from ..core import hints, timeouts, vmschema
 from ..core.errors import Conflict, RbdvmError, Untrusted
@@ -21,6 +23,9 @@ from ..core.hints import Hint
 from ..pacemaker import cib, crm_mon, nodes
 from .env import Env
 from .history import recorded
+
+MIGRATION_LIMIT = "migration-limit"
+_ON_THE_WAY = ("Starting", "Stopping", "Migrating")
 
 
 def node_list(env: Env) -> list:
@@ -72,13 +77,15 @@ def untrusted_vms(env: Env, vms) -> list:
 
 @recorded("drain", vm_arg=None, node_arg="node")
 def drain(env: Env, node: str, wait: float = timeouts.DRAIN_WAIT, untrusted_ok: bool = False,
-          maintenance=None, ceph_host: str | None = None) -> dict:
+          maintenance=None, ceph_host: str | None = None, limit: int | None = None, progress=None) -> dict:
     """Move every VM off `node`; refused, before anything moves, while a VM on it is not
     signed by this cluster (its start elsewhere would be refused), unless `untrusted_ok`.
 
     `maintenance`: the CephTarget of a user that may set noout (then also refused while
     Ceph is unhealthy or a VM there could run nowhere else); `ceph_host`: the node's CRUSH
-    host, if not named as the node."""
+    host, if not named as the node. `limit`: the live migrations a node runs at once, set
+    as the cluster's migration-limit (it stays). `progress`: called with the VMs' report
+    (as returned, highest priority first) each time one of them changes state."""
     status, cib_nodes = env.cluster.cluster_status(), env.cluster.cib_nodes()
     before = nodes.describe_node(status, cib_nodes, node)
     untrusted = [] if untrusted_ok else untrusted_vms(env, before["vms"])
@@ -91,12 +98,14 @@ def drain(env: Env, node: str, wait: float = timeouts.DRAIN_WAIT, untrusted_ok: 
         _refuse_stranded(env, node, before["vms"], nodes.describe(status, cib_nodes))
         with env.open_session(maintenance) as ceph:
             _refuse_unhealthy(ceph, node, host)
-    before, settled = _set_drained(env, node, True, wait, before)
+    if limit is not None:
+        env.cluster.set_cluster_option(MIGRATION_LIMIT, str(limit))
+    env.cluster.set_drained(node, True)
     checkpoint("drain:drained")
-    report = _vms_report(env.cluster.cluster_status(), before["vms"])
+    report, settled = _follow(env, node, _by_priority(env, before["vms"]), wait, progress)
     left = [v["name"] for v in report if v["node"] == node]
     out = {"node": node, "drained": True, "settled": settled, "vms": report, "still_there": left,
-           "changed": not before["drained"]}
+           "changed": not before["drained"], "migration_limit": _migration_limit(env)}
     if maintenance is not None:
         with env.open_session(maintenance) as ceph:
             osds = osdflags.host_osds(ceph, host)
@@ -104,6 +113,41 @@ def drain(env: Env, node: str, wait: float = timeouts.DRAIN_WAIT, untrusted_ok: 
                 osdflags.set_noout(ceph, host)
             out["ceph"] = {"host": host, "osds": osds, "noout": bool(osds)}
     return out
+
+
+def _by_priority(env: Env, vms) -> list:
+    """`vms`, highest priority first (Pacemaker places them in that order), then by name."""
+    prims = env.cluster.primitives()
+    return sorted(vms, key=lambda vm: (-(cib.priority(prims[vm]) if vm in prims else 0), vm))
+
+
+def _follow(env: Env, node: str, vms: list, wait: float, progress) -> tuple:
+    """(report, settled) once no VM of `vms` is on `node` or on its way (then the cluster
+    settles, within what is left of `wait`), or at `wait`. Each VM's report says when it
+    was first seen elsewhere (`left_after`, seconds from the start)."""
+    t0 = time.monotonic()
+    end, last = t0 + wait, None
+    left_after: dict[str, float] = {}
+    while True:
+        report = _vms_report(env.cluster.cluster_status(), vms)
+        for v in report:
+            if v["node"] not in (None, node) and v["status"] == "Started":
+                left_after.setdefault(v["name"], round(time.monotonic() - t0, 1))
+            v["left_after"] = left_after.get(v["name"])
+        if progress is not None and report != last:
+            progress(report)
+        last = report
+        if all(v["node"] != node and v["status"] not in _ON_THE_WAY for v in report):
+            return report, env.cluster.settle(max(1.0, end - time.monotonic()))
+        if time.monotonic() >= end:
+            return report, False
+        time.sleep(timeouts.DRAIN_POLL)
+
+
+def _migration_limit(env: Env) -> int | None:
+    """The cluster's migration-limit (None: unlimited, Pacemaker's default)."""
+    value = env.cluster.cluster_option(MIGRATION_LIMIT)
+    return int(value) if value and value.lstrip("-").isdigit() and int(value) > 0 else None
 
 
 def _refuse_stranded(env: Env, node: str, vms, cluster_nodes) -> None:

@@ -299,18 +299,46 @@ def resource_fragment(vm: str, target: CephTarget, config: VmConfig, start: bool
     return conf
 
 
-def with_configuration(whole, fragment) -> tuple:
-    """(parsed, text) of a copy of a whole CIB (parsed) with a <configuration> fragment
-    merged in as cibadmin --modify --allow-create merges new elements: each child added
-    under its section unless an element of its id is there already."""
+def with_configuration(whole, fragment, without=()) -> tuple:
+    """(parsed, text) of a copy of a whole CIB (parsed) as a change would leave it: each
+    child of the <configuration> `fragment` put under its section, in place of the element
+    of its id if there is one (a change rbdvm makes replaces or merges whole elements), and
+    the elements of the ids `without` taken out."""
     out = copy.deepcopy(whole)
     conf = out.find("configuration")
+    gone = set(without)
+    for section in conf:
+        for el in [e for e in section if e.get("id") in gone]:
+            section.remove(el)
     for section in fragment:
         into = conf.find(section.tag)
         if into is None:
             into = etree.SubElement(conf, section.tag)
-        have = {e.get("id") for e in into}
+        have = {e.get("id"): e for e in into}
         for el in section:
-            if el.get("id") not in have:
+            if el.get("id") in have:
+                into.replace(have[el.get("id")], copy.deepcopy(el))
+            else:
                 into.append(copy.deepcopy(el))
     return out, etree.tostring(out, encoding="unicode")
+
+
+def moved_to(vm: str, node: str):
+    """The <configuration> a move of `vm` to `node` leaves while it runs: the location
+    constraint `crm_resource --move` makes (what a what-if of the move merges)."""
+    conf = etree.Element("configuration")
+    etree.SubElement(etree.SubElement(conf, "constraints"), "rsc_location", id=f"cli-prefer-{vm}", rsc=vm,
+                     role="Started", node=node, score="INFINITY")
+    return conf
+
+
+def settings_fragment(vm: str, prim, config: VmConfig) -> tuple:
+    """(<configuration> fragment, ids to take out) that a `set` of an enabled VM leaves:
+    its patched primitive, and its placement constraint as the settings ask (or none)."""
+    conf = etree.Element("configuration")
+    etree.SubElement(conf, "resources").append(copy.deepcopy(prim))
+    loc = placement(vm, config)
+    if loc is None:
+        return conf, (placement_id(vm),)
+    etree.SubElement(conf, "constraints").append(loc)
+    return conf, ()

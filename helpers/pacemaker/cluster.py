@@ -209,6 +209,17 @@ class Cluster:
         out = self.run(["cibadmin", "--query", "--scope", "nodes"], timeout=timeouts.CIB_QUERY)
         return xmlsafe.parse(out, "the CIB's nodes", ClusterUnavailable)
 
+    def cluster_option(self, name: str) -> str | None:
+        """A cluster option (crm_config), None when it is not set."""
+        out = self.run(["cibadmin", "--query", "--scope", "crm_config"], timeout=timeouts.CIB_QUERY)
+        found = xmlsafe.parse(out, "the CIB's cluster options", ClusterUnavailable).xpath(
+            "//cluster_property_set/nvpair[@name=$n]/@value", n=name)
+        return str(found[0]) if found else None
+
+    def set_cluster_option(self, name: str, value: str) -> None:
+        """Set a cluster option (crm_config): one CIB change."""
+        self.run(["crm_attribute", "--type", "crm_config", "--name", name, "--update", value])
+
     def set_drained(self, node: str, drained: bool) -> None:
         """Set (or delete) the node's permanent rbdvm-no-vms attribute: one CIB change."""
         if drained:

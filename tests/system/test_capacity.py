@@ -88,6 +88,12 @@ def test_capacity_names_the_vm_a_node_loss_would_leave_down_and_a_real_crash_agr
         assert rbdvm_json("status", extra)["status"] == "Disabled", "nothing changed"
     finally:
         force_remove_all([extra])
+    # and a migrate or set that leaves the same shortfall, with the VM where it was
+    res = rbdvm("migrate", hi, N2, "--strict", "--json", check=False)
+    assert res.returncode == 4 and '"N_PLUS_ONE"' in res.stdout, (res.returncode, res.stdout, res.stderr)
+    res = rbdvm("set", lo, "--priority", "2", "--strict", "--json", check=False)
+    assert res.returncode == 4 and '"N_PLUS_ONE"' in res.stdout, (res.returncode, res.stdout, res.stderr)
+    assert ops.resource_node(N1, hi) == N1 and rbdvm_json("info", lo)["settings"]["priority"] == 1, "unchanged"
 
     # the real failure: node1 crashes; the survivor runs what capacity said, and no more
     fences = len(ops.fence_events(N2, N1))

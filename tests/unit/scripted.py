@@ -632,13 +632,14 @@ EMPTY_CIB = ("<cib><configuration><crm_config/><nodes><node id='1' uname='node1'
 
 class ScriptedPacemaker:
     """Pacemaker's tools answered from an in-memory CIB. An enabled VM whose target-role is
-    Started runs on `running[vm]` (default: the first node; None: it does not start), one
-    whose target-role is Stopped is Stopped."""
+    Started runs on `running[vm]` (default: the first node; None: it does not start), or on
+    the first node not drained when that one is; one whose target-role is Stopped is Stopped."""
 
     def __init__(self, nodes=("node1", "node2")):
         self.cib = etree.fromstring(EMPTY_CIB)
         self.nodes = list(nodes)
         self.running: dict = {}
+        self.stranded: set = set()  # VMs that may run nowhere else than where they run
         self.failures: list = []
         self.calls: list = []
         self.fail: dict = {}        # tool -> message: that tool fails
@@ -673,11 +674,15 @@ class ScriptedPacemaker:
         for n in self.nodes:
             etree.SubElement(nodes, "node", name=n, online="true", standby="false", maintenance="false")
         resources = etree.SubElement(out, "resources")
+        drained = {n.get("uname") for n in self.section("nodes")
+                   if n.find("instance_attributes/nvpair[@name='rbdvm-no-vms'][@value='true']") is not None}
         for prim in self.section("resources").iter("primitive"):
             vm = prim.get("id")
             role = prim.find("meta_attributes/nvpair[@name='target-role']")
             wanted = role is None or role.get("value") == "Started"
             node = self.running.get(vm, self.nodes[0]) if wanted else None
+            if node in drained:
+                node = None if vm in self.stranded else next((n for n in self.nodes if n not in drained), None)
             r = etree.SubElement(resources, "resource", id=vm, resource_agent="ocf:rbdvm:VirtualDomain",
                                  role="Started" if node else "Stopped", active="true" if node else "false",
                                  failed="false")
@@ -741,7 +746,19 @@ class ScriptedPacemaker:
         return ""
 
     def _crm_attribute(self, args):
-        """Node attributes (what drain and resume set) into the CIB's nodes section."""
+        """Node attributes (what drain and resume set) into the CIB's nodes section; cluster
+        options into crm_config."""
+        if args[args.index("--type") + 1] == "crm_config":
+            name = args[args.index("--name") + 1]
+            props = self.section("crm_config").find("cluster_property_set")
+            if props is None:
+                props = etree.SubElement(self.section("crm_config"), "cluster_property_set", id="cib-bootstrap-options")
+            for old in props.findall(f"nvpair[@name='{name}']"):
+                props.remove(old)
+            if "--update" in args:
+                etree.SubElement(props, "nvpair", id=f"cib-bootstrap-options-{name}", name=name,
+                                 value=args[args.index("--update") + 1])
+            return ""
         if "--type" in args and args[args.index("--type") + 1] == "nodes" and "--node" in args:
             node = self.section("nodes").find(f"node[@uname='{args[args.index('--node') + 1]}']")
             name = args[args.index("--name") + 1]

@@ -214,3 +214,24 @@ def test_the_check_after_a_change_has_one_budget_for_every_simulation_and_says_w
                                                         {None: NOW, "node1": NOW, "node2": NOW, "node3": NOW}))))
     assert "did not answer" in r["unknown"]
     assert len(set(deadlines)) == 1 and 0 < deadlines[0] - t0 <= timeouts.CAPACITY_CHECK + 0.5
+
+
+def test_a_what_if_replaces_the_elements_of_its_ids_and_takes_out_those_named_gone():
+    """A set's what-if: the VM's primitive put in place of the live one, its old placement
+    constraint taken out; elements of other ids stay as they are."""
+    whole = etree.fromstring(_cib(VMS, {"node1": 2}).encode())
+    etree.SubElement(whole.find("configuration"), "constraints").extend([
+        etree.Element("rsc_location", id=cib.placement_id("a"), rsc="a", node="node1", score="INFINITY"),
+        etree.Element("rsc_location", id="keep", rsc="b", node="node2", score="10")])
+    config = vmschema.VmConfig.of({"_priority": "3"})
+    prim = cib.primitive("a", CephTarget(pool="rbd"), config, start=True)
+    fragment, gone = cib.settings_fragment("a", prim, config)
+    root, text = cib.with_configuration(whole, fragment, gone)
+    assert [p.get("id") for p in root.iter("primitive")] == ["fence-node1", "a", "b", "c", "off"], "in place"
+    assert cib.pairs(root.find("configuration/resources/primitive[@id='a']"), "meta_attributes")["priority"] == "3"
+    assert [c.get("id") for c in root.find("configuration/constraints")] == ["keep"]
+    assert etree.fromstring(text.encode()).find("configuration/constraints") is not None
+    assert whole.find(f"configuration/constraints/rsc_location[@id='{cib.placement_id('a')}']") is not None, \
+        "the CIB read is left as it was"
+    moved, _ = cib.with_configuration(root, cib.moved_to("b", "node1"))
+    assert [c.get("id") for c in moved.find("configuration/constraints")] == ["keep", "cli-prefer-b"]

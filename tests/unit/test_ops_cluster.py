@@ -261,3 +261,59 @@ def test_disable_of_a_vm_the_cluster_could_not_place_still_stops_it_before_it_st
     env.pacemaker._crm_resource = room_freed_meanwhile
     assert lifecycle.disable(env, "vm1")["changed"] is True
     assert primitive(env) is None
+
+
+def test_strict_migrate_and_set_ask_the_scheduler_about_the_cib_the_change_leaves_and_change_nothing_if_short(
+        env, monkeypatch):
+    """--strict: the move's constraint, or the set's patched primitive and placement, is what
+    capacity.refuse_short is given (its simulations: tests/unit/test_ops_capacity.py and the
+    lab's test_capacity.py); refused, nothing is written to the CIB or to Ceph."""
+    from rbdvm.helpers.core.errors import Conflict
+    from rbdvm.helpers.ops import capacity
+
+    lifecycle.enable(env, "vm1")
+    asked = []
+
+    def short(_env, what_if, doing, without=()):
+        asked.append((what_if, tuple(without)))
+        raise Conflict(f"{doing} would leave VMs down", "scripted", "none", code="N_PLUS_ONE")
+
+    monkeypatch.setattr(capacity, "refuse_short", short)
+    before = dict(env.session.store.images["system_vm1"].metadata)
+    env.pacemaker.calls.clear()
+    assert code_of(lifecycle.migrate, env, "vm1", "node2", strict=True) == "N_PLUS_ONE"
+    (loc,) = asked[-1][0].find("constraints")
+    assert (loc.get("id"), loc.get("rsc"), loc.get("node"), loc.get("score")) == \
+        ("cli-prefer-vm1", "vm1", "node2", "INFINITY"), "the constraint crm_resource --move makes"
+    assert code_of(configure.set_settings, env, "vm1", {"priority": 7}, strict=True) == "N_PLUS_ONE"
+    prim = asked[-1][0].find("resources/primitive[@id='vm1']")
+    assert cib.pairs(prim, "meta_attributes")["priority"] == "7"
+    assert asked[-1][1] == (cib.placement_id("vm1"),), "no pin or preference: no placement constraint"
+    assert code_of(configure.set_settings, env, "vm1", {"pinned_host": "node2"}, strict=True) == "N_PLUS_ONE"
+    assert asked[-1][0].find(f"constraints/rsc_location[@id='{cib.placement_id('vm1')}']") is not None
+    assert asked[-1][1] == ()
+    assert writes(env) == [] and env.session.store.images["system_vm1"].metadata == before
+
+
+def test_a_drain_sets_the_migration_limit_it_is_given_follows_each_vm_and_reports_them_highest_priority_first(
+        tmp_path):
+    """The drain's decisions: migration-limit written before the drain attribute, each VM
+    followed until it is elsewhere (progress on every change), the report ordered by
+    priority with when each left and, for a VM that could not move, where it is not. The lab
+    proves the moves themselves (tests/system/test_drain.py)."""
+    env = scripted_env()
+    for vm, prio in (("low", 1), ("high", 9), ("mid", 5), ("stuck", 7)):
+        creation.create(env, vm, disk_file(tmp_path, f"{vm}.raw"), BASE_XML, settings={"live_migration": True,
+                                                                              "priority": prio})
+        lifecycle.enable(env, vm)
+    env.pacemaker.stranded.add("stuck")           # nowhere to run once it must leave node1
+    env.pacemaker.calls.clear()
+    seen = []
+    r = maintenance.drain(env, "node1", limit=2, progress=seen.append)
+    assert [c[1:4] + [c[-1]] for c in env.pacemaker.writes()] == [
+        ["--type", "crm_config", "--name", "2"], ["--type", "nodes", "--node", "true"]], "the limit first"
+    assert [v["name"] for v in r["vms"]] == ["high", "stuck", "mid", "low"], "highest priority first"
+    assert {v["name"]: v["node"] for v in r["vms"]} == {"high": "node2", "stuck": None, "mid": "node2", "low": "node2"}
+    assert r["still_there"] == [] and r["migration_limit"] == 2 and r["settled"] is True
+    assert all(v["left_after"] is not None for v in r["vms"] if v["name"] != "stuck")
+    assert seen and seen[-1] == r["vms"], "the last progress is the report"

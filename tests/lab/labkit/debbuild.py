@@ -12,6 +12,7 @@ from . import once
 REPO = Path(__file__).resolve().parents[3]
 # beside the lab, not in it: `lab down` keeps it; the nodes see the host's /tmp
 CACHE = Path("/tmp/rbdvm-lab-cache/deb")
+WORK = CACHE / ".work"
 
 
 def _run(*argv, cwd=None) -> str:
@@ -27,15 +28,23 @@ def package() -> Path:
     target = CACHE / commit / "rbdvm_all.deb"
 
     def build(tmp: Path) -> None:
-        with tempfile.TemporaryDirectory(dir=CACHE) as work:
+        WORK.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=WORK) as work:
             clone = Path(work) / "clone"
             _run("git", "clone", "-q", REPO, clone)
             _run("git", "-C", clone, "checkout", "-q", commit)
             built = _run(clone / "debian" / "build-deb", Path(work) / "dist").strip().splitlines()[-1]
             Path(built).rename(tmp)
+    forget_other_commits(commit)
+    return once.made_once(target, build)
+
+
+def forget_other_commits(commit: str) -> None:
+    """Remove the packages of other commits (never needed again). A build under way, even of
+    another commit, keeps its work directory: a test beside it may be building the package
+    (seen: a lab test's cleanup removed the host test's build, which then failed)."""
     CACHE.mkdir(parents=True, exist_ok=True)
     with once.locked(CACHE / "builds"):
-        for old in CACHE.iterdir():       # another commit's package: never needed again
-            if old.is_dir() and old.name != commit:
+        for old in CACHE.iterdir():
+            if old.is_dir() and old.name != commit and old != WORK:
                 shutil.rmtree(old, ignore_errors=True)
-    return once.made_once(target, build)

@@ -4,10 +4,11 @@
    about the cluster as a whole) in three worker processes (pytest-xdist, a test file per
    worker at a time) on lab 0: the lab's waits on guests, Pacemaker and Ceph leave the
    machine's cores idle otherwise (a fourth worker gained nothing: the phase keeps both
-   cores busy). Lab 1 comes up meanwhile;
+   cores busy);
 2. every other lab test, one at a time on each lab: they crash, partition, fence, pause or
    reconfigure what the others of their lab use. Two workers, each with a lab of its own
-   (RBDVM_LAB_PER_WORKER: worker gwN uses lab N), a test file at a time: these tests
+   (RBDVM_LAB_PER_WORKER: worker gwN uses lab N, which its lab fixture brings up if it
+   is not, and then takes down), a test file at a time: these tests
    mostly wait on timers (failure detection, fencing, boots), so two independent clusters
    halve the phase. Beside them, in a pytest of their own, the unit and host tests (~100 s
    of one core, which the first phase has none of).
@@ -27,7 +28,8 @@ WORKERS = "3"
 LABS = 2                  # the one-at-a-time phase's workers, a lab each
 SIDE_BY_SIDE = ["-n", WORKERS, "--dist", "loadfile", "-m", "lab and side_by_side"]
 OFF_LAB = ["-m", "not lab"]
-ALONE = ["-n", str(LABS), "--dist", "loadfile", "-m", "lab and not side_by_side"]
+# in the order the lab's plugin gives (longest files first, the lab's own life cycle last)
+ALONE = ["-n", str(LABS), "--dist", "loadfile", "--no-loadscope-reorder", "-m", "lab and not side_by_side"]
 PER_WORKER = {"RBDVM_LAB_PER_WORKER": "1"}
 
 
@@ -52,43 +54,26 @@ def beside_off_lab(args: list, argv: list) -> tuple:
     return lab, off
 
 
-def lab_env(instance: int) -> dict:
-    return {**os.environ, "RBDVM_LAB_INSTANCE": str(instance)}
-
-
 def main(argv: list) -> int:
     lab = str(L.LAB_SRC / "lab")
-    started = []
+    started = False
     if not lifecycle.healthy():
-        res = subprocess.run([lab, "up"], capture_output=True, text=True, env=lab_env(0))
+        res = subprocess.run([lab, "up"], capture_output=True, text=True)
         if res.returncode != 0:
             # the lab tests would fail one by one with this; the others still run
             print(f"the lab did not come up (tests/lab/lab up, rc {res.returncode}):\n{res.stdout}\n{res.stderr}",
                   flush=True)
             pytest(["-m", "not lab", *argv])
             return 1
-        started.append(0)
-    # the other labs come up during the first phase (~10 s each); one that does not is
-    # brought up again by its worker's lab fixture, whose failure fails every test there
-    others = {i: subprocess.Popen([lab, "up"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                  env=lab_env(i)) for i in range(1, LABS)
-              if subprocess.run([lab, "status"], capture_output=True, env=lab_env(i)).returncode != 0}
+        started = True
     try:
         first = pytest(SIDE_BY_SIDE + argv)
-        for i, proc in others.items():
-            out, _ = proc.communicate()
-            if proc.returncode == 0:
-                started.append(i)
-            else:
-                print(f"lab {i} did not come up (rc {proc.returncode}):\n{out}", flush=True)
+        # the other labs are brought up by their worker's lab fixture, and taken down by it
+        # (not during the first phase: an idle lab's daemons cost that phase ~30 s)
         second, off_lab = beside_off_lab(ALONE, argv)
     finally:
-        for i in others:
-            if others[i].poll() is None:
-                others[i].communicate()
-        if os.environ.get("RBDVM_LAB_KEEP") != "1":
-            for i in sorted(set(started) | set(others)):
-                subprocess.run([lab, "down"], check=False, env=lab_env(i))
+        if started and os.environ.get("RBDVM_LAB_KEEP") != "1":
+            subprocess.run([lab, "down"], check=False)
     # pytest's "no tests collected" (5) is not a failure of a phase a selection emptied
     return max(rc if rc != 5 else 0 for rc in (first, off_lab, second))
 
