@@ -89,7 +89,7 @@ def test_capacity_names_the_vm_a_node_loss_would_leave_down_and_a_real_crash_agr
     finally:
         force_remove_all([extra])
     # and a migrate or set that leaves the same shortfall, with the VM where it was
-    res = rbdvm("migrate", hi, N2, "--strict", "--json", check=False)
+    res = rbdvm("migrate", hi, N2, "--cold", "--strict", "--json", check=False)
     assert res.returncode == 4 and '"N_PLUS_ONE"' in res.stdout, (res.returncode, res.stdout, res.stderr)
     res = rbdvm("set", lo, "--priority", "2", "--strict", "--json", check=False)
     assert res.returncode == 4 and '"N_PLUS_ONE"' in res.stdout, (res.returncode, res.stdout, res.stderr)

@@ -139,10 +139,11 @@ def test_a_vm_without_live_migration_moves_cold_only_when_asked(cluster_vm):
 @pytest.fixture
 def three_vms():
     """On node1: one VM that migrates live and prefers node1, one that cannot migrate live,
-    one pinned to node1."""
-    vms = {"live": unique("l"), "cold": unique("c"), "pinned": unique("p")}
+    one pinned to node1; and one that migrates live whose definition is then no longer
+    signed (its start elsewhere is refused)."""
+    vms = {"live": unique("l"), "cold": unique("c"), "pinned": unique("p"), "unsigned": unique("u")}
     opts = {"live": ["--live-migration", "--preferred-host", N1], "cold": ["--preferred-host", N1],
-            "pinned": ["--pinned-host", N1]}
+            "pinned": ["--pinned-host", N1], "unsigned": ["--live-migration", "--preferred-host", N1]}
     try:
         for kind, vm in vms.items():
             rbdvm("create", vm, "--image", boot_disk(), "--xml", base_xml(vm), *opts[kind],
@@ -151,12 +152,17 @@ def three_vms():
         yield vms
     finally:
         rbdvm("node", "resume", N1, check=False)
+        ops.on(N1, "crm_attribute", "--type", "crm_config", "--name", "migration-limit", "--delete", check=False)
         force_remove_all(vms.values())
 
 
 def test_a_node_drained_of_three_vms_and_resumed(three_vms):
-    vms = three_vms
+    """Drained with a limit of one live migration at a time: each VM goes its way, and the
+    one whose start elsewhere is refused stops there without holding up the others; the
+    report says where each went and why that one did not."""
+    vms = dict(three_vms)
     assert all(where(vm) == N1 for vm in vms.values())
+    bad = vms.pop("unsigned")
     listed = {n["name"]: n for n in json.loads(rbdvm("node", "list", "--json").stdout)}
     assert set(vms.values()) <= set(listed[N1]["vms"]) and not listed[N1]["drained"]
 
@@ -165,11 +171,13 @@ def test_a_node_drained_of_three_vms_and_resumed(three_vms):
     assert (refused["code"], refused["details"]["vms"]) == ("NOWHERE_TO_GO", [vms["pinned"]])
     assert all(where(vm) == N1 for vm in vms.values()) and not osd_flags()
 
-    r = json.loads(rbdvm("node", "drain", N1, "--json").stdout)
+    ops.rbd(N1, "image-meta", "remove", f"system_{bad}", "_definition_sig")
+    r = json.loads(rbdvm("node", "drain", N1, "--force", "--limit", "1", "--json").stdout)
     report = {v["name"]: v for v in r["vms"]}
-    assert r["settled"] and r["changed"], r
+    assert r["settled"] and r["changed"] and r["migration_limit"] == 1, r
     assert report[vms["live"]]["node"] == N2 and report[vms["cold"]]["node"] == N2
     assert report[vms["pinned"]]["node"] is None and report[vms["pinned"]]["status"] == "Stopped"
+    assert report[bad]["node"] != N2 and report[bad]["reason"], report[bad]
     assert r["still_there"] == []
     assert ops.boots(vms["live"]) == 1, "moved live"
     assert wait_for(60, lambda: ops.boots(vms["cold"]) == 2), "stopped and started elsewhere"
