@@ -10,6 +10,7 @@ import sys
 import time
 
 from lxml import etree
+from report import COUNTING_CLI
 
 from rbdvm.helpers.ceph import vmstore
 from rbdvm.helpers.ceph.session import Session
@@ -23,17 +24,6 @@ NAMESPACE = "bench1k"        # its own namespace: the pool's other VMs are not l
 STEPS = tuple(int(n) for n in os.environ.get("BENCH_STEPS", "10,100,1000").split(","))
 REPEAT = 5
 IMAGE, BASE_XML = sys.argv[1], sys.argv[2]
-# counts the processes the CLI starts, through Python's audit hook on subprocess.Popen
-COUNTING_CLI = """
-import sys
-count = [0]
-sys.addaudithook(lambda event, args: count.__setitem__(0, count[0] + (event == "subprocess.Popen")))
-from rbdvm.cli.main import main
-try:
-    main(sys.argv[1:])
-finally:
-    print("SUBPROCESSES", count[0], file=sys.stderr)
-"""
 
 
 def name(i: int) -> str:

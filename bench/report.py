@@ -9,6 +9,18 @@ import time
 from pathlib import Path
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
+# `python -c COUNTING_CLI ARGS...`: the rbdvm command, then on stderr how many processes it
+# started (Python's audit hook on subprocess.Popen): each one a CIB or status round trip
+COUNTING_CLI = """
+import sys
+count = [0]
+sys.addaudithook(lambda event, args: count.__setitem__(0, count[0] + (event == "subprocess.Popen")))
+from rbdvm.cli.main import main
+try:
+    main(sys.argv[1:])
+finally:
+    print("SUBPROCESSES", count[0], file=sys.stderr)
+"""
 
 
 def write_section(name: str, body: str) -> None:

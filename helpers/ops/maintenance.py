@@ -122,13 +122,15 @@ def _by_priority(env: Env, vms) -> list:
 
 
 def _follow(env: Env, node: str, vms: list, wait: float, progress) -> tuple:
-    """(report, settled) once no VM of `vms` is on `node` or on its way (then the cluster
-    settles, within what is left of `wait`), or at `wait`. Each VM's report says when it
-    was first seen elsewhere (`left_after`, seconds from the start)."""
+    """(report, settled) once no VM of `vms` is on `node` or on its way, and the cluster has
+    settled (within what is left of `wait`), or at `wait`. Each VM's report says when it was
+    first seen running elsewhere (`left_after`, seconds from the start)."""
     t0 = time.monotonic()
     end, last = t0 + wait, None
     left_after: dict[str, float] = {}
-    while True:
+
+    def read() -> list:
+        nonlocal last
         report = _vms_report(env.cluster.cluster_status(), vms)
         for v in report:
             if v["node"] not in (None, node) and v["status"] == "Started":
@@ -137,11 +139,16 @@ def _follow(env: Env, node: str, vms: list, wait: float, progress) -> tuple:
         if progress is not None and report != last:
             progress(report)
         last = report
-        if all(v["node"] != node and v["status"] not in _ON_THE_WAY for v in report):
-            return report, env.cluster.settle(max(1.0, end - time.monotonic()))
+        return report
+
+    while not all(v["node"] != node and v["status"] not in _ON_THE_WAY for v in read()):
         if time.monotonic() >= end:
-            return report, False
+            return last, False
         time.sleep(timeouts.DRAIN_POLL)
+    # what the cluster still does then (a VM refused where it went, and stopped) is in the
+    # report: read again once the cluster has settled
+    settled = env.cluster.settle(max(1.0, end - time.monotonic()))
+    return read(), settled
 
 
 def _migration_limit(env: Env) -> int | None:

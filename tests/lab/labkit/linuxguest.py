@@ -48,7 +48,13 @@ ip=""
 for w in $(cat /proc/cmdline); do case $w in rbdvm.ip=*) ip=${{w#rbdvm.ip=}} ;; esac; done
 if [ -n "$ip" ]; then
   ip link set lo up
-  ip link set eth0 up && ip addr add $ip dev eth0 && echo "NET $ip" > /dev/ttyS0
+  # the guest says where it is now (gratuitous ARP, as a live migration's announce does):
+  # booted on another hypervisor after a failover, it is silent otherwise, and the bridges
+  # kept sending its frames to the old host for minutes (the cluster could not reach its
+  # pacemaker-remoted; seen on the lab after a partition)
+  echo 1 > /proc/sys/net/ipv4/conf/all/arp_notify
+  ip addr add $ip dev eth0 && ip link set eth0 up && echo "NET $ip" > /dev/ttyS0
+  (for i in 1 2 3; do arping -U -c 1 -I eth0 ${{ip%/*}} > /dev/null 2>&1; sleep 1; done) &
   mkdir -p /dev/shm /var/lib/pacemaker /var/log/pacemaker /var/run/crm
   mount -t tmpfs shm /dev/shm
   PCMK_logfile=/var/log/pacemaker/remoted.log /usr/sbin/pacemaker-remoted > /dev/null 2>&1 &
