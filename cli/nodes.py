@@ -91,8 +91,8 @@ def drain(name, force, limit, for_maintenance, maintenance_id, ceph_conf, ceph_h
     for one that did not move, why. Pacemaker moves them side by side (--limit bounds how
     many), higher priorities placed first; one VM's failed migration stops no other. On a
     terminal each VM's progress is shown as it happens. Run it again at will;
-    `rbdvm node resume NAME` undoes it. Refused, before anything moves, while a VM on NAME is not signed by this
-    cluster (rbdvm trust).
+    `rbdvm node resume NAME` undoes it. Refused, before anything moves, while a VM on NAME
+    is not signed by this cluster (rbdvm trust).
 
     --maintenance (a hyperconverged node about to reboot): refused, before anything moves,
     while Ceph is not HEALTH_OK or a VM on NAME could run on no other node; once the VMs are

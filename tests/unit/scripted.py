@@ -748,28 +748,22 @@ class ScriptedPacemaker:
     def _crm_attribute(self, args):
         """Node attributes (what drain and resume set) into the CIB's nodes section; cluster
         options into crm_config."""
-        if args[args.index("--type") + 1] == "crm_config":
-            name = args[args.index("--name") + 1]
-            props = self.section("crm_config").find("cluster_property_set")
-            if props is None:
-                props = etree.SubElement(self.section("crm_config"), "cluster_property_set", id="cib-bootstrap-options")
-            for old in props.findall(f"nvpair[@name='{name}']"):
-                props.remove(old)
-            if "--update" in args:
-                etree.SubElement(props, "nvpair", id=f"cib-bootstrap-options-{name}", name=name,
-                                 value=args[args.index("--update") + 1])
+        kind, name = args[args.index("--type") + 1], args[args.index("--name") + 1]
+        if kind == "crm_config":
+            parent, tag, block_id = self.section("crm_config"), "cluster_property_set", "cib-bootstrap-options"
+        elif kind == "nodes" and "--node" in args:
+            parent = self.section("nodes").find(f"node[@uname='{args[args.index('--node') + 1]}']")
+            tag, block_id = "instance_attributes", f"nodes-{parent.get('id')}"
+        else:
             return ""
-        if "--type" in args and args[args.index("--type") + 1] == "nodes" and "--node" in args:
-            node = self.section("nodes").find(f"node[@uname='{args[args.index('--node') + 1]}']")
-            name = args[args.index("--name") + 1]
-            attrs = node.find("instance_attributes")
-            if attrs is None:
-                attrs = etree.SubElement(node, "instance_attributes", id=f"nodes-{node.get('id')}")
-            for old in attrs.findall(f"nvpair[@name='{name}']"):
-                attrs.remove(old)
-            if "--update" in args:
-                etree.SubElement(attrs, "nvpair", id=f"nodes-{node.get('id')}-{name}", name=name,
-                                 value=args[args.index("--update") + 1])
+        block = parent.find(tag)
+        if block is None:
+            block = etree.SubElement(parent, tag, id=block_id)
+        for old in block.findall(f"nvpair[@name='{name}']"):
+            block.remove(old)
+        if "--update" in args:
+            etree.SubElement(block, "nvpair", id=f"{block_id}-{name}", name=name,
+                             value=args[args.index("--update") + 1])
         return ""
 
     def _stonith_admin(self, args):
