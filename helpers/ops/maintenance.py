@@ -40,14 +40,6 @@ def _vms_report(status, vms) -> list:
     return out
 
 
-def _set_drained(env: Env, node: str, drained: bool, wait: float, before: dict | None = None) -> tuple:
-    """(the node before, whether the cluster settled) once its attribute is set or removed;
-    `before`: the caller's describe_node() of it, when it has one."""
-    before = before or nodes.describe_node(env.cluster.cluster_status(), env.cluster.cib_nodes(), node)
-    env.cluster.set_drained(node, drained)
-    return before, env.cluster.settle(wait)
-
-
 def _stored(env: Env, vms):
     """(session, vm, metadata) of each of `vms` (enabled rbdvm VMs), one Ceph session per
     pool/namespace their resources name; a VM whose metadata is refused is left out (its
@@ -206,7 +198,9 @@ def resume(env: Env, node: str, wait: float = timeouts.DRAIN_WAIT, maintenance=N
             had = osdflags.NOOUT in osdflags.flagged_hosts(session).get(host, [])
             osdflags.unset_noout(session, host)
         ceph = {"host": host, "noout": False, "was_set": had}
-    before, settled = _set_drained(env, node, False, wait)
+    before = nodes.describe_node(env.cluster.cluster_status(), env.cluster.cib_nodes(), node)
+    env.cluster.set_drained(node, False)
+    settled = env.cluster.settle(wait)
     after = nodes.describe_node(env.cluster.cluster_status(), env.cluster.cib_nodes(), node)
     out = {"node": node, "drained": False, "settled": settled, "vms": after["vms"],
            "changed": before["drained"]}

@@ -262,8 +262,10 @@ def utilizations(root) -> tuple:
 
 
 def cluster_property(root, name: str) -> str | None:
-    """A cluster property (crm_config) of a whole CIB, or None when it is not set."""
-    found = root.xpath("configuration/crm_config/cluster_property_set/nvpair[@name=$n]/@value", n=name)
+    """A cluster property of a whole CIB or of its crm_config section, or None when it is
+    not set."""
+    found = root.xpath("(configuration/crm_config | self::crm_config)/cluster_property_set/nvpair[@name=$n]/@value",
+                       n=name)
     return str(found[0]) if found else None
 
 

@@ -212,9 +212,7 @@ class Cluster:
     def cluster_option(self, name: str) -> str | None:
         """A cluster option (crm_config), None when it is not set."""
         out = self.run(["cibadmin", "--query", "--scope", "crm_config"], timeout=timeouts.CIB_QUERY)
-        found = xmlsafe.parse(out, "the CIB's cluster options", ClusterUnavailable).xpath(
-            "//cluster_property_set/nvpair[@name=$n]/@value", n=name)
-        return str(found[0]) if found else None
+        return cib.cluster_property(xmlsafe.parse(out, "the CIB's cluster options", ClusterUnavailable), name)
 
     def set_cluster_option(self, name: str, value: str) -> None:
         """Set a cluster option (crm_config): one CIB change."""
